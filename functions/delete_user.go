@@ -1,0 +1,46 @@
+package functions
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/inngest/inngestgo"
+	"github.com/inngest/inngestgo/step"
+
+	"clerksync/store"
+)
+
+// DeleteUser is delete-user-with-clerk, run for each clerk/user.deleted event. It turns the
+// user into a tombstone without personal data that no later create or update brings back;
+// deleting a user the database never saw succeeds (and leaves a tombstone). It returns a
+// NoRetryError for data without a user id, and the store's error (which Inngest retries) when
+// the database fails.
+func (f *Functions) DeleteUser(ctx context.Context, in inngestgo.Input[ClerkDeletedUser]) (any, error) {
+	evt := in.Event
+	id := strings.TrimSpace(evt.Data.ID)
+	log := f.runLogger(DeleteUserID, evt.ID, id, in.InputCtx)
+	if id == "" {
+		err := fmt.Errorf("%w: data.id is missing", ErrBadUser)
+		log.Error("event cannot be applied; not retrying", "error", err)
+		return nil, inngestgo.NoRetryError(err)
+	}
+	deletedAt := evt.Timestamp
+	if deletedAt <= 0 {
+		deletedAt = time.Now().UnixMilli()
+	}
+	outcome, err := step.Run(ctx, "delete-user", func(ctx context.Context) (store.Outcome, error) {
+		out, err := f.users.DeleteUser(ctx, id, deletedAt)
+		if err != nil {
+			log.Error("deleting user failed; Inngest will retry", "error", err)
+			return "", err
+		}
+		log.Info("user deleted", "outcome", out)
+		return out, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return Result{UserID: id, Outcome: outcome}, nil
+}

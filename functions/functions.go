@@ -1,0 +1,101 @@
+// Package functions holds the Inngest functions that write Clerk users to the store:
+// sync-user-from-clerk (clerk/user.created), update-user-from-clerk (clerk/user.updated) and
+// delete-user-with-clerk (clerk/user.deleted). Each does its database work inside step.Run,
+// so Inngest retries it when the database fails, and relies on the store's conditional writes
+// (not on delivery order) for correctness.
+package functions
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+
+	"github.com/inngest/inngestgo"
+
+	"clerksync/store"
+)
+
+// Function IDs, as the Inngest dashboard shows them (prefixed with the app ID).
+const (
+	SyncUserID   = "sync-user-from-clerk"
+	UpdateUserID = "update-user-from-clerk"
+	DeleteUserID = "delete-user-with-clerk"
+)
+
+// Event names the functions are triggered by, as the webhook bridge sends them.
+const (
+	UserCreated = "clerk/user.created"
+	UserUpdated = "clerk/user.updated"
+	UserDeleted = "clerk/user.deleted"
+)
+
+// maxRetries is how often Inngest retries a failed step (with its backoff) before the run
+// fails for good: enough to ride out a database outage of hours.
+const maxRetries = 10
+
+// UserStore is the storage the functions write to. *store.Store implements it.
+type UserStore interface {
+	// UpsertUser writes u unless the stored user is as new or newer, or deleted.
+	UpsertUser(ctx context.Context, u store.User) (store.Outcome, error)
+	// DeleteUser turns the user into a tombstone that no later upsert brings back.
+	DeleteUser(ctx context.Context, id string, deletedAt int64) (store.Outcome, error)
+}
+
+// Functions holds the dependencies of the three functions.
+type Functions struct {
+	users  UserStore
+	logger *slog.Logger
+}
+
+// New returns the functions, writing to users and logging to logger.
+func New(users UserStore, logger *slog.Logger) *Functions {
+	return &Functions{users: users, logger: logger}
+}
+
+// Register creates the three functions on client, so that client's serve handler offers them
+// to Inngest. It returns an error if the SDK rejects a function's configuration.
+func (f *Functions) Register(client inngestgo.Client) error {
+	if _, err := inngestgo.CreateFunction(client,
+		inngestgo.FunctionOpts{ID: SyncUserID, Name: "Sync user from Clerk", Retries: inngestgo.IntPtr(maxRetries)},
+		inngestgo.EventTrigger(UserCreated, nil),
+		f.SyncUser,
+	); err != nil {
+		return err
+	}
+	if _, err := inngestgo.CreateFunction(client,
+		inngestgo.FunctionOpts{ID: UpdateUserID, Name: "Update user from Clerk", Retries: inngestgo.IntPtr(maxRetries)},
+		inngestgo.EventTrigger(UserUpdated, nil),
+		f.UpdateUser,
+	); err != nil {
+		return err
+	}
+	_, err := inngestgo.CreateFunction(client,
+		inngestgo.FunctionOpts{ID: DeleteUserID, Name: "Delete user with Clerk", Retries: inngestgo.IntPtr(maxRetries)},
+		inngestgo.EventTrigger(UserDeleted, nil),
+		f.DeleteUser,
+	)
+	return err
+}
+
+// Result is what a function run returns; the Inngest dashboard shows it as the run's output.
+type Result struct {
+	UserID  string        `json:"user_id"`
+	Outcome store.Outcome `json:"outcome"`
+}
+
+// runLogger returns the logger for one run, carrying the ids that tie a log line to the
+// webhook delivery, the Inngest event and the user.
+func (f *Functions) runLogger(function string, eventID *string, userID string, ctx inngestgo.InputCtx) *slog.Logger {
+	id := ""
+	if eventID != nil {
+		id = *eventID
+	}
+	return f.logger.With(
+		"function", function,
+		"event_id", id,
+		"svix_id", strings.TrimPrefix(id, "clerk-"),
+		"user_id", userID,
+		"run_id", ctx.RunID,
+		"attempt", ctx.Attempt,
+	)
+}

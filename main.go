@@ -1,0 +1,205 @@
+// Command clerk-user-sync keeps an application's MongoDB users collection in sync with Clerk.
+// Clerk's webhooks are verified and forwarded to Inngest, whose functions write each user to
+// MongoDB (or to an embedded FerretDB when MONGODB_URI is unset).
+//
+// Run it with `go run .`; `go run . --help` lists every setting.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/inngest/inngestgo"
+
+	"clerksync/functions"
+	"clerksync/store"
+	"clerksync/webhook"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "clerk-user-sync: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// Timeouts of the HTTP server: a slow or stalled client cannot hold a connection for long.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 2 * time.Minute
+	idleTimeout       = 2 * time.Minute
+	shutdownTimeout   = 15 * time.Second
+	// sendAttemptTimeout bounds each HTTP attempt of the Inngest SDK's Send.
+	sendAttemptTimeout = 3 * time.Second
+)
+
+// run starts the service and blocks until ctx ends or SIGINT/SIGTERM arrives, then shuts down
+// gracefully. It returns an error when the configuration is incomplete or a dependency cannot
+// start; the error says what to set or fix.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if len(args) > 1 {
+		switch args[1] {
+		case "-h", "-help", "--help", "help":
+			printHelp(stdout)
+			return nil
+		default:
+			return fmt.Errorf("unknown command %q; run with --help to see the settings", strings.Join(args[1:], " "))
+		}
+	}
+
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(stderr, cfg)
+
+	verifier, err := webhook.NewVerifier(cfg.secrets...)
+	if err != nil {
+		return fmt.Errorf("CLERK_WEBHOOK_SIGNING_SECRET: %w; copy it from Clerk Dashboard -> Webhooks -> your endpoint -> Signing Secret", err)
+	}
+
+	// Database: MongoDB when configured, else FerretDB embedded in this process.
+	uri := cfg.mongoURI
+	if uri == "" {
+		emb, err := store.StartEmbedded(ctx, cfg.dataDir, quietLogger(stderr, cfg))
+		if err != nil {
+			return err
+		}
+		defer emb.Stop()
+		uri = emb.URI()
+		logger.Info("MONGODB_URI is not set: using an embedded FerretDB database (SQLite); set MONGODB_URI to use MongoDB",
+			"data_dir", cfg.dataDir, "database", cfg.database)
+	}
+	openCtx, cancelOpen := context.WithTimeout(ctx, 30*time.Second)
+	users, err := store.Open(openCtx, uri, cfg.database)
+	cancelOpen()
+	if err != nil {
+		return fmt.Errorf("%w; check that MongoDB is running and MONGODB_URI is right", err)
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		_ = users.Close(closeCtx)
+	}()
+
+	// Inngest: the client sends the webhook events and serves the functions.
+	client, err := inngestgo.NewClient(inngestOptions(cfg, logger))
+	if err != nil {
+		return fmt.Errorf("inngest client: %w", err)
+	}
+	if err := functions.New(users, logger).Register(client); err != nil {
+		return fmt.Errorf("inngest functions: %w", err)
+	}
+
+	e := newEcho(logger)
+	addRoutes(e, logger, verifier, client, users, cfg.forwardTimeout)
+
+	ln, err := net.Listen("tcp", ":"+cfg.port)
+	if err != nil {
+		return fmt.Errorf("listen on port %s: %w; set PORT to a free port", cfg.port, err)
+	}
+	srv := &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	mode := "Inngest Cloud"
+	if cfg.devURL != "" {
+		mode = "Inngest dev server at " + cfg.devURL
+	}
+	logger.Info("listening", "port", port, "inngest", mode, "app_id", cfg.appID)
+	fmt.Fprintf(stdout, "clerk-user-sync listening on http://localhost:%d (webhook: /api/webhooks/clerk, Inngest: /api/inngest)\n", port)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+
+	logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// inngestOptions turns the configuration into the SDK's options, leaving nothing for the SDK
+// to read from the environment on its own.
+func inngestOptions(cfg config, logger *slog.Logger) inngestgo.ClientOpts {
+	opts := inngestgo.ClientOpts{
+		AppID:              cfg.appID,
+		Logger:             logger,
+		HTTPClient:         &http.Client{Timeout: sendAttemptTimeout},
+		Dev:                inngestgo.BoolPtr(cfg.devURL != ""),
+		EventKey:           &cfg.eventKey,
+		SigningKey:         &cfg.signingKey,
+		SigningKeyFallback: &cfg.signingKeyFallback,
+		Env:                &cfg.inngestEnv,
+	}
+	base := cfg.inngestBaseURL
+	if cfg.devURL != "" {
+		base = cfg.devURL
+		if cfg.eventKey == "" {
+			opts.EventKey = inngestgo.StrPtr("dev")
+		}
+	}
+	if base != "" {
+		opts.APIBaseURL = &base
+		opts.EventAPIBaseURL = &base
+	}
+	return opts
+}
+
+// newLogger returns the service's logger, writing to w in the configured format and level.
+func newLogger(w io.Writer, cfg config) *slog.Logger {
+	o := &slog.HandlerOptions{Level: cfg.logLevel}
+	if cfg.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}
+
+// quietLogger is for the embedded database, whose informational messages are noise here.
+func quietLogger(w io.Writer, cfg config) *slog.Logger {
+	c := cfg
+	if c.logLevel < slog.LevelWarn {
+		c.logLevel = slog.LevelWarn
+	}
+	return newLogger(w, c).With("component", "ferretdb")
+}
+
+// printHelp lists every setting with its default.
+func printHelp(w io.Writer) {
+	fmt.Fprintln(w, "clerk-user-sync: keeps a MongoDB users collection in sync with Clerk, through Inngest.")
+	fmt.Fprintln(w, "\nUsage: clerk-user-sync [--help]\n\nSettings (environment variables):")
+	for _, s := range settingsHelp() {
+		def := s.def
+		if def == "" {
+			def = "unset"
+		}
+		fmt.Fprintf(w, "  %-30s default: %s\n      %s\n", s.name, def, s.help)
+	}
+}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"clerksync/webhook"
+)
+
+// pinger is what /readyz needs of the database.
+type pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// inngestServer is what the routes need of the Inngest client: it sends the webhook events
+// and serves the functions.
+type inngestServer interface {
+	webhook.Sender
+	Serve() http.Handler
+}
+
+// addRoutes registers every route of the service.
+func addRoutes(e *echo.Echo, logger *slog.Logger, v *webhook.Verifier, inngest inngestServer, db pinger, forwardTimeout time.Duration) {
+	e.GET("/", handleRoot())
+	e.GET("/healthz", handleHealthz())
+	e.GET("/readyz", handleReadyz(db, logger))
+	e.POST("/api/webhooks/clerk", webhook.Handler(v, inngest, forwardTimeout, logger))
+	e.Match([]string{http.MethodGet, http.MethodPost, http.MethodPut}, "/api/inngest", echo.WrapHandler(inngest.Serve()))
+}
+
+// newEcho returns an Echo instance that recovers from panics (logging them once, answering a
+// bare 500) and logs nothing of its own.
+func newEcho(logger *slog.Logger) *echo.Echo {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			logger.Error("panic in handler", "path", c.Path(), "error", err, "stack", string(stack))
+			return echo.NewHTTPError(http.StatusInternalServerError)
+		},
+	}))
+	return e
+}
+
+func handleRoot() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		return c.String(http.StatusOK, "clerk-user-sync is running. Clerk webhooks: POST /api/webhooks/clerk; Inngest: /api/inngest\n")
+	}
+}
+
+func handleHealthz() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	}
+}
+
+func handleReadyz(db pinger, logger *slog.Logger) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+		defer cancel()
+		if err := db.Ping(ctx); err != nil {
+			logger.Warn("readiness check failed", "error", err)
+			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "the database does not answer"})
+		}
+		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+	}
+}

@@ -1,0 +1,115 @@
+package webhook
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// ErrNotClerkEvent means a verified body is not a Clerk event envelope: not a JSON object,
+// without a usable type, or without an object as data.
+var ErrNotClerkEvent = errors.New("body is not a Clerk event")
+
+// EventPrefix is put before Clerk's event type to name the Inngest event: clerk/user.created.
+const EventPrefix = "clerk/"
+
+// IDPrefix is put before the Svix message id to make the Inngest event id. Inngest drops an
+// event whose id it has seen in the last 24 hours, so a Svix retry is not run twice.
+const IDPrefix = "clerk-"
+
+// maxTypeLen bounds the length of an event type.
+const maxTypeLen = 128
+
+// secondsCutoff tells second timestamps from millisecond ones: 1e11 seconds is the year 5138,
+// 1e11 milliseconds is 1973.
+const secondsCutoff = 100_000_000_000
+
+// envelope is the part of Clerk's webhook envelope the bridge reads.
+type envelope struct {
+	Type      string          `json:"type"`
+	Timestamp json.Number     `json:"timestamp"`
+	Data      json.RawMessage `json:"data"`
+}
+
+// eventData carries Clerk's data to Inngest byte for byte: it marshals to the raw JSON it
+// holds, so nothing is lost or reformatted by a decode and re-encode.
+type eventData struct {
+	raw json.RawMessage
+}
+
+// MarshalJSON returns the raw data.
+func (d eventData) MarshalJSON() ([]byte, error) { return d.raw, nil }
+
+// clerkEvent is a decoded, checked envelope.
+type clerkEvent struct {
+	typ    string
+	tsMS   int64
+	data   json.RawMessage
+	userID string
+}
+
+// decodeEvent decodes a verified body. sigTS is the signature's timestamp header (seconds),
+// used when the envelope has no timestamp. It returns an error wrapping ErrNotClerkEvent when
+// the body is not a Clerk event.
+func decodeEvent(body []byte, sigTS string) (clerkEvent, error) {
+	var env envelope
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&env); err != nil {
+		return clerkEvent{}, fmt.Errorf("%w: invalid JSON: %v", ErrNotClerkEvent, err)
+	}
+	if dec.More() {
+		return clerkEvent{}, fmt.Errorf("%w: trailing data after the JSON object", ErrNotClerkEvent)
+	}
+	if !validType(env.Type) {
+		return clerkEvent{}, fmt.Errorf("%w: missing or invalid \"type\"", ErrNotClerkEvent)
+	}
+	data := bytes.TrimSpace(env.Data)
+	if len(data) == 0 || data[0] != '{' {
+		return clerkEvent{}, fmt.Errorf("%w: \"data\" is missing or not an object", ErrNotClerkEvent)
+	}
+	ts, err := millis(env.Timestamp, sigTS)
+	if err != nil {
+		return clerkEvent{}, err
+	}
+	var ids struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(data, &ids) // the id is only for logs; a non-string id stays empty
+	return clerkEvent{typ: env.Type, tsMS: ts, data: data, userID: ids.ID}, nil
+}
+
+// validType accepts Clerk's event types, such as user.created or organizationMembership.deleted.
+func validType(t string) bool {
+	if t == "" || len(t) > maxTypeLen {
+		return false
+	}
+	for _, r := range t {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// millis normalises Clerk's envelope timestamp to Unix milliseconds: Clerk sends seconds in
+// some payloads and milliseconds in others. An absent timestamp falls back to the signature's
+// timestamp header (seconds).
+func millis(ts json.Number, sigTS string) (int64, error) {
+	s := ts.String()
+	if s == "" {
+		s = sigTS
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f <= 0 || f > 1e15 {
+		return 0, fmt.Errorf("%w: \"timestamp\" %q is not a Unix time", ErrNotClerkEvent, ts.String())
+	}
+	if f < secondsCutoff {
+		f *= 1000
+	}
+	return int64(f), nil
+}
