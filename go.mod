@@ -1,6 +1,6 @@
 module clerksync
 
-go 1.26.8
+go 1.25.9
 
 require (
 	github.com/FerretDB/FerretDB v1.24.2

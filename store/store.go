@@ -13,8 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
-	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -102,19 +100,6 @@ type userDoc struct {
 type Store struct {
 	client *mongo.Client
 	users  *mongo.Collection
-}
-
-// DatabaseName returns the database that uri names in its path, or fallback when it names none.
-// It returns an error when uri is not a valid URL.
-func DatabaseName(uri, fallback string) (string, error) {
-	u, err := url.Parse(uri)
-	if err != nil {
-		return "", fmt.Errorf("MONGODB_URI is not a valid connection string: %w", err)
-	}
-	if name := strings.Trim(u.Path, "/"); name != "" {
-		return name, nil
-	}
-	return fallback, nil
 }
 
 // Open connects to the server at uri, checks that it answers, and makes sure the users

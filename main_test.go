@@ -1,0 +1,261 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"clerksync/store"
+)
+
+// syncBuffer is an io.Writer that run can write to while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func newSecret(t testing.TB) string {
+	t.Helper()
+	key := make([]byte, 24)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	return "whsec_" + base64.StdEncoding.EncodeToString(key)
+}
+
+// env returns a getenv over m.
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+var listenRE = regexp.MustCompile(`listening on (http://localhost:\d+)`)
+
+// startRun starts the whole service through run and returns its base URL. The service stops
+// when the test ends, and the test fails if run then returns an error.
+func startRun(t *testing.T, vars map[string]string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"clerk-user-sync"}, env(vars), stdout, stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run returned %v after shutdown; stderr:\n%s", err, stderr)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("run did not return within 20s of its context ending")
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := listenRE.FindStringSubmatch(stdout.String()); m != nil {
+			return m[1]
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("run returned early: %v; stderr:\n%s", err, stderr)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("run did not print its address within 30s; stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	return ""
+}
+
+func TestRunEmbeddedDatabase(t *testing.T) {
+	base := startRun(t, map[string]string{
+		"PORT":                         "0",
+		"CLERK_WEBHOOK_SIGNING_SECRET": newSecret(t),
+		"INNGEST_DEV":                  "http://127.0.0.1:1",
+		"DATA_DIR":                     t.TempDir(),
+	})
+	tests := []struct {
+		method, path string
+		want         int
+		wantBody     string
+	}{
+		{"GET", "/", 200, "running"},
+		{"GET", "/healthz", 200, `"ok"`},
+		{"GET", "/readyz", 200, `"ready"`},
+		{"GET", "/api/inngest", 200, "function_count"},
+		{"POST", "/api/webhooks/clerk", 401, "signature"},
+		{"DELETE", "/api/inngest", 405, ""},
+		{"GET", "/nope", 404, ""},
+	}
+	for _, tt := range tests {
+		req, err := http.NewRequest(tt.method, base+tt.path, strings.NewReader(`{"type":"user.created","data":{}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", tt.method, tt.path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.want || !strings.Contains(string(body), tt.wantBody) {
+			t.Errorf("%s %s = %d %q; want %d containing %q", tt.method, tt.path, resp.StatusCode, body, tt.want, tt.wantBody)
+		}
+	}
+}
+
+func TestRunWithMongoDBURI(t *testing.T) {
+	emb, err := store.StartEmbedded(context.Background(), t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Stop)
+	dataDir := t.TempDir()
+	base := startRun(t, map[string]string{
+		"PORT":                         "0",
+		"CLERK_WEBHOOK_SIGNING_SECRET": newSecret(t),
+		"INNGEST_EVENT_KEY":            "test-event-key",
+		"INNGEST_SIGNING_KEY":          "signkey-test-0123456789abcdef",
+		"MONGODB_URI":                  strings.TrimSuffix(emb.URI(), "/") + "/appdb",
+		"DATA_DIR":                     dataDir,
+	})
+	resp, err := http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /readyz = %d; want 200", resp.StatusCode)
+	}
+	// In cloud mode the serve handler refuses unsigned calls.
+	resp, err = http.Post(base+"/api/inngest?fnId=x", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("unsigned POST /api/inngest = %d; want 401", resp.StatusCode)
+	}
+	if entries := mustReadDir(t, dataDir); len(entries) != 0 {
+		t.Errorf("DATA_DIR has %d entries with MONGODB_URI set; want the embedded database unused", len(entries))
+	}
+}
+
+func TestRunRefusesToStart(t *testing.T) {
+	secret := newSecret(t)
+	base := map[string]string{
+		"PORT":                         "0",
+		"CLERK_WEBHOOK_SIGNING_SECRET": secret,
+		"INNGEST_DEV":                  "1",
+	}
+	tests := []struct {
+		name    string
+		change  map[string]string
+		wantErr string
+	}{
+		{"no signing secret", map[string]string{"CLERK_WEBHOOK_SIGNING_SECRET": ""}, "Clerk Dashboard -> Webhooks"},
+		{"secret without whsec_", map[string]string{"CLERK_WEBHOOK_SIGNING_SECRET": "sk_test_abc"}, "whsec_"},
+		{"secret not base64", map[string]string{"CLERK_WEBHOOK_SIGNING_SECRET": "whsec_not*base64!"}, "base64"},
+		{"second secret malformed", map[string]string{"CLERK_WEBHOOK_SIGNING_SECRET": secret + ",whsec_%%%"}, "secret 2 of 2"},
+		{"no Inngest mode", map[string]string{"INNGEST_DEV": ""}, "INNGEST_DEV=1"},
+		{"cloud without signing key", map[string]string{"INNGEST_DEV": "", "INNGEST_EVENT_KEY": "k"}, "INNGEST_SIGNING_KEY missing"},
+		{"cloud without event key", map[string]string{"INNGEST_DEV": "", "INNGEST_SIGNING_KEY": "signkey-x"}, "INNGEST_EVENT_KEY missing"},
+		{"dev URL malformed", map[string]string{"INNGEST_DEV": "localhost:8288"}, "neither 1 nor a URL"},
+		{"bad port", map[string]string{"PORT": "http"}, "PORT"},
+		{"bad MongoDB URI", map[string]string{"MONGODB_URI": "postgres://x"}, "mongodb://"},
+		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+		{"unknown command", map[string]string{"_args": "serve-forever"}, "unknown command"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vars := map[string]string{}
+			for k, v := range base {
+				vars[k] = v
+			}
+			for k, v := range tt.change {
+				vars[k] = v
+			}
+			args := []string{"clerk-user-sync"}
+			if a := vars["_args"]; a != "" {
+				args = append(args, a)
+			}
+			vars["DATA_DIR"] = t.TempDir()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var stdout, stderr bytes.Buffer
+			err := run(ctx, args, env(vars), &stdout, &stderr)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("run = %v; want an error containing %q", err, tt.wantErr)
+			}
+			if strings.Contains(stdout.String(), "listening") {
+				t.Errorf("run started listening despite %s", tt.name)
+			}
+		})
+	}
+}
+
+func TestHelpListsSettings(t *testing.T) {
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"clerk-user-sync", "--help"}, env(nil), &stdout, io.Discard); err != nil {
+		t.Fatalf("run --help = %v; want nil", err)
+	}
+	for _, s := range settingsHelp() {
+		if !strings.Contains(stdout.String(), s.name) {
+			t.Errorf("--help does not list %s", s.name)
+		}
+	}
+}
+
+func TestLoadConfigDatabase(t *testing.T) {
+	tests := []struct {
+		uri, dbEnv, want string
+	}{
+		{"", "", "app"},
+		{"", "mine", "mine"},
+		{"mongodb://localhost:27017", "", "app"},
+		{"mongodb://localhost:27017/", "mine", "mine"},
+		{"mongodb://u:p@h1,h2/prod?replicaSet=rs0", "mine", "prod"},
+	}
+	for _, tt := range tests {
+		cfg, err := loadConfig(env(map[string]string{
+			"CLERK_WEBHOOK_SIGNING_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+			"INNGEST_DEV":                  "1",
+			"MONGODB_URI":                  tt.uri,
+			"MONGODB_DATABASE":             tt.dbEnv,
+		}))
+		if err != nil {
+			t.Fatalf("loadConfig(MONGODB_URI=%q) = %v", tt.uri, err)
+		}
+		if got := cfg.database; got != tt.want {
+			t.Errorf("database for MONGODB_URI=%q MONGODB_DATABASE=%q = %q; want %q", tt.uri, tt.dbEnv, got, tt.want)
+		}
+	}
+}
+
+func mustReadDir(t *testing.T, dir string) []os.DirEntry {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return entries
+}
