@@ -33,8 +33,9 @@ type envelope struct {
 	Data      json.RawMessage `json:"data"`
 }
 
-// eventData carries Clerk's data to Inngest byte for byte: it marshals to the raw JSON it
-// holds, so nothing is lost or reformatted by a decode and re-encode.
+// eventData carries Clerk's data to Inngest unchanged: it marshals to the raw JSON it holds, so
+// nothing is lost or reformatted by a decode and re-encode (encoding/json only compacts it and
+// escapes &, < and > as \u0026, \u003c and \u003e, which is the same JSON value).
 type eventData struct {
 	raw json.RawMessage
 }
@@ -60,7 +61,7 @@ func decodeEvent(body []byte, sigTS string) (clerkEvent, error) {
 	if err := dec.Decode(&env); err != nil {
 		return clerkEvent{}, fmt.Errorf("%w: invalid JSON: %v", ErrNotClerkEvent, err)
 	}
-	if dec.More() {
+	if rest := bytes.TrimSpace(body[dec.InputOffset():]); len(rest) > 0 {
 		return clerkEvent{}, fmt.Errorf("%w: trailing data after the JSON object", ErrNotClerkEvent)
 	}
 	if !validType(env.Type) {
