@@ -56,6 +56,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		case "-h", "-help", "--help", "help":
 			printHelp(stdout)
 			return nil
+		case "send":
+			return runSend(ctx, args[2:], getenv, stdout, stderr)
+		case "healthcheck":
+			return runHealthcheck(ctx, getenv, stdout)
 		default:
 			return fmt.Errorf("unknown command %q; run with --help to see the settings", strings.Join(args[1:], " "))
 		}
@@ -182,11 +186,12 @@ func newLogger(w io.Writer, cfg config) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, o))
 }
 
-// quietLogger is for the embedded database, whose informational messages are noise here.
+// quietLogger is for the embedded database, whose informational messages and warnings (for
+// example about the driver's endSessions, which FerretDB does not implement) are noise here.
 func quietLogger(w io.Writer, cfg config) *slog.Logger {
 	c := cfg
-	if c.logLevel < slog.LevelWarn {
-		c.logLevel = slog.LevelWarn
+	if c.logLevel < slog.LevelError {
+		c.logLevel = slog.LevelError
 	}
 	return newLogger(w, c).With("component", "ferretdb")
 }
@@ -194,7 +199,17 @@ func quietLogger(w io.Writer, cfg config) *slog.Logger {
 // printHelp lists every setting with its default.
 func printHelp(w io.Writer) {
 	fmt.Fprintln(w, "clerk-user-sync: keeps a MongoDB users collection in sync with Clerk, through Inngest.")
-	fmt.Fprintln(w, "\nUsage: clerk-user-sync [--help]\n\nSettings (environment variables):")
+	fmt.Fprint(w, `
+Usage:
+  clerk-user-sync              start the service
+  clerk-user-sync send EVENT   sign a Clerk example event (user.created, user.updated,
+                               user.deleted) or a JSON file and post it to the service
+  clerk-user-sync healthcheck  exit 0 when the local service answers GET /readyz with 200
+                               (for container health checks)
+  clerk-user-sync --help       this text
+
+Settings (environment variables):
+`)
 	for _, s := range settingsHelp() {
 		def := s.def
 		if def == "" {

@@ -1,0 +1,19 @@
+# Make targets for local work; CI runs .ci/run.
+.PHONY: dev test inngest send
+
+# The whole local stack: Inngest dev server + the service + embedded database.
+dev:
+	tools/dev.sh
+
+# The test command (the same as CI).
+test:
+	go test ./...
+
+# Build the pinned Inngest dev server into .bin/inngest.
+inngest:
+	tools/inngest/build.sh
+
+# Send a signed example event to the running `make dev` stack: make send EVENT=user.created
+EVENT ?= user.created
+send:
+	CLERK_WEBHOOK_SIGNING_SECRET=$${CLERK_WEBHOOK_SIGNING_SECRET:-whsec_ZGV2ZWxvcG1lbnQtb25seS1zZWNyZXQtZm9yLW1ha2UtZGV2} go run . send $(EVENT)
