@@ -105,7 +105,7 @@ func startStack(t *testing.T) *stack {
 		"MONGODB_URI":                  uri,
 		"WEBHOOK_FORWARD_TIMEOUT":      "6s",
 		"LOG_LEVEL":                    "warn",
-	})
+	}).url
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s.users, err = store.Open(ctx, uri, "e2e")

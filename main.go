@@ -36,9 +36,9 @@ func main() {
 // Timeouts of the HTTP server: a slow or stalled client cannot hold a connection for long.
 const (
 	readHeaderTimeout = 5 * time.Second
-	readTimeout       = 30 * time.Second
+	readTimeout       = 15 * time.Second
 	writeTimeout      = 2 * time.Minute
-	idleTimeout       = 2 * time.Minute
+	idleTimeout       = time.Minute
 	shutdownTimeout   = 15 * time.Second
 	// sendAttemptTimeout bounds each HTTP attempt of the Inngest SDK's Send.
 	sendAttemptTimeout = 3 * time.Second

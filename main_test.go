@@ -52,9 +52,15 @@ func env(m map[string]string) func(string) string {
 
 var listenRE = regexp.MustCompile(`listening on (http://localhost:\d+)`)
 
-// startRun starts the whole service through run and returns its base URL. The service stops
-// when the test ends, and the test fails if run then returns an error.
-func startRun(t *testing.T, vars map[string]string) string {
+// service is the whole service started through run.
+type service struct {
+	url    string      // base URL, http://localhost:PORT
+	stderr *syncBuffer // its log
+}
+
+// startRun starts the whole service through run. The service stops when the test ends, and
+// the test fails if run then returns an error.
+func startRun(t *testing.T, vars map[string]string) *service {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
@@ -74,7 +80,7 @@ func startRun(t *testing.T, vars map[string]string) string {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if m := listenRE.FindStringSubmatch(stdout.String()); m != nil {
-			return m[1]
+			return &service{url: m[1], stderr: stderr}
 		}
 		select {
 		case err := <-done:
@@ -83,7 +89,7 @@ func startRun(t *testing.T, vars map[string]string) string {
 		}
 	}
 	t.Fatalf("run did not print its address within 30s; stdout:\n%s\nstderr:\n%s", stdout, stderr)
-	return ""
+	return nil
 }
 
 func TestRunEmbeddedDatabase(t *testing.T) {
@@ -92,7 +98,7 @@ func TestRunEmbeddedDatabase(t *testing.T) {
 		"CLERK_WEBHOOK_SIGNING_SECRET": newSecret(t),
 		"INNGEST_DEV":                  "http://127.0.0.1:1",
 		"DATA_DIR":                     t.TempDir(),
-	})
+	}).url
 	tests := []struct {
 		method, path string
 		want         int
@@ -137,7 +143,7 @@ func TestRunWithMongoDBURI(t *testing.T) {
 		"INNGEST_SIGNING_KEY":          "signkey-test-0123456789abcdef",
 		"MONGODB_URI":                  strings.TrimSuffix(emb.URI(), "/") + "/appdb",
 		"DATA_DIR":                     dataDir,
-	})
+	}).url
 	resp, err := http.Get(base + "/readyz")
 	if err != nil {
 		t.Fatal(err)

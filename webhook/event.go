@@ -6,10 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"unicode/utf8"
 )
 
-// ErrNotClerkEvent means a verified body is not a Clerk event envelope: not a JSON object,
-// without a usable type, or without an object as data.
+// ErrNotClerkEvent means a verified body is not a Clerk event envelope: not valid UTF-8, not a
+// JSON object, without a usable type, or without an object as data.
 var ErrNotClerkEvent = errors.New("body is not a Clerk event")
 
 // EventPrefix is put before Clerk's event type to name the Inngest event: clerk/user.created.
@@ -55,6 +56,9 @@ type clerkEvent struct {
 // used when the envelope has no timestamp. It returns an error wrapping ErrNotClerkEvent when
 // the body is not a Clerk event.
 func decodeEvent(body []byte, sigTS string) (clerkEvent, error) {
+	if !utf8.Valid(body) {
+		return clerkEvent{}, fmt.Errorf("%w: the body is not valid UTF-8", ErrNotClerkEvent)
+	}
 	var env envelope
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
