@@ -2,8 +2,9 @@
 // protocol, such as FerretDB). It owns every BSON document and driver call: other packages see
 // only User, Outcome and the sentinel errors below, never the driver's types.
 //
-// Every write is a single atomic conditional write keyed by _id, so the collection stays
-// correct whatever order, and however many times, events arrive:
+// Every write is a single conditional write keyed by _id (atomic on MongoDB; on FerretDB, which
+// applies a filtered update as read-then-write, made atomic by a per-user lock in the Store),
+// so the collection stays correct whatever order, and however many times, events arrive:
 //   - UpsertUser applies a user only when it is newer (by Clerk's updated_at) than the stored one
 //     and the user has not been deleted;
 //   - DeleteUser turns the document into a tombstone that no later upsert can bring back.
@@ -13,6 +14,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"sync"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -100,6 +103,22 @@ type userDoc struct {
 type Store struct {
 	client *mongo.Client
 	users  *mongo.Collection
+	// locks serialise this process's writes per user id. MongoDB applies a filtered update to
+	// a document atomically; FerretDB v1 reads the document, checks the filter and writes it
+	// back in separate steps, so two concurrent writes for one user could interleave. The
+	// embedded FerretDB is only reachable from this process, so a lock here makes each
+	// conditional write atomic there too. (An external FerretDB shared by several replicas of
+	// the service would not be covered: use MongoDB for that.)
+	locks [256]sync.Mutex
+}
+
+// lockUser locks the stripe of id and returns its unlock function.
+func (s *Store) lockUser(id string) func() {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(id))
+	m := &s.locks[h.Sum32()%uint32(len(s.locks))]
+	m.Lock()
+	return m.Unlock
 }
 
 // Open connects to the server at uri, checks that it answers, and makes sure the users

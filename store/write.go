@@ -35,6 +35,7 @@ func (s *Store) UpsertUser(ctx context.Context, u User) (Outcome, error) {
 	if u.ID == "" {
 		return "", fmt.Errorf("%w: no user id", ErrInvalidUser)
 	}
+	defer s.lockUser(u.ID)()
 	base := u.Username
 	if len(base) > maxUsernameBase {
 		base = base[:maxUsernameBase]
@@ -130,6 +131,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string, deletedAt int64) (Out
 	if id == "" {
 		return "", fmt.Errorf("%w: no user id", ErrInvalidUser)
 	}
+	defer s.lockUser(id)()
 	filter := bson.D{
 		{Key: "_id", Value: id},
 		{Key: "deleted", Value: bson.D{{Key: "$ne", Value: true}}},

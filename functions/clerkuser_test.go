@@ -1,0 +1,195 @@
+package functions_test
+
+import (
+	"errors"
+	"reflect"
+	"regexp"
+	"testing"
+
+	"clerksync/functions"
+	"clerksync/store"
+)
+
+// jane is a complete Clerk user whose primary email is not the first address.
+func jane() functions.ClerkUser {
+	return functions.ClerkUser{
+		ID:                    "user_2abcDEF",
+		FirstName:             ptr("Jane"),
+		LastName:              ptr("Doe"),
+		Username:              ptr("janed"),
+		ImageURL:              ptr("https://img.example/jane"),
+		PrimaryEmailAddressID: ptr("idn_2"),
+		EmailAddresses: []functions.ClerkEmailAddress{
+			{ID: "idn_1", EmailAddress: "old@x.org"},
+			{ID: "idn_2", EmailAddress: "jane@x.org"},
+		},
+		CreatedAt: 100,
+		UpdatedAt: 200,
+	}
+}
+
+// janeWith returns jane changed by edit.
+func janeWith(edit func(u *functions.ClerkUser)) functions.ClerkUser {
+	u := jane()
+	edit(&u)
+	return u
+}
+
+// janeStored is what jane maps to, changed by edit.
+func janeStored(edit func(u *store.User)) store.User {
+	u := store.User{
+		ID:                "user_2abcDEF",
+		Email:             ptr("jane@x.org"),
+		FullName:          "Jane Doe",
+		ProfilePicture:    "https://img.example/jane",
+		Username:          "janed",
+		UsernameFromClerk: true,
+		CreatedAt:         100,
+		UpdatedAt:         200,
+	}
+	edit(&u)
+	return u
+}
+
+// derived marks a stored user's username as derived rather than Clerk's.
+func derived(name string) func(u *store.User) {
+	return func(u *store.User) { u.Username, u.UsernameFromClerk = name, false }
+}
+
+// usernameChars is what a derived username may consist of.
+var usernameChars = regexp.MustCompile(`^[a-z0-9._-]+$`)
+
+func TestUserFromClerk(t *testing.T) {
+	noUsername := func(u *functions.ClerkUser) { u.Username = nil }
+	tests := []struct {
+		name string
+		in   functions.ClerkUser
+		ts   int64
+		want store.User
+		// usernameRE, when set, replaces the exact check of want.Username.
+		usernameRE *regexp.Regexp
+	}{{
+		name: "all fields, primary email second",
+		in:   jane(), ts: 999,
+		want: janeStored(func(*store.User) {}),
+	}, {
+		name: "no primary email id",
+		in:   janeWith(func(u *functions.ClerkUser) { noUsername(u); u.PrimaryEmailAddressID = nil }),
+		want: janeStored(func(u *store.User) { u.Email = nil; u.UsernameFromClerk = false }),
+		// derived from the id
+		usernameRE: regexp.MustCompile(`^user[a-z0-9._-]*$`),
+	}, {
+		name: "primary email id matches no address",
+		in:   janeWith(func(u *functions.ClerkUser) { u.PrimaryEmailAddressID = ptr("idn_9") }),
+		want: janeStored(func(u *store.User) { u.Email = nil }),
+	}, {
+		name: "primary email id but no addresses",
+		in:   janeWith(func(u *functions.ClerkUser) { u.EmailAddresses = nil }),
+		want: janeStored(func(u *store.User) { u.Email = nil }),
+	}, {
+		name: "null last name",
+		in:   janeWith(func(u *functions.ClerkUser) { u.LastName = nil }),
+		want: janeStored(func(u *store.User) { u.FullName = "Jane" }),
+	}, {
+		name: "null first name",
+		in:   janeWith(func(u *functions.ClerkUser) { u.FirstName = nil }),
+		want: janeStored(func(u *store.User) { u.FullName = "Doe" }),
+	}, {
+		name: "null first and last name",
+		in:   janeWith(func(u *functions.ClerkUser) { u.FirstName, u.LastName = nil, nil }),
+		want: janeStored(func(u *store.User) { u.FullName = "" }),
+	}, {
+		name: "whitespace-only names",
+		in:   janeWith(func(u *functions.ClerkUser) { u.FirstName, u.LastName = ptr("  "), ptr("\t ") }),
+		want: janeStored(func(u *store.User) { u.FullName = "" }),
+	}, {
+		name: "whitespace-only last name",
+		in:   janeWith(func(u *functions.ClerkUser) { u.LastName = ptr(" ") }),
+		want: janeStored(func(u *store.User) { u.FullName = "Jane" }),
+	}, {
+		name: "padded names",
+		in:   janeWith(func(u *functions.ClerkUser) { u.FirstName, u.LastName = ptr(" Jane "), ptr("  Doe") }),
+		want: janeStored(func(*store.User) {}),
+	}, {
+		name: "null image",
+		in:   janeWith(func(u *functions.ClerkUser) { u.ImageURL = nil }),
+		want: janeStored(func(u *store.User) { u.ProfilePicture = "" }),
+	}, {
+		name: "clerk username kept exactly",
+		in:   janeWith(func(u *functions.ClerkUser) { u.Username = ptr("johndoe") }),
+		want: janeStored(func(u *store.User) { u.Username = "johndoe" }),
+	}, {
+		name: "no clerk username: email local part",
+		in:   janeWith(noUsername),
+		want: janeStored(derived("jane")),
+	}, {
+		name: "blank clerk username: email local part",
+		in:   janeWith(func(u *functions.ClerkUser) { u.Username = ptr("  ") }),
+		want: janeStored(derived("jane")),
+	}, {
+		name: "email local part lowercased",
+		in: janeWith(func(u *functions.ClerkUser) {
+			noUsername(u)
+			u.EmailAddresses = []functions.ClerkEmailAddress{{ID: "idn_2", EmailAddress: "JANE@X.org"}}
+		}),
+		want: janeStored(func(u *store.User) { derived("jane")(u); u.Email = ptr("JANE@X.org") }),
+	}, {
+		name: "email local part sanitised",
+		in: janeWith(func(u *functions.ClerkUser) {
+			noUsername(u)
+			u.EmailAddresses = []functions.ClerkEmailAddress{{ID: "idn_2", EmailAddress: "Jane.Doe+tag@x.org"}}
+		}),
+		want:       janeStored(func(u *store.User) { u.Email = ptr("Jane.Doe+tag@x.org"); u.UsernameFromClerk = false }),
+		usernameRE: regexp.MustCompile(`^jane`),
+	}, {
+		name: "email local part without usable characters: from the id",
+		in: janeWith(func(u *functions.ClerkUser) {
+			noUsername(u)
+			u.EmailAddresses = []functions.ClerkEmailAddress{{ID: "idn_2", EmailAddress: "日本@x.org"}}
+		}),
+		want:       janeStored(func(u *store.User) { u.Email = ptr("日本@x.org"); u.UsernameFromClerk = false }),
+		usernameRE: regexp.MustCompile(`^user`),
+	}, {
+		name: "no updated_at: event ts",
+		in:   janeWith(func(u *functions.ClerkUser) { u.UpdatedAt = 0 }), ts: 999,
+		want: janeStored(func(u *store.User) { u.UpdatedAt = 999 }),
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := functions.UserFromClerk(tc.in, tc.ts)
+			if err != nil {
+				t.Fatalf("UserFromClerk(%s) = %v; want no error", tc.in.ID, err)
+			}
+			want := tc.want
+			if tc.usernameRE != nil {
+				if !tc.usernameRE.MatchString(got.Username) || !usernameChars.MatchString(got.Username) {
+					t.Errorf("UserFromClerk(%s) username = %q; want lowercase [a-z0-9._-] matching %s", tc.in.ID, got.Username, tc.usernameRE)
+				}
+				want.Username = got.Username
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("UserFromClerk(%s) = %s\nwant %s", tc.in.ID, show(got), show(want))
+			}
+		})
+	}
+}
+
+func TestUserFromClerkUnusable(t *testing.T) {
+	tests := []struct {
+		name string
+		in   functions.ClerkUser
+		ts   int64
+	}{
+		{"no id", janeWith(func(u *functions.ClerkUser) { u.ID = "" }), 999},
+		{"blank id", janeWith(func(u *functions.ClerkUser) { u.ID = " \t" }), 999},
+		{"no updated_at and no event ts", janeWith(func(u *functions.ClerkUser) { u.UpdatedAt = 0 }), 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := functions.UserFromClerk(tc.in, tc.ts)
+			if !errors.Is(err, functions.ErrBadUser) {
+				t.Errorf("UserFromClerk(%q, %d) = %s, %v; want ErrBadUser", tc.in.ID, tc.ts, show(got), err)
+			}
+		})
+	}
+}
