@@ -334,6 +334,19 @@ func TestHandler_ClerkExamples(t *testing.T) {
 	}
 }
 
+// Odd but valid Clerk user data, forwarded unchanged.
+var (
+	hugeMetadata = `{"id":"user_big","public_metadata":{"blob":"` + strings.Repeat("x", 200<<10) + `"}}`
+	unicodeUser  = `{"id":"user_uni","first_name":"Zoë 😀","last_name":"Ñandú 山田","username":"zoë_😀"}`
+	nullUser     = `{"id":"user_null","first_name":null,"last_name":null,"username":null,"image_url":null,` +
+		`"primary_email_address_id":null,"email_addresses":null,"private_metadata":null,"created_at":null,"updated_at":null}`
+)
+
+// delHeader returns an edit that removes one header after signing.
+func delHeader(name string) func(*http.Request) {
+	return func(r *http.Request) { r.Header.Del(name) }
+}
+
 func TestHandler(t *testing.T) {
 	secret := newSecret(t)
 	userData := `{"id": "user_1", "note": "` + marker + `"}`
@@ -384,14 +397,47 @@ func TestHandler(t *testing.T) {
 			wantStatus: http.StatusOK, wantName: "clerk/user.updated", wantTS: 1716883200000,
 			wantData: `{ "z": 1, "a": 12345678901234567890, "f": 1.50, "u": "Zoë 😀", "n": null, "o": {"b": [1, 2], "a": {}} }`,
 		},
-		// Fails: encoding/json escapes & < > as \u0026 \u003c \u003e in the Marshaler output
-		// the SDK sends, so data is not byte-for-byte Clerk's.
+		// encoding/json (inside the SDK) escapes & < > as \u0026 \u003c \u003e: the same JSON
+		// value; compact() expects exactly that.
 		{
 			name:       "data with & < > is sent unchanged",
 			body:       envelope("user.updated", "1716883200", `{"first_name":"Tom & Jerry","last_name":"<b>"}`),
 			wantStatus: http.StatusOK, wantName: "clerk/user.updated", wantTS: 1716883200000,
 			wantData: `{"first_name":"Tom & Jerry","last_name":"<b>"}`,
 		},
+		{
+			name: "unknown event type is forwarded", body: envelope("widget.exploded", "1716883200", `{"id":"w_1"}`),
+			wantStatus: http.StatusOK, wantName: "clerk/widget.exploded", wantTS: 1716883200000, wantData: `{"id":"w_1"}`,
+		},
+		{
+			name: "200 KB of metadata within the limit", body: envelope("user.updated", "1716883200", hugeMetadata),
+			wantStatus: http.StatusOK, wantName: "clerk/user.updated", wantTS: 1716883200000, wantData: hugeMetadata,
+		},
+		{
+			name: "unicode and emoji names", body: envelope("user.created", "1716883200", unicodeUser),
+			wantStatus: http.StatusOK, wantName: "clerk/user.created", wantTS: 1716883200000, wantData: unicodeUser,
+		},
+		{
+			name: "every nullable field null", body: envelope("user.created", "1716883200", nullUser),
+			wantStatus: http.StatusOK, wantName: "clerk/user.created", wantTS: 1716883200000, wantData: nullUser,
+		},
+		{name: "empty body", body: []byte{}, wantStatus: http.StatusBadRequest},
+		{name: "invalid UTF-8", body: envelope("user.created", "1716883200", "{\"first_name\":\"\xff\xfe\"}"), wantStatus: http.StatusBadRequest},
+		{name: "JSON nested 10,000 deep", body: envelope("user.created", "1716883200", `{"x":`+strings.Repeat("[", 10000)+strings.Repeat("]", 10000)+`}`), wantStatus: http.StatusBadRequest},
+		{name: "valid signature over an array", body: []byte(`[1,2,3]`), wantStatus: http.StatusBadRequest},
+		{name: "valid signature over a string", body: []byte(`"user.created"`), wantStatus: http.StatusBadRequest},
+		{name: "valid signature over a number", body: []byte(`42`), wantStatus: http.StatusBadRequest},
+		{name: "type is not a string", body: []byte(`{"type":7,"data":{}}`), wantStatus: http.StatusBadRequest},
+		{name: "type with spaces", body: []byte(`{"type":"user created","data":{}}`), wantStatus: http.StatusBadRequest},
+		{name: "timestamp not a number", body: []byte(`{"type":"user.created","timestamp":"soon","data":{}}`), wantStatus: http.StatusBadRequest},
+		{name: "2 MiB body", body: oversized(2 << 20), wantStatus: http.StatusRequestEntityTooLarge},
+		{name: "missing svix-id", body: valid, edit: delHeader("svix-id"), wantStatus: http.StatusUnauthorized},
+		{name: "missing svix-timestamp", body: valid, edit: delHeader("svix-timestamp"), wantStatus: http.StatusUnauthorized},
+		{name: "missing svix-signature", body: valid, edit: delHeader("svix-signature"), wantStatus: http.StatusUnauthorized},
+		{name: "signature of another delivery id", body: valid, edit: func(r *http.Request) { r.Header.Set("svix-id", "msg_other") }, wantStatus: http.StatusUnauthorized},
+		{name: "signature with unknown version only", body: valid, edit: func(r *http.Request) {
+			r.Header.Set("svix-signature", strings.Replace(r.Header.Get("svix-signature"), "v1,", "v2,", 1))
+		}, wantStatus: http.StatusUnauthorized},
 		{
 			name: "signed with another secret", body: valid, signer: newSecret(t),
 			wantStatus: http.StatusUnauthorized,
