@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -75,44 +74,61 @@ type stack struct {
 	bin, dir string
 	dev      *exec.Cmd
 	devDone  chan struct{}
+
+	opts    stackOptions
+	env     map[string]string // the service's settings
+	dbProxy *proxy            // with opts.dbProxy
+	svc     *exec.Cmd         // with opts.subprocess
+	svcDone chan struct{}
+}
+
+// stackOptions vary the stack for the fault tests.
+type stackOptions struct {
+	// dbProxy puts a TCP proxy between the service and FerretDB, so the test can cut it.
+	dbProxy bool
+	// subprocess runs the service as a child process (this test binary, re-executed), so the
+	// test can kill it; otherwise it runs in-process through run.
+	subprocess bool
+	// retryInterval is the dev server's --retry-interval in seconds (default 1).
+	retryInterval int
 }
 
 // startStack starts FerretDB, the service (through run, against that FerretDB) and the dev
 // server (configured by a copy of inngest.json with the test's ports), and waits until the
 // dev server has synced the app's three functions.
-func startStack(t *testing.T) *stack {
-	t.Helper()
-	s := &stack{t: t, bin: devServerBinary(t), dir: t.TempDir(), secret: newSecret(t)}
-	wh, err := svix.NewWebhook(s.secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.wh = wh
+func startStack(t *testing.T) *stack { return startStackWith(t, stackOptions{}) }
 
-	emb, err := store.StartEmbedded(context.Background(), filepath.Join(s.dir, "db"), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
+func startStackWith(t *testing.T, opts stackOptions) *stack {
+	t.Helper()
+	s := &stack{t: t, bin: devServerBinary(t), dir: t.TempDir(), secret: newSecret(t), opts: opts}
+	s.wh = mustWebhook(t, s.secret)
+
+	_, directURI := startEmbeddedDB(t)
+	uri := directURI + "/e2e"
+	if opts.dbProxy {
+		u, _ := url.Parse(directURI)
+		s.dbProxy = startProxy(t, u.Host)
+		uri = "mongodb://" + s.dbProxy.addr() + "/e2e"
 	}
-	t.Cleanup(emb.Stop)
-	uri := strings.TrimSuffix(emb.URI(), "/") + "/e2e"
 
 	s.devPort = freePort(t)
 	s.devURL = fmt.Sprintf("http://127.0.0.1:%d", s.devPort)
-	s.appURL = startRun(t, map[string]string{
+	s.env = map[string]string{
 		"PORT":                         "0",
 		"CLERK_WEBHOOK_SIGNING_SECRET": s.secret,
 		"INNGEST_DEV":                  s.devURL,
 		"MONGODB_URI":                  uri,
 		"WEBHOOK_FORWARD_TIMEOUT":      "6s",
 		"LOG_LEVEL":                    "warn",
-	}).url
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s.users, err = store.Open(ctx, uri, "e2e")
-	if err != nil {
-		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.users.Close(context.Background()) })
+	if opts.subprocess {
+		s.env["PORT"] = strconv.Itoa(freePort(t))
+		s.appURL = "http://localhost:" + s.env["PORT"]
+		s.startService()
+	} else {
+		s.appURL = startRun(t, s.env).url
+	}
+	s.users = openTestStore(t, directURI+"/e2e", "e2e") // directly, not through the proxy
 
 	s.writeDevConfig()
 	s.startDevServer()
@@ -147,8 +163,12 @@ func (s *stack) startDevServer() {
 	if err != nil {
 		t.Fatal(err)
 	}
+	retry := s.opts.retryInterval
+	if retry == 0 {
+		retry = 1
+	}
 	cmd := exec.Command(s.bin, "dev", "--config", filepath.Join(s.dir, "inngest.json"),
-		"--retry-interval", "1", "--connect-gateway-port", strconv.Itoa(freePort(t)))
+		"--retry-interval", strconv.Itoa(retry), "--connect-gateway-port", strconv.Itoa(freePort(t)))
 	cmd.Dir = s.dir // no inngest.json of the repository's is picked up by accident
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

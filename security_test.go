@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -33,12 +32,8 @@ type cloudService struct {
 
 func startCloudService(t *testing.T) *cloudService {
 	t.Helper()
-	emb, err := store.StartEmbedded(context.Background(), t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Stop)
-	uri := strings.TrimSuffix(emb.URI(), "/") + "/cloud"
+	emb, dbURI := startEmbeddedDB(t)
+	uri := dbURI + "/cloud"
 	c := &cloudService{
 		secret:     newSecret(t),
 		eventKey:   "evtkey-" + strings.Repeat("e", 40),
@@ -55,12 +50,7 @@ func startCloudService(t *testing.T) *cloudService {
 		"WEBHOOK_FORWARD_TIMEOUT":      "1s",
 		"LOG_LEVEL":                    "debug",
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if c.users, err = store.Open(ctx, uri, "cloud"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.users.Close(context.Background()) })
+	c.users = openTestStore(t, uri, "cloud")
 	return c
 }
 
