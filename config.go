@@ -21,6 +21,7 @@ type config struct {
 	database       string
 	dataDir        string
 	forwardTimeout time.Duration
+	batchSize      int
 
 	appID string
 	// devURL is the Inngest dev server's URL in dev mode, empty in cloud mode.
@@ -55,6 +56,7 @@ func settingsHelp() []setting {
 		{"INNGEST_BASE_URL", "", "Self-hosted Inngest server URL (API and event API)."},
 		{"INNGEST_APP_ID", "clerk-user-sync", "The app's id in Inngest; function ids are <app id>-<function id>."},
 		{"WEBHOOK_FORWARD_TIMEOUT", "8s", "How long a webhook waits for Inngest to accept its event before answering 503 (Svix gives up at 15s)."},
+		{"INNGEST_BATCH_SIZE", "0", "Above 1: up to this many create/update events per Inngest run (each still a guarded upsert); for bursts. 0: one run per event."},
 		{"LOG_LEVEL", "info", "debug, info, warn or error."},
 		{"LOG_FORMAT", "text", "text or json."},
 	}
@@ -108,6 +110,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 		errs = append(errs, errors.New("WEBHOOK_FORWARD_TIMEOUT must be a positive duration such as 8s"))
 	}
 	cfg.forwardTimeout = d
+
+	if n, err := strconv.Atoi(get("INNGEST_BATCH_SIZE", "0")); err != nil || n < 0 || n > 1000 {
+		errs = append(errs, errors.New("INNGEST_BATCH_SIZE must be a whole number from 0 to 1000"))
+	} else {
+		cfg.batchSize = n
+	}
 
 	switch dev := get("INNGEST_DEV", ""); strings.ToLower(dev) {
 	case "", "0", "false", "no":

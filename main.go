@@ -105,7 +105,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("inngest client: %w", err)
 	}
-	if err := functions.New(users, logger).Register(client); err != nil {
+	if err := functions.New(users, logger, functions.Config{BatchSize: cfg.batchSize}).Register(client); err != nil {
 		return fmt.Errorf("inngest functions: %w", err)
 	}
 

@@ -9,6 +9,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/inngest/inngestgo"
 
@@ -41,29 +42,49 @@ type UserStore interface {
 	DeleteUser(ctx context.Context, id string, deletedAt int64) (store.Outcome, error)
 }
 
+// Config tunes the functions.
+type Config struct {
+	// BatchSize, when above 1, lets Inngest hand sync-user-from-clerk and
+	// update-user-from-clerk up to BatchSize events per run (waiting at most BatchWait for a
+	// batch to fill). Each event is still written through its own guarded upsert, so every
+	// guarantee holds; batching only saves Inngest runs under bursts. 0 or 1: one run per
+	// event.
+	BatchSize int
+	// BatchWait bounds how long a lone event waits for a batch (default 1s).
+	BatchWait time.Duration
+}
+
 // Functions holds the dependencies of the three functions.
 type Functions struct {
 	users  UserStore
 	logger *slog.Logger
+	cfg    Config
 }
 
 // New returns the functions, writing to users and logging to logger.
-func New(users UserStore, logger *slog.Logger) *Functions {
-	return &Functions{users: users, logger: logger}
+func New(users UserStore, logger *slog.Logger, cfg Config) *Functions {
+	if cfg.BatchWait <= 0 {
+		cfg.BatchWait = time.Second
+	}
+	return &Functions{users: users, logger: logger, cfg: cfg}
 }
 
 // Register creates the three functions on client, so that client's serve handler offers them
 // to Inngest. It returns an error if the SDK rejects a function's configuration.
 func (f *Functions) Register(client inngestgo.Client) error {
+	var batch *inngestgo.ConfigBatchEvents
+	if f.cfg.BatchSize > 1 {
+		batch = &inngestgo.ConfigBatchEvents{MaxSize: f.cfg.BatchSize, Timeout: f.cfg.BatchWait}
+	}
 	if _, err := inngestgo.CreateFunction(client,
-		inngestgo.FunctionOpts{ID: SyncUserID, Name: "Sync user from Clerk", Retries: inngestgo.IntPtr(maxRetries)},
+		inngestgo.FunctionOpts{ID: SyncUserID, Name: "Sync user from Clerk", Retries: inngestgo.IntPtr(maxRetries), BatchEvents: batch},
 		inngestgo.EventTrigger(UserCreated, nil),
 		f.SyncUser,
 	); err != nil {
 		return err
 	}
 	if _, err := inngestgo.CreateFunction(client,
-		inngestgo.FunctionOpts{ID: UpdateUserID, Name: "Update user from Clerk", Retries: inngestgo.IntPtr(maxRetries)},
+		inngestgo.FunctionOpts{ID: UpdateUserID, Name: "Update user from Clerk", Retries: inngestgo.IntPtr(maxRetries), BatchEvents: batch},
 		inngestgo.EventTrigger(UserUpdated, nil),
 		f.UpdateUser,
 	); err != nil {

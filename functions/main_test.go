@@ -78,7 +78,7 @@ func newHarness(t *testing.T) *harness {
 	t.Helper()
 	st := openStore(t)
 	logger := slog.New(slog.NewTextHandler(t.Output(), nil))
-	return &harness{t: t, ctx: t.Context(), st: st, fns: functions.New(st, logger)}
+	return &harness{t: t, ctx: t.Context(), st: st, fns: functions.New(st, logger, functions.Config{})}
 }
 
 // sub returns the harness for a subtest t, on the same database.

@@ -1,0 +1,453 @@
+// Command bench measures the service against the least work any implementation must do, on
+// this machine, and prints one table: each row gives the service's figure, the baseline's
+// figure from the same run, and their ratio. `make bench` builds what it needs and runs it.
+//
+// Rows: 1 the webhook bridge under load (against a stub of Inngest's event API) versus a plain
+// net/http bridge; 2 end to end through the real dev server into FerretDB, one run per event,
+// versus a no-op app; 3 the same with batched functions; 4 idle latency; 5 microbenchmarks.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/inngest/inngestgo"
+	svix "github.com/svix/svix-webhooks/go"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"clerksync/store"
+)
+
+const benchSecret = "whsec_YmVuY2htYXJrLXNpZ25pbmctc2VjcmV0LTAxMjM0"
+
+func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "serve-baseline":
+			exitOn(serveBaseline())
+			return
+		case "serve-noop":
+			exitOn(serveNoop())
+			return
+		}
+	}
+	var (
+		serviceBin = flag.String("service", ".bin/clerk-user-sync", "the service binary")
+		inngestBin = flag.String("inngest", ".bin/inngest", "the Inngest dev server binary")
+		n          = flag.Int("n", 5000, "webhooks per load run (row 1)")
+		c          = flag.Int("c", 16, "concurrent clients (rows 1-3)")
+		e2eSizes   = flag.String("e2e", "1000,10000", "sign-up counts for rows 2 and 3")
+		rows       = flag.String("rows", "1,2,3,4,5", "rows to run")
+	)
+	flag.Parse()
+	b := &bench{serviceBin: abs(*serviceBin), inngestBin: abs(*inngestBin), c: *c, dir: mustTemp()}
+	defer os.RemoveAll(b.dir)
+	t := &table{}
+	t.add("row", "measure", "service", "baseline", "ratio", "target")
+	want := func(r string) bool { return strings.Contains(","+*rows+",", ","+r+",") }
+	if want("1") {
+		b.rowBridge(t, *n)
+	}
+	var sizes []int
+	for _, s := range strings.Split(*e2eSizes, ",") {
+		if v, err := strconv.Atoi(strings.TrimSpace(s)); err == nil {
+			sizes = append(sizes, v)
+		}
+	}
+	baselines := map[int]float64{}
+	if want("2") || want("3") {
+		for _, size := range sizes {
+			baselines[size] = b.rowEndToEnd(t, size, want("2"))
+		}
+	}
+	if want("3") && len(sizes) > 0 {
+		b.rowBatched(t, sizes[len(sizes)-1], baselines[sizes[len(sizes)-1]])
+	}
+	if want("4") {
+		b.rowIdle(t)
+	}
+	if want("5") {
+		rowMicro(t)
+	}
+	fmt.Println()
+	t.print(os.Stdout)
+}
+
+type bench struct {
+	serviceBin, inngestBin string
+	c                      int
+	dir                    string
+	runs                   atomic.Int64
+}
+
+func exitOn(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+func abs(p string) string {
+	a, err := filepath.Abs(p)
+	exitOn(err)
+	if _, err := os.Stat(a); err != nil {
+		exitOn(fmt.Errorf("%s: %w (make bench builds it)", a, err))
+	}
+	return a
+}
+
+func mustTemp() string {
+	d, err := os.MkdirTemp("", "clerk-bench-*")
+	exitOn(err)
+	return d
+}
+
+func logf(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	exitOn(err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// proc is a child process.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func (b *bench) start(name string, env []string, args ...string) *proc {
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), env...)
+	logFile, err := os.Create(filepath.Join(b.dir, fmt.Sprintf("%s-%d.log", name, b.runs.Add(1))))
+	exitOn(err)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Dir = b.dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	exitOn(cmd.Start())
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); logFile.Close(); close(p.done) }()
+	return p
+}
+
+func (p *proc) stop() {
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// peakRSS returns the process's peak resident set size (VmHWM) in MB.
+func (p *proc) peakRSS() float64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			kb, _ := strconv.Atoi(strings.Fields(line)[1])
+			return float64(kb) / 1024
+		}
+	}
+	return 0
+}
+
+// waitHTTP waits until url answers 200 (and check, if given, accepts the body).
+func waitHTTP(url string, timeout time.Duration, check func([]byte) bool) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url); err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 && (check == nil || check(body)) {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	exitOn(fmt.Errorf("%s not ready after %v", url, timeout))
+}
+
+// startDB starts a FerretDB in this process for one measurement.
+func (b *bench) startDB() (*store.Embedded, string) {
+	dir := filepath.Join(b.dir, fmt.Sprintf("db-%d", b.runs.Add(1)))
+	emb, err := store.StartEmbedded(context.Background(), dir, slog.New(slog.DiscardHandler))
+	exitOn(err)
+	return emb, strings.TrimSuffix(emb.URI(), "/")
+}
+
+// stubEventAPI answers like Inngest's event API, at once.
+func stubEventAPI() (string, func()) {
+	var n atomic.Int64
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"ids":["01STUB%020d"],"status":200}`, n.Add(1))
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	exitOn(err)
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }
+}
+
+// serveBaseline runs baselineHandler on PORT, forwarding to STUB_URL.
+func serveBaseline() error {
+	wh, err := svix.NewWebhook(os.Getenv("CLERK_WEBHOOK_SIGNING_SECRET"))
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /api/webhooks/clerk", baselineHandler(wh, eventAPIPoster(os.Getenv("STUB_URL"))))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	return http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), mux)
+}
+
+// rowBridge is row 1: the webhook bridge under load, against the stub event API.
+func (b *bench) rowBridge(t *table, n int) {
+	stub, stopStub := stubEventAPI()
+	defer stopStub()
+	emb, dbURI := b.startDB()
+	defer emb.Stop()
+	wh, _ := svix.NewWebhook(benchSecret)
+
+	measure := func(name string, args []string, env []string) (loadResult, float64) {
+		port := freePort()
+		p := b.start(name, append(env, "PORT="+strconv.Itoa(port), "CLERK_WEBHOOK_SIGNING_SECRET="+benchSecret), args...)
+		defer p.stop()
+		base := fmt.Sprintf("http://127.0.0.1:%d", port)
+		waitHTTP(base+"/healthz", 30*time.Second, nil)
+		run := fmt.Sprintf("%s%d", name[:1], b.runs.Add(1))
+		_ = postLoad(base+"/api/webhooks/clerk", preSign(wh, run+"w", 500), b.c) // warm-up
+		res := postLoad(base+"/api/webhooks/clerk", preSign(wh, run, n), b.c)
+		if res.failed > 0 {
+			logf("%s: %d of %d requests failed", name, res.failed, res.n)
+		}
+		return res, p.peakRSS()
+	}
+	var svc, base loadResult
+	var svcRSS, baseRSS float64
+	for round := range 2 { // alternate, keep each side's better round
+		s, sr := measure("service", []string{b.serviceBin}, []string{"INNGEST_DEV=" + stub, "MONGODB_URI=" + dbURI + "/bench"})
+		bl, br := measure("baseline", []string{os.Args[0], "serve-baseline"}, []string{"STUB_URL=" + stub})
+		logf("row 1 round %d: service %.0f req/s p99 %v; baseline %.0f req/s p99 %v", round+1, s.rps(), s.p99, bl.rps(), bl.p99)
+		if s.rps() > svc.rps() || round == 0 {
+			svc, svcRSS = s, sr
+		}
+		if bl.rps() > base.rps() || round == 0 {
+			base, baseRSS = bl, br
+		}
+	}
+	t.add("1", fmt.Sprintf("bridge throughput (n=%d, c=%d)", n, b.c), fmt.Sprintf("%.0f req/s", svc.rps()), fmt.Sprintf("%.0f req/s", base.rps()), ratio(svc.rps(), base.rps()), ">= 0.80x")
+	t.add("1", "bridge p50 latency", ms(svc.p50), ms(base.p50), ratio(float64(svc.p50), float64(base.p50)), "")
+	t.add("1", "bridge p99 latency", ms(svc.p99), ms(base.p99), ratio(float64(svc.p99), float64(base.p99)), "<= 1.50x")
+	t.add("1", "bridge peak RSS", fmt.Sprintf("%.1f MB", svcRSS), fmt.Sprintf("%.1f MB", baseRSS), ratio(svcRSS, baseRSS), "service <= 50 MB")
+}
+
+// e2eStack is a dev server plus an app (the service or the no-op app) plus a FerretDB.
+type e2eStack struct {
+	dev, app *proc
+	devURL   string
+	appURL   string
+	db       *mongo.Collection
+	stopDB   func()
+}
+
+func (s *e2eStack) stop() {
+	s.dev.stop()
+	s.app.stop()
+	s.stopDB()
+}
+
+// count returns how many documents the app has written.
+func (s *e2eStack) count() int64 {
+	n, err := s.db.CountDocuments(context.Background(), bson.D{})
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+func (b *bench) startE2E(noop bool, extraEnv ...string) *e2eStack {
+	emb, dbURI := b.startDB()
+	devPort, appPort := freePort(), freePort()
+	s := &e2eStack{devURL: fmt.Sprintf("http://127.0.0.1:%d", devPort), appURL: fmt.Sprintf("http://127.0.0.1:%d", appPort), stopDB: emb.Stop}
+	env := append([]string{"PORT=" + strconv.Itoa(appPort), "INNGEST_DEV=" + s.devURL, "CLERK_WEBHOOK_SIGNING_SECRET=" + benchSecret}, extraEnv...)
+	appID, fns, dbName, coll := "clerk-user-sync", 3, "bench", "users"
+	if noop {
+		s.app = b.start("noop", append(env, "MONGODB_URI="+dbURI+"/noop"), os.Args[0], "serve-noop")
+		appID, fns, dbName = "bench-noop", 1, "noop"
+	} else {
+		s.app = b.start("service", append(env, "MONGODB_URI="+dbURI+"/bench", "LOG_LEVEL=warn"), b.serviceBin)
+	}
+	waitHTTP(s.appURL+"/healthz", 30*time.Second, nil)
+	s.dev = b.start("inngest", nil, b.inngestBin, "dev", "--no-discovery", "-u", s.appURL+"/api/inngest",
+		"--port", strconv.Itoa(devPort), "--connect-gateway-port", strconv.Itoa(freePort()))
+	waitHTTP(s.devURL+"/v1/apps/"+appID+"/functions", 90*time.Second, func(body []byte) bool {
+		var v []json.RawMessage
+		return json.Unmarshal(body, &v) == nil && len(v) == fns
+	})
+	client, err := mongo.Connect(options.Client().ApplyURI(dbURI))
+	exitOn(err)
+	s.db = client.Database(dbName).Collection(coll)
+	return s
+}
+
+// waitCount waits until the app has written n documents and returns the time since start.
+func (s *e2eStack) waitCount(n int64, start time.Time, timeout time.Duration) time.Duration {
+	for {
+		got := s.count()
+		if got >= n {
+			return time.Since(start)
+		}
+		if time.Since(start) > timeout {
+			logf("only %d of %d documents after %v", got, n, timeout)
+			return timeout
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// feedNoop sends n bench/noop events to the dev server, 100 per request, like a burst.
+func feedNoop(devURL string, n int) {
+	ic, err := inngestgo.NewClient(inngestgo.ClientOpts{AppID: "bench-feeder", Dev: inngestgo.BoolPtr(true), EventAPIBaseURL: &devURL, Logger: slog.New(slog.DiscardHandler)})
+	exitOn(err)
+	for i := 0; i < n; i += 100 {
+		var batch []any
+		for j := i; j < min(i+100, n); j++ {
+			batch = append(batch, inngestgo.Event{Name: "bench/noop", Data: map[string]any{"id": fmt.Sprintf("noop_%06d", j)}})
+		}
+		_, err := ic.SendMany(context.Background(), batch)
+		exitOn(err)
+	}
+}
+
+// rowEndToEnd is row 2 for one size; it returns the baseline's users/s.
+func (b *bench) rowEndToEnd(t *table, n int, report bool) float64 {
+	timeout := time.Duration(n)*200*time.Millisecond + time.Minute
+	wh, _ := svix.NewWebhook(benchSecret)
+
+	svc := b.startE2E(false)
+	reqs := preSign(wh, fmt.Sprintf("e%d", n), n)
+	start := time.Now()
+	_ = postLoad(svc.appURL+"/api/webhooks/clerk", reqs, b.c)
+	svcTime := svc.waitCount(int64(n), start, timeout)
+	svc.stop()
+
+	noop := b.startE2E(true)
+	start = time.Now()
+	feedNoop(noop.devURL, n)
+	noopTime := noop.waitCount(int64(n), start, timeout)
+	noop.stop()
+
+	svcRate, noopRate := float64(n)/svcTime.Seconds(), float64(n)/noopTime.Seconds()
+	logf("row 2 n=%d: service %.1f users/s (%v), no-op %.1f/s (%v)", n, svcRate, svcTime.Round(time.Millisecond), noopRate, noopTime.Round(time.Millisecond))
+	if report {
+		t.add("2", fmt.Sprintf("end to end, %d sign-ups, one run each", n), fmt.Sprintf("%.1f users/s", svcRate), fmt.Sprintf("%.1f users/s", noopRate), ratio(svcRate, noopRate), ">= 0.80x")
+	}
+	return noopRate
+}
+
+// rowBatched is row 3: the service with batched create/update functions.
+func (b *bench) rowBatched(t *table, n int, baselineRate float64) {
+	wh, _ := svix.NewWebhook(benchSecret)
+	svc := b.startE2E(false, "INNGEST_BATCH_SIZE=100")
+	defer svc.stop()
+	reqs := preSign(wh, fmt.Sprintf("b%d", n), n)
+	start := time.Now()
+	_ = postLoad(svc.appURL+"/api/webhooks/clerk", reqs, b.c)
+	took := svc.waitCount(int64(n), start, time.Duration(n)*200*time.Millisecond+time.Minute)
+	rate := float64(n) / took.Seconds()
+	lone := b.loneSignUps(svc, wh, "bl", 5)
+	logf("row 3 n=%d: batched %.1f users/s (%v); lone sign-up p99 %v", n, rate, took.Round(time.Millisecond), lone.p99)
+	t.add("3", fmt.Sprintf("end to end, %d sign-ups, batched (100)", n), fmt.Sprintf("%.1f users/s", rate), fmt.Sprintf("%.1f users/s", baselineRate), ratio(rate, baselineRate), ">= 2.00x")
+	t.add("3", "batched: lone sign-up on an idle system, max of 5", ms(lone.p99), "", "", "<= 2000 ms")
+}
+
+// loneSignUps posts k sign-ups one at a time and measures webhook accepted -> user stored.
+func (b *bench) loneSignUps(s *e2eStack, wh *svix.Webhook, run string, k int) loadResult {
+	lat := make([]time.Duration, 0, k)
+	for i := range k {
+		req := preSign(wh, fmt.Sprintf("%s%d", run, i), 1)
+		before := s.count()
+		start := time.Now()
+		_ = postLoad(s.appURL+"/api/webhooks/clerk", req, 1)
+		s.waitCount(before+1, start, 30*time.Second)
+		lat = append(lat, time.Since(start))
+		time.Sleep(200 * time.Millisecond)
+	}
+	return summarize(lat)
+}
+
+func summarize(lat []time.Duration) loadResult {
+	sorted := append([]time.Duration(nil), lat...)
+	slices.Sort(sorted)
+	return loadResult{n: len(lat), p50: percentile(sorted, 50), p99: percentile(sorted, 99)}
+}
+
+// rowIdle is row 4: one sign-up at a time, 50 times, accepted -> stored; versus one no-op
+// event at a time on the no-op app.
+func (b *bench) rowIdle(t *table) {
+	wh, _ := svix.NewWebhook(benchSecret)
+	svc := b.startE2E(false)
+	s := b.loneSignUps(svc, wh, "idle", 50)
+	svc.stop()
+
+	noop := b.startE2E(true)
+	ic, err := inngestgo.NewClient(inngestgo.ClientOpts{AppID: "bench-feeder", Dev: inngestgo.BoolPtr(true), EventAPIBaseURL: &noop.devURL, Logger: slog.New(slog.DiscardHandler)})
+	exitOn(err)
+	lat := make([]time.Duration, 0, 50)
+	for i := range 50 {
+		before := noop.count()
+		start := time.Now()
+		_, err := ic.Send(context.Background(), inngestgo.Event{Name: "bench/noop", Data: map[string]any{"id": fmt.Sprintf("idle_%d", i)}})
+		exitOn(err)
+		noop.waitCount(before+1, start, 30*time.Second)
+		lat = append(lat, time.Since(start))
+		time.Sleep(200 * time.Millisecond)
+	}
+	noop.stop()
+	n := summarize(lat)
+	t.add("4", "idle: accepted -> stored, p50 (50 sign-ups)", ms(s.p50), ms(n.p50), ratio(float64(s.p50), float64(n.p50)), "")
+	t.add("4", "idle: accepted -> stored, p99", ms(s.p99), ms(n.p99), ratio(float64(s.p99), float64(n.p99)), "")
+}
+
+// rowMicro is row 5: the microbenchmarks, through testing.Benchmark.
+func rowMicro(t *table) {
+	for _, m := range microBenchmarks() {
+		svc, base := testing.Benchmark(m.service), testing.Benchmark(m.baseline)
+		t.add("5", m.name+" ns/op", fmt.Sprint(svc.NsPerOp()), fmt.Sprint(base.NsPerOp()), ratio(float64(svc.NsPerOp()), float64(base.NsPerOp())), "")
+		t.add("5", m.name+" allocs/op", fmt.Sprint(svc.AllocsPerOp()), fmt.Sprint(base.AllocsPerOp()), ratio(float64(svc.AllocsPerOp()), float64(base.AllocsPerOp())), "<= 2.00x")
+		t.add("5", m.name+" B/op", fmt.Sprint(svc.AllocedBytesPerOp()), fmt.Sprint(base.AllocedBytesPerOp()), ratio(float64(svc.AllocedBytesPerOp()), float64(base.AllocedBytesPerOp())), "")
+	}
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", a/b)
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
