@@ -1,5 +1,5 @@
 # Make targets for local work; CI runs .ci/run.
-.PHONY: dev test inngest send
+.PHONY: dev test inngest send bench
 
 # The whole local stack: Inngest dev server + the service + embedded database.
 dev:
@@ -17,3 +17,9 @@ inngest:
 EVENT ?= user.created
 send:
 	CLERK_WEBHOOK_SIGNING_SECRET=$${CLERK_WEBHOOK_SIGNING_SECRET:-whsec_ZGV2ZWxvcG1lbnQtb25seS1zZWNyZXQtZm9yLW1ha2UtZGV2} go run . send $(EVENT)
+
+# The performance table (README, Performance): builds the dev server and the service first.
+bench:
+	tools/inngest/build.sh >/dev/null
+	go build -o .bin/clerk-user-sync .
+	go run ./bench
