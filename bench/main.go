@@ -114,6 +114,13 @@ func abs(p string) string {
 	return a
 }
 
+// self is this program's path, to start it again as a baseline server.
+func self() string {
+	p, err := os.Executable()
+	exitOn(err)
+	return p
+}
+
 func mustTemp() string {
 	d, err := os.MkdirTemp("", "clerk-bench-*")
 	exitOn(err)
@@ -250,7 +257,7 @@ func (b *bench) rowBridge(t *table, n int) {
 	var svcRSS, baseRSS float64
 	for round := range 2 { // alternate, keep each side's better round
 		s, sr := measure("service", []string{b.serviceBin}, []string{"INNGEST_DEV=" + stub, "MONGODB_URI=" + dbURI + "/bench"})
-		bl, br := measure("baseline", []string{os.Args[0], "serve-baseline"}, []string{"STUB_URL=" + stub})
+		bl, br := measure("baseline", []string{self(), "serve-baseline"}, []string{"STUB_URL=" + stub})
 		logf("row 1 round %d: service %.0f req/s p99 %v; baseline %.0f req/s p99 %v", round+1, s.rps(), s.p99, bl.rps(), bl.p99)
 		if s.rps() > svc.rps() || round == 0 {
 			svc, svcRSS = s, sr
@@ -296,7 +303,7 @@ func (b *bench) startE2E(noop bool, extraEnv ...string) *e2eStack {
 	env := append([]string{"PORT=" + strconv.Itoa(appPort), "INNGEST_DEV=" + s.devURL, "CLERK_WEBHOOK_SIGNING_SECRET=" + benchSecret}, extraEnv...)
 	appID, fns, dbName, coll := "clerk-user-sync", 3, "bench", "users"
 	if noop {
-		s.app = b.start("noop", append(env, "MONGODB_URI="+dbURI+"/noop"), os.Args[0], "serve-noop")
+		s.app = b.start("noop", append(env, "MONGODB_URI="+dbURI+"/noop"), self(), "serve-noop")
 		appID, fns, dbName = "bench-noop", 1, "noop"
 	} else {
 		s.app = b.start("service", append(env, "MONGODB_URI="+dbURI+"/bench", "LOG_LEVEL=warn"), b.serviceBin)
