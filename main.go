@@ -156,7 +156,7 @@ func inngestOptions(cfg config, logger *slog.Logger) inngestgo.ClientOpts {
 	opts := inngestgo.ClientOpts{
 		AppID:              cfg.appID,
 		Logger:             logger,
-		HTTPClient:         &http.Client{Timeout: sendAttemptTimeout},
+		HTTPClient:         &http.Client{Timeout: sendAttemptTimeout, Transport: eventTransport()},
 		Dev:                inngestgo.BoolPtr(cfg.devURL != ""),
 		EventKey:           &cfg.eventKey,
 		SigningKey:         &cfg.signingKey,
@@ -175,6 +175,16 @@ func inngestOptions(cfg config, logger *slog.Logger) inngestgo.ClientOpts {
 		opts.EventAPIBaseURL = &base
 	}
 	return opts
+}
+
+// eventTransport is the HTTP transport for sending events: like the default one, but keeping
+// enough idle connections to Inngest for a burst of concurrent webhooks (the default keeps 2
+// per host, so a burst would open a new connection for most events).
+func eventTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 256
+	t.MaxIdleConnsPerHost = 64
+	return t
 }
 
 // newLogger returns the service's logger, writing to w in the configured format and level.

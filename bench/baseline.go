@@ -58,7 +58,10 @@ func baselineHandler(wh *svix.Webhook, post func(ctx context.Context, payload []
 
 // eventAPIPoster returns a post function sending to an Inngest event API at base.
 func eventAPIPoster(base string) func(ctx context.Context, payload []byte) error {
-	client := &http.Client{Timeout: 3 * time.Second}
+	// The same transport settings as the service's, so that row 1 compares the handlers.
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns, t.MaxIdleConnsPerHost = 256, 64
+	client := &http.Client{Timeout: 3 * time.Second, Transport: t}
 	return func(ctx context.Context, payload []byte) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/e/bench", bytes.NewReader(payload))
 		if err != nil {

@@ -336,17 +336,29 @@ func (s *e2eStack) waitCount(n int64, start time.Time, timeout time.Duration) ti
 	}
 }
 
-// feedNoop sends n bench/noop events to the dev server, 100 per request, like a burst.
-func feedNoop(devURL string, n int) {
+// feedNoop sends n bench/noop events to the dev server one per request, c at a time: the
+// same shape of traffic the service's webhook bridge sends, so that row 2 compares the
+// functions.
+func feedNoop(devURL string, n, c int) {
 	ic, err := inngestgo.NewClient(inngestgo.ClientOpts{AppID: "bench-feeder", Dev: inngestgo.BoolPtr(true), EventAPIBaseURL: &devURL, Logger: slog.New(slog.DiscardHandler)})
 	exitOn(err)
-	for i := 0; i < n; i += 100 {
-		var batch []any
-		for j := i; j < min(i+100, n); j++ {
-			batch = append(batch, inngestgo.Event{Name: "bench/noop", Data: map[string]any{"id": fmt.Sprintf("noop_%06d", j)}})
-		}
-		_, err := ic.SendMany(context.Background(), batch)
-		exitOn(err)
+	next := make(chan int)
+	done := make(chan struct{})
+	for range c {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range next {
+				_, err := ic.Send(context.Background(), inngestgo.Event{Name: "bench/noop", Data: map[string]any{"id": fmt.Sprintf("noop_%06d", i)}})
+				exitOn(err)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	for range c {
+		<-done
 	}
 }
 
@@ -364,7 +376,7 @@ func (b *bench) rowEndToEnd(t *table, n int, report bool) float64 {
 
 	noop := b.startE2E(true)
 	start = time.Now()
-	feedNoop(noop.devURL, n)
+	feedNoop(noop.devURL, n, b.c)
 	noopTime := noop.waitCount(int64(n), start, timeout)
 	noop.stop()
 
