@@ -40,13 +40,25 @@ func runTests(m *testing.M) int {
 	return m.Run()
 }
 
+// modes are the store's two write modes; the tests run against both. (On FerretDB, Auto picks
+// ByID; Conditional is what MongoDB gets.)
+var modes = []struct {
+	name string
+	mode store.WriteMode
+}{{"conditional", store.WritesConditional}, {"by-id", store.WritesByID}}
+
 // openStore opens a fresh database on the embedded server for one test.
 func openStore(t testing.TB) *store.Store {
+	return openStoreMode(t, store.WritesAuto)
+}
+
+// openStoreMode is openStore with an explicit write mode.
+func openStoreMode(t testing.TB, mode store.WriteMode) *store.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	name := fmt.Sprintf("t%d", dbCounter.Add(1))
-	s, err := store.Open(ctx, embeddedURI, name)
+	s, err := store.OpenWith(ctx, embeddedURI, name, mode)
 	if err != nil {
 		t.Fatalf("store.Open(%s) = %v", name, err)
 	}

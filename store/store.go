@@ -110,6 +110,8 @@ type Store struct {
 	// conditional write atomic there too. (An external FerretDB shared by several replicas of
 	// the service would not be covered: use MongoDB for that.)
 	locks [256]sync.Mutex
+	// byID selects WritesByID.
+	byID bool
 }
 
 // lockUser locks the stripe of id and returns its unlock function.
@@ -125,6 +127,28 @@ func (s *Store) lockUser(id string) func() {
 // collection has its indexes. It returns an error wrapping ErrDatabase when the server cannot
 // be reached within ctx or refuses the indexes.
 func Open(ctx context.Context, uri, database string) (*Store, error) {
+	return OpenWith(ctx, uri, database, WritesAuto)
+}
+
+// WriteMode chooses how the store makes its writes conditional.
+type WriteMode int
+
+const (
+	// WritesAuto picks WritesByID on FerretDB and WritesConditional otherwise.
+	WritesAuto WriteMode = iota
+	// WritesConditional puts the conditions in the update's filter ({_id, updated_at < new,
+	// deleted != true}): one atomic write on MongoDB, whatever the number of writers.
+	WritesConditional
+	// WritesByID reads the user by _id, checks the conditions, and writes with a filter of _id
+	// alone, under the store's per-user lock. FerretDB v1 evaluates any other filter by
+	// scanning the whole collection (it pushes down only a lone _id), which made every write
+	// cost O(users); and it applies filtered updates as read-then-write anyway. Atomic for the
+	// writers of one process, which is all the embedded FerretDB ever has.
+	WritesByID
+)
+
+// OpenWith is Open with an explicit WriteMode (tests use it to exercise both).
+func OpenWith(ctx context.Context, uri, database string, mode WriteMode) (*Store, error) {
 	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetAppName("clerk-user-sync"))
 	if err != nil {
 		return nil, fmt.Errorf("%w: connect: %v", ErrDatabase, err)
@@ -134,6 +158,16 @@ func Open(ctx context.Context, uri, database string) (*Store, error) {
 		_ = client.Disconnect(context.Background())
 		return nil, err
 	}
+	if mode == WritesAuto {
+		mode = WritesConditional
+		var info bson.M
+		if err := client.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err == nil {
+			if _, ok := info["ferretdbVersion"]; ok {
+				mode = WritesByID
+			}
+		}
+	}
+	s.byID = mode == WritesByID
 	// username is unique among live users. The index is sparse because tombstones have no
 	// username; sparse (rather than partial) indexes also work on FerretDB.
 	_, err = s.users.Indexes().CreateOne(ctx, mongo.IndexModel{

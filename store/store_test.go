@@ -13,8 +13,13 @@ import (
 func ptr(s string) *string { return &s }
 
 func TestUpsertGuards(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) { testUpsertGuards(t, openStoreMode(t, m.mode)) })
+	}
+}
+
+func testUpsertGuards(t *testing.T, s *store.Store) {
 	ctx := context.Background()
-	s := openStore(t)
 	v1 := store.User{ID: "user_1", Email: ptr("a@x.org"), FullName: "A One", Username: "a", CreatedAt: 100, UpdatedAt: 100}
 	v2 := v1
 	v2.FullName, v2.UpdatedAt = "A Two", 200
@@ -60,8 +65,13 @@ func TestUpsertGuards(t *testing.T) {
 }
 
 func TestConcurrentUsernames(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) { testConcurrentUsernames(t, openStoreMode(t, m.mode)) })
+	}
+}
+
+func testConcurrentUsernames(t *testing.T, s *store.Store) {
 	ctx := context.Background()
-	s := openStore(t)
 	const n = 20
 	var wg sync.WaitGroup
 	errs := make([]error, n)
@@ -91,4 +101,46 @@ func TestConcurrentUsernames(t *testing.T) {
 		t.Fatalf("Get(nobody) = %v; want ErrNotFound", err)
 	}
 	t.Log(seen)
+}
+
+// TestConcurrentWritesForOneUser: an update and a delete, or two updates, of one existing user
+// at the same moment end as if applied in updated_at order, in both write modes.
+func TestConcurrentWritesForOneUser(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := openStoreMode(t, m.mode)
+			for r := range 30 {
+				id := fmt.Sprintf("user_cc%02d", r)
+				old := store.User{ID: id, FullName: "Old", Username: id, UpdatedAt: 100}
+				if _, err := s.UpsertUser(ctx, old); err != nil {
+					t.Fatal(err)
+				}
+				newer, newest := old, old
+				newer.FullName, newer.UpdatedAt = "Newer", 200
+				newest.FullName, newest.UpdatedAt = "Newest", 300
+				var wg sync.WaitGroup
+				wg.Add(3)
+				go func() { defer wg.Done(); _, _ = s.UpsertUser(ctx, newest) }()
+				go func() { defer wg.Done(); _, _ = s.UpsertUser(ctx, newer) }()
+				go func() {
+					defer wg.Done()
+					if r%2 == 0 {
+						_, _ = s.DeleteUser(ctx, id, 400)
+					}
+				}()
+				wg.Wait()
+				got, err := s.Get(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r%2 == 0 && (!got.Deleted || got.FullName != "" || got.Username != "") {
+					t.Errorf("%s after concurrent updates and a delete = %+v; want a tombstone", id, got)
+				}
+				if r%2 == 1 && (got.Deleted || got.FullName != "Newest" || got.UpdatedAt != 300) {
+					t.Errorf("%s after concurrent updates = %+v; want the newest (300)", id, got)
+				}
+			}
+		})
+	}
 }

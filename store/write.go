@@ -43,6 +43,9 @@ func (s *Store) UpsertUser(ctx context.Context, u User) (Outcome, error) {
 	if base == "" {
 		base = u.ID
 	}
+	if s.byID {
+		return s.upsertByID(ctx, u, base)
+	}
 	// newer-than guard: the filter matches only a live, older document. When it matches
 	// nothing, the upsert tries to insert u.ID, which fails on the _id index if the user exists.
 	filter := bson.D{
@@ -132,6 +135,9 @@ func (s *Store) DeleteUser(ctx context.Context, id string, deletedAt int64) (Out
 		return "", fmt.Errorf("%w: no user id", ErrInvalidUser)
 	}
 	defer s.lockUser(id)()
+	if s.byID {
+		return s.deleteByID(ctx, id, deletedAt)
+	}
 	filter := bson.D{
 		{Key: "_id", Value: id},
 		{Key: "deleted", Value: bson.D{{Key: "$ne", Value: true}}},
@@ -165,6 +171,97 @@ func (s *Store) DeleteUser(ctx context.Context, id string, deletedAt int64) (Out
 		if gerr == nil && cur.Deleted {
 			return AlreadyDeleted, nil
 		}
+	}
+	return "", fmt.Errorf("%w: delete user %s: the document kept changing; retry", ErrDatabase, id)
+}
+
+// userFields are the $set fields of a live user, without the username.
+func userFields(u User) bson.D {
+	return bson.D{
+		{Key: "email", Value: u.Email},
+		{Key: "full_name", Value: u.FullName},
+		{Key: "profile_picture", Value: u.ProfilePicture},
+		{Key: "created_at", Value: u.CreatedAt},
+		{Key: "updated_at", Value: u.UpdatedAt},
+	}
+}
+
+// upsertByID is UpsertUser in WritesByID mode: read by _id, decide, then insert (atomic
+// against another insert through the _id index) or update by _id alone. The caller holds the
+// user's lock, so no other write of this process changes the user in between.
+func (s *Store) upsertByID(ctx context.Context, u User, base string) (Outcome, error) {
+	byID := bson.D{{Key: "_id", Value: u.ID}}
+	for attempt, races := 0, 0; attempt < maxUsernameAttempts && races < maxUsernameAttempts; {
+		cur, err := s.Get(ctx, u.ID)
+		found := err == nil
+		switch {
+		case err != nil && !errors.Is(err, ErrNotFound):
+			return "", err
+		case found && (cur.Deleted || cur.UpdatedAt >= u.UpdatedAt):
+			return Skipped, nil
+		}
+		username := usernameCandidate(base, u.ID, attempt)
+		if !found {
+			doc := append(bson.D{{Key: "_id", Value: u.ID}}, userFields(u)...)
+			doc = append(doc, bson.E{Key: "username", Value: username})
+			_, err = s.users.InsertOne(ctx, doc)
+			if err == nil {
+				return Inserted, nil
+			}
+		} else {
+			if !u.UsernameFromClerk {
+				_, err = s.users.UpdateOne(ctx, byID, bson.D{{Key: "$set", Value: userFields(u)}})
+				if err == nil {
+					return Updated, nil
+				}
+			} else {
+				set := append(userFields(u), bson.E{Key: "username", Value: username})
+				_, err = s.users.UpdateOne(ctx, byID, bson.D{{Key: "$set", Value: set}})
+				if err == nil {
+					return Updated, nil
+				}
+			}
+		}
+		if !mongo.IsDuplicateKeyError(err) {
+			return "", dbErr("write user", u.ID, err)
+		}
+		// A duplicate key: the _id (another process inserted it: decide again) or the username.
+		if _, gerr := s.Get(ctx, u.ID); !found && gerr == nil {
+			races++
+			continue
+		}
+		attempt++
+	}
+	return "", fmt.Errorf("%w: user %s, username %q and %d suffixes are taken", ErrUsernameExhausted, u.ID, base, maxUsernameAttempts-1)
+}
+
+// deleteByID is DeleteUser in WritesByID mode.
+func (s *Store) deleteByID(ctx context.Context, id string, deletedAt int64) (Outcome, error) {
+	for range 3 {
+		cur, err := s.Get(ctx, id)
+		switch {
+		case err == nil && cur.Deleted:
+			return AlreadyDeleted, nil
+		case errors.Is(err, ErrNotFound):
+			_, err = s.users.InsertOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "deleted", Value: true}, {Key: "deleted_at", Value: deletedAt}})
+			if err == nil {
+				return Deleted, nil
+			}
+			if mongo.IsDuplicateKeyError(err) {
+				continue // inserted meanwhile by another process: decide again
+			}
+			return "", dbErr("delete user", id, err)
+		case err != nil:
+			return "", err
+		}
+		_, err = s.users.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, bson.D{
+			{Key: "$set", Value: bson.D{{Key: "deleted", Value: true}, {Key: "deleted_at", Value: deletedAt}}},
+			{Key: "$unset", Value: bson.D{{Key: "email", Value: ""}, {Key: "full_name", Value: ""}, {Key: "profile_picture", Value: ""}, {Key: "username", Value: ""}}},
+		})
+		if err != nil {
+			return "", dbErr("delete user", id, err)
+		}
+		return Deleted, nil
 	}
 	return "", fmt.Errorf("%w: delete user %s: the document kept changing; retry", ErrDatabase, id)
 }
