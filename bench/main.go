@@ -166,6 +166,18 @@ func (p *proc) stop() {
 	}
 }
 
+// cpuSeconds returns the user+system CPU time the process has used so far.
+func (p *proc) cpuSeconds() float64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // clock ticks, 100 a second on Linux
+}
+
 // peakRSS returns the process's peak resident set size (VmHWM) in MB.
 func (p *proc) peakRSS() float64 {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
@@ -336,9 +348,9 @@ func (s *e2eStack) waitCount(n int64, start time.Time, timeout time.Duration) ti
 	}
 }
 
-// feedNoop sends n bench/noop events to the dev server one per request, c at a time: the
-// same shape of traffic the service's webhook bridge sends, so that row 2 compares the
-// functions.
+// feedNoop sends n bench/noop events, with the service's sign-up data, to the dev server one
+// per request, c at a time: the traffic the service's webhook bridge sends, so that row 2
+// compares the functions.
 func feedNoop(devURL string, n, c int) {
 	ic, err := inngestgo.NewClient(inngestgo.ClientOpts{AppID: "bench-feeder", Dev: inngestgo.BoolPtr(true), EventAPIBaseURL: &devURL, Logger: slog.New(slog.DiscardHandler)})
 	exitOn(err)
@@ -348,7 +360,12 @@ func feedNoop(devURL string, n, c int) {
 		go func() {
 			defer func() { done <- struct{}{} }()
 			for i := range next {
-				_, err := ic.Send(context.Background(), inngestgo.Event{Name: "bench/noop", Data: map[string]any{"id": fmt.Sprintf("noop_%06d", i)}})
+				// The same ~2 KB user data the service gets, so the events cost the dev server the same.
+				var env struct {
+					Data map[string]any `json:"data"`
+				}
+				_ = json.Unmarshal(signUpPayload("noop", i, time.Now().UnixMilli()), &env)
+				_, err := ic.Send(context.Background(), inngestgo.Event{Name: "bench/noop", Data: env.Data})
 				exitOn(err)
 			}
 		}()
@@ -372,12 +389,14 @@ func (b *bench) rowEndToEnd(t *table, n int, report bool) float64 {
 	start := time.Now()
 	_ = postLoad(svc.appURL+"/api/webhooks/clerk", reqs, b.c)
 	svcTime := svc.waitCount(int64(n), start, timeout)
+	logf("row 2 n=%d service: CPU seconds: dev server %.1f, service %.1f, wall %.1f", n, svc.dev.cpuSeconds(), svc.app.cpuSeconds(), svcTime.Seconds())
 	svc.stop()
 
 	noop := b.startE2E(true)
 	start = time.Now()
 	feedNoop(noop.devURL, n, b.c)
 	noopTime := noop.waitCount(int64(n), start, timeout)
+	logf("row 2 n=%d no-op: CPU seconds: dev server %.1f, no-op app %.1f, wall %.1f", n, noop.dev.cpuSeconds(), noop.app.cpuSeconds(), noopTime.Seconds())
 	noop.stop()
 
 	svcRate, noopRate := float64(n)/svcTime.Seconds(), float64(n)/noopTime.Seconds()
@@ -397,6 +416,7 @@ func (b *bench) rowBatched(t *table, n int, baselineRate float64) {
 	start := time.Now()
 	_ = postLoad(svc.appURL+"/api/webhooks/clerk", reqs, b.c)
 	took := svc.waitCount(int64(n), start, time.Duration(n)*200*time.Millisecond+time.Minute)
+	logf("row 3 n=%d batched: CPU seconds: dev server %.1f, service %.1f, wall %.1f", n, svc.dev.cpuSeconds(), svc.app.cpuSeconds(), took.Seconds())
 	rate := float64(n) / took.Seconds()
 	lone := b.loneSignUps(svc, wh, "bl", 5)
 	logf("row 3 n=%d: batched %.1f users/s (%v); lone sign-up p99 %v", n, rate, took.Round(time.Millisecond), lone.p99)
