@@ -29,8 +29,8 @@ func TestBatchKeepsTheGuarantees(t *testing.T) {
 
 	in := batchInput(
 		clerkUser("user_b_1", "Jane", "One", "jane@a.org", "", t1),
-		clerkUser("user_b_2", "Jane", "Two", "jane@b.org", "", t1), // same local part: another username
-		clerkUser("user_b_1", "Jane", "One", "jane@a.org", "", t1), // a duplicate in the batch
+		clerkUser("user_b_2", "Jane", "Two", "jane@b.org", "", t1),  // same local part: another username
+		clerkUser("user_b_1", "Jane", "One", "jane@a.org", "", t1),  // a duplicate in the batch
 		clerkUser("user_b_1", "Janet", "One", "jane@a.org", "", t2), // and a newer update of it
 		clerkUser("user_b_gone", "Zombie", "X", "z@x.org", "", t3),  // deleted before: stays deleted
 		clerkUser("user_b_newer", "Older", "X", "o@x.org", "", t1),  // older than the stored one
