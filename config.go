@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"clerksync/reconcile"
 )
 
 // defaultDevServerURL is where `inngest dev` listens unless told otherwise.
@@ -34,6 +36,9 @@ type config struct {
 
 	logLevel  slog.Level
 	logFormat string
+
+	// clerk is the Clerk Backend API access for reconciliation and backfill.
+	clerk clerkConfig
 }
 
 // setting documents one environment variable; settingsHelp lists them all, for --help.
@@ -59,6 +64,11 @@ func settingsHelp() []setting {
 		{"INNGEST_BATCH_SIZE", "0", "Above 1: up to this many create/update events per Inngest run (each still a guarded upsert); for bursts. 0: one run per event."},
 		{"LOG_LEVEL", "info", "debug, info, warn or error."},
 		{"LOG_FORMAT", "text", "text or json."},
+		{"CLERK_SECRET_KEY", "", "Clerk secret key (sk_live_... or sk_test_...), Clerk Dashboard -> API keys. Set: the reconcile-users-with-clerk cron function runs, and `backfill` can read the API."},
+		{"CLERK_API_URL", defaultClerkAPIURL, "Clerk Backend API base URL."},
+		{"RECONCILE_SCHEDULE", reconcile.DefaultSchedule, "Cron schedule (UTC; or TZ=Area/City ...) of the reconciliation with Clerk."},
+		{"RECONCILE_MAX_DELETE_SHARE", "0.1", "Largest share (0 to 1) of live users one reconciliation may delete; above it nothing is deleted and the run reports the refusal."},
+		{"RECONCILE_ALLOW_MASS_DELETE", "", "1 lets a reconciliation delete more than RECONCILE_MAX_DELETE_SHARE (set it for one run, then unset it)."},
 	}
 }
 
@@ -95,15 +105,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 		errs = append(errs, errors.New("CLERK_WEBHOOK_SIGNING_SECRET is not set: copy the Signing Secret (whsec_...) from Clerk Dashboard -> Webhooks -> your endpoint"))
 	}
 
-	cfg.database = get("MONGODB_DATABASE", "app")
-	if cfg.mongoURI != "" {
-		u, err := url.Parse(cfg.mongoURI)
-		if err != nil || (u.Scheme != "mongodb" && u.Scheme != "mongodb+srv") {
-			errs = append(errs, errors.New("MONGODB_URI must be a mongodb:// or mongodb+srv:// connection string (unset it to use the embedded database)"))
-		} else if name := strings.Trim(u.Path, "/"); name != "" {
-			cfg.database = name
-		}
+	db, err := databaseName(cfg.mongoURI, get("MONGODB_DATABASE", "app"))
+	if err != nil {
+		errs = append(errs, err)
 	}
+	cfg.database = db
+
+	var clerkErrs []error
+	cfg.clerk, clerkErrs = loadClerkConfig(getenv)
+	errs = append(errs, clerkErrs...)
 
 	d, err := time.ParseDuration(get("WEBHOOK_FORWARD_TIMEOUT", "8s"))
 	if err != nil || d <= 0 {
@@ -150,4 +160,77 @@ func loadConfig(getenv func(string) string) (config, error) {
 		return config{}, fmt.Errorf("configuration: %w", errors.Join(errs...))
 	}
 	return cfg, nil
+}
+
+// defaultClerkAPIURL is Clerk's Backend API.
+const defaultClerkAPIURL = "https://api.clerk.com/v1"
+
+// clerkConfig is the Clerk Backend API access of reconciliation and backfill.
+type clerkConfig struct {
+	// secretKey is empty when reconciliation is off.
+	secretKey       string
+	apiURL          string
+	schedule        string
+	maxDeleteShare  float64
+	allowMassDelete bool
+}
+
+// loadClerkConfig reads the CLERK_SECRET_KEY, CLERK_API_URL and RECONCILE_* settings through
+// getenv. It returns one error per malformed setting, saying what to set.
+func loadClerkConfig(getenv func(string) string) (clerkConfig, []error) {
+	get := func(name, def string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		return def
+	}
+	c := clerkConfig{
+		secretKey: get("CLERK_SECRET_KEY", ""),
+		apiURL:    strings.TrimRight(get("CLERK_API_URL", defaultClerkAPIURL), "/"),
+		schedule:  get("RECONCILE_SCHEDULE", reconcile.DefaultSchedule),
+	}
+	var errs []error
+	if c.secretKey != "" && !strings.HasPrefix(c.secretKey, "sk_") {
+		errs = append(errs, errors.New("CLERK_SECRET_KEY must be a Clerk secret key (sk_live_... or sk_test_...), from Clerk Dashboard -> API keys; not the publishable key (pk_...) or the webhook secret"))
+	}
+	if u, err := url.Parse(c.apiURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("CLERK_API_URL=%q is not a URL such as %s", c.apiURL, defaultClerkAPIURL))
+	}
+	fields := strings.Fields(c.schedule)
+	if len(fields) > 0 && (strings.HasPrefix(fields[0], "TZ=") || strings.HasPrefix(fields[0], "CRON_TZ=")) {
+		fields = fields[1:]
+	}
+	if len(fields) != 5 && len(fields) != 6 {
+		errs = append(errs, fmt.Errorf("RECONCILE_SCHEDULE=%q is not a cron schedule such as %q (minute hour day month weekday)", c.schedule, reconcile.DefaultSchedule))
+	}
+	share, err := strconv.ParseFloat(get("RECONCILE_MAX_DELETE_SHARE", "0.1"), 64)
+	if err != nil || share < 0 || share > 1 {
+		errs = append(errs, errors.New("RECONCILE_MAX_DELETE_SHARE must be a number from 0 to 1, such as 0.1 (10% of the live users)"))
+	}
+	c.maxDeleteShare = share
+	switch v := strings.ToLower(get("RECONCILE_ALLOW_MASS_DELETE", "")); v {
+	case "", "0", "false", "no":
+	case "1", "true", "yes":
+		c.allowMassDelete = true
+	default:
+		errs = append(errs, fmt.Errorf("RECONCILE_ALLOW_MASS_DELETE=%q must be 1 or unset", v))
+	}
+	return c, errs
+}
+
+// databaseName returns the database to use: the one MONGODB_URI names in its path, else
+// fallback (MONGODB_DATABASE). It returns an error when mongoURI is set but is not a
+// mongodb:// or mongodb+srv:// connection string.
+func databaseName(mongoURI, fallback string) (string, error) {
+	if mongoURI == "" {
+		return fallback, nil
+	}
+	u, err := url.Parse(mongoURI)
+	if err != nil || (u.Scheme != "mongodb" && u.Scheme != "mongodb+srv") {
+		return fallback, errors.New("MONGODB_URI must be a mongodb:// or mongodb+srv:// connection string (unset it to use the embedded database)")
+	}
+	if name := strings.Trim(u.Path, "/"); name != "" {
+		return name, nil
+	}
+	return fallback, nil
 }

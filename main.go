@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/inngest/inngestgo"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"clerksync/functions"
 	"clerksync/store"
@@ -60,6 +61,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return runSend(ctx, args[2:], getenv, stdout, stderr)
 		case "healthcheck":
 			return runHealthcheck(ctx, getenv, stdout)
+		case "backfill":
+			return runBackfill(ctx, args[2:], getenv, stdout, stderr)
+		case "version", "-version", "--version":
+			return runVersion(stdout)
 		default:
 			return fmt.Errorf("unknown command %q; run with --help to see the settings", strings.Join(args[1:], " "))
 		}
@@ -105,12 +110,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("inngest client: %w", err)
 	}
-	if err := functions.New(users, logger, functions.Config{BatchSize: cfg.batchSize}).Register(client); err != nil {
+	// Metrics: a registry of this run's own, served at /metrics.
+	m := newMetrics(prometheus.NewRegistry())
+	if err := functions.New(users, logger, functions.Config{BatchSize: cfg.batchSize, Metrics: m}).Register(client); err != nil {
+		return fmt.Errorf("inngest functions: %w", err)
+	}
+	// record-sync-failure: the sync functions' permanent failures, in sync_failures.
+	if err := functions.NewFailureRecorder(users, logger, functions.Config{Metrics: m}).Register(client); err != nil {
+		return fmt.Errorf("inngest functions: %w", err)
+	}
+	// reconcile-users-with-clerk: only with CLERK_SECRET_KEY.
+	if err := registerReconciliation(client, cfg, users, logger); err != nil {
 		return fmt.Errorf("inngest functions: %w", err)
 	}
 
 	e := newEcho(logger)
-	addRoutes(e, logger, verifier, client, users, cfg.forwardTimeout)
+	addRoutes(e, logger, verifier, client, users, cfg.forwardTimeout, m)
 
 	ln, err := net.Listen("tcp", ":"+cfg.port)
 	if err != nil {
@@ -216,6 +231,9 @@ Usage:
                                user.deleted) or a JSON file and post it to the service
   clerk-user-sync healthcheck  exit 0 when the local service answers GET /readyz with 200
                                (for container health checks)
+  clerk-user-sync backfill     import every Clerk user once, from the Backend API
+                               (CLERK_SECRET_KEY) or --from-export FILE.csv; safe to rerun
+  clerk-user-sync version      print the version, VCS revision and Go version
   clerk-user-sync --help       this text
 
 Settings (environment variables):

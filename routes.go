@@ -25,20 +25,22 @@ type inngestServer interface {
 }
 
 // addRoutes registers every route of the service.
-func addRoutes(e *echo.Echo, logger *slog.Logger, v *webhook.Verifier, inngest inngestServer, db pinger, forwardTimeout time.Duration) {
+func addRoutes(e *echo.Echo, logger *slog.Logger, v *webhook.Verifier, inngest inngestServer, db pinger, forwardTimeout time.Duration, m *metrics) {
 	e.GET("/", handleRoot())
 	e.GET("/healthz", handleHealthz())
 	e.GET("/readyz", handleReadyz(db, logger))
-	e.POST("/api/webhooks/clerk", webhook.Handler(v, inngest, forwardTimeout, logger))
+	e.GET("/metrics", echo.WrapHandler(m.handler(logger)))
+	e.POST("/api/webhooks/clerk", webhook.HandlerWithMetrics(v, inngest, forwardTimeout, logger, m))
 	e.Match([]string{http.MethodGet, http.MethodPost, http.MethodPut}, "/api/inngest", echo.WrapHandler(inngest.Serve()))
 }
 
-// newEcho returns an Echo instance that recovers from panics (logging them once, answering a
-// bare 500) and logs nothing of its own.
+// newEcho returns an Echo instance that logs one line per request (requestLogger) and
+// recovers from panics (logging them once, answering a bare 500).
 func newEcho(logger *slog.Logger) *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
+	e.Use(requestLogger(logger))
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
 			logger.Error("panic in handler", "path", c.Path(), "error", err, "stack", string(stack))

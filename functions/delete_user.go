@@ -24,6 +24,7 @@ func (f *Functions) DeleteUser(ctx context.Context, in inngestgo.Input[ClerkDele
 	if id == "" {
 		err := fmt.Errorf("%w: data.id is missing", ErrBadUser)
 		log.Error("event cannot be applied; not retrying", "error", err)
+		f.cfg.Metrics.FunctionRun(DeleteUserID, OutcomeInvalid)
 		return nil, inngestgo.NoRetryError(err)
 	}
 	deletedAt := evt.Timestamp
@@ -34,9 +35,11 @@ func (f *Functions) DeleteUser(ctx context.Context, in inngestgo.Input[ClerkDele
 		out, err := f.users.DeleteUser(ctx, id, deletedAt)
 		if err != nil {
 			log.Error("deleting user failed; Inngest will retry", "error", err)
+			f.cfg.Metrics.FunctionRun(DeleteUserID, errorOutcome(err))
 			return "", err
 		}
 		log.Info("user deleted", "outcome", out)
+		f.cfg.Metrics.FunctionRun(DeleteUserID, string(out))
 		return out, nil
 	})
 	if err != nil {

@@ -52,6 +52,8 @@ type Config struct {
 	BatchSize int
 	// BatchWait bounds how long a lone event waits for a batch (default 1s).
 	BatchWait time.Duration
+	// Metrics counts each run's outcome; nil counts nothing.
+	Metrics Metrics
 }
 
 // Functions holds the dependencies of the three functions.
@@ -65,6 +67,9 @@ type Functions struct {
 func New(users UserStore, logger *slog.Logger, cfg Config) *Functions {
 	if cfg.BatchWait <= 0 {
 		cfg.BatchWait = time.Second
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = nopMetrics{}
 	}
 	return &Functions{users: users, logger: logger, cfg: cfg}
 }

@@ -24,15 +24,18 @@ func (f *Functions) upsertUser(ctx context.Context, function string, in inngestg
 	u, err := UserFromClerk(evt.Data, evt.Timestamp)
 	if err != nil {
 		log.Error("event cannot be stored; not retrying", "error", err)
+		f.cfg.Metrics.FunctionRun(function, OutcomeInvalid)
 		return nil, inngestgo.NoRetryError(err)
 	}
 	outcome, err := step.Run(ctx, "upsert-user", func(ctx context.Context) (store.Outcome, error) {
 		out, err := f.users.UpsertUser(ctx, u)
 		if err != nil {
 			log.Error("writing user failed; Inngest will retry", "error", err)
+			f.cfg.Metrics.FunctionRun(function, errorOutcome(err))
 			return "", err
 		}
 		log.Info("user written", "outcome", out, "updated_at", u.UpdatedAt)
+		f.cfg.Metrics.FunctionRun(function, string(out))
 		return out, nil
 	})
 	if err != nil {
@@ -61,7 +64,15 @@ func (f *Functions) upsertBatch(ctx context.Context, function string, in inngest
 		}
 		users = append(users, u)
 	}
+	// Unusable events are counted with the writes (inside the step), so that the invocation
+	// that only replays the step's memoized result does not count them again.
+	countInvalid := func() {
+		for range len(in.Events) - len(users) {
+			f.cfg.Metrics.FunctionRun(function, OutcomeInvalid)
+		}
+	}
 	if len(users) == 0 {
+		countInvalid()
 		return nil, inngestgo.NoRetryError(fmt.Errorf("%w: none of the %d events in the batch", ErrBadUser, len(in.Events)))
 	}
 	return step.Run(ctx, "upsert-users", func(ctx context.Context) ([]Result, error) {
@@ -80,6 +91,14 @@ func (f *Functions) upsertBatch(ctx context.Context, function string, in inngest
 			}()
 		}
 		wg.Wait()
+		countInvalid()
+		for i := range results {
+			if errs[i] != nil {
+				f.cfg.Metrics.FunctionRun(function, errorOutcome(errs[i]))
+			} else {
+				f.cfg.Metrics.FunctionRun(function, string(results[i].Outcome))
+			}
+		}
 		if err := errors.Join(errs...); err != nil {
 			f.logger.Error("writing a batch of users failed; Inngest will retry the batch", "function", function, "run_id", in.InputCtx.RunID, "events", len(in.Events), "error", err)
 			return nil, err
@@ -87,4 +106,13 @@ func (f *Functions) upsertBatch(ctx context.Context, function string, in inngest
 		f.logger.Info("batch of users written", "function", function, "run_id", in.InputCtx.RunID, "events", len(in.Events))
 		return results, nil
 	})
+}
+
+// errorOutcome is the metrics outcome of a failed write: invalid for input the store refuses
+// (not retried), error otherwise (retried).
+func errorOutcome(err error) string {
+	if errors.Is(err, store.ErrInvalidUser) {
+		return OutcomeInvalid
+	}
+	return OutcomeError
 }

@@ -42,33 +42,48 @@ type Response struct {
 //   - 413 for a body over MaxBodyBytes;
 //   - 503 when Inngest did not accept the event within timeout, so that Svix retries.
 func Handler(v *Verifier, s Sender, timeout time.Duration, logger *slog.Logger) echo.HandlerFunc {
+	return HandlerWithMetrics(v, s, timeout, logger, nil)
+}
+
+// HandlerWithMetrics is Handler, also counting each request's fate in m (nil counts nothing).
+func HandlerWithMetrics(v *Verifier, s Sender, timeout time.Duration, logger *slog.Logger, m Metrics) echo.HandlerFunc {
+	if m == nil {
+		m = nopMetrics{}
+	}
 	return func(c echo.Context) error {
 		req := c.Request()
 		svixID := MessageID(req.Header)
 		log := logger.With("svix_id", svixID)
+		m.WebhookReceived()
 
 		if req.ContentLength > MaxBodyBytes {
 			log.Warn("webhook rejected: body too large", "content_length", req.ContentLength)
+			m.WebhookRejected(RejectTooLarge)
 			return c.JSON(http.StatusRequestEntityTooLarge, Response{Error: "body larger than 1 MiB"})
 		}
 		body, err := io.ReadAll(io.LimitReader(req.Body, MaxBodyBytes+1))
 		if err != nil {
 			log.Warn("webhook rejected: reading body failed", "error", err)
+			m.WebhookRejected(RejectReadError)
 			return c.JSON(http.StatusBadRequest, Response{Error: "could not read the request body"})
 		}
 		if len(body) > MaxBodyBytes {
 			log.Warn("webhook rejected: body too large", "bytes_read", len(body))
+			m.WebhookRejected(RejectTooLarge)
 			return c.JSON(http.StatusRequestEntityTooLarge, Response{Error: "body larger than 1 MiB"})
 		}
 
 		if err := v.Verify(body, req.Header); err != nil {
 			log.Warn("webhook rejected: signature", "error", err)
+			m.WebhookRejected(RejectSignature)
 			return c.JSON(http.StatusUnauthorized, Response{Error: err.Error() + "; check CLERK_WEBHOOK_SIGNING_SECRET against the endpoint's Signing Secret in the Clerk dashboard"})
 		}
+		m.WebhookVerified()
 
 		evt, err := decodeEvent(body, messageTimestamp(req.Header))
 		if err != nil {
 			log.Warn("webhook rejected: not a Clerk event", "error", err)
+			m.WebhookRejected(RejectNotClerkEvent)
 			return c.JSON(http.StatusBadRequest, Response{Error: err.Error()})
 		}
 
@@ -82,10 +97,13 @@ func Handler(v *Verifier, s Sender, timeout time.Duration, logger *slog.Logger) 
 		}
 		start := time.Now()
 		if err := send(req.Context(), s, ie, timeout); err != nil {
+			m.WebhookForwardFailed(time.Since(start))
 			log.Error("forwarding to Inngest failed; answering 503 so that Svix retries", "error", err, "elapsed", time.Since(start))
 			return c.JSON(http.StatusServiceUnavailable, Response{Error: "Inngest did not accept the event; Svix will retry the delivery"})
 		}
-		log.Info("webhook forwarded", "elapsed", time.Since(start))
+		elapsed := time.Since(start)
+		m.WebhookForwarded(elapsed)
+		log.Info("webhook forwarded", "elapsed", elapsed)
 		return c.JSON(http.StatusOK, Response{Status: "forwarded", EventID: id})
 	}
 }

@@ -1,0 +1,367 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"clerksync/functions"
+	"clerksync/reconcile"
+	"clerksync/reconcile/clerkfake"
+	"clerksync/store"
+)
+
+// backfillKey is the secret key the Clerk stand-in of these tests expects.
+const backfillKey = "sk_test_backfill"
+
+// tally is a backfill summary as printed.
+type tally struct {
+	Created, Updated, Unchanged, Skipped int
+	Reasons                              map[string]int
+}
+
+var (
+	summaryLineRE = regexp.MustCompile(`(?m)^  (created|updated|unchanged|skipped) +(\d+)`)
+	reasonLineRE  = regexp.MustCompile(`(?m)^    +(\d+)  (.+)$`)
+)
+
+// parseSummary reads the summary backfill printed at the end of out.
+func parseSummary(t *testing.T, out string) tally {
+	t.Helper()
+	i := strings.LastIndex(out, "backfill done:")
+	if i < 0 {
+		i = strings.LastIndex(out, "backfill stopped early:")
+	}
+	if i < 0 {
+		t.Fatalf("no summary in the output:\n%s", out)
+	}
+	out = out[i:]
+	var got tally
+	for _, m := range summaryLineRE.FindAllStringSubmatch(out, -1) {
+		n, _ := strconv.Atoi(m[2])
+		switch m[1] {
+		case "created":
+			got.Created = n
+		case "updated":
+			got.Updated = n
+		case "unchanged":
+			got.Unchanged = n
+		case "skipped":
+			got.Skipped = n
+		}
+	}
+	for _, m := range reasonLineRE.FindAllStringSubmatch(out, -1) {
+		if got.Reasons == nil {
+			got.Reasons = map[string]int{}
+		}
+		n, _ := strconv.Atoi(m[1])
+		got.Reasons[m[2]] = n
+	}
+	return got
+}
+
+// runBackfillCmd runs `backfill args...` through run and returns its stdout, stderr and error.
+func runBackfillCmd(ctx context.Context, vars map[string]string, args ...string) (string, string, error) {
+	var stdout, stderr bytes.Buffer
+	err := run(ctx, append([]string{"clerk-user-sync", "backfill"}, args...), env(vars), &stdout, &stderr)
+	return stdout.String(), stderr.String(), err
+}
+
+// clerkUsers returns n stand-in users user_01... created in that order, updated at 1000.
+func clerkUsers(n int) []clerkfake.User {
+	users := make([]clerkfake.User, n)
+	for i := range users {
+		id := fmt.Sprintf("user_%02d", i+1)
+		users[i] = clerkfake.User{ID: id, FirstName: "User", LastName: strconv.Itoa(i + 1), Email: id + "@example.com", CreatedAt: 500, UpdatedAt: 1000}
+	}
+	return users
+}
+
+// writeUser writes a user to st as the webhook functions would.
+func writeUser(t *testing.T, st *store.Store, id, first string, updatedAt int64) {
+	t.Helper()
+	u, err := functions.UserFromClerk(functions.ClerkUser{ID: id, FirstName: &first, CreatedAt: 500, UpdatedAt: updatedAt}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.UpsertUser(context.Background(), u); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBackfillFromAPI(t *testing.T) {
+	_, uri := startEmbeddedDB(t)
+	deleted := map[string]int{reconcile.SkipDeleted: 1}
+	tests := []struct {
+		name         string
+		prepare      func(t *testing.T, st *store.Store)
+		first, again tally
+	}{
+		{"empty database", nil, tally{Created: 5}, tally{Unchanged: 5}},
+		{
+			"older stored user",
+			func(t *testing.T, st *store.Store) { writeUser(t, st, "user_02", "Old", 700) },
+			tally{Created: 4, Updated: 1}, tally{Unchanged: 5},
+		},
+		{
+			"newer webhook write and a tombstone",
+			func(t *testing.T, st *store.Store) {
+				writeUser(t, st, "user_03", "Webhook", 3000)
+				if _, err := st.DeleteUser(context.Background(), "user_05", 2000); err != nil {
+					t.Fatal(err)
+				}
+			},
+			tally{Created: 3, Unchanged: 1, Skipped: 1, Reasons: deleted},
+			tally{Unchanged: 4, Skipped: 1, Reasons: deleted},
+		},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			database := fmt.Sprintf("backfill%d", i)
+			st := openTestStore(t, uri, database)
+			if tt.prepare != nil {
+				tt.prepare(t, st)
+			}
+			fake := clerkfake.New(t, backfillKey, clerkUsers(5)...)
+			vars := map[string]string{"MONGODB_URI": uri + "/" + database, "CLERK_SECRET_KEY": backfillKey, "CLERK_API_URL": fake.URL}
+
+			for run, want := range []tally{tt.first, tt.again} {
+				stdout, stderr, err := runBackfillCmd(t.Context(), vars, "-page-size", "2")
+				if err != nil {
+					t.Fatalf("backfill run %d = %v; stderr:\n%s", run+1, err, stderr)
+				}
+				if got := parseSummary(t, stdout); !reflect.DeepEqual(got, want) {
+					t.Errorf("backfill run %d summary = %+v; want %+v; stdout:\n%s", run+1, got, want, stdout)
+				}
+				// Not a terminal: plain progress lines, one per page.
+				for _, line := range []string{"backfill: 2/5 users:", "backfill: 4/5 users:", "backfill: 5/5 users:"} {
+					if !strings.Contains(stdout, line) {
+						t.Errorf("backfill run %d output has no progress line %q:\n%s", run+1, line, stdout)
+					}
+				}
+			}
+			if u, err := st.Get(context.Background(), "user_01"); err != nil || u.FullName != "User 1" || u.Email == nil || *u.Email != "user_01@example.com" {
+				t.Errorf("user_01 after backfill = %+v, %v; want full_name \"User 1\", email user_01@example.com", u, err)
+			}
+			if tt.name == "newer webhook write and a tombstone" {
+				if u, _ := st.Get(context.Background(), "user_03"); u.FullName != "Webhook" {
+					t.Errorf("user_03 full_name = %q; want the newer webhook write kept", u.FullName)
+				}
+				if u, _ := st.Get(context.Background(), "user_05"); !u.Deleted {
+					t.Errorf("user_05 = %+v; want it to stay deleted", u)
+				}
+			}
+		})
+	}
+}
+
+// TestBackfillInterrupted: a backfill interrupted between two pages reports how far it got;
+// run again, it finishes, and what the first run wrote is unchanged.
+func TestBackfillInterrupted(t *testing.T) {
+	_, uri := startEmbeddedDB(t)
+	fake := clerkfake.New(t, backfillKey, clerkUsers(5)...)
+	vars := map[string]string{"MONGODB_URI": uri + "/interrupted", "CLERK_SECRET_KEY": backfillKey, "CLERK_API_URL": fake.URL}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var once sync.Once
+	fake.BeforeList(func(offset int) {
+		if offset == 2 {
+			once.Do(func() {
+				cancel()
+				time.Sleep(50 * time.Millisecond) // let the client see the cancellation first
+			})
+		}
+	})
+	stdout, _, err := runBackfillCmd(ctx, vars, "-page-size", "2")
+	if err == nil || !strings.Contains(err.Error(), "interrupted after 2 users") {
+		t.Fatalf("interrupted backfill = %v; want an error saying it was interrupted after 2 users", err)
+	}
+	if got, want := parseSummary(t, stdout), (tally{Created: 2}); !reflect.DeepEqual(got, want) {
+		t.Errorf("interrupted backfill summary = %+v; want %+v", got, want)
+	}
+	if !strings.Contains(stdout, "backfill stopped early: 2 users") {
+		t.Errorf("interrupted backfill output does not say it stopped early:\n%s", stdout)
+	}
+
+	stdout, stderr, err := runBackfillCmd(t.Context(), vars, "-page-size", "2")
+	if err != nil {
+		t.Fatalf("backfill rerun = %v; stderr:\n%s", err, stderr)
+	}
+	if got, want := parseSummary(t, stdout), (tally{Created: 3, Unchanged: 2}); !reflect.DeepEqual(got, want) {
+		t.Errorf("backfill rerun summary = %+v; want %+v", got, want)
+	}
+}
+
+func TestBackfillFromExport(t *testing.T) {
+	_, uri := startEmbeddedDB(t)
+	vars := map[string]string{"MONGODB_URI": uri + "/export"}
+	export := filepath.Join("testdata", "clerk-users-export.csv")
+	invalid := map[string]int{reconcile.SkipInvalid: 1}
+	for run, want := range []tally{
+		{Created: 3, Skipped: 1, Reasons: invalid},
+		{Unchanged: 3, Skipped: 1, Reasons: invalid},
+	} {
+		stdout, stderr, err := runBackfillCmd(t.Context(), vars, "--from-export", export)
+		if err != nil {
+			t.Fatalf("backfill --from-export run %d = %v; stderr:\n%s", run+1, err, stderr)
+		}
+		if got := parseSummary(t, stdout); !reflect.DeepEqual(got, want) {
+			t.Errorf("backfill --from-export run %d summary = %+v; want %+v; stdout:\n%s", run+1, got, want, stdout)
+		}
+		if !strings.Contains(stderr, "export row skipped") || !strings.Contains(stderr, "line=5") {
+			t.Errorf("backfill --from-export run %d log does not name the skipped row (line 5):\n%s", run+1, stderr)
+		}
+	}
+
+	st := openTestStore(t, uri, "export")
+	email := func(s string) *string { return &s }
+	tests := []struct {
+		id   string
+		want store.User
+	}{
+		{"user_2exportAda", store.User{ID: "user_2exportAda", Email: email("ada@example.com"), FullName: "Ada Lovelace", Username: "ada", UpdatedAt: 1}},
+		{"user_2exportGrace", store.User{ID: "user_2exportGrace", Email: email("grace@example.com"), FullName: "Grace Hopper", Username: "grace", UpdatedAt: 1}},
+		{"user_2exportPhone", store.User{ID: "user_2exportPhone", Username: "user_2exportphone", UpdatedAt: 1}},
+	}
+	for _, tt := range tests {
+		got, err := st.Get(context.Background(), tt.id)
+		if err != nil {
+			t.Fatalf("Get(%s) = %v", tt.id, err)
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("Get(%s) = %+v; want %+v", tt.id, got, tt.want)
+		}
+	}
+}
+
+func TestBackfillRefuses(t *testing.T) {
+	_, uri := startEmbeddedDB(t)
+	fake := clerkfake.New(t, backfillKey, clerkUsers(2)...)
+	notExport := filepath.Join(t.TempDir(), "users.json")
+	if err := os.WriteFile(notExport, []byte(`[{"id":"user_1"}]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := map[string]string{"MONGODB_URI": uri + "/refuses", "CLERK_SECRET_KEY": backfillKey, "CLERK_API_URL": fake.URL}
+	tests := []struct {
+		name    string
+		change  map[string]string
+		args    []string
+		wantErr string
+	}{
+		{"no secret key and no export", map[string]string{"CLERK_SECRET_KEY": ""}, nil, "CLERK_SECRET_KEY is not set"},
+		{"publishable key", map[string]string{"CLERK_SECRET_KEY": "pk_test_abc"}, nil, "sk_live_"},
+		{"wrong secret key", map[string]string{"CLERK_SECRET_KEY": "sk_test_wrong"}, nil, "authentication_invalid"},
+		{"bad API URL", map[string]string{"CLERK_API_URL": "api.clerk.com"}, nil, "CLERK_API_URL"},
+		{"bad MongoDB URI", map[string]string{"MONGODB_URI": "postgres://x"}, nil, "mongodb://"},
+		{"missing export", nil, []string{"--from-export", "nope.csv"}, "--from-export"},
+		{"not an export", nil, []string{"--from-export", notExport}, "not a Clerk user export"},
+		{"page size too big", nil, []string{"-page-size", "501"}, "-page-size 501"},
+		{"stray argument", nil, []string{"now"}, "no arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vars := map[string]string{}
+			for k, v := range base {
+				vars[k] = v
+			}
+			for k, v := range tt.change {
+				vars[k] = v
+			}
+			vars["DATA_DIR"] = t.TempDir()
+			_, _, err := runBackfillCmd(t.Context(), vars, tt.args...)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("backfill = %v; want an error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+	if n, _ := openTestStore(t, uri, "refuses").Count(context.Background()); n != 0 {
+		t.Errorf("users after refused backfills = %d; want 0", n)
+	}
+}
+
+// inngestFunctionCount returns how many functions the service at base offers Inngest, from
+// its serve handler's introspection (GET /api/inngest).
+func inngestFunctionCount(t *testing.T, base string) int {
+	t.Helper()
+	resp, err := http.Get(base + "/api/inngest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var in struct {
+		FunctionCount *int `json:"function_count"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&in); err != nil || in.FunctionCount == nil {
+		t.Fatalf("GET /api/inngest: no function_count (%v)", err)
+	}
+	return *in.FunctionCount
+}
+
+// TestReconcileFunctionOnlyWithSecretKey: reconcile-users-with-clerk is served only when
+// CLERK_SECRET_KEY is set.
+func TestReconcileFunctionOnlyWithSecretKey(t *testing.T) {
+	vars := func(key string) map[string]string {
+		return map[string]string{
+			"PORT":                         "0",
+			"CLERK_WEBHOOK_SIGNING_SECRET": newSecret(t),
+			"INNGEST_DEV":                  "http://127.0.0.1:1",
+			"DATA_DIR":                     t.TempDir(),
+			"CLERK_SECRET_KEY":             key,
+			"RECONCILE_SCHEDULE":           "TZ=Europe/Paris 30 4 * * *",
+		}
+	}
+	without := startRun(t, vars(""))
+	with := startRun(t, vars("sk_test_reconcile"))
+	if got, want := inngestFunctionCount(t, with.url), inngestFunctionCount(t, without.url)+1; got != want {
+		t.Errorf("functions served with CLERK_SECRET_KEY = %d; want %d (one more than without)", got, want)
+	}
+	if !strings.Contains(with.stderr.String(), "reconciliation with Clerk scheduled") {
+		t.Errorf("the log does not say the reconciliation is scheduled:\n%s", with.stderr)
+	}
+}
+
+func TestLoadClerkConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		vars    map[string]string
+		want    clerkConfig
+		wantErr string
+	}{
+		{"defaults", nil, clerkConfig{apiURL: "https://api.clerk.com/v1", schedule: "0 3 * * *", maxDeleteShare: 0.1}, ""},
+		{"all set", map[string]string{
+			"CLERK_SECRET_KEY": "sk_live_x", "CLERK_API_URL": "http://localhost:9000/v1/", "RECONCILE_SCHEDULE": "*/15 * * * *",
+			"RECONCILE_MAX_DELETE_SHARE": "0.25", "RECONCILE_ALLOW_MASS_DELETE": "1",
+		}, clerkConfig{secretKey: "sk_live_x", apiURL: "http://localhost:9000/v1", schedule: "*/15 * * * *", maxDeleteShare: 0.25, allowMassDelete: true}, ""},
+		{"webhook secret as key", map[string]string{"CLERK_SECRET_KEY": "whsec_abc"}, clerkConfig{}, "CLERK_SECRET_KEY"},
+		{"share above 1", map[string]string{"RECONCILE_MAX_DELETE_SHARE": "10"}, clerkConfig{}, "RECONCILE_MAX_DELETE_SHARE"},
+		{"share not a number", map[string]string{"RECONCILE_MAX_DELETE_SHARE": "10%"}, clerkConfig{}, "RECONCILE_MAX_DELETE_SHARE"},
+		{"schedule not cron", map[string]string{"RECONCILE_SCHEDULE": "daily"}, clerkConfig{}, "RECONCILE_SCHEDULE"},
+		{"allow not a flag", map[string]string{"RECONCILE_ALLOW_MASS_DELETE": "maybe"}, clerkConfig{}, "RECONCILE_ALLOW_MASS_DELETE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, errs := loadClerkConfig(env(tt.vars))
+			if tt.wantErr != "" {
+				if len(errs) != 1 || !strings.Contains(errs[0].Error(), tt.wantErr) {
+					t.Fatalf("loadClerkConfig errors = %v; want one about %s", errs, tt.wantErr)
+				}
+				return
+			}
+			if len(errs) > 0 || got != tt.want {
+				t.Errorf("loadClerkConfig = %+v, %v; want %+v", got, errs, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,205 @@
+package functions_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/inngest/inngestgo"
+	inngesterrors "github.com/inngest/inngestgo/errors"
+
+	"clerksync/functions"
+	"clerksync/store"
+)
+
+// countingMetrics records the FunctionRun calls, as function/outcome → count.
+type countingMetrics struct {
+	mu   sync.Mutex
+	runs map[string]int
+}
+
+func (m *countingMetrics) FunctionRun(function, outcome string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.runs == nil {
+		m.runs = map[string]int{}
+	}
+	m.runs[function+"/"+outcome]++
+}
+
+func (m *countingMetrics) snapshot() map[string]int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range m.runs {
+		out[k] = v
+	}
+	return out
+}
+
+// failedInput returns the input Inngest passes to record-sync-failure: an
+// inngest/function.failed event as the dev server (v1.12.1) builds it.
+func failedInput(t *testing.T, runID, functionID, eventID, userID string, ts int64) inngestgo.Input[functions.FunctionFailedData] {
+	t.Helper()
+	data := map[string]any{"first_name": "X"}
+	if userID != "" {
+		data["id"] = userID
+	}
+	evt := map[string]any{
+		"name": functions.FunctionFailed, "id": runID, "ts": ts,
+		"data": map[string]any{
+			"function_id": functionID,
+			"run_id":      runID,
+			"error":       map[string]any{"name": "Error", "message": "event data is not a usable Clerk user: data.id is missing", "error": "invalid status code: 400"},
+			"event":       map[string]any{"name": "clerk/user.created", "id": eventID, "ts": float64(1.7e12), "user": map[string]any{}, "data": data},
+			"events":      []any{},
+		},
+	}
+	raw, _ := json.Marshal(map[string]any{"event": evt, "events": []any{evt}, "ctx": map[string]any{"run_id": "01RECORDERRUN", "attempt": 0}})
+	var in inngestgo.Input[functions.FunctionFailedData]
+	if err := json.Unmarshal(raw, &in); err != nil {
+		t.Fatalf("decoding an inngest/function.failed input: %v", err)
+	}
+	return in
+}
+
+func TestRecordFailure(t *testing.T) {
+	st := openStore(t)
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	m := &countingMetrics{}
+	rec := functions.NewFailureRecorder(st, logger, functions.Config{Metrics: m})
+	const fnID = "clerk-user-sync-sync-user-from-clerk"
+	ts := int64(1_700_000_000_123)
+
+	steps := []struct {
+		name         string
+		in           inngestgo.Input[functions.FunctionFailedData]
+		wantRecorded bool
+	}{
+		{"first report", failedInput(t, "01RUNFAIL1", fnID, "clerk-msg_fail1", "", ts), true},
+		{"same run again (recorder retried)", failedInput(t, "01RUNFAIL1", fnID, "clerk-msg_fail1", "", ts), false},
+		{"another run", failedInput(t, "01RUNFAIL2", "clerk-user-sync-delete-user-with-clerk", "clerk-msg_fail2", "user_2", ts+1), true},
+	}
+	for _, s := range steps {
+		res, err := rec.RecordFailure(t.Context(), s.in)
+		if err != nil {
+			t.Fatalf("%s: RecordFailure = %v; want nil", s.name, err)
+		}
+		if got, ok := res.(functions.FailureResult); !ok || got.Recorded != s.wantRecorded {
+			t.Errorf("%s: RecordFailure result = %+v; want recorded %t", s.name, res, s.wantRecorded)
+		}
+	}
+
+	got, err := st.Failures(context.Background())
+	if err != nil {
+		t.Fatalf("Failures = %v", err)
+	}
+	want := []store.Failure{
+		{RunID: "01RUNFAIL1", FunctionID: fnID, EventID: "clerk-msg_fail1", EventName: "clerk/user.created",
+			Error: "event data is not a usable Clerk user: data.id is missing", FailedAt: time.UnixMilli(ts).UTC()},
+		{RunID: "01RUNFAIL2", FunctionID: "clerk-user-sync-delete-user-with-clerk", EventID: "clerk-msg_fail2", EventName: "clerk/user.created",
+			UserID: "user_2", Error: "event data is not a usable Clerk user: data.id is missing", FailedAt: time.UnixMilli(ts + 1).UTC()},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Failures =\n %+v\nwant\n %+v", got, want)
+	}
+
+	var errorLines []string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "level=ERROR") {
+			errorLines = append(errorLines, line)
+		}
+	}
+	if len(errorLines) != 2 {
+		t.Fatalf("%d error lines logged for 2 failed runs (one reported twice); want 2:\n%s", len(errorLines), logs.String())
+	}
+	for _, want := range []string{"failed_run_id=01RUNFAIL1", "event_id=clerk-msg_fail1", "failed_function=" + fnID, "data.id is missing"} {
+		if !strings.Contains(errorLines[0], want) {
+			t.Errorf("error line %q does not contain %q", errorLines[0], want)
+		}
+	}
+	wantRuns := map[string]int{"record-sync-failure/recorded": 2, "record-sync-failure/already_recorded": 1}
+	if got := m.snapshot(); !reflect.DeepEqual(got, wantRuns) {
+		t.Errorf("FunctionRun calls = %v; want %v", got, wantRuns)
+	}
+}
+
+func TestRecordFailureErrors(t *testing.T) {
+	t.Run("no run id", func(t *testing.T) {
+		rec := functions.NewFailureRecorder(openStore(t), slog.New(slog.DiscardHandler), functions.Config{})
+		_, err := rec.RecordFailure(t.Context(), failedInput(t, "", "clerk-user-sync-sync-user-from-clerk", "clerk-msg_x", "", 1))
+		if !inngesterrors.IsNoRetryError(err) {
+			t.Errorf("RecordFailure without run id = %v; want a NoRetryError", err)
+		}
+	})
+	t.Run("database down", func(t *testing.T) {
+		st := openStore(t)
+		if err := st.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		rec := functions.NewFailureRecorder(st, slog.New(slog.DiscardHandler), functions.Config{})
+		_, err := rec.RecordFailure(t.Context(), failedInput(t, "01RUNDOWN", "clerk-user-sync-sync-user-from-clerk", "clerk-msg_x", "", 1))
+		if err == nil || inngesterrors.IsNoRetryError(err) || !errors.Is(err, store.ErrDatabase) {
+			t.Errorf("RecordFailure with the database down = %v; want a retryable error wrapping store.ErrDatabase", err)
+		}
+	})
+}
+
+func TestFailureExpression(t *testing.T) {
+	got := functions.FailureExpression("my-app")
+	want := `event.data.function_id == "my-app-sync-user-from-clerk" || event.data.function_id == "my-app-update-user-from-clerk" || event.data.function_id == "my-app-delete-user-with-clerk"`
+	if got != want {
+		t.Errorf("FailureExpression(my-app) =\n %s\nwant\n %s", got, want)
+	}
+}
+
+// TestFunctionRunMetrics: every write attempt is counted with its outcome.
+func TestFunctionRunMetrics(t *testing.T) {
+	m := &countingMetrics{}
+	st := openStore(t)
+	h := &harness{t: t, ctx: t.Context(), st: st, fns: functions.New(st, slog.New(slog.DiscardHandler), functions.Config{Metrics: m})}
+	u := clerkUser("user_metrics", "Met", "Rics", "m@x.org", "", t1)
+	steps := []struct {
+		e       event
+		wantErr bool
+	}{
+		{created(u), false},
+		{created(u), false}, // replay: skipped
+		{updated(clerkUser("user_metrics", "Met", "Two", "m@x.org", "", t2)), false},
+		{created(clerkUser("", "No", "Id", "", "", t1)), true},
+		{deleted("user_metrics", t2), false},
+		{deleted("user_metrics", t2), false}, // already deleted
+		{deleted("", t2), true},
+	}
+	for _, s := range steps {
+		if _, err := h.send(s.e); (err != nil) != s.wantErr {
+			t.Fatalf("%s = %v; want error %t", s.e, err, s.wantErr)
+		}
+	}
+	_ = st.Close(context.Background())
+	if _, err := h.send(created(clerkUser("user_metrics2", "Db", "Down", "", "", t1))); err == nil {
+		t.Fatalf("SyncUser with the database closed = nil; want an error")
+	}
+	want := map[string]int{
+		fmt.Sprintf("%s/inserted", functions.SyncUserID):          1,
+		fmt.Sprintf("%s/skipped", functions.SyncUserID):           1,
+		fmt.Sprintf("%s/invalid", functions.SyncUserID):           1,
+		fmt.Sprintf("%s/error", functions.SyncUserID):             1,
+		fmt.Sprintf("%s/updated", functions.UpdateUserID):         1,
+		fmt.Sprintf("%s/deleted", functions.DeleteUserID):         1,
+		fmt.Sprintf("%s/already_deleted", functions.DeleteUserID): 1,
+		fmt.Sprintf("%s/invalid", functions.DeleteUserID):         1,
+	}
+	if got := m.snapshot(); !reflect.DeepEqual(got, want) {
+		t.Errorf("FunctionRun calls = %v; want %v", got, want)
+	}
+}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"clerksync/functions"
+	"clerksync/store"
+	"clerksync/webhook"
+)
+
+// metrics holds the service's Prometheus metrics, on the registry given to newMetrics (never
+// the global default one). It implements webhook.Metrics and functions.Metrics, so that those
+// packages stay free of Prometheus.
+type metrics struct {
+	reg *prometheus.Registry
+
+	webhooksReceived  prometheus.Counter
+	webhooksVerified  prometheus.Counter
+	webhooksRejected  *prometheus.CounterVec
+	webhooksForwarded prometheus.Counter
+	forwardFailures   prometheus.Counter
+	forwardDuration   prometheus.Histogram
+	functionRuns      *prometheus.CounterVec
+}
+
+// newMetrics creates the metrics on reg, with the Go runtime and process collectors. Every
+// label value known in advance starts at 0, so dashboards and alerts see the series at once.
+func newMetrics(reg *prometheus.Registry) *metrics {
+	m := &metrics{
+		reg: reg,
+		webhooksReceived: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clerksync_webhooks_received_total",
+			Help: "Webhook requests received on POST /api/webhooks/clerk.",
+		}),
+		webhooksVerified: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clerksync_webhooks_verified_total",
+			Help: "Webhook requests whose Svix signature verified.",
+		}),
+		webhooksRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clerksync_webhooks_rejected_total",
+			Help: "Webhook requests refused, by reason: signature (401), too_large (413), not_clerk_event (400), read_error (400).",
+		}, []string{"reason"}),
+		webhooksForwarded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clerksync_webhooks_forwarded_total",
+			Help: "Webhook events Inngest accepted (answered 200).",
+		}),
+		forwardFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clerksync_webhook_forward_failures_total",
+			Help: "Webhook events Inngest did not accept in time (answered 503; Svix retries).",
+		}),
+		forwardDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "clerksync_webhook_forward_duration_seconds",
+			Help:    "How long forwarding an event to Inngest took, accepted or not.",
+			Buckets: prometheus.DefBuckets,
+		}),
+		functionRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clerksync_function_runs_total",
+			Help: "Attempts of the Inngest functions, by function id and outcome (inserted, updated, skipped, deleted, already_deleted, invalid, error; recorded, already_recorded for record-sync-failure).",
+		}, []string{"function", "outcome"}),
+	}
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.webhooksReceived, m.webhooksVerified, m.webhooksRejected, m.webhooksForwarded,
+		m.forwardFailures, m.forwardDuration, m.functionRuns,
+	)
+	for _, r := range webhook.RejectReasons() {
+		m.webhooksRejected.WithLabelValues(r)
+	}
+	writes := []string{string(store.Inserted), string(store.Updated), string(store.Skipped), functions.OutcomeInvalid, functions.OutcomeError}
+	for _, fn := range []string{functions.SyncUserID, functions.UpdateUserID} {
+		for _, o := range writes {
+			m.functionRuns.WithLabelValues(fn, o)
+		}
+	}
+	for _, o := range []string{string(store.Deleted), string(store.AlreadyDeleted), functions.OutcomeInvalid, functions.OutcomeError} {
+		m.functionRuns.WithLabelValues(functions.DeleteUserID, o)
+	}
+	for _, o := range []string{functions.OutcomeRecorded, functions.OutcomeAlreadyRecorded, functions.OutcomeError} {
+		m.functionRuns.WithLabelValues(functions.RecordFailureID, o)
+	}
+	return m
+}
+
+// handler returns the handler of GET /metrics: the registry in Prometheus's text format.
+func (m *metrics) handler(logger *slog.Logger) http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		Registry: m.reg, // also counts the handler's own errors
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	})
+}
+
+func (m *metrics) WebhookReceived()              { m.webhooksReceived.Inc() }
+func (m *metrics) WebhookVerified()              { m.webhooksVerified.Inc() }
+func (m *metrics) WebhookRejected(reason string) { m.webhooksRejected.WithLabelValues(reason).Inc() }
+
+func (m *metrics) WebhookForwarded(elapsed time.Duration) {
+	m.webhooksForwarded.Inc()
+	m.forwardDuration.Observe(elapsed.Seconds())
+}
+
+func (m *metrics) WebhookForwardFailed(elapsed time.Duration) {
+	m.forwardFailures.Inc()
+	m.forwardDuration.Observe(elapsed.Seconds())
+}
+
+func (m *metrics) FunctionRun(function, outcome string) {
+	m.functionRuns.WithLabelValues(function, outcome).Inc()
+}

@@ -1,0 +1,243 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/clerk/clerk-sdk-go/v2"
+	"github.com/clerk/clerk-sdk-go/v2/user"
+
+	"clerksync/functions"
+)
+
+// MaxPageSize is the largest page Clerk's GET /v1/users serves (limit 1 to 500).
+const MaxPageSize = 500
+
+// Errors of the Clerk Backend API client.
+var (
+	// ErrUserNotInClerk means Clerk answered 404 for the user: it does not exist (any more).
+	ErrUserNotInClerk = errors.New("clerk: user not found")
+	// ErrRateLimited means Clerk answered 429 more often, or asked to wait longer, than the
+	// client is configured to put up with. Retrying later succeeds once the limit has passed.
+	ErrRateLimited = errors.New("clerk: rate limited")
+)
+
+// RateLimitedError is a 429 answer from Clerk; RetryAfter is the wait its Retry-After header
+// asked for (zero when the header was missing or unreadable). It matches ErrRateLimited.
+type RateLimitedError struct {
+	RetryAfter time.Duration
+}
+
+// Error says that Clerk answered 429, and how long it asked to wait.
+func (e *RateLimitedError) Error() string {
+	return fmt.Sprintf("clerk: 429 Too Many Requests (Retry-After %s)", e.RetryAfter)
+}
+
+// Is makes errors.Is(err, ErrRateLimited) true for a RateLimitedError.
+func (e *RateLimitedError) Is(target error) bool { return target == ErrRateLimited }
+
+// ClerkConfig says how to reach Clerk's Backend API.
+type ClerkConfig struct {
+	// SecretKey is the instance's secret key (sk_test_... or sk_live_...).
+	SecretKey string
+	// APIURL is the Backend API's base URL; empty means https://api.clerk.com/v1.
+	APIURL string
+	// HTTPClient makes the requests; nil means a client with a 30 s timeout per request.
+	HTTPClient *http.Client
+	// MaxRateLimitRetries bounds how often one request is retried after a 429 (default 5).
+	MaxRateLimitRetries int
+	// MaxRetryAfter is the longest Retry-After the client waits for (default 60 s); a longer
+	// one fails the request with ErrRateLimited, so that the caller can come back later.
+	MaxRetryAfter time.Duration
+}
+
+// Page is one page of Clerk's user list.
+type Page struct {
+	// Users are the page's users, mapped to the fields the service keeps.
+	Users []functions.ClerkUser
+	// Total is how many users Clerk has in all (GET /v1/users/count).
+	Total int64
+}
+
+// ClerkAPI reads users from Clerk's Backend API through the official SDK, with its own
+// per-client configuration (no package-level key). A 429 answer is retried after the delay
+// its Retry-After header asks for, a bounded number of times.
+type ClerkAPI struct {
+	users  *user.Client
+	cfg    ClerkConfig
+	logger *slog.Logger
+}
+
+// NewClerkAPI returns a client for the Backend API described by cfg, logging its retries to
+// logger.
+func NewClerkAPI(cfg ClerkConfig, logger *slog.Logger) *ClerkAPI {
+	if cfg.APIURL == "" {
+		cfg.APIURL = clerk.APIURL
+	}
+	if cfg.MaxRateLimitRetries <= 0 {
+		cfg.MaxRateLimitRetries = 5
+	}
+	if cfg.MaxRetryAfter <= 0 {
+		cfg.MaxRetryAfter = time.Minute
+	}
+	hc := &http.Client{Timeout: 30 * time.Second}
+	if cfg.HTTPClient != nil {
+		c := *cfg.HTTPClient
+		hc = &c
+	}
+	base := hc.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	hc.Transport = rateLimitTransport{base: base}
+	url, key := strings.TrimRight(cfg.APIURL, "/"), cfg.SecretKey
+	users := user.NewClient(&clerk.ClientConfig{BackendConfig: clerk.BackendConfig{
+		HTTPClient: hc,
+		URL:        &url,
+		Key:        &key,
+	}})
+	return &ClerkAPI{users: users, cfg: cfg, logger: logger}
+}
+
+// ListUsers returns the users from offset on, at most limit (1 to MaxPageSize) of them,
+// oldest first (order_by=+created_at, so that users signing up meanwhile land on later pages
+// instead of shifting the earlier ones). It returns an error wrapping ErrRateLimited when
+// Clerk keeps answering 429, and Clerk's or the network's error otherwise.
+func (c *ClerkAPI) ListUsers(ctx context.Context, limit, offset int) (Page, error) {
+	params := &user.ListParams{OrderBy: clerk.String("+created_at")}
+	params.Limit = clerk.Int64(int64(limit))
+	params.Offset = clerk.Int64(int64(offset))
+	var list *clerk.UserList
+	err := c.retry(ctx, fmt.Sprintf("GET /users?offset=%d", offset), func() error {
+		var err error
+		list, err = c.users.List(ctx, params)
+		return err
+	})
+	if err != nil {
+		return Page{}, fmt.Errorf("list Clerk users (limit %d, offset %d): %w", limit, offset, err)
+	}
+	page := Page{Total: list.TotalCount, Users: make([]functions.ClerkUser, 0, len(list.Users))}
+	for _, u := range list.Users {
+		if u != nil {
+			page.Users = append(page.Users, fromSDK(u))
+		}
+	}
+	return page, nil
+}
+
+// GetUser returns the user with the given id. It returns ErrUserNotInClerk when Clerk answers
+// 404, an error wrapping ErrRateLimited when Clerk keeps answering 429, and Clerk's or the
+// network's error otherwise.
+func (c *ClerkAPI) GetUser(ctx context.Context, id string) (functions.ClerkUser, error) {
+	if strings.TrimSpace(id) == "" {
+		return functions.ClerkUser{}, errors.New("get Clerk user: empty user id")
+	}
+	var u *clerk.User
+	err := c.retry(ctx, "GET /users/"+id, func() error {
+		var err error
+		u, err = c.users.Get(ctx, id)
+		return err
+	})
+	var apiErr *clerk.APIErrorResponse
+	switch {
+	case errors.As(err, &apiErr) && apiErr.HTTPStatusCode == http.StatusNotFound:
+		return functions.ClerkUser{}, fmt.Errorf("%w: %s", ErrUserNotInClerk, id)
+	case err != nil:
+		return functions.ClerkUser{}, fmt.Errorf("get Clerk user %s: %w", id, err)
+	}
+	return fromSDK(u), nil
+}
+
+// retry runs call, and runs it again after each 429 once the Retry-After delay has passed, at
+// most MaxRateLimitRetries times. It returns call's last error, ctx's error when ctx ends while
+// waiting, or an error wrapping ErrRateLimited when it gives up.
+func (c *ClerkAPI) retry(ctx context.Context, what string, call func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := call()
+		var rl *RateLimitedError
+		if !errors.As(err, &rl) {
+			return err
+		}
+		wait := rl.RetryAfter
+		if wait <= 0 {
+			wait = time.Second
+		}
+		switch {
+		case attempt > c.cfg.MaxRateLimitRetries:
+			return fmt.Errorf("%s: %w %d times in a row; giving up for now", what, rl, attempt)
+		case wait > c.cfg.MaxRetryAfter:
+			return fmt.Errorf("%s: %w, longer than the %s this client waits", what, rl, c.cfg.MaxRetryAfter)
+		}
+		c.logger.Warn("Clerk rate limit hit; retrying after Retry-After", "request", what, "retry_after", wait, "attempt", attempt)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%s: waiting out a 429: %w", what, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// rateLimitTransport turns a 429 answer into a *RateLimitedError carrying its Retry-After,
+// whatever the body says (the SDK keeps the status only for bodies in Clerk's error shape).
+type rateLimitTransport struct {
+	base http.RoundTripper
+}
+
+func (t rateLimitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err != nil || resp.StatusCode != http.StatusTooManyRequests {
+		return resp, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	return nil, &RateLimitedError{RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
+}
+
+// parseRetryAfter reads a Retry-After value: seconds (what Clerk sends) or an HTTP date. It
+// returns zero for a missing or unreadable value.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(v); err == nil {
+		if s < 0 {
+			return 0
+		}
+		return time.Duration(s) * time.Second
+	}
+	if at, err := http.ParseTime(v); err == nil && at.After(now) {
+		return at.Sub(now)
+	}
+	return 0
+}
+
+// fromSDK maps the SDK's user to the fields the service keeps (the same fields, by the same
+// JSON names, as the webhook's data).
+func fromSDK(u *clerk.User) functions.ClerkUser {
+	c := functions.ClerkUser{
+		ID:                    u.ID,
+		FirstName:             u.FirstName,
+		LastName:              u.LastName,
+		Username:              u.Username,
+		ImageURL:              u.ImageURL,
+		PrimaryEmailAddressID: u.PrimaryEmailAddressID,
+		CreatedAt:             u.CreatedAt,
+		UpdatedAt:             u.UpdatedAt,
+	}
+	for _, e := range u.EmailAddresses {
+		if e != nil {
+			c.EmailAddresses = append(c.EmailAddresses, functions.ClerkEmailAddress{ID: e.ID, EmailAddress: e.EmailAddress})
+		}
+	}
+	return c
+}

@@ -1,0 +1,278 @@
+// Package clerkfake is a stand-in for the user endpoints of Clerk's Backend API, for tests:
+// GET /v1/users (limit, offset), GET /v1/users/count and GET /v1/users/{id}, answering in the
+// shapes Clerk documents (a JSON array of User objects; {"object":"total_count",...}; a User or
+// a 404 {"errors":[{"code":"resource_not_found",...}]}), checking the secret key, and giving
+// 429 with Retry-After on request.
+package clerkfake
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// User is one Clerk user as the stand-in serves it. Empty strings are served as null (an
+// empty Email: no email address at all).
+type User struct {
+	ID                   string
+	FirstName, LastName  string
+	Username             string
+	Email                string
+	ImageURL             string
+	CreatedAt, UpdatedAt int64 // Unix milliseconds
+}
+
+// Server is the stand-in. Its users are listed in the order they were added (Clerk's
+// order_by=+created_at for users added oldest first).
+type Server struct {
+	// URL is the API's base URL, ending in /v1: what CLERK_API_URL would be.
+	URL string
+	// Key is the secret key requests must carry as "Authorization: Bearer <Key>".
+	Key string
+
+	mu         sync.Mutex
+	users      []User
+	limits     []string // Retry-After values of the 429s still to give, one per request
+	requests   []string
+	beforeList func(offset int)
+}
+
+// New starts a stand-in serving users to requests with the secret key key; it stops when the
+// test ends.
+func New(t testing.TB, key string, users ...User) *Server {
+	t.Helper()
+	s := &Server{Key: key, users: slices.Clone(users)}
+	srv := httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(srv.Close)
+	s.URL = srv.URL + "/v1"
+	return s
+}
+
+// Put adds u at the end of the list, or replaces the user with u's id where it is.
+func (s *Server) Put(u User) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i := s.index(u.ID); i >= 0 {
+		s.users[i] = u
+		return
+	}
+	s.users = append(s.users, u)
+}
+
+// Prepend adds u at the start of the list, shifting every other user one place on.
+func (s *Server) Prepend(u User) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.users = append([]User{u}, s.users...)
+}
+
+// Remove deletes the user with the given id, shifting the later users one place back.
+func (s *Server) Remove(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i := s.index(id); i >= 0 {
+		s.users = slices.Delete(s.users, i, i+1)
+	}
+}
+
+// RateLimit makes the next len(retryAfter) requests answer 429, each with the given
+// Retry-After header ("" for none).
+func (s *Server) RateLimit(retryAfter ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limits = append(s.limits, retryAfter...)
+}
+
+// BeforeList sets f to run before each GET /v1/users is answered, with the requested offset:
+// a test changes the users between pages there.
+func (s *Server) BeforeList(f func(offset int)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.beforeList = f
+}
+
+// Requests returns every request received so far, as "GET /v1/users?limit=2&offset=0" (the
+// query sorted by name) or "429 GET ..." for those answered 429.
+func (s *Server) Requests() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.requests)
+}
+
+func (s *Server) index(id string) int {
+	return slices.IndexFunc(s.users, func(u User) bool { return u.ID == id })
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	req := r.Method + " " + r.URL.Path
+	if q := r.URL.Query().Encode(); q != "" {
+		req += "?" + q
+	}
+	if r.Header.Get("Authorization") != "Bearer "+s.Key {
+		s.log(req)
+		writeError(w, http.StatusUnauthorized, "authentication_invalid", "Unable to authenticate the request, you need to supply an active API key")
+		return
+	}
+	s.mu.Lock()
+	if len(s.limits) > 0 {
+		retryAfter := s.limits[0]
+		s.limits = s.limits[1:]
+		s.requests = append(s.requests, "429 "+req)
+		s.mu.Unlock()
+		if retryAfter != "" {
+			w.Header().Set("Retry-After", retryAfter)
+		}
+		writeError(w, http.StatusTooManyRequests, "too_many_requests", "Too many requests, retry later")
+		return
+	}
+	s.requests = append(s.requests, req)
+	hook := s.beforeList
+	s.mu.Unlock()
+
+	path, ok := strings.CutPrefix(r.URL.Path, "/v1/users")
+	switch {
+	case !ok || r.Method != http.MethodGet:
+		writeError(w, http.StatusNotFound, "resource_not_found", "not found")
+	case path == "" || path == "/":
+		limit, lerr := intParam(r, "limit", 10)
+		offset, oerr := intParam(r, "offset", 0)
+		if lerr != nil || oerr != nil || limit < 1 || limit > 500 || offset < 0 {
+			writeError(w, http.StatusUnprocessableEntity, "form_param_value_invalid", "limit must be 1 to 500 and offset 0 or more")
+			return
+		}
+		if hook != nil {
+			hook(offset)
+		}
+		s.mu.Lock()
+		page := []any{}
+		for i := offset; i < len(s.users) && i < offset+limit; i++ {
+			page = append(page, clerkUser(s.users[i]))
+		}
+		s.mu.Unlock()
+		writeJSON(w, http.StatusOK, page)
+	case path == "/count":
+		s.mu.Lock()
+		n := len(s.users)
+		s.mu.Unlock()
+		writeJSON(w, http.StatusOK, map[string]any{"object": "total_count", "total_count": n})
+	default:
+		id := strings.TrimPrefix(path, "/")
+		s.mu.Lock()
+		i := s.index(id)
+		var u User
+		if i >= 0 {
+			u = s.users[i]
+		}
+		s.mu.Unlock()
+		if i < 0 {
+			writeError(w, http.StatusNotFound, "resource_not_found", "User not found")
+			return
+		}
+		writeJSON(w, http.StatusOK, clerkUser(u))
+	}
+}
+
+func (s *Server) log(req string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = append(s.requests, req)
+}
+
+func intParam(r *http.Request, name string, def int) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	return strconv.Atoi(v)
+}
+
+// clerkUser renders u as Clerk's User object.
+func clerkUser(u User) map[string]any {
+	null := func(s string) any {
+		if s == "" {
+			return nil
+		}
+		return s
+	}
+	emails := []any{}
+	var primary any
+	if u.Email != "" {
+		id := "idn_" + strings.TrimPrefix(u.ID, "user_")
+		primary = id
+		emails = append(emails, map[string]any{
+			"id":            id,
+			"object":        "email_address",
+			"email_address": u.Email,
+			"reserved":      false,
+			"verification":  map[string]any{"object": "verification_email_code", "status": "verified", "strategy": "email_code", "attempts": 1, "expire_at": u.CreatedAt + 600_000},
+			"linked_to":     []any{},
+			"created_at":    u.CreatedAt,
+			"updated_at":    u.UpdatedAt,
+		})
+	}
+	return map[string]any{
+		"object":                          "user",
+		"id":                              u.ID,
+		"external_id":                     nil,
+		"primary_email_address_id":        primary,
+		"primary_phone_number_id":         nil,
+		"primary_web3_wallet_id":          nil,
+		"username":                        null(u.Username),
+		"first_name":                      null(u.FirstName),
+		"last_name":                       null(u.LastName),
+		"profile_image_url":               u.ImageURL,
+		"image_url":                       u.ImageURL,
+		"has_image":                       u.ImageURL != "",
+		"public_metadata":                 map[string]any{},
+		"private_metadata":                map[string]any{},
+		"unsafe_metadata":                 map[string]any{},
+		"email_addresses":                 emails,
+		"phone_numbers":                   []any{},
+		"web3_wallets":                    []any{},
+		"passkeys":                        []any{},
+		"password_enabled":                true,
+		"two_factor_enabled":              false,
+		"totp_enabled":                    false,
+		"backup_code_enabled":             false,
+		"mfa_enabled_at":                  nil,
+		"mfa_disabled_at":                 nil,
+		"external_accounts":               []any{},
+		"saml_accounts":                   []any{},
+		"enterprise_accounts":             []any{},
+		"last_sign_in_at":                 nil,
+		"banned":                          false,
+		"locked":                          false,
+		"lockout_expires_in_seconds":      nil,
+		"verification_attempts_remaining": 100,
+		"created_at":                      u.CreatedAt,
+		"updated_at":                      u.UpdatedAt,
+		"delete_self_enabled":             true,
+		"create_organization_enabled":     true,
+		"create_organizations_limit":      nil,
+		"last_active_at":                  nil,
+		"legal_accepted_at":               nil,
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, long string) {
+	writeJSON(w, status, map[string]any{
+		"errors": []any{map[string]any{
+			"message":      strings.ReplaceAll(code, "_", " "),
+			"long_message": long,
+			"code":         code,
+		}},
+		"clerk_trace_id": fmt.Sprintf("trace_%d", status),
+	})
+}

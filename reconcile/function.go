@@ -1,0 +1,55 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/inngest/inngest/pkg/enums"
+	"github.com/inngest/inngestgo"
+)
+
+// FunctionID is the cron function's id, as the Inngest dashboard shows it (prefixed with the
+// app id).
+const FunctionID = "reconcile-users-with-clerk"
+
+// DefaultSchedule runs the reconciliation daily at 03:00 UTC.
+const DefaultSchedule = "0 3 * * *"
+
+// maxRetries is how often Inngest retries a failed step (a page, the plan, a deletion chunk)
+// before the run fails; the next scheduled run starts over anyway.
+const maxRetries = 5
+
+// Register creates reconcile-users-with-clerk on client, run on the cron schedule (for example
+// DefaultSchedule), so that client's serve handler offers it to Inngest. Only one run is
+// active at a time: a run scheduled while another is still going is skipped. It returns an
+// error if the SDK rejects the function's configuration.
+func (r *Reconciler) Register(client inngestgo.Client, schedule string) error {
+	_, err := inngestgo.CreateFunction(client,
+		inngestgo.FunctionOpts{
+			ID:        FunctionID,
+			Name:      "Reconcile users with Clerk",
+			Retries:   inngestgo.IntPtr(maxRetries),
+			Singleton: &inngestgo.ConfigSingleton{Mode: enums.SingletonModeSkip},
+		},
+		inngestgo.CronTrigger(schedule),
+		r.reconcileRun,
+	)
+	return err
+}
+
+// reconcileRun is the function's body: one reconciliation, its summary as the run's output.
+// When Clerk kept answering 429, Inngest retries no earlier than Clerk asked.
+func (r *Reconciler) reconcileRun(ctx context.Context, in inngestgo.Input[map[string]any]) (any, error) {
+	// Inngest calls the function once per step, replaying the steps done: hence Debug.
+	r.logger.Debug("reconciliation with Clerk invoked", "run_id", in.InputCtx.RunID, "attempt", in.InputCtx.Attempt)
+	sum, err := r.Run(ctx)
+	var rl *RateLimitedError
+	if errors.As(err, &rl) && rl.RetryAfter > 0 {
+		return sum, inngestgo.RetryAtError(err, time.Now().Add(rl.RetryAfter))
+	}
+	if err != nil {
+		return sum, err
+	}
+	return sum, nil
+}

@@ -1,0 +1,105 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"clerksync/functions"
+	"clerksync/store"
+)
+
+// ImportStore is the storage the backfill writes to. *store.Store implements it.
+type ImportStore interface {
+	// UpsertUser writes u unless the stored user is as new or newer, or deleted.
+	UpsertUser(ctx context.Context, u store.User) (store.Outcome, error)
+	// Get returns the stored user, or store.ErrNotFound.
+	Get(ctx context.Context, id string) (store.User, error)
+}
+
+// Reasons for skipping a user in an import.
+const (
+	SkipDeleted  = "deleted in the database (a tombstone; never brought back)"
+	SkipInvalid  = "invalid (no id or no usable timestamp)"
+	SkipUsername = "no free username"
+)
+
+// Tally counts what an import did to each user.
+type Tally struct {
+	// Created users were not in the database.
+	Created int
+	// Updated users were in the database with older data.
+	Updated int
+	// Unchanged users were in the database with the same data or newer (a rerun, or a
+	// webhook that came later than the source's data).
+	Unchanged int
+	// Skipped counts the users left out, by reason (SkipDeleted, SkipInvalid, SkipUsername).
+	Skipped map[string]int
+}
+
+// Skip counts one user left out for reason.
+func (t *Tally) Skip(reason string) {
+	if t.Skipped == nil {
+		t.Skipped = map[string]int{}
+	}
+	t.Skipped[reason]++
+}
+
+// SkippedTotal returns how many users were left out, whatever the reason.
+func (t *Tally) SkippedTotal() int {
+	n := 0
+	for _, c := range t.Skipped {
+		n += c
+	}
+	return n
+}
+
+// Total returns how many users the tally has counted.
+func (t *Tally) Total() int { return t.Created + t.Updated + t.Unchanged + t.SkippedTotal() }
+
+// Reasons returns the skip reasons, sorted.
+func (t *Tally) Reasons() []string { return slices.Sorted(maps.Keys(t.Skipped)) }
+
+// Import writes one Clerk user through the guarded upsert and counts the outcome in t, so
+// that importing is safe to repeat or to interrupt and rerun: a user is never written over
+// newer data or a tombstone. It returns an error wrapping store.ErrDatabase when the database
+// fails (the import should stop); a user that cannot be written is counted as skipped.
+func Import(ctx context.Context, st ImportStore, c functions.ClerkUser, t *Tally) error {
+	u, err := functions.UserFromClerk(c, 0)
+	if err != nil {
+		t.Skip(SkipInvalid)
+		return nil
+	}
+	out, err := st.UpsertUser(ctx, u)
+	switch {
+	case errors.Is(err, store.ErrUsernameExhausted):
+		t.Skip(SkipUsername)
+		return nil
+	case errors.Is(err, store.ErrInvalidUser):
+		t.Skip(SkipInvalid)
+		return nil
+	case err != nil:
+		return err
+	}
+	switch out {
+	case store.Inserted:
+		t.Created++
+		return nil
+	case store.Updated:
+		t.Updated++
+		return nil
+	}
+	// Skipped: a tombstone, or the same data or newer.
+	cur, err := st.Get(ctx, u.ID)
+	if err != nil {
+		return fmt.Errorf("read back user %s: %w", u.ID, err)
+	}
+	if cur.Deleted {
+		t.Skip(SkipDeleted)
+	} else {
+		t.Unchanged++
+	}
+	return nil
+}

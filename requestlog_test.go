@@ -1,0 +1,90 @@
+package main
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRequestLogs(t *testing.T) {
+	eventAPI, _ := startEventAPI(t)
+	secret := newSecret(t)
+	svc := startRun(t, map[string]string{
+		"PORT":                         "0",
+		"CLERK_WEBHOOK_SIGNING_SECRET": secret,
+		"INNGEST_DEV":                  eventAPI,
+		"DATA_DIR":                     t.TempDir(),
+		"LOG_LEVEL":                    "info",
+	})
+	clerk := &stack{t: t, wh: mustWebhook(t, secret), appURL: svc.url}
+	forger := &stack{t: t, wh: mustWebhook(t, newSecret(t)), appURL: svc.url}
+	marker := "REQUEST-LOG-BODY-MARKER"
+	body := clerkUserEvent("user.created", "user_reqlog", marker, "", 1700000000000)
+	if got, err := clerk.post(body, "msg_reqlog_ok"); err != nil || got != http.StatusOK {
+		t.Fatalf("POST /api/webhooks/clerk = %d, %v; want 200", got, err)
+	}
+	if got, err := forger.post(body, "msg_reqlog_forged"); err != nil || got != http.StatusUnauthorized {
+		t.Fatalf("forged POST /api/webhooks/clerk = %d, %v; want 401", got, err)
+	}
+	for _, path := range []string{"/healthz", "/nope?token=secret-query"} {
+		resp, err := http.Get(svc.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+
+	tests := []struct {
+		name string
+		// want are the attributes the request's line must carry (all on one line).
+		want []string
+	}{
+		{"forwarded webhook", []string{"level=INFO", "msg=request", "method=POST", "path=/api/webhooks/clerk", "status=200", "latency=", "svix_id=msg_reqlog_ok"}},
+		{"forged webhook", []string{"level=INFO", "msg=request", "method=POST", "path=/api/webhooks/clerk", "status=401", "svix_id=msg_reqlog_forged"}},
+		{"unknown route, query left out", []string{"level=INFO", "msg=request", "method=GET", "path=/nope ", "status=404"}},
+	}
+	// The request line is written after the answer: wait for the last one.
+	var logs string
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		logs = svc.stderr.String()
+		if strings.Contains(logs, "path=/nope") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	lines := strings.Split(logs, "\n")
+	for _, tt := range tests {
+		found := false
+		for _, line := range lines {
+			if containsAll(line, tt.want) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			t.Errorf("%s: no log line with all of %q; log:\n%s", tt.name, tt.want, logs)
+		}
+	}
+	for what, s := range map[string]string{
+		"the request body":           marker,
+		"the query string":           "secret-query",
+		"a /healthz line at info":    "path=/healthz",
+		"the svix-signature header":  "v1,",
+		"the signing secret's value": strings.TrimPrefix(secret, "whsec_"),
+	} {
+		if strings.Contains(logs, s) {
+			t.Errorf("the log contains %s (%q):\n%s", what, s, logs)
+		}
+	}
+}
+
+// containsAll reports whether s contains every one of subs.
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}

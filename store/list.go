@@ -1,0 +1,39 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// LiveUserIDs returns the ids of every live (not deleted) user, in ascending order. Reconciling
+// with Clerk compares them with the users Clerk lists. It returns an error wrapping ErrDatabase
+// when the read fails.
+func (s *Store) LiveUserIDs(ctx context.Context) ([]string, error) {
+	filter := bson.D{{Key: "deleted", Value: bson.D{{Key: "$ne", Value: true}}}}
+	opts := options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}})
+	cur, err := s.users.Find(ctx, filter, opts)
+	if err != nil {
+		return nil, dbErr("list", "live users", err)
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	ids := []string{}
+	for cur.Next(ctx) {
+		var d struct {
+			ID string `bson:"_id"`
+		}
+		if err := cur.Decode(&d); err != nil {
+			return nil, fmt.Errorf("%w: list live users: decode: %v", ErrDatabase, err)
+		}
+		ids = append(ids, d.ID)
+	}
+	if err := cur.Err(); err != nil {
+		return nil, dbErr("list", "live users", err)
+	}
+	// Sorted here rather than by the server: FerretDB's SQLite backend sorts in memory anyway.
+	slices.Sort(ids)
+	return ids, nil
+}
