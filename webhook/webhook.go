@@ -103,7 +103,7 @@ func HandlerWithMetrics(v *Verifier, s Sender, timeout time.Duration, logger *sl
 		}
 		elapsed := time.Since(start)
 		m.WebhookForwarded(elapsed)
-		log.Info("webhook forwarded", "elapsed", elapsed)
+		log.Debug("webhook forwarded", "elapsed", elapsed) // the request log line has the svix id and status at info
 		return c.JSON(http.StatusOK, Response{Status: "forwarded", EventID: id})
 	}
 }
