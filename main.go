@@ -120,7 +120,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("inngest functions: %w", err)
 	}
 	// reconcile-users-with-clerk: only with CLERK_SECRET_KEY.
-	if err := registerReconciliation(client, cfg, users, logger); err != nil {
+	if err := registerReconciliation(client, cfg, users, logger, m); err != nil {
 		return fmt.Errorf("inngest functions: %w", err)
 	}
 

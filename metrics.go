@@ -1,6 +1,8 @@
 package main
 
 import (
+	"clerksync/reconcile"
+
 	"log/slog"
 	"net/http"
 	"time"
@@ -27,6 +29,8 @@ type metrics struct {
 	forwardFailures   prometheus.Counter
 	forwardDuration   prometheus.Histogram
 	functionRuns      *prometheus.CounterVec
+	reconcileRuns     *prometheus.CounterVec
+	reconcileUsers    *prometheus.CounterVec
 }
 
 // newMetrics creates the metrics on reg, with the Go runtime and process collectors. Every
@@ -63,12 +67,20 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Name: "clerksync_function_runs_total",
 			Help: "Attempts of the Inngest functions, by function id and outcome (inserted, updated, skipped, deleted, already_deleted, invalid, error; recorded, already_recorded for record-sync-failure).",
 		}, []string{"function", "outcome"}),
+		reconcileRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clerksync_reconcile_runs_total",
+			Help: "Finished runs of reconcile-users-with-clerk, by outcome (ok, error).",
+		}, []string{"outcome"}),
+		reconcileUsers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clerksync_reconcile_users_total",
+			Help: "Users handled by finished reconciliations, by result (inserted, updated, skipped, failed, deleted, refused).",
+		}, []string{"result"}),
 	}
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.webhooksReceived, m.webhooksVerified, m.webhooksRejected, m.webhooksForwarded,
-		m.forwardFailures, m.forwardDuration, m.functionRuns,
+		m.forwardFailures, m.forwardDuration, m.functionRuns, m.reconcileRuns, m.reconcileUsers,
 	)
 	for _, r := range webhook.RejectReasons() {
 		m.webhooksRejected.WithLabelValues(r)
@@ -112,4 +124,19 @@ func (m *metrics) WebhookForwardFailed(elapsed time.Duration) {
 
 func (m *metrics) FunctionRun(function, outcome string) {
 	m.functionRuns.WithLabelValues(function, outcome).Inc()
+}
+
+// Reconciled counts one finished reconciliation (reconcile.Metrics).
+func (m *metrics) Reconciled(sum reconcile.Summary, err error) {
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	m.reconcileRuns.WithLabelValues(outcome).Inc()
+	for result, n := range map[string]int{
+		"inserted": sum.Inserted, "updated": sum.Updated, "skipped": sum.Skipped,
+		"failed": sum.Failed, "deleted": sum.Deleted, "refused": sum.Refused,
+	} {
+		m.reconcileUsers.WithLabelValues(result).Add(float64(n))
+	}
 }

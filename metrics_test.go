@@ -13,7 +13,11 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"clerksync/reconcile"
 	"clerksync/webhook"
+	"errors"
+	"github.com/prometheus/client_golang/prometheus"
+	"log/slog"
 )
 
 // startEventAPI starts a stand-in for the Inngest dev server's event API (POST /e/<key>): it
@@ -167,5 +171,33 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	if _, ok := got["go_goroutines"]; !ok {
 		t.Errorf("GET /metrics has no go_goroutines; want the Go runtime collector registered")
+	}
+}
+
+func TestReconcileMetrics(t *testing.T) {
+	m := newMetrics(prometheus.NewRegistry())
+	srv := httptest.NewServer(m.handler(slog.New(slog.DiscardHandler)))
+	t.Cleanup(srv.Close)
+	m.Reconciled(reconcile.Summary{Pages: 2, Seen: 7, Inserted: 2, Updated: 1, Skipped: 3, Failed: 1, Deleted: 1}, nil)
+	m.Reconciled(reconcile.Summary{Pages: 1, Seen: 3, Skipped: 3, Refused: 4}, nil)
+	m.Reconciled(reconcile.Summary{}, errors.New("clerk answered 401"))
+	got := scrape(t, srv.URL)
+	tests := []struct {
+		family, labels string
+		want           float64
+	}{
+		{"clerksync_reconcile_runs_total", "outcome=ok", 2},
+		{"clerksync_reconcile_runs_total", "outcome=error", 1},
+		{"clerksync_reconcile_users_total", "result=inserted", 2},
+		{"clerksync_reconcile_users_total", "result=updated", 1},
+		{"clerksync_reconcile_users_total", "result=skipped", 6},
+		{"clerksync_reconcile_users_total", "result=failed", 1},
+		{"clerksync_reconcile_users_total", "result=deleted", 1},
+		{"clerksync_reconcile_users_total", "result=refused", 4},
+	}
+	for _, tt := range tests {
+		if v, ok := got[tt.family][tt.labels]; !ok || v != tt.want {
+			t.Errorf("%s{%s} = %v (present %v); want %v", tt.family, tt.labels, v, ok, tt.want)
+		}
 	}
 }

@@ -12,7 +12,7 @@ import (
 // registerReconciliation creates the reconcile-users-with-clerk cron function on client when
 // CLERK_SECRET_KEY is set, and does nothing otherwise. It returns an error if the SDK rejects
 // the function.
-func registerReconciliation(client inngestgo.Client, cfg config, users *store.Store, logger *slog.Logger) error {
+func registerReconciliation(client inngestgo.Client, cfg config, users *store.Store, logger *slog.Logger, m *metrics) error {
 	if cfg.clerk.secretKey == "" {
 		logger.Info("CLERK_SECRET_KEY is not set: no scheduled reconciliation with Clerk")
 		return nil
@@ -20,6 +20,7 @@ func registerReconciliation(client inngestgo.Client, cfg config, users *store.St
 	r := reconcile.New(users, newClerkAPI(cfg.clerk, logger), logger.With("function", reconcile.FunctionID), reconcile.Config{
 		MaxDeleteShare:  cfg.clerk.maxDeleteShare,
 		AllowMassDelete: cfg.clerk.allowMassDelete,
+		Metrics:         m,
 	})
 	if err := r.Register(client, cfg.clerk.schedule); err != nil {
 		return err

@@ -44,6 +44,10 @@ func (r *Reconciler) reconcileRun(ctx context.Context, in inngestgo.Input[map[st
 	// Inngest calls the function once per step, replaying the steps done: hence Debug.
 	r.logger.Debug("reconciliation with Clerk invoked", "run_id", in.InputCtx.RunID, "attempt", in.InputCtx.Attempt)
 	sum, err := r.Run(ctx)
+	// Past Run, the run is over (an unfinished run leaves Run through the SDK's step control).
+	if r.cfg.Metrics != nil {
+		r.cfg.Metrics.Reconciled(sum, err)
+	}
 	var rl *RateLimitedError
 	if errors.As(err, &rl) && rl.RetryAfter > 0 {
 		return sum, inngestgo.RetryAtError(err, time.Now().Add(rl.RetryAfter))

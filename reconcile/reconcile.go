@@ -50,6 +50,14 @@ type Config struct {
 	AllowMassDelete bool
 	// Now is the clock for deletion times; nil means time.Now.
 	Now func() time.Time
+	// Metrics, when set, is told the result of every finished run of the cron function.
+	Metrics Metrics
+}
+
+// Metrics counts reconciliation results. The service's Prometheus metrics implement it.
+type Metrics interface {
+	// Reconciled is called once per finished run with its summary and error (nil: success).
+	Reconciled(sum Summary, err error)
 }
 
 // maxPages bounds the pages of one run, below Inngest's limit of 1,000 steps per run.
