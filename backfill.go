@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"clerksync/reconcile"
-	"clerksync/store"
 )
 
 // runBackfill is `clerk-user-sync backfill`: it imports every Clerk user once, from the
@@ -68,7 +67,7 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 		source = "the export " + filepath.Base(*fromExport)
 	}
 
-	users, closeStore, err := openBackfillStore(ctx, cfg, logger, stderr)
+	users, closeStore, err := openDatabase(ctx, cfg, logger, stderr, "MONGODB_URI is not set: backfilling the embedded FerretDB database; stop the service first, so that only one process uses DATA_DIR")
 	if err != nil {
 		return err
 	}
@@ -135,12 +134,7 @@ func backfillExport(ctx context.Context, users reconcile.ImportStore, rows []rec
 // (CLERK_SECRET_KEY required when needKey). It returns one error listing every missing or
 // malformed setting.
 func loadBackfillConfig(getenv func(string) string, needKey bool) (config, error) {
-	get := func(name, def string) string {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			return v
-		}
-		return def
-	}
+	get := envGetter(getenv)
 	cfg := config{
 		mongoURI:  get("MONGODB_URI", ""),
 		dataDir:   get("DATA_DIR", "./data"),
@@ -168,37 +162,6 @@ func loadBackfillConfig(getenv func(string) string, needKey bool) (config, error
 		return config{}, fmt.Errorf("configuration: %w", errors.Join(errs...))
 	}
 	return cfg, nil
-}
-
-// openBackfillStore opens the database of cfg, starting the embedded one when MONGODB_URI is
-// unset, and returns it with the function that closes it. It returns an error when the
-// database cannot be started or reached.
-func openBackfillStore(ctx context.Context, cfg config, logger *slog.Logger, stderr io.Writer) (*store.Store, func(), error) {
-	uri := cfg.mongoURI
-	stopEmbedded := func() {}
-	if uri == "" {
-		emb, err := store.StartEmbedded(ctx, cfg.dataDir, quietLogger(stderr, cfg))
-		if err != nil {
-			return nil, nil, err
-		}
-		stopEmbedded = emb.Stop
-		uri = emb.URI()
-		logger.Info("MONGODB_URI is not set: backfilling the embedded FerretDB database; stop the service first, so that only one process uses DATA_DIR",
-			"data_dir", cfg.dataDir, "database", cfg.database)
-	}
-	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	users, err := store.Open(openCtx, uri, cfg.database)
-	cancel()
-	if err != nil {
-		stopEmbedded()
-		return nil, nil, fmt.Errorf("%w; check that MongoDB is running and MONGODB_URI is right", err)
-	}
-	return users, func() {
-		closeCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-		defer cancel()
-		_ = users.Close(closeCtx)
-		stopEmbedded()
-	}, nil
 }
 
 // progress shows how far a backfill is: a bar redrawn in place when stdout is a terminal,

@@ -75,12 +75,7 @@ func settingsHelp() []setting {
 // loadConfig reads and checks every setting through getenv. It returns one error listing every
 // missing or malformed setting and what to do about it.
 func loadConfig(getenv func(string) string) (config, error) {
-	get := func(name, def string) string {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			return v
-		}
-		return def
-	}
+	get := envGetter(getenv)
 	cfg := config{
 		port:               get("PORT", "3000"),
 		mongoURI:           get("MONGODB_URI", ""),
@@ -178,12 +173,7 @@ type clerkConfig struct {
 // loadClerkConfig reads the CLERK_SECRET_KEY, CLERK_API_URL and RECONCILE_* settings through
 // getenv. It returns one error per malformed setting, saying what to set.
 func loadClerkConfig(getenv func(string) string) (clerkConfig, []error) {
-	get := func(name, def string) string {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			return v
-		}
-		return def
-	}
+	get := envGetter(getenv)
 	c := clerkConfig{
 		secretKey: get("CLERK_SECRET_KEY", ""),
 		apiURL:    strings.TrimRight(get("CLERK_API_URL", defaultClerkAPIURL), "/"),
@@ -233,4 +223,15 @@ func databaseName(mongoURI, fallback string) (string, error) {
 		return name, nil
 	}
 	return fallback, nil
+}
+
+// envGetter returns a lookup of the settings through getenv: the trimmed value, or def when
+// it is unset or blank.
+func envGetter(getenv func(string) string) func(name, def string) string {
+	return func(name, def string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		return def
+	}
 }

@@ -23,7 +23,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"clerksync/functions"
-	"clerksync/store"
 	"clerksync/webhook"
 )
 
@@ -82,28 +81,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	// Database: MongoDB when configured, else FerretDB embedded in this process.
-	uri := cfg.mongoURI
-	if uri == "" {
-		emb, err := store.StartEmbedded(ctx, cfg.dataDir, quietLogger(stderr, cfg))
-		if err != nil {
-			return err
-		}
-		defer emb.Stop()
-		uri = emb.URI()
-		logger.Info("MONGODB_URI is not set: using an embedded FerretDB database (SQLite); set MONGODB_URI to use MongoDB",
-			"data_dir", cfg.dataDir, "database", cfg.database)
-	}
-	openCtx, cancelOpen := context.WithTimeout(ctx, 30*time.Second)
-	users, err := store.Open(openCtx, uri, cfg.database)
-	cancelOpen()
+	users, closeDB, err := openDatabase(ctx, cfg, logger, stderr,
+		"MONGODB_URI is not set: using an embedded FerretDB database (SQLite); set MONGODB_URI to use MongoDB")
 	if err != nil {
-		return fmt.Errorf("%w; check that MongoDB is running and MONGODB_URI is right", err)
+		return err
 	}
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-		defer cancel()
-		_ = users.Close(closeCtx)
-	}()
+	defer closeDB()
 
 	// Inngest: the client sends the webhook events and serves the functions.
 	client, err := inngestgo.NewClient(inngestOptions(cfg, logger))

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"clerksync/store"
+)
+
+// openDatabase opens the database of cfg: MongoDB at MONGODB_URI, or else an embedded FerretDB
+// started under DATA_DIR (logging embeddedNote). It returns the store with the function that
+// closes it, or an error saying what to check when the database cannot be started or reached.
+func openDatabase(ctx context.Context, cfg config, logger *slog.Logger, stderr io.Writer, embeddedNote string) (*store.Store, func(), error) {
+	uri := cfg.mongoURI
+	stopEmbedded := func() {}
+	if uri == "" {
+		emb, err := store.StartEmbedded(ctx, cfg.dataDir, quietLogger(stderr, cfg))
+		if err != nil {
+			return nil, nil, err
+		}
+		stopEmbedded = emb.Stop
+		uri = emb.URI()
+		logger.Info(embeddedNote, "data_dir", cfg.dataDir, "database", cfg.database)
+	}
+	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	users, err := store.Open(openCtx, uri, cfg.database)
+	cancel()
+	if err != nil {
+		stopEmbedded()
+		return nil, nil, fmt.Errorf("%w; check that MongoDB is running and MONGODB_URI is right", err)
+	}
+	return users, func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		_ = users.Close(closeCtx)
+		stopEmbedded()
+	}, nil
+}
