@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,57 +11,23 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/inngest/inngestgo"
 
 	"clerksync/functions"
 	"clerksync/store"
+	"clerksync/store/storetest"
 )
 
-// embeddedURI is the connection string of the FerretDB server that TestMain starts for the
-// package's tests. Every test opens its own database on it.
-var embeddedURI string
+// srv is the embedded FerretDB of this package's tests.
+var srv *storetest.Server
 
-var (
-	dbCounter    atomic.Int64
-	eventCounter atomic.Int64
-)
+var eventCounter atomic.Int64
 
-func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
+func TestMain(m *testing.M) { os.Exit(storetest.Main(m, &srv)) }
 
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "functions-test-*")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	e, err := store.StartEmbedded(context.Background(), dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer e.Stop()
-	embeddedURI = e.URI()
-	return m.Run()
-}
-
-// openStore opens a fresh database on the embedded server for one test.
-func openStore(t testing.TB) *store.Store {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	name := fmt.Sprintf("t%d", dbCounter.Add(1))
-	s, err := store.Open(ctx, embeddedURI, name)
-	if err != nil {
-		t.Fatalf("store.Open(%s) = %v", name, err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s
-}
+// openStore opens a fresh database for one test.
+func openStore(t testing.TB) *store.Store { return srv.Open(t, store.WritesAuto) }
 
 // harness is the functions under test, writing to a fresh database.
 type harness struct {

@@ -3,62 +3,27 @@ package reconcile_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"clerksync/functions"
 	"clerksync/reconcile"
 	"clerksync/reconcile/clerkfake"
 	"clerksync/store"
+	"clerksync/store/storetest"
 )
 
-// embeddedURI is the connection string of the FerretDB server that TestMain starts for the
-// package's tests. Every test opens its own database on it.
-var embeddedURI string
-
-var dbCounter atomic.Int64
+// srv is the embedded FerretDB of this package's tests.
+var srv *storetest.Server
 
 // testKey is the secret key the Clerk stand-in expects.
 const testKey = "sk_test_reconcile"
 
-func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
+func TestMain(m *testing.M) { os.Exit(storetest.Main(m, &srv)) }
 
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "reconcile-test-*")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	e, err := store.StartEmbedded(context.Background(), dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer e.Stop()
-	embeddedURI = e.URI()
-	return m.Run()
-}
-
-// openStore opens a fresh database on the embedded server for one test.
-func openStore(t testing.TB) *store.Store {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	name := fmt.Sprintf("r%d", dbCounter.Add(1))
-	s, err := store.Open(ctx, embeddedURI, name)
-	if err != nil {
-		t.Fatalf("store.Open(%s) = %v", name, err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s
-}
+// openStore opens a fresh database for one test.
+func openStore(t testing.TB) *store.Store { return srv.Open(t, store.WritesAuto) }
 
 // testLogger writes to the test's output (shown with -v or when the test fails).
 func testLogger(t *testing.T) *slog.Logger {
