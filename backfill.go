@@ -152,12 +152,7 @@ func loadBackfillConfig(getenv func(string) string, needKey bool) (config, error
 	if needKey && cfg.clerk.secretKey == "" {
 		errs = append(errs, errors.New("CLERK_SECRET_KEY is not set: backfill reads the users from Clerk's Backend API with it (Clerk Dashboard -> API keys -> Secret keys), or pass --from-export FILE.csv"))
 	}
-	if err := cfg.logLevel.UnmarshalText([]byte(get("LOG_LEVEL", "info"))); err != nil {
-		errs = append(errs, errors.New("LOG_LEVEL must be debug, info, warn or error"))
-	}
-	if cfg.logFormat != "text" && cfg.logFormat != "json" {
-		errs = append(errs, errors.New("LOG_FORMAT must be text or json"))
-	}
+	errs = append(errs, loadLogSettings(get, &cfg)...)
 	if len(errs) > 0 {
 		return config{}, fmt.Errorf("configuration: %w", errors.Join(errs...))
 	}

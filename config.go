@@ -145,12 +145,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		cfg.devURL = strings.TrimRight(dev, "/")
 	}
 
-	if err := cfg.logLevel.UnmarshalText([]byte(get("LOG_LEVEL", "info"))); err != nil {
-		errs = append(errs, errors.New("LOG_LEVEL must be debug, info, warn or error"))
-	}
-	if cfg.logFormat != "text" && cfg.logFormat != "json" {
-		errs = append(errs, errors.New("LOG_FORMAT must be text or json"))
-	}
+	errs = append(errs, loadLogSettings(get, &cfg)...)
 	if len(errs) > 0 {
 		return config{}, fmt.Errorf("configuration: %w", errors.Join(errs...))
 	}
@@ -234,4 +229,18 @@ func envGetter(getenv func(string) string) func(name, def string) string {
 		}
 		return def
 	}
+}
+
+// loadLogSettings reads LOG_LEVEL and LOG_FORMAT into cfg. It returns an error for each
+// malformed one.
+func loadLogSettings(get func(name, def string) string, cfg *config) []error {
+	var errs []error
+	if err := cfg.logLevel.UnmarshalText([]byte(get("LOG_LEVEL", "info"))); err != nil {
+		errs = append(errs, errors.New("LOG_LEVEL must be debug, info, warn or error"))
+	}
+	cfg.logFormat = get("LOG_FORMAT", "text")
+	if cfg.logFormat != "text" && cfg.logFormat != "json" {
+		errs = append(errs, errors.New("LOG_FORMAT must be text or json"))
+	}
+	return errs
 }
