@@ -7,9 +7,13 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 )
 
-// isProbe reports whether path is polled by health checks or scrapers; their request lines
-// are logged at debug, so that they do not drown the rest at info.
-func isProbe(path string) bool {
+// isProbe reports whether a request is a poll: health checks, scrapers, and the dev server's
+// app sync (PUT /api/inngest, every few seconds). Their request lines are logged at debug, so
+// that they do not drown the rest at info.
+func isProbe(method, path string) bool {
+	if method == "PUT" && path == "/api/inngest" {
+		return true
+	}
 	switch path {
 	case "/healthz", "/readyz", "/metrics":
 		return true
@@ -29,7 +33,7 @@ func requestLogger(logger *slog.Logger) echo.MiddlewareFunc {
 		HandleError: true, // let Echo's error handler set the status (404, 405, 500) before logging
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
 			level := slog.LevelInfo
-			if isProbe(v.URIPath) {
+			if isProbe(v.Method, v.URIPath) {
 				level = slog.LevelDebug
 			}
 			attrs := []slog.Attr{

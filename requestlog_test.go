@@ -27,6 +27,12 @@ func TestRequestLogs(t *testing.T) {
 	if got, err := forger.post(body, "msg_reqlog_forged"); err != nil || got != http.StatusUnauthorized {
 		t.Fatalf("forged POST /api/webhooks/clerk = %d, %v; want 401", got, err)
 	}
+	// The dev server's periodic app sync (PUT /api/inngest) is a poll, like /healthz.
+	if req, err := http.NewRequest(http.MethodPut, svc.url+"/api/inngest", nil); err == nil {
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}
 	for _, path := range []string{"/healthz", "/nope?token=secret-query"} {
 		resp, err := http.Get(svc.url + path)
 		if err != nil {
@@ -70,6 +76,7 @@ func TestRequestLogs(t *testing.T) {
 		"the request body":           marker,
 		"the query string":           "secret-query",
 		"a /healthz line at info":    "path=/healthz",
+		"an app-sync line at info":   "method=PUT path=/api/inngest",
 		"the svix-signature header":  "v1,",
 		"the signing secret's value": strings.TrimPrefix(secret, "whsec_"),
 	} {
