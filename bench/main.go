@@ -56,9 +56,10 @@ func main() {
 		c          = flag.Int("c", 16, "concurrent clients (rows 1-3)")
 		e2eSizes   = flag.String("e2e", "1000,10000", "sign-up counts for rows 2 and 3")
 		rows       = flag.String("rows", "1,2,3,4,5", "rows to run")
+		noopIDs    = flag.Bool("noop-ids", false, "give the no-op app's events idempotency ids, like the bridge's clerk-<svix-id> (to see what they cost the dev server)")
 	)
 	flag.Parse()
-	b := &bench{serviceBin: abs(*serviceBin), inngestBin: abs(*inngestBin), c: *c, dir: mustTemp()}
+	b := &bench{serviceBin: abs(*serviceBin), inngestBin: abs(*inngestBin), c: *c, dir: mustTemp(), noopIDs: *noopIDs}
 	defer os.RemoveAll(b.dir)
 	t := &table{}
 	t.add("row", "measure", "service", "baseline", "ratio", "target")
@@ -95,6 +96,7 @@ type bench struct {
 	serviceBin, inngestBin string
 	c                      int
 	dir                    string
+	noopIDs                bool
 	runs                   atomic.Int64
 }
 
@@ -351,7 +353,7 @@ func (s *e2eStack) waitCount(n int64, start time.Time, timeout time.Duration) ti
 // feedNoop sends n bench/noop events, with the service's sign-up data, to the dev server one
 // per request, c at a time: the traffic the service's webhook bridge sends, so that row 2
 // compares the functions.
-func feedNoop(devURL string, n, c int) {
+func feedNoop(devURL string, n, c int, withIDs bool) {
 	ic, err := inngestgo.NewClient(inngestgo.ClientOpts{AppID: "bench-feeder", Dev: inngestgo.BoolPtr(true), EventAPIBaseURL: &devURL, Logger: slog.New(slog.DiscardHandler)})
 	exitOn(err)
 	next := make(chan int)
@@ -365,7 +367,12 @@ func feedNoop(devURL string, n, c int) {
 					Data map[string]any `json:"data"`
 				}
 				_ = json.Unmarshal(signUpPayload("noop", i, time.Now().UnixMilli()), &env)
-				_, err := ic.Send(context.Background(), inngestgo.Event{Name: "bench/noop", Data: env.Data})
+				evt := inngestgo.Event{Name: "bench/noop", Data: env.Data}
+				if withIDs {
+					id := fmt.Sprintf("noop-msg_%06d", i)
+					evt.ID = &id
+				}
+				_, err := ic.Send(context.Background(), evt)
 				exitOn(err)
 			}
 		}()
@@ -394,7 +401,7 @@ func (b *bench) rowEndToEnd(t *table, n int, report bool) float64 {
 
 	noop := b.startE2E(true)
 	start = time.Now()
-	feedNoop(noop.devURL, n, b.c)
+	feedNoop(noop.devURL, n, b.c, b.noopIDs)
 	noopTime := noop.waitCount(int64(n), start, timeout)
 	logf("row 2 n=%d no-op: CPU seconds: dev server %.1f, no-op app %.1f, wall %.1f", n, noop.dev.cpuSeconds(), noop.app.cpuSeconds(), noopTime.Seconds())
 	noop.stop()
