@@ -141,14 +141,7 @@ func loadBackfillConfig(getenv func(string) string, needKey bool) (config, error
 		logFormat: get("LOG_FORMAT", "text"),
 	}
 	var errs []error
-	db, err := databaseName(cfg.mongoURI, get("MONGODB_DATABASE", "app"))
-	if err != nil {
-		errs = append(errs, err)
-	}
-	cfg.database = db
-	var clerkErrs []error
-	cfg.clerk, clerkErrs = loadClerkConfig(getenv)
-	errs = append(errs, clerkErrs...)
+	errs = append(errs, loadStoreAndClerkSettings(getenv, &cfg)...)
 	if needKey && cfg.clerk.secretKey == "" {
 		errs = append(errs, errors.New("CLERK_SECRET_KEY is not set: backfill reads the users from Clerk's Backend API with it (Clerk Dashboard -> API keys -> Secret keys), or pass --from-export FILE.csv"))
 	}

@@ -100,15 +100,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		errs = append(errs, errors.New("CLERK_WEBHOOK_SIGNING_SECRET is not set: copy the Signing Secret (whsec_...) from Clerk Dashboard -> Webhooks -> your endpoint"))
 	}
 
-	db, err := databaseName(cfg.mongoURI, get("MONGODB_DATABASE", "app"))
-	if err != nil {
-		errs = append(errs, err)
-	}
-	cfg.database = db
-
-	var clerkErrs []error
-	cfg.clerk, clerkErrs = loadClerkConfig(getenv)
-	errs = append(errs, clerkErrs...)
+	errs = append(errs, loadStoreAndClerkSettings(getenv, &cfg)...)
 
 	d, err := time.ParseDuration(get("WEBHOOK_FORWARD_TIMEOUT", "8s"))
 	if err != nil || d <= 0 {
@@ -243,4 +235,19 @@ func loadLogSettings(get func(name, def string) string, cfg *config) []error {
 		errs = append(errs, errors.New("LOG_FORMAT must be text or json"))
 	}
 	return errs
+}
+
+// loadStoreAndClerkSettings reads the database name (from MONGODB_URI's path, else
+// MONGODB_DATABASE) and the Clerk Backend API settings into cfg, whose mongoURI is already
+// set. It returns an error for each malformed setting.
+func loadStoreAndClerkSettings(getenv func(string) string, cfg *config) []error {
+	var errs []error
+	db, err := databaseName(cfg.mongoURI, envGetter(getenv)("MONGODB_DATABASE", "app"))
+	if err != nil {
+		errs = append(errs, err)
+	}
+	cfg.database = db
+	var clerkErrs []error
+	cfg.clerk, clerkErrs = loadClerkConfig(getenv)
+	return append(errs, clerkErrs...)
 }
