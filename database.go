@@ -16,8 +16,10 @@ import (
 func openDatabase(ctx context.Context, cfg config, logger *slog.Logger, stderr io.Writer, embeddedNote string) (*store.Store, func(), error) {
 	uri := cfg.mongoURI
 	stopEmbedded := func() {}
+	var emb *store.Embedded
 	if uri == "" {
-		emb, err := store.StartEmbedded(ctx, cfg.dataDir, quietLogger(stderr, cfg))
+		var err error
+		emb, err = store.StartEmbedded(ctx, cfg.dataDir, quietLogger(stderr, cfg))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -31,6 +33,13 @@ func openDatabase(ctx context.Context, cfg config, logger *slog.Logger, stderr i
 	if err != nil {
 		stopEmbedded()
 		return nil, nil, fmt.Errorf("%w; check that MongoDB is running and MONGODB_URI is right", err)
+	}
+	if emb != nil {
+		if err := emb.IndexIDs(ctx, cfg.database); err != nil {
+			_ = users.Close(context.Background())
+			stopEmbedded()
+			return nil, nil, fmt.Errorf("%w; check that DATA_DIR is writable", err)
+		}
 	}
 	return users, func() {
 		closeCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)

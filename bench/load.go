@@ -66,6 +66,7 @@ func preSign(wh *svix.Webhook, run string, n int) []signedRequest {
 // loadResult summarises one load run.
 type loadResult struct {
 	n, failed int
+	failedIdx []int // indexes into the posted requests
 	elapsed   time.Duration
 	p50, p99  time.Duration
 }
@@ -80,6 +81,7 @@ func postLoad(url string, reqs []signedRequest, c int) loadResult {
 	}
 	lat := make([]time.Duration, len(reqs))
 	var failed int
+	var failedIdx []int
 	var mu sync.Mutex
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -106,6 +108,7 @@ func postLoad(url string, reqs []signedRequest, c int) loadResult {
 				if !ok {
 					mu.Lock()
 					failed++
+					failedIdx = append(failedIdx, i)
 					mu.Unlock()
 				}
 			}
@@ -118,8 +121,32 @@ func postLoad(url string, reqs []signedRequest, c int) loadResult {
 	wg.Wait()
 	elapsed := time.Since(start)
 	res := summarize(lat)
-	res.n, res.failed, res.elapsed = len(reqs), failed, elapsed
+	res.n, res.failed, res.failedIdx, res.elapsed = len(reqs), failed, failedIdx, elapsed
 	return res
+}
+
+// deliver posts every request like postLoad, then re-posts the refused ones (re-signed with the
+// same svix id, as Svix retries) until all are accepted; it gives up after 5 rounds.
+func deliver(wh *svix.Webhook, url string, reqs []signedRequest, c int) {
+	for round := 1; ; round++ {
+		res := postLoad(url, reqs, c)
+		if res.failed == 0 {
+			return
+		}
+		logf("%d of %d webhooks refused in round %d; re-posting them", res.failed, len(reqs), round)
+		if round == 5 {
+			exitOn(fmt.Errorf("%d webhooks still refused after %d rounds", res.failed, round))
+		}
+		now := time.Now()
+		retry := make([]signedRequest, 0, len(res.failedIdx))
+		for _, i := range res.failedIdx {
+			r := reqs[i]
+			r.ts = strconv.FormatInt(now.Unix(), 10)
+			r.sig, _ = wh.Sign(r.id, now, r.body)
+			retry = append(retry, r)
+		}
+		reqs = retry
+	}
 }
 
 // percentile of sorted durations.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 
 	"github.com/inngest/inngestgo"
 	"github.com/inngest/inngestgo/step"
@@ -21,6 +22,11 @@ func serveNoop() error {
 	ctx := context.Background()
 	client, err := mongo.Connect(options.Client().ApplyURI(os.Getenv("MONGODB_URI")))
 	if err != nil {
+		return err
+	}
+	// Make the collection now, so that the bench can index it before the load (as the
+	// service's store does at start).
+	if err := client.Database("noop").CreateCollection(ctx, "users"); err != nil && !strings.Contains(err.Error(), "already exists") {
 		return err
 	}
 	coll := client.Database("noop").Collection("users")

@@ -2,18 +2,23 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
+	_ "modernc.org/sqlite" // the SQLite driver FerretDB itself uses, for IndexIDs
 )
 
 // Embedded is a FerretDB server running inside this process, storing its data in SQLite files
 // under a directory. It speaks the MongoDB wire protocol on a loopback port, so Open connects
 // to it exactly as it would to MongoDB.
 type Embedded struct {
+	dir    string
 	uri    string
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -41,7 +46,7 @@ func StartEmbedded(ctx context.Context, dir string, logger *slog.Logger) (*Embed
 		return nil, fmt.Errorf("embedded database: start FerretDB in %q: %w", abs, err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	e := &Embedded{uri: f.MongoDBURI(), cancel: cancel, done: make(chan struct{})}
+	e := &Embedded{dir: abs, uri: f.MongoDBURI(), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(e.done)
 		_ = f.Run(ctx)
@@ -56,4 +61,60 @@ func (e *Embedded) URI() string { return e.uri }
 func (e *Embedded) Stop() {
 	e.cancel()
 	<-e.done
+}
+
+// IndexIDs gives every collection of the embedded database named database the SQLite index
+// that its lookups by _id can use. It returns an error naming the database file when the
+// index cannot be made; a database with no collections yet is left as it is.
+//
+// FerretDB v1.24 finds a document by _id with `WHERE _ferretdb_sjson->'$._id' = ?`, but it
+// indexes _id on `_ferretdb_sjson->"_id"`, an expression SQLite does not treat as the same: so
+// each find, update or delete by _id scans the whole table and parses every document, and a
+// write costs O(users). The extra index (named <table>__id_lookup, unseen by FerretDB, dropped
+// with its table) makes those lookups O(log users). Call it once the collections exist (Open
+// creates the users collection); it is idempotent and cheap when the indexes exist.
+func (e *Embedded) IndexIDs(ctx context.Context, database string) error {
+	file := filepath.Join(e.dir, database+".sqlite")
+	if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err := indexIDs(ctx, file); err != nil {
+		return fmt.Errorf("embedded database: index _id in %s: %w", file, err)
+	}
+	return nil
+}
+
+// indexIDs adds the _id lookup index to each collection table of one FerretDB SQLite file.
+func indexIDs(ctx context.Context, file string) error {
+	db, err := sql.Open("sqlite", "file:"+filepath.ToSlash(file)+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, `SELECT table_name FROM _ferretdb_collections`)
+	if err != nil {
+		if strings.Contains(err.Error(), "no such table") {
+			return nil // a database without collections yet
+		}
+		return err
+	}
+	var tables []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return err
+		}
+		tables = append(tables, t)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
+	for _, t := range tables {
+		q := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %q ON %q (_ferretdb_sjson->'$._id')`, t+"__id_lookup", t)
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -17,6 +17,7 @@ import (
 
 // Server is the embedded FerretDB of one test package.
 type Server struct {
+	emb *store.Embedded
 	uri string
 	n   atomic.Int64
 }
@@ -37,15 +38,15 @@ func Main(m *testing.M, srv **Server) int {
 		return 1
 	}
 	defer e.Stop()
-	*srv = &Server{uri: e.URI()}
+	*srv = &Server{emb: e, uri: e.URI()}
 	return m.Run()
 }
 
 // URI returns the server's connection string (without a database).
 func (s *Server) URI() string { return s.uri }
 
-// Open opens a new database on the server for one test, in the given write mode, and closes
-// it when the test ends. It fails the test when the database cannot be opened.
+// Open opens a new database on the server for one test, in the given write mode, with the _id
+// lookup index the service adds (Embedded.IndexIDs), and closes it when the test ends. It fails the test when the database cannot be opened.
 func (s *Server) Open(t testing.TB, mode store.WriteMode) *store.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -54,6 +55,9 @@ func (s *Server) Open(t testing.TB, mode store.WriteMode) *store.Store {
 	st, err := store.OpenWith(ctx, s.uri, name, mode)
 	if err != nil {
 		t.Fatalf("store.OpenWith(%s) = %v", name, err)
+	}
+	if err := s.emb.IndexIDs(ctx, name); err != nil {
+		t.Fatalf("IndexIDs(%s) = %v", name, err)
 	}
 	t.Cleanup(func() { _ = st.Close(context.Background()) })
 	return st

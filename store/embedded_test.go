@@ -1,0 +1,135 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"clerksync/store"
+)
+
+// TestIndexIDs asks SQLite how it runs the query FerretDB makes for a lookup by _id: a scan of
+// the whole table before IndexIDs, an index search after, with the user still found and
+// written the same way. (BenchmarkEmbeddedGetByID measures what that is worth.)
+func TestIndexIDs(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	emb, err := store.StartEmbedded(ctx, dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Stop()
+	st, err := store.Open(ctx, emb.URI(), "idx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close(context.Background())
+	if err := emb.IndexIDs(ctx, "not-created-yet"); err != nil {
+		t.Errorf("IndexIDs(database not created yet) = %v; want nil", err)
+	}
+	email := "a@example.com"
+	u := store.User{ID: "user_1", Email: &email, Username: "a", UpdatedAt: 1}
+	if out, err := st.UpsertUser(ctx, u); err != nil || out != store.Inserted {
+		t.Fatalf("UpsertUser = %v, %v; want inserted", out, err)
+	}
+
+	// The query FerretDB v1.24 runs for a find, update or delete by _id
+	// (internal/backends/sqlite: `WHERE ` + metadata.IDColumn + ` = ?`), asked of SQLite.
+	plan := func() string {
+		db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "idx.sqlite")+"?mode=ro")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var table string
+		if err := db.QueryRowContext(ctx, `SELECT table_name FROM _ferretdb_collections WHERE name = 'users'`).Scan(&table); err != nil {
+			t.Fatalf("users table: %v", err)
+		}
+		rows, err := db.QueryContext(ctx, fmt.Sprintf(`EXPLAIN QUERY PLAN SELECT _ferretdb_sjson FROM %q WHERE _ferretdb_sjson->'$._id' = ?`, table), `"user_1"`)
+		if err != nil {
+			t.Fatalf("explain: %v", err)
+		}
+		defer rows.Close()
+		var details []string
+		for rows.Next() {
+			var id, parent, notUsed int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notUsed, &detail); err != nil {
+				t.Fatal(err)
+			}
+			details = append(details, detail)
+		}
+		return strings.Join(details, "; ")
+	}
+
+	before := plan()
+	if !strings.Contains(before, "SCAN") {
+		// If FerretDB ever matches its own _id index, IndexIDs is no longer needed.
+		t.Errorf("find by _id before IndexIDs: plan %q; want a SCAN (the FerretDB v1.24 behaviour IndexIDs works around)", before)
+	}
+	for range 2 { // idempotent
+		if err := emb.IndexIDs(ctx, "idx"); err != nil {
+			t.Fatalf("IndexIDs = %v", err)
+		}
+	}
+	after := plan()
+	if !strings.Contains(after, "USING INDEX users_") || strings.Contains(after, "SCAN") {
+		t.Errorf("find by _id after IndexIDs: plan %q; want SEARCH ... USING INDEX", after)
+	}
+
+	newEmail := "b@example.com"
+	u.UpdatedAt, u.Email = 2, &newEmail
+	if out, err := st.UpsertUser(ctx, u); err != nil || out != store.Updated {
+		t.Errorf("UpsertUser after IndexIDs = %v, %v; want updated", out, err)
+	}
+	got, err := st.Get(ctx, "user_1")
+	if err != nil || got.Email == nil || *got.Email != newEmail {
+		t.Errorf("Get after IndexIDs = %+v, %v; want email b@example.com", got, err)
+	}
+}
+
+// BenchmarkEmbeddedGetByID reads users by _id from an embedded FerretDB holding 2,000 users of
+// about 1.5 KB each, without and with IndexIDs: O(users) per read against O(log users).
+// go test -run '^$' -bench EmbeddedGetByID ./store
+func BenchmarkEmbeddedGetByID(b *testing.B) {
+	ctx := context.Background()
+	dir := b.TempDir()
+	emb, err := store.StartEmbedded(ctx, dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer emb.Stop()
+	st, err := store.Open(ctx, emb.URI(), "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close(ctx)
+	const users = 2000
+	picture := "https://img.clerk.com/" + strings.Repeat("x", 1400)
+	for i := range users {
+		email := fmt.Sprintf("user%d@example.org", i)
+		u := store.User{ID: fmt.Sprintf("user_%d", i), Email: &email, Username: fmt.Sprintf("user%d", i), ProfilePicture: picture, UpdatedAt: 1}
+		if _, err := st.UpsertUser(ctx, u); err != nil {
+			b.Fatal(err)
+		}
+	}
+	get := func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			if _, err := st.Get(ctx, fmt.Sprintf("user_%d", i*7%users)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("unindexed", get)
+	if err := emb.IndexIDs(ctx, "bench"); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("indexed", get)
+}
