@@ -6,6 +6,7 @@ package webhook
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -53,28 +54,27 @@ func HandlerWithMetrics(v *Verifier, s Sender, timeout time.Duration, logger *sl
 	return func(c echo.Context) error {
 		req := c.Request()
 		svixID := MessageID(req.Header)
-		log := logger.With("svix_id", svixID)
 		m.WebhookReceived()
 
 		if req.ContentLength > MaxBodyBytes {
-			log.Warn("webhook rejected: body too large", "content_length", req.ContentLength)
+			logger.Warn("webhook rejected: body too large", "svix_id", svixID, "content_length", req.ContentLength)
 			m.WebhookRejected(RejectTooLarge)
 			return c.JSON(http.StatusRequestEntityTooLarge, Response{Error: "body larger than 1 MiB"})
 		}
-		body, err := io.ReadAll(io.LimitReader(req.Body, MaxBodyBytes+1))
+		body, err := readBody(req.Body, req.ContentLength)
 		if err != nil {
-			log.Warn("webhook rejected: reading body failed", "error", err)
+			logger.Warn("webhook rejected: reading body failed", "svix_id", svixID, "error", err)
 			m.WebhookRejected(RejectReadError)
 			return c.JSON(http.StatusBadRequest, Response{Error: "could not read the request body"})
 		}
 		if len(body) > MaxBodyBytes {
-			log.Warn("webhook rejected: body too large", "bytes_read", len(body))
+			logger.Warn("webhook rejected: body too large", "svix_id", svixID, "bytes_read", len(body))
 			m.WebhookRejected(RejectTooLarge)
 			return c.JSON(http.StatusRequestEntityTooLarge, Response{Error: "body larger than 1 MiB"})
 		}
 
 		if err := v.Verify(body, req.Header); err != nil {
-			log.Warn("webhook rejected: signature", "error", err)
+			logger.Warn("webhook rejected: signature", "svix_id", svixID, "error", err)
 			m.WebhookRejected(RejectSignature)
 			return c.JSON(http.StatusUnauthorized, Response{Error: err.Error() + "; check CLERK_WEBHOOK_SIGNING_SECRET against the endpoint's Signing Secret in the Clerk dashboard"})
 		}
@@ -82,13 +82,12 @@ func HandlerWithMetrics(v *Verifier, s Sender, timeout time.Duration, logger *sl
 
 		evt, err := decodeEvent(body, messageTimestamp(req.Header))
 		if err != nil {
-			log.Warn("webhook rejected: not a Clerk event", "error", err)
+			logger.Warn("webhook rejected: not a Clerk event", "svix_id", svixID, "error", err)
 			m.WebhookRejected(RejectNotClerkEvent)
 			return c.JSON(http.StatusBadRequest, Response{Error: err.Error()})
 		}
 
 		id := IDPrefix + svixID
-		log = log.With("event_id", id, "type", evt.typ, "user_id", evt.userID)
 		ie := inngestgo.GenericEvent[eventData]{
 			ID:        &id,
 			Name:      EventPrefix + evt.typ,
@@ -98,37 +97,81 @@ func HandlerWithMetrics(v *Verifier, s Sender, timeout time.Duration, logger *sl
 		start := time.Now()
 		if err := send(req.Context(), s, ie, timeout); err != nil {
 			m.WebhookForwardFailed(time.Since(start))
-			log.Error("forwarding to Inngest failed; answering 503 so that Svix retries", "error", err, "elapsed", time.Since(start))
+			logger.Error("forwarding to Inngest failed; answering 503 so that Svix retries",
+				"svix_id", svixID, "event_id", id, "type", evt.typ, "user_id", evt.userID, "error", err, "elapsed", time.Since(start))
 			return c.JSON(http.StatusServiceUnavailable, Response{Error: "Inngest did not accept the event; Svix will retry the delivery"})
 		}
 		elapsed := time.Since(start)
 		m.WebhookForwarded(elapsed)
-		log.Debug("webhook forwarded", "elapsed", elapsed) // the request log line has the svix id and status at info
-		return c.JSON(http.StatusOK, Response{Status: "forwarded", EventID: id})
+		// The request log line has the svix id and the status at info.
+		logger.LogAttrs(req.Context(), slog.LevelDebug, "webhook forwarded",
+			slog.String("svix_id", svixID), slog.String("event_id", id), slog.String("type", evt.typ),
+			slog.String("user_id", evt.userID), slog.Duration("elapsed", elapsed))
+		return c.JSONBlob(http.StatusOK, forwardedResponse(id))
 	}
+}
+
+// readBody reads at most MaxBodyBytes+1 bytes of r (so that a larger body shows as one byte
+// too many) into a buffer sized from contentLength when it is known, rather than grown from
+// 512 bytes by doubling: the body is the handler's largest allocation.
+func readBody(r io.Reader, contentLength int64) ([]byte, error) {
+	size := int64(512)
+	if contentLength >= 0 && contentLength <= MaxBodyBytes {
+		size = contentLength + 1 // room for the read that reports EOF
+	}
+	buf := make([]byte, 0, size)
+	limit := io.LimitReader(r, MaxBodyBytes+1)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // grow (a body longer than announced)
+		}
+		n, err := limit.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// forwardedResponse is the JSON of Response{Status: "forwarded", EventID: id}, built without
+// reflection: the handler's hot path.
+func forwardedResponse(id string) []byte {
+	quoted, err := json.Marshal(id)
+	if err != nil { // a string always marshals; keep the answer valid regardless
+		quoted = []byte(`""`)
+	}
+	b := make([]byte, 0, len(`{"status":"forwarded","event_id":}`)+len(quoted))
+	b = append(b, `{"status":"forwarded","event_id":`...)
+	b = append(b, quoted...)
+	return append(b, '}')
 }
 
 // errSendTimeout means Inngest did not answer in time.
 var errSendTimeout = errors.New("timed out waiting for the Inngest event API")
 
 // send calls s.Send, but returns after timeout (or when ctx ends) even if the SDK is still
-// retrying: its retries sleep without watching the context. The event id makes a send that
-// completes late harmless: Svix retries with the same id and Inngest drops the duplicate.
+// retrying: its retries sleep without watching the context. s gets ctx, which the server
+// cancels once the handler has answered. The event id makes a send that completes late
+// harmless: Svix retries with the same id and Inngest drops the duplicate.
 func send(ctx context.Context, s Sender, evt any, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	done := make(chan error, 1)
 	go func() {
 		_, err := s.Send(ctx, evt)
 		done <- err
 	}()
+	// A timer rather than context.WithTimeout: no child context to register with ctx on
+	// every webhook.
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
 	select {
 	case err := <-done:
 		return err
+	case <-timer.C:
+		return errSendTimeout
 	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return errSendTimeout
-		}
 		return ctx.Err()
 	}
 }
