@@ -21,16 +21,7 @@ func TestIndexIDs(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	emb, err := store.StartEmbedded(ctx, dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emb.Stop()
-	st, err := store.Open(ctx, emb.URI(), "idx")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close(context.Background())
+	emb, st := startOwnEmbedded(t, dir, "idx")
 	if err := emb.IndexIDs(ctx, "not-created-yet"); err != nil {
 		t.Errorf("IndexIDs(database not created yet) = %v; want nil", err)
 	}
@@ -100,17 +91,7 @@ func TestIndexIDs(t *testing.T) {
 // go test -run '^$' -bench EmbeddedGetByID ./store
 func BenchmarkEmbeddedGetByID(b *testing.B) {
 	ctx := context.Background()
-	dir := b.TempDir()
-	emb, err := store.StartEmbedded(ctx, dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer emb.Stop()
-	st, err := store.Open(ctx, emb.URI(), "bench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close(ctx)
+	emb, st := startOwnEmbedded(b, b.TempDir(), "bench")
 	const users = 2000
 	picture := "https://img.clerk.com/" + strings.Repeat("x", 1400)
 	for i := range users {
@@ -132,4 +113,24 @@ func BenchmarkEmbeddedGetByID(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Run("indexed", get)
+}
+
+// startOwnEmbedded starts an embedded FerretDB in dir (not the package's shared one, whose
+// databases storetest indexes) and opens the store on its database, without IndexIDs. Both
+// stop when the test ends.
+func startOwnEmbedded(tb testing.TB, dir, database string) (*store.Embedded, *store.Store) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	emb, err := store.StartEmbedded(context.Background(), dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(emb.Stop)
+	st, err := store.Open(ctx, emb.URI(), database)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = st.Close(context.Background()) })
+	return emb, st
 }
