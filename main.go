@@ -108,7 +108,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	e := newEcho(logger)
-	addRoutes(e, logger, verifier, client, users, cfg.forwardTimeout, m)
+	addRoutes(e, logger, verifier, keyRedactingClient{Client: client, eventKey: cfg.eventKey}, users, cfg.forwardTimeout, m)
 
 	ln, err := net.Listen("tcp", ":"+cfg.port)
 	if err != nil {
@@ -173,6 +173,23 @@ func inngestOptions(cfg config, logger *slog.Logger) inngestgo.ClientOpts {
 		opts.EventAPIBaseURL = &base
 	}
 	return opts
+}
+
+// keyRedactingClient is the Inngest client with the event key taken out of Send's errors,
+// which are logged: when the event API cannot be reached, the SDK returns the HTTP client's
+// error, which quotes the event API's URL, and the key is that URL's last segment.
+type keyRedactingClient struct {
+	inngestgo.Client
+	eventKey string
+}
+
+// Send sends evt through the SDK; its error, if any, has the event key replaced.
+func (c keyRedactingClient) Send(ctx context.Context, evt any) (string, error) {
+	id, err := c.Client.Send(ctx, evt)
+	if err != nil && c.eventKey != "" && strings.Contains(err.Error(), c.eventKey) {
+		err = errors.New(strings.ReplaceAll(err.Error(), c.eventKey, "<INNGEST_EVENT_KEY>"))
+	}
+	return id, err
 }
 
 // eventTransport is the HTTP transport for sending events: like the default one, but keeping

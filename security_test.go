@@ -47,7 +47,7 @@ func startCloudService(t *testing.T) *cloudService {
 		"INNGEST_SIGNING_KEY":          c.signingKey,
 		"INNGEST_BASE_URL":             "http://127.0.0.1:1", // no Inngest Cloud from tests
 		"MONGODB_URI":                  uri,
-		"WEBHOOK_FORWARD_TIMEOUT":      "1s",
+		"WEBHOOK_FORWARD_TIMEOUT":      "6s", // longer than the SDK's 5 attempts against a refused connection (about 3.5 s), so their error is what gets logged
 		"LOG_LEVEL":                    "debug",
 	})
 	c.users = openTestStore(t, uri, "cloud")
@@ -162,6 +162,11 @@ func TestLogsHoldNoSecretsOrBodies(t *testing.T) {
 	logs := c.stderr.String()
 	if !strings.Contains(logs, "msg_log_forged") {
 		t.Fatalf("the log does not mention the rejected delivery; is it logging at all?\n%s", logs)
+	}
+	// The SDK's own error for the unreachable event API (not our timeout) must be what was
+	// logged, with the key in its URL replaced.
+	if !strings.Contains(logs, "forwarding to Inngest failed") || !strings.Contains(logs, "<INNGEST_EVENT_KEY>") {
+		t.Errorf("the log has no forwarding failure quoting the event API's URL with the key replaced:\n%s", logs)
 	}
 	secrets := map[string]string{
 		"webhook secret":           c.secret,
