@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/base64"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -93,12 +95,24 @@ func startRun(t *testing.T, vars map[string]string) *service {
 }
 
 func TestRunEmbeddedDatabase(t *testing.T) {
+	dataDir := t.TempDir()
 	base := startRun(t, map[string]string{
 		"PORT":                         "0",
 		"CLERK_WEBHOOK_SIGNING_SECRET": newSecret(t),
 		"INNGEST_DEV":                  "http://127.0.0.1:1",
-		"DATA_DIR":                     t.TempDir(),
+		"DATA_DIR":                     dataDir,
 	}).url
+	// The embedded database got the _id lookup index (store.Embedded.IndexIDs) at start.
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, "app.sqlite")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var indexes int
+	err = db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'users_%__id_lookup'`).Scan(&indexes)
+	db.Close()
+	if err != nil || indexes != 1 {
+		t.Errorf("_id lookup indexes on the users table in %s/app.sqlite = %d, %v; want 1", dataDir, indexes, err)
+	}
 	tests := []struct {
 		method, path string
 		want         int

@@ -181,7 +181,7 @@ func (p *proc) stop() {
 // cpuSeconds returns the user+system CPU time the process has used so far.
 func (p *proc) cpuSeconds() float64 { return cpuSecondsOf(p.cmd.Process.Pid) }
 
-// cpuSeconds returns the user+system CPU time process pid has used so far (0 if unknown).
+// cpuSecondsOf returns the user+system CPU time process pid has used so far (0 if unknown).
 func cpuSecondsOf(pid int) float64 {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {

@@ -46,7 +46,8 @@ func Main(m *testing.M, srv **Server) int {
 func (s *Server) URI() string { return s.uri }
 
 // Open opens a new database on the server for one test, in the given write mode, with the _id
-// lookup index the service adds (Embedded.IndexIDs), and closes it when the test ends. It fails the test when the database cannot be opened.
+// lookup index the service adds (Embedded.IndexIDs), and closes it when the test ends. It
+// fails the test when the database cannot be opened or indexed.
 func (s *Server) Open(t testing.TB, mode store.WriteMode) *store.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
