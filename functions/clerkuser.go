@@ -61,11 +61,8 @@ func UserFromClerk(c ClerkUser, eventTS int64) (store.User, error) {
 		CreatedAt:      c.CreatedAt,
 		UpdatedAt:      updated,
 	}
-	if name := strings.TrimSpace(deref(c.Username)); name != "" {
-		u.Username, u.UsernameFromClerk = name, true
-	} else {
-		u.Username = derivedUsername(u.Email, id)
-	}
+	u.ClerkUsername = strings.TrimSpace(deref(c.Username))
+	u.Username = derivedUsername(u.Email, id)
 	return u, nil
 }
 

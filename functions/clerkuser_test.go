@@ -38,22 +38,22 @@ func janeWith(edit func(u *functions.ClerkUser)) functions.ClerkUser {
 // janeStored is what jane maps to, changed by edit.
 func janeStored(edit func(u *store.User)) store.User {
 	u := store.User{
-		ID:                "user_2abcDEF",
-		Email:             ptr("jane@x.org"),
-		FullName:          "Jane Doe",
-		ProfilePicture:    "https://img.example/jane",
-		Username:          "janed",
-		UsernameFromClerk: true,
-		CreatedAt:         100,
-		UpdatedAt:         200,
+		ID:             "user_2abcDEF",
+		Email:          ptr("jane@x.org"),
+		FullName:       "Jane Doe",
+		ProfilePicture: "https://img.example/jane",
+		Username:       "jane",
+		ClerkUsername:  "janed",
+		CreatedAt:      100,
+		UpdatedAt:      200,
 	}
 	edit(&u)
 	return u
 }
 
-// derived marks a stored user's username as derived rather than Clerk's.
+// derived marks a user without a Clerk username, whose derived username is name.
 func derived(name string) func(u *store.User) {
-	return func(u *store.User) { u.Username, u.UsernameFromClerk = name, false }
+	return func(u *store.User) { u.Username, u.ClerkUsername = name, "" }
 }
 
 // usernameChars is what a derived username may consist of.
@@ -75,17 +75,17 @@ func TestUserFromClerk(t *testing.T) {
 	}, {
 		name: "no primary email id",
 		in:   janeWith(func(u *functions.ClerkUser) { noUsername(u); u.PrimaryEmailAddressID = nil }),
-		want: janeStored(func(u *store.User) { u.Email = nil; u.UsernameFromClerk = false }),
+		want: janeStored(func(u *store.User) { u.Email = nil; u.ClerkUsername = "" }),
 		// derived from the id
 		usernameRE: regexp.MustCompile(`^user[a-z0-9._-]*$`),
 	}, {
 		name: "primary email id matches no address",
 		in:   janeWith(func(u *functions.ClerkUser) { u.PrimaryEmailAddressID = ptr("idn_9") }),
-		want: janeStored(func(u *store.User) { u.Email = nil }),
+		want: janeStored(func(u *store.User) { u.Email, u.Username = nil, "user_2abcdef" }),
 	}, {
 		name: "primary email id but no addresses",
 		in:   janeWith(func(u *functions.ClerkUser) { u.EmailAddresses = nil }),
-		want: janeStored(func(u *store.User) { u.Email = nil }),
+		want: janeStored(func(u *store.User) { u.Email, u.Username = nil, "user_2abcdef" }),
 	}, {
 		name: "null last name",
 		in:   janeWith(func(u *functions.ClerkUser) { u.LastName = nil }),
@@ -116,8 +116,10 @@ func TestUserFromClerk(t *testing.T) {
 		want: janeStored(func(u *store.User) { u.ProfilePicture = "" }),
 	}, {
 		name: "clerk username kept exactly",
-		in:   janeWith(func(u *functions.ClerkUser) { u.Username = ptr("johndoe") }),
-		want: janeStored(func(u *store.User) { u.Username = "johndoe" }),
+		in: janeWith(func(u *functions.ClerkUser) {
+			u.Username = ptr("John.Doe_with_a_username_much_longer_than_forty_eight_bytes")
+		}),
+		want: janeStored(func(u *store.User) { u.ClerkUsername = "John.Doe_with_a_username_much_longer_than_forty_eight_bytes" }),
 	}, {
 		name: "no clerk username: email local part",
 		in:   janeWith(noUsername),
@@ -139,7 +141,7 @@ func TestUserFromClerk(t *testing.T) {
 			noUsername(u)
 			u.EmailAddresses = []functions.ClerkEmailAddress{{ID: "idn_2", EmailAddress: "Jane.Doe+tag@x.org"}}
 		}),
-		want:       janeStored(func(u *store.User) { u.Email = ptr("Jane.Doe+tag@x.org"); u.UsernameFromClerk = false }),
+		want:       janeStored(func(u *store.User) { u.Email = ptr("Jane.Doe+tag@x.org"); u.ClerkUsername = "" }),
 		usernameRE: regexp.MustCompile(`^jane`),
 	}, {
 		name: "email local part without usable characters: from the id",
@@ -147,7 +149,7 @@ func TestUserFromClerk(t *testing.T) {
 			noUsername(u)
 			u.EmailAddresses = []functions.ClerkEmailAddress{{ID: "idn_2", EmailAddress: "日本@x.org"}}
 		}),
-		want:       janeStored(func(u *store.User) { u.Email = ptr("日本@x.org"); u.UsernameFromClerk = false }),
+		want:       janeStored(func(u *store.User) { u.Email = ptr("日本@x.org"); u.ClerkUsername = "" }),
 		usernameRE: regexp.MustCompile(`^user`),
 	}, {
 		name: "no updated_at: event ts",

@@ -49,14 +49,15 @@ func TestStoredFields(t *testing.T) {
 		fullName       string
 		username       string // exact, when usernamePrefix is empty
 		usernamePrefix string
+		clerkUsername  string
 	}{
-		{"no email", clerkUser("user_2NoEmailAbCdEf", "Nemo", "Less", "", "", t1), nil, "Nemo Less", "", "user"},
-		{"primary email not first", primaryNotFirst, ptr("Pia.Primary@x.org"), "Pia Second", "pia.primary", ""},
-		{"null last name", clerkUser("user_nolast", "Jane", "", "jane.nl@x.org", "", t1), ptr("jane.nl@x.org"), "Jane", "jane.nl", ""},
-		{"null first name", clerkUser("user_nofirst", "", "Doe", "doe.nf@x.org", "", t1), ptr("doe.nf@x.org"), "Doe", "doe.nf", ""},
-		{"null first and last name", clerkUser("user_noname", "", "", "anon@x.org", "", t1), ptr("anon@x.org"), "", "anon", ""},
-		{"whitespace-only names", clerkUser("user_blank", "  ", "\t", "blank@x.org", "", t1), ptr("blank@x.org"), "", "blank", ""},
-		{"clerk username kept", withUsername, ptr("jo@x.org"), "Jo Smith", "Jo.Smith_99", ""},
+		{"no email", clerkUser("user_2NoEmailAbCdEf", "Nemo", "Less", "", "", t1), nil, "Nemo Less", "", "user", ""},
+		{"primary email not first", primaryNotFirst, ptr("Pia.Primary@x.org"), "Pia Second", "pia.primary", "", ""},
+		{"null last name", clerkUser("user_nolast", "Jane", "", "jane.nl@x.org", "", t1), ptr("jane.nl@x.org"), "Jane", "jane.nl", "", ""},
+		{"null first name", clerkUser("user_nofirst", "", "Doe", "doe.nf@x.org", "", t1), ptr("doe.nf@x.org"), "Doe", "doe.nf", "", ""},
+		{"null first and last name", clerkUser("user_noname", "", "", "anon@x.org", "", t1), ptr("anon@x.org"), "", "anon", "", ""},
+		{"whitespace-only names", clerkUser("user_blank", "  ", "\t", "blank@x.org", "", t1), ptr("blank@x.org"), "", "blank", "", ""},
+		{"clerk username kept", withUsername, ptr("jo@x.org"), "Jo Smith", "Jo.Smith_99", "", "Jo.Smith_99"},
 	}
 	h := newHarness(t)
 	for _, tc := range tests {
@@ -65,12 +66,13 @@ func TestStoredFields(t *testing.T) {
 			h.mustSend(created(tc.in), store.Inserted)
 			want := expectUser{
 				user: store.User{
-					ID:        tc.in.ID,
-					Email:     tc.email,
-					FullName:  tc.fullName,
-					Username:  tc.username,
-					CreatedAt: tc.in.CreatedAt,
-					UpdatedAt: tc.in.UpdatedAt,
+					ID:            tc.in.ID,
+					Email:         tc.email,
+					FullName:      tc.fullName,
+					Username:      tc.username,
+					ClerkUsername: tc.clerkUsername,
+					CreatedAt:     tc.in.CreatedAt,
+					UpdatedAt:     tc.in.UpdatedAt,
 				},
 				usernamePrefix: tc.usernamePrefix,
 			}
@@ -91,7 +93,7 @@ func TestDeleteUnknownUser(t *testing.T) {
 			deleted(id, t3),
 		},
 		outcomes: []store.Outcome{store.Deleted, store.Skipped, store.Skipped, store.AlreadyDeleted},
-		want:     expectUser{user: store.User{ID: id, Deleted: true, DeletedAt: t2}},
+		want:     expectUser{user: store.User{ID: id, UpdatedAt: t2, Deleted: true, DeletedAt: t2}},
 	}.run(t)
 }
 
@@ -115,6 +117,7 @@ func TestExamples(t *testing.T) {
 		FullName:       "John Doe Updated",
 		ProfilePicture: "https://img.clerk.com/yyyyy",
 		Username:       "johndoe",
+		ClerkUsername:  "johndoe",
 		CreatedAt:      1716883200000,
 		UpdatedAt:      1716883500000,
 	}
@@ -157,12 +160,13 @@ func TestExamples(t *testing.T) {
 		name:     "openapi created, updated, deleted",
 		events:   ev("openapi-user.created.json", "openapi-user.updated.json", "openapi-user.deleted.json"),
 		outcomes: []store.Outcome{store.Inserted, store.Updated, store.Deleted},
-		want:     expectUser{user: store.User{ID: johnID, CreatedAt: 1716883200000, UpdatedAt: 1716883500000, Deleted: true, DeletedAt: 1716883200000}},
+		// The tombstone keeps no created_at, and the later of its last update and its deletion.
+		want: expectUser{user: store.User{ID: johnID, UpdatedAt: 1716883500000, Deleted: true, DeletedAt: 1716883200000}},
 	}, {
 		name:     "dashboard deleted, never seen",
 		events:   ev("dashboard-user.deleted.json"),
 		outcomes: []store.Outcome{store.Deleted},
-		want:     expectUser{user: store.User{ID: "user_29wBMCtzATuFJut8jO2VNTVekS4", Deleted: true, DeletedAt: 1661861640000}},
+		want:     expectUser{user: store.User{ID: "user_29wBMCtzATuFJut8jO2VNTVekS4", UpdatedAt: 1661861640000, Deleted: true, DeletedAt: 1661861640000}},
 	}}
 	for _, sc := range tests {
 		t.Run(sc.name, sc.run)

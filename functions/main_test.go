@@ -174,8 +174,8 @@ func show(u store.User) string {
 	if u.Email != nil {
 		email = fmt.Sprintf("%q", *u.Email)
 	}
-	return fmt.Sprintf("{ID:%s Email:%s FullName:%q ProfilePicture:%q Username:%q FromClerk:%t CreatedAt:%d UpdatedAt:%d Deleted:%t DeletedAt:%d}",
-		u.ID, email, u.FullName, u.ProfilePicture, u.Username, u.UsernameFromClerk, u.CreatedAt, u.UpdatedAt, u.Deleted, u.DeletedAt)
+	return fmt.Sprintf("{ID:%s Email:%s FullName:%q ProfilePicture:%q Username:%q ClerkUsername:%q CreatedAt:%d UpdatedAt:%d Deleted:%t DeletedAt:%d}",
+		u.ID, email, u.FullName, u.ProfilePicture, u.Username, u.ClerkUsername, u.CreatedAt, u.UpdatedAt, u.Deleted, u.DeletedAt)
 }
 
 // expectUser is what a test expects of a user: user exactly (emails compared by value), except

@@ -21,9 +21,8 @@ type ImportStore interface {
 
 // Reasons for skipping a user in an import.
 const (
-	SkipDeleted  = "deleted in the database (a tombstone; never brought back)"
-	SkipInvalid  = "invalid (no id or no usable timestamp)"
-	SkipUsername = "no free username"
+	SkipDeleted = "deleted in the database (a tombstone; never brought back)"
+	SkipInvalid = "invalid (no id or no usable timestamp)"
 )
 
 // Tally counts what an import did to each user.
@@ -35,7 +34,7 @@ type Tally struct {
 	// Unchanged users were in the database with the same data or newer (a rerun, or a
 	// webhook that came later than the source's data).
 	Unchanged int
-	// Skipped counts the users left out, by reason (SkipDeleted, SkipInvalid, SkipUsername).
+	// Skipped counts the users left out, by reason (SkipDeleted, SkipInvalid).
 	Skipped map[string]int
 }
 
@@ -74,9 +73,6 @@ func Import(ctx context.Context, st ImportStore, c functions.ClerkUser, t *Tally
 	}
 	out, err := st.UpsertUser(ctx, u)
 	switch {
-	case errors.Is(err, store.ErrUsernameExhausted):
-		t.Skip(SkipUsername)
-		return nil
 	case errors.Is(err, store.ErrInvalidUser):
 		t.Skip(SkipInvalid)
 		return nil

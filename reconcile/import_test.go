@@ -76,17 +76,17 @@ func TestImportDatabaseError(t *testing.T) {
 
 func TestTallyReasons(t *testing.T) {
 	var tally reconcile.Tally
-	for i, r := range []string{reconcile.SkipUsername, reconcile.SkipDeleted, reconcile.SkipUsername} {
+	for i, r := range []string{reconcile.SkipInvalid, reconcile.SkipDeleted, reconcile.SkipInvalid} {
 		tally.Skip(r)
 		if got := tally.SkippedTotal(); got != i+1 {
 			t.Errorf("SkippedTotal after %d skips = %d", i+1, got)
 		}
 	}
-	want := []string{reconcile.SkipDeleted, reconcile.SkipUsername}
+	want := []string{reconcile.SkipDeleted, reconcile.SkipInvalid}
 	if got := tally.Reasons(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Reasons = %q; want %q", got, want)
 	}
-	if got := fmt.Sprint(tally.Skipped[reconcile.SkipUsername]); got != "2" {
-		t.Errorf("Skipped[%q] = %s; want 2", reconcile.SkipUsername, got)
+	if got := fmt.Sprint(tally.Skipped[reconcile.SkipInvalid]); got != "2" {
+		t.Errorf("Skipped[%q] = %s; want 2", reconcile.SkipInvalid, got)
 	}
 }

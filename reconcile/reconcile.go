@@ -79,7 +79,7 @@ type Summary struct {
 	Inserted int `json:"inserted"`
 	Updated  int `json:"updated"`
 	Skipped  int `json:"skipped"`
-	// Failed counts users that could not be written (no usable data, no free username); each
+	// Failed counts users that could not be written (no usable data); each
 	// is logged.
 	Failed int `json:"failed"`
 	// Deleted counts live users that Clerk no longer has, now tombstones.
@@ -259,7 +259,7 @@ func (p *pageResult) count(o store.Outcome) {
 }
 
 // write writes one Clerk user through the guarded upsert. A user that cannot be written (no
-// id or updated_at, no free username) is logged; its error is returned.
+// id or updated_at) is logged; its error is returned.
 func (r *Reconciler) write(ctx context.Context, c functions.ClerkUser) (store.Outcome, error) {
 	u, err := functions.UserFromClerk(c, 0)
 	if err == nil {

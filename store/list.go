@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"slices"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -10,11 +9,12 @@ import (
 )
 
 // LiveUserIDs returns the ids of every live (not deleted) user, in ascending order. Reconciling
-// with Clerk compares them with the users Clerk lists. It returns an error wrapping ErrDatabase
-// when the read fails.
+// with Clerk compares them with the users Clerk lists. Documents whose _id is not a string
+// (an application's own, in a collection it shares) are not Clerk users and are left out. It
+// returns an error wrapping ErrDatabase when the read fails.
 func (s *Store) LiveUserIDs(ctx context.Context) ([]string, error) {
-	filter := bson.D{{Key: "deleted", Value: bson.D{{Key: "$ne", Value: true}}}}
-	opts := options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}})
+	filter := bson.D{{Key: fieldDeleted, Value: bson.D{{Key: "$ne", Value: true}}}}
+	opts := options.Find().SetProjection(bson.D{{Key: fieldID, Value: 1}})
 	cur, err := s.users.Find(ctx, filter, opts)
 	if err != nil {
 		return nil, dbErr("list", "live users", err)
@@ -22,13 +22,9 @@ func (s *Store) LiveUserIDs(ctx context.Context) ([]string, error) {
 	defer cur.Close(context.WithoutCancel(ctx))
 	ids := []string{}
 	for cur.Next(ctx) {
-		var d struct {
-			ID string `bson:"_id"`
+		if id, ok := cur.Current.Lookup(fieldID).StringValueOK(); ok {
+			ids = append(ids, id)
 		}
-		if err := cur.Decode(&d); err != nil {
-			return nil, fmt.Errorf("%w: list live users: decode: %v", ErrDatabase, err)
-		}
-		ids = append(ids, d.ID)
 	}
 	if err := cur.Err(); err != nil {
 		return nil, dbErr("list", "live users", err)

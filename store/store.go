@@ -2,12 +2,15 @@
 // protocol, such as FerretDB). It owns every BSON document and driver call: other packages see
 // only User, Outcome and the sentinel errors below, never the driver's types.
 //
-// Every write is a single conditional write keyed by _id (atomic on MongoDB; on FerretDB, which
-// applies a filtered update as read-then-write, made atomic by a per-user lock in the Store),
-// so the collection stays correct whatever order, and however many times, events arrive:
+// Every write is guarded by the user's stored state, so the collection stays correct whatever
+// order, and however many times, events arrive:
 //   - UpsertUser applies a user only when it is newer (by Clerk's updated_at) than the stored one
-//     and the user has not been deleted;
-//   - DeleteUser turns the document into a tombstone that no later upsert can bring back.
+//     and the user has not been deleted; a stored updated_at that is missing or not a number
+//     counts as older than any event;
+//   - DeleteUser replaces the document with a tombstone that no later upsert can bring back;
+//   - usernames are unique among live users (a unique index), and follow Clerk: a user's Clerk
+//     username displaces a derived one, and of two Clerk claims on one username the newer
+//     record wins (see UpsertUser).
 package store
 
 import (
@@ -15,6 +18,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
+	"strings"
 	"sync"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -33,8 +38,6 @@ var (
 	// ErrInvalidUser means the user cannot be written as given (for example it has no id).
 	// Retrying the same input will fail the same way.
 	ErrInvalidUser = errors.New("store: invalid user")
-	// ErrUsernameExhausted means every username candidate for a user was taken.
-	ErrUsernameExhausted = errors.New("store: no free username")
 	// ErrDatabase wraps any failure reported by the database or the connection to it.
 	// It is usually temporary: retrying later may succeed.
 	ErrDatabase = errors.New("store: database error")
@@ -50,22 +53,42 @@ type User struct {
 	FullName string
 	// ProfilePicture is Clerk's image_url.
 	ProfilePicture string
-	// Username is the wanted username. UpsertUser may store it with a suffix when another live
-	// user already has it; Get returns the stored one.
+	// Username, as Get returns it, is the stored username ("" for none). As UpsertUser takes
+	// it, it is the user's derived username (from the email's local part, or the id): the one
+	// used when ClerkUsername is empty, or while another user holds ClerkUsername with a newer
+	// claim. A derived username is kept once given.
 	Username string
-	// UsernameFromClerk says that Username is the user's own Clerk username, which replaces the
-	// stored one on every newer write. Otherwise Username was derived (from the email or the id)
-	// and is only used when the document is first created, so usernames stay stable.
-	UsernameFromClerk bool
+	// ClerkUsername is the user's own username in Clerk, "" when Clerk has none. As Get
+	// returns it, it is the username the last applied write claimed; the user holds it when it
+	// equals Username.
+	ClerkUsername string
 	// CreatedAt and UpdatedAt are Clerk's created_at and updated_at, in Unix milliseconds.
-	// UpdatedAt orders the writes: an older one never replaces a newer one.
+	// UpdatedAt orders the writes: an older one never replaces a newer one. UpsertUser leaves
+	// the stored created_at as it is when CreatedAt is zero.
 	CreatedAt int64
 	UpdatedAt int64
 	// Deleted is true for a user that Clerk deleted. A deleted user keeps no personal data.
 	Deleted bool
 	// DeletedAt is when the user was deleted, in Unix milliseconds (zero for live users).
 	DeletedAt int64
+	// Unknown lists the fields that the source of this user lacks (a Clerk user export has no
+	// picture): UpsertUser leaves their stored values as they are. Get returns none.
+	Unknown Fields
 }
+
+// Fields is a set of User fields.
+type Fields uint8
+
+// The fields a User's source can lack.
+const (
+	// FieldProfilePicture is User.ProfilePicture.
+	FieldProfilePicture Fields = 1 << iota
+	// FieldCreatedAt is User.CreatedAt.
+	FieldCreatedAt
+)
+
+// Has reports whether f holds every field of g.
+func (f Fields) Has(g Fields) bool { return f&g == g }
 
 // Outcome says what a write did.
 type Outcome string
@@ -86,17 +109,98 @@ const (
 	AlreadyDeleted Outcome = "already_deleted"
 )
 
-// userDoc is the BSON shape of a document in the users collection.
+// The field names of a document in the users collection.
+const (
+	fieldID            = "_id"
+	fieldEmail         = "email"
+	fieldFullName      = "full_name"
+	fieldPicture       = "profile_picture"
+	fieldUsername      = "username"
+	fieldClerkUsername = "clerk_username"
+	fieldCreatedAt     = "created_at"
+	fieldUpdatedAt     = "updated_at"
+	fieldDeleted       = "deleted"
+	fieldDeletedAt     = "deleted_at"
+)
+
+// userDoc is a document of the users collection as read back. It is decoded leniently
+// (decodeUser), because the collection may be an application's own, holding fields of other
+// types than this service writes: a value of another type reads as missing.
 type userDoc struct {
-	ID             string  `bson:"_id"`
-	Email          *string `bson:"email"`
-	FullName       string  `bson:"full_name,omitempty"`
-	ProfilePicture string  `bson:"profile_picture,omitempty"`
-	Username       string  `bson:"username,omitempty"`
-	CreatedAt      int64   `bson:"created_at,omitempty"`
-	UpdatedAt      int64   `bson:"updated_at,omitempty"`
-	Deleted        bool    `bson:"deleted,omitempty"`
-	DeletedAt      int64   `bson:"deleted_at,omitempty"`
+	ID             string
+	Email          *string
+	FullName       string
+	ProfilePicture string
+	Username       string
+	ClerkUsername  string
+	CreatedAt      int64
+	// UpdatedAt is 0 when updated_at is missing or not a number: older than any event.
+	UpdatedAt int64
+	// RawUpdatedAt is updated_at as stored (Type 0 when missing), to match it exactly in a
+	// conditional write.
+	RawUpdatedAt bson.RawValue
+	Deleted      bool
+	DeletedAt    int64
+}
+
+// decodeUser reads a users document. It fails only when the document has no string _id.
+func decodeUser(raw bson.Raw) (userDoc, error) {
+	str := func(key string) string {
+		if v, ok := raw.Lookup(key).StringValueOK(); ok {
+			return v
+		}
+		return ""
+	}
+	num := func(key string) int64 {
+		v := raw.Lookup(key)
+		switch v.Type {
+		case bson.TypeInt32, bson.TypeInt64:
+			return v.AsInt64()
+		case bson.TypeDouble:
+			if f := v.Double(); f > 0 && f < 1<<62 {
+				return int64(f)
+			}
+		}
+		return 0
+	}
+	id, ok := raw.Lookup(fieldID).StringValueOK()
+	if !ok {
+		return userDoc{}, fmt.Errorf("%w: a users document whose _id is not a string", ErrDatabase)
+	}
+	d := userDoc{
+		ID:             id,
+		FullName:       str(fieldFullName),
+		ProfilePicture: str(fieldPicture),
+		Username:       str(fieldUsername),
+		ClerkUsername:  str(fieldClerkUsername),
+		CreatedAt:      num(fieldCreatedAt),
+		UpdatedAt:      num(fieldUpdatedAt),
+		DeletedAt:      num(fieldDeletedAt),
+	}
+	if e, ok := raw.Lookup(fieldEmail).StringValueOK(); ok {
+		d.Email = &e
+	}
+	d.Deleted, _ = raw.Lookup(fieldDeleted).BooleanOK()
+	if v, err := raw.LookupErr(fieldUpdatedAt); err == nil {
+		d.RawUpdatedAt = v
+	}
+	return d, nil
+}
+
+// user returns d as a User.
+func (d userDoc) user() User {
+	return User{
+		ID:             d.ID,
+		Email:          d.Email,
+		FullName:       d.FullName,
+		ProfilePicture: d.ProfilePicture,
+		Username:       d.Username,
+		ClerkUsername:  d.ClerkUsername,
+		CreatedAt:      d.CreatedAt,
+		UpdatedAt:      d.UpdatedAt,
+		Deleted:        d.Deleted,
+		DeletedAt:      d.DeletedAt,
+	}
 }
 
 // Store reads and writes the users collection. It is safe for concurrent use.
@@ -108,19 +212,62 @@ type Store struct {
 	// back in separate steps, so two concurrent writes for one user could interleave. The
 	// embedded FerretDB is only reachable from this process, so a lock here makes each
 	// conditional write atomic there too. (An external FerretDB shared by several replicas of
-	// the service would not be covered: use MongoDB for that.)
+	// the service would not be covered: use MongoDB for that.) A write that displaces another
+	// user's username holds both users' locks, taken in stripe order, so that two users
+	// claiming each other's usernames cannot deadlock.
 	locks [256]sync.Mutex
 	// byID selects WritesByID.
 	byID bool
 }
 
-// lockUser locks the stripe of id and returns its unlock function.
-func (s *Store) lockUser(id string) func() {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(id))
-	m := &s.locks[h.Sum32()%uint32(len(s.locks))]
-	m.Lock()
-	return m.Unlock
+// lockUsers locks the stripes of ids in ascending order (each once) and returns the function
+// that unlocks them.
+func (s *Store) lockUsers(ids ...string) func() {
+	stripes := make([]int, 0, len(ids))
+	for _, id := range ids {
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(id))
+		stripes = append(stripes, int(h.Sum32()%uint32(len(s.locks))))
+	}
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	for _, i := range stripes {
+		s.locks[i].Lock()
+	}
+	return func() {
+		for _, i := range slices.Backward(stripes) {
+			s.locks[i].Unlock()
+		}
+	}
+}
+
+// isDuplicate reports whether err is a unique-index violation: MongoDB's E11000 (which
+// FerretDB also answers for an insert), or FerretDB v1's answer to an update that breaks a
+// unique index, an InternalError (code 1) whose message holds SQLite's "UNIQUE constraint
+// failed".
+func isDuplicate(err error) bool {
+	if err == nil {
+		return false
+	}
+	if mongo.IsDuplicateKeyError(err) {
+		return true
+	}
+	sqliteUnique := func(code int, msg string) bool {
+		return code == 1 && strings.Contains(msg, "UNIQUE constraint failed")
+	}
+	var ce mongo.CommandError
+	if errors.As(err, &ce) && sqliteUnique(int(ce.Code), ce.Message) {
+		return true
+	}
+	var we mongo.WriteException
+	if errors.As(err, &we) {
+		for _, e := range we.WriteErrors {
+			if sqliteUnique(e.Code, e.Message) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Open connects to the server at uri, checks that it answers, and makes sure the users
@@ -202,25 +349,34 @@ func (s *Store) Ping(ctx context.Context) error {
 // Get returns the stored user with the given id, live or deleted. It returns ErrNotFound when
 // there is none, and an error wrapping ErrDatabase when the read fails.
 func (s *Store) Get(ctx context.Context, id string) (User, error) {
-	var d userDoc
-	err := s.users.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d)
+	d, err := s.read(ctx, id)
+	if err != nil {
+		return User{}, err
+	}
+	return d.user(), nil
+}
+
+// read returns the stored document of the user id, ErrNotFound, or an error wrapping
+// ErrDatabase.
+func (s *Store) read(ctx context.Context, id string) (userDoc, error) {
+	return s.readOne(ctx, bson.D{{Key: fieldID, Value: id}}, id)
+}
+
+// holderOf returns the live user whose username is name, or ErrNotFound. On FerretDB this
+// scans the collection; it runs only after a write collided on the username.
+func (s *Store) holderOf(ctx context.Context, name string) (userDoc, error) {
+	return s.readOne(ctx, bson.D{{Key: fieldUsername, Value: name}}, "username "+name)
+}
+
+func (s *Store) readOne(ctx context.Context, filter bson.D, what string) (userDoc, error) {
+	raw, err := s.users.FindOne(ctx, filter).Raw()
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return User{}, ErrNotFound
+		return userDoc{}, ErrNotFound
 	}
 	if err != nil {
-		return User{}, fmt.Errorf("%w: find user %s: %v", ErrDatabase, id, err)
+		return userDoc{}, dbErr("find user", what, err)
 	}
-	return User{
-		ID:             d.ID,
-		Email:          d.Email,
-		FullName:       d.FullName,
-		ProfilePicture: d.ProfilePicture,
-		Username:       d.Username,
-		CreatedAt:      d.CreatedAt,
-		UpdatedAt:      d.UpdatedAt,
-		Deleted:        d.Deleted,
-		DeletedAt:      d.DeletedAt,
-	}, nil
+	return decodeUser(raw)
 }
 
 // Count returns how many documents the users collection holds, tombstones included. It

@@ -58,7 +58,7 @@ func testUpsertGuards(t *testing.T, s *store.Store) {
 		t.Fatalf("UpsertUser after delete = %q, %v; want skipped", got, err)
 	}
 	u, err := s.Get(ctx, "user_1")
-	want := store.User{ID: "user_1", CreatedAt: 100, UpdatedAt: 200, Deleted: true, DeletedAt: 300}
+	want := store.User{ID: "user_1", UpdatedAt: 300, Deleted: true, DeletedAt: 300}
 	if err != nil || u != want {
 		t.Fatalf("Get after delete = %+v, %v; want %+v", u, err, want)
 	}
@@ -120,16 +120,18 @@ func TestConcurrentWritesForOneUser(t *testing.T) {
 				newer.FullName, newer.UpdatedAt = "Newer", 200
 				newest.FullName, newest.UpdatedAt = "Newest", 300
 				var wg sync.WaitGroup
-				wg.Add(3)
-				go func() { defer wg.Done(); _, _ = s.UpsertUser(ctx, newest) }()
-				go func() { defer wg.Done(); _, _ = s.UpsertUser(ctx, newer) }()
-				go func() {
-					defer wg.Done()
-					if r%2 == 0 {
-						_, _ = s.DeleteUser(ctx, id, 400)
-					}
-				}()
+				errs := make([]error, 3)
+				wg.Go(func() { _, errs[0] = s.UpsertUser(ctx, newest) })
+				wg.Go(func() { _, errs[1] = s.UpsertUser(ctx, newer) })
+				if r%2 == 0 {
+					wg.Go(func() { _, errs[2] = s.DeleteUser(ctx, id, 400) })
+				}
 				wg.Wait()
+				for i, err := range errs {
+					if err != nil {
+						t.Errorf("%s: concurrent write %d = %v", id, i, err)
+					}
+				}
 				got, err := s.Get(ctx, id)
 				if err != nil {
 					t.Fatal(err)

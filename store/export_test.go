@@ -1,0 +1,36 @@
+package store
+
+import (
+	"context"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// Test hooks, compiled only into this package's tests.
+
+// InsertRaw inserts doc into the users collection as it is, as an application's own code
+// might have written it.
+func InsertRaw(ctx context.Context, s *Store, doc bson.D) error {
+	_, err := s.users.InsertOne(ctx, doc)
+	return err
+}
+
+// RawUser returns the users document id as stored.
+func RawUser(ctx context.Context, s *Store, id string) (bson.M, error) {
+	var m bson.M
+	err := s.users.FindOne(ctx, bson.D{{Key: fieldID, Value: id}}).Decode(&m)
+	return m, err
+}
+
+// UsernameCandidate is usernameCandidate.
+var UsernameCandidate = usernameCandidate
+
+// IsDuplicate is isDuplicate.
+var IsDuplicate = isDuplicate
+
+// SetUsernameRaw sets the username of the user id with a plain update by _id, bypassing the
+// store's rules, and returns the driver's error.
+func SetUsernameRaw(ctx context.Context, s *Store, id, name string) error {
+	_, err := s.users.UpdateOne(ctx, bson.D{{Key: fieldID, Value: id}}, bson.D{{Key: "$set", Value: bson.D{{Key: fieldUsername, Value: name}}}})
+	return err
+}
