@@ -105,9 +105,14 @@ func (s *Store) upsert(ctx context.Context, u User, locked []string) (Outcome, e
 		if err := s.checkUnchanged(ctx, cur, found); err != nil {
 			return "", err
 		}
-		if name == "" {
+		switch name {
+		case "":
 			return "", errStale
+		case u.ClerkUsername:
+		default:
+			continue // a derived username is taken: the next candidate
 		}
+		// The user's Clerk username is taken: by whom decides who keeps it.
 		holder, err := s.holderOf(ctx, name)
 		switch {
 		case errors.Is(err, ErrNotFound) || (err == nil && holder.ID == u.ID):
@@ -115,8 +120,8 @@ func (s *Store) upsert(ctx context.Context, u User, locked []string) (Outcome, e
 		case err != nil:
 			return "", err
 		}
-		if name != u.ClerkUsername || !yields(holder, u) {
-			continue // the next candidate
+		if !yields(holder, u) {
+			continue // the claim with a suffix
 		}
 		if !slices.Contains(locked, holder.ID) {
 			return "", needLock{holder.ID}
