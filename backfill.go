@@ -20,9 +20,11 @@ import (
 // same guarded upsert as the webhooks, into MONGODB_URI or the embedded database. It shows its
 // progress on stdout (a bar on a terminal, plain lines otherwise) and ends with a summary.
 // Running it twice, or rerunning it after an interruption, is safe: a user is never written
-// over newer data or a tombstone. args are the arguments after "backfill". It returns an error
-// when the settings or arguments are wrong, the source cannot be read, or the database fails;
-// the summary so far is printed first.
+// over newer data or a tombstone. From the API it first refuses a key for another Clerk
+// instance than the database follows, or one whose users are not the database's
+// (reconcile.CheckImport). args are the arguments after "backfill". It returns an error when
+// the settings or arguments are wrong, the key is refused, the source cannot be read, or the
+// database fails; the summary so far is printed first.
 func runBackfill(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("backfill", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -33,6 +35,7 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 		fmt.Fprintln(stderr, "\nImports every Clerk user into the database once, through the same guarded upsert as the webhooks:")
 		fmt.Fprintln(stderr, "safe to run twice, or to interrupt and run again. Reads the Backend API with CLERK_SECRET_KEY,")
 		fmt.Fprintln(stderr, "or a user export CSV with --from-export. Never deletes users (the scheduled reconciliation does).")
+		fmt.Fprintln(stderr, "From the API, refuses a key for another Clerk instance than the database follows.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -78,7 +81,12 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 	if *fromExport != "" {
 		err = backfillExport(ctx, users, rows, &tally, prog, logger)
 	} else {
-		err = backfillAPI(ctx, users, newClerkAPI(cfg.clerk, logger), *pageSize, &tally, prog)
+		api := newClerkAPI(cfg.clerk, logger)
+		// Before writing: refuse a key for another Clerk instance than the database follows.
+		guard := reconcile.New(users, api, logger, reconcile.Config{PageSize: *pageSize, AllowMassDelete: cfg.clerk.allowMassDelete})
+		if _, err = guard.CheckImport(ctx); err == nil {
+			err = backfillAPI(ctx, users, api, *pageSize, &tally, prog)
+		}
 	}
 	prog.finish(&tally)
 	printSummary(stdout, source, &tally, err == nil)
@@ -114,15 +122,16 @@ func backfillAPI(ctx context.Context, users reconcile.ImportStore, api *reconcil
 	}
 }
 
-// backfillExport imports the rows of an export; a row that cannot be imported is logged with
-// its line and counted as skipped. It returns the first database error.
+// backfillExport imports the rows of an export, keeping the stored values of what the export
+// lacks (the picture; created_at when a row has none); a row that cannot be imported is logged
+// with its line and counted as skipped. It returns the first database error.
 func backfillExport(ctx context.Context, users reconcile.ImportStore, rows []reconcile.ExportRow, tally *reconcile.Tally, prog *progress, logger *slog.Logger) error {
 	prog.total = len(rows)
 	for _, row := range rows {
 		if row.Err != nil {
 			logger.Warn("export row skipped", "line", row.Line, "user_id", row.User.ID, "reason", row.Err)
 			tally.Skip(reconcile.SkipInvalid)
-		} else if err := reconcile.Import(ctx, users, row.User, tally); err != nil {
+		} else if err := row.Import(ctx, users, tally); err != nil {
 			return err
 		}
 		prog.update(tally)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -231,7 +232,7 @@ func TestBackfillFromExport(t *testing.T) {
 		id   string
 		want store.User
 	}{
-		{"user_2exportAda", store.User{ID: "user_2exportAda", Email: email("ada@example.com"), FullName: "Ada Lovelace", Username: "ada", UpdatedAt: 1}},
+		{"user_2exportAda", store.User{ID: "user_2exportAda", Email: email("ada@example.com"), FullName: "Ada Lovelace", Username: "ada", ClerkUsername: "ada", UpdatedAt: 1}},
 		{"user_2exportGrace", store.User{ID: "user_2exportGrace", Email: email("grace@example.com"), FullName: "Grace Hopper", Username: "grace", UpdatedAt: 1}},
 		{"user_2exportPhone", store.User{ID: "user_2exportPhone", Username: "user_2exportphone", UpdatedAt: 1}},
 	}
@@ -363,5 +364,91 @@ func TestLoadClerkConfig(t *testing.T) {
 				t.Errorf("loadClerkConfig = %+v, %v; want %+v", got, errs, tt.want)
 			}
 		})
+	}
+}
+
+// TestBackfillChecksInstance: from the API, backfill writes nothing with a key for another
+// Clerk instance than the database follows, or whose users are not the database's; otherwise
+// it records the instance the database follows from now on.
+func TestBackfillChecksInstance(t *testing.T) {
+	_, uri := startEmbeddedDB(t)
+	tests := []struct {
+		name     string
+		recorded string // the instance recorded before ("": none)
+		stored   []string
+		wantErr  error // nil: the backfill succeeds
+	}{
+		{"empty database: recorded", "", nil, nil},
+		{"database sharing the users: recorded", "", []string{"user_01", "user_02"}, nil},
+		{"another instance recorded", "ins_other", []string{"user_01"}, reconcile.ErrWrongInstance},
+		{"no user shared", "", []string{"user_x1", "user_x2", "user_x3"}, reconcile.ErrFewShared},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			database := fmt.Sprintf("instance%d", i)
+			st := openTestStore(t, uri, database)
+			for _, id := range tt.stored {
+				writeUser(t, st, id, "Stored", 700)
+			}
+			if tt.recorded != "" {
+				if _, err := st.RecordClerkInstance(context.Background(), tt.recorded, time.Now()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fake := clerkfake.New(t, backfillKey, clerkUsers(5)...)
+			vars := map[string]string{"MONGODB_URI": uri + "/" + database, "CLERK_SECRET_KEY": backfillKey, "CLERK_API_URL": fake.URL}
+			stdout, stderr, err := runBackfillCmd(t.Context(), vars, "-page-size", "2")
+
+			wantRecorded, wantCount := tt.recorded, int64(len(tt.stored))
+			if tt.wantErr == nil {
+				if err != nil {
+					t.Fatalf("backfill = %v; stderr:\n%s", err, stderr)
+				}
+				wantRecorded, wantCount = clerkfake.DefaultInstance, int64(len(tt.stored)+5-min(len(tt.stored), 2))
+			} else {
+				if !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), "CLERK_SECRET_KEY") {
+					t.Fatalf("backfill = %v; want an error wrapping %v that says to check CLERK_SECRET_KEY", err, tt.wantErr)
+				}
+				if got := parseSummary(t, stdout); !reflect.DeepEqual(got, tally{}) {
+					t.Errorf("refused backfill summary = %+v; want nothing counted", got)
+				}
+			}
+			if rec, err := st.ClerkInstance(context.Background()); rec != wantRecorded || err != nil {
+				t.Errorf("ClerkInstance after backfill = %q, %v; want %q", rec, err, wantRecorded)
+			}
+			if n, err := st.Count(context.Background()); n != wantCount || err != nil {
+				t.Errorf("users after backfill = %d, %v; want %d", n, err, wantCount)
+			}
+		})
+	}
+}
+
+// TestBackfillFromExportKeepsWhatItLacks: a newer export row updates a stored user but keeps
+// its picture and created_at, which the export does not have.
+func TestBackfillFromExportKeepsWhatItLacks(t *testing.T) {
+	_, uri := startEmbeddedDB(t)
+	st := openTestStore(t, uri, "exportkeeps")
+	first, picture := "Webhook", "https://img.clerk.com/user_01"
+	u, err := functions.UserFromClerk(functions.ClerkUser{ID: "user_01", FirstName: &first, ImageURL: &picture, CreatedAt: 500, UpdatedAt: 700}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.UpsertUser(context.Background(), u); err != nil {
+		t.Fatal(err)
+	}
+	export := filepath.Join(t.TempDir(), "users.csv")
+	if err := os.WriteFile(export, []byte("id,first_name,updated_at\nuser_01,Exported,2024-06-01T05:34:22Z\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, err := runBackfillCmd(t.Context(), map[string]string{"MONGODB_URI": uri + "/exportkeeps"}, "--from-export", export)
+	if err != nil {
+		t.Fatalf("backfill --from-export = %v; stderr:\n%s", err, stderr)
+	}
+	if got, want := parseSummary(t, stdout), (tally{Updated: 1}); !reflect.DeepEqual(got, want) {
+		t.Errorf("backfill --from-export summary = %+v; want %+v", got, want)
+	}
+	got, err := st.Get(context.Background(), "user_01")
+	if err != nil || got.FullName != "Exported" || got.ProfilePicture != picture || got.CreatedAt != 500 {
+		t.Errorf("user_01 = %+v, %v; want full_name \"Exported\" from the export, profile_picture %q and created_at 500 kept", got, err, picture)
 	}
 }

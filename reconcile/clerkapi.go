@@ -7,11 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/clerk/clerk-sdk-go/v2"
+	"github.com/clerk/clerk-sdk-go/v2/jwks"
 	"github.com/clerk/clerk-sdk-go/v2/user"
 
 	"clerksync/functions"
@@ -66,11 +68,12 @@ type Page struct {
 	Total int64
 }
 
-// ClerkAPI reads users from Clerk's Backend API through the official SDK, with its own
-// per-client configuration (no package-level key). A 429 answer is retried after the delay
-// its Retry-After header asks for, a bounded number of times.
+// ClerkAPI reads users, and the instance they belong to, from Clerk's Backend API through the
+// official SDK, with its own per-client configuration (no package-level key). A 429 answer is
+// retried after the delay its Retry-After header asks for, a bounded number of times.
 type ClerkAPI struct {
 	users  *user.Client
+	jwks   *jwks.Client
 	cfg    ClerkConfig
 	logger *slog.Logger
 }
@@ -98,12 +101,40 @@ func NewClerkAPI(cfg ClerkConfig, logger *slog.Logger) *ClerkAPI {
 	}
 	hc.Transport = rateLimitTransport{base: base}
 	url, key := strings.TrimRight(cfg.APIURL, "/"), cfg.SecretKey
-	users := user.NewClient(&clerk.ClientConfig{BackendConfig: clerk.BackendConfig{
+	backend := &clerk.ClientConfig{BackendConfig: clerk.BackendConfig{
 		HTTPClient: hc,
 		URL:        &url,
 		Key:        &key,
-	}})
-	return &ClerkAPI{users: users, cfg: cfg, logger: logger}
+	}}
+	return &ClerkAPI{users: user.NewClient(backend), jwks: jwks.NewClient(backend), cfg: cfg, logger: logger}
+}
+
+// InstanceID returns the id (ins_...) of the Clerk instance the secret key belongs to: the key
+// id of the instance's JSON Web Key Set (GET /v1/jwks), which Clerk names after the instance.
+// It returns an error wrapping ErrRateLimited when Clerk keeps answering 429, an error when the
+// key set names no instance or several, and Clerk's or the network's error otherwise.
+func (c *ClerkAPI) InstanceID(ctx context.Context) (string, error) {
+	var set *clerk.JSONWebKeySet
+	err := c.retry(ctx, "GET /jwks", func() error {
+		var err error
+		set, err = c.jwks.Get(ctx, &jwks.GetParams{})
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("read the Clerk instance (GET /jwks): %w", err)
+	}
+	// Every key of the set is named after the instance.
+	var ids []string
+	for _, k := range set.Keys {
+		if k != nil && k.KeyID != "" && !slices.Contains(ids, k.KeyID) {
+			ids = append(ids, k.KeyID)
+		}
+	}
+	if len(ids) != 1 {
+		return "", fmt.Errorf("read the Clerk instance (GET /jwks): the key set names %d instances %q, not one; "+
+			"check that CLERK_API_URL is Clerk's Backend API (%s)", len(ids), ids, clerk.APIURL)
+	}
+	return ids[0], nil
 }
 
 // ListUsers returns the users from offset on, at most limit (1 to MaxPageSize) of them,

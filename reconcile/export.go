@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"context"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"clerksync/functions"
+	"clerksync/store"
 )
 
 // ErrNotAnExport means the file is not a Clerk user export: no header, or no id column.
@@ -23,13 +25,28 @@ const exportEmailID = "export_primary_email"
 type ExportRow struct {
 	// Line is the row's line number in the file (the header is line 1).
 	Line int
-	// User is the row as Clerk's user data. The export has no image_url, so ProfilePicture
-	// stays empty. UpdatedAt is the row's updated_at, else its created_at, else 1 (older than
-	// anything stored): an export row only adds users the database lacks, and never replaces
-	// data the webhooks or the API wrote.
+	// User is the row as Clerk's user data. The export has no image_url, so ImageURL stays
+	// nil, and CreatedAt is 0 when the row has no created_at; Import keeps what the database
+	// holds for those. UpdatedAt is the row's updated_at, else its created_at, else 1 (older
+	// than anything stored): an export row without a timestamp only adds users the database
+	// lacks, and never replaces data the webhooks or the API wrote.
 	User functions.ClerkUser
 	// Err says why the row cannot be imported (nil when it can).
 	Err error
+}
+
+// Import writes the row's user as the package's Import does, except that what the export
+// lacks is left as the database holds it: the stored profile picture always (the export has
+// none), and the stored created_at when the row has none. It counts the outcome in t, and
+// returns an error wrapping store.ErrDatabase when the database fails (the import should
+// stop); a user that cannot be written is counted as skipped. A row with Err set must not be
+// imported.
+func (row ExportRow) Import(ctx context.Context, st ImportStore, t *Tally) error {
+	unknown := store.FieldProfilePicture
+	if row.User.CreatedAt == 0 {
+		unknown |= store.FieldCreatedAt
+	}
+	return importUser(ctx, st, row.User, unknown, t)
 }
 
 // ReadExport reads a user export CSV as the Clerk Dashboard writes it (Settings -> User

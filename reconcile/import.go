@@ -66,11 +66,18 @@ func (t *Tally) Reasons() []string { return slices.Sorted(maps.Keys(t.Skipped)) 
 // newer data or a tombstone. It returns an error wrapping store.ErrDatabase when the database
 // fails (the import should stop); a user that cannot be written is counted as skipped.
 func Import(ctx context.Context, st ImportStore, c functions.ClerkUser, t *Tally) error {
+	return importUser(ctx, st, c, 0, t)
+}
+
+// importUser is Import for a source that lacks the fields in unknown: the stored values of
+// those are kept.
+func importUser(ctx context.Context, st ImportStore, c functions.ClerkUser, unknown store.Fields, t *Tally) error {
 	u, err := functions.UserFromClerk(c, 0)
 	if err != nil {
 		t.Skip(SkipInvalid)
 		return nil
 	}
+	u.Unknown |= unknown
 	out, err := st.UpsertUser(ctx, u)
 	switch {
 	case errors.Is(err, store.ErrInvalidUser):

@@ -1,8 +1,11 @@
 // Package reconcile brings the users collection back in line with Clerk, for what webhooks
 // missed: reconcile-users-with-clerk (a cron Inngest function) pages through Clerk's Backend
 // API and writes every user through the store's guarded upsert, so it never overwrites a newer
-// webhook write, then tombstones the live users Clerk no longer has, with a safety cap. The
-// backfill command uses the same client and writes (Import), from the API or a Clerk export.
+// webhook write, then tombstones the live users Clerk no longer has, with a safety cap. Before
+// it writes anything it checks that the secret key reads the Clerk instance the collection
+// follows, and that Clerk's list shares enough users with the collection. The backfill command
+// uses the same client, checks (CheckImport) and writes (Import), from the API or a Clerk
+// export.
 package reconcile
 
 import (
@@ -13,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/inngest/inngestgo"
 	"github.com/inngest/inngestgo/step"
 
 	"clerksync/functions"
@@ -27,15 +31,35 @@ type Store interface {
 	DeleteUser(ctx context.Context, id string, deletedAt int64) (store.Outcome, error)
 	// LiveUserIDs returns the ids of the users not deleted.
 	LiveUserIDs(ctx context.Context) ([]string, error)
+	// ClerkInstance returns the id of the Clerk instance the collection follows, "" for none.
+	ClerkInstance(ctx context.Context) (string, error)
+	// RecordClerkInstance records id as that instance unless one is recorded already; it
+	// returns the instance recorded afterwards.
+	RecordClerkInstance(ctx context.Context, id string, at time.Time) (string, error)
 }
 
 // Clerk is where reconciliation reads the users from. *ClerkAPI implements it.
 type Clerk interface {
+	// InstanceID returns the id (ins_...) of the Clerk instance the users are read from.
+	InstanceID(ctx context.Context) (string, error)
 	// ListUsers returns at most limit users from offset on, in a stable order.
 	ListUsers(ctx context.Context, limit, offset int) (Page, error)
 	// GetUser returns one user, or an error wrapping ErrUserNotInClerk when Clerk has none.
 	GetUser(ctx context.Context, id string) (functions.ClerkUser, error)
 }
+
+// ErrWrongInstance means the secret key reads another Clerk instance than the one the users
+// collection follows (recorded by the first reconciliation or backfill that wrote to it):
+// every stored user would look deleted. Nothing was written or deleted.
+var ErrWrongInstance = errors.New("reconcile: CLERK_SECRET_KEY belongs to another Clerk instance than the one the users collection follows")
+
+// ErrFewShared means Clerk's list shares fewer than MinSharedShare of the live users in the
+// database (a key for another instance, or the wrong database): nothing was written.
+var ErrFewShared = errors.New("reconcile: Clerk's users are not the database's")
+
+// DefaultMinSharedShare is the share of the live users that Clerk's list must have unless
+// Config says otherwise.
+const DefaultMinSharedShare = 0.5
 
 // Config tunes a reconciliation.
 type Config struct {
@@ -46,8 +70,13 @@ type Config struct {
 	// more are missing from Clerk, the run deletes none of them and reports them as refused
 	// (a wrong secret key or an empty Clerk instance must not empty the collection).
 	MaxDeleteShare float64
-	// AllowMassDelete lifts MaxDeleteShare for a run that must delete that many.
+	// AllowMassDelete lifts MaxDeleteShare for a run that must delete that many, and
+	// MinSharedShare for a run whose list shares that few users with the database.
 	AllowMassDelete bool
+	// MinSharedShare is the smallest share (0 to 1) of the live users in the database that
+	// Clerk's list must have for a run to write or delete anything; 0 (or less) means
+	// DefaultMinSharedShare. An empty database (a first import) is never refused.
+	MinSharedShare float64
 	// Now is the clock for deletion times; nil means time.Now.
 	Now func() time.Time
 	// Metrics, when set, is told the result of every finished run of the cron function.
@@ -60,8 +89,9 @@ type Metrics interface {
 	Reconciled(sum Summary, err error)
 }
 
-// maxPages bounds the pages of one run, below Inngest's limit of 1,000 steps per run.
-const maxPages = 900
+// maxPages bounds the pages of one pass over Clerk's list (a run makes two: the survey, then
+// the writes), so that a run stays below Inngest's limit of 1,000 steps.
+const maxPages = 450
 
 // deleteChunk is how many deletion candidates one step confirms and deletes.
 const deleteChunk = 100
@@ -89,6 +119,9 @@ type Summary struct {
 	StillInClerk int `json:"still_in_clerk"`
 	// Refused counts the deletions not made because they exceeded MaxDeleteShare.
 	Refused int `json:"refused"`
+	// RefusedForeign is true when the run wrote and deleted nothing because Clerk's list
+	// shared fewer than MinSharedShare of the live users (a key for another instance?).
+	RefusedForeign bool `json:"refused_foreign"`
 }
 
 // Reconciler reconciles the users collection with Clerk.
@@ -108,7 +141,41 @@ func New(users Store, clerk Clerk, logger *slog.Logger, cfg Config) *Reconciler 
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.MinSharedShare <= 0 {
+		cfg.MinSharedShare = DefaultMinSharedShare
+	}
 	return &Reconciler{users: users, clerk: clerk, logger: logger, cfg: cfg}
+}
+
+// instanceCheck is the memoized output of the check-instance step.
+type instanceCheck struct {
+	// Instance is the Clerk instance the secret key reads.
+	Instance string `json:"instance"`
+	// Recorded is the instance the collection follows, "" when none is recorded yet.
+	Recorded string `json:"recorded"`
+}
+
+// surveyPage is the memoized output of one survey step: the ids of one page of Clerk's list.
+type surveyPage struct {
+	// Count is how many users Clerk returned; fewer than the page size ends the list.
+	Count int      `json:"count"`
+	IDs   []string `json:"ids"`
+}
+
+// Check is what the checks before a run's first write found (the memoized output of the
+// check-overlap step).
+type Check struct {
+	// Instance is the Clerk instance the secret key reads (ins_...).
+	Instance string `json:"instance"`
+	// Live counts the live users in the database before the run wrote anything; the safety
+	// cap on deletions is a share of it.
+	Live int `json:"live"`
+	// Listed counts the users on Clerk's list, and Shared the live users among them.
+	Listed int `json:"listed"`
+	Shared int `json:"shared"`
+	// Refused is true when Shared is below MinSharedShare of Live (and AllowMassDelete is
+	// off): the run must write and delete nothing.
+	Refused bool `json:"refused"`
 }
 
 // pageResult is the memoized output of one page step.
@@ -126,6 +193,7 @@ type pageResult struct {
 
 // deletionPlan is the memoized output of the plan-deletions step.
 type deletionPlan struct {
+	// Live counts the live users before the run, the base of the safety cap.
 	Live       int      `json:"live"`
 	Candidates []string `json:"candidates,omitempty"`
 	Refused    int      `json:"refused,omitempty"`
@@ -141,18 +209,53 @@ type deletionResult struct {
 	Failed       int `json:"failed"`
 }
 
-// Run reconciles once. Each page is its own step (page-0, page-500, ...) that writes every
-// user on it through the guarded upsert; plan-deletions then lists the live users missing
-// from the pages and applies the safety cap, and each delete-N step confirms up to 100 of
-// them with Clerk (404: gone) and tombstones those gone. Inside an Inngest run each step is
-// retried on its own; outside one (tests, backfill) the steps run inline.
+// Run reconciles once, in steps, and writes nothing before its checks have passed:
+// check-instance reads which Clerk instance the secret key belongs to and refuses another one
+// than the collection follows; each survey-N step (survey-0, survey-500, ...) reads one page of
+// Clerk's list, keeping only the ids; check-overlap compares them with the live users stored,
+// refuses a list that shares fewer than MinSharedShare of them, and records the instance when
+// none is recorded yet. Then each page-N step reads its page again and writes every user on it
+// through the guarded upsert; plan-deletions lists the live users missing from the pages and
+// applies the safety cap (a share of the live users before the run), and each delete-N step
+// confirms up to 100 of them with Clerk (404: gone) and tombstones those gone. Inside an
+// Inngest run each step is retried on its own (a refused instance is not retried); outside one
+// (tests, backfill) the steps run inline.
 //
 // It returns the summary so far and the first error that a step gave up on: an error
-// wrapping store.ErrDatabase, ErrRateLimited, or Clerk's or the network's error. Refusing a
-// mass deletion is not an error: the summary reports it (Refused) and the log says how to
+// wrapping ErrWrongInstance, store.ErrDatabase, ErrRateLimited, or Clerk's or the network's
+// error. Refusing a mass deletion, or a list that shares too few users, is not an error: the
+// summary reports it (Refused, RefusedForeign) and the log says what to check and how to
 // allow it.
 func (r *Reconciler) Run(ctx context.Context) (Summary, error) {
 	var sum Summary
+	inst, err := step.Run(ctx, "check-instance", func(ctx context.Context) (instanceCheck, error) {
+		return r.checkInstance(ctx)
+	})
+	if err != nil {
+		return sum, err
+	}
+	listed, err := r.survey(ctx)
+	if err != nil {
+		return sum, err
+	}
+	chk, err := step.Run(ctx, "check-overlap", func(ctx context.Context) (Check, error) {
+		live, err := r.users.LiveUserIDs(ctx)
+		if err != nil {
+			r.logger.Error("listing live users failed", "error", err)
+			return Check{}, err
+		}
+		return r.checkOverlap(ctx, inst, live, listed)
+	})
+	if err != nil {
+		return sum, err
+	}
+	if chk.Refused {
+		sum.RefusedForeign = true
+		r.logger.Info("reconciliation with Clerk done: refused, nothing written or deleted", "refused_foreign", true,
+			"clerk_instance", chk.Instance, "live_users", chk.Live, "listed_by_clerk", chk.Listed, "shared", chk.Shared)
+		return sum, nil
+	}
+
 	seen := map[string]struct{}{}
 	for offset := 0; ; offset += r.cfg.PageSize {
 		if sum.Pages >= maxPages {
@@ -179,7 +282,7 @@ func (r *Reconciler) Run(ctx context.Context) (Summary, error) {
 	}
 
 	plan, err := step.Run(ctx, "plan-deletions", func(ctx context.Context) (deletionPlan, error) {
-		return r.planDeletions(ctx, seen)
+		return r.planDeletions(ctx, seen, chk.Live)
 	})
 	if err != nil {
 		return sum, err
@@ -204,6 +307,156 @@ func (r *Reconciler) Run(ctx context.Context) (Summary, error) {
 		"pages", sum.Pages, "seen", sum.Seen, "inserted", sum.Inserted, "updated", sum.Updated, "skipped", sum.Skipped,
 		"failed", sum.Failed, "deleted", sum.Deleted, "still_in_clerk", sum.StillInClerk, "refused", sum.Refused)
 	return sum, nil
+}
+
+// CheckImport makes the checks of Run for an import that writes Clerk's users without
+// deleting any (backfill from the API), before it writes anything: it refuses a secret key
+// for another Clerk instance than the collection follows; when none is recorded yet and the
+// database has live users, it surveys Clerk's list and refuses one that shares fewer than
+// MinSharedShare of them (unless AllowMassDelete); then it records the instance. A recorded
+// instance that matches needs no survey.
+//
+// It returns what it found, and an error wrapping ErrWrongInstance or ErrFewShared when it
+// refuses (the message says what to check), store.ErrDatabase, ErrRateLimited, or Clerk's or
+// the network's error.
+func (r *Reconciler) CheckImport(ctx context.Context) (Check, error) {
+	inst, err := r.checkInstance(ctx)
+	if err != nil {
+		return Check{}, err
+	}
+	if inst.Recorded != "" {
+		return Check{Instance: inst.Instance}, nil
+	}
+	live, err := r.users.LiveUserIDs(ctx)
+	if err != nil {
+		return Check{}, err
+	}
+	var listed []string
+	if len(live) > 0 {
+		r.logger.Info("no Clerk instance recorded for this database yet: reading Clerk's list once to compare it with the stored users",
+			"clerk_instance", inst.Instance, "live_users", len(live))
+		if listed, err = r.survey(ctx); err != nil {
+			return Check{}, err
+		}
+	}
+	chk, err := r.checkOverlap(ctx, inst, live, listed)
+	if err != nil {
+		return chk, err
+	}
+	if chk.Refused {
+		return chk, fmt.Errorf("%w: only %d of the %d live users in the database are among the %d users of Clerk instance %s; nothing was written. "+
+			"Check that CLERK_SECRET_KEY is the secret key of the Clerk instance this database follows, and that MONGODB_URI names the right database; "+
+			"if the database really must take this instance's users, set RECONCILE_ALLOW_MASS_DELETE=1 for one run",
+			ErrFewShared, chk.Shared, chk.Live, chk.Listed, chk.Instance)
+	}
+	return chk, nil
+}
+
+// checkInstance reads the Clerk instance the secret key belongs to and the one the collection
+// follows. It returns an error wrapping ErrWrongInstance (not to be retried) when they
+// differ, and the error of Clerk or the database when either cannot be read.
+func (r *Reconciler) checkInstance(ctx context.Context) (instanceCheck, error) {
+	recorded, err := r.users.ClerkInstance(ctx)
+	if err != nil {
+		r.logger.Error("reading the Clerk instance the database follows failed", "error", err)
+		return instanceCheck{}, err
+	}
+	id, err := r.clerk.InstanceID(ctx)
+	if err != nil {
+		r.logger.Error("reading the Clerk instance of CLERK_SECRET_KEY failed", "error", err)
+		return instanceCheck{}, err
+	}
+	if recorded != "" && recorded != id {
+		return instanceCheck{}, r.wrongInstance(id, recorded)
+	}
+	return instanceCheck{Instance: id, Recorded: recorded}, nil
+}
+
+// wrongInstance logs and returns the refusal of a key for instance keyInst when the collection
+// follows recorded: an error wrapping ErrWrongInstance that Inngest does not retry.
+func (r *Reconciler) wrongInstance(keyInst, recorded string) error {
+	err := fmt.Errorf("%w: the key reads Clerk instance %s, the database follows %s; nothing was written or deleted. "+
+		"Check that CLERK_SECRET_KEY is the secret key of instance %s (Clerk Dashboard -> API keys). "+
+		"If the database really must follow %s from now on, run `clerk-user-sync forget-clerk-instance` with the service's database settings "+
+		`(or mongosh "$MONGODB_URI" --eval 'db.%s.deleteOne({_id: "%s"})'), then run again`,
+		ErrWrongInstance, keyInst, recorded, recorded, keyInst, store.MetaCollection, store.ClerkInstanceDoc)
+	r.logger.Error("refusing to read another Clerk instance than the database follows", "error", err)
+	return inngestgo.NoRetryError(err)
+}
+
+// survey reads Clerk's whole list, one survey-N step per page, and returns the ids on it. It
+// returns the error of the first page that cannot be read.
+func (r *Reconciler) survey(ctx context.Context) ([]string, error) {
+	var ids []string
+	for offset, pages := 0, 0; ; offset, pages = offset+r.cfg.PageSize, pages+1 {
+		if pages >= maxPages {
+			return nil, fmt.Errorf("reconcile: more than %d pages of %d users; raise the page size", maxPages, r.cfg.PageSize)
+		}
+		page, err := step.Run(ctx, fmt.Sprintf("survey-%d", offset), func(ctx context.Context) (surveyPage, error) {
+			p, err := r.clerk.ListUsers(ctx, r.cfg.PageSize, offset)
+			if err != nil {
+				r.logger.Error("reading a page of Clerk users failed", "offset", offset, "error", err)
+				return surveyPage{}, err
+			}
+			res := surveyPage{Count: len(p.Users), IDs: make([]string, 0, len(p.Users))}
+			for _, u := range p.Users {
+				if u.ID != "" {
+					res.IDs = append(res.IDs, u.ID)
+				}
+			}
+			return res, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, page.IDs...)
+		if page.Count < r.cfg.PageSize {
+			return ids, nil
+		}
+	}
+}
+
+// checkOverlap compares the live users stored before any write with the ids on Clerk's list:
+// when the database has live users and fewer than MinSharedShare of them are listed, it
+// refuses (Refused, and a warning saying what to check) unless AllowMassDelete. Otherwise it
+// records the instance when none is recorded yet. It returns an error wrapping
+// store.ErrDatabase when the record cannot be written, and one wrapping ErrWrongInstance when
+// another instance was recorded meanwhile.
+func (r *Reconciler) checkOverlap(ctx context.Context, inst instanceCheck, live, listed []string) (Check, error) {
+	inList := make(map[string]struct{}, len(listed))
+	for _, id := range listed {
+		inList[id] = struct{}{}
+	}
+	chk := Check{Instance: inst.Instance, Live: len(live), Listed: len(inList)}
+	for _, id := range live {
+		if _, ok := inList[id]; ok {
+			chk.Shared++
+		}
+	}
+	attrs := []any{"clerk_instance", inst.Instance, "live_users", chk.Live, "listed_by_clerk", chk.Listed, "shared", chk.Shared, "min_shared_share", r.cfg.MinSharedShare}
+	if chk.Live > 0 && float64(chk.Shared) < r.cfg.MinSharedShare*float64(chk.Live) {
+		if !r.cfg.AllowMassDelete {
+			r.logger.Warn("Clerk's list shares too few users with the database: writing and deleting nothing. "+
+				"Check that CLERK_SECRET_KEY is the secret key of the Clerk instance this database follows, and that MONGODB_URI names the right database; "+
+				"if the database really must take this instance's users, set RECONCILE_ALLOW_MASS_DELETE=1 for one run", attrs...)
+			chk.Refused = true
+			return chk, nil
+		}
+		r.logger.Warn("Clerk's list shares few users with the database; going on, as RECONCILE_ALLOW_MASS_DELETE allows", attrs...)
+	}
+	if inst.Recorded == "" {
+		recorded, err := r.users.RecordClerkInstance(ctx, inst.Instance, r.cfg.Now())
+		if err != nil {
+			r.logger.Error("recording the Clerk instance the database follows failed", "error", err)
+			return Check{}, err
+		}
+		if recorded != inst.Instance {
+			return Check{}, r.wrongInstance(inst.Instance, recorded)
+		}
+		r.logger.Info("recorded the Clerk instance the database follows", "clerk_instance", inst.Instance,
+			"collection", store.MetaCollection, "_id", store.ClerkInstanceDoc)
+	}
+	return chk, nil
 }
 
 // syncPage reads the page at offset and writes its users. It returns an error when Clerk
@@ -274,15 +527,17 @@ func (r *Reconciler) write(ctx context.Context, c functions.ClerkUser) (store.Ou
 	return "", err
 }
 
-// planDeletions lists the live users that no page had and applies the safety cap. It returns
-// an error wrapping store.ErrDatabase when the live users cannot be listed.
-func (r *Reconciler) planDeletions(ctx context.Context, seen map[string]struct{}) (deletionPlan, error) {
+// planDeletions lists the live users that no page had and applies the safety cap, a share
+// of liveBefore, the live users before the run wrote anything (counting the users the run
+// just inserted would let a list of strangers delete the collection). It returns an error
+// wrapping store.ErrDatabase when the live users cannot be listed.
+func (r *Reconciler) planDeletions(ctx context.Context, seen map[string]struct{}, liveBefore int) (deletionPlan, error) {
 	live, err := r.users.LiveUserIDs(ctx)
 	if err != nil {
 		r.logger.Error("listing live users failed", "error", err)
 		return deletionPlan{}, err
 	}
-	plan := deletionPlan{Live: len(live)}
+	plan := deletionPlan{Live: liveBefore}
 	for _, id := range live {
 		if _, ok := seen[id]; !ok {
 			plan.Candidates = append(plan.Candidates, id)
@@ -292,17 +547,17 @@ func (r *Reconciler) planDeletions(ctx context.Context, seen map[string]struct{}
 	if n == 0 {
 		return plan, nil
 	}
-	limit := r.cfg.MaxDeleteShare * float64(len(live))
+	limit := r.cfg.MaxDeleteShare * float64(liveBefore)
 	if float64(n) > limit {
 		if !r.cfg.AllowMassDelete {
 			r.logger.Warn("reconciliation refuses a mass deletion: deleting nothing. Check CLERK_SECRET_KEY names the right Clerk instance; "+
 				"if these users really are gone, set RECONCILE_ALLOW_MASS_DELETE=1 for one run",
-				"missing_from_clerk", n, "live_users", len(live), "max_delete_share", r.cfg.MaxDeleteShare)
-			return deletionPlan{Live: len(live), Refused: n}, nil
+				"missing_from_clerk", n, "live_users_before_run", liveBefore, "max_delete_share", r.cfg.MaxDeleteShare)
+			return deletionPlan{Live: liveBefore, Refused: n}, nil
 		}
-		r.logger.Warn("mass deletion allowed by RECONCILE_ALLOW_MASS_DELETE", "missing_from_clerk", n, "live_users", len(live), "max_delete_share", r.cfg.MaxDeleteShare)
+		r.logger.Warn("mass deletion allowed by RECONCILE_ALLOW_MASS_DELETE", "missing_from_clerk", n, "live_users_before_run", liveBefore, "max_delete_share", r.cfg.MaxDeleteShare)
 	}
-	r.logger.Info("live users missing from Clerk's list; confirming each with Clerk before deleting", "candidates", n, "live_users", len(live))
+	r.logger.Info("live users missing from Clerk's list; confirming each with Clerk before deleting", "candidates", n, "live_users_before_run", liveBefore)
 	return plan, nil
 }
 

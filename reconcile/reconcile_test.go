@@ -68,9 +68,12 @@ func TestReconcilePaging(t *testing.T) {
 			if size == 0 {
 				size = reconcile.MaxPageSize
 			}
+			// Two passes over the list: the survey, then the writes.
 			var wantReqs []string
-			for p := range tt.wantPages {
-				wantReqs = append(wantReqs, fmt.Sprintf("GET /v1/users?limit=%d&offset=%d&order_by=%%2Bcreated_at", size, p*size))
+			for range 2 {
+				for p := range tt.wantPages {
+					wantReqs = append(wantReqs, fmt.Sprintf("GET /v1/users?limit=%d&offset=%d&order_by=%%2Bcreated_at", size, p*size))
+				}
 			}
 			if reqs := listRequests(fake); !reflect.DeepEqual(reqs, wantReqs) {
 				t.Errorf("list requests = %q; want %q", reqs, wantReqs)
@@ -136,19 +139,33 @@ func TestReconcileWrites(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
+// beforeWritePage runs f once, just before the write pass of a run reads the page at offset:
+// the second time Clerk's list is read there (the survey reads it first).
+func beforeWritePage(fake *clerkfake.Server, offset int, f func()) {
+	var mu sync.Mutex
+	reads := 0
+	fake.BeforeList(func(o int) {
+		if o != offset {
+			return
+		}
+		mu.Lock()
+		reads++
+		now := reads == 2
+		mu.Unlock()
+		if now {
+			f()
+		}
+	})
+}
+
 // TestReconcileUserChangedBetweenPages: a sign-up between two pages shifts the list, so that
 // user_02 shows up again on the next page, changed meanwhile: its newer data wins.
 func TestReconcileUserChangedBetweenPages(t *testing.T) {
 	st := openStore(t)
 	fake := clerkfake.New(t, testKey, fakeUsers(4, 1000)...)
-	var once sync.Once
-	fake.BeforeList(func(offset int) {
-		if offset == 2 {
-			once.Do(func() {
-				fake.Prepend(fakeUser("user_00", "New", 1500))
-				fake.Put(fakeUser("user_02", "Renamed", 2000))
-			})
-		}
+	beforeWritePage(fake, 2, func() {
+		fake.Prepend(fakeUser("user_00", "New", 1500))
+		fake.Put(fakeUser("user_02", "Renamed", 2000))
 	})
 	got, err := newReconciler(t, st, fake, reconcile.Config{PageSize: 2, MaxDeleteShare: 0.1}).Run(t.Context())
 	if err != nil {
@@ -174,7 +191,7 @@ func TestReconcileDeletions(t *testing.T) {
 		pageSize int
 		share    float64
 		allow    bool
-		// between pages: the user removed from Clerk just before offset 2 is read
+		// between pages: the user removed from Clerk just before the write pass reads offset 2
 		removeAt2 string
 		want      reconcile.Summary
 		wantGone  []string // tombstones afterwards, deleted by the run
@@ -198,6 +215,12 @@ func TestReconcileDeletions(t *testing.T) {
 			want:     reconcile.Summary{Pages: 1, Seen: 5, Skipped: 5, Deleted: 5},
 			wantGone: []string{"user_06", "user_07", "user_08", "user_09", "user_10"},
 			wantGets: []string{"user_06", "user_07", "user_08", "user_09", "user_10"},
+		},
+		{
+			// 30 sign-ups and 2 users gone: the cap is 10% of the 10 live users before the run
+			// (1), not of the 40 after its inserts (4).
+			name: "cap counts the live users before the run", stored: 8, extra: []string{"user_gone1", "user_gone2"}, inClerk: 38, share: 0.1,
+			want: reconcile.Summary{Pages: 1, Seen: 38, Inserted: 30, Skipped: 8, Refused: 2},
 		},
 		{
 			name: "share 0 refuses any deletion", stored: 10, extra: []string{"user_gone"}, inClerk: 10, share: 0,
@@ -225,12 +248,7 @@ func TestReconcileDeletions(t *testing.T) {
 			}
 			fake := clerkfake.New(t, testKey, fakeUsers(tt.inClerk, 1000)...)
 			if tt.removeAt2 != "" {
-				var once sync.Once
-				fake.BeforeList(func(offset int) {
-					if offset == 2 {
-						once.Do(func() { fake.Remove(tt.removeAt2) })
-					}
-				})
+				beforeWritePage(fake, 2, func() { fake.Remove(tt.removeAt2) })
 			}
 			r := newReconciler(t, st, fake, reconcile.Config{PageSize: tt.pageSize, MaxDeleteShare: tt.share, AllowMassDelete: tt.allow})
 			got, err := r.Run(t.Context())

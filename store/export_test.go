@@ -34,3 +34,17 @@ func SetUsernameRaw(ctx context.Context, s *Store, id, name string) error {
 	_, err := s.users.UpdateOne(ctx, bson.D{{Key: fieldID, Value: id}}, bson.D{{Key: "$set", Value: bson.D{{Key: fieldUsername, Value: name}}}})
 	return err
 }
+
+// InsertRawFailure inserts doc into the sync_failures collection as it is, as an earlier
+// version of the service wrote it.
+func InsertRawFailure(ctx context.Context, s *Store, doc bson.D) error {
+	_, err := s.failures().InsertOne(ctx, doc)
+	return err
+}
+
+// InsertClerkInstanceRaw inserts the clerk_instance document with instance_id set to v as it
+// is, as someone editing the database by hand might.
+func InsertClerkInstanceRaw(ctx context.Context, s *Store, v any) error {
+	_, err := s.meta().InsertOne(ctx, bson.D{{Key: fieldID, Value: ClerkInstanceDoc}, {Key: fieldInstanceID, Value: v}})
+	return err
+}

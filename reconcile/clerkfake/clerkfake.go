@@ -1,13 +1,18 @@
 // Package clerkfake is a stand-in for the user endpoints of Clerk's Backend API, for tests:
 // GET /v1/users (limit, offset), GET /v1/users/count and GET /v1/users/{id}, answering in the
 // shapes Clerk documents (a JSON array of User objects; {"object":"total_count",...}; a User or
-// a 404 {"errors":[{"code":"resource_not_found",...}]}), checking the secret key, and giving
-// 429 with Retry-After on request.
+// a 404 {"errors":[{"code":"resource_not_found",...}]}), and GET /v1/jwks (the instance's JSON
+// Web Key Set, whose key id is the instance id), checking the secret key, and giving 429 with
+// Retry-After on request.
 package clerkfake
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -28,6 +33,9 @@ type User struct {
 	CreatedAt, UpdatedAt int64 // Unix milliseconds
 }
 
+// DefaultInstance is the instance id (the key id of GET /v1/jwks) a new stand-in serves.
+const DefaultInstance = "ins_fake2kXcLeRkInStAnCe0001"
+
 // Server is the stand-in. Its users are listed in the order they were added (Clerk's
 // order_by=+created_at for users added oldest first).
 type Server struct {
@@ -38,7 +46,9 @@ type Server struct {
 
 	mu         sync.Mutex
 	users      []User
-	limits     []string // Retry-After values of the 429s still to give, one per request
+	keyIDs     []string       // the kid of each key GET /v1/jwks serves
+	signingKey *rsa.PublicKey // generated on the first GET /v1/jwks
+	limits     []string       // Retry-After values of the 429s still to give, one per request
 	requests   []string
 	beforeList func(offset int)
 }
@@ -47,7 +57,7 @@ type Server struct {
 // test ends.
 func New(t testing.TB, key string, users ...User) *Server {
 	t.Helper()
-	s := &Server{Key: key, users: slices.Clone(users)}
+	s := &Server{Key: key, users: slices.Clone(users), keyIDs: []string{DefaultInstance}}
 	srv := httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(srv.Close)
 	s.URL = srv.URL + "/v1"
@@ -79,6 +89,18 @@ func (s *Server) Remove(id string) {
 	if i := s.index(id); i >= 0 {
 		s.users = slices.Delete(s.users, i, i+1)
 	}
+}
+
+// SetInstance makes the stand-in another Clerk instance: GET /v1/jwks serves one key, whose
+// id is id (ins_...), from now on.
+func (s *Server) SetInstance(id string) { s.SetKeyIDs(id) }
+
+// SetKeyIDs makes GET /v1/jwks serve one key per id given, with that key id (none: an empty
+// key set), to test clients against key sets Clerk does not serve.
+func (s *Server) SetKeyIDs(ids ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keyIDs = slices.Clone(ids)
 }
 
 // RateLimit makes the next len(retryAfter) requests answer 429, each with the given
@@ -135,6 +157,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	hook := s.beforeList
 	s.mu.Unlock()
 
+	if r.URL.Path == "/v1/jwks" && r.Method == http.MethodGet {
+		s.serveJWKS(w)
+		return
+	}
 	path, ok := strings.CutPrefix(r.URL.Path, "/v1/users")
 	switch {
 	case !ok || r.Method != http.MethodGet:
@@ -176,6 +202,36 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, clerkUser(u))
 	}
+}
+
+// serveJWKS answers GET /v1/jwks as Clerk does: {"keys":[{"use":"sig","kty":"RSA","kid":
+// "ins_...","alg":"RS256","n":...,"e":"AQAB"}]}, the key id being the instance id.
+func (s *Server) serveJWKS(w http.ResponseWriter) {
+	s.mu.Lock()
+	if s.signingKey == nil {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			s.mu.Unlock()
+			writeError(w, http.StatusInternalServerError, "internal_clerk_error", "cannot generate a signing key: "+err.Error())
+			return
+		}
+		s.signingKey = &k.PublicKey
+	}
+	key, ids := s.signingKey, slices.Clone(s.keyIDs)
+	s.mu.Unlock()
+	b64 := base64.RawURLEncoding.EncodeToString
+	keys := []any{}
+	for _, id := range ids {
+		keys = append(keys, map[string]any{
+			"use": "sig",
+			"kty": "RSA",
+			"kid": id,
+			"alg": "RS256",
+			"n":   b64(key.N.Bytes()),
+			"e":   b64(big.NewInt(int64(key.E)).Bytes()),
+		})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"keys": keys})
 }
 
 func (s *Server) log(req string) {

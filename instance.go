@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// runForgetInstance is `clerk-user-sync forget-clerk-instance`: it deletes the record of the
+// Clerk instance the users collection follows (the sync_metadata collection), so that the
+// next reconciliation or backfill records the instance of its key once its overlap check
+// passes. It works on MONGODB_URI, or on the embedded database under DATA_DIR (which only this
+// program can reach). It returns an error when given arguments, when the settings are wrong,
+// or when the database cannot be opened or fails.
+func runForgetInstance(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		return fmt.Errorf("forget-clerk-instance takes no arguments, got %q", strings.Join(args, " "))
+	}
+	cfg, err := loadBackfillConfig(getenv, false)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(stderr, cfg).With("command", "forget-clerk-instance")
+	users, closeStore, err := openDatabase(ctx, cfg, logger, stderr, "MONGODB_URI is not set: using the embedded FerretDB database; stop the service first, so that only one process uses DATA_DIR")
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	was, err := users.ForgetClerkInstance(ctx)
+	if err != nil {
+		return fmt.Errorf("forget the Clerk instance: %w", err)
+	}
+	if was == "" {
+		fmt.Fprintf(stdout, "no Clerk instance was recorded for database %q; nothing to forget\n", cfg.database)
+		return nil
+	}
+	fmt.Fprintf(stdout, "forgot Clerk instance %s for database %q: the next reconciliation or backfill records the instance of its CLERK_SECRET_KEY\n", was, cfg.database)
+	return nil
+}
