@@ -62,6 +62,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return runHealthcheck(ctx, getenv, stdout)
 		case "backfill":
 			return runBackfill(ctx, args[2:], getenv, stdout, stderr)
+		case "forget-clerk-instance":
+			return runForgetInstance(ctx, args[2:], getenv, stdout, stderr)
 		case "version", "-version", "--version":
 			return runVersion(stdout)
 		default:
@@ -95,7 +97,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	// Metrics: a registry of this run's own, served at /metrics.
 	m := newMetrics(prometheus.NewRegistry())
-	if err := functions.New(users, logger, functions.Config{BatchSize: cfg.batchSize, Metrics: m}).Register(client); err != nil {
+	if err := functions.New(users, users, logger, functions.Config{AppID: client.AppID(), BatchSize: cfg.batchSize, Metrics: m}).Register(client); err != nil {
 		return fmt.Errorf("inngest functions: %w", err)
 	}
 	// record-sync-failure: the sync functions' permanent failures, in sync_failures.
@@ -233,6 +235,9 @@ Usage:
                                (for container health checks)
   clerk-user-sync backfill     import every Clerk user once, from the Backend API
                                (CLERK_SECRET_KEY) or --from-export FILE.csv; safe to rerun
+  clerk-user-sync forget-clerk-instance
+                               forget which Clerk instance the database follows, so that
+                               the next reconciliation or backfill records its key's
   clerk-user-sync version      print the version, VCS revision and Go version
   clerk-user-sync --help       this text
 

@@ -7,6 +7,7 @@ package functions
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -44,11 +45,15 @@ type UserStore interface {
 
 // Config tunes the functions.
 type Config struct {
+	// AppID is the Inngest app's id (the client's AppID): the failures a batch run records
+	// itself name their function <AppID>-<function id>, as record-sync-failure's do.
+	AppID string
 	// BatchSize, when above 1, lets Inngest hand sync-user-from-clerk and
 	// update-user-from-clerk up to BatchSize events per run (waiting at most BatchWait for a
 	// batch to fill). Each event is still written through its own guarded upsert, so every
-	// guarantee holds; batching only saves Inngest runs under bursts. 0 or 1: one run per
-	// event.
+	// guarantee holds; batching only saves Inngest runs under bursts. A batch run records its
+	// events that fail for good in the failure store itself, each under its own event id (see
+	// upsertBatch). 0 or 1: one run per event.
 	BatchSize int
 	// BatchWait bounds how long a lone event waits for a batch (default 1s).
 	BatchWait time.Duration
@@ -58,25 +63,31 @@ type Config struct {
 
 // Functions holds the dependencies of the three functions.
 type Functions struct {
-	users  UserStore
-	logger *slog.Logger
-	cfg    Config
+	users    UserStore
+	failures FailureStore
+	logger   *slog.Logger
+	cfg      Config
 }
 
-// New returns the functions, writing to users and logging to logger.
-func New(users UserStore, logger *slog.Logger, cfg Config) *Functions {
+// New returns the functions, writing users to users, recording the events of a batch that fail
+// for good in failures, and logging to logger.
+func New(users UserStore, failures FailureStore, logger *slog.Logger, cfg Config) *Functions {
 	if cfg.BatchWait <= 0 {
 		cfg.BatchWait = time.Second
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = nopMetrics{}
 	}
-	return &Functions{users: users, logger: logger, cfg: cfg}
+	return &Functions{users: users, failures: failures, logger: logger, cfg: cfg}
 }
 
 // Register creates the three functions on client, so that client's serve handler offers them
-// to Inngest. It returns an error if the SDK rejects a function's configuration.
+// to Inngest. It returns an error if Config.AppID is not client's app id, or if the SDK
+// rejects a function's configuration.
 func (f *Functions) Register(client inngestgo.Client) error {
+	if f.cfg.AppID != client.AppID() {
+		return fmt.Errorf("functions: Config.AppID %q is not the client's app id %q", f.cfg.AppID, client.AppID())
+	}
 	var batch *inngestgo.ConfigBatchEvents
 	if f.cfg.BatchSize > 1 {
 		batch = &inngestgo.ConfigBatchEvents{MaxSize: f.cfg.BatchSize, Timeout: f.cfg.BatchWait}

@@ -1,6 +1,7 @@
 package functions
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,9 +23,10 @@ const RecordFailureID = "record-sync-failure"
 // or at once for a NoRetryError.
 const FunctionFailed = "inngest/function.failed"
 
-// FailureStore is where failed runs are recorded. *store.Store implements it.
+// FailureStore is where the events of failed runs are recorded. *store.Store implements it.
 type FailureStore interface {
-	// RecordFailure stores f once per run id, reporting false when the run was already stored.
+	// RecordFailure stores f once per run id and event id, reporting false when that event of
+	// that run was already stored.
 	RecordFailure(ctx context.Context, f store.Failure) (bool, error)
 }
 
@@ -39,7 +41,8 @@ type FunctionFailedData struct {
 		Name    string `json:"name"`
 		Message string `json:"message"`
 	} `json:"error"`
-	// Event is the event that started the run (the first one, for a batch).
+	// Event is the event that started the run; for a batch only the first one (a batch run
+	// records its failed events itself, see upsertBatch).
 	Event struct {
 		ID   string          `json:"id"`
 		Name string          `json:"name"`
@@ -89,70 +92,122 @@ func (r *FailureRecorder) Register(client inngestgo.Client) error {
 }
 
 // RecordFailure is record-sync-failure, run for each inngest/function.failed event of a sync
-// function. It stores the failure keyed by the failed run's id (so a retry or a duplicate
-// event stores nothing new) and logs it once, at error level. It returns a NoRetryError for an
-// event without a run id, and the store's error (which Inngest retries) when the database
-// fails.
+// function. It stores the failure of the run's event, keyed by the failed run's id and the
+// event's id (so a retry or a duplicate event stores nothing new), and logs it once, at error
+// level. When the run is a batch whose error lists the events it could neither write nor
+// record (unrecordedMarker), it stores each of those under its own event id and user id
+// instead of the run's first event. It returns a NoRetryError for an event without a run id,
+// and the store's error (which Inngest retries) when the database fails.
 func (r *FailureRecorder) RecordFailure(ctx context.Context, in inngestgo.Input[FunctionFailedData]) (any, error) {
 	d := in.Event.Data
-	f := store.Failure{
+	failedAt := time.Now().UTC()
+	if in.Event.Timestamp > 0 {
+		failedAt = time.UnixMilli(in.Event.Timestamp).UTC()
+	}
+	msg := d.Error.Message
+	if msg == "" {
+		msg = d.Error.Name
+	}
+	first := store.Failure{
 		RunID:      d.RunID,
 		FunctionID: d.FunctionID,
 		EventID:    d.Event.ID,
 		EventName:  d.Event.Name,
 		UserID:     userIDOf(d.Event.Data),
-		Error:      d.Error.Message,
-		FailedAt:   time.Now().UTC(),
+		Error:      msg,
+		FailedAt:   failedAt,
 	}
-	if f.Error == "" {
-		f.Error = d.Error.Name
+	// A batch run lists the events it could neither write nor record; Inngest's event only
+	// carries its first one.
+	failures := []store.Failure{first}
+	events, cause, listed := unrecordedEvents(msg)
+	if listed {
+		failures = make([]store.Failure, 0, len(events))
+		for _, e := range events {
+			f := first
+			f.EventID, f.EventName, f.UserID, f.Error = e.EventID, cmp.Or(e.EventName, first.EventName), e.UserID, cmp.Or(e.Error, cause)
+			failures = append(failures, f)
+		}
 	}
-	if in.Event.Timestamp > 0 {
-		f.FailedAt = time.UnixMilli(in.Event.Timestamp).UTC()
+	unreadable := !listed && strings.Contains(msg, unrecordedMarker)
+	if d.RunID == "" {
+		err := fmt.Errorf("%s event without data.run_id", FunctionFailed)
+		r.logger.With(r.failureAttrs(first, in.InputCtx)...).Error("failure cannot be recorded; not retrying", "error", err)
+		r.metrics.FunctionRun(RecordFailureID, OutcomeInvalid)
+		return nil, inngestgo.NoRetryError(err)
 	}
-	log := r.logger.With(
+	recorded, err := step.Run(ctx, "record-failure", func(ctx context.Context) (bool, error) {
+		if unreadable {
+			r.logger.With(r.failureAttrs(first, in.InputCtx)...).Warn("the events a failed batch lists in its error cannot be read; recording the failure under its first event")
+		}
+		storedAny := false
+		for _, f := range failures {
+			log := r.logger.With(r.failureAttrs(f, in.InputCtx)...)
+			stored, err := r.failures.RecordFailure(ctx, f)
+			if err != nil {
+				log.Error("recording a failed run failed; Inngest will retry", "error", err)
+				r.metrics.FunctionRun(RecordFailureID, OutcomeError)
+				return false, err
+			}
+			if !stored {
+				log.Debug("failed run already recorded")
+				r.metrics.FunctionRun(RecordFailureID, OutcomeAlreadyRecorded)
+				continue
+			}
+			log.Error("sync run failed for good; recorded in "+store.FailuresCollection+"; replay it from the Inngest dashboard once fixed", "error", f.Error)
+			r.metrics.FunctionRun(RecordFailureID, OutcomeRecorded)
+			storedAny = true
+		}
+		return storedAny, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	res := FailureResult{RunID: d.RunID, Recorded: recorded}
+	for _, f := range failures {
+		res.EventIDs = append(res.EventIDs, f.EventID)
+	}
+	return res, nil
+}
+
+// failureAttrs returns the log attributes of the failure f, recorded by the run ic.
+func (r *FailureRecorder) failureAttrs(f store.Failure, ic inngestgo.InputCtx) []any {
+	return []any{
 		"function", RecordFailureID,
 		"failed_function", f.FunctionID,
 		"failed_run_id", f.RunID,
 		"event_id", f.EventID,
 		"svix_id", strings.TrimPrefix(f.EventID, "clerk-"),
 		"user_id", f.UserID,
-		"run_id", in.InputCtx.RunID,
-	)
-	if f.RunID == "" {
-		err := fmt.Errorf("%s event without data.run_id", FunctionFailed)
-		log.Error("failure cannot be recorded; not retrying", "error", err)
-		r.metrics.FunctionRun(RecordFailureID, OutcomeInvalid)
-		return nil, inngestgo.NoRetryError(err)
+		"run_id", ic.RunID,
 	}
-	recorded, err := step.Run(ctx, "record-failure", func(ctx context.Context) (bool, error) {
-		stored, err := r.failures.RecordFailure(ctx, f)
-		if err != nil {
-			log.Error("recording a failed run failed; Inngest will retry", "error", err)
-			r.metrics.FunctionRun(RecordFailureID, OutcomeError)
-			return false, err
-		}
-		if !stored {
-			log.Debug("failed run already recorded")
-			r.metrics.FunctionRun(RecordFailureID, OutcomeAlreadyRecorded)
-			return false, nil
-		}
-		log.Error("sync run failed for good; recorded in "+store.FailuresCollection+"; replay it from the Inngest dashboard once fixed", "error", f.Error)
-		r.metrics.FunctionRun(RecordFailureID, OutcomeRecorded)
-		return true, nil
-	})
-	if err != nil {
-		return nil, err
+}
+
+// unrecordedEvents returns the events listed after unrecordedMarker at the end of msg, the
+// error of a batch run (see writeBatch), and the part of msg before the list. ok is false
+// when msg lists no events, or the list cannot be read (cut short, for example).
+func unrecordedEvents(msg string) (events []FailedEvent, cause string, ok bool) {
+	i := strings.LastIndex(msg, unrecordedMarker)
+	if i < 0 {
+		return nil, "", false
 	}
-	return FailureResult{RunID: f.RunID, Recorded: recorded}, nil
+	// A decoder reads the list and ignores whatever Inngest may have added after it.
+	dec := json.NewDecoder(strings.NewReader(msg[i+len(unrecordedMarker):]))
+	if err := dec.Decode(&events); err != nil || len(events) == 0 {
+		return nil, "", false
+	}
+	return events, strings.TrimSpace(msg[:i]), true
 }
 
 // FailureResult is what record-sync-failure returns; the Inngest dashboard shows it.
 type FailureResult struct {
 	// RunID is the failed run's id.
 	RunID string `json:"run_id"`
-	// Recorded is false when the run had been recorded before.
+	// Recorded is false when every failure had been recorded before.
 	Recorded bool `json:"recorded"`
+	// EventIDs are the ids of the events whose failure the run covered: the run's event, or
+	// the events a failed batch listed.
+	EventIDs []string `json:"event_ids"`
 }
 
 // userIDOf returns data.id of a Clerk event's data, or "" when it has none or it is not a

@@ -71,6 +71,111 @@ func failedInput(t *testing.T, runID, functionID, eventID, userID string, ts int
 	return in
 }
 
+// functionFailedInput returns the input of record-sync-failure for a run of fnID that failed
+// with message, whose (first) event was first: an inngest/function.failed event as the dev
+// server builds it.
+func functionFailedInput(t *testing.T, runID, fnID, message string, first inngestgo.GenericEvent[functions.ClerkUser]) inngestgo.Input[functions.FunctionFailedData] {
+	t.Helper()
+	evt := map[string]any{
+		"name": functions.FunctionFailed, "id": runID, "ts": time.Now().UnixMilli(),
+		"data": map[string]any{
+			"function_id": fnID,
+			"run_id":      runID,
+			"error":       map[string]any{"name": "Step failed", "message": message},
+			"event":       map[string]any{"name": first.Name, "id": *first.ID, "ts": first.Timestamp, "user": map[string]any{}, "data": first.Data},
+			"events":      []any{},
+		},
+	}
+	raw, err := json.Marshal(map[string]any{"event": evt, "events": []any{evt}, "ctx": map[string]any{"run_id": "01RECORDERRUN", "attempt": 0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in inngestgo.Input[functions.FunctionFailedData]
+	if err := json.Unmarshal(raw, &in); err != nil {
+		t.Fatalf("decoding an inngest/function.failed input: %v", err)
+	}
+	return in
+}
+
+// TestRecordFailureOfABatch: record-sync-failure records each event a failed batch lists in
+// its error under its own event id and user id (not under the run's first event), and falls
+// back to the first event when the error lists none.
+func TestRecordFailureOfABatch(t *testing.T) {
+	const fnID = "clerk-user-sync-update-user-from-clerk"
+	firstID := "clerk-msg_first"
+	first := inngestgo.GenericEvent[functions.ClerkUser]{ID: &firstID, Name: functions.UserUpdated, Data: functions.ClerkUser{ID: "user_first"}, Timestamp: 1}
+	const head = "2 of the batch's 3 events were neither written nor recorded in sync_failures: store: database error: down"
+	const list = `unrecorded events: [{"event_id":"clerk-msg_2","event_name":"clerk/user.updated","user_id":"user_2","error":"store: database error: upsert user_2: down"},` +
+		`{"event_id":"clerk-msg_3","event_name":"clerk/user.updated","error":"event data is not a usable Clerk user: data.id is missing"}]`
+	listed := func(runID string) []store.Failure {
+		return []store.Failure{
+			{RunID: runID, FunctionID: fnID, EventID: "clerk-msg_2", EventName: functions.UserUpdated, UserID: "user_2", Error: "store: database error: upsert user_2: down"},
+			{RunID: runID, FunctionID: fnID, EventID: "clerk-msg_3", EventName: functions.UserUpdated, Error: "event data is not a usable Clerk user: data.id is missing"},
+		}
+	}
+	tests := []struct {
+		name         string
+		message      string
+		want         func(runID, message string) []store.Failure
+		wantEventIDs []string
+	}{{
+		name:         "the events listed",
+		message:      head + "\n" + list,
+		want:         func(runID, _ string) []store.Failure { return listed(runID) },
+		wantEventIDs: []string{"clerk-msg_2", "clerk-msg_3"},
+	}, {
+		name:         "the list wrapped by the SDK",
+		message:      "unhandled step error: " + head + "\n" + list + " (attempt 10)",
+		want:         func(runID, _ string) []store.Failure { return listed(runID) },
+		wantEventIDs: []string{"clerk-msg_2", "clerk-msg_3"},
+	}, {
+		name:    "the list cut short: the first event",
+		message: head + "\n" + list[:60],
+		want: func(runID, message string) []store.Failure {
+			return []store.Failure{{RunID: runID, FunctionID: fnID, EventID: firstID, EventName: functions.UserUpdated, UserID: "user_first", Error: message}}
+		},
+		wantEventIDs: []string{firstID},
+	}, {
+		name:    "no list: the first event",
+		message: "store: database error: upsert user_first: down",
+		want: func(runID, message string) []store.Failure {
+			return []store.Failure{{RunID: runID, FunctionID: fnID, EventID: firstID, EventName: functions.UserUpdated, UserID: "user_first", Error: message}}
+		},
+		wantEventIDs: []string{firstID},
+	}}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st := openStore(t)
+			m := &countingMetrics{}
+			rec := functions.NewFailureRecorder(st, slog.New(slog.NewTextHandler(t.Output(), nil)), functions.Config{Metrics: m})
+			runID := fmt.Sprintf("01BATCHFAILED%d", i)
+			in := functionFailedInput(t, runID, fnID, tc.message, first)
+			res, err := rec.RecordFailure(t.Context(), in)
+			if err != nil {
+				t.Fatalf("RecordFailure = %v", err)
+			}
+			wantRes := functions.FailureResult{RunID: runID, Recorded: true, EventIDs: tc.wantEventIDs}
+			if !reflect.DeepEqual(res, wantRes) {
+				t.Errorf("RecordFailure = %#v; want %#v", res, wantRes)
+			}
+			got, err := st.Failures(t.Context())
+			if err != nil {
+				t.Fatalf("Failures = %v", err)
+			}
+			want := tc.want(runID, tc.message)
+			for i := range want {
+				want[i].FailedAt = time.UnixMilli(in.Event.Timestamp).UTC()
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("Failures =\n %+v\nwant\n %+v", got, want)
+			}
+			if got, want := m.snapshot(), map[string]int{"record-sync-failure/recorded": len(want)}; !reflect.DeepEqual(got, want) {
+				t.Errorf("FunctionRun calls = %v; want %v", got, want)
+			}
+		})
+	}
+}
+
 func TestRecordFailure(t *testing.T) {
 	st := openStore(t)
 	var logs bytes.Buffer
@@ -166,7 +271,7 @@ func TestFailureExpression(t *testing.T) {
 func TestFunctionRunMetrics(t *testing.T) {
 	m := &countingMetrics{}
 	st := openStore(t)
-	h := &harness{t: t, ctx: t.Context(), st: st, fns: functions.New(st, slog.New(slog.DiscardHandler), functions.Config{Metrics: m})}
+	h := &harness{t: t, ctx: t.Context(), st: st, fns: functions.New(st, st, slog.New(slog.DiscardHandler), functions.Config{AppID: testAppID, Metrics: m})}
 	u := clerkUser("user_metrics", "Met", "Rics", "m@x.org", "", t1)
 	steps := []struct {
 		e       event

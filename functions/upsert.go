@@ -2,9 +2,13 @@ package functions
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"time"
+	"unicode/utf8"
 
 	"github.com/inngest/inngestgo"
 	"github.com/inngest/inngestgo/step"
@@ -50,62 +54,176 @@ func (f *Functions) upsertUser(ctx context.Context, function string, in inngestg
 // batchWorkers bounds the concurrent writes of one batch.
 const batchWorkers = 4
 
+// BatchResult is what a batched run of sync-user-from-clerk or update-user-from-clerk returns;
+// the Inngest dashboard shows it as the run's output.
+type BatchResult struct {
+	// Written has the outcome of each event written (or skipped as stale), in batch order.
+	Written []Result `json:"written"`
+	// Failed lists the events that failed for good, each recorded in sync_failures.
+	Failed []FailedEvent `json:"failed,omitempty"`
+}
+
+// FailedEvent is one event of a batch that failed for good.
+type FailedEvent struct {
+	EventID   string `json:"event_id"`
+	EventName string `json:"event_name"`
+	// UserID is the event's data.id, empty when it has none.
+	UserID string `json:"user_id,omitempty"`
+	// Error is why the event failed.
+	Error string `json:"error"`
+}
+
+// unrecordedMarker introduces, at the end of the error of a batch run, the JSON list
+// ([]FailedEvent) of the events that were neither written nor recorded in sync_failures.
+// record-sync-failure reads it (unrecordedEvents) when such a run fails for good.
+const unrecordedMarker = "unrecorded events: "
+
+// maxEventError bounds an event's error in that list (in bytes), so that the error of a large
+// batch stays small.
+const maxEventError = 300
+
+// batchEvent is one event of a batch: its ids, and the user it maps to or why it has none.
+type batchEvent struct {
+	id, name, userID string
+	user             store.User
+	// bad is UserFromClerk's error: the event can never be stored.
+	bad error
+}
+
 // upsertBatch writes a batch of users (Config.BatchSize) in one step, each through its own
-// guarded upsert, so the guarantees are those of single events. An event that cannot be
-// stored is logged and left out (failing the batch would drop the others); a database error
-// fails the step, and Inngest retries the whole batch, whose writes already made are replays.
+// guarded upsert, so the guarantees are those of single events; Inngest retries the step, and
+// the writes it already made are replays.
+//
+// Inngest tells record-sync-failure only of a batch's first event, so the step records the
+// events that fail for good itself, each under its own event id: an event that cannot be
+// stored (ErrBadUser, or store.ErrInvalidUser) at once, and one whose write fails on the last
+// attempt (Attempt maxRetries) then. The run completes once every event is written or
+// recorded. When an event can be neither (the database fails on the last attempt), the step
+// fails, and so does the run; its error lists those events after unrecordedMarker, and
+// record-sync-failure records each when the database is back.
 func (f *Functions) upsertBatch(ctx context.Context, function string, in inngestgo.Input[ClerkUser]) (any, error) {
-	var users []store.User
-	for _, evt := range in.Events {
-		u, err := UserFromClerk(evt.Data, evt.Timestamp)
-		if err != nil {
-			f.runLogger(function, evt.ID, evt.Data.ID, in.InputCtx).Error("event cannot be stored; left out of the batch", "error", err)
+	events := make([]batchEvent, len(in.Events))
+	for i, evt := range in.Events {
+		e := batchEvent{name: evt.Name, userID: strings.TrimSpace(evt.Data.ID)}
+		if evt.ID != nil {
+			e.id = *evt.ID
+		}
+		e.user, e.bad = UserFromClerk(evt.Data, evt.Timestamp)
+		events[i] = e
+	}
+	// Logs, metrics and records are all made inside the step, so that the invocation that
+	// only replays the step's memoized result does not repeat them. (The step was
+	// "upsert-users" when it returned []Result: a run memoized under that id by an earlier
+	// version runs this step again, which only replays its writes.)
+	res, err := step.Run(ctx, "write-batch", func(ctx context.Context) (BatchResult, error) {
+		return f.writeBatch(ctx, function, in.InputCtx, events)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// writeBatch is the step of upsertBatch. It returns an error (retried by Inngest, wrapping the
+// first failure) when an event was neither written nor recorded in the failure store.
+func (f *Functions) writeBatch(ctx context.Context, function string, ic inngestgo.InputCtx, events []batchEvent) (BatchResult, error) {
+	outs := make([]store.Outcome, len(events))
+	errs := make([]error, len(events))
+	sem := make(chan struct{}, batchWorkers)
+	var wg sync.WaitGroup
+	for i, e := range events {
+		if e.bad != nil {
+			errs[i] = e.bad
 			continue
 		}
-		users = append(users, u)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			outs[i], errs[i] = f.users.UpsertUser(ctx, e.user)
+		}()
 	}
-	// Unusable events are counted with the writes (inside the step), so that the invocation
-	// that only replays the step's memoized result does not count them again.
-	countInvalid := func() {
-		for range len(in.Events) - len(users) {
+	wg.Wait()
+
+	lastAttempt := ic.Attempt >= maxRetries
+	var (
+		res        = BatchResult{Written: []Result{}}
+		unrecorded []FailedEvent
+		cause      error // the first error that left an event unrecorded
+	)
+	for i, e := range events {
+		log := f.runLogger(function, &e.id, e.userID, ic)
+		err := errs[i]
+		if err == nil {
+			log.Debug("user written", "outcome", outs[i], "updated_at", e.user.UpdatedAt)
+			f.cfg.Metrics.FunctionRun(function, string(outs[i]))
+			res.Written = append(res.Written, Result{UserID: e.user.ID, Outcome: outs[i]})
+			continue
+		}
+		permanent := e.bad != nil || errors.Is(err, store.ErrInvalidUser)
+		if permanent {
 			f.cfg.Metrics.FunctionRun(function, OutcomeInvalid)
+		} else {
+			f.cfg.Metrics.FunctionRun(function, OutcomeError)
 		}
-	}
-	if len(users) == 0 {
-		countInvalid()
-		return nil, inngestgo.NoRetryError(fmt.Errorf("%w: none of the %d events in the batch", ErrBadUser, len(in.Events)))
-	}
-	return step.Run(ctx, "upsert-users", func(ctx context.Context) ([]Result, error) {
-		results := make([]Result, len(users))
-		errs := make([]error, len(users))
-		sem := make(chan struct{}, batchWorkers)
-		var wg sync.WaitGroup
-		for i, u := range users {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				out, err := f.users.UpsertUser(ctx, u)
-				results[i], errs[i] = Result{UserID: u.ID, Outcome: out}, err
-			}()
-		}
-		wg.Wait()
-		countInvalid()
-		for i := range results {
-			if errs[i] != nil {
-				f.cfg.Metrics.FunctionRun(function, errorOutcome(errs[i]))
-			} else {
-				f.cfg.Metrics.FunctionRun(function, string(results[i].Outcome))
+		failed := FailedEvent{EventID: e.id, EventName: e.name, UserID: e.userID, Error: err.Error()}
+		if !permanent && !lastAttempt {
+			log.Error("writing user failed; Inngest will retry the batch", "error", err)
+			unrecorded = append(unrecorded, failed)
+			if cause == nil {
+				cause = err
 			}
+			continue
 		}
-		if err := errors.Join(errs...); err != nil {
-			f.logger.Error("writing a batch of users failed; Inngest will retry the batch", "function", function, "run_id", in.InputCtx.RunID, "events", len(in.Events), "error", err)
-			return nil, err
+		recorded, rerr := f.failures.RecordFailure(ctx, store.Failure{
+			RunID:      ic.RunID,
+			FunctionID: f.cfg.AppID + "-" + function,
+			EventID:    e.id,
+			EventName:  e.name,
+			UserID:     e.userID,
+			Error:      failed.Error,
+			FailedAt:   time.Now().UTC(),
+		})
+		switch {
+		case rerr != nil:
+			log.Error("event failed for good, and recording it in "+store.FailuresCollection+" failed; the batch fails, and "+RecordFailureID+" records it", "error", err, "record_error", rerr)
+			unrecorded = append(unrecorded, failed)
+			if cause == nil {
+				cause = rerr
+			}
+		case recorded:
+			log.Error("event failed for good; recorded in "+store.FailuresCollection+"; replay it from the Inngest dashboard once fixed", "error", err)
+			res.Failed = append(res.Failed, failed)
+		default:
+			log.Debug("failed event already recorded", "error", err)
+			res.Failed = append(res.Failed, failed)
 		}
-		f.logger.Info("batch of users written", "function", function, "run_id", in.InputCtx.RunID, "events", len(in.Events))
-		return results, nil
-	})
+	}
+	if len(unrecorded) > 0 {
+		for i := range unrecorded {
+			unrecorded[i].Error = truncate(unrecorded[i].Error, maxEventError)
+		}
+		list, _ := json.Marshal(unrecorded) // strings only: cannot fail
+		err := fmt.Errorf("%d of the batch's %d events were neither written nor recorded in %s: %w\n%s%s",
+			len(unrecorded), len(events), store.FailuresCollection, cause, unrecordedMarker, list)
+		return BatchResult{}, err
+	}
+	f.logger.Info("batch of users written", "function", function, "run_id", ic.RunID, "attempt", ic.Attempt,
+		"events", len(events), "written", len(res.Written), "failed", len(res.Failed))
+	return res, nil
+}
+
+// truncate returns s cut to at most n bytes (at a rune boundary), marked with "..." when cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 // errorOutcome is the metrics outcome of a failed write: invalid for input the store refuses
