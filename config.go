@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"clerksync/reconcile"
+	"clerksync/store"
 )
 
 // defaultDevServerURL is where `inngest dev` listens unless told otherwise.
@@ -22,6 +23,7 @@ type config struct {
 	mongoURI       string
 	database       string
 	dataDir        string
+	writeMode      store.WriteMode
 	forwardTimeout time.Duration
 	batchSize      int
 
@@ -53,6 +55,7 @@ func settingsHelp() []setting {
 		{"MONGODB_URI", "(embedded FerretDB)", "MongoDB connection string. Unset: an embedded FerretDB (SQLite) runs in-process under DATA_DIR."},
 		{"MONGODB_DATABASE", "app", "Database to use when MONGODB_URI names none in its path."},
 		{"DATA_DIR", "./data", "Where the embedded database keeps its files (only without MONGODB_URI)."},
+		{"STORE_WRITE_MODE", "auto", "auto: atomic conditional writes on MongoDB, writes by _id under a per-process lock on FerretDB (whose conditional updates are neither atomic nor indexed). conditional: MongoDB's mode on any server (the tests use it to run MongoDB's write path on FerretDB)."},
 		{"INNGEST_DEV", "", "1 (dev server on " + defaultDevServerURL + ") or the dev server's URL: local development, no keys needed."},
 		{"INNGEST_EVENT_KEY", "", "Inngest Cloud event key (required with INNGEST_SIGNING_KEY unless INNGEST_DEV is set)."},
 		{"INNGEST_SIGNING_KEY", "", "Inngest Cloud signing key (signkey-...); requests to /api/inngest must be signed with it."},
@@ -64,11 +67,11 @@ func settingsHelp() []setting {
 		{"INNGEST_BATCH_SIZE", "0", "Above 1: up to this many create/update events per Inngest run (each still a guarded upsert); for bursts. 0: one run per event."},
 		{"LOG_LEVEL", "info", "debug, info, warn or error."},
 		{"LOG_FORMAT", "text", "text or json."},
-		{"CLERK_SECRET_KEY", "", "Clerk secret key (sk_live_... or sk_test_...), Clerk Dashboard -> API keys. Set: the reconcile-users-with-clerk cron function runs, and `backfill` can read the API."},
+		{"CLERK_SECRET_KEY", "", "Clerk secret key (sk_live_... or sk_test_...), Clerk Dashboard -> API keys. Set: the reconcile-users-with-clerk cron function runs, and `backfill` can read the API. The first of them to write records the key's Clerk instance (sync_metadata); a key for another instance is refused."},
 		{"CLERK_API_URL", defaultClerkAPIURL, "Clerk Backend API base URL."},
 		{"RECONCILE_SCHEDULE", reconcile.DefaultSchedule, "Cron schedule (UTC; or TZ=Area/City ...) of the reconciliation with Clerk."},
 		{"RECONCILE_MAX_DELETE_SHARE", "0.1", "Largest share (0 to 1) of live users one reconciliation may delete; above it nothing is deleted and the run reports the refusal."},
-		{"RECONCILE_ALLOW_MASS_DELETE", "", "1 lets a reconciliation delete more than RECONCILE_MAX_DELETE_SHARE (set it for one run, then unset it)."},
+		{"RECONCILE_ALLOW_MASS_DELETE", "", "1 lets a reconciliation delete more than RECONCILE_MAX_DELETE_SHARE, and a reconciliation or backfill write users although Clerk's list has fewer than half the database's live users (set it for one run, then unset it)."},
 	}
 }
 
@@ -238,7 +241,7 @@ func loadLogSettings(get func(name, def string) string, cfg *config) []error {
 }
 
 // loadStoreAndClerkSettings reads the database name (from MONGODB_URI's path, else
-// MONGODB_DATABASE) and the Clerk Backend API settings into cfg, whose mongoURI is already
+// MONGODB_DATABASE), STORE_WRITE_MODE and the Clerk Backend API settings into cfg, whose mongoURI is already
 // set. It returns an error for each malformed setting.
 func loadStoreAndClerkSettings(getenv func(string) string, cfg *config) []error {
 	var errs []error
@@ -247,6 +250,14 @@ func loadStoreAndClerkSettings(getenv func(string) string, cfg *config) []error 
 		errs = append(errs, err)
 	}
 	cfg.database = db
+	switch mode := strings.ToLower(envGetter(getenv)("STORE_WRITE_MODE", "auto")); mode {
+	case "auto":
+		cfg.writeMode = store.WritesAuto
+	case "conditional":
+		cfg.writeMode = store.WritesConditional
+	default:
+		errs = append(errs, fmt.Errorf("STORE_WRITE_MODE=%q must be auto or conditional (or unset)", mode))
+	}
 	var clerkErrs []error
 	cfg.clerk, clerkErrs = loadClerkConfig(getenv)
 	return append(errs, clerkErrs...)

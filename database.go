@@ -28,7 +28,7 @@ func openDatabase(ctx context.Context, cfg config, logger *slog.Logger, stderr i
 		logger.Info(embeddedNote, "data_dir", cfg.dataDir, "database", cfg.database)
 	}
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	users, err := store.Open(openCtx, uri, cfg.database)
+	users, err := store.OpenWith(openCtx, uri, cfg.database, cfg.writeMode)
 	cancel()
 	if err != nil {
 		stopEmbedded()

@@ -91,6 +91,20 @@ type stackOptions struct {
 	subprocess bool
 	// retryInterval is the dev server's --retry-interval in seconds (default 1).
 	retryInterval int
+	// writeMode is the service's STORE_WRITE_MODE ("" for the default, auto).
+	writeMode string
+}
+
+// writeModes are the store's write modes the guarantee tests run in: auto (on FerretDB, writes
+// by _id under the per-process lock) and conditional (MongoDB's atomic conditional writes, run
+// here on FerretDB, since no MongoDB server installs on these machines).
+var writeModes = []string{"auto", "conditional"}
+
+// eachWriteMode runs f as one subtest per write mode.
+func eachWriteMode(t *testing.T, f func(t *testing.T, mode string)) {
+	for _, mode := range writeModes {
+		t.Run(mode, func(t *testing.T) { f(t, mode) })
+	}
 }
 
 // startStack starts FerretDB, the service (through run, against that FerretDB) and the dev
@@ -120,6 +134,9 @@ func startStackWith(t *testing.T, opts stackOptions) *stack {
 		"MONGODB_URI":                  uri,
 		"WEBHOOK_FORWARD_TIMEOUT":      "6s",
 		"LOG_LEVEL":                    "warn",
+	}
+	if opts.writeMode != "" {
+		s.env["STORE_WRITE_MODE"] = opts.writeMode
 	}
 	if opts.subprocess {
 		s.env["PORT"] = strconv.Itoa(freePort(t))
@@ -366,10 +383,20 @@ func (s *stack) waitRunsSettled(name, eventID string, since time.Time, wantEvent
 	}
 }
 
-// clerkUserEvent returns a user.created or user.updated envelope for a test user.
+// clerkUserEvent returns a user.created or user.updated envelope for a test user without a
+// Clerk username.
 func clerkUserEvent(typ, id, first, email string, updatedAt int64) []byte {
+	return clerkUserEventNamed(typ, id, first, email, "", updatedAt)
+}
+
+// clerkUserEventNamed is clerkUserEvent with the Clerk username username ("" for null).
+func clerkUserEventNamed(typ, id, first, email, username string, updatedAt int64) []byte {
+	var name any
+	if username != "" {
+		name = username
+	}
 	data := map[string]any{
-		"object": "user", "id": id, "first_name": first, "last_name": "Tester", "username": nil,
+		"object": "user", "id": id, "first_name": first, "last_name": "Tester", "username": name,
 		"image_url": "https://img.clerk.com/" + id, "created_at": 1700000000000, "updated_at": updatedAt,
 		"primary_email_address_id": nil, "email_addresses": []any{},
 	}
@@ -393,13 +420,19 @@ func isTombstone(u store.User, err error) bool {
 }
 
 func TestEndToEnd(t *testing.T) {
-	s := startStack(t)
-	t.Run("ClerkExamplesInOrder", s.testExamples)
-	t.Run("BurstOf200SignUps", s.testBurst)
-	t.Run("SameDeliveryThreeTimes", s.testDuplicateDelivery)
-	t.Run("OutOfOrder", s.testOutOfOrder)
-	t.Run("PermanentFailureRecorded", s.testPermanentFailureRecorded)
-	t.Run("DevServerDown", s.testDevServerDown)
+	eachWriteMode(t, func(t *testing.T, mode string) {
+		s := startStackWith(t, stackOptions{writeMode: mode})
+		t.Run("ClerkExamplesInOrder", s.testExamples)
+		t.Run("BurstOf200SignUps", s.testBurst)
+		t.Run("SameDeliveryThreeTimes", s.testDuplicateDelivery)
+		t.Run("OutOfOrder", s.testOutOfOrder)
+		t.Run("PermanentFailureRecorded", s.testPermanentFailureRecorded)
+		t.Run("UsernameSwapNewestFirst", s.testUsernameSwapNewestFirst)
+		t.Run("DerivedUsernamesYield", s.testDerivedUsernamesYield)
+		t.Run("RemovedUsernameReleased", s.testRemovedUsernameReleased)
+		t.Run("ThirtyUsersClaimingAtOnce", s.testConcurrentClaims)
+		t.Run("DevServerDown", s.testDevServerDown)
+	})
 }
 
 func (s *stack) testExamples(t *testing.T) {

@@ -91,80 +91,84 @@ func (s *stack) waitAllUsers(ids []string, timeout time.Duration) {
 
 func TestFaultDatabaseOutageDuringBurst(t *testing.T) {
 	skipIfShort(t)
-	s := startStackWith(t, stackOptions{dbProxy: true, retryInterval: 3})
-	const n = 500
-	ids, bodies := make([]string, n), make([][]byte, n)
-	for i := range n {
-		ids[i], bodies[i] = signUp("dbout", i)
-	}
-	var restored sync.WaitGroup
-	cutAt := time.Time{}
-	codes := s.postAll(bodies, ids, func(i int) {
-		if i == n/5 {
-			s.dbProxy.cut()
-			cutAt = time.Now()
-			restored.Add(1)
-			go func() {
-				defer restored.Done()
-				time.Sleep(10 * time.Second)
-				s.dbProxy.restore()
-			}()
+	eachWriteMode(t, func(t *testing.T, mode string) {
+		s := startStackWith(t, stackOptions{dbProxy: true, retryInterval: 3, writeMode: mode})
+		const n = 500
+		ids, bodies := make([]string, n), make([][]byte, n)
+		for i := range n {
+			ids[i], bodies[i] = signUp("dbout", i)
 		}
+		var restored sync.WaitGroup
+		cutAt := time.Time{}
+		codes := s.postAll(bodies, ids, func(i int) {
+			if i == n/5 {
+				s.dbProxy.cut()
+				cutAt = time.Now()
+				restored.Add(1)
+				go func() {
+					defer restored.Done()
+					time.Sleep(10 * time.Second)
+					s.dbProxy.restore()
+				}()
+			}
+		})
+		restored.Wait()
+		t.Logf("injected: database unreachable for %v from sign-up %d of %d (proxy cut: connections closed, new ones refused)", time.Since(cutAt).Round(time.Second), n/5, n)
+		for i, c := range codes {
+			if c != http.StatusOK {
+				t.Fatalf("POST sign-up %d = %d; want 200 (the webhook never touches the database)", i, c)
+			}
+		}
+		start := time.Now()
+		s.waitAllUsers(ids, 4*time.Minute)
+		t.Logf("counted: %d webhooks answered 200; all %d users stored once with distinct usernames, %v after the database came back", n, n, time.Since(start).Round(time.Second))
 	})
-	restored.Wait()
-	t.Logf("injected: database unreachable for %v from sign-up %d of %d (proxy cut: connections closed, new ones refused)", time.Since(cutAt).Round(time.Second), n/5, n)
-	for i, c := range codes {
-		if c != http.StatusOK {
-			t.Fatalf("POST sign-up %d = %d; want 200 (the webhook never touches the database)", i, c)
-		}
-	}
-	start := time.Now()
-	s.waitAllUsers(ids, 4*time.Minute)
-	t.Logf("counted: %d webhooks answered 200; all %d users stored once with distinct usernames, %v after the database came back", n, n, time.Since(start).Round(time.Second))
 }
 
 func TestFaultServiceKilledDuringBurst(t *testing.T) {
 	skipIfShort(t)
-	s := startStackWith(t, stackOptions{subprocess: true, retryInterval: 2})
-	const n = 300
-	ids, bodies := make([]string, n), make([][]byte, n)
-	for i := range n {
-		ids[i], bodies[i] = signUp("kill", i)
-	}
-	var restarted sync.WaitGroup
-	codes := s.postAll(bodies, ids, func(i int) {
-		time.Sleep(15 * time.Millisecond) // spread the burst over the kill and the restart
-		if i == n/3 {
-			s.killService()
-			restarted.Add(1)
-			go func() {
-				defer restarted.Done()
-				time.Sleep(2 * time.Second)
-				s.startService()
-			}()
+	eachWriteMode(t, func(t *testing.T, mode string) {
+		s := startStackWith(t, stackOptions{subprocess: true, retryInterval: 2, writeMode: mode})
+		const n = 300
+		ids, bodies := make([]string, n), make([][]byte, n)
+		for i := range n {
+			ids[i], bodies[i] = signUp("kill", i)
 		}
+		var restarted sync.WaitGroup
+		codes := s.postAll(bodies, ids, func(i int) {
+			time.Sleep(15 * time.Millisecond) // spread the burst over the kill and the restart
+			if i == n/3 {
+				s.killService()
+				restarted.Add(1)
+				go func() {
+					defer restarted.Done()
+					time.Sleep(2 * time.Second)
+					s.startService()
+				}()
+			}
+		})
+		restarted.Wait()
+		var accepted, failed []int
+		for i, c := range codes {
+			if c >= 200 && c < 300 {
+				accepted = append(accepted, i)
+			} else {
+				failed = append(failed, i)
+			}
+		}
+		t.Logf("injected: SIGKILL of the service at sign-up %d of %d, restarted 2s later; %d webhooks got 2xx, %d failed", n/3, n, len(accepted), len(failed))
+		if len(failed) == 0 {
+			t.Logf("no webhook failed: the kill fell between requests")
+		}
+		// Svix re-sends what failed, with the same id.
+		for _, i := range failed {
+			if c, err := s.post(bodies[i], ids[i]); c != http.StatusOK {
+				t.Fatalf("re-sent sign-up %d = %d, %v; want 200", i, c, err)
+			}
+		}
+		s.waitAllUsers(ids, 3*time.Minute)
+		t.Logf("counted: all %d users stored once (%d accepted first time, %d re-sent)", n, len(accepted), len(failed))
 	})
-	restarted.Wait()
-	var accepted, failed []int
-	for i, c := range codes {
-		if c >= 200 && c < 300 {
-			accepted = append(accepted, i)
-		} else {
-			failed = append(failed, i)
-		}
-	}
-	t.Logf("injected: SIGKILL of the service at sign-up %d of %d, restarted 2s later; %d webhooks got 2xx, %d failed", n/3, n, len(accepted), len(failed))
-	if len(failed) == 0 {
-		t.Logf("no webhook failed: the kill fell between requests")
-	}
-	// Svix re-sends what failed, with the same id.
-	for _, i := range failed {
-		if c, err := s.post(bodies[i], ids[i]); c != http.StatusOK {
-			t.Fatalf("re-sent sign-up %d = %d, %v; want 200", i, c, err)
-		}
-	}
-	s.waitAllUsers(ids, 3*time.Minute)
-	t.Logf("counted: all %d users stored once (%d accepted first time, %d re-sent)", n, len(accepted), len(failed))
 }
 
 func TestFaultDevServerBlackHole(t *testing.T) {
@@ -237,96 +241,98 @@ type mixedUser struct {
 
 func TestFaultMixedLoad(t *testing.T) {
 	skipIfShort(t)
-	s := startStackWith(t, stackOptions{})
-	rng := rand.New(rand.NewSource(20261129))
-	const users = 300
-	type delivery struct {
-		id   string
-		body []byte
-	}
-	var deliveries []delivery
-	model := make([]mixedUser, users)
-	for u := range users {
-		m := &model[u]
-		m.id = fmt.Sprintf("user_mix%03d", u)
-		updates := 1 + rng.Intn(5)
-		for k := 0; k <= updates; k++ {
-			at := int64(1700000000000 + k*1000)
-			typ := "user.updated"
-			if k == 0 {
-				typ = "user.created"
-			}
-			name := fmt.Sprintf("Mix%dv%d", u, k)
-			deliveries = append(deliveries, delivery{fmt.Sprintf("msg_mix_%d_%d", u, k), clerkUserEvent(typ, m.id, name, fmt.Sprintf("mix%d.v%d@example.org", u, k), at)})
-			if at > m.newest {
-				m.newest, m.name = at, name+" Tester"
-			}
+	eachWriteMode(t, func(t *testing.T, mode string) {
+		s := startStackWith(t, stackOptions{writeMode: mode})
+		rng := rand.New(rand.NewSource(20261129))
+		const users = 300
+		type delivery struct {
+			id   string
+			body []byte
 		}
-		if rng.Intn(10) < 3 {
-			m.deleted, m.deleteAt = true, 1700000100000
-			deliveries = append(deliveries, delivery{fmt.Sprintf("msg_mix_%d_del", u), clerkDeleteEvent(m.id, m.deleteAt)})
-		}
-	}
-	distinct := len(deliveries)
-	for len(deliveries) < 2000 { // Svix re-deliveries of the same messages
-		deliveries = append(deliveries, deliveries[rng.Intn(distinct)])
-	}
-	rng.Shuffle(len(deliveries), func(i, j int) { deliveries[i], deliveries[j] = deliveries[j], deliveries[i] })
-	bodies, ids := make([][]byte, len(deliveries)), make([]string, len(deliveries))
-	for i, d := range deliveries {
-		bodies[i], ids[i] = d.body, d.id
-	}
-	start := time.Now()
-	codes := s.postAll(bodies, ids, nil)
-	for i, c := range codes {
-		if c != http.StatusOK {
-			t.Fatalf("POST delivery %d (%s) = %d; want 200", i, ids[i], c)
-		}
-	}
-	t.Logf("injected: %d deliveries (%d distinct events, %d duplicates) for %d users, shuffled, 50 at a time, in %v",
-		len(deliveries), distinct, len(deliveries)-distinct, users, time.Since(start).Round(time.Millisecond))
-
-	deadline := time.Now().Add(4 * time.Minute)
-	for {
-		wrong := 0
-		var example string
-		for _, m := range model {
-			got, err := s.users.Get(context.Background(), m.id)
-			ok := err == nil
-			if m.deleted {
-				ok = ok && isTombstone(got, err) && got.DeletedAt == m.deleteAt
-			} else {
-				ok = ok && !got.Deleted && got.UpdatedAt == m.newest && got.FullName == m.name
-			}
-			if !ok {
-				wrong++
-				if example == "" {
-					example = fmt.Sprintf("%s: got %+v, %v; want %+v", m.id, got, err, m)
+		var deliveries []delivery
+		model := make([]mixedUser, users)
+		for u := range users {
+			m := &model[u]
+			m.id = fmt.Sprintf("user_mix%03d", u)
+			updates := 1 + rng.Intn(5)
+			for k := 0; k <= updates; k++ {
+				at := int64(1700000000000 + k*1000)
+				typ := "user.updated"
+				if k == 0 {
+					typ = "user.created"
+				}
+				name := fmt.Sprintf("Mix%dv%d", u, k)
+				deliveries = append(deliveries, delivery{fmt.Sprintf("msg_mix_%d_%d", u, k), clerkUserEvent(typ, m.id, name, fmt.Sprintf("mix%d.v%d@example.org", u, k), at)})
+				if at > m.newest {
+					m.newest, m.name = at, name+" Tester"
 				}
 			}
+			if rng.Intn(10) < 3 {
+				m.deleted, m.deleteAt = true, 1700000100000
+				deliveries = append(deliveries, delivery{fmt.Sprintf("msg_mix_%d_del", u), clerkDeleteEvent(m.id, m.deleteAt)})
+			}
 		}
-		if wrong == 0 {
-			break
+		distinct := len(deliveries)
+		for len(deliveries) < 2000 { // Svix re-deliveries of the same messages
+			deliveries = append(deliveries, deliveries[rng.Intn(distinct)])
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d users differ from the model after 4 minutes, e.g. %s", wrong, users, example)
+		rng.Shuffle(len(deliveries), func(i, j int) { deliveries[i], deliveries[j] = deliveries[j], deliveries[i] })
+		bodies, ids := make([][]byte, len(deliveries)), make([]string, len(deliveries))
+		for i, d := range deliveries {
+			bodies[i], ids[i] = d.body, d.id
 		}
-		time.Sleep(time.Second)
-	}
-	deleted, live := 0, map[string]bool{}
-	for _, m := range model {
-		if m.deleted {
-			deleted++
-			continue
+		start := time.Now()
+		codes := s.postAll(bodies, ids, nil)
+		for i, c := range codes {
+			if c != http.StatusOK {
+				t.Fatalf("POST delivery %d (%s) = %d; want 200", i, ids[i], c)
+			}
 		}
-		u, _ := s.users.Get(context.Background(), m.id)
-		if live[u.Username] {
-			t.Errorf("username %q is not unique among live users", u.Username)
+		t.Logf("injected: %d deliveries (%d distinct events, %d duplicates) for %d users, shuffled, 50 at a time, in %v",
+			len(deliveries), distinct, len(deliveries)-distinct, users, time.Since(start).Round(time.Millisecond))
+
+		deadline := time.Now().Add(4 * time.Minute)
+		for {
+			wrong := 0
+			var example string
+			for _, m := range model {
+				got, err := s.users.Get(context.Background(), m.id)
+				ok := err == nil
+				if m.deleted {
+					ok = ok && isTombstone(got, err) && got.DeletedAt == m.deleteAt
+				} else {
+					ok = ok && !got.Deleted && got.UpdatedAt == m.newest && got.FullName == m.name
+				}
+				if !ok {
+					wrong++
+					if example == "" {
+						example = fmt.Sprintf("%s: got %+v, %v; want %+v", m.id, got, err, m)
+					}
+				}
+			}
+			if wrong == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of %d users differ from the model after 4 minutes, e.g. %s", wrong, users, example)
+			}
+			time.Sleep(time.Second)
 		}
-		live[u.Username] = true
-	}
-	t.Logf("counted: all %d users equal the model (%d live with the newest updated_at, %d deleted without personal data) %v after the last post",
-		users, users-deleted, deleted, time.Since(start).Round(time.Second))
+		deleted, live := 0, map[string]bool{}
+		for _, m := range model {
+			if m.deleted {
+				deleted++
+				continue
+			}
+			u, _ := s.users.Get(context.Background(), m.id)
+			if live[u.Username] {
+				t.Errorf("username %q is not unique among live users", u.Username)
+			}
+			live[u.Username] = true
+		}
+		t.Logf("counted: all %d users equal the model (%d live with the newest updated_at, %d deleted without personal data) %v after the last post",
+			users, users-deleted, deleted, time.Since(start).Round(time.Second))
+	})
 }
 
 // fixedSecret is a signing secret for tests that need no fresh one.

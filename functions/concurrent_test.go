@@ -30,34 +30,35 @@ func (h *harness) sendAtOnce(evs []event) ([]store.Outcome, []error) {
 // TestConcurrentSignups: users signing up at the same moment with the same email local part
 // and no Clerk username all get distinct usernames.
 func TestConcurrentSignups(t *testing.T) {
-	h := newHarness(t)
-	const n = 20
-	evs := make([]event, n)
-	for i := range evs {
-		evs[i] = created(clerkUser(fmt.Sprintf("user_signup%02d", i), "Jane", "Doe", fmt.Sprintf("jane@d%02d.org", i), "", t1))
-	}
-	outcomes, errs := h.sendAtOnce(evs)
+	eachMode(t, func(t *testing.T, h *harness) {
+		const n = 20
+		evs := make([]event, n)
+		for i := range evs {
+			evs[i] = created(clerkUser(fmt.Sprintf("user_signup%02d", i), "Jane", "Doe", fmt.Sprintf("jane@d%02d.org", i), "", t1))
+		}
+		outcomes, errs := h.sendAtOnce(evs)
 
-	owner := map[string]string{}
-	for i, e := range evs {
-		id := e.user.ID
-		if errs[i] != nil || outcomes[i] != store.Inserted {
-			t.Errorf("%s = %q, %v; want inserted", e, outcomes[i], errs[i])
-			continue
+		owner := map[string]string{}
+		for i, e := range evs {
+			id := e.user.ID
+			if errs[i] != nil || outcomes[i] != store.Inserted {
+				t.Errorf("%s = %q, %v; want inserted", e, outcomes[i], errs[i])
+				continue
+			}
+			got := h.get(id).Username
+			if !strings.HasPrefix(got, "jane") {
+				t.Errorf("Get(%s) username = %q; want one starting with \"jane\"", id, got)
+			}
+			if other, taken := owner[got]; taken {
+				t.Errorf("username %q given to both %s and %s", got, other, id)
+			}
+			owner[got] = id
 		}
-		got := h.get(id).Username
-		if !strings.HasPrefix(got, "jane") {
-			t.Errorf("Get(%s) username = %q; want one starting with \"jane\"", id, got)
+		if len(owner) != n {
+			t.Errorf("%d distinct usernames for %d users: %v", len(owner), n, owner)
 		}
-		if other, taken := owner[got]; taken {
-			t.Errorf("username %q given to both %s and %s", got, other, id)
-		}
-		owner[got] = id
-	}
-	if len(owner) != n {
-		t.Errorf("%d distinct usernames for %d users: %v", len(owner), n, owner)
-	}
-	t.Logf("usernames: %v", owner)
+		t.Logf("usernames: %v", owner)
+	})
 }
 
 // eventFor makes an event for the given user id.
@@ -104,35 +105,36 @@ func TestConcurrentEventsForOneUser(t *testing.T) {
 		{"existing user: update and delete", []eventFor{createT1}, []eventFor{updateT2, deleteT3}, tombstone, "a tombstone"},
 		{"existing user: two updates", []eventFor{createT1}, []eventFor{updateT3, updateT2}, live("Anna New", t3), "the newest update (t3)"},
 	}
-	h := newHarness(t)
-	for ci, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			h := h.sub(t)
-			bad := 0
-			for r := range rounds {
-				id := fmt.Sprintf("user_c%d_%02d", ci, r)
-				for _, mk := range tc.before {
-					h.mustSend(mk(id), "")
-				}
-				evs := make([]event, len(tc.atOnce))
-				for i, mk := range tc.atOnce {
-					evs[i] = mk(id)
-				}
-				_, errs := h.sendAtOnce(evs)
-				for i, err := range errs {
-					if err != nil {
-						t.Errorf("%s = %v", evs[i], err)
+	eachMode(t, func(t *testing.T, h *harness) {
+		for ci, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				h := h.sub(t)
+				bad := 0
+				for r := range rounds {
+					id := fmt.Sprintf("user_c%d_%02d", ci, r)
+					for _, mk := range tc.before {
+						h.mustSend(mk(id), "")
+					}
+					evs := make([]event, len(tc.atOnce))
+					for i, mk := range tc.atOnce {
+						evs[i] = mk(id)
+					}
+					_, errs := h.sendAtOnce(evs)
+					for i, err := range errs {
+						if err != nil {
+							t.Errorf("%s = %v", evs[i], err)
+						}
+					}
+					if got := h.get(id); !tc.ok(got) {
+						if bad++; bad <= 3 {
+							t.Errorf("Get(%s) = %s; want %s", id, show(got), tc.want)
+						}
 					}
 				}
-				if got := h.get(id); !tc.ok(got) {
-					if bad++; bad <= 3 {
-						t.Errorf("Get(%s) = %s; want %s", id, show(got), tc.want)
-					}
+				if bad > 0 {
+					t.Errorf("%d of %d users wrong", bad, rounds)
 				}
-			}
-			if bad > 0 {
-				t.Errorf("%d of %d users wrong", bad, rounds)
-			}
-		})
-	}
+			})
+		}
+	})
 }

@@ -20,14 +20,16 @@ type scenario struct {
 	want     expectUser
 }
 
-// run sends the scenario's events to a fresh database and checks outcomes and final state.
+// run sends the scenario's events to a fresh database, in each write mode, and checks outcomes
+// and final state.
 func (sc scenario) run(t *testing.T) {
-	h := newHarness(t)
-	for i, e := range sc.events {
-		h.mustSend(e, sc.outcomes[i])
-	}
-	id := sc.want.user.ID
-	sc.want.check(t, "Get("+id+")", h.get(id))
+	eachMode(t, func(t *testing.T, h *harness) {
+		for i, e := range sc.events {
+			h.mustSend(e, sc.outcomes[i])
+		}
+		id := sc.want.user.ID
+		sc.want.check(t, "Get("+id+")", h.get(id))
+	})
 }
 
 // TestStoredFields: what the functions store for users whose data is awkward.

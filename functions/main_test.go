@@ -29,6 +29,21 @@ func TestMain(m *testing.M) { os.Exit(storetest.Main(m, &srv)) }
 // openStore opens a fresh database for one test.
 func openStore(t testing.TB) *store.Store { return srv.Open(t, store.WritesAuto) }
 
+// modes are the store's two write modes. The tests of the guarantees run in both: on FerretDB,
+// WritesAuto picks WritesByID; WritesConditional is what MongoDB gets. (No MongoDB server runs
+// here: the conditional mode is exercised on FerretDB.)
+var modes = []struct {
+	name string
+	mode store.WriteMode
+}{{"conditional", store.WritesConditional}, {"by-id", store.WritesByID}}
+
+// eachMode runs f as one subtest per write mode, each with a fresh harness.
+func eachMode(t *testing.T, f func(t *testing.T, h *harness)) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) { f(t, newHarnessMode(t, m.mode)) })
+	}
+}
+
 // harness is the functions under test, writing to a fresh database.
 type harness struct {
 	t   *testing.T
@@ -39,11 +54,14 @@ type harness struct {
 
 // newHarness opens a fresh database and the functions writing to it. The functions' logs go
 // to the test output (shown with -v or when the test fails).
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T) *harness { return newHarnessMode(t, store.WritesAuto) }
+
+// newHarnessMode is newHarness with the store in the given write mode.
+func newHarnessMode(t *testing.T, mode store.WriteMode) *harness {
 	t.Helper()
-	st := openStore(t)
+	st := srv.Open(t, mode)
 	logger := slog.New(slog.NewTextHandler(t.Output(), nil))
-	return &harness{t: t, ctx: t.Context(), st: st, fns: functions.New(st, logger, functions.Config{})}
+	return &harness{t: t, ctx: t.Context(), st: st, fns: functions.New(st, st, logger, functions.Config{AppID: testAppID})}
 }
 
 // sub returns the harness for a subtest t, on the same database.

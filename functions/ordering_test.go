@@ -47,27 +47,28 @@ func (m *model) apply(e event) store.Outcome {
 }
 
 // runOrders delivers the events for every order and delivery, each case to its own user id
-// made by mkEvents, checks every call's outcome against the model and hands the final stored
-// user to check. labels name the events in the subtest names.
+// made by mkEvents, in both write modes, checks every call's outcome against the model and hands
+// the final stored user to check. labels name the events in the subtest names.
 func runOrders(t *testing.T, labels [3]string, mkEvents func(id string) [3]event, check func(t *testing.T, evs [3]event, got store.User)) {
-	h := newHarness(t)
-	for _, o := range orders {
-		for _, d := range deliveries {
-			evs := mkEvents(fmt.Sprintf("user_o%d%d%d_%s", o[0], o[1], o[2], d.name))
-			names := make([]string, 3)
-			for i, j := range o {
-				names[i] = labels[j]
-			}
-			t.Run(strings.Join(names, ",")+"/"+d.name, func(t *testing.T) {
-				h := h.sub(t)
-				var m model
-				for _, i := range d.seq(o) {
-					h.mustSend(evs[i], m.apply(evs[i]))
+	eachMode(t, func(t *testing.T, h *harness) {
+		for _, o := range orders {
+			for _, d := range deliveries {
+				evs := mkEvents(fmt.Sprintf("user_o%d%d%d_%s", o[0], o[1], o[2], d.name))
+				names := make([]string, 3)
+				for i, j := range o {
+					names[i] = labels[j]
 				}
-				check(t, evs, h.get(evs[0].user.ID))
-			})
+				t.Run(strings.Join(names, ",")+"/"+d.name, func(t *testing.T) {
+					h := h.sub(t)
+					var m model
+					for _, i := range d.seq(o) {
+						h.mustSend(evs[i], m.apply(evs[i]))
+					}
+					check(t, evs, h.get(evs[0].user.ID))
+				})
+			}
 		}
-	}
+	})
 }
 
 const t1, t2, t3 = int64(1_700_000_001_000), int64(1_700_000_002_000), int64(1_700_000_003_000)
