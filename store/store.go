@@ -127,20 +127,12 @@ const (
 // (decodeUser), because the collection may be an application's own, holding fields of other
 // types than this service writes: a value of another type reads as missing.
 type userDoc struct {
-	ID             string
-	Email          *string
-	FullName       string
-	ProfilePicture string
-	Username       string
-	ClerkUsername  string
-	CreatedAt      int64
-	// UpdatedAt is 0 when updated_at is missing or not a number: older than any event.
-	UpdatedAt int64
+	// User holds the fields; its UpdatedAt is 0 when updated_at is missing or not a number
+	// (older than any event), and its Unknown is empty.
+	User
 	// RawUpdatedAt is updated_at as stored (Type 0 when missing), to match it exactly in a
 	// conditional write.
 	RawUpdatedAt bson.RawValue
-	Deleted      bool
-	DeletedAt    int64
 }
 
 // decodeUser reads a users document. It fails only when the document has no string _id.
@@ -167,7 +159,7 @@ func decodeUser(raw bson.Raw) (userDoc, error) {
 	if !ok {
 		return userDoc{}, fmt.Errorf("%w: a users document whose _id is not a string", ErrDatabase)
 	}
-	d := userDoc{
+	d := userDoc{User: User{
 		ID:             id,
 		FullName:       str(fieldFullName),
 		ProfilePicture: str(fieldPicture),
@@ -176,7 +168,7 @@ func decodeUser(raw bson.Raw) (userDoc, error) {
 		CreatedAt:      num(fieldCreatedAt),
 		UpdatedAt:      num(fieldUpdatedAt),
 		DeletedAt:      num(fieldDeletedAt),
-	}
+	}}
 	if e, ok := raw.Lookup(fieldEmail).StringValueOK(); ok {
 		d.Email = &e
 	}
@@ -185,22 +177,6 @@ func decodeUser(raw bson.Raw) (userDoc, error) {
 		d.RawUpdatedAt = v
 	}
 	return d, nil
-}
-
-// user returns d as a User.
-func (d userDoc) user() User {
-	return User{
-		ID:             d.ID,
-		Email:          d.Email,
-		FullName:       d.FullName,
-		ProfilePicture: d.ProfilePicture,
-		Username:       d.Username,
-		ClerkUsername:  d.ClerkUsername,
-		CreatedAt:      d.CreatedAt,
-		UpdatedAt:      d.UpdatedAt,
-		Deleted:        d.Deleted,
-		DeletedAt:      d.DeletedAt,
-	}
 }
 
 // Store reads and writes the users collection. It is safe for concurrent use.
@@ -353,7 +329,7 @@ func (s *Store) Get(ctx context.Context, id string) (User, error) {
 	if err != nil {
 		return User{}, err
 	}
-	return d.user(), nil
+	return d.User, nil
 }
 
 // read returns the stored document of the user id, ErrNotFound, or an error wrapping
