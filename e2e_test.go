@@ -437,11 +437,11 @@ func TestEndToEnd(t *testing.T) {
 
 func (s *stack) testExamples(t *testing.T) {
 	s.t = t
-	dir := filepath.Join("..", "shared", "clerk", "examples")
+	dir := filepath.Join("testdata", "clerk-examples")
 	read := func(name string) []byte {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
-			t.Fatalf("Clerk example %s: %v (shared/ must sit beside the clone)", name, err)
+			t.Fatalf("Clerk example %s: %v", name, err)
 		}
 		return b
 	}

@@ -226,7 +226,7 @@ func checkTombstone(t *testing.T, u store.User, deletedAt int64) {
 }
 
 // examplesDir holds Clerk's example webhook payloads.
-var examplesDir = filepath.Join("..", "..", "shared", "clerk", "examples")
+var examplesDir = filepath.Join("..", "testdata", "clerk-examples")
 
 // exampleEvent reads an example webhook payload as the event the bridge would send: named after
 // Clerk's type, with the timestamp in milliseconds (Clerk's examples use seconds or ms).

@@ -31,7 +31,7 @@ func TestTopLevelID(t *testing.T) {
 // FuzzTopLevelID: on any valid JSON object without duplicate keys, the scanner agrees with
 // encoding/json; on anything, it does not panic.
 func FuzzTopLevelID(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join("..", "..", "shared", "clerk", "examples", "*.json"))
+	files, _ := filepath.Glob(filepath.Join("..", "testdata", "clerk-examples", "*.json"))
 	for _, file := range files {
 		b, _ := os.ReadFile(file)
 		var env struct {

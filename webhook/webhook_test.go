@@ -285,15 +285,15 @@ func oversized(n int) []byte {
 	return []byte(head + strings.Repeat("x", n-len(head)-len(tail)) + tail)
 }
 
-// exampleFiles returns the Clerk example payloads in shared/clerk/examples, a sibling of the
-// repository.
+// exampleFiles returns Clerk's example payloads, copied verbatim into testdata/clerk-examples
+// at the repository's root.
 func exampleFiles(t *testing.T) []string {
 	t.Helper()
-	dir := filepath.Join("..", "..", "shared", "clerk", "examples")
+	dir := filepath.Join("..", "testdata", "clerk-examples")
 	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil || len(files) == 0 {
 		abs, _ := filepath.Abs(dir)
-		t.Fatalf("no Clerk example payloads (*.json) in %s (%s), err %v: shared/ must sit beside the repository clone", dir, abs, err)
+		t.Fatalf("no Clerk example payloads (*.json) in %s (%s), err %v", dir, abs, err)
 	}
 	return files
 }
