@@ -56,7 +56,9 @@ type ClerkConfig struct {
 	// MaxRateLimitRetries bounds how often one request is retried after a 429 (default 5).
 	MaxRateLimitRetries int
 	// MaxRetryAfter is the longest Retry-After the client waits for (default 60 s); a longer
-	// one fails the request with ErrRateLimited, so that the caller can come back later.
+	// one fails the request with ErrRateLimited, so that the caller can come back later. A
+	// call also waits no longer than half the time left before its context's deadline, nor,
+	// inside a reconciliation step, than a few seconds (see StepBudget).
 	MaxRetryAfter time.Duration
 }
 
@@ -70,7 +72,9 @@ type Page struct {
 
 // ClerkAPI reads users, and the instance they belong to, from Clerk's Backend API through the
 // official SDK, with its own per-client configuration (no package-level key). A 429 answer is
-// retried after the delay its Retry-After header asks for, a bounded number of times.
+// retried after the delay its Retry-After header asks for, a bounded number of times, when
+// that delay fits (see ClerkConfig.MaxRetryAfter); otherwise the call fails at once with a
+// *RateLimitedError saying how long Clerk asked to wait.
 type ClerkAPI struct {
 	users  *user.Client
 	jwks   *jwks.Client
@@ -187,8 +191,11 @@ func (c *ClerkAPI) GetUser(ctx context.Context, id string) (functions.ClerkUser,
 }
 
 // retry runs call, and runs it again after each 429 once the Retry-After delay has passed, at
-// most MaxRateLimitRetries times. It returns call's last error, ctx's error when ctx ends while
-// waiting, or an error wrapping ErrRateLimited when it gives up.
+// most MaxRateLimitRetries times. It sits out a delay only when it is within waitLimit (so a
+// reconciliation step never waits past its budget); otherwise it returns at once. It returns
+// call's last error, ctx's error when ctx ends while waiting, or an error wrapping the last
+// *RateLimitedError (so ErrRateLimited) when it gives up: the caller can come back after its
+// RetryAfter.
 func (c *ClerkAPI) retry(ctx context.Context, what string, call func() error) error {
 	for attempt := 1; ; attempt++ {
 		err := call()
@@ -200,11 +207,11 @@ func (c *ClerkAPI) retry(ctx context.Context, what string, call func() error) er
 		if wait <= 0 {
 			wait = time.Second
 		}
-		switch {
-		case attempt > c.cfg.MaxRateLimitRetries:
+		if attempt > c.cfg.MaxRateLimitRetries {
 			return fmt.Errorf("%s: %w %d times in a row; giving up for now", what, rl, attempt)
-		case wait > c.cfg.MaxRetryAfter:
-			return fmt.Errorf("%s: %w, longer than the %s this client waits", what, rl, c.cfg.MaxRetryAfter)
+		}
+		if limit, why := c.waitLimit(ctx, time.Now()); wait > limit {
+			return fmt.Errorf("%s: %w, longer than %s", what, rl, why)
 		}
 		c.logger.Warn("Clerk rate limit hit; retrying after Retry-After", "request", what, "retry_after", wait, "attempt", attempt)
 		t := time.NewTimer(wait)
@@ -215,6 +222,31 @@ func (c *ClerkAPI) retry(ctx context.Context, what string, call func() error) er
 		case <-t.C:
 		}
 	}
+}
+
+// waitLimit returns the longest 429 delay a call under ctx sits out itself at now, and what sets
+// it (for the error): the smallest of MaxRetryAfter, the limit ctx carries (withMaxWait), and
+// half the time left before ctx's deadline (the other half is for the request after the wait).
+func (c *ClerkAPI) waitLimit(ctx context.Context, now time.Time) (time.Duration, string) {
+	limit, why := c.cfg.MaxRetryAfter, fmt.Sprintf("the %s this client waits", c.cfg.MaxRetryAfter)
+	if d, ok := ctx.Value(maxWaitKey{}).(time.Duration); ok && d < limit {
+		limit, why = d, fmt.Sprintf("the %s a reconciliation step waits", d)
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		if left := deadline.Sub(now); left/2 < limit {
+			limit, why = left/2, fmt.Sprintf("half the %s left before the deadline", left.Round(time.Millisecond))
+		}
+	}
+	return limit, why
+}
+
+// maxWaitKey is the context key of the longest 429 delay ClerkAPI sits out itself.
+type maxWaitKey struct{}
+
+// withMaxWait returns a copy of ctx under which ClerkAPI sits out a 429 only when Clerk asks
+// for at most d; a longer delay fails the call with ErrRateLimited at once.
+func withMaxWait(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, maxWaitKey{}, d)
 }
 
 // rateLimitTransport turns a 429 answer into a *RateLimitedError carrying its Retry-After,

@@ -2,8 +2,6 @@ package reconcile
 
 import (
 	"context"
-	"errors"
-	"time"
 
 	"github.com/inngest/inngest/pkg/enums"
 	"github.com/inngest/inngestgo"
@@ -39,7 +37,9 @@ func (r *Reconciler) Register(client inngestgo.Client, schedule string) error {
 }
 
 // reconcileRun is the function's body: one reconciliation, its summary as the run's output.
-// When Clerk kept answering 429, Inngest retries no earlier than Clerk asked.
+// When Clerk answers 429, the step that got it returns an inngestgo.RetryAtError itself (see
+// runStep): Inngest reports a failed step's own error and ignores what the function returns
+// after it, so wrapping Run's error here would not reach Inngest.
 func (r *Reconciler) reconcileRun(ctx context.Context, in inngestgo.Input[map[string]any]) (any, error) {
 	// Inngest calls the function once per step, replaying the steps done: hence Debug.
 	r.logger.Debug("reconciliation with Clerk invoked", "run_id", in.InputCtx.RunID, "attempt", in.InputCtx.Attempt)
@@ -48,12 +48,5 @@ func (r *Reconciler) reconcileRun(ctx context.Context, in inngestgo.Input[map[st
 	if r.cfg.Metrics != nil {
 		r.cfg.Metrics.Reconciled(sum, err)
 	}
-	var rl *RateLimitedError
-	if errors.As(err, &rl) && rl.RetryAfter > 0 {
-		return sum, inngestgo.RetryAtError(err, time.Now().Add(rl.RetryAfter))
-	}
-	if err != nil {
-		return sum, err
-	}
-	return sum, nil
+	return sum, err
 }

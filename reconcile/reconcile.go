@@ -93,8 +93,23 @@ type Metrics interface {
 // the writes), so that a run stays below Inngest's limit of 1,000 steps.
 const maxPages = 450
 
-// deleteChunk is how many deletion candidates one step confirms and deletes.
+// deleteChunk is the most deletion candidates one step confirms and deletes.
 const deleteChunk = 100
+
+// StepBudget is the longest one step of a reconciliation may take. Inngest runs each step in
+// its own HTTP request to the service, which the server's write timeout (2 minutes) cuts off,
+// losing the step's work; so each step runs under a deadline of StepBudget, well inside that
+// timeout. Within a step, a 429 is waited out only when Clerk asks for at most maxStepWait and
+// the wait fits before the deadline; otherwise the step fails at once with an
+// inngestgo.RetryAtError at the time Clerk's Retry-After names, and Inngest retries it then. A
+// delete step starts no new lookup past half its budget and returns what it did; the next
+// step goes on from there. A step cut off by its deadline fails with an error wrapping
+// context.DeadlineExceeded, and Inngest retries it.
+const StepBudget = 60 * time.Second
+
+// maxStepWait is the longest 429 delay a step sits out itself; a longer one goes back to
+// Inngest, which calls the step again when Clerk asked, holding no request meanwhile.
+const maxStepWait = 5 * time.Second
 
 // writeWorkers bounds the concurrent upserts of one page.
 const writeWorkers = 4
@@ -130,6 +145,8 @@ type Reconciler struct {
 	clerk  Clerk
 	logger *slog.Logger
 	cfg    Config
+	// budget is the deadline of each step: StepBudget, shorter in tests.
+	budget time.Duration
 }
 
 // New returns a Reconciler reading users from clerk, writing them to users and logging to
@@ -144,7 +161,7 @@ func New(users Store, clerk Clerk, logger *slog.Logger, cfg Config) *Reconciler 
 	if cfg.MinSharedShare <= 0 {
 		cfg.MinSharedShare = DefaultMinSharedShare
 	}
-	return &Reconciler{users: users, clerk: clerk, logger: logger, cfg: cfg}
+	return &Reconciler{users: users, clerk: clerk, logger: logger, cfg: cfg, budget: StepBudget}
 }
 
 // instanceCheck is the memoized output of the check-instance step.
@@ -201,6 +218,9 @@ type deletionPlan struct {
 
 // deletionResult is the memoized output of one delete step.
 type deletionResult struct {
+	// Done counts the candidates the step dealt with, from the first of its chunk on; the
+	// next step starts after them.
+	Done         int `json:"done"`
 	Deleted      int `json:"deleted"`
 	StillInClerk int `json:"still_in_clerk"`
 	Inserted     int `json:"inserted"`
@@ -217,28 +237,32 @@ type deletionResult struct {
 // none is recorded yet. Then each page-N step reads its page again and writes every user on it
 // through the guarded upsert; plan-deletions lists the live users missing from the pages and
 // applies the safety cap (a share of the live users before the run), and each delete-N step
-// confirms up to 100 of them with Clerk (404: gone) and tombstones those gone. Inside an
-// Inngest run each step is retried on its own (a refused instance is not retried); outside one
-// (tests, backfill) the steps run inline.
+// confirms up to 100 of them with Clerk (404: gone) and tombstones those gone, N being the
+// index of its first candidate. Each step runs within StepBudget. Inside an Inngest run each
+// step is retried on its own (a refused instance is not retried), no earlier than Clerk's
+// Retry-After; outside one (tests, backfill) the steps run inline.
 //
 // It returns the summary so far and the first error that a step gave up on: an error
-// wrapping ErrWrongInstance, store.ErrDatabase, ErrRateLimited, or Clerk's or the network's
-// error. Refusing a mass deletion, or a list that shares too few users, is not an error: the
-// summary reports it (Refused, RefusedForeign) and the log says what to check and how to
-// allow it.
+// wrapping ErrWrongInstance, store.ErrDatabase, ErrRateLimited (also an inngestgo.RetryAtError
+// when Clerk said when to come back), context.DeadlineExceeded (a step ran out of its
+// budget), or Clerk's or the network's error. Refusing a mass deletion, or a list that shares
+// too few users, is not an error: the summary reports it (Refused, RefusedForeign) and the log
+// says what to check and how to allow it.
 func (r *Reconciler) Run(ctx context.Context) (Summary, error) {
 	var sum Summary
-	inst, err := step.Run(ctx, "check-instance", func(ctx context.Context) (instanceCheck, error) {
-		return r.checkInstance(ctx)
+	inst, err := runStep(ctx, r, "check-instance", r.checkInstance)
+	if err != nil {
+		return sum, err
+	}
+	listed, err := r.survey(ctx, func(ctx context.Context, offset int) (surveyPage, error) {
+		return runStep(ctx, r, fmt.Sprintf("survey-%d", offset), func(ctx context.Context) (surveyPage, error) {
+			return r.surveyPage(ctx, offset)
+		})
 	})
 	if err != nil {
 		return sum, err
 	}
-	listed, err := r.survey(ctx)
-	if err != nil {
-		return sum, err
-	}
-	chk, err := step.Run(ctx, "check-overlap", func(ctx context.Context) (Check, error) {
+	chk, err := runStep(ctx, r, "check-overlap", func(ctx context.Context) (Check, error) {
 		live, err := r.users.LiveUserIDs(ctx)
 		if err != nil {
 			r.logger.Error("listing live users failed", "error", err)
@@ -255,17 +279,64 @@ func (r *Reconciler) Run(ctx context.Context) (Summary, error) {
 			"clerk_instance", chk.Instance, "live_users", chk.Live, "listed_by_clerk", chk.Listed, "shared", chk.Shared)
 		return sum, nil
 	}
+	seen, err := r.syncPages(ctx, &sum)
+	if err != nil {
+		return sum, err
+	}
+	plan, err := runStep(ctx, r, "plan-deletions", func(ctx context.Context) (deletionPlan, error) {
+		return r.planDeletions(ctx, seen, chk.Live)
+	})
+	if err != nil {
+		return sum, err
+	}
+	sum.Refused = plan.Refused
+	if err := r.deleteCandidates(ctx, plan.Candidates, &sum); err != nil {
+		return sum, err
+	}
+	r.logger.Info("reconciliation with Clerk done",
+		"pages", sum.Pages, "seen", sum.Seen, "inserted", sum.Inserted, "updated", sum.Updated, "skipped", sum.Skipped,
+		"failed", sum.Failed, "deleted", sum.Deleted, "still_in_clerk", sum.StillInClerk, "refused", sum.Refused)
+	return sum, nil
+}
 
+// runStep runs f as the step id (inline outside an Inngest run) within r's step budget: f's
+// context ends that long after the step starts, and under it Clerk's 429s are waited out only
+// up to maxStepWait. It returns f's result and error; when f failed on a 429 whose Retry-After
+// said when to come back, the error is an inngestgo.RetryAtError at that time, returned from
+// inside the step so that Inngest retries the step then.
+func runStep[T any](ctx context.Context, r *Reconciler, id string, f func(context.Context) (T, error)) (T, error) {
+	return step.Run(ctx, id, func(ctx context.Context) (T, error) {
+		ctx, cancel := context.WithTimeout(ctx, r.budget)
+		defer cancel()
+		res, err := f(withMaxWait(ctx, maxStepWait))
+		return res, retryWhenAsked(err, time.Now())
+	})
+}
+
+// retryWhenAsked returns err, as an inngestgo.RetryAtError at now plus Clerk's Retry-After when
+// err is a 429 that carried one, and unchanged otherwise (nil stays nil).
+func retryWhenAsked(err error, now time.Time) error {
+	var rl *RateLimitedError
+	if !errors.As(err, &rl) || rl.RetryAfter <= 0 {
+		return err
+	}
+	return inngestgo.RetryAtError(err, now.Add(rl.RetryAfter))
+}
+
+// syncPages runs one page-N step per page of Clerk's list, adding what they did to sum, and
+// returns the ids on the pages. It returns the error of the first page that fails for good,
+// or one when the list has more than maxPages pages.
+func (r *Reconciler) syncPages(ctx context.Context, sum *Summary) (map[string]struct{}, error) {
 	seen := map[string]struct{}{}
 	for offset := 0; ; offset += r.cfg.PageSize {
 		if sum.Pages >= maxPages {
-			return sum, fmt.Errorf("reconcile: more than %d pages of %d users; raise the page size", maxPages, r.cfg.PageSize)
+			return nil, fmt.Errorf("reconcile: more than %d pages of %d users; raise the page size", maxPages, r.cfg.PageSize)
 		}
-		page, err := step.Run(ctx, fmt.Sprintf("page-%d", offset), func(ctx context.Context) (pageResult, error) {
+		page, err := runStep(ctx, r, fmt.Sprintf("page-%d", offset), func(ctx context.Context) (pageResult, error) {
 			return r.syncPage(ctx, offset)
 		})
 		if err != nil {
-			return sum, err
+			return nil, err
 		}
 		sum.Pages++
 		sum.Seen += len(page.IDs)
@@ -277,24 +348,22 @@ func (r *Reconciler) Run(ctx context.Context) (Summary, error) {
 			seen[id] = struct{}{}
 		}
 		if page.Count < r.cfg.PageSize {
-			break
+			return seen, nil
 		}
 	}
+}
 
-	plan, err := step.Run(ctx, "plan-deletions", func(ctx context.Context) (deletionPlan, error) {
-		return r.planDeletions(ctx, seen, chk.Live)
-	})
-	if err != nil {
-		return sum, err
-	}
-	sum.Refused = plan.Refused
-	for i := 0; i < len(plan.Candidates); i += deleteChunk {
-		chunk := plan.Candidates[i:min(i+deleteChunk, len(plan.Candidates))]
-		res, err := step.Run(ctx, fmt.Sprintf("delete-%d", i), func(ctx context.Context) (deletionResult, error) {
-			return r.deleteMissing(ctx, chunk)
+// deleteCandidates runs delete-N steps until every candidate is dealt with, each step taking
+// up to deleteChunk of them from the first one the steps before left, and adds what they did
+// to sum. It returns the error of the first step that fails for good.
+func (r *Reconciler) deleteCandidates(ctx context.Context, candidates []string, sum *Summary) error {
+	for i := 0; i < len(candidates); {
+		chunk := candidates[i:min(i+deleteChunk, len(candidates))]
+		res, err := runStep(ctx, r, fmt.Sprintf("delete-%d", i), func(ctx context.Context) (deletionResult, error) {
+			return r.deleteMissing(ctx, chunk, time.Now().Add(r.budget/2))
 		})
 		if err != nil {
-			return sum, err
+			return err
 		}
 		sum.Deleted += res.Deleted
 		sum.StillInClerk += res.StillInClerk
@@ -302,11 +371,13 @@ func (r *Reconciler) Run(ctx context.Context) (Summary, error) {
 		sum.Updated += res.Updated
 		sum.Skipped += res.Skipped
 		sum.Failed += res.Failed
+		if res.Done <= 0 || res.Done > len(chunk) {
+			// Memoized by a version whose delete steps always did their whole chunk.
+			res.Done = len(chunk)
+		}
+		i += res.Done
 	}
-	r.logger.Info("reconciliation with Clerk done",
-		"pages", sum.Pages, "seen", sum.Seen, "inserted", sum.Inserted, "updated", sum.Updated, "skipped", sum.Skipped,
-		"failed", sum.Failed, "deleted", sum.Deleted, "still_in_clerk", sum.StillInClerk, "refused", sum.Refused)
-	return sum, nil
+	return nil
 }
 
 // CheckImport makes the checks of Run for an import that writes Clerk's users without
@@ -335,7 +406,7 @@ func (r *Reconciler) CheckImport(ctx context.Context) (Check, error) {
 	if len(live) > 0 {
 		r.logger.Info("no Clerk instance recorded for this database yet: reading Clerk's list once to compare it with the stored users",
 			"clerk_instance", inst.Instance, "live_users", len(live))
-		if listed, err = r.survey(ctx); err != nil {
+		if listed, err = r.survey(ctx, r.surveyPage); err != nil {
 			return Check{}, err
 		}
 	}
@@ -384,28 +455,16 @@ func (r *Reconciler) wrongInstance(keyInst, recorded string) error {
 	return inngestgo.NoRetryError(err)
 }
 
-// survey reads Clerk's whole list, one survey-N step per page, and returns the ids on it. It
-// returns the error of the first page that cannot be read.
-func (r *Reconciler) survey(ctx context.Context) ([]string, error) {
+// survey reads Clerk's whole list, one page at a time through readPage (Run makes each page a
+// survey-N step), and returns the ids on it. It returns the error of the first page that
+// cannot be read, or one when the list has more than maxPages pages.
+func (r *Reconciler) survey(ctx context.Context, readPage func(ctx context.Context, offset int) (surveyPage, error)) ([]string, error) {
 	var ids []string
 	for offset, pages := 0, 0; ; offset, pages = offset+r.cfg.PageSize, pages+1 {
 		if pages >= maxPages {
 			return nil, fmt.Errorf("reconcile: more than %d pages of %d users; raise the page size", maxPages, r.cfg.PageSize)
 		}
-		page, err := step.Run(ctx, fmt.Sprintf("survey-%d", offset), func(ctx context.Context) (surveyPage, error) {
-			p, err := r.clerk.ListUsers(ctx, r.cfg.PageSize, offset)
-			if err != nil {
-				r.logger.Error("reading a page of Clerk users failed", "offset", offset, "error", err)
-				return surveyPage{}, err
-			}
-			res := surveyPage{Count: len(p.Users), IDs: make([]string, 0, len(p.Users))}
-			for _, u := range p.Users {
-				if u.ID != "" {
-					res.IDs = append(res.IDs, u.ID)
-				}
-			}
-			return res, nil
-		})
+		page, err := readPage(ctx, offset)
 		if err != nil {
 			return nil, err
 		}
@@ -414,6 +473,23 @@ func (r *Reconciler) survey(ctx context.Context) ([]string, error) {
 			return ids, nil
 		}
 	}
+}
+
+// surveyPage reads the page of Clerk's list at offset, keeping only the ids. It returns
+// Clerk's or the network's error.
+func (r *Reconciler) surveyPage(ctx context.Context, offset int) (surveyPage, error) {
+	p, err := r.clerk.ListUsers(ctx, r.cfg.PageSize, offset)
+	if err != nil {
+		r.logger.Error("reading a page of Clerk users failed", "offset", offset, "error", err)
+		return surveyPage{}, err
+	}
+	res := surveyPage{Count: len(p.Users), IDs: make([]string, 0, len(p.Users))}
+	for _, u := range p.Users {
+		if u.ID != "" {
+			res.IDs = append(res.IDs, u.ID)
+		}
+	}
+	return res, nil
 }
 
 // checkOverlap compares the live users stored before any write with the ids on Clerk's list:
@@ -561,43 +637,67 @@ func (r *Reconciler) planDeletions(ctx context.Context, seen map[string]struct{}
 	return plan, nil
 }
 
-// deleteMissing asks Clerk for each candidate: a 404 turns the user into a tombstone, as
-// user.deleted would; a user Clerk still has is written instead. It returns an error when
-// Clerk cannot be asked or the database fails.
-func (r *Reconciler) deleteMissing(ctx context.Context, ids []string) (deletionResult, error) {
+// deleteMissing deals with the candidates ids in order, as one delete step: it asks Clerk for
+// each; a 404 turns the user into a tombstone, as user.deleted would; a user Clerk still has
+// is written instead. It starts no candidate after stopAt but the first, so that the step ends
+// within its budget; Done counts the candidates dealt with. When a candidate fails after
+// others were dealt with, it returns those (the next step starts at the failing one, and
+// fails with its error if it persists). It returns an error only when the first candidate
+// fails: Clerk cannot be asked (a 429, the budget's deadline, the network) or the database
+// fails.
+func (r *Reconciler) deleteMissing(ctx context.Context, ids []string, stopAt time.Time) (deletionResult, error) {
 	var res deletionResult
 	for _, id := range ids {
-		c, err := r.clerk.GetUser(ctx, id)
-		if errors.Is(err, ErrUserNotInClerk) {
-			out, err := r.users.DeleteUser(ctx, id, r.cfg.Now().UnixMilli())
-			if err != nil {
-				r.logger.Error("deleting a user missing from Clerk failed", "user_id", id, "error", err)
+		if res.Done > 0 && time.Now().After(stopAt) {
+			r.logger.Info("deletion step stopping within its budget; the next step goes on", "done", res.Done, "left", len(ids)-res.Done)
+			break
+		}
+		if err := r.confirmDeletion(ctx, id, &res); err != nil {
+			if res.Done == 0 {
 				return deletionResult{}, err
 			}
-			if out == store.Deleted {
-				res.Deleted++
-				r.logger.Info("user missing from Clerk deleted", "user_id", id)
-			}
-			continue
+			r.logger.Info("deletion step stopping after a failure; the next step starts at that user", "user_id", id, "done", res.Done, "error", err)
+			break
 		}
-		if err != nil {
-			r.logger.Error("confirming a deletion with Clerk failed", "user_id", id, "error", err)
-			return deletionResult{}, err
-		}
-		res.StillInClerk++
-		out, err := r.write(ctx, c)
-		switch {
-		case err == nil && out == store.Inserted:
-			res.Inserted++
-		case err == nil && out == store.Updated:
-			res.Updated++
-		case err == nil:
-			res.Skipped++
-		case errors.Is(err, store.ErrDatabase):
-			return deletionResult{}, err
-		default:
-			res.Failed++
-		}
+		res.Done++
 	}
 	return res, nil
+}
+
+// confirmDeletion asks Clerk for the user id: a 404 turns it into a tombstone, a user Clerk
+// still has is written. It counts the outcome in res, and returns an error when Clerk cannot
+// be asked or the database fails (a user that cannot be written is counted as Failed).
+func (r *Reconciler) confirmDeletion(ctx context.Context, id string, res *deletionResult) error {
+	c, err := r.clerk.GetUser(ctx, id)
+	if errors.Is(err, ErrUserNotInClerk) {
+		out, err := r.users.DeleteUser(ctx, id, r.cfg.Now().UnixMilli())
+		if err != nil {
+			r.logger.Error("deleting a user missing from Clerk failed", "user_id", id, "error", err)
+			return err
+		}
+		if out == store.Deleted {
+			res.Deleted++
+			r.logger.Info("user missing from Clerk deleted", "user_id", id)
+		}
+		return nil
+	}
+	if err != nil {
+		r.logger.Error("confirming a deletion with Clerk failed", "user_id", id, "error", err)
+		return err
+	}
+	out, err := r.write(ctx, c)
+	switch {
+	case err == nil && out == store.Inserted:
+		res.Inserted++
+	case err == nil && out == store.Updated:
+		res.Updated++
+	case err == nil:
+		res.Skipped++
+	case errors.Is(err, store.ErrDatabase):
+		return err
+	default:
+		res.Failed++
+	}
+	res.StillInClerk++
+	return nil
 }

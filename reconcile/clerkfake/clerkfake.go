@@ -3,7 +3,7 @@
 // shapes Clerk documents (a JSON array of User objects; {"object":"total_count",...}; a User or
 // a 404 {"errors":[{"code":"resource_not_found",...}]}), and GET /v1/jwks (the instance's JSON
 // Web Key Set, whose key id is the instance id), checking the secret key, and giving 429 with
-// Retry-After on request.
+// Retry-After, or answering late, on request.
 package clerkfake
 
 import (
@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // User is one Clerk user as the stand-in serves it. Empty strings are served as null (an
@@ -48,7 +49,8 @@ type Server struct {
 	users      []User
 	keyIDs     []string       // the kid of each key GET /v1/jwks serves
 	signingKey *rsa.PublicKey // generated on the first GET /v1/jwks
-	limits     []string       // Retry-After values of the 429s still to give, one per request
+	limits     []rateLimit    // the 429s still to give, one per matching request
+	delays     []delay
 	requests   []string
 	beforeList func(offset int)
 }
@@ -103,12 +105,38 @@ func (s *Server) SetKeyIDs(ids ...string) {
 	s.keyIDs = slices.Clone(ids)
 }
 
+// rateLimit is one 429 to give, to the next request starting with prefix.
+type rateLimit struct {
+	prefix, retryAfter string
+}
+
+// delay makes the requests starting with prefix wait d before their answer.
+type delay struct {
+	prefix string
+	d      time.Duration
+}
+
 // RateLimit makes the next len(retryAfter) requests answer 429, each with the given
 // Retry-After header ("" for none).
-func (s *Server) RateLimit(retryAfter ...string) {
+func (s *Server) RateLimit(retryAfter ...string) { s.RateLimitOn("", retryAfter...) }
+
+// RateLimitOn makes the next len(retryAfter) requests starting with prefix, as Requests shows
+// them ("GET /v1/jwks", "GET /v1/users?", "GET /v1/users/user_"), answer 429, each with the
+// given Retry-After header ("" for none).
+func (s *Server) RateLimitOn(prefix string, retryAfter ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.limits = append(s.limits, retryAfter...)
+	for _, v := range retryAfter {
+		s.limits = append(s.limits, rateLimit{prefix: prefix, retryAfter: v})
+	}
+}
+
+// Delay makes every later request starting with prefix, as Requests shows them, wait d before
+// it is answered, or until the client gives up on it (it then gets no answer).
+func (s *Server) Delay(prefix string, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delays = append(s.delays, delay{prefix: prefix, d: d})
 }
 
 // BeforeList sets f to run before each GET /v1/users is answered, with the requested offset:
@@ -142,9 +170,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	if len(s.limits) > 0 {
-		retryAfter := s.limits[0]
-		s.limits = s.limits[1:]
+	if i := slices.IndexFunc(s.limits, func(l rateLimit) bool { return strings.HasPrefix(req, l.prefix) }); i >= 0 {
+		retryAfter := s.limits[i].retryAfter
+		s.limits = slices.Delete(s.limits, i, i+1)
 		s.requests = append(s.requests, "429 "+req)
 		s.mu.Unlock()
 		if retryAfter != "" {
@@ -155,7 +183,20 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	s.requests = append(s.requests, req)
 	hook := s.beforeList
+	var wait time.Duration
+	for _, d := range s.delays {
+		if strings.HasPrefix(req, d.prefix) {
+			wait += d.d
+		}
+	}
 	s.mu.Unlock()
+	if wait > 0 {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(wait):
+		}
+	}
 
 	if r.URL.Path == "/v1/jwks" && r.Method == http.MethodGet {
 		s.serveJWKS(w)

@@ -1,0 +1,130 @@
+package reconcile_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/inngest/inngestgo"
+
+	"clerksync/reconcile"
+)
+
+// testAppID is the app id of the Inngest client the tests serve the function from.
+const testAppID = "reconcile-test"
+
+// inngestCall is one call Inngest made to the function while driving a run.
+type inngestCall struct {
+	// Step is the step the call ran, "" for the call that ended the run.
+	Step string
+	// Op is what the call gave: "StepRun" (the step's output), "StepError" (the step failed;
+	// Inngest calls it again), or "" for the end of the run.
+	Op string
+	// RetryAt is when the answer asked Inngest to call again (its Retry-After header), zero
+	// when it did not say.
+	RetryAt time.Time
+}
+
+// generatorOp is one opcode of the serve handler's 206 answer.
+type generatorOp struct {
+	Op   string          `json:"op"`
+	ID   string          `json:"id"`
+	Name string          `json:"name"`
+	Data json.RawMessage `json:"data"`
+}
+
+// driveRun runs reconcile-users-with-clerk of r the way Inngest runs it, through the Inngest
+// SDK's serve handler (dev mode, so unsigned): it posts the cron event with the outputs of
+// the steps done so far, memoizes the output of the step each call ran, and calls again; a
+// step that failed is called again at once (not at its Retry-After), as another attempt. It
+// returns every call and the run's output. It fails the test when a call answers anything
+// but a step or the end of the run, or when the run has not ended after maxCalls calls.
+func driveRun(t *testing.T, r *reconcile.Reconciler, maxCalls int) ([]inngestCall, reconcile.Summary) {
+	t.Helper()
+	client, err := inngestgo.NewClient(inngestgo.ClientOpts{AppID: testAppID, Dev: inngestgo.BoolPtr(true), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Register(client, reconcile.DefaultSchedule); err != nil {
+		t.Fatal(err)
+	}
+	handler := client.Serve()
+	var calls []inngestCall
+	steps := map[string]json.RawMessage{}
+	var stack []string
+	attempt := 0
+	for range maxCalls {
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/?fnId="+testAppID+"-"+reconcile.FunctionID,
+			bytes.NewReader(invokeBody(t, steps, stack, attempt))))
+		call := inngestCall{RetryAt: retryAtHeader(t, rec.Header())}
+		switch rec.Code {
+		case http.StatusOK:
+			var sum reconcile.Summary
+			if err := json.Unmarshal(rec.Body.Bytes(), &sum); err != nil {
+				t.Fatalf("run output %s: %v", rec.Body, err)
+			}
+			return append(calls, call), sum
+		case http.StatusPartialContent:
+		default:
+			t.Fatalf("call %d = %d %s; want 206 (a step) or 200 (the run's end)", len(calls)+1, rec.Code, rec.Body)
+		}
+		var ops []generatorOp
+		if err := json.Unmarshal(rec.Body.Bytes(), &ops); err != nil || len(ops) != 1 {
+			t.Fatalf("call %d answered %s (%v); want one opcode", len(calls)+1, rec.Body, err)
+		}
+		call.Step, call.Op = ops[0].Name, ops[0].Op
+		calls = append(calls, call)
+		switch ops[0].Op {
+		case "StepRun":
+			steps[ops[0].ID] = json.RawMessage(`{"data":` + string(ops[0].Data) + `}`)
+			stack = append(stack, ops[0].ID)
+			attempt = 0
+		case "StepError":
+			attempt++
+		default:
+			t.Fatalf("call %d gave opcode %s (%s); want StepRun or StepError", len(calls), ops[0].Op, ops[0].Name)
+		}
+	}
+	t.Fatalf("the run has not ended after %d calls: %+v", maxCalls, calls)
+	return nil, reconcile.Summary{}
+}
+
+// invokeBody returns what Inngest posts to call the function: the cron event, the memoized
+// step outputs and the attempt of the step to run.
+func invokeBody(t *testing.T, steps map[string]json.RawMessage, stack []string, attempt int) []byte {
+	t.Helper()
+	evt := map[string]any{
+		"name": "inngest/scheduled.timer", "id": "01JCRONCRONCRONCRONCRONCRO", "ts": 1700000000000,
+		"data": map[string]any{"cron": reconcile.DefaultSchedule},
+	}
+	b, err := json.Marshal(map[string]any{
+		"event": evt, "events": []any{evt}, "steps": steps,
+		"ctx": map[string]any{
+			"fn_id": "6f1d3c2a-5b8e-4f7a-9c0d-1e2f3a4b5c6d", "run_id": "01JRUNRUNRUNRUNRUNRUNRUNRU",
+			"attempt": attempt, "stack": map[string]any{"current": len(stack), "stack": stack},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// retryAtHeader returns the time of the Retry-After header the serve handler answered with
+// (RFC 3339), zero for none.
+func retryAtHeader(t *testing.T, h http.Header) time.Time {
+	t.Helper()
+	v := h.Get("Retry-After")
+	if v == "" {
+		return time.Time{}
+	}
+	at, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		t.Fatalf("Retry-After %q: %v", v, err)
+	}
+	return at
+}
