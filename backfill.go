@@ -70,7 +70,7 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 		source = "the export " + filepath.Base(*fromExport)
 	}
 
-	users, closeStore, err := openDatabase(ctx, cfg, logger, stderr, "MONGODB_URI is not set: backfilling the embedded FerretDB database; stop the service first, so that only one process uses DATA_DIR")
+	users, closeStore, err := openDatabase(ctx, cfg, logger, stderr, "backfilling the embedded FerretDB database; stop the service first, so that only one process uses DATA_DIR")
 	if err != nil {
 		return err
 	}
@@ -151,6 +151,7 @@ func loadBackfillConfig(getenv func(string) string, needKey bool) (config, error
 	}
 	var errs []error
 	errs = append(errs, loadStoreAndClerkSettings(getenv, &cfg)...)
+	errs = append(errs, checkDatabaseChoice(&cfg, devModeSet(get))...)
 	if needKey && cfg.clerk.secretKey == "" {
 		errs = append(errs, errors.New("CLERK_SECRET_KEY is not set: backfill reads the users from Clerk's Backend API with it (Clerk Dashboard -> API keys -> Secret keys), or pass --from-export FILE.csv"))
 	}

@@ -266,6 +266,7 @@ func TestBackfillRefuses(t *testing.T) {
 		{"wrong secret key", map[string]string{"CLERK_SECRET_KEY": "sk_test_wrong"}, nil, "authentication_invalid"},
 		{"bad API URL", map[string]string{"CLERK_API_URL": "api.clerk.com"}, nil, "CLERK_API_URL"},
 		{"bad MongoDB URI", map[string]string{"MONGODB_URI": "postgres://x"}, nil, "mongodb://"},
+		{"no MongoDB URI outside dev mode", map[string]string{"MONGODB_URI": ""}, nil, "MONGODB_URI is not set"},
 		{"missing export", nil, []string{"--from-export", "nope.csv"}, "--from-export"},
 		{"not an export", nil, []string{"--from-export", notExport}, "not a Clerk user export"},
 		{"page size too big", nil, []string{"-page-size", "501"}, "-page-size 501"},

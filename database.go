@@ -10,16 +10,18 @@ import (
 	"clerksync/store"
 )
 
-// openDatabase opens the database of cfg: MongoDB at MONGODB_URI, or else an embedded FerretDB
-// started under DATA_DIR (logging embeddedNote). It returns the store with the function that
-// closes it, or an error saying what to check when the database cannot be started or reached.
+// openDatabase opens the database of cfg: MongoDB at MONGODB_URI, or the embedded FerretDB
+// under DATA_DIR when cfg chose it (logging embeddedNote). It returns the store with the
+// function that closes it, or an error saying what to check when the database cannot be
+// started or reached. The embedded database outlives ctx: it stops only when the returned
+// function is called, so that a shutdown signal lets in-flight requests finish their writes.
 func openDatabase(ctx context.Context, cfg config, logger *slog.Logger, stderr io.Writer, embeddedNote string) (*store.Store, func(), error) {
 	uri := cfg.mongoURI
 	stopEmbedded := func() {}
 	var emb *store.Embedded
-	if uri == "" {
+	if cfg.embedded {
 		var err error
-		emb, err = store.StartEmbedded(ctx, cfg.dataDir, quietLogger(stderr, cfg))
+		emb, err = store.StartEmbedded(context.WithoutCancel(ctx), cfg.dataDir, quietLogger(stderr, cfg))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -42,7 +44,7 @@ func openDatabase(ctx context.Context, cfg config, logger *slog.Logger, stderr i
 		}
 	}
 	return users, func() {
-		closeCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		closeCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
 		_ = users.Close(closeCtx)
 		stopEmbedded()

@@ -22,7 +22,7 @@ func runForgetInstance(ctx context.Context, args []string, getenv func(string) s
 		return err
 	}
 	logger := newLogger(stderr, cfg).With("command", "forget-clerk-instance")
-	users, closeStore, err := openDatabase(ctx, cfg, logger, stderr, "MONGODB_URI is not set: using the embedded FerretDB database; stop the service first, so that only one process uses DATA_DIR")
+	users, closeStore, err := openDatabase(ctx, cfg, logger, stderr, "using the embedded FerretDB database; stop the service first, so that only one process uses DATA_DIR")
 	if err != nil {
 		return err
 	}

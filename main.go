@@ -1,6 +1,6 @@
 // Command clerk-user-sync keeps an application's MongoDB users collection in sync with Clerk.
 // Clerk's webhooks are verified and forwarded to Inngest, whose functions write each user to
-// MongoDB (or to an embedded FerretDB when MONGODB_URI is unset).
+// MongoDB (or to an embedded FerretDB, in dev mode or with MONGODB_URI=embedded).
 //
 // Run it with `go run .`; `go run . --help` lists every setting.
 package main
@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -39,7 +40,6 @@ const (
 	readTimeout       = 15 * time.Second
 	writeTimeout      = 2 * time.Minute
 	idleTimeout       = time.Minute
-	shutdownTimeout   = 15 * time.Second
 	// sendAttemptTimeout bounds each HTTP attempt of the Inngest SDK's Send.
 	sendAttemptTimeout = 3 * time.Second
 )
@@ -82,9 +82,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("CLERK_WEBHOOK_SIGNING_SECRET: %w; copy it from Clerk Dashboard -> Webhooks -> your endpoint -> Signing Secret", err)
 	}
 
-	// Database: MongoDB when configured, else FerretDB embedded in this process.
+	// Database: MongoDB, or FerretDB embedded in this process when chosen.
 	users, closeDB, err := openDatabase(ctx, cfg, logger, stderr,
-		"MONGODB_URI is not set: using an embedded FerretDB database (SQLite); set MONGODB_URI to use MongoDB")
+		"using the embedded FerretDB database (SQLite) in DATA_DIR; set MONGODB_URI to a mongodb:// connection string to use MongoDB")
 	if err != nil {
 		return err
 	}
@@ -110,14 +110,64 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	e := newEcho(logger)
-	addRoutes(e, logger, verifier, keyRedactingClient{Client: client, eventKey: cfg.eventKey}, users, cfg.forwardTimeout, m)
+	hook := webhook.Options{Timeout: cfg.forwardTimeout, MaxBodyBytes: cfg.maxEventBytes, Metrics: m}
+	addRoutes(e, logger, verifier, keyRedactingClient{Client: client, eventKey: cfg.eventKey}, users, hook, m, cfg.metricsAddr == "")
 
-	ln, err := net.Listen("tcp", ":"+cfg.port)
+	addr := net.JoinHostPort(cfg.host, cfg.port)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listen on port %s: %w; set PORT to a free port", cfg.port, err)
+		return fmt.Errorf("listen on %s: %w; set PORT (and HOST) to a free port on this machine", addr, err)
 	}
-	srv := &http.Server{
-		Handler:           e,
+	srv := newHTTPServer(e, logger)
+	servers := []*http.Server{srv}
+	serveErr := make(chan error, 2)
+	go func() { serveErr <- srv.Serve(ln) }()
+	if cfg.metricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.metricsAddr)
+		if err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("listen on METRICS_ADDR=%s: %w; set METRICS_ADDR to a free address such as 127.0.0.1:9090", cfg.metricsAddr, err)
+		}
+		me := newEcho(logger)
+		addMetricsRoutes(me, m, logger)
+		msrv := newHTTPServer(me, logger)
+		servers = append(servers, msrv)
+		go func() { serveErr <- msrv.Serve(mln) }()
+		logger.Info("serving /metrics on its own listener", "addr", mln.Addr().String())
+	}
+
+	port := ln.Addr().(*net.TCPAddr).Port
+	mode := "Inngest Cloud"
+	switch {
+	case cfg.devURL != "":
+		mode = "Inngest dev server at " + cfg.devURL
+		logger.Warn("dev mode (INNGEST_DEV): /api/inngest runs any unsigned request, so anyone who reaches this port can write and delete users; "+
+			"never expose it to a network others use, and unset INNGEST_DEV in production", "listen", ln.Addr().String())
+	case cfg.inngestBaseURL != "":
+		mode = "self-hosted Inngest at " + cfg.inngestBaseURL
+	}
+	logger.Info("listening", "addr", ln.Addr().String(), "inngest", mode, "app_id", cfg.appID)
+	fmt.Fprintf(stdout, "clerk-user-sync listening on http://localhost:%d (webhook: /api/webhooks/clerk, Inngest: /api/inngest)\n", port)
+
+	select {
+	case err := <-serveErr:
+		shutdown(servers, cfg.shutdownTimeout, logger)
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	// From here a second SIGINT or SIGTERM ends the process at once (Go's default action).
+	stop()
+	logger.Info("shutting down: draining in-flight requests before closing the database; a second signal exits at once", "timeout", cfg.shutdownTimeout)
+	shutdown(servers, cfg.shutdownTimeout, logger)
+	// closeDB (deferred) runs now, after the drain: in-flight steps finished their writes.
+	return nil
+}
+
+// newHTTPServer returns the HTTP server of handler h, with the timeouts that cut slow or
+// stalled clients.
+func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
@@ -125,29 +175,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	mode := "Inngest Cloud"
-	if cfg.devURL != "" {
-		mode = "Inngest dev server at " + cfg.devURL
-	}
-	logger.Info("listening", "port", port, "inngest", mode, "app_id", cfg.appID)
-	fmt.Fprintf(stdout, "clerk-user-sync listening on http://localhost:%d (webhook: /api/webhooks/clerk, Inngest: /api/inngest)\n", port)
+}
 
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	select {
-	case err := <-serveErr:
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
-	}
-
-	logger.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+// shutdown drains servers together within timeout: they stop accepting, and in-flight
+// requests finish. Requests still running at the deadline are cut (Inngest retries their
+// steps, Svix their webhooks), with a warning; the shutdown itself is not an error.
+func shutdown(servers []*http.Server, timeout time.Duration, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("shutdown: %w", err)
+	var wg sync.WaitGroup
+	for _, srv := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Warn("in-flight requests outlived the shutdown timeout and were cut; Inngest retries their steps and Svix their webhooks",
+					"timeout", timeout, "error", err)
+				_ = srv.Close()
+			}
+		}()
 	}
-	return nil
+	wg.Wait()
 }
 
 // inngestOptions turns the configuration into the SDK's options, leaving nothing for the SDK
@@ -162,13 +210,12 @@ func inngestOptions(cfg config, logger *slog.Logger) inngestgo.ClientOpts {
 		SigningKey:         &cfg.signingKey,
 		SigningKeyFallback: &cfg.signingKeyFallback,
 		Env:                &cfg.inngestEnv,
+		MaxBodySize:        maxInngestBodyBytes,
 	}
 	base := cfg.inngestBaseURL
 	if cfg.devURL != "" {
 		base = cfg.devURL
-		if cfg.eventKey == "" {
-			opts.EventKey = inngestgo.StrPtr("dev")
-		}
+		opts.EventKey = inngestgo.StrPtr("dev") // loadConfig refuses real keys in dev mode
 	}
 	if base != "" {
 		opts.APIBaseURL = &base

@@ -64,34 +64,45 @@ type service struct {
 // the test fails if run then returns an error.
 func startRun(t *testing.T, vars map[string]string) *service {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"clerk-user-sync"}, env(vars), stdout, stderr) }()
+	svc, stop, done := startRunControlled(t, vars)
 	t.Cleanup(func() {
-		cancel()
+		stop()
 		select {
 		case err := <-done:
 			if err != nil {
-				t.Errorf("run returned %v after shutdown; stderr:\n%s", err, stderr)
+				t.Errorf("run returned %v after shutdown; stderr:\n%s", err, svc.stderr)
 			}
 		case <-time.After(20 * time.Second):
 			t.Errorf("run did not return within 20s of its context ending")
 		}
 	})
+	return svc
+}
+
+// startRunControlled starts the whole service through run and returns it with the function
+// that ends run's context (as a shutdown signal does) and the channel run's result arrives on.
+// The caller waits for that result.
+func startRunControlled(t *testing.T, vars map[string]string) (*service, context.CancelFunc, <-chan error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"clerk-user-sync"}, env(vars), stdout, stderr) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if m := listenRE.FindStringSubmatch(stdout.String()); m != nil {
-			return &service{url: m[1], stderr: stderr}
+			return &service{url: m[1], stderr: stderr}, cancel, done
 		}
 		select {
 		case err := <-done:
+			cancel()
 			t.Fatalf("run returned early: %v; stderr:\n%s", err, stderr)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+	cancel()
 	t.Fatalf("run did not print its address within 30s; stdout:\n%s\nstderr:\n%s", stdout, stderr)
-	return nil
+	return nil, nil, nil
 }
 
 func TestRunEmbeddedDatabase(t *testing.T) {
@@ -202,6 +213,14 @@ func TestRunRefusesToStart(t *testing.T) {
 		{"dev URL malformed", map[string]string{"INNGEST_DEV": "localhost:8288"}, "neither 1 nor a URL"},
 		{"bad port", map[string]string{"PORT": "http"}, "PORT"},
 		{"bad MongoDB URI", map[string]string{"MONGODB_URI": "postgres://x"}, "mongodb://"},
+		{"dev mode with an event key", map[string]string{"INNGEST_EVENT_KEY": "evtkey"}, "INNGEST_DEV is set together with INNGEST_EVENT_KEY"},
+		{"dev mode with a signing key", map[string]string{"INNGEST_SIGNING_KEY": "signkey-prod-0123"}, "INNGEST_DEV is set together with INNGEST_SIGNING_KEY"},
+		{"dev mode with the fallback key", map[string]string{"INNGEST_SIGNING_KEY_FALLBACK": "signkey-prod-0123"}, "unset the keys"},
+		{"cloud mode without MONGODB_URI", map[string]string{"INNGEST_DEV": "", "INNGEST_EVENT_KEY": "k", "INNGEST_SIGNING_KEY": "signkey-x"}, "MONGODB_URI is not set"},
+		{"cloud mode with DATA_DIR only", map[string]string{"INNGEST_DEV": "", "INNGEST_EVENT_KEY": "k", "INNGEST_SIGNING_KEY": "signkey-x", "DATA_DIR": "/tmp/x"}, "`embedded`"},
+		{"bad event size", map[string]string{"INNGEST_MAX_EVENT_BYTES": "lots"}, "INNGEST_MAX_EVENT_BYTES"},
+		{"event size too small", map[string]string{"INNGEST_MAX_EVENT_BYTES": "10"}, "INNGEST_MAX_EVENT_BYTES"},
+		{"bad metrics address", map[string]string{"METRICS_ADDR": "9090"}, "METRICS_ADDR"},
 		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
 		{"unknown command", map[string]string{"_args": "serve-forever"}, "unknown command"},
 	}
@@ -218,7 +237,9 @@ func TestRunRefusesToStart(t *testing.T) {
 			if a := vars["_args"]; a != "" {
 				args = append(args, a)
 			}
-			vars["DATA_DIR"] = t.TempDir()
+			if vars["DATA_DIR"] == "" {
+				vars["DATA_DIR"] = t.TempDir()
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			var stdout, stderr bytes.Buffer

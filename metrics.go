@@ -27,6 +27,7 @@ type metrics struct {
 	webhooksRejected  *prometheus.CounterVec
 	webhooksForwarded prometheus.Counter
 	forwardFailures   prometheus.Counter
+	refusedByInngest  *prometheus.CounterVec
 	forwardDuration   prometheus.Histogram
 	functionRuns      *prometheus.CounterVec
 	reconcileRuns     *prometheus.CounterVec
@@ -48,7 +49,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		}),
 		webhooksRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "clerksync_webhooks_rejected_total",
-			Help: "Webhook requests refused, by reason: signature (401), too_large (413), not_clerk_event (400), read_error (400).",
+			Help: "Webhook requests refused, by reason: signature (401), too_large (413), not_clerk_event (400), read_error (400), busy (503: too many sends to Inngest in flight).",
 		}, []string{"reason"}),
 		webhooksForwarded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "clerksync_webhooks_forwarded_total",
@@ -56,8 +57,12 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		}),
 		forwardFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "clerksync_webhook_forward_failures_total",
-			Help: "Webhook events Inngest did not accept in time (answered 503; Svix retries).",
+			Help: "Webhook events Inngest did not accept: an error, the timeout, or a refusal (answered 503 so that Svix retries; 422 when Inngest refused the event itself).",
 		}),
+		refusedByInngest: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clerksync_webhook_refused_by_inngest_total",
+			Help: "Webhook events Inngest refused (also counted as forward failures), by reason: event (the event itself, too large or invalid: answered 422, Svix stops retrying; replay it from the Clerk dashboard), event_key (INNGEST_EVENT_KEY rejected: answered 503, Svix retries).",
+		}, []string{"reason"}),
 		forwardDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "clerksync_webhook_forward_duration_seconds",
 			Help:    "How long forwarding an event to Inngest took, accepted or not.",
@@ -80,10 +85,13 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.webhooksReceived, m.webhooksVerified, m.webhooksRejected, m.webhooksForwarded,
-		m.forwardFailures, m.forwardDuration, m.functionRuns, m.reconcileRuns, m.reconcileUsers,
+		m.forwardFailures, m.refusedByInngest, m.forwardDuration, m.functionRuns, m.reconcileRuns, m.reconcileUsers,
 	)
 	for _, r := range webhook.RejectReasons() {
 		m.webhooksRejected.WithLabelValues(r)
+	}
+	for _, r := range webhook.RefusedReasons() {
+		m.refusedByInngest.WithLabelValues(r)
 	}
 	writes := []string{string(store.Inserted), string(store.Updated), string(store.Skipped), functions.OutcomeInvalid, functions.OutcomeError}
 	for _, fn := range []string{functions.SyncUserID, functions.UpdateUserID} {
@@ -120,6 +128,11 @@ func (m *metrics) WebhookForwarded(elapsed time.Duration) {
 func (m *metrics) WebhookForwardFailed(elapsed time.Duration) {
 	m.forwardFailures.Inc()
 	m.forwardDuration.Observe(elapsed.Seconds())
+}
+
+// WebhookRefusedByInngest counts an event Inngest refused, by webhook.Refused* reason.
+func (m *metrics) WebhookRefusedByInngest(reason string) {
+	m.refusedByInngest.WithLabelValues(reason).Inc()
 }
 
 func (m *metrics) FunctionRun(function, outcome string) {

@@ -22,7 +22,8 @@ import (
 
 // startEventAPI starts a stand-in for the Inngest dev server's event API (POST /e/<key>): it
 // accepts every event, as Inngest does ({"ids":[...],"status":200}), except events whose id
-// contains "refuse", which get 500.
+// contains "refuse", which get 500, and those whose id contains "toolarge", which get Inngest's
+// refusal of an event over its size limit (400).
 func startEventAPI(t *testing.T) (url string, accepted *atomic.Int64) {
 	t.Helper()
 	accepted = &atomic.Int64{}
@@ -36,6 +37,11 @@ func startEventAPI(t *testing.T) (url string, accepted *atomic.Int64) {
 		if bytes.Contains(body, []byte("refuse")) {
 			w.WriteHeader(http.StatusInternalServerError)
 			fmt.Fprint(w, `{"error":"stand-in refuses","status":500}`)
+			return
+		}
+		if bytes.Contains(body, []byte("toolarge")) {
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"error":"event too large","status":400}`)
 			return
 		}
 		accepted.Add(1)
@@ -113,8 +119,9 @@ func TestMetricsEndpoint(t *testing.T) {
 		{"forged signature", func() (int, error) { return forger.post(event("user_m4"), "msg_metrics_4") }, http.StatusUnauthorized, false},
 		{"not a Clerk event", func() (int, error) { return clerk.post([]byte(`{"type":"user.created","data":"x"}`), "msg_metrics_5") }, http.StatusBadRequest, false},
 		{"too large", func() (int, error) {
-			return clerk.post(append(event("user_m6"), bytes.Repeat([]byte(" "), webhook.MaxBodyBytes)...), "msg_metrics_6")
+			return clerk.post(append(event("user_m6"), bytes.Repeat([]byte(" "), webhook.DefaultMaxBodyBytes)...), "msg_metrics_6")
 		}, http.StatusRequestEntityTooLarge, true},
+		{"Inngest refuses the event", func() (int, error) { return clerk.post(event("user_m7"), "msg_toolarge_7") }, http.StatusUnprocessableEntity, false},
 	}
 	for _, p := range posts {
 		got, err := p.post()
@@ -144,15 +151,18 @@ func TestMetricsEndpoint(t *testing.T) {
 		name, labels string
 		want         float64
 	}{
-		{"clerksync_webhooks_received_total", "", 6},
-		{"clerksync_webhooks_verified_total", "", 4},
+		{"clerksync_webhooks_received_total", "", 7},
+		{"clerksync_webhooks_verified_total", "", 5},
 		{"clerksync_webhooks_rejected_total", "reason=signature", 1},
 		{"clerksync_webhooks_rejected_total", "reason=too_large", 1},
 		{"clerksync_webhooks_rejected_total", "reason=not_clerk_event", 1},
 		{"clerksync_webhooks_rejected_total", "reason=read_error", 0},
+		{"clerksync_webhooks_rejected_total", "reason=busy", 0},
 		{"clerksync_webhooks_forwarded_total", "", 2},
-		{"clerksync_webhook_forward_failures_total", "", 1},
-		{"clerksync_webhook_forward_duration_seconds", "", 3},
+		{"clerksync_webhook_forward_failures_total", "", 2},
+		{"clerksync_webhook_refused_by_inngest_total", "reason=event", 1},
+		{"clerksync_webhook_refused_by_inngest_total", "reason=event_key", 0},
+		{"clerksync_webhook_forward_duration_seconds", "", 4},
 		{"clerksync_function_runs_total", "function=sync-user-from-clerk,outcome=inserted", 1},
 		{"clerksync_function_runs_total", "function=sync-user-from-clerk,outcome=invalid", 1},
 		{"clerksync_function_runs_total", "function=sync-user-from-clerk,outcome=error", 0},

@@ -5,6 +5,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+
+	"clerksync/webhook"
 )
 
 // isProbe reports whether a request is a poll: health checks, scrapers, and the dev server's
@@ -22,8 +24,9 @@ func isProbe(method, path string) bool {
 }
 
 // requestLogger returns the middleware that logs one line per request into logger: method,
-// path (without the query), status, latency and, for webhooks, the Svix message id. It never
-// logs a body, a signature or any other header.
+// path (without the query), status, latency and, for webhooks, the Svix message id (as
+// verified, or else cut by webhook.LoggableID: anyone can send the header). It never logs a body, a signature or any
+// other header.
 func requestLogger(logger *slog.Logger) echo.MiddlewareFunc {
 	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		LogMethod:   true,
@@ -42,10 +45,9 @@ func requestLogger(logger *slog.Logger) echo.MiddlewareFunc {
 				slog.Int("status", v.Status),
 				slog.Duration("latency", v.Latency),
 			}
-			h := c.Request().Header
-			if id := h.Get("svix-id"); id != "" {
+			if id, ok := c.Get(webhook.ContextKeyVerifiedID).(string); ok {
 				attrs = append(attrs, slog.String("svix_id", id))
-			} else if id := h.Get("webhook-id"); id != "" {
+			} else if id := webhook.LoggableID(c.Request().Header); id != "" {
 				attrs = append(attrs, slog.String("svix_id", id))
 			}
 			logger.LogAttrs(c.Request().Context(), level, "request", attrs...)

@@ -27,6 +27,11 @@ func TestRequestLogs(t *testing.T) {
 	if got, err := forger.post(body, "msg_reqlog_forged"); err != nil || got != http.StatusUnauthorized {
 		t.Fatalf("forged POST /api/webhooks/clerk = %d, %v; want 401", got, err)
 	}
+	// Anyone can send a svix-id header of up to 64 KB: the log keeps 64 bytes of it.
+	longID := "msg_reqlog_long" + strings.Repeat("L", 60<<10)
+	if got, err := forger.post(body, longID); err != nil || got != http.StatusUnauthorized {
+		t.Fatalf("forged POST /api/webhooks/clerk with a 60 KB svix-id = %d, %v; want 401", got, err)
+	}
 	// The dev server's periodic app sync (PUT /api/inngest) is a poll, like /healthz.
 	if req, err := http.NewRequest(http.MethodPut, svc.url+"/api/inngest", nil); err == nil {
 		if resp, err := http.DefaultClient.Do(req); err == nil {
@@ -48,6 +53,7 @@ func TestRequestLogs(t *testing.T) {
 	}{
 		{"forwarded webhook", []string{"level=INFO", "msg=request", "method=POST", "path=/api/webhooks/clerk", "status=200", "latency=", "svix_id=msg_reqlog_ok"}},
 		{"forged webhook", []string{"level=INFO", "msg=request", "method=POST", "path=/api/webhooks/clerk", "status=401", "svix_id=msg_reqlog_forged"}},
+		{"forged webhook, long id cut", []string{"status=401", "svix_id=" + longID[:64] + "…(cut)"}},
 		{"unknown route, query left out", []string{"level=INFO", "msg=request", "method=GET", "path=/nope ", "status=404"}},
 	}
 	// The request line is written after the answer: wait for the last one.
@@ -73,12 +79,13 @@ func TestRequestLogs(t *testing.T) {
 		}
 	}
 	for what, s := range map[string]string{
-		"the request body":           marker,
-		"the query string":           "secret-query",
-		"a /healthz line at info":    "path=/healthz",
-		"an app-sync line at info":   "method=PUT path=/api/inngest",
-		"the svix-signature header":  "v1,",
-		"the signing secret's value": strings.TrimPrefix(secret, "whsec_"),
+		"the request body":                        marker,
+		"the query string":                        "secret-query",
+		"a /healthz line at info":                 "path=/healthz",
+		"an app-sync line at info":                "method=PUT path=/api/inngest",
+		"the svix-signature header":               "v1,",
+		"the signing secret's value":              strings.TrimPrefix(secret, "whsec_"),
+		"more than 200 bytes of the long svix-id": longID[:200],
 	} {
 		if strings.Contains(logs, s) {
 			t.Errorf("the log contains %s (%q):\n%s", what, s, logs)

@@ -24,14 +24,23 @@ type inngestServer interface {
 	Serve() http.Handler
 }
 
-// addRoutes registers every route of the service.
-func addRoutes(e *echo.Echo, logger *slog.Logger, v *webhook.Verifier, inngest inngestServer, db pinger, forwardTimeout time.Duration, m *metrics) {
+// addRoutes registers every route of the service. /metrics is served here unless metricsHere
+// is false (METRICS_ADDR gives it a listener of its own, see addMetricsRoutes).
+func addRoutes(e *echo.Echo, logger *slog.Logger, v *webhook.Verifier, inngest inngestServer, db pinger, hook webhook.Options, m *metrics, metricsHere bool) {
 	e.GET("/", handleRoot())
 	e.GET("/healthz", handleHealthz())
 	e.GET("/readyz", handleReadyz(db, logger))
+	if metricsHere {
+		addMetricsRoutes(e, m, logger)
+	}
+	e.POST("/api/webhooks/clerk", webhook.Handler(v, inngest, logger, hook))
+	e.Match([]string{http.MethodGet, http.MethodPost, http.MethodPut}, "/api/inngest",
+		echo.WrapHandler(limitInngestBodies(inngest.Serve(), maxInngestBodyBytes, inngestBodyBudget, logger)))
+}
+
+// addMetricsRoutes registers GET /metrics, on the main listener or on METRICS_ADDR's.
+func addMetricsRoutes(e *echo.Echo, m *metrics, logger *slog.Logger) {
 	e.GET("/metrics", echo.WrapHandler(m.handler(logger)))
-	e.POST("/api/webhooks/clerk", webhook.HandlerWithMetrics(v, inngest, forwardTimeout, logger, m))
-	e.Match([]string{http.MethodGet, http.MethodPost, http.MethodPut}, "/api/inngest", echo.WrapHandler(inngest.Serve()))
 }
 
 // newEcho returns an Echo instance that logs one line per request (requestLogger) and

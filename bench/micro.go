@@ -53,7 +53,7 @@ func microBenchmarks() []micro {
 			service: func(b *testing.B) {
 				v, _ := webhook.NewVerifier(benchSecret)
 				e := echo.New()
-				e.POST("/api/webhooks/clerk", webhook.Handler(v, marshalSender{}, 5*time.Second, slog.New(slog.DiscardHandler)))
+				e.POST("/api/webhooks/clerk", webhook.Handler(v, marshalSender{}, slog.New(slog.DiscardHandler), webhook.Options{Timeout: 5 * time.Second}))
 				b.ReportAllocs()
 				for b.Loop() {
 					rec := httptest.NewRecorder()

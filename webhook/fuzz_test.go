@@ -58,7 +58,7 @@ func FuzzHandler(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte, sign bool, skewSeconds int64, webhookHeaders bool) {
 		sender := &recordingSender{}
 		e := echo.New()
-		e.POST(route, webhook.Handler(v, sender, time.Second, logger))
+		e.POST(route, webhook.Handler(v, sender, logger, webhook.Options{Timeout: time.Second}))
 
 		skew := time.Duration(skewSeconds%100_000) * time.Second
 		at := time.Now().Add(skew)
@@ -85,7 +85,7 @@ func FuzzHandler(f *testing.F) {
 		default:
 			t.Fatalf("POST %s = %d (%s); want one of 200, 400, 401, 413", route, got, rec.Body)
 		}
-		tooLarge := len(body) > webhook.MaxBodyBytes
+		tooLarge := len(body) > webhook.DefaultMaxBodyBytes
 		inTolerance := skew > -290*time.Second && skew < 290*time.Second
 		switch {
 		case tooLarge && got != http.StatusRequestEntityTooLarge:

@@ -31,11 +31,23 @@ func (m *recordingMetrics) add(name string) {
 	m.calls[name]++
 }
 
-func (m *recordingMetrics) WebhookReceived()                   { m.add("received") }
-func (m *recordingMetrics) WebhookVerified()                   { m.add("verified") }
-func (m *recordingMetrics) WebhookRejected(reason string)      { m.add("rejected:" + reason) }
-func (m *recordingMetrics) WebhookForwarded(time.Duration)     { m.add("forwarded") }
-func (m *recordingMetrics) WebhookForwardFailed(time.Duration) { m.add("forward_failed") }
+func (m *recordingMetrics) WebhookReceived()                      { m.add("received") }
+func (m *recordingMetrics) WebhookVerified()                      { m.add("verified") }
+func (m *recordingMetrics) WebhookRejected(reason string)         { m.add("rejected:" + reason) }
+func (m *recordingMetrics) WebhookForwarded(time.Duration)        { m.add("forwarded") }
+func (m *recordingMetrics) WebhookForwardFailed(time.Duration)    { m.add("forward_failed") }
+func (m *recordingMetrics) WebhookRefusedByInngest(reason string) { m.add("refused:" + reason) }
+
+// snapshot returns a copy of the calls recorded so far.
+func (m *recordingMetrics) snapshot() map[string]int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]int, len(m.calls))
+	for k, v := range m.calls {
+		out[k] = v
+	}
+	return out
+}
 
 // failingReader fails every read, as a connection that breaks mid-body.
 type failingReader struct{}
@@ -59,6 +71,10 @@ func TestHandlerMetrics(t *testing.T) {
 			map[string]int{"received": 1, "verified": 1, "forwarded": 1}},
 		{"Inngest refuses", func() *http.Request { return sign(valid) }, http.StatusInternalServerError, http.StatusServiceUnavailable,
 			map[string]int{"received": 1, "verified": 1, "forward_failed": 1}},
+		{"Inngest refuses the event", func() *http.Request { return sign(valid) }, http.StatusBadRequest, http.StatusUnprocessableEntity,
+			map[string]int{"received": 1, "verified": 1, "forward_failed": 1, "refused:event": 1}},
+		{"Inngest refuses the event key", func() *http.Request { return sign(valid) }, http.StatusUnauthorized, http.StatusServiceUnavailable,
+			map[string]int{"received": 1, "verified": 1, "forward_failed": 1, "refused:event_key": 1}},
 		{"bad signature", func() *http.Request {
 			r := sign(valid)
 			r.Header.Set("svix-signature", "v1,AAAA")
@@ -66,8 +82,13 @@ func TestHandlerMetrics(t *testing.T) {
 		}, http.StatusOK, http.StatusUnauthorized, map[string]int{"received": 1, "rejected:signature": 1}},
 		{"not a Clerk event", func() *http.Request { return sign([]byte(`{"type":"user.created","data":[1]}`)) }, http.StatusOK, http.StatusBadRequest,
 			map[string]int{"received": 1, "verified": 1, "rejected:not_clerk_event": 1}},
-		{"too large", func() *http.Request { return sign(oversized(webhook.MaxBodyBytes + 1)) }, http.StatusOK, http.StatusRequestEntityTooLarge,
+		{"too large", func() *http.Request { return sign(oversized(webhook.DefaultMaxBodyBytes + 1)) }, http.StatusOK, http.StatusRequestEntityTooLarge,
 			map[string]int{"received": 1, "rejected:too_large": 1}},
+		{"announced over the cap, body never read", func() *http.Request {
+			r := httptest.NewRequest(http.MethodPost, route, failingReader{})
+			r.ContentLength = webhook.DefaultMaxBodyBytes + 1
+			return r
+		}, http.StatusOK, http.StatusRequestEntityTooLarge, map[string]int{"received": 1, "rejected:too_large": 1}},
 		{"body read fails", func() *http.Request {
 			r := httptest.NewRequest(http.MethodPost, route, failingReader{})
 			r.ContentLength = -1
@@ -80,16 +101,15 @@ func TestHandlerMetrics(t *testing.T) {
 			m := &recordingMetrics{}
 			e := echo.New()
 			var logs bytes.Buffer
-			e.POST(route, webhook.HandlerWithMetrics(newVerifier(t, secret), newSender(t, st.srv.URL), time.Second, slog.New(slog.NewTextHandler(&logs, nil)), m))
+			e.POST(route, webhook.Handler(newVerifier(t, secret), newSender(t, st.srv.URL), slog.New(slog.NewTextHandler(&logs, nil)),
+				webhook.Options{Timeout: time.Second, Metrics: m}))
 			rec := httptest.NewRecorder()
 			e.ServeHTTP(rec, tt.req())
 			if rec.Code != tt.wantStatus {
 				t.Fatalf("POST %s = %d; want %d (log:\n%s)", route, rec.Code, tt.wantStatus, logs.String())
 			}
-			m.mu.Lock()
-			defer m.mu.Unlock()
-			if !reflect.DeepEqual(m.calls, tt.want) {
-				t.Errorf("metrics calls = %v; want %v", m.calls, tt.want)
+			if got := m.snapshot(); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("metrics calls = %v; want %v", got, tt.want)
 			}
 		})
 	}

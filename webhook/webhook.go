@@ -8,22 +8,92 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"time"
+	"unicode/utf8"
 
 	"github.com/inngest/inngestgo"
 	"github.com/labstack/echo/v4"
 )
 
-// MaxBodyBytes is the largest webhook body accepted; a larger one gets 413.
-const MaxBodyBytes = 1 << 20
+const (
+	// DefaultTimeout is how long the handler waits for Inngest to accept an event when
+	// Options.Timeout is zero. Svix gives up on an answer after 15 s.
+	DefaultTimeout = 8 * time.Second
+	// DefaultMaxBodyBytes is the largest webhook body accepted when Options.MaxBodyBytes is
+	// zero: 512 KiB, the default event size limit of the Inngest dev and self-hosted server.
+	DefaultMaxBodyBytes = 512 << 10
+	// DefaultMaxInFlight is how many sends to Inngest may run at once when
+	// Options.MaxInFlight is zero.
+	DefaultMaxInFlight = 256
+)
+
+const (
+	// HeaderDeliveryControl is the response header through which an endpoint tells Svix what
+	// to do with a failed delivery (https://docs.svix.com/receiving/delivery-control).
+	HeaderDeliveryControl = "webhook-delivery"
+	// DeliveryAbortMessage, as HeaderDeliveryControl's value, makes Svix stop retrying the
+	// message. The handler sends it with answers that a retry of the same message can never
+	// change: 413, 400 for a verified body that is not a Clerk event, and 422.
+	DeliveryAbortMessage = "abort-message"
+)
+
+// ContextKeyVerifiedID is the echo.Context key under which the handler stores the Svix message
+// id (a string), once the request's signature has verified it. It is unset for a request whose
+// signature did not verify (or that was refused before verification): a logger that wants the
+// message id without logging an unverified, attacker-chosen header reads it from here, with
+// c.Get(ContextKeyVerifiedID), after the handler ran.
+const ContextKeyVerifiedID = "clerk_sync.svix_id"
 
 // Sender sends one event to Inngest and returns the id Inngest gave it. inngestgo.Client
-// implements it.
+// implements it. The handler tells a refusal by Inngest from a transient failure by the text
+// of inngestgo's errors ("bad request: …", "unauthorized: …", "forbidden: …", "unknown status
+// code sending event: <code>"), so a Sender that wraps the client must keep its error text at
+// the start of the message.
 type Sender interface {
 	Send(ctx context.Context, event any) (string, error)
+}
+
+// Options configures Handler. The zero value of each field means its default.
+type Options struct {
+	// Timeout is how long a webhook waits for Inngest to accept its event before the handler
+	// answers 503. Zero or negative: DefaultTimeout.
+	Timeout time.Duration
+	// MaxBodyBytes is the largest body accepted; a larger one gets 413 and Svix stops retrying
+	// it. Set it to the largest event the Inngest server accepts (the service's
+	// INNGEST_MAX_EVENT_BYTES), so that an event Inngest would refuse for its size is refused
+	// up front. Zero or negative: DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// MaxInFlight is how many sends to Inngest may run at once, counting sends that outlived
+	// their webhook after its timeout (the SDK's retries do not stop when the webhook gives up).
+	// When that many are running, a verified webhook gets 503 at once, without a send, so that
+	// memory and goroutines stay bounded while Inngest is slow. Zero or negative:
+	// DefaultMaxInFlight.
+	MaxInFlight int
+	// Metrics counts each request's fate; nil counts nothing.
+	Metrics Metrics
+}
+
+// withDefaults returns o with every zero (or negative) field set to its default.
+func (o Options) withDefaults() Options {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	o.MaxBodyBytes = min(o.MaxBodyBytes, math.MaxInt64-1) // readBody reads up to one byte more
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = DefaultMaxInFlight
+	}
+	if o.Metrics == nil {
+		o.Metrics = nopMetrics{}
+	}
+	return o
 }
 
 // Response is the JSON body of every answer of the handler.
@@ -36,55 +106,71 @@ type Response struct {
 	Error string `json:"error,omitempty"`
 }
 
-// Handler returns the handler for POST /api/webhooks/clerk. It answers:
+// Handler returns the handler for POST /api/webhooks/clerk. It logs into logger (nil logs
+// nothing) and answers:
 //   - 200 once Inngest accepted the event;
-//   - 400 for a correctly signed body that is not a Clerk event (nothing is forwarded);
-//   - 401 for a missing or invalid signature (nothing is forwarded, the body is not logged);
-//   - 413 for a body over MaxBodyBytes;
-//   - 503 when Inngest did not accept the event within timeout, so that Svix retries.
-func Handler(v *Verifier, s Sender, timeout time.Duration, logger *slog.Logger) echo.HandlerFunc {
-	return HandlerWithMetrics(v, s, timeout, logger, nil)
-}
-
-// HandlerWithMetrics is Handler, also counting each request's fate in m (nil counts nothing).
-func HandlerWithMetrics(v *Verifier, s Sender, timeout time.Duration, logger *slog.Logger, m Metrics) echo.HandlerFunc {
-	if m == nil {
-		m = nopMetrics{}
+//   - 400 for a correctly signed body that is not a Clerk event (nothing is forwarded), with
+//     the header webhook-delivery: abort-message so that Svix stops retrying it;
+//   - 400 when the body could not be read (a broken connection; Svix retries);
+//   - 401 for a missing or invalid signature (nothing is forwarded, the body is not logged;
+//     Svix retries, so a corrected signing secret lets the delivery through);
+//   - 413 for a body over Options.MaxBodyBytes, with webhook-delivery: abort-message;
+//   - 422 when Inngest refused the event itself (too large, invalid: HTTP 400, 413 or another
+//     4xx but 401, 403, 408 and 429), with webhook-delivery: abort-message;
+//   - 503 when Inngest did not accept the event within Options.Timeout, failed, or refused the
+//     event key (401, 403: fixing INNGEST_EVENT_KEY makes a retry succeed), or when
+//     Options.MaxInFlight sends are already running; Svix retries.
+//
+// Every log line of a request refused before its signature verified carries at most 64 bytes
+// of its message id header. Once the signature verified, the handler stores the message id in
+// the echo.Context under ContextKeyVerifiedID.
+func Handler(v *Verifier, s Sender, logger *slog.Logger, opts Options) echo.HandlerFunc {
+	opts = opts.withDefaults()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
 	}
+	m := opts.Metrics
+	limit := opts.MaxBodyBytes
+	f := &forwarder{s: s, timeout: opts.Timeout, slots: make(chan struct{}, opts.MaxInFlight)}
+	tooLarge := fmt.Sprintf("body larger than %d bytes, the largest event Inngest accepts here (INNGEST_MAX_EVENT_BYTES); "+
+		"Svix will not retry it. Raise the Inngest server's event size limit and INNGEST_MAX_EVENT_BYTES with it, "+
+		"then replay the message from the Clerk dashboard", limit)
+
 	return func(c echo.Context) error {
 		req := c.Request()
-		svixID := MessageID(req.Header)
 		m.WebhookReceived()
 
-		if req.ContentLength > MaxBodyBytes {
-			logger.Warn("webhook rejected: body too large", "svix_id", svixID, "content_length", req.ContentLength)
+		if req.ContentLength > limit {
+			logger.Warn("webhook rejected: body too large", "svix_id", LoggableID(req.Header), "content_length", req.ContentLength, "max_body_bytes", limit)
 			m.WebhookRejected(RejectTooLarge)
-			return c.JSON(http.StatusRequestEntityTooLarge, Response{Error: "body larger than 1 MiB"})
+			return abort(c, http.StatusRequestEntityTooLarge, Response{Error: tooLarge})
 		}
-		body, err := readBody(req.Body, req.ContentLength)
+		body, err := readBody(req.Body, req.ContentLength, limit)
 		if err != nil {
-			logger.Warn("webhook rejected: reading body failed", "svix_id", svixID, "error", err)
+			logger.Warn("webhook rejected: reading body failed", "svix_id", LoggableID(req.Header), "error", err)
 			m.WebhookRejected(RejectReadError)
 			return c.JSON(http.StatusBadRequest, Response{Error: "could not read the request body"})
 		}
-		if len(body) > MaxBodyBytes {
-			logger.Warn("webhook rejected: body too large", "svix_id", svixID, "bytes_read", len(body))
+		if int64(len(body)) > limit {
+			logger.Warn("webhook rejected: body too large", "svix_id", LoggableID(req.Header), "bytes_read", len(body), "max_body_bytes", limit)
 			m.WebhookRejected(RejectTooLarge)
-			return c.JSON(http.StatusRequestEntityTooLarge, Response{Error: "body larger than 1 MiB"})
+			return abort(c, http.StatusRequestEntityTooLarge, Response{Error: tooLarge})
 		}
 
 		if err := v.Verify(body, req.Header); err != nil {
-			logger.Warn("webhook rejected: signature", "svix_id", svixID, "error", err)
+			logger.Warn("webhook rejected: signature", "svix_id", LoggableID(req.Header), "error", err)
 			m.WebhookRejected(RejectSignature)
 			return c.JSON(http.StatusUnauthorized, Response{Error: err.Error() + "; check CLERK_WEBHOOK_SIGNING_SECRET against the endpoint's Signing Secret in the Clerk dashboard"})
 		}
+		svixID := MessageID(req.Header)
+		c.Set(ContextKeyVerifiedID, svixID)
 		m.WebhookVerified()
 
 		evt, err := decodeEvent(body, messageTimestamp(req.Header))
 		if err != nil {
 			logger.Warn("webhook rejected: not a Clerk event", "svix_id", svixID, "error", err)
 			m.WebhookRejected(RejectNotClerkEvent)
-			return c.JSON(http.StatusBadRequest, Response{Error: err.Error()})
+			return abort(c, http.StatusBadRequest, Response{Error: err.Error() + "; Svix will not retry it"})
 		}
 
 		id := IDPrefix + svixID
@@ -95,37 +181,100 @@ func HandlerWithMetrics(v *Verifier, s Sender, timeout time.Duration, logger *sl
 			Timestamp: evt.tsMS,
 		}
 		start := time.Now()
-		if err := send(req.Context(), s, ie, timeout); err != nil {
-			m.WebhookForwardFailed(time.Since(start))
-			logger.Error("forwarding to Inngest failed; answering 503 so that Svix retries",
-				"svix_id", svixID, "event_id", id, "type", evt.typ, "user_id", evt.userID, "error", err, "elapsed", time.Since(start))
-			return c.JSON(http.StatusServiceUnavailable, Response{Error: "Inngest did not accept the event; Svix will retry the delivery"})
-		}
+		err = f.send(req.Context(), ie)
 		elapsed := time.Since(start)
-		m.WebhookForwarded(elapsed)
-		// The request log line has the svix id and the status at info.
-		logger.LogAttrs(req.Context(), slog.LevelDebug, "webhook forwarded",
-			slog.String("svix_id", svixID), slog.String("event_id", id), slog.String("type", evt.typ),
-			slog.String("user_id", evt.userID), slog.Duration("elapsed", elapsed))
-		return c.JSONBlob(http.StatusOK, forwardedResponse(id))
+		if err == nil {
+			m.WebhookForwarded(elapsed)
+			// The request log line has the svix id and the status at info.
+			logger.LogAttrs(req.Context(), slog.LevelDebug, "webhook forwarded",
+				slog.String("svix_id", svixID), slog.String("event_id", id), slog.String("type", evt.typ),
+				slog.String("user_id", evt.userID), slog.Duration("elapsed", elapsed))
+			return c.JSONBlob(http.StatusOK, forwardedResponse(id))
+		}
+		if errors.Is(err, errBusy) {
+			m.WebhookRejected(RejectBusy)
+			logger.Warn("webhook rejected: too many events being sent to Inngest at once; answering 503 so that Svix retries",
+				"svix_id", svixID, "event_id", id, "type", evt.typ, "user_id", evt.userID, "max_in_flight", cap(f.slots))
+			return c.JSON(http.StatusServiceUnavailable, Response{Error: "too many events are being sent to Inngest at once; Svix will retry the delivery"})
+		}
+
+		m.WebhookForwardFailed(elapsed)
+		switch reason, status := refusal(err); reason {
+		case RefusedEvent:
+			m.WebhookRefusedByInngest(RefusedEvent)
+			logger.Error("Inngest refused the event; answering 422 so that Svix stops retrying it. "+
+				"If it is too large, raise the Inngest server's event size limit (and INNGEST_MAX_EVENT_BYTES with it), "+
+				"then replay the message from the Clerk dashboard",
+				"svix_id", svixID, "event_id", id, "type", evt.typ, "user_id", evt.userID, "inngest_status", status, "error", err, "elapsed", elapsed)
+			return abort(c, http.StatusUnprocessableEntity, Response{Error: fmt.Sprintf(
+				"Inngest refused the event (HTTP %d: %v); Svix will not retry it. If it is too large, raise the Inngest server's "+
+					"event size limit (and INNGEST_MAX_EVENT_BYTES with it), then replay the message from the Clerk dashboard", status, err)})
+		case RefusedKey:
+			m.WebhookRefusedByInngest(RefusedKey)
+			logger.Error("Inngest refused the event key; fix INNGEST_EVENT_KEY (Inngest dashboard → Manage → Event Keys) and restart: "+
+				"Svix retries the delivery for about 28 hours. Answering 503",
+				"svix_id", svixID, "event_id", id, "type", evt.typ, "user_id", evt.userID, "inngest_status", status, "error", err, "elapsed", elapsed)
+			return c.JSON(http.StatusServiceUnavailable, Response{Error: "Inngest refused the service's event key; Svix will retry the delivery"})
+		}
+		logger.Error("forwarding to Inngest failed; answering 503 so that Svix retries",
+			"svix_id", svixID, "event_id", id, "type", evt.typ, "user_id", evt.userID, "error", err, "elapsed", elapsed)
+		return c.JSON(http.StatusServiceUnavailable, Response{Error: "Inngest did not accept the event; Svix will retry the delivery"})
 	}
 }
 
-// readBody reads at most MaxBodyBytes+1 bytes of r (so that a larger body shows as one byte
-// too many) into a buffer sized from contentLength when it is known, rather than grown from
-// 512 bytes by doubling: the body is the handler's largest allocation.
-func readBody(r io.Reader, contentLength int64) ([]byte, error) {
-	size := int64(512)
-	if contentLength >= 0 && contentLength <= MaxBodyBytes {
-		size = contentLength + 1 // room for the read that reports EOF
+// abort answers status with resp, telling Svix not to retry the message.
+func abort(c echo.Context, status int, resp Response) error {
+	c.Response().Header().Set(HeaderDeliveryControl, DeliveryAbortMessage)
+	return c.JSON(status, resp)
+}
+
+// maxLoggedIDBytes is the most of an unverified message id header a log line carries: Svix ids
+// are "msg_" and 27 characters, while the header can hold tens of kilobytes.
+const maxLoggedIDBytes = 64
+
+// cutMark ends an id cut to maxLoggedIDBytes.
+const cutMark = "…(cut)"
+
+// LoggableID returns the request's message id header (MessageID) for a log line, cut to
+// maxLoggedIDBytes (at a UTF-8 boundary) and marked with cutMark when longer: anyone can send
+// the header, so before its signature verifies it is not trusted to be short.
+func LoggableID(h http.Header) string {
+	id := MessageID(h)
+	if len(id) <= maxLoggedIDBytes {
+		return id
 	}
+	n := maxLoggedIDBytes
+	for n > 0 && !utf8.RuneStart(id[n]) {
+		n--
+	}
+	return id[:n] + cutMark
+}
+
+// initialBodyBuffer is the largest buffer readBody starts with: a Clerk event is 0.5 to 2 KB.
+const initialBodyBuffer = 4 << 10
+
+// readBody reads at most limit+1 bytes of r (so that a larger body shows as one byte too many).
+// Its buffer starts at contentLength+1 bytes (room for the read that reports EOF), at most
+// initialBodyBuffer, and doubles as data arrives, never past limit+1: what it allocates follows
+// the bytes that arrived, not the length a client announced.
+func readBody(r io.Reader, contentLength, limit int64) ([]byte, error) {
+	size := int64(initialBodyBuffer)
+	if contentLength >= 0 && contentLength+1 < size {
+		size = contentLength + 1
+	}
+	size = min(size, limit+1)
 	buf := make([]byte, 0, size)
-	limit := io.LimitReader(r, MaxBodyBytes+1)
+	lr := io.LimitReader(r, limit+1)
 	for {
 		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)] // grow (a body longer than announced)
+			if int64(len(buf)) > limit {
+				return buf, nil // one byte too many: the caller refuses it
+			}
+			grown := make([]byte, len(buf), min(2*int64(cap(buf)), limit+1))
+			copy(grown, buf)
+			buf = grown
 		}
-		n, err := limit.Read(buf[len(buf):cap(buf)])
+		n, err := lr.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if err == io.EOF {
 			return buf, nil
@@ -147,31 +296,4 @@ func forwardedResponse(id string) []byte {
 	b = append(b, `{"status":"forwarded","event_id":`...)
 	b = append(b, quoted...)
 	return append(b, '}')
-}
-
-// errSendTimeout means Inngest did not answer in time.
-var errSendTimeout = errors.New("timed out waiting for the Inngest event API")
-
-// send calls s.Send, but returns after timeout (or when ctx ends) even if the SDK is still
-// retrying: its retries sleep without watching the context. s gets ctx, which the server
-// cancels once the handler has answered. The event id makes a send that completes late
-// harmless: Svix retries with the same id and Inngest drops the duplicate.
-func send(ctx context.Context, s Sender, evt any, timeout time.Duration) error {
-	done := make(chan error, 1)
-	go func() {
-		_, err := s.Send(ctx, evt)
-		done <- err
-	}()
-	// A timer rather than context.WithTimeout: no child context to register with ctx on
-	// every webhook.
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	select {
-	case err := <-done:
-		return err
-	case <-timer.C:
-		return errSendTimeout
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

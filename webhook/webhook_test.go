@@ -102,20 +102,29 @@ type inngestStub struct {
 	mu       sync.Mutex
 	requests int
 	events   []stubEvent
+
+	// release ends every delay at once (closed by Release, or at cleanup).
+	release     chan struct{}
+	releaseOnce sync.Once
 }
 
-// stubConfig sets how the stub answers: status (200 accepts), after an optional delay.
+// stubConfig sets how the stub answers: status (200 accepts), after an optional delay, with
+// Inngest's error shape {"error":message} for any other status (message "" means "stub failure").
 type stubConfig struct {
-	status int
-	delay  time.Duration
+	status  int
+	delay   time.Duration
+	message string
 }
 
 // startStub starts an Inngest event API stub that records every event it is sent and answers
 // as Inngest does: {"ids":[…],"status":200} with 200, or {"error":…,"status":…} otherwise.
 func startStub(t *testing.T, cfg stubConfig) *inngestStub {
 	t.Helper()
-	st := &inngestStub{}
-	release := make(chan struct{})
+	st := &inngestStub{release: make(chan struct{})}
+	message := cfg.message
+	if message == "" {
+		message = "stub failure"
+	}
 	st.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost || r.URL.Path != "/e/"+eventKey {
 			t.Errorf("Inngest stub got %s %s; want POST /e/%s", r.Method, r.URL.Path, eventKey)
@@ -136,14 +145,14 @@ func startStub(t *testing.T, cfg stubConfig) *inngestStub {
 		if cfg.delay > 0 {
 			select {
 			case <-time.After(cfg.delay):
-			case <-release:
+			case <-st.release:
 			case <-r.Context().Done():
 			}
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(cfg.status)
 		if cfg.status != http.StatusOK {
-			fmt.Fprintf(w, `{"error":"stub failure","status":%d}`, cfg.status)
+			_ = json.NewEncoder(w).Encode(map[string]any{"error": message, "status": cfg.status})
 			return
 		}
 		ids := make([]string, len(evts))
@@ -154,8 +163,24 @@ func startStub(t *testing.T, cfg stubConfig) *inngestStub {
 	}))
 	// Cleanups run last-in first-out: release a hanging handler, then close the server.
 	t.Cleanup(st.srv.Close)
-	t.Cleanup(func() { close(release) })
+	t.Cleanup(st.Release)
 	return st
+}
+
+// Release ends the delay of every request the stub holds, and of every later one.
+func (st *inngestStub) Release() {
+	st.releaseOnce.Do(func() { close(st.release) })
+}
+
+// receivedID reports whether the stub received an event with id.
+func (st *inngestStub) receivedID(id string) bool {
+	evts, _ := st.received()
+	for _, ev := range evts {
+		if ev.ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // received returns the events the stub got and how many requests carried them.
@@ -165,15 +190,22 @@ func (st *inngestStub) received() ([]stubEvent, int) {
 	return append([]stubEvent(nil), st.events...), st.requests
 }
 
-// newSender returns the real Inngest SDK client, sending events to baseURL.
+// newSender returns the real Inngest SDK client, sending events to baseURL, each attempt
+// limited to 2 s.
 func newSender(t *testing.T, baseURL string) inngestgo.Client {
+	t.Helper()
+	return newSenderTimeout(t, baseURL, 2*time.Second)
+}
+
+// newSenderTimeout is newSender with each HTTP attempt limited to httpTimeout.
+func newSenderTimeout(t *testing.T, baseURL string, httpTimeout time.Duration) inngestgo.Client {
 	t.Helper()
 	c, err := inngestgo.NewClient(inngestgo.ClientOpts{
 		AppID:           "test",
 		EventKey:        inngestgo.StrPtr(eventKey),
 		EventAPIBaseURL: &baseURL,
 		Dev:             inngestgo.BoolPtr(false),
-		HTTPClient:      &http.Client{Timeout: 2 * time.Second},
+		HTTPClient:      &http.Client{Timeout: httpTimeout},
 		Logger:          slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
@@ -194,23 +226,38 @@ func newVerifier(t *testing.T, secrets ...string) *webhook.Verifier {
 
 // result is what one request through Echo produced.
 type result struct {
-	status  int
-	body    string
-	log     string
-	elapsed time.Duration
+	status int
+	body   string
+	// delivery is the answer's webhook-delivery header (Svix's delivery control).
+	delivery string
+	log      string
+	elapsed  time.Duration
 }
 
-// post mounts webhook.Handler on a real Echo instance and serves req through it.
-func post(t *testing.T, v *webhook.Verifier, sender webhook.Sender, timeout time.Duration, req *http.Request) result {
+// post mounts webhook.Handler with opts on a real Echo instance and serves req through it.
+func post(t *testing.T, v *webhook.Verifier, sender webhook.Sender, opts webhook.Options, req *http.Request) result {
 	t.Helper()
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e := echo.New()
-	e.POST(route, webhook.Handler(v, sender, timeout, logger))
+	e.POST(route, webhook.Handler(v, sender, logger, opts))
 	rec := httptest.NewRecorder()
 	start := time.Now()
 	e.ServeHTTP(rec, req)
-	return result{status: rec.Code, body: rec.Body.String(), log: logs.String(), elapsed: time.Since(start)}
+	return result{status: rec.Code, body: rec.Body.String(), delivery: rec.Header().Get(webhook.HeaderDeliveryControl),
+		log: logs.String(), elapsed: time.Since(start)}
+}
+
+// checkDelivery checks that the answer tells Svix to stop retrying exactly when wantAbort.
+func checkDelivery(t *testing.T, got result, wantAbort bool) {
+	t.Helper()
+	want := ""
+	if wantAbort {
+		want = webhook.DeliveryAbortMessage
+	}
+	if got.delivery != want {
+		t.Errorf("POST %s = %d with %s: %q; want %q (response %s)", route, got.status, webhook.HeaderDeliveryControl, got.delivery, want, got.body)
+	}
 }
 
 // checkForwarded checks that the request was answered with want's status and that the stub
@@ -322,7 +369,7 @@ func TestHandler_ClerkExamples(t *testing.T) {
 			st := startStub(t, stubConfig{status: http.StatusOK})
 			req := signedRequest(t, body, signing{secret: secret, id: id, at: time.Now(), prefix: "svix"})
 
-			got := post(t, newVerifier(t, secret), newSender(t, st.srv.URL), okTimeout, req)
+			got := post(t, newVerifier(t, secret), newSender(t, st.srv.URL), webhook.Options{Timeout: okTimeout}, req)
 
 			checkForwarded(t, got, http.StatusOK, st, &stubEvent{
 				Name: "clerk/" + env.Type,
@@ -468,11 +515,11 @@ func TestHandler(t *testing.T) {
 			wantStatus: http.StatusUnauthorized,
 		},
 		{
-			name: "body 1 MiB + 1 byte", body: oversized(webhook.MaxBodyBytes + 1),
+			name: "body 512 KiB + 1 byte", body: oversized(webhook.DefaultMaxBodyBytes + 1),
 			wantStatus: http.StatusRequestEntityTooLarge,
 		},
 		{
-			name: "body 1 MiB + 1 byte, length unknown", body: oversized(webhook.MaxBodyBytes + 1),
+			name: "body 512 KiB + 1 byte, length unknown", body: oversized(webhook.DefaultMaxBodyBytes + 1),
 			edit:       func(r *http.Request) { r.ContentLength = -1 },
 			wantStatus: http.StatusRequestEntityTooLarge,
 		},
@@ -504,13 +551,16 @@ func TestHandler(t *testing.T) {
 			}
 			st := startStub(t, stubConfig{status: http.StatusOK})
 
-			got := post(t, newVerifier(t, secret), newSender(t, st.srv.URL), okTimeout, req)
+			got := post(t, newVerifier(t, secret), newSender(t, st.srv.URL), webhook.Options{Timeout: okTimeout}, req)
 
 			var want *stubEvent
 			if tt.wantName != "" {
 				want = &stubEvent{Name: tt.wantName, ID: "clerk-" + id, TS: tt.wantTS, Data: compact(t, tt.wantData)}
 			}
 			checkForwarded(t, got, tt.wantStatus, st, want)
+			// Every 400 here is a verified body that is not a Clerk event: a retry cannot change
+			// it, nor a 413's; a 401 can succeed once the secret is fixed.
+			checkDelivery(t, got, tt.wantStatus == http.StatusBadRequest || tt.wantStatus == http.StatusRequestEntityTooLarge)
 			if tt.wantStatus == http.StatusUnauthorized {
 				if !strings.Contains(got.log, "webhook rejected") {
 					t.Errorf("POST %s = 401 logged no rejection; log:\n%s", route, got.log)
@@ -531,7 +581,7 @@ func TestHandler_EnvelopeWithoutTimestamp(t *testing.T) {
 	st := startStub(t, stubConfig{status: http.StatusOK})
 	req := signedRequest(t, envelope("user.deleted", "", data), signing{secret: secret, id: id, at: at, prefix: "svix"})
 
-	got := post(t, newVerifier(t, secret), newSender(t, st.srv.URL), okTimeout, req)
+	got := post(t, newVerifier(t, secret), newSender(t, st.srv.URL), webhook.Options{Timeout: okTimeout}, req)
 
 	// The documented fallback: the signature's timestamp (seconds), in ms.
 	checkForwarded(t, got, http.StatusOK, st, &stubEvent{
@@ -557,7 +607,7 @@ func TestHandler_RotatedSecret(t *testing.T) {
 			st := startStub(t, stubConfig{status: http.StatusOK})
 			req := signedRequest(t, body, signing{secret: tt.signer, id: id, at: time.Now(), prefix: "svix"})
 
-			got := post(t, newVerifier(t, previous, current), newSender(t, st.srv.URL), okTimeout, req)
+			got := post(t, newVerifier(t, previous, current), newSender(t, st.srv.URL), webhook.Options{Timeout: okTimeout}, req)
 
 			var want *stubEvent
 			if tt.wantStatus == http.StatusOK {
@@ -585,7 +635,6 @@ func TestHandler_SendFailure(t *testing.T) {
 		stub *stubConfig
 	}{
 		{"Inngest answers 500 (SDK retries)", &stubConfig{status: http.StatusInternalServerError}},
-		{"Inngest rejects the event with 400", &stubConfig{status: http.StatusBadRequest}},
 		{"Inngest hangs past the timeout", &stubConfig{status: http.StatusOK, delay: 30 * time.Second}},
 		{"Inngest unreachable", nil},
 	}
@@ -602,11 +651,12 @@ func TestHandler_SendFailure(t *testing.T) {
 			req := signedRequest(t, envelope("user.created", "1716883200", `{"id":"user_1"}`),
 				signing{secret: secret, id: newMsgID(t), at: time.Now(), prefix: "svix"})
 
-			got := post(t, newVerifier(t, secret), newSender(t, url), timeout, req)
+			got := post(t, newVerifier(t, secret), newSender(t, url), webhook.Options{Timeout: timeout}, req)
 
 			if got.status != http.StatusServiceUnavailable {
 				t.Errorf("POST %s = %d; want %d (response %s; log:\n%s)", route, got.status, http.StatusServiceUnavailable, got.body, got.log)
 			}
+			checkDelivery(t, got, false)
 			if got.elapsed > bound {
 				t.Errorf("POST %s took %v; want under %v (handler timeout %v)", route, got.elapsed, bound, timeout)
 			}
