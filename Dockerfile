@@ -10,9 +10,11 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/clerk-user-sync . 
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/clerk-user-sync /clerk-user-sync
-# Only used by the embedded database, when MONGODB_URI is unset.
+# Only used by the embedded database (MONGODB_URI=embedded): a volume, so that its data
+# outlives the container. Production sets MONGODB_URI to MongoDB instead.
 COPY --from=build --chown=65532:65532 /out/data /data
 ENV PORT=3000 DATA_DIR=/data
+VOLUME ["/data"]
 EXPOSE 3000
 USER 65532:65532
 HEALTHCHECK --interval=10s --timeout=5s --retries=6 CMD ["/clerk-user-sync", "healthcheck"]

@@ -102,8 +102,12 @@ func TestDockerCompose(t *testing.T) {
 	if port != "3000" {
 		t.Errorf("app PORT = %s; want the service's default 3000", port)
 	}
-	if len(app.Ports) != 1 || !strings.HasSuffix(app.Ports[0], ":"+port) {
-		t.Errorf("app ports = %v; want one mapping to container port %s", app.Ports, port)
+	// Dev mode runs unsigned requests to /api/inngest: publish on the host's loopback only.
+	if len(app.Ports) != 1 || app.Ports[0] != "127.0.0.1:"+port+":"+port {
+		t.Errorf("app ports = %v; want 127.0.0.1:%s:%s (loopback only: dev mode is unauthenticated)", app.Ports, port, port)
+	}
+	if envs["HOST"] != "0.0.0.0" {
+		t.Errorf("app HOST = %q; want 0.0.0.0, so that the dev server's container reaches it (dev mode listens on loopback otherwise)", envs["HOST"])
 	}
 	if len(app.Healthcheck.Test) == 0 || !strings.Contains(strings.Join(app.Healthcheck.Test, " "), "healthcheck") {
 		t.Errorf("app health check = %v; want the binary's healthcheck command", app.Healthcheck.Test)
@@ -125,8 +129,8 @@ func TestDockerCompose(t *testing.T) {
 	if err != nil || dev.Hostname() != "inngest" || dev.Port() != "8288" {
 		t.Errorf("app INNGEST_DEV = %q; want http://inngest:8288", envs["INNGEST_DEV"])
 	}
-	if len(inngest.Ports) != 1 || !strings.HasSuffix(inngest.Ports[0], ":8288") {
-		t.Errorf("inngest ports = %v; want the dev server's 8288", inngest.Ports)
+	if len(inngest.Ports) != 1 || inngest.Ports[0] != "127.0.0.1:8288:8288" {
+		t.Errorf("inngest ports = %v; want 127.0.0.1:8288:8288 (loopback only)", inngest.Ports)
 	}
 	cmd := strings.Join(inngest.Command, " ")
 	if !strings.Contains(cmd, "dev -u http://app:"+port+"/api/inngest") || !strings.Contains(cmd, "--no-discovery") {
@@ -160,16 +164,31 @@ func TestDockerfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	var froms []string
-	user := ""
+	user, volume, dataDir := "", "", ""
 	for _, line := range strings.Split(string(raw), "\n") {
 		f := strings.Fields(line)
 		if len(f) >= 2 && strings.EqualFold(f[0], "FROM") {
 			froms = append(froms, f[1])
-			user = ""
+			user, volume, dataDir = "", "", ""
 		}
 		if len(f) >= 2 && strings.EqualFold(f[0], "USER") {
 			user = f[1]
 		}
+		if len(f) >= 2 && strings.EqualFold(f[0], "VOLUME") {
+			volume = strings.Trim(strings.Join(f[1:], " "), `[]" `)
+		}
+		if len(f) >= 2 && strings.EqualFold(f[0], "ENV") {
+			for _, kv := range f[1:] {
+				if v, ok := strings.CutPrefix(kv, "DATA_DIR="); ok {
+					dataDir = v
+				}
+			}
+		}
+	}
+	// The embedded database (MONGODB_URI=embedded) keeps its data in DATA_DIR: a volume, so
+	// that it outlives the container.
+	if dataDir == "" || volume != dataDir {
+		t.Errorf("the final stage's VOLUME = %q, DATA_DIR = %q; want DATA_DIR declared as the volume", volume, dataDir)
 	}
 	if len(froms) < 2 {
 		t.Fatalf("Dockerfile has %d stages; want a multi-stage build", len(froms))
