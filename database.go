@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,32 +17,33 @@ import (
 // started or reached. The embedded database outlives ctx: it stops only when the returned
 // function is called, so that a shutdown signal lets in-flight requests finish their writes.
 func openDatabase(ctx context.Context, cfg config, logger *slog.Logger, stderr io.Writer, embeddedNote string) (*store.Store, func(), error) {
-	uri := cfg.mongoURI
 	stopEmbedded := func() {}
-	var emb *store.Embedded
+	var users *store.Store
+	var err error
 	if cfg.embedded {
-		var err error
+		var emb *store.Embedded
 		emb, err = store.StartEmbedded(context.WithoutCancel(ctx), cfg.dataDir, quietLogger(stderr, cfg))
 		if err != nil {
 			return nil, nil, err
 		}
 		stopEmbedded = emb.Stop
-		uri = emb.URI()
 		logger.Info(embeddedNote, "data_dir", cfg.dataDir, "database", cfg.database)
+		// Bounded by ctx alone, as the _id lookup index always was: the first start on an
+		// existing collection builds it, however long that takes. (A local server that does not
+		// answer still fails the open within the driver's 30 s server selection.)
+		users, err = emb.Open(ctx, cfg.database, cfg.writeMode)
+	} else {
+		openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		users, err = store.OpenWith(openCtx, cfg.mongoURI, cfg.database, cfg.writeMode)
+		cancel()
 	}
-	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	users, err := store.OpenWith(openCtx, uri, cfg.database, cfg.writeMode)
-	cancel()
 	if err != nil {
 		stopEmbedded()
-		return nil, nil, fmt.Errorf("%w; check that MongoDB is running and MONGODB_URI is right", err)
-	}
-	if emb != nil {
-		if err := emb.IndexIDs(ctx, cfg.database); err != nil {
-			_ = users.Close(context.Background())
-			stopEmbedded()
-			return nil, nil, fmt.Errorf("%w; check that DATA_DIR is writable", err)
+		hint := "check that MongoDB is running and MONGODB_URI is right"
+		if !errors.Is(err, store.ErrDatabase) { // not the server: the embedded _id lookup index
+			hint = "check that DATA_DIR is writable"
 		}
+		return nil, nil, fmt.Errorf("%w; %s", err, hint)
 	}
 	return users, func() {
 		closeCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

@@ -15,8 +15,8 @@ import (
 )
 
 // Embedded is a FerretDB server running inside this process, storing its data in SQLite files
-// under a directory. It speaks the MongoDB wire protocol on a loopback port, so Open connects
-// to it exactly as it would to MongoDB.
+// under a directory. It speaks the MongoDB wire protocol on a loopback port; its Open opens the
+// store on it with what FerretDB needs besides (the _id lookup index).
 type Embedded struct {
 	dir    string
 	uri    string
@@ -63,16 +63,37 @@ func (e *Embedded) Stop() {
 	<-e.done
 }
 
+// Open opens the store on the database named database of this server, in the given write
+// mode (WritesAuto picks WritesByID here), and gives its collections the _id lookup index
+// (IndexIDs): everything the embedded database needs, in one call. It returns an error
+// wrapping ErrDatabase when the server does not answer within ctx or refuses the users
+// collection's indexes, and an error naming the SQLite file (not wrapping ErrDatabase) when the
+// _id lookup index cannot be made; the store is closed then.
+func (e *Embedded) Open(ctx context.Context, database string, mode WriteMode) (*Store, error) {
+	s, err := OpenWith(ctx, e.uri, database, mode)
+	if err != nil {
+		return nil, err
+	}
+	// OpenWith has created the users collection (its username index): index it now.
+	if err := e.IndexIDs(ctx, database); err != nil {
+		_ = s.Close(context.Background())
+		return nil, err
+	}
+	return s, nil
+}
+
 // IndexIDs gives every collection of the embedded database named database the SQLite index
-// that its lookups by _id can use. It returns an error naming the database file when the
-// index cannot be made; a database with no collections yet is left as it is.
+// that its lookups by _id can use. Open does it by itself; call IndexIDs only for a database
+// that another process creates on this server through URI (the benchmarks' service and no-op
+// app), once it has made its collections. It returns an error naming the database file when
+// the index cannot be made; a database with no collections yet is left as it is.
 //
 // FerretDB v1.24 finds a document by _id with `WHERE _ferretdb_sjson->'$._id' = ?`, but it
 // indexes _id on `_ferretdb_sjson->"_id"`, an expression SQLite does not treat as the same: so
 // each find, update or delete by _id scans the whole table and parses every document, and a
 // write costs O(users). The extra index (named <table>__id_lookup, unseen by FerretDB, dropped
-// with its table) makes those lookups O(log users). Call it once the collections exist (Open
-// creates the users collection); it is idempotent and cheap when the indexes exist.
+// with its table) makes those lookups O(log users). It is idempotent and cheap when the
+// indexes exist.
 func (e *Embedded) IndexIDs(ctx context.Context, database string) error {
 	file := filepath.Join(e.dir, database+".sqlite")
 	if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {

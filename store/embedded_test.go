@@ -31,34 +31,7 @@ func TestIndexIDs(t *testing.T) {
 		t.Fatalf("UpsertUser = %v, %v; want inserted", out, err)
 	}
 
-	// The query FerretDB v1.24 runs for a find, update or delete by _id
-	// (internal/backends/sqlite: `WHERE ` + metadata.IDColumn + ` = ?`), asked of SQLite.
-	plan := func() string {
-		db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "idx.sqlite")+"?mode=ro")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		var table string
-		if err := db.QueryRowContext(ctx, `SELECT table_name FROM _ferretdb_collections WHERE name = 'users'`).Scan(&table); err != nil {
-			t.Fatalf("users table: %v", err)
-		}
-		rows, err := db.QueryContext(ctx, fmt.Sprintf(`EXPLAIN QUERY PLAN SELECT _ferretdb_sjson FROM %q WHERE _ferretdb_sjson->'$._id' = ?`, table), `"user_1"`)
-		if err != nil {
-			t.Fatalf("explain: %v", err)
-		}
-		defer rows.Close()
-		var details []string
-		for rows.Next() {
-			var id, parent, notUsed int
-			var detail string
-			if err := rows.Scan(&id, &parent, &notUsed, &detail); err != nil {
-				t.Fatal(err)
-			}
-			details = append(details, detail)
-		}
-		return strings.Join(details, "; ")
-	}
+	plan := func() string { return lookupPlan(t, ctx, dir, "idx") }
 
 	before := plan()
 	if !strings.Contains(before, "SCAN") {
@@ -84,6 +57,79 @@ func TestIndexIDs(t *testing.T) {
 	if err != nil || got.Email == nil || *got.Email != newEmail {
 		t.Errorf("Get after IndexIDs = %+v, %v; want email b@example.com", got, err)
 	}
+}
+
+// TestEmbeddedOpen: Embedded.Open gives the users collection its _id lookup index by itself,
+// before any write, and WritesAuto picks the by-id writes there; opening again (in another
+// mode) changes nothing.
+func TestEmbeddedOpen(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	emb, err := store.StartEmbedded(context.Background(), dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Stop)
+	for _, tc := range []struct {
+		mode store.WriteMode
+		want string
+	}{{store.WritesAuto, "by-id"}, {store.WritesConditional, "conditional"}, {store.WritesByID, "by-id"}} {
+		st, err := emb.Open(ctx, "opened", tc.mode)
+		if err != nil {
+			t.Fatalf("Embedded.Open(mode %d) = %v", tc.mode, err)
+		}
+		t.Cleanup(func() { _ = st.Close(context.Background()) })
+		if got := store.WriteStrategy(st); got != tc.want {
+			t.Errorf("Embedded.Open(mode %d) writes %q; want %q", tc.mode, got, tc.want)
+		}
+		if plan := lookupPlan(t, ctx, dir, "opened"); !strings.Contains(plan, "USING INDEX users_") || strings.Contains(plan, "SCAN") {
+			t.Errorf("find by _id after Embedded.Open(mode %d): plan %q; want SEARCH ... USING INDEX", tc.mode, plan)
+		}
+	}
+	st, err := emb.Open(ctx, "opened", store.WritesAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	u := store.User{ID: "user_1", Username: "a", UpdatedAt: 1}
+	if out, err := st.UpsertUser(ctx, u); err != nil || out != store.Inserted {
+		t.Fatalf("UpsertUser = %v, %v; want inserted", out, err)
+	}
+	if got, err := st.Get(ctx, "user_1"); err != nil || got.Username != "a" {
+		t.Errorf("Get = %+v, %v; want user_1 with username a", got, err)
+	}
+}
+
+// lookupPlan asks SQLite how it runs the query FerretDB v1.24 makes for a find, update or
+// delete by _id (internal/backends/sqlite: `WHERE ` + metadata.IDColumn + ` = ?`) on the users
+// collection of the embedded database named database under dir.
+func lookupPlan(t *testing.T, ctx context.Context, dir, database string) string {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, database+".sqlite")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var table string
+	if err := db.QueryRowContext(ctx, `SELECT table_name FROM _ferretdb_collections WHERE name = 'users'`).Scan(&table); err != nil {
+		t.Fatalf("users table: %v", err)
+	}
+	rows, err := db.QueryContext(ctx, fmt.Sprintf(`EXPLAIN QUERY PLAN SELECT _ferretdb_sjson FROM %q WHERE _ferretdb_sjson->'$._id' = ?`, table), `"user_1"`)
+	if err != nil {
+		t.Fatalf("explain: %v", err)
+	}
+	defer rows.Close()
+	var details []string
+	for rows.Next() {
+		var id, parent, notUsed int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notUsed, &detail); err != nil {
+			t.Fatal(err)
+		}
+		details = append(details, detail)
+	}
+	return strings.Join(details, "; ")
 }
 
 // BenchmarkEmbeddedGetByID reads users by _id from an embedded FerretDB holding 2,000 users of
@@ -116,8 +162,8 @@ func BenchmarkEmbeddedGetByID(b *testing.B) {
 }
 
 // startOwnEmbedded starts an embedded FerretDB in dir (not the package's shared one, whose
-// databases storetest indexes) and opens the store on its database, without IndexIDs. Both
-// stop when the test ends.
+// databases storetest opens with Embedded.Open) and opens the store on its database as on any
+// server (store.Open), so without the _id lookup index. Both stop when the test ends.
 func startOwnEmbedded(tb testing.TB, dir, database string) (*store.Embedded, *store.Store) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

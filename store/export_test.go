@@ -22,6 +22,17 @@ func RawUser(ctx context.Context, s *Store, id string) (bson.M, error) {
 	return m, err
 }
 
+// WriteStrategy names the write strategy s uses: "by-id" or "conditional".
+func WriteStrategy(s *Store) string {
+	switch s.writes.(type) {
+	case byIDWrites:
+		return "by-id"
+	case conditionalWrites:
+		return "conditional"
+	}
+	return ""
+}
+
 // UsernameCandidate is usernameCandidate.
 var UsernameCandidate = usernameCandidate
 

@@ -13,9 +13,8 @@ import (
 // (an application's own, in a collection it shares) are not Clerk users and are left out. It
 // returns an error wrapping ErrDatabase when the read fails.
 func (s *Store) LiveUserIDs(ctx context.Context) ([]string, error) {
-	filter := bson.D{{Key: fieldDeleted, Value: bson.D{{Key: "$ne", Value: true}}}}
 	opts := options.Find().SetProjection(bson.D{{Key: fieldID, Value: 1}})
-	cur, err := s.users.Find(ctx, filter, opts)
+	cur, err := s.users.Find(ctx, bson.D{notDeleted()}, opts)
 	if err != nil {
 		return nil, dbErr("list", "live users", err)
 	}

@@ -18,7 +18,6 @@ import (
 // Server is the embedded FerretDB of one test package.
 type Server struct {
 	emb *store.Embedded
-	uri string
 	n   atomic.Int64
 }
 
@@ -38,27 +37,24 @@ func Main(m *testing.M, srv **Server) int {
 		return 1
 	}
 	defer e.Stop()
-	*srv = &Server{emb: e, uri: e.URI()}
+	*srv = &Server{emb: e}
 	return m.Run()
 }
 
 // URI returns the server's connection string (without a database).
-func (s *Server) URI() string { return s.uri }
+func (s *Server) URI() string { return s.emb.URI() }
 
-// Open opens a new database on the server for one test, in the given write mode, with the _id
-// lookup index the service adds (Embedded.IndexIDs), and closes it when the test ends. It
-// fails the test when the database cannot be opened or indexed.
+// Open opens a new database on the server for one test, in the given write mode, as the
+// service opens its embedded database (Embedded.Open, with the _id lookup index), and closes it
+// when the test ends. It fails the test when the database cannot be opened or indexed.
 func (s *Server) Open(t testing.TB, mode store.WriteMode) *store.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	name := fmt.Sprintf("t%d", s.n.Add(1))
-	st, err := store.OpenWith(ctx, s.uri, name, mode)
+	st, err := s.emb.Open(ctx, name, mode)
 	if err != nil {
-		t.Fatalf("store.OpenWith(%s) = %v", name, err)
-	}
-	if err := s.emb.IndexIDs(ctx, name); err != nil {
-		t.Fatalf("IndexIDs(%s) = %v", name, err)
+		t.Fatalf("Embedded.Open(%s) = %v", name, err)
 	}
 	t.Cleanup(func() { _ = st.Close(context.Background()) })
 	return st
