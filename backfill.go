@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"clerksync/clerk"
 	"clerksync/reconcile"
 )
 
@@ -29,7 +30,7 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 	fs := flag.NewFlagSet("backfill", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fromExport := fs.String("from-export", "", "import this Clerk user export CSV (Clerk Dashboard -> Settings -> User exports) instead of reading the Backend API")
-	pageSize := fs.Int("page-size", reconcile.MaxPageSize, "users per Backend API request (1-500)")
+	pageSize := fs.Int("page-size", clerk.MaxPageSize, "users per Backend API request (1-500)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: clerk-user-sync backfill [-page-size N] [--from-export FILE.csv]")
 		fmt.Fprintln(stderr, "\nImports every Clerk user into the database once, through the same guarded upsert as the webhooks:")
@@ -45,8 +46,8 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 		fs.Usage()
 		return fmt.Errorf("backfill takes no arguments, got %q", strings.Join(fs.Args(), " "))
 	}
-	if *pageSize < 1 || *pageSize > reconcile.MaxPageSize {
-		return fmt.Errorf("-page-size %d: must be 1 to %d", *pageSize, reconcile.MaxPageSize)
+	if *pageSize < 1 || *pageSize > clerk.MaxPageSize {
+		return fmt.Errorf("-page-size %d: must be 1 to %d", *pageSize, clerk.MaxPageSize)
 	}
 	cfg, err := loadBackfillConfig(getenv, *fromExport == "")
 	if err != nil {
@@ -55,14 +56,14 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 	logger := newLogger(stderr, cfg).With("command", "backfill")
 
 	// Read the export before touching the database: a wrong file changes nothing.
-	var rows []reconcile.ExportRow
+	var rows []clerk.ExportRow
 	source := "the Clerk Backend API (" + cfg.clerk.apiURL + ")"
 	if *fromExport != "" {
 		f, err := os.Open(*fromExport)
 		if err != nil {
 			return fmt.Errorf("--from-export: %w", err)
 		}
-		rows, err = reconcile.ReadExport(f)
+		rows, err = clerk.ReadExport(f)
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("--from-export %s: %w", *fromExport, err)
@@ -103,7 +104,7 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 
 // backfillAPI pages through Clerk's users, pageSize at a time, importing each. It returns the
 // first error of Clerk, the network or the database.
-func backfillAPI(ctx context.Context, users reconcile.ImportStore, api *reconcile.ClerkAPI, pageSize int, tally *reconcile.Tally, prog *progress) error {
+func backfillAPI(ctx context.Context, users reconcile.ImportStore, api *clerk.API, pageSize int, tally *reconcile.Tally, prog *progress) error {
 	for offset := 0; ; offset += pageSize {
 		page, err := api.ListUsers(ctx, pageSize, offset)
 		if err != nil {
@@ -125,13 +126,13 @@ func backfillAPI(ctx context.Context, users reconcile.ImportStore, api *reconcil
 // backfillExport imports the rows of an export, keeping the stored values of what the export
 // lacks (the picture; created_at when a row has none); a row that cannot be imported is logged
 // with its line and counted as skipped. It returns the first database error.
-func backfillExport(ctx context.Context, users reconcile.ImportStore, rows []reconcile.ExportRow, tally *reconcile.Tally, prog *progress, logger *slog.Logger) error {
+func backfillExport(ctx context.Context, users reconcile.ImportStore, rows []clerk.ExportRow, tally *reconcile.Tally, prog *progress, logger *slog.Logger) error {
 	prog.total = len(rows)
 	for _, row := range rows {
 		if row.Err != nil {
 			logger.Warn("export row skipped", "line", row.Line, "user_id", row.User.ID, "reason", row.Err)
 			tally.Skip(reconcile.SkipInvalid)
-		} else if err := row.Import(ctx, users, tally); err != nil {
+		} else if err := reconcile.ImportRow(ctx, users, row, tally); err != nil {
 			return err
 		}
 		prog.update(tally)

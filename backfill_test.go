@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"clerksync/functions"
+	"clerksync/clerk"
+	"clerksync/clerk/clerkfake"
 	"clerksync/reconcile"
-	"clerksync/reconcile/clerkfake"
 	"clerksync/store"
 )
 
@@ -92,7 +92,7 @@ func clerkUsers(n int) []clerkfake.User {
 // writeUser writes a user to st as the webhook functions would.
 func writeUser(t *testing.T, st *store.Store, id, first string, updatedAt int64) {
 	t.Helper()
-	u, err := functions.UserFromClerk(functions.ClerkUser{ID: id, FirstName: &first, CreatedAt: 500, UpdatedAt: updatedAt}, 0)
+	u, err := clerk.User{ID: id, FirstName: &first, CreatedAt: 500, UpdatedAt: updatedAt}.StoreUser(0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -430,7 +430,7 @@ func TestBackfillFromExportKeepsWhatItLacks(t *testing.T) {
 	_, uri := startEmbeddedDB(t)
 	st := openTestStore(t, uri, "exportkeeps")
 	first, picture := "Webhook", "https://img.clerk.com/user_01"
-	u, err := functions.UserFromClerk(functions.ClerkUser{ID: "user_01", FirstName: &first, ImageURL: &picture, CreatedAt: 500, UpdatedAt: 700}, 0)
+	u, err := clerk.User{ID: "user_01", FirstName: &first, ImageURL: &picture, CreatedAt: 500, UpdatedAt: 700}.StoreUser(0)
 	if err != nil {
 		t.Fatal(err)
 	}

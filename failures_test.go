@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"clerksync/clerk"
 	"clerksync/functions"
 	"clerksync/store"
 )
@@ -36,10 +37,10 @@ func (s *stack) testPermanentFailureRecorded(t *testing.T) {
 	s.t = t
 	since := time.Now().Add(-2 * time.Second)
 	const msgID = "msg_fail_noid"
-	eventID := "clerk-" + msgID
+	eventID := clerk.EventID(msgID)
 	s.mustPost([]byte(`{"type":"user.created","data":{"first_name":"X"}}`), msgID, http.StatusOK)
 
-	runs := s.waitRunsSettled(functions.UserCreated, eventID, since, 1)
+	runs := s.waitRunsSettled(clerk.UserCreated, eventID, since, 1)
 	if len(runs) != 1 || runs[0].Status != "Failed" {
 		t.Fatalf("runs of sync-user-from-clerk for %s = %+v; want one, Failed", eventID, runs)
 	}
@@ -49,7 +50,7 @@ func (s *stack) testPermanentFailureRecorded(t *testing.T) {
 		RunID:      failedRun,
 		FunctionID: "clerk-user-sync-" + functions.SyncUserID,
 		EventID:    eventID,
-		EventName:  functions.UserCreated,
+		EventName:  clerk.UserCreated,
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -76,8 +77,8 @@ func (s *stack) testPermanentFailureRecorded(t *testing.T) {
 	if f.RunID != want.RunID || f.FunctionID != want.FunctionID || f.EventID != want.EventID || f.EventName != want.EventName || f.UserID != "" {
 		t.Errorf("recorded failure = %+v; want run %s, function %s, event %s (%s), no user id", f, want.RunID, want.FunctionID, want.EventID, want.EventName)
 	}
-	if !strings.Contains(f.Error, functions.ErrBadUser.Error()) || f.FailedAt.Before(since) || f.FailedAt.After(time.Now().Add(time.Minute)) {
-		t.Errorf("recorded failure = %+v; want the run's error (%q) and a failure time after %v", f, functions.ErrBadUser, since)
+	if !strings.Contains(f.Error, clerk.ErrBadUser.Error()) || f.FailedAt.Before(since) || f.FailedAt.After(time.Now().Add(time.Minute)) {
+		t.Errorf("recorded failure = %+v; want the run's error (%q) and a failure time after %v", f, clerk.ErrBadUser, since)
 	}
 }
 

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"clerksync/clerk/clerkfake"
 	"clerksync/reconcile"
-	"clerksync/reconcile/clerkfake"
 )
 
 // TestForgetClerkInstance: a backfill refused for another instance than the recorded one goes

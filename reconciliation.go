@@ -5,6 +5,7 @@ import (
 
 	"github.com/inngest/inngestgo"
 
+	"clerksync/clerk"
 	"clerksync/reconcile"
 	"clerksync/store"
 )
@@ -31,6 +32,6 @@ func registerReconciliation(client inngestgo.Client, cfg config, users *store.St
 }
 
 // newClerkAPI returns the Clerk Backend API client of the settings.
-func newClerkAPI(c clerkConfig, logger *slog.Logger) *reconcile.ClerkAPI {
-	return reconcile.NewClerkAPI(reconcile.ClerkConfig{SecretKey: c.secretKey, APIURL: c.apiURL}, logger)
+func newClerkAPI(c clerkConfig, logger *slog.Logger) *clerk.API {
+	return clerk.NewAPI(clerk.APIConfig{SecretKey: c.secretKey, APIURL: c.apiURL}, logger)
 }

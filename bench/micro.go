@@ -13,7 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	svix "github.com/svix/svix-webhooks/go"
 
-	"clerksync/functions"
+	"clerksync/clerk"
 	"clerksync/webhook"
 )
 
@@ -80,11 +80,11 @@ func microBenchmarks() []micro {
 			service: func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
-					var c functions.ClerkUser
+					var c clerk.User
 					if err := json.Unmarshal(data.Data, &c); err != nil {
 						b.Fatal(err)
 					}
-					if _, err := functions.UserFromClerk(c, 1); err != nil {
+					if _, err := c.StoreUser(1); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -13,6 +13,7 @@ import (
 	"github.com/inngest/inngestgo"
 	inngesterrors "github.com/inngest/inngestgo/errors"
 
+	"clerksync/clerk"
 	"clerksync/functions"
 	"clerksync/store"
 )
@@ -21,19 +22,19 @@ import (
 const testAppID = "clerk-user-sync"
 
 // batchInput builds the input of a batched run of clerk/user.created events (see batchOf).
-func batchInput(users ...functions.ClerkUser) inngestgo.Input[functions.ClerkUser] {
-	return batchOf(functions.UserCreated, users...)
+func batchInput(users ...clerk.User) inngestgo.Input[clerk.User] {
+	return batchOf(clerk.UserCreated, users...)
 }
 
 // batchOf builds the input of a batched run of events named name, one per user, each with the
 // user's updated_at as its ts: Event is the first event, Events all of them, and the run has
 // an id of its own, on its first attempt.
-func batchOf(name string, users ...functions.ClerkUser) inngestgo.Input[functions.ClerkUser] {
-	var in inngestgo.Input[functions.ClerkUser]
+func batchOf(name string, users ...clerk.User) inngestgo.Input[clerk.User] {
+	var in inngestgo.Input[clerk.User]
 	n := eventCounter.Add(1)
 	for i, u := range users {
-		id := fmt.Sprintf("clerk-msg_batch%d_%d_%s", n, i, u.ID)
-		in.Events = append(in.Events, inngestgo.GenericEvent[functions.ClerkUser]{ID: &id, Name: name, Data: u, Timestamp: u.UpdatedAt})
+		id := clerk.EventID(fmt.Sprintf("msg_batch%d_%d_%s", n, i, u.ID))
+		in.Events = append(in.Events, inngestgo.GenericEvent[clerk.User]{ID: &id, Name: name, Data: u, Timestamp: u.UpdatedAt})
 	}
 	in.Event = in.Events[0]
 	in.InputCtx.RunID = fmt.Sprintf("01BATCHRUN%d", n)
@@ -41,7 +42,7 @@ func batchOf(name string, users ...functions.ClerkUser) inngestgo.Input[function
 }
 
 // eventID returns the id of the i-th event of a batch.
-func eventID(in inngestgo.Input[functions.ClerkUser], i int) string { return *in.Events[i].ID }
+func eventID(in inngestgo.Input[clerk.User], i int) string { return *in.Events[i].ID }
 
 // failuresSince returns the failures recorded in st, failing the test when they cannot be
 // read, or when one was not recorded between since and now; their FailedAt is zeroed, to
@@ -112,37 +113,37 @@ func TestBatchRecordsUnusableEvents(t *testing.T) {
 	noID := "event data is not a usable Clerk user: data.id is missing"
 	tests := []struct {
 		name      string
-		users     []functions.ClerkUser
+		users     []clerk.User
 		wantUsers []string // stored afterwards
-		want      func(in inngestgo.Input[functions.ClerkUser]) []store.Failure
+		want      func(in inngestgo.Input[clerk.User]) []store.Failure
 		wantRuns  map[string]int // metrics, after both runs of the step
 	}{{
 		name: "a good event first, then two unusable ones",
-		users: []functions.ClerkUser{
+		users: []clerk.User{
 			clerkUser("user_bu_good", "Good", "One", "good@x.org", "", t1),
 			clerkUser("", "No", "Id", "", "", t1),
 			clerkUser("user_bu_nots", "No", "Time", "", "", 0), // no updated_at, and the event no ts
 		},
 		wantUsers: []string{"user_bu_good"},
 		wantRuns:  map[string]int{"update-user-from-clerk/inserted": 1, "update-user-from-clerk/skipped": 1, "update-user-from-clerk/invalid": 4},
-		want: func(in inngestgo.Input[functions.ClerkUser]) []store.Failure {
+		want: func(in inngestgo.Input[clerk.User]) []store.Failure {
 			return []store.Failure{
-				{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 1), EventName: functions.UserUpdated, Error: noID},
-				{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 2), EventName: functions.UserUpdated, UserID: "user_bu_nots",
+				{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 1), EventName: clerk.UserUpdated, Error: noID},
+				{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 2), EventName: clerk.UserUpdated, UserID: "user_bu_nots",
 					Error: "event data is not a usable Clerk user: user user_bu_nots has no data.updated_at and the event no ts"},
 			}
 		},
 	}, {
 		name: "only unusable events",
-		users: []functions.ClerkUser{
+		users: []clerk.User{
 			clerkUser("", "A", "B", "", "", t1),
 			clerkUser(" ", "C", "D", "", "", t1),
 		},
 		wantRuns: map[string]int{"update-user-from-clerk/invalid": 4},
-		want: func(in inngestgo.Input[functions.ClerkUser]) []store.Failure {
+		want: func(in inngestgo.Input[clerk.User]) []store.Failure {
 			return []store.Failure{
-				{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 0), EventName: functions.UserUpdated, Error: noID},
-				{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 1), EventName: functions.UserUpdated, Error: noID},
+				{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 0), EventName: clerk.UserUpdated, Error: noID},
+				{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 1), EventName: clerk.UserUpdated, Error: noID},
 			}
 		},
 	}}
@@ -151,7 +152,7 @@ func TestBatchRecordsUnusableEvents(t *testing.T) {
 			h := newHarness(t)
 			m := &countingMetrics{}
 			fns := functions.New(h.st, h.st, slog.New(slog.NewTextHandler(t.Output(), nil)), functions.Config{AppID: testAppID, Metrics: m})
-			in := batchOf(functions.UserUpdated, tc.users...)
+			in := batchOf(clerk.UserUpdated, tc.users...)
 			since := time.Now()
 			for _, attempt := range []string{"first run", "step run again"} {
 				res, err := fns.UpdateUser(h.ctx, in)
@@ -204,7 +205,7 @@ func TestBatchRecordsFailedWritesOnTheLastAttempt(t *testing.T) {
 	fnID := testAppID + "-" + functions.SyncUserID
 	var wantRecorded []store.Failure
 	for i, id := range []string{"user_bf_1", "user_bf_2", "user_bf_3"} {
-		wantRecorded = append(wantRecorded, store.Failure{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, i), EventName: functions.UserCreated, UserID: id})
+		wantRecorded = append(wantRecorded, store.Failure{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, i), EventName: clerk.UserCreated, UserID: id})
 	}
 	steps := []struct {
 		attempt int
@@ -266,9 +267,9 @@ func TestBatchDatabaseDownOnTheLastAttempt(t *testing.T) {
 
 	fnID := testAppID + "-" + functions.SyncUserID
 	want := []store.Failure{
-		{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 0), EventName: functions.UserCreated, UserID: "user_bd_1", Error: "database"},
-		{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 1), EventName: functions.UserCreated, Error: "data.id is missing"},
-		{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 2), EventName: functions.UserCreated, UserID: "user_bd_3", Error: "database"},
+		{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 0), EventName: clerk.UserCreated, UserID: "user_bd_1", Error: "database"},
+		{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 1), EventName: clerk.UserCreated, Error: "data.id is missing"},
+		{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 2), EventName: clerk.UserCreated, UserID: "user_bd_3", Error: "database"},
 	}
 	// How Inngest may report the step's error: as it is, or as the SDK's unhandled step error.
 	reports := []struct{ name, message string }{

@@ -9,6 +9,7 @@ import (
 	"github.com/inngest/inngestgo"
 	"github.com/inngest/inngestgo/step"
 
+	"clerksync/clerk"
 	"clerksync/store"
 )
 
@@ -17,12 +18,12 @@ import (
 // deleting a user the database never saw succeeds (and leaves a tombstone). It returns a
 // NoRetryError for data without a user id, and the store's error (which Inngest retries) when
 // the database fails.
-func (f *Functions) DeleteUser(ctx context.Context, in inngestgo.Input[ClerkDeletedUser]) (any, error) {
+func (f *Functions) DeleteUser(ctx context.Context, in inngestgo.Input[clerk.DeletedObject]) (any, error) {
 	evt := in.Event
 	id := strings.TrimSpace(evt.Data.ID)
 	log := f.runLogger(DeleteUserID, evt.ID, id, in.InputCtx)
 	if id == "" {
-		err := fmt.Errorf("%w: data.id is missing", ErrBadUser)
+		err := fmt.Errorf("%w: data.id is missing", clerk.ErrBadUser)
 		log.Error("event cannot be applied; not retrying", "error", err)
 		f.cfg.Metrics.FunctionRun(DeleteUserID, OutcomeInvalid)
 		return nil, inngestgo.NoRetryError(err)

@@ -9,11 +9,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/inngest/inngestgo"
 
+	"clerksync/clerk"
 	"clerksync/store"
 )
 
@@ -22,13 +22,6 @@ const (
 	SyncUserID   = "sync-user-from-clerk"
 	UpdateUserID = "update-user-from-clerk"
 	DeleteUserID = "delete-user-with-clerk"
-)
-
-// Event names the functions are triggered by, as the webhook bridge sends them.
-const (
-	UserCreated = "clerk/user.created"
-	UserUpdated = "clerk/user.updated"
-	UserDeleted = "clerk/user.deleted"
 )
 
 // maxRetries is how often Inngest retries a failed step (with its backoff) before the run
@@ -94,21 +87,21 @@ func (f *Functions) Register(client inngestgo.Client) error {
 	}
 	if _, err := inngestgo.CreateFunction(client,
 		inngestgo.FunctionOpts{ID: SyncUserID, Name: "Sync user from Clerk", Retries: inngestgo.IntPtr(maxRetries), BatchEvents: batch},
-		inngestgo.EventTrigger(UserCreated, nil),
+		inngestgo.EventTrigger(clerk.UserCreated, nil),
 		f.SyncUser,
 	); err != nil {
 		return err
 	}
 	if _, err := inngestgo.CreateFunction(client,
 		inngestgo.FunctionOpts{ID: UpdateUserID, Name: "Update user from Clerk", Retries: inngestgo.IntPtr(maxRetries), BatchEvents: batch},
-		inngestgo.EventTrigger(UserUpdated, nil),
+		inngestgo.EventTrigger(clerk.UserUpdated, nil),
 		f.UpdateUser,
 	); err != nil {
 		return err
 	}
 	_, err := inngestgo.CreateFunction(client,
 		inngestgo.FunctionOpts{ID: DeleteUserID, Name: "Delete user with Clerk", Retries: inngestgo.IntPtr(maxRetries)},
-		inngestgo.EventTrigger(UserDeleted, nil),
+		inngestgo.EventTrigger(clerk.UserDeleted, nil),
 		f.DeleteUser,
 	)
 	return err
@@ -130,7 +123,7 @@ func (f *Functions) runLogger(function string, eventID *string, userID string, c
 	return f.logger.With(
 		"function", function,
 		"event_id", id,
-		"svix_id", strings.TrimPrefix(id, "clerk-"),
+		"svix_id", clerk.SvixID(id),
 		"user_id", userID,
 		"run_id", ctx.RunID,
 		"attempt", ctx.Attempt,

@@ -7,7 +7,7 @@ import (
 
 	inngesterrors "github.com/inngest/inngestgo/errors"
 
-	"clerksync/functions"
+	"clerksync/clerk"
 	"clerksync/store"
 )
 
@@ -35,7 +35,7 @@ func (sc scenario) run(t *testing.T) {
 // TestStoredFields: what the functions store for users whose data is awkward.
 func TestStoredFields(t *testing.T) {
 	primaryNotFirst := clerkUser("user_primary2nd", "Pia", "Second", "", "", t1)
-	primaryNotFirst.EmailAddresses = []functions.ClerkEmailAddress{
+	primaryNotFirst.EmailAddresses = []clerk.EmailAddress{
 		{ID: "idn_other", EmailAddress: "other@x.org"},
 		{ID: "idn_primary", EmailAddress: "Pia.Primary@x.org"},
 	}
@@ -46,7 +46,7 @@ func TestStoredFields(t *testing.T) {
 
 	tests := []struct {
 		name           string
-		in             functions.ClerkUser
+		in             clerk.User
 		email          *string
 		fullName       string
 		username       string // exact, when usernamePrefix is empty
@@ -186,13 +186,13 @@ func TestUnusableEventNotRetried(t *testing.T) {
 		{"create without id", created(clerkUser("", "No", "Id", "noid@x.org", "", t1))},
 		{"update with blank id", updated(clerkUser("  ", "No", "Id", "noid@x.org", "", t1))},
 		{"delete without id", deleted("", t1)},
-		{"create without updated_at or ts", event{name: functions.UserCreated, user: noTS}},
+		{"create without updated_at or ts", event{name: clerk.UserCreated, user: noTS}},
 	}
 	h := newHarness(t)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := h.sub(t).send(tc.e)
-			if err == nil || !inngesterrors.IsNoRetryError(err) || !errors.Is(err, functions.ErrBadUser) {
+			if err == nil || !inngesterrors.IsNoRetryError(err) || !errors.Is(err, clerk.ErrBadUser) {
 				t.Errorf("%s error = %v (no-retry %t); want a NoRetryError wrapping ErrBadUser", tc.e, err, inngesterrors.IsNoRetryError(err))
 			}
 		})

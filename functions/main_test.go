@@ -14,6 +14,7 @@ import (
 
 	"github.com/inngest/inngestgo"
 
+	"clerksync/clerk"
 	"clerksync/functions"
 	"clerksync/store"
 	"clerksync/store/storetest"
@@ -73,36 +74,36 @@ func (h *harness) sub(t *testing.T) *harness {
 
 // event is one Inngest event as the webhook bridge sends it. For a delete only user.ID is used.
 type event struct {
-	name string // functions.UserCreated, UserUpdated or UserDeleted
-	user functions.ClerkUser
+	name string // clerk.UserCreated, UserUpdated or UserDeleted
+	user clerk.User
 	ts   int64 // the event's ts, Unix milliseconds
 }
 
-func created(u functions.ClerkUser) event {
-	return event{name: functions.UserCreated, user: u, ts: u.UpdatedAt}
+func created(u clerk.User) event {
+	return event{name: clerk.UserCreated, user: u, ts: u.UpdatedAt}
 }
 
-func updated(u functions.ClerkUser) event {
-	return event{name: functions.UserUpdated, user: u, ts: u.UpdatedAt}
+func updated(u clerk.User) event {
+	return event{name: clerk.UserUpdated, user: u, ts: u.UpdatedAt}
 }
 
 func deleted(id string, ts int64) event {
-	return event{name: functions.UserDeleted, user: functions.ClerkUser{ID: id}, ts: ts}
+	return event{name: clerk.UserDeleted, user: clerk.User{ID: id}, ts: ts}
 }
 
 // String names the call the event makes, for failure messages: SyncUser(user_1).
 func (e event) String() string {
 	fn := map[string]string{
-		functions.UserCreated: "SyncUser",
-		functions.UserUpdated: "UpdateUser",
-		functions.UserDeleted: "DeleteUser",
+		clerk.UserCreated: "SyncUser",
+		clerk.UserUpdated: "UpdateUser",
+		clerk.UserDeleted: "DeleteUser",
 	}[e.name]
 	return fmt.Sprintf("%s(%s)", fn, e.user.ID)
 }
 
 // input builds the function input the Inngest SDK would pass for an event.
 func input[T any](name string, data T, ts int64) inngestgo.Input[T] {
-	id := fmt.Sprintf("clerk-msg_%d", eventCounter.Add(1))
+	id := clerk.EventID(fmt.Sprintf("msg_%d", eventCounter.Add(1)))
 	return inngestgo.Input[T]{Event: inngestgo.GenericEvent[T]{ID: &id, Name: name, Data: data, Timestamp: ts}}
 }
 
@@ -111,12 +112,12 @@ func (h *harness) send(e event) (store.Outcome, error) {
 	var res any
 	var err error
 	switch e.name {
-	case functions.UserCreated:
+	case clerk.UserCreated:
 		res, err = h.fns.SyncUser(h.ctx, input(e.name, e.user, e.ts))
-	case functions.UserUpdated:
+	case clerk.UserUpdated:
 		res, err = h.fns.UpdateUser(h.ctx, input(e.name, e.user, e.ts))
-	case functions.UserDeleted:
-		data := functions.ClerkDeletedUser{ID: e.user.ID, Deleted: true}
+	case clerk.UserDeleted:
+		data := clerk.DeletedObject{ID: e.user.ID, Deleted: true}
 		res, err = h.fns.DeleteUser(h.ctx, input(e.name, data, e.ts))
 	default:
 		h.t.Fatalf("unknown event name %q", e.name)
@@ -170,8 +171,8 @@ func opt(s string) *string {
 
 // clerkUser returns a Clerk user; empty strings are null. A non-empty email is the user's
 // only address and its primary one.
-func clerkUser(id, first, last, email, image string, updatedAt int64) functions.ClerkUser {
-	u := functions.ClerkUser{
+func clerkUser(id, first, last, email, image string, updatedAt int64) clerk.User {
+	u := clerk.User{
 		ID:        id,
 		FirstName: opt(first),
 		LastName:  opt(last),
@@ -180,7 +181,7 @@ func clerkUser(id, first, last, email, image string, updatedAt int64) functions.
 		UpdatedAt: updatedAt,
 	}
 	if email != "" {
-		u.EmailAddresses = []functions.ClerkEmailAddress{{ID: "idn_" + id, EmailAddress: email}}
+		u.EmailAddresses = []clerk.EmailAddress{{ID: "idn_" + id, EmailAddress: email}}
 		u.PrimaryEmailAddressID = ptr("idn_" + id)
 	}
 	return u
@@ -237,9 +238,9 @@ func exampleEvent(t *testing.T, file string) event {
 		t.Fatal(err)
 	}
 	var env struct {
-		Type      string              `json:"type"`
-		Timestamp int64               `json:"timestamp"`
-		Data      functions.ClerkUser `json:"data"`
+		Type      string     `json:"type"`
+		Timestamp int64      `json:"timestamp"`
+		Data      clerk.User `json:"data"`
 	}
 	if err := json.Unmarshal(body, &env); err != nil {
 		t.Fatalf("%s: %v", file, err)
@@ -248,5 +249,5 @@ func exampleEvent(t *testing.T, file string) event {
 	if ts < 100_000_000_000 {
 		ts *= 1000
 	}
-	return event{name: "clerk/" + env.Type, user: env.Data, ts: ts}
+	return event{name: clerk.EventName(env.Type), user: env.Data, ts: ts}
 }

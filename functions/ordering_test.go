@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"clerksync/functions"
+	"clerksync/clerk"
 	"clerksync/store"
 )
 
@@ -30,9 +30,9 @@ type model struct {
 
 func (m *model) apply(e event) store.Outcome {
 	switch {
-	case e.name == functions.UserDeleted && m.deleted:
+	case e.name == clerk.UserDeleted && m.deleted:
 		return store.AlreadyDeleted
-	case e.name == functions.UserDeleted:
+	case e.name == clerk.UserDeleted:
 		m.exists, m.deleted = true, true
 		return store.Deleted
 	case !m.exists:

@@ -12,6 +12,7 @@ import (
 	"github.com/inngest/inngestgo"
 	"github.com/inngest/inngestgo/step"
 
+	"clerksync/clerk"
 	"clerksync/store"
 )
 
@@ -177,7 +178,7 @@ func (r *FailureRecorder) failureAttrs(f store.Failure, ic inngestgo.InputCtx) [
 		"failed_function", f.FunctionID,
 		"failed_run_id", f.RunID,
 		"event_id", f.EventID,
-		"svix_id", strings.TrimPrefix(f.EventID, "clerk-"),
+		"svix_id", clerk.SvixID(f.EventID),
 		"user_id", f.UserID,
 		"run_id", ic.RunID,
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/inngest/inngestgo"
 	inngesterrors "github.com/inngest/inngestgo/errors"
 
+	"clerksync/clerk"
 	"clerksync/functions"
 	"clerksync/store"
 )
@@ -59,7 +60,7 @@ func failedInput(t *testing.T, runID, functionID, eventID, userID string, ts int
 			"function_id": functionID,
 			"run_id":      runID,
 			"error":       map[string]any{"name": "Error", "message": "event data is not a usable Clerk user: data.id is missing", "error": "invalid status code: 400"},
-			"event":       map[string]any{"name": "clerk/user.created", "id": eventID, "ts": float64(1.7e12), "user": map[string]any{}, "data": data},
+			"event":       map[string]any{"name": clerk.UserCreated, "id": eventID, "ts": float64(1.7e12), "user": map[string]any{}, "data": data},
 			"events":      []any{},
 		},
 	}
@@ -74,7 +75,7 @@ func failedInput(t *testing.T, runID, functionID, eventID, userID string, ts int
 // functionFailedInput returns the input of record-sync-failure for a run of fnID that failed
 // with message, whose (first) event was first: an inngest/function.failed event as the dev
 // server builds it.
-func functionFailedInput(t *testing.T, runID, fnID, message string, first inngestgo.GenericEvent[functions.ClerkUser]) inngestgo.Input[functions.FunctionFailedData] {
+func functionFailedInput(t *testing.T, runID, fnID, message string, first inngestgo.GenericEvent[clerk.User]) inngestgo.Input[functions.FunctionFailedData] {
 	t.Helper()
 	evt := map[string]any{
 		"name": functions.FunctionFailed, "id": runID, "ts": time.Now().UnixMilli(),
@@ -103,14 +104,14 @@ func functionFailedInput(t *testing.T, runID, fnID, message string, first innges
 func TestRecordFailureOfABatch(t *testing.T) {
 	const fnID = "clerk-user-sync-update-user-from-clerk"
 	firstID := "clerk-msg_first"
-	first := inngestgo.GenericEvent[functions.ClerkUser]{ID: &firstID, Name: functions.UserUpdated, Data: functions.ClerkUser{ID: "user_first"}, Timestamp: 1}
+	first := inngestgo.GenericEvent[clerk.User]{ID: &firstID, Name: clerk.UserUpdated, Data: clerk.User{ID: "user_first"}, Timestamp: 1}
 	const head = "2 of the batch's 3 events were neither written nor recorded in sync_failures: store: database error: down"
 	const list = `unrecorded events: [{"event_id":"clerk-msg_2","event_name":"clerk/user.updated","user_id":"user_2","error":"store: database error: upsert user_2: down"},` +
 		`{"event_id":"clerk-msg_3","event_name":"clerk/user.updated","error":"event data is not a usable Clerk user: data.id is missing"}]`
 	listed := func(runID string) []store.Failure {
 		return []store.Failure{
-			{RunID: runID, FunctionID: fnID, EventID: "clerk-msg_2", EventName: functions.UserUpdated, UserID: "user_2", Error: "store: database error: upsert user_2: down"},
-			{RunID: runID, FunctionID: fnID, EventID: "clerk-msg_3", EventName: functions.UserUpdated, Error: "event data is not a usable Clerk user: data.id is missing"},
+			{RunID: runID, FunctionID: fnID, EventID: "clerk-msg_2", EventName: clerk.UserUpdated, UserID: "user_2", Error: "store: database error: upsert user_2: down"},
+			{RunID: runID, FunctionID: fnID, EventID: "clerk-msg_3", EventName: clerk.UserUpdated, Error: "event data is not a usable Clerk user: data.id is missing"},
 		}
 	}
 	tests := []struct {
@@ -132,14 +133,14 @@ func TestRecordFailureOfABatch(t *testing.T) {
 		name:    "the list cut short: the first event",
 		message: head + "\n" + list[:60],
 		want: func(runID, message string) []store.Failure {
-			return []store.Failure{{RunID: runID, FunctionID: fnID, EventID: firstID, EventName: functions.UserUpdated, UserID: "user_first", Error: message}}
+			return []store.Failure{{RunID: runID, FunctionID: fnID, EventID: firstID, EventName: clerk.UserUpdated, UserID: "user_first", Error: message}}
 		},
 		wantEventIDs: []string{firstID},
 	}, {
 		name:    "no list: the first event",
 		message: "store: database error: upsert user_first: down",
 		want: func(runID, message string) []store.Failure {
-			return []store.Failure{{RunID: runID, FunctionID: fnID, EventID: firstID, EventName: functions.UserUpdated, UserID: "user_first", Error: message}}
+			return []store.Failure{{RunID: runID, FunctionID: fnID, EventID: firstID, EventName: clerk.UserUpdated, UserID: "user_first", Error: message}}
 		},
 		wantEventIDs: []string{firstID},
 	}}
@@ -209,9 +210,9 @@ func TestRecordFailure(t *testing.T) {
 		t.Fatalf("Failures = %v", err)
 	}
 	want := []store.Failure{
-		{RunID: "01RUNFAIL1", FunctionID: fnID, EventID: "clerk-msg_fail1", EventName: "clerk/user.created",
+		{RunID: "01RUNFAIL1", FunctionID: fnID, EventID: "clerk-msg_fail1", EventName: clerk.UserCreated,
 			Error: "event data is not a usable Clerk user: data.id is missing", FailedAt: time.UnixMilli(ts).UTC()},
-		{RunID: "01RUNFAIL2", FunctionID: "clerk-user-sync-delete-user-with-clerk", EventID: "clerk-msg_fail2", EventName: "clerk/user.created",
+		{RunID: "01RUNFAIL2", FunctionID: "clerk-user-sync-delete-user-with-clerk", EventID: "clerk-msg_fail2", EventName: clerk.UserCreated,
 			UserID: "user_2", Error: "event data is not a usable Clerk user: data.id is missing", FailedAt: time.UnixMilli(ts + 1).UTC()},
 	}
 	if !reflect.DeepEqual(got, want) {

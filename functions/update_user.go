@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/inngest/inngestgo"
+
+	"clerksync/clerk"
 )
 
 // UpdateUser is update-user-from-clerk, run for each clerk/user.updated event. It replaces the
@@ -11,6 +13,6 @@ import (
 // arrived yet, and ignores stale or replayed events and deleted users. It returns a
 // NoRetryError for data without a user id, and the store's error (which Inngest retries) when
 // the database fails.
-func (f *Functions) UpdateUser(ctx context.Context, in inngestgo.Input[ClerkUser]) (any, error) {
+func (f *Functions) UpdateUser(ctx context.Context, in inngestgo.Input[clerk.User]) (any, error) {
 	return f.upsertUser(ctx, UpdateUserID, in)
 }

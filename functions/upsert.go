@@ -6,26 +6,27 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/inngest/inngestgo"
 	"github.com/inngest/inngestgo/step"
+	"golang.org/x/sync/errgroup"
 
+	"clerksync/clerk"
 	"clerksync/store"
 )
 
 // upsertUser is the body of sync-user-from-clerk and update-user-from-clerk: both write the
 // user through the same guarded upsert, so a create and an update are interchangeable and
 // their order does not matter.
-func (f *Functions) upsertUser(ctx context.Context, function string, in inngestgo.Input[ClerkUser]) (any, error) {
+func (f *Functions) upsertUser(ctx context.Context, function string, in inngestgo.Input[clerk.User]) (any, error) {
 	if len(in.Events) > 1 {
 		return f.upsertBatch(ctx, function, in)
 	}
 	evt := in.Event
 	log := f.runLogger(function, evt.ID, evt.Data.ID, in.InputCtx)
-	u, err := UserFromClerk(evt.Data, evt.Timestamp)
+	u, err := evt.Data.StoreUser(evt.Timestamp)
 	if err != nil {
 		log.Error("event cannot be stored; not retrying", "error", err)
 		f.cfg.Metrics.FunctionRun(function, OutcomeInvalid)
@@ -86,7 +87,7 @@ const maxEventError = 300
 type batchEvent struct {
 	id, name, userID string
 	user             store.User
-	// bad is UserFromClerk's error: the event can never be stored.
+	// bad is clerk.User.StoreUser's error: the event can never be stored.
 	bad error
 }
 
@@ -96,19 +97,19 @@ type batchEvent struct {
 //
 // Inngest tells record-sync-failure only of a batch's first event, so the step records the
 // events that fail for good itself, each under its own event id: an event that cannot be
-// stored (ErrBadUser, or store.ErrInvalidUser) at once, and one whose write fails on the last
-// attempt (Attempt maxRetries) then. The run completes once every event is written or
+// stored (clerk.ErrBadUser, or store.ErrInvalidUser) at once, and one whose write fails on the
+// last attempt (Attempt maxRetries) then. The run completes once every event is written or
 // recorded. When an event can be neither (the database fails on the last attempt), the step
 // fails, and so does the run; its error lists those events after unrecordedMarker, and
 // record-sync-failure records each when the database is back.
-func (f *Functions) upsertBatch(ctx context.Context, function string, in inngestgo.Input[ClerkUser]) (any, error) {
+func (f *Functions) upsertBatch(ctx context.Context, function string, in inngestgo.Input[clerk.User]) (any, error) {
 	events := make([]batchEvent, len(in.Events))
 	for i, evt := range in.Events {
 		e := batchEvent{name: evt.Name, userID: strings.TrimSpace(evt.Data.ID)}
 		if evt.ID != nil {
 			e.id = *evt.ID
 		}
-		e.user, e.bad = UserFromClerk(evt.Data, evt.Timestamp)
+		e.user, e.bad = evt.Data.StoreUser(evt.Timestamp)
 		events[i] = e
 	}
 	// Logs, metrics and records are all made inside the step, so that the invocation that
@@ -129,22 +130,20 @@ func (f *Functions) upsertBatch(ctx context.Context, function string, in inngest
 func (f *Functions) writeBatch(ctx context.Context, function string, ic inngestgo.InputCtx, events []batchEvent) (BatchResult, error) {
 	outs := make([]store.Outcome, len(events))
 	errs := make([]error, len(events))
-	sem := make(chan struct{}, batchWorkers)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(batchWorkers)
 	for i, e := range events {
 		if e.bad != nil {
 			errs[i] = e.bad
 			continue
 		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
+		g.Go(func() error {
+			// Each event keeps its own error: one failed write must not stop the others.
 			outs[i], errs[i] = f.users.UpsertUser(ctx, e.user)
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // every write returns nil; their errors are in errs
 
 	lastAttempt := ic.Attempt >= maxRetries
 	var (

@@ -12,8 +12,9 @@ import (
 
 	sdkerrors "github.com/inngest/inngestgo/errors"
 
+	"clerksync/clerk"
+	"clerksync/clerk/clerkfake"
 	"clerksync/reconcile"
-	"clerksync/reconcile/clerkfake"
 )
 
 // TestStepBudget: a step whose Clerk request takes longer than the step budget gives up at its
@@ -33,7 +34,7 @@ func TestStepBudget(t *testing.T) {
 			st := openStore(t)
 			fake := clerkfake.New(t, testKey, fakeUsers(3, 1000)...)
 			fake.Delay(tt.slow, time.Minute)
-			api := newAPI(t, fake, reconcile.ClerkConfig{HTTPClient: &http.Client{}})
+			api := newAPI(t, fake, clerk.APIConfig{HTTPClient: &http.Client{}})
 			r := reconcile.New(st, api, testLogger(t), reconcile.Config{MaxDeleteShare: 0.1})
 			reconcile.SetStepBudget(r, 500*time.Millisecond)
 			ctx, cancel := context.WithCancel(t.Context())
@@ -128,7 +129,7 @@ func TestStepRetryAt(t *testing.T) {
 			_, err := r.Run(t.Context())
 			now := time.Now()
 			at := sdkerrors.GetRetryAtTime(err)
-			if at == nil || !errors.Is(err, reconcile.ErrRateLimited) {
+			if at == nil || !errors.Is(err, clerk.ErrRateLimited) {
 				t.Fatalf("Run = %v; want a RetryAtError at +%s wrapping ErrRateLimited", err, tt.want)
 			}
 			if d := at.Sub(now); d < tt.want-2*time.Second || d > tt.want+time.Second {

@@ -7,7 +7,7 @@ import (
 	"maps"
 	"slices"
 
-	"clerksync/functions"
+	"clerksync/clerk"
 	"clerksync/store"
 )
 
@@ -65,14 +65,23 @@ func (t *Tally) Reasons() []string { return slices.Sorted(maps.Keys(t.Skipped)) 
 // that importing is safe to repeat or to interrupt and rerun: a user is never written over
 // newer data or a tombstone. It returns an error wrapping store.ErrDatabase when the database
 // fails (the import should stop); a user that cannot be written is counted as skipped.
-func Import(ctx context.Context, st ImportStore, c functions.ClerkUser, t *Tally) error {
+func Import(ctx context.Context, st ImportStore, c clerk.User, t *Tally) error {
 	return importUser(ctx, st, c, 0, t)
+}
+
+// ImportRow writes the user of an export row as Import does, except that what the export
+// lacks (row.Missing: the profile picture always, created_at when the row has none) is left
+// as the database holds it. It counts the outcome in t, and returns an error wrapping
+// store.ErrDatabase when the database fails (the import should stop); a user that cannot be
+// written is counted as skipped. A row with Err set must not be imported.
+func ImportRow(ctx context.Context, st ImportStore, row clerk.ExportRow, t *Tally) error {
+	return importUser(ctx, st, row.User, row.Missing(), t)
 }
 
 // importUser is Import for a source that lacks the fields in unknown: the stored values of
 // those are kept.
-func importUser(ctx context.Context, st ImportStore, c functions.ClerkUser, unknown store.Fields, t *Tally) error {
-	u, err := functions.UserFromClerk(c, 0)
+func importUser(ctx context.Context, st ImportStore, c clerk.User, unknown store.Fields, t *Tally) error {
+	u, err := c.StoreUser(0)
 	if err != nil {
 		t.Skip(SkipInvalid)
 		return nil

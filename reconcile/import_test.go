@@ -6,7 +6,7 @@ import (
 	"reflect"
 	"testing"
 
-	"clerksync/functions"
+	"clerksync/clerk"
 	"clerksync/reconcile"
 	"clerksync/store"
 )
@@ -14,9 +14,9 @@ import (
 func TestImport(t *testing.T) {
 	tests := []struct {
 		name      string
-		stored    *functions.ClerkUser // written before, as a webhook would
-		tombstone bool                 // then deleted
-		user      functions.ClerkUser  // imported
+		stored    *clerk.User // written before, as a webhook would
+		tombstone bool        // then deleted
+		user      clerk.User  // imported
 		want      reconcile.Tally
 	}{
 		{"new user created", nil, false, asClerk(fakeUser("user_1", "Ada", 2000)), reconcile.Tally{Created: 1}},
@@ -25,14 +25,14 @@ func TestImport(t *testing.T) {
 		{"newer stored user unchanged", ptr(asClerk(fakeUser("user_1", "New", 3000))), false, asClerk(fakeUser("user_1", "Ada", 2000)), reconcile.Tally{Unchanged: 1}},
 		{"tombstone skipped", ptr(asClerk(fakeUser("user_1", "Old", 1000))), true, asClerk(fakeUser("user_1", "Ada", 2000)),
 			reconcile.Tally{Skipped: map[string]int{reconcile.SkipDeleted: 1}}},
-		{"no id skipped", nil, false, functions.ClerkUser{UpdatedAt: 1}, reconcile.Tally{Skipped: map[string]int{reconcile.SkipInvalid: 1}}},
-		{"no timestamp skipped", nil, false, functions.ClerkUser{ID: "user_1"}, reconcile.Tally{Skipped: map[string]int{reconcile.SkipInvalid: 1}}},
+		{"no id skipped", nil, false, clerk.User{UpdatedAt: 1}, reconcile.Tally{Skipped: map[string]int{reconcile.SkipInvalid: 1}}},
+		{"no timestamp skipped", nil, false, clerk.User{ID: "user_1"}, reconcile.Tally{Skipped: map[string]int{reconcile.SkipInvalid: 1}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st := openStore(t)
 			if tt.stored != nil {
-				u, err := functions.UserFromClerk(*tt.stored, 0)
+				u, err := tt.stored.StoreUser(0)
 				if err != nil {
 					t.Fatal(err)
 				}

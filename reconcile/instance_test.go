@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"clerksync/clerk/clerkfake"
 	"clerksync/reconcile"
-	"clerksync/reconcile/clerkfake"
 	"clerksync/store"
 )
 
@@ -247,38 +247,6 @@ func TestCheckImport(t *testing.T) {
 				t.Errorf("documents after CheckImport = %d; want %d (it writes no user)", n, tt.stored)
 			}
 		})
-	}
-}
-
-func TestInstanceID(t *testing.T) {
-	fake := clerkfake.New(t, testKey)
-	api := newAPI(t, fake, reconcile.ClerkConfig{})
-	if got, err := api.InstanceID(t.Context()); got != clerkfake.DefaultInstance || err != nil {
-		t.Errorf("InstanceID of a new stand-in = %q, %v; want %q", got, err, clerkfake.DefaultInstance)
-	}
-	tests := []struct {
-		name   string
-		keyIDs []string // the kid of each key of the set
-		want   string   // "": an error
-	}{
-		{"one key", []string{foreignInstance}, foreignInstance},
-		{"two keys of one instance", []string{"ins_a", "ins_a"}, "ins_a"},
-		{"no key", nil, ""},
-		{"keys of two instances", []string{"ins_a", "ins_b"}, ""},
-	}
-	for _, tt := range tests {
-		fake.SetKeyIDs(tt.keyIDs...)
-		got, err := api.InstanceID(t.Context())
-		if got != tt.want || (err == nil) != (tt.want != "") {
-			t.Errorf("%s: InstanceID = %q, %v; want %q", tt.name, got, err, tt.want)
-		}
-		if err != nil && !strings.Contains(err.Error(), "CLERK_API_URL") {
-			t.Errorf("%s: InstanceID error %q does not say what to check", tt.name, err)
-		}
-	}
-	wrongKey := reconcile.NewClerkAPI(reconcile.ClerkConfig{SecretKey: "sk_test_wrong", APIURL: fake.URL}, testLogger(t))
-	if got, err := wrongKey.InstanceID(t.Context()); err == nil || !strings.Contains(err.Error(), "authentication_invalid") {
-		t.Errorf("InstanceID with a wrong key = %q, %v; want Clerk's authentication error", got, err)
 	}
 }
 

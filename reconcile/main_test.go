@@ -7,9 +7,8 @@ import (
 	"os"
 	"testing"
 
-	"clerksync/functions"
-	"clerksync/reconcile"
-	"clerksync/reconcile/clerkfake"
+	"clerksync/clerk"
+	"clerksync/clerk/clerkfake"
 	"clerksync/store"
 	"clerksync/store/storetest"
 )
@@ -31,9 +30,9 @@ func testLogger(t *testing.T) *slog.Logger {
 }
 
 // newAPI returns the real Clerk client, pointed at the stand-in.
-func newAPI(t *testing.T, fake *clerkfake.Server, cfg reconcile.ClerkConfig) *reconcile.ClerkAPI {
+func newAPI(t *testing.T, fake *clerkfake.Server, cfg clerk.APIConfig) *clerk.API {
 	cfg.SecretKey, cfg.APIURL = fake.Key, fake.URL
-	return reconcile.NewClerkAPI(cfg, testLogger(t))
+	return clerk.NewAPI(cfg, testLogger(t))
 }
 
 // fakeUsers returns n Clerk users user_01, user_02, ... created in that order, all updated at
@@ -60,8 +59,8 @@ func fakeUser(id, first string, updatedAt int64) clerkfake.User {
 }
 
 // asClerk is the Clerk user data a webhook would carry for u.
-func asClerk(u clerkfake.User) functions.ClerkUser {
-	c := functions.ClerkUser{ID: u.ID, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+func asClerk(u clerkfake.User) clerk.User {
+	c := clerk.User{ID: u.ID, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
 	for _, p := range []struct {
 		dst **string
 		v   string
@@ -74,7 +73,7 @@ func asClerk(u clerkfake.User) functions.ClerkUser {
 	if u.Email != "" {
 		id := "idn_" + u.ID
 		c.PrimaryEmailAddressID = &id
-		c.EmailAddresses = []functions.ClerkEmailAddress{{ID: id, EmailAddress: u.Email}}
+		c.EmailAddresses = []clerk.EmailAddress{{ID: id, EmailAddress: u.Email}}
 	}
 	return c
 }
@@ -83,7 +82,7 @@ func asClerk(u clerkfake.User) functions.ClerkUser {
 func seed(t *testing.T, st *store.Store, users ...clerkfake.User) {
 	t.Helper()
 	for _, u := range users {
-		su, err := functions.UserFromClerk(asClerk(u), 0)
+		su, err := asClerk(u).StoreUser(0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,8 +4,8 @@
 // webhook write, then tombstones the live users Clerk no longer has, with a safety cap. Before
 // it writes anything it checks that the secret key reads the Clerk instance the collection
 // follows, and that Clerk's list shares enough users with the collection. The backfill command
-// uses the same client, checks (CheckImport) and writes (Import), from the API or a Clerk
-// export.
+// uses the same checks (CheckImport) and writes (Import, ImportRow), from the API (through
+// clerk.API) or a Clerk export (clerk.ReadExport).
 package reconcile
 
 import (
@@ -13,13 +13,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/inngest/inngestgo"
 	"github.com/inngest/inngestgo/step"
+	"golang.org/x/sync/errgroup"
 
-	"clerksync/functions"
+	"clerksync/clerk"
 	"clerksync/store"
 )
 
@@ -38,14 +38,14 @@ type Store interface {
 	RecordClerkInstance(ctx context.Context, id string, at time.Time) (string, error)
 }
 
-// Clerk is where reconciliation reads the users from. *ClerkAPI implements it.
+// Clerk is where reconciliation reads the users from. *clerk.API implements it.
 type Clerk interface {
 	// InstanceID returns the id (ins_...) of the Clerk instance the users are read from.
 	InstanceID(ctx context.Context) (string, error)
 	// ListUsers returns at most limit users from offset on, in a stable order.
-	ListUsers(ctx context.Context, limit, offset int) (Page, error)
-	// GetUser returns one user, or an error wrapping ErrUserNotInClerk when Clerk has none.
-	GetUser(ctx context.Context, id string) (functions.ClerkUser, error)
+	ListUsers(ctx context.Context, limit, offset int) (clerk.UserPage, error)
+	// GetUser returns one user, or an error wrapping clerk.ErrUserNotFound when Clerk has none.
+	GetUser(ctx context.Context, id string) (clerk.User, error)
 }
 
 // ErrWrongInstance means the secret key reads another Clerk instance than the one the users
@@ -63,8 +63,8 @@ const DefaultMinSharedShare = 0.5
 
 // Config tunes a reconciliation.
 type Config struct {
-	// PageSize is how many users each page (and step) asks Clerk for: 1 to MaxPageSize; 0
-	// means MaxPageSize.
+	// PageSize is how many users each page (and step) asks Clerk for: 1 to
+	// clerk.MaxPageSize; 0 means clerk.MaxPageSize.
 	PageSize int
 	// MaxDeleteShare is the largest share (0 to 1) of the live users one run may delete. When
 	// more are missing from Clerk, the run deletes none of them and reports them as refused
@@ -142,18 +142,18 @@ type Summary struct {
 // Reconciler reconciles the users collection with Clerk.
 type Reconciler struct {
 	users  Store
-	clerk  Clerk
+	api    Clerk
 	logger *slog.Logger
 	cfg    Config
 	// budget is the deadline of each step: StepBudget, shorter in tests.
 	budget time.Duration
 }
 
-// New returns a Reconciler reading users from clerk, writing them to users and logging to
+// New returns a Reconciler reading users from api, writing them to users and logging to
 // logger.
-func New(users Store, clerk Clerk, logger *slog.Logger, cfg Config) *Reconciler {
-	if cfg.PageSize <= 0 || cfg.PageSize > MaxPageSize {
-		cfg.PageSize = MaxPageSize
+func New(users Store, api Clerk, logger *slog.Logger, cfg Config) *Reconciler {
+	if cfg.PageSize <= 0 || cfg.PageSize > clerk.MaxPageSize {
+		cfg.PageSize = clerk.MaxPageSize
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -161,7 +161,7 @@ func New(users Store, clerk Clerk, logger *slog.Logger, cfg Config) *Reconciler 
 	if cfg.MinSharedShare <= 0 {
 		cfg.MinSharedShare = DefaultMinSharedShare
 	}
-	return &Reconciler{users: users, clerk: clerk, logger: logger, cfg: cfg, budget: StepBudget}
+	return &Reconciler{users: users, api: api, logger: logger, cfg: cfg, budget: StepBudget}
 }
 
 // instanceCheck is the memoized output of the check-instance step.
@@ -243,11 +243,11 @@ type deletionResult struct {
 // Retry-After; outside one (tests, backfill) the steps run inline.
 //
 // It returns the summary so far and the first error that a step gave up on: an error
-// wrapping ErrWrongInstance, store.ErrDatabase, ErrRateLimited (also an inngestgo.RetryAtError
-// when Clerk said when to come back), context.DeadlineExceeded (a step ran out of its
-// budget), or Clerk's or the network's error. Refusing a mass deletion, or a list that shares
-// too few users, is not an error: the summary reports it (Refused, RefusedForeign) and the log
-// says what to check and how to allow it.
+// wrapping ErrWrongInstance, store.ErrDatabase, clerk.ErrRateLimited (also an
+// inngestgo.RetryAtError when Clerk said when to come back), context.DeadlineExceeded (a step
+// ran out of its budget), or Clerk's or the network's error. Refusing a mass deletion, or a
+// list that shares too few users, is not an error: the summary reports it (Refused,
+// RefusedForeign) and the log says what to check and how to allow it.
 func (r *Reconciler) Run(ctx context.Context) (Summary, error) {
 	var sum Summary
 	inst, err := runStep(ctx, r, "check-instance", r.checkInstance)
@@ -308,7 +308,7 @@ func runStep[T any](ctx context.Context, r *Reconciler, id string, f func(contex
 	return step.Run(ctx, id, func(ctx context.Context) (T, error) {
 		ctx, cancel := context.WithTimeout(ctx, r.budget)
 		defer cancel()
-		res, err := f(withMaxWait(ctx, maxStepWait))
+		res, err := f(clerk.WithMaxRetryWait(ctx, maxStepWait))
 		return res, retryWhenAsked(err, time.Now())
 	})
 }
@@ -316,7 +316,7 @@ func runStep[T any](ctx context.Context, r *Reconciler, id string, f func(contex
 // retryWhenAsked returns err, as an inngestgo.RetryAtError at now plus Clerk's Retry-After when
 // err is a 429 that carried one, and unchanged otherwise (nil stays nil).
 func retryWhenAsked(err error, now time.Time) error {
-	var rl *RateLimitedError
+	var rl *clerk.RateLimitedError
 	if !errors.As(err, &rl) || rl.RetryAfter <= 0 {
 		return err
 	}
@@ -388,8 +388,8 @@ func (r *Reconciler) deleteCandidates(ctx context.Context, candidates []string, 
 // instance that matches needs no survey.
 //
 // It returns what it found, and an error wrapping ErrWrongInstance or ErrFewShared when it
-// refuses (the message says what to check), store.ErrDatabase, ErrRateLimited, or Clerk's or
-// the network's error.
+// refuses (the message says what to check), store.ErrDatabase, clerk.ErrRateLimited, or
+// Clerk's or the network's error.
 func (r *Reconciler) CheckImport(ctx context.Context) (Check, error) {
 	inst, err := r.checkInstance(ctx)
 	if err != nil {
@@ -432,7 +432,7 @@ func (r *Reconciler) checkInstance(ctx context.Context) (instanceCheck, error) {
 		r.logger.Error("reading the Clerk instance the database follows failed", "error", err)
 		return instanceCheck{}, err
 	}
-	id, err := r.clerk.InstanceID(ctx)
+	id, err := r.api.InstanceID(ctx)
 	if err != nil {
 		r.logger.Error("reading the Clerk instance of CLERK_SECRET_KEY failed", "error", err)
 		return instanceCheck{}, err
@@ -478,7 +478,7 @@ func (r *Reconciler) survey(ctx context.Context, readPage func(ctx context.Conte
 // surveyPage reads the page of Clerk's list at offset, keeping only the ids. It returns
 // Clerk's or the network's error.
 func (r *Reconciler) surveyPage(ctx context.Context, offset int) (surveyPage, error) {
-	p, err := r.clerk.ListUsers(ctx, r.cfg.PageSize, offset)
+	p, err := r.api.ListUsers(ctx, r.cfg.PageSize, offset)
 	if err != nil {
 		r.logger.Error("reading a page of Clerk users failed", "offset", offset, "error", err)
 		return surveyPage{}, err
@@ -538,7 +538,7 @@ func (r *Reconciler) checkOverlap(ctx context.Context, inst instanceCheck, live,
 // syncPage reads the page at offset and writes its users. It returns an error when Clerk
 // cannot be read or the database fails; users that cannot be written are counted as Failed.
 func (r *Reconciler) syncPage(ctx context.Context, offset int) (pageResult, error) {
-	page, err := r.clerk.ListUsers(ctx, r.cfg.PageSize, offset)
+	page, err := r.api.ListUsers(ctx, r.cfg.PageSize, offset)
 	if err != nil {
 		r.logger.Error("reading a page of Clerk users failed", "offset", offset, "error", err)
 		return pageResult{}, err
@@ -551,18 +551,17 @@ func (r *Reconciler) syncPage(ctx context.Context, offset int) (pageResult, erro
 	}
 	outcomes := make([]store.Outcome, len(page.Users))
 	errs := make([]error, len(page.Users))
-	sem := make(chan struct{}, writeWorkers)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(writeWorkers)
 	for i, u := range page.Users {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
+		g.Go(func() error {
+			// Each user keeps its own error: one that cannot be written must not stop the
+			// others, and the page reports the first database error in page order below.
 			outcomes[i], errs[i] = r.write(ctx, u)
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // every write returns nil; their errors are in errs
 	for i := range page.Users {
 		switch {
 		case errs[i] == nil:
@@ -589,8 +588,8 @@ func (p *pageResult) count(o store.Outcome) {
 
 // write writes one Clerk user through the guarded upsert. A user that cannot be written (no
 // id or updated_at) is logged; its error is returned.
-func (r *Reconciler) write(ctx context.Context, c functions.ClerkUser) (store.Outcome, error) {
-	u, err := functions.UserFromClerk(c, 0)
+func (r *Reconciler) write(ctx context.Context, c clerk.User) (store.Outcome, error) {
+	u, err := c.StoreUser(0)
 	if err == nil {
 		var out store.Outcome
 		if out, err = r.users.UpsertUser(ctx, u); err == nil {
@@ -668,8 +667,8 @@ func (r *Reconciler) deleteMissing(ctx context.Context, ids []string, stopAt tim
 // still has is written. It counts the outcome in res, and returns an error when Clerk cannot
 // be asked or the database fails (a user that cannot be written is counted as Failed).
 func (r *Reconciler) confirmDeletion(ctx context.Context, id string, res *deletionResult) error {
-	c, err := r.clerk.GetUser(ctx, id)
-	if errors.Is(err, ErrUserNotInClerk) {
+	c, err := r.api.GetUser(ctx, id)
+	if errors.Is(err, clerk.ErrUserNotFound) {
 		out, err := r.users.DeleteUser(ctx, id, r.cfg.Now().UnixMilli())
 		if err != nil {
 			r.logger.Error("deleting a user missing from Clerk failed", "user_id", id, "error", err)

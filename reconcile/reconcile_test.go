@@ -10,8 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"clerksync/clerk"
+	"clerksync/clerk/clerkfake"
 	"clerksync/reconcile"
-	"clerksync/reconcile/clerkfake"
 	"clerksync/store"
 )
 
@@ -22,7 +23,7 @@ const deletedAt = 1_700_000_000_000
 // writing to st.
 func newReconciler(t *testing.T, st *store.Store, fake *clerkfake.Server, cfg reconcile.Config) *reconcile.Reconciler {
 	cfg.Now = func() time.Time { return time.UnixMilli(deletedAt) }
-	return reconcile.New(st, newAPI(t, fake, reconcile.ClerkConfig{}), testLogger(t), cfg)
+	return reconcile.New(st, newAPI(t, fake, clerk.APIConfig{}), testLogger(t), cfg)
 }
 
 // listRequests returns the GET /v1/users requests the stand-in answered, without the count
@@ -66,7 +67,7 @@ func TestReconcilePaging(t *testing.T) {
 			}
 			size := tt.pageSize
 			if size == 0 {
-				size = reconcile.MaxPageSize
+				size = clerk.MaxPageSize
 			}
 			// Two passes over the list: the survey, then the writes.
 			var wantReqs []string
@@ -306,15 +307,15 @@ func TestReconcileRateLimit(t *testing.T) {
 			st := openStore(t)
 			fake := clerkfake.New(t, testKey, fakeUsers(3, 1000)...)
 			fake.RateLimit(tt.limits...)
-			api := newAPI(t, fake, reconcile.ClerkConfig{MaxRateLimitRetries: tt.maxRetries})
+			api := newAPI(t, fake, clerk.APIConfig{MaxRateLimitRetries: tt.maxRetries})
 			r := reconcile.New(st, api, testLogger(t), reconcile.Config{PageSize: 2, MaxDeleteShare: 0.1})
 
 			start := time.Now()
 			got, err := r.Run(t.Context())
 			elapsed := time.Since(start)
 			if tt.wantErr {
-				var rl *reconcile.RateLimitedError
-				if !errors.Is(err, reconcile.ErrRateLimited) || !errors.As(err, &rl) {
+				var rl *clerk.RateLimitedError
+				if !errors.Is(err, clerk.ErrRateLimited) || !errors.As(err, &rl) {
 					t.Fatalf("Run = %+v, %v; want an error wrapping ErrRateLimited", got, err)
 				}
 				if elapsed > 5*time.Second {
@@ -358,7 +359,7 @@ func TestReconcileWrongKey(t *testing.T) {
 	st := openStore(t)
 	fake := clerkfake.New(t, testKey, fakeUsers(3, 1000)...)
 	seed(t, st, fakeUsers(3, 1000)...)
-	api := reconcile.NewClerkAPI(reconcile.ClerkConfig{SecretKey: "sk_test_wrong", APIURL: fake.URL}, testLogger(t))
+	api := clerk.NewAPI(clerk.APIConfig{SecretKey: "sk_test_wrong", APIURL: fake.URL}, testLogger(t))
 	got, err := reconcile.New(st, api, testLogger(t), reconcile.Config{MaxDeleteShare: 1}).Run(t.Context())
 	if err == nil || !strings.Contains(err.Error(), "authentication_invalid") {
 		t.Fatalf("Run with a wrong key = %+v, %v; want Clerk's authentication error", got, err)

@@ -13,13 +13,6 @@ import (
 // JSON object, without a usable type, or without an object as data.
 var ErrNotClerkEvent = errors.New("body is not a Clerk event")
 
-// EventPrefix is put before Clerk's event type to name the Inngest event: clerk/user.created.
-const EventPrefix = "clerk/"
-
-// IDPrefix is put before the Svix message id to make the Inngest event id. Inngest drops an
-// event whose id it has seen in the last 24 hours, so a Svix retry is not run twice.
-const IDPrefix = "clerk-"
-
 // maxTypeLen bounds the length of an event type.
 const maxTypeLen = 128
 

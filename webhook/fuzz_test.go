@@ -17,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4"
 	svix "github.com/svix/svix-webhooks/go"
 
+	"clerksync/clerk"
 	"clerksync/webhook"
 )
 
@@ -117,7 +118,7 @@ func FuzzHandler(f *testing.F) {
 			t.Fatalf("forwarded %s: %v", sender.sent[0], err)
 		}
 		ev := evts[0]
-		if ev.ID != "clerk-msg_fuzz" || !strings.HasPrefix(ev.Name, "clerk/") || ev.TS <= 0 || len(ev.Data) == 0 || ev.Data[0] != '{' {
+		if ev.ID != clerk.EventID("msg_fuzz") || !strings.HasPrefix(ev.Name, clerk.EventNamePrefix) || ev.TS <= 0 || len(ev.Data) == 0 || ev.Data[0] != '{' {
 			t.Fatalf("forwarded event id=%q name=%q ts=%d data=%.40s; want id clerk-msg_fuzz, clerk/<type>, ts > 0, an object", ev.ID, ev.Name, ev.TS, ev.Data)
 		}
 	})

@@ -18,6 +18,8 @@ import (
 
 	"github.com/inngest/inngestgo"
 	"github.com/labstack/echo/v4"
+
+	"clerksync/clerk"
 )
 
 const (
@@ -173,10 +175,10 @@ func Handler(v *Verifier, s Sender, logger *slog.Logger, opts Options) echo.Hand
 			return abort(c, http.StatusBadRequest, Response{Error: err.Error() + "; Svix will not retry it"})
 		}
 
-		id := IDPrefix + svixID
+		id := clerk.EventID(svixID)
 		ie := inngestgo.GenericEvent[eventData]{
 			ID:        &id,
-			Name:      EventPrefix + evt.typ,
+			Name:      clerk.EventName(evt.typ),
 			Data:      eventData{raw: evt.data},
 			Timestamp: evt.tsMS,
 		}

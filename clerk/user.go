@@ -1,4 +1,4 @@
-package functions
+package clerk
 
 import (
 	"errors"
@@ -8,28 +8,29 @@ import (
 	"clerksync/store"
 )
 
-// ClerkUser is the part of Clerk's User object (the data of user.created and user.updated)
-// that the service keeps. Nullable fields are pointers.
-type ClerkUser struct {
-	ID                    string              `json:"id"`
-	FirstName             *string             `json:"first_name"`
-	LastName              *string             `json:"last_name"`
-	Username              *string             `json:"username"`
-	ImageURL              *string             `json:"image_url"`
-	PrimaryEmailAddressID *string             `json:"primary_email_address_id"`
-	EmailAddresses        []ClerkEmailAddress `json:"email_addresses"`
-	CreatedAt             int64               `json:"created_at"`
-	UpdatedAt             int64               `json:"updated_at"`
+// User is the part of Clerk's User object that the service keeps, as the data of user.created
+// and user.updated and the Backend API's users carry it (by the same JSON names). Nullable
+// fields are pointers.
+type User struct {
+	ID                    string         `json:"id"`
+	FirstName             *string        `json:"first_name"`
+	LastName              *string        `json:"last_name"`
+	Username              *string        `json:"username"`
+	ImageURL              *string        `json:"image_url"`
+	PrimaryEmailAddressID *string        `json:"primary_email_address_id"`
+	EmailAddresses        []EmailAddress `json:"email_addresses"`
+	CreatedAt             int64          `json:"created_at"`
+	UpdatedAt             int64          `json:"updated_at"`
 }
 
-// ClerkEmailAddress is one entry of a Clerk user's email_addresses.
-type ClerkEmailAddress struct {
+// EmailAddress is one entry of a Clerk user's email_addresses.
+type EmailAddress struct {
 	ID           string `json:"id"`
 	EmailAddress string `json:"email_address"`
 }
 
-// ClerkDeletedUser is Clerk's DeletedObject, the data of user.deleted.
-type ClerkDeletedUser struct {
+// DeletedObject is Clerk's DeletedObject, the data of user.deleted.
+type DeletedObject struct {
 	ID      string `json:"id"`
 	Deleted bool   `json:"deleted"`
 }
@@ -38,10 +39,10 @@ type ClerkDeletedUser struct {
 // same event cannot help.
 var ErrBadUser = errors.New("event data is not a usable Clerk user")
 
-// UserFromClerk maps Clerk's user to the stored user. eventTS (Unix milliseconds, the event's
-// ts) stands in for updated_at when Clerk's data lacks it. It returns an error wrapping
-// ErrBadUser when c has no id, or neither updated_at nor eventTS is set.
-func UserFromClerk(c ClerkUser, eventTS int64) (store.User, error) {
+// StoreUser maps Clerk's user to the stored user. eventTS (Unix milliseconds, the event's ts;
+// 0 outside an event) stands in for updated_at when Clerk's data lacks it. It returns an error
+// wrapping ErrBadUser when c has no id, or neither updated_at nor eventTS is set.
+func (c User) StoreUser(eventTS int64) (store.User, error) {
 	id := strings.TrimSpace(c.ID)
 	if id == "" {
 		return store.User{}, fmt.Errorf("%w: data.id is missing", ErrBadUser)
@@ -67,7 +68,7 @@ func UserFromClerk(c ClerkUser, eventTS int64) (store.User, error) {
 }
 
 // primaryEmail returns the address whose id is primary_email_address_id, or nil.
-func primaryEmail(c ClerkUser) *string {
+func primaryEmail(c User) *string {
 	if c.PrimaryEmailAddressID == nil {
 		return nil
 	}

@@ -1,7 +1,6 @@
-package reconcile
+package clerk
 
 import (
-	"context"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"clerksync/functions"
 	"clerksync/store"
 )
 
@@ -26,27 +24,24 @@ type ExportRow struct {
 	// Line is the row's line number in the file (the header is line 1).
 	Line int
 	// User is the row as Clerk's user data. The export has no image_url, so ImageURL stays
-	// nil, and CreatedAt is 0 when the row has no created_at; Import keeps what the database
-	// holds for those. UpdatedAt is the row's updated_at, else its created_at, else 1 (older
-	// than anything stored): an export row without a timestamp only adds users the database
-	// lacks, and never replaces data the webhooks or the API wrote.
-	User functions.ClerkUser
+	// nil, and CreatedAt is 0 when the row has no created_at (see Missing). UpdatedAt is the
+	// row's updated_at, else its created_at, else 1 (older than anything stored): an export
+	// row without a timestamp only adds users the database lacks, and never replaces data the
+	// webhooks or the API wrote.
+	User User
 	// Err says why the row cannot be imported (nil when it can).
 	Err error
 }
 
-// Import writes the row's user as the package's Import does, except that what the export
-// lacks is left as the database holds it: the stored profile picture always (the export has
-// none), and the stored created_at when the row has none. It counts the outcome in t, and
-// returns an error wrapping store.ErrDatabase when the database fails (the import should
-// stop); a user that cannot be written is counted as skipped. A row with Err set must not be
-// imported.
-func (row ExportRow) Import(ctx context.Context, st ImportStore, t *Tally) error {
-	unknown := store.FieldProfilePicture
+// Missing returns the stored fields the row does not carry, whose stored values an import of
+// it keeps (store.User.Unknown): the profile picture always (the export has none), and
+// created_at when the row has none. It cannot fail.
+func (row ExportRow) Missing() store.Fields {
+	missing := store.FieldProfilePicture
 	if row.User.CreatedAt == 0 {
-		unknown |= store.FieldCreatedAt
+		missing |= store.FieldCreatedAt
 	}
-	return importUser(ctx, st, row.User, unknown, t)
+	return missing
 }
 
 // ReadExport reads a user export CSV as the Clerk Dashboard writes it (Settings -> User
@@ -93,14 +88,14 @@ func ReadExport(r io.Reader) ([]ExportRow, error) {
 		}
 		line, _ := cr.FieldPos(0)
 		row := ExportRow{Line: line}
-		u := functions.ClerkUser{
+		u := User{
 			ID:        field(rec, "id"),
 			FirstName: nonEmpty(field(rec, "first_name")),
 			LastName:  nonEmpty(field(rec, "last_name")),
 			Username:  nonEmpty(field(rec, "username")),
 		}
 		if email := field(rec, "primary_email_address"); email != "" {
-			u.EmailAddresses = []functions.ClerkEmailAddress{{ID: exportEmailID, EmailAddress: email}}
+			u.EmailAddresses = []EmailAddress{{ID: exportEmailID, EmailAddress: email}}
 			u.PrimaryEmailAddressID = nonEmpty(exportEmailID)
 		}
 		created, cerr := exportTime(field(rec, "created_at"))

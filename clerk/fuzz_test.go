@@ -1,4 +1,4 @@
-package functions_test
+package clerk_test
 
 import (
 	"encoding/json"
@@ -7,23 +7,23 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"clerksync/functions"
+	"clerksync/clerk"
 )
 
-// FuzzUserFromClerk feeds arbitrary event data through the Clerk-payload-to-user mapping the
-// way the SDK does (JSON into ClerkUser, then UserFromClerk): it must never panic, and a user
-// it accepts must be storable and follow the documented rules. The seed corpus
-// (testdata/fuzz/FuzzUserFromClerk) runs as an ordinary test.
-func FuzzUserFromClerk(f *testing.F) {
+// FuzzStoreUser feeds arbitrary event data through the Clerk-payload-to-user mapping the way
+// the Inngest SDK does (JSON into User, then StoreUser): it must never panic, and a user it
+// accepts must be storable and follow the documented rules. The seed corpus
+// (testdata/fuzz/FuzzStoreUser) runs as an ordinary test.
+func FuzzStoreUser(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, eventTS int64) {
-		var c functions.ClerkUser
+		var c clerk.User
 		if err := json.Unmarshal(data, &c); err != nil {
 			return // the SDK answers such an event with a NoRetryError before the function runs
 		}
-		u, err := functions.UserFromClerk(c, eventTS)
+		u, err := c.StoreUser(eventTS)
 		if err != nil {
 			if strings.TrimSpace(c.ID) != "" && (c.UpdatedAt > 0 || eventTS > 0) {
-				t.Fatalf("UserFromClerk(id %q, updated_at %d, ts %d) = %v; want a user", c.ID, c.UpdatedAt, eventTS, err)
+				t.Fatalf("StoreUser(id %q, updated_at %d, ts %d) = %v; want a user", c.ID, c.UpdatedAt, eventTS, err)
 			}
 			return
 		}
@@ -63,9 +63,9 @@ func FuzzUserFromClerk(f *testing.F) {
 	})
 }
 
-func TestUserFromClerkSeedCorpusPresent(t *testing.T) {
-	files, _ := filepath.Glob("testdata/fuzz/FuzzUserFromClerk/*")
+func TestStoreUserSeedCorpusPresent(t *testing.T) {
+	files, _ := filepath.Glob("testdata/fuzz/FuzzStoreUser/*")
 	if len(files) < 5 {
-		t.Errorf("testdata/fuzz/FuzzUserFromClerk has %d seed files; want the committed corpus (at least 5)", len(files))
+		t.Errorf("testdata/fuzz/FuzzStoreUser has %d seed files; want the committed corpus (at least 5)", len(files))
 	}
 }

@@ -1,4 +1,4 @@
-package reconcile
+package clerk
 
 import (
 	"context"
@@ -12,20 +12,18 @@ import (
 	"strings"
 	"time"
 
-	"github.com/clerk/clerk-sdk-go/v2"
+	sdk "github.com/clerk/clerk-sdk-go/v2"
 	"github.com/clerk/clerk-sdk-go/v2/jwks"
 	"github.com/clerk/clerk-sdk-go/v2/user"
-
-	"clerksync/functions"
 )
 
 // MaxPageSize is the largest page Clerk's GET /v1/users serves (limit 1 to 500).
 const MaxPageSize = 500
 
-// Errors of the Clerk Backend API client.
+// Errors of the Backend API client.
 var (
-	// ErrUserNotInClerk means Clerk answered 404 for the user: it does not exist (any more).
-	ErrUserNotInClerk = errors.New("clerk: user not found")
+	// ErrUserNotFound means Clerk answered 404 for the user: it does not exist (any more).
+	ErrUserNotFound = errors.New("clerk: user not found")
 	// ErrRateLimited means Clerk answered 429 more often, or asked to wait longer, than the
 	// client is configured to put up with. Retrying later succeeds once the limit has passed.
 	ErrRateLimited = errors.New("clerk: rate limited")
@@ -45,8 +43,8 @@ func (e *RateLimitedError) Error() string {
 // Is makes errors.Is(err, ErrRateLimited) true for a RateLimitedError.
 func (e *RateLimitedError) Is(target error) bool { return target == ErrRateLimited }
 
-// ClerkConfig says how to reach Clerk's Backend API.
-type ClerkConfig struct {
+// APIConfig says how to reach Clerk's Backend API.
+type APIConfig struct {
 	// SecretKey is the instance's secret key (sk_test_... or sk_live_...).
 	SecretKey string
 	// APIURL is the Backend API's base URL; empty means https://api.clerk.com/v1.
@@ -57,36 +55,37 @@ type ClerkConfig struct {
 	MaxRateLimitRetries int
 	// MaxRetryAfter is the longest Retry-After the client waits for (default 60 s); a longer
 	// one fails the request with ErrRateLimited, so that the caller can come back later. A
-	// call also waits no longer than half the time left before its context's deadline, nor,
-	// inside a reconciliation step, than a few seconds (see StepBudget).
+	// call also waits no longer than half the time left before its context's deadline, nor
+	// than the limit its context carries (WithMaxRetryWait; a reconciliation step sets a few
+	// seconds).
 	MaxRetryAfter time.Duration
 }
 
-// Page is one page of Clerk's user list.
-type Page struct {
+// UserPage is one page of Clerk's user list.
+type UserPage struct {
 	// Users are the page's users, mapped to the fields the service keeps.
-	Users []functions.ClerkUser
+	Users []User
 	// Total is how many users Clerk has in all (GET /v1/users/count).
 	Total int64
 }
 
-// ClerkAPI reads users, and the instance they belong to, from Clerk's Backend API through the
+// API reads users, and the instance they belong to, from Clerk's Backend API through the
 // official SDK, with its own per-client configuration (no package-level key). A 429 answer is
 // retried after the delay its Retry-After header asks for, a bounded number of times, when
-// that delay fits (see ClerkConfig.MaxRetryAfter); otherwise the call fails at once with a
+// that delay fits (see APIConfig.MaxRetryAfter); otherwise the call fails at once with a
 // *RateLimitedError saying how long Clerk asked to wait.
-type ClerkAPI struct {
+type API struct {
 	users  *user.Client
 	jwks   *jwks.Client
-	cfg    ClerkConfig
+	cfg    APIConfig
 	logger *slog.Logger
 }
 
-// NewClerkAPI returns a client for the Backend API described by cfg, logging its retries to
-// logger.
-func NewClerkAPI(cfg ClerkConfig, logger *slog.Logger) *ClerkAPI {
+// NewAPI returns a client for the Backend API described by cfg, logging its retries to
+// logger. It cannot fail: a wrong key or URL shows in the first call's error.
+func NewAPI(cfg APIConfig, logger *slog.Logger) *API {
 	if cfg.APIURL == "" {
-		cfg.APIURL = clerk.APIURL
+		cfg.APIURL = sdk.APIURL
 	}
 	if cfg.MaxRateLimitRetries <= 0 {
 		cfg.MaxRateLimitRetries = 5
@@ -105,20 +104,20 @@ func NewClerkAPI(cfg ClerkConfig, logger *slog.Logger) *ClerkAPI {
 	}
 	hc.Transport = rateLimitTransport{base: base}
 	url, key := strings.TrimRight(cfg.APIURL, "/"), cfg.SecretKey
-	backend := &clerk.ClientConfig{BackendConfig: clerk.BackendConfig{
+	backend := &sdk.ClientConfig{BackendConfig: sdk.BackendConfig{
 		HTTPClient: hc,
 		URL:        &url,
 		Key:        &key,
 	}}
-	return &ClerkAPI{users: user.NewClient(backend), jwks: jwks.NewClient(backend), cfg: cfg, logger: logger}
+	return &API{users: user.NewClient(backend), jwks: jwks.NewClient(backend), cfg: cfg, logger: logger}
 }
 
 // InstanceID returns the id (ins_...) of the Clerk instance the secret key belongs to: the key
 // id of the instance's JSON Web Key Set (GET /v1/jwks), which Clerk names after the instance.
 // It returns an error wrapping ErrRateLimited when Clerk keeps answering 429, an error when the
 // key set names no instance or several, and Clerk's or the network's error otherwise.
-func (c *ClerkAPI) InstanceID(ctx context.Context) (string, error) {
-	var set *clerk.JSONWebKeySet
+func (c *API) InstanceID(ctx context.Context) (string, error) {
+	var set *sdk.JSONWebKeySet
 	err := c.retry(ctx, "GET /jwks", func() error {
 		var err error
 		set, err = c.jwks.Get(ctx, &jwks.GetParams{})
@@ -136,7 +135,7 @@ func (c *ClerkAPI) InstanceID(ctx context.Context) (string, error) {
 	}
 	if len(ids) != 1 {
 		return "", fmt.Errorf("read the Clerk instance (GET /jwks): the key set names %d instances %q, not one; "+
-			"check that CLERK_API_URL is Clerk's Backend API (%s)", len(ids), ids, clerk.APIURL)
+			"check that CLERK_API_URL is Clerk's Backend API (%s)", len(ids), ids, sdk.APIURL)
 	}
 	return ids[0], nil
 }
@@ -145,20 +144,20 @@ func (c *ClerkAPI) InstanceID(ctx context.Context) (string, error) {
 // oldest first (order_by=+created_at, so that users signing up meanwhile land on later pages
 // instead of shifting the earlier ones). It returns an error wrapping ErrRateLimited when
 // Clerk keeps answering 429, and Clerk's or the network's error otherwise.
-func (c *ClerkAPI) ListUsers(ctx context.Context, limit, offset int) (Page, error) {
-	params := &user.ListParams{OrderBy: clerk.String("+created_at")}
-	params.Limit = clerk.Int64(int64(limit))
-	params.Offset = clerk.Int64(int64(offset))
-	var list *clerk.UserList
+func (c *API) ListUsers(ctx context.Context, limit, offset int) (UserPage, error) {
+	params := &user.ListParams{OrderBy: sdk.String("+created_at")}
+	params.Limit = sdk.Int64(int64(limit))
+	params.Offset = sdk.Int64(int64(offset))
+	var list *sdk.UserList
 	err := c.retry(ctx, fmt.Sprintf("GET /users?offset=%d", offset), func() error {
 		var err error
 		list, err = c.users.List(ctx, params)
 		return err
 	})
 	if err != nil {
-		return Page{}, fmt.Errorf("list Clerk users (limit %d, offset %d): %w", limit, offset, err)
+		return UserPage{}, fmt.Errorf("list Clerk users (limit %d, offset %d): %w", limit, offset, err)
 	}
-	page := Page{Total: list.TotalCount, Users: make([]functions.ClerkUser, 0, len(list.Users))}
+	page := UserPage{Total: list.TotalCount, Users: make([]User, 0, len(list.Users))}
 	for _, u := range list.Users {
 		if u != nil {
 			page.Users = append(page.Users, fromSDK(u))
@@ -167,25 +166,25 @@ func (c *ClerkAPI) ListUsers(ctx context.Context, limit, offset int) (Page, erro
 	return page, nil
 }
 
-// GetUser returns the user with the given id. It returns ErrUserNotInClerk when Clerk answers
-// 404, an error wrapping ErrRateLimited when Clerk keeps answering 429, and Clerk's or the
-// network's error otherwise.
-func (c *ClerkAPI) GetUser(ctx context.Context, id string) (functions.ClerkUser, error) {
+// GetUser returns the user with the given id. It returns an error wrapping ErrUserNotFound
+// when Clerk answers 404, one wrapping ErrRateLimited when Clerk keeps answering 429, one for
+// an empty id, and Clerk's or the network's error otherwise.
+func (c *API) GetUser(ctx context.Context, id string) (User, error) {
 	if strings.TrimSpace(id) == "" {
-		return functions.ClerkUser{}, errors.New("get Clerk user: empty user id")
+		return User{}, errors.New("get Clerk user: empty user id")
 	}
-	var u *clerk.User
+	var u *sdk.User
 	err := c.retry(ctx, "GET /users/"+id, func() error {
 		var err error
 		u, err = c.users.Get(ctx, id)
 		return err
 	})
-	var apiErr *clerk.APIErrorResponse
+	var apiErr *sdk.APIErrorResponse
 	switch {
 	case errors.As(err, &apiErr) && apiErr.HTTPStatusCode == http.StatusNotFound:
-		return functions.ClerkUser{}, fmt.Errorf("%w: %s", ErrUserNotInClerk, id)
+		return User{}, fmt.Errorf("%w: %s", ErrUserNotFound, id)
 	case err != nil:
-		return functions.ClerkUser{}, fmt.Errorf("get Clerk user %s: %w", id, err)
+		return User{}, fmt.Errorf("get Clerk user %s: %w", id, err)
 	}
 	return fromSDK(u), nil
 }
@@ -196,7 +195,7 @@ func (c *ClerkAPI) GetUser(ctx context.Context, id string) (functions.ClerkUser,
 // call's last error, ctx's error when ctx ends while waiting, or an error wrapping the last
 // *RateLimitedError (so ErrRateLimited) when it gives up: the caller can come back after its
 // RetryAfter.
-func (c *ClerkAPI) retry(ctx context.Context, what string, call func() error) error {
+func (c *API) retry(ctx context.Context, what string, call func() error) error {
 	for attempt := 1; ; attempt++ {
 		err := call()
 		var rl *RateLimitedError
@@ -225,9 +224,10 @@ func (c *ClerkAPI) retry(ctx context.Context, what string, call func() error) er
 }
 
 // waitLimit returns the longest 429 delay a call under ctx sits out itself at now, and what sets
-// it (for the error): the smallest of MaxRetryAfter, the limit ctx carries (withMaxWait), and
-// half the time left before ctx's deadline (the other half is for the request after the wait).
-func (c *ClerkAPI) waitLimit(ctx context.Context, now time.Time) (time.Duration, string) {
+// it (for the error): the smallest of MaxRetryAfter, the limit ctx carries (WithMaxRetryWait),
+// and half the time left before ctx's deadline (the other half is for the request after the
+// wait).
+func (c *API) waitLimit(ctx context.Context, now time.Time) (time.Duration, string) {
 	limit, why := c.cfg.MaxRetryAfter, fmt.Sprintf("the %s this client waits", c.cfg.MaxRetryAfter)
 	if d, ok := ctx.Value(maxWaitKey{}).(time.Duration); ok && d < limit {
 		limit, why = d, fmt.Sprintf("the %s a reconciliation step waits", d)
@@ -240,12 +240,14 @@ func (c *ClerkAPI) waitLimit(ctx context.Context, now time.Time) (time.Duration,
 	return limit, why
 }
 
-// maxWaitKey is the context key of the longest 429 delay ClerkAPI sits out itself.
+// maxWaitKey is the context key of the longest 429 delay API sits out itself.
 type maxWaitKey struct{}
 
-// withMaxWait returns a copy of ctx under which ClerkAPI sits out a 429 only when Clerk asks
-// for at most d; a longer delay fails the call with ErrRateLimited at once.
-func withMaxWait(ctx context.Context, d time.Duration) context.Context {
+// WithMaxRetryWait returns a copy of ctx under which API's calls sit out a 429 only when Clerk
+// asks for at most d (a reconciliation step sets it, so that the step ends within its budget);
+// a longer delay fails the call at once with an error wrapping a *RateLimitedError, which says
+// when to come back. It cannot fail.
+func WithMaxRetryWait(ctx context.Context, d time.Duration) context.Context {
 	return context.WithValue(ctx, maxWaitKey{}, d)
 }
 
@@ -255,6 +257,9 @@ type rateLimitTransport struct {
 	base http.RoundTripper
 }
 
+// RoundTrip sends req through the base transport. It returns a *RateLimitedError instead of
+// a 429 answer (whose body it drains and closes), and the base transport's answer and error
+// otherwise.
 func (t rateLimitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(req)
 	if err != nil || resp.StatusCode != http.StatusTooManyRequests {
@@ -286,8 +291,8 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 
 // fromSDK maps the SDK's user to the fields the service keeps (the same fields, by the same
 // JSON names, as the webhook's data).
-func fromSDK(u *clerk.User) functions.ClerkUser {
-	c := functions.ClerkUser{
+func fromSDK(u *sdk.User) User {
+	c := User{
 		ID:                    u.ID,
 		FirstName:             u.FirstName,
 		LastName:              u.LastName,
@@ -299,7 +304,7 @@ func fromSDK(u *clerk.User) functions.ClerkUser {
 	}
 	for _, e := range u.EmailAddresses {
 		if e != nil {
-			c.EmailAddresses = append(c.EmailAddresses, functions.ClerkEmailAddress{ID: e.ID, EmailAddress: e.EmailAddress})
+			c.EmailAddresses = append(c.EmailAddresses, EmailAddress{ID: e.ID, EmailAddress: e.EmailAddress})
 		}
 	}
 	return c

@@ -1,4 +1,4 @@
-package reconcile
+package clerk
 
 import (
 	"net/http"

@@ -1,0 +1,81 @@
+package clerk_test
+
+import (
+	"errors"
+	"log/slog"
+	"reflect"
+	"strings"
+	"testing"
+
+	"clerksync/clerk"
+	"clerksync/clerk/clerkfake"
+)
+
+// testKey is the secret key the Clerk stand-in expects.
+const testKey = "sk_test_clerk"
+
+// newAPI returns the real client, pointed at the stand-in, logging to the test's output.
+func newAPI(t *testing.T, fake *clerkfake.Server, cfg clerk.APIConfig) *clerk.API {
+	cfg.SecretKey, cfg.APIURL = fake.Key, fake.URL
+	return clerk.NewAPI(cfg, slog.New(slog.NewTextHandler(t.Output(), nil)))
+}
+
+func TestInstanceID(t *testing.T) {
+	const foreignInstance = "ins_foreign2kXcLeRkOtHeR0002"
+	fake := clerkfake.New(t, testKey)
+	api := newAPI(t, fake, clerk.APIConfig{})
+	if got, err := api.InstanceID(t.Context()); got != clerkfake.DefaultInstance || err != nil {
+		t.Errorf("InstanceID of a new stand-in = %q, %v; want %q", got, err, clerkfake.DefaultInstance)
+	}
+	tests := []struct {
+		name   string
+		keyIDs []string // the kid of each key of the set
+		want   string   // "": an error
+	}{
+		{"one key", []string{foreignInstance}, foreignInstance},
+		{"two keys of one instance", []string{"ins_a", "ins_a"}, "ins_a"},
+		{"no key", nil, ""},
+		{"keys of two instances", []string{"ins_a", "ins_b"}, ""},
+	}
+	for _, tt := range tests {
+		fake.SetKeyIDs(tt.keyIDs...)
+		got, err := api.InstanceID(t.Context())
+		if got != tt.want || (err == nil) != (tt.want != "") {
+			t.Errorf("%s: InstanceID = %q, %v; want %q", tt.name, got, err, tt.want)
+		}
+		if err != nil && !strings.Contains(err.Error(), "CLERK_API_URL") {
+			t.Errorf("%s: InstanceID error %q does not say what to check", tt.name, err)
+		}
+	}
+	wrongKey := clerk.NewAPI(clerk.APIConfig{SecretKey: "sk_test_wrong", APIURL: fake.URL}, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	if got, err := wrongKey.InstanceID(t.Context()); err == nil || !strings.Contains(err.Error(), "authentication_invalid") {
+		t.Errorf("InstanceID with a wrong key = %q, %v; want Clerk's authentication error", got, err)
+	}
+}
+
+// TestUsers: the client maps the Backend API's users to the same User a webhook carries, and
+// tells a missing user apart.
+func TestUsers(t *testing.T) {
+	fake := clerkfake.New(t, testKey,
+		clerkfake.User{ID: "user_1", FirstName: "Ada", Email: "ada@example.com", ImageURL: "https://img.clerk.com/1", CreatedAt: 500, UpdatedAt: 700},
+		clerkfake.User{ID: "user_2", Username: "bob", CreatedAt: 600, UpdatedAt: 800},
+	)
+	api := newAPI(t, fake, clerk.APIConfig{})
+	ada := clerk.User{ID: "user_1", FirstName: ptr("Ada"), ImageURL: ptr("https://img.clerk.com/1"), PrimaryEmailAddressID: ptr("idn_1"),
+		EmailAddresses: []clerk.EmailAddress{{ID: "idn_1", EmailAddress: "ada@example.com"}}, CreatedAt: 500, UpdatedAt: 700}
+	bob := clerk.User{ID: "user_2", Username: ptr("bob"), ImageURL: ptr(""), CreatedAt: 600, UpdatedAt: 800}
+
+	page, err := api.ListUsers(t.Context(), 1, 1)
+	if want := (clerk.UserPage{Users: []clerk.User{bob}, Total: 2}); err != nil || !reflect.DeepEqual(page, want) {
+		t.Errorf("ListUsers(1, 1) = %+v, %v; want %+v", page, err, want)
+	}
+	if got, err := api.GetUser(t.Context(), "user_1"); err != nil || !reflect.DeepEqual(got, ada) {
+		t.Errorf("GetUser(user_1) = %+v, %v; want %+v", got, err, ada)
+	}
+	if got, err := api.GetUser(t.Context(), "user_gone"); !errors.Is(err, clerk.ErrUserNotFound) {
+		t.Errorf("GetUser(user_gone) = %+v, %v; want an error wrapping ErrUserNotFound", got, err)
+	}
+	if got, err := api.GetUser(t.Context(), " "); err == nil || errors.Is(err, clerk.ErrUserNotFound) {
+		t.Errorf("GetUser(blank) = %+v, %v; want an error, not ErrUserNotFound", got, err)
+	}
+}

@@ -1,0 +1,47 @@
+// Package clerk holds Clerk's objects and everything that reads them: the user object as
+// webhooks and the Backend API carry it, and its mapping to the stored user (User,
+// User.StoreUser); the Backend API client over clerk-sdk-go (API); the reader of the
+// Dashboard's user exports (ReadExport); and the contract between the webhook bridge and the
+// Inngest functions: the names and ids under which Clerk's events travel through Inngest
+// (EventName, EventID, UserCreated, ...). The stand-in for the Backend API that tests use is
+// the separate package clerk/clerkfake.
+package clerk
+
+import "strings"
+
+// The event contract. The webhook bridge forwards each Clerk event to Inngest under the name
+// EventName(type) and the id EventID(svix id); the functions are triggered by those names.
+const (
+	// EventNamePrefix is put before Clerk's event type to name the Inngest event:
+	// clerk/user.created.
+	EventNamePrefix = "clerk/"
+	// EventIDPrefix is put before the Svix message id to make the Inngest event id. Inngest
+	// drops an event whose id it has seen in the last 24 hours, so a Svix retry is not run
+	// twice.
+	EventIDPrefix = "clerk-"
+)
+
+// The Inngest events the functions are triggered by, as the webhook bridge names them.
+const (
+	// UserCreated is Clerk's user.created: its data is a User.
+	UserCreated = EventNamePrefix + "user.created"
+	// UserUpdated is Clerk's user.updated: its data is a User.
+	UserUpdated = EventNamePrefix + "user.updated"
+	// UserDeleted is Clerk's user.deleted: its data is a DeletedObject.
+	UserDeleted = EventNamePrefix + "user.deleted"
+)
+
+// EventName returns the name of the Inngest event that carries the Clerk event of type
+// clerkType (user.created: clerk/user.created). It cannot fail; the bridge checks the type
+// before it names an event after it.
+func EventName(clerkType string) string { return EventNamePrefix + clerkType }
+
+// EventID returns the id of the Inngest event that carries the webhook delivered as the Svix
+// message svixID (msg_...: clerk-msg_...), so that Inngest drops a Svix retry of it. It cannot
+// fail.
+func EventID(svixID string) string { return EventIDPrefix + svixID }
+
+// SvixID returns the Svix message id an Inngest event id was made from by EventID: eventID
+// without EventIDPrefix. It cannot fail: an id without the prefix (an event not sent by the
+// bridge) is returned unchanged.
+func SvixID(eventID string) string { return strings.TrimPrefix(eventID, EventIDPrefix) }

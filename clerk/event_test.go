@@ -1,0 +1,46 @@
+package clerk_test
+
+import (
+	"strings"
+	"testing"
+
+	"clerksync/clerk"
+)
+
+// TestEventContract pins the names and ids under which the webhook bridge forwards Clerk's
+// events and the functions are triggered: changing them strands the events already in Inngest
+// (and the runs Inngest still retries), and breaks Inngest's deduplication of Svix retries.
+func TestEventContract(t *testing.T) {
+	if clerk.EventNamePrefix != "clerk/" || clerk.EventIDPrefix != "clerk-" {
+		t.Errorf("prefixes = %q, %q; want %q, %q", clerk.EventNamePrefix, clerk.EventIDPrefix, "clerk/", "clerk-")
+	}
+	for _, tt := range []struct{ clerkType, got, want string }{
+		{"user.created", clerk.UserCreated, "clerk/user.created"},
+		{"user.updated", clerk.UserUpdated, "clerk/user.updated"},
+		{"user.deleted", clerk.UserDeleted, "clerk/user.deleted"},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("trigger name for %s = %q; want %q", tt.clerkType, tt.got, tt.want)
+		}
+		if got := clerk.EventName(tt.clerkType); got != tt.want {
+			t.Errorf("EventName(%q) = %q; want %q, the functions' trigger", tt.clerkType, got, tt.want)
+		}
+		if !strings.HasPrefix(tt.got, clerk.EventNamePrefix) {
+			t.Errorf("trigger name %q does not start with EventNamePrefix %q", tt.got, clerk.EventNamePrefix)
+		}
+	}
+	if got := clerk.EventName("organizationMembership.deleted"); got != "clerk/organizationMembership.deleted" {
+		t.Errorf("EventName(organizationMembership.deleted) = %q", got)
+	}
+	if got := clerk.EventID("msg_1"); got != "clerk-msg_1" {
+		t.Errorf(`EventID("msg_1") = %q; want "clerk-msg_1"`, got)
+	}
+	for _, id := range []string{"msg_1", "msg_2abcDEF", ""} {
+		if got := clerk.SvixID(clerk.EventID(id)); got != id {
+			t.Errorf("SvixID(EventID(%q)) = %q; want %q", id, got, id)
+		}
+	}
+	if got := clerk.SvixID("01HQ-not-from-the-bridge"); got != "01HQ-not-from-the-bridge" {
+		t.Errorf("SvixID of an id without the prefix = %q; want it unchanged", got)
+	}
+}
