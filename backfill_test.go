@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"net/http"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"clerksync/backfill"
 	"clerksync/clerk"
 	"clerksync/clerk/clerkfake"
 	"clerksync/reconcile"
@@ -103,7 +105,7 @@ func writeUser(t *testing.T, st *store.Store, id, first string, updatedAt int64)
 
 func TestBackfillFromAPI(t *testing.T) {
 	_, uri := startEmbeddedDB(t)
-	deleted := map[string]int{reconcile.SkipDeleted: 1}
+	deleted := map[string]int{backfill.SkipDeleted: 1}
 	tests := []struct {
 		name         string
 		prepare      func(t *testing.T, st *store.Store)
@@ -209,7 +211,7 @@ func TestBackfillFromExport(t *testing.T) {
 	_, uri := startEmbeddedDB(t)
 	vars := map[string]string{"MONGODB_URI": uri + "/export"}
 	export := filepath.Join("testdata", "clerk-users-export.csv")
-	invalid := map[string]int{reconcile.SkipInvalid: 1}
+	invalid := map[string]int{backfill.SkipInvalid: 1}
 	for run, want := range []tally{
 		{Created: 3, Skipped: 1, Reasons: invalid},
 		{Unchanged: 3, Skipped: 1, Reasons: invalid},
@@ -293,6 +295,41 @@ func TestBackfillRefuses(t *testing.T) {
 	}
 }
 
+// TestBackfillHelp: `backfill --help` (and -h, -help) prints the usage and succeeds, as does
+// `send --help`: asking for the usage is not a failure (no "flag: help requested", exit 0).
+func TestBackfillHelp(t *testing.T) {
+	tests := []struct {
+		args      []string
+		wantUsage string
+	}{
+		{[]string{"backfill", "--help"}, "Usage: clerk-user-sync backfill"},
+		{[]string{"backfill", "-h"}, "Usage: clerk-user-sync backfill"},
+		{[]string{"backfill", "-help"}, "Usage: clerk-user-sync backfill"},
+		{[]string{"backfill", "-page-size", "2", "--help"}, "Usage: clerk-user-sync backfill"},
+		{[]string{"send", "--help"}, "Usage: clerk-user-sync send"},
+		{[]string{"send", "-h"}, "Usage: clerk-user-sync send"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			// No settings at all: the usage needs none.
+			err := run(t.Context(), append([]string{"clerk-user-sync"}, tt.args...), env(nil), &stdout, &stderr)
+			if err != nil {
+				t.Fatalf("%s = %v; want nil (exit 0)", strings.Join(tt.args, " "), err)
+			}
+			if !strings.Contains(stderr.String(), tt.wantUsage) {
+				t.Errorf("stderr does not show the usage (%q):\n%s", tt.wantUsage, &stderr)
+			}
+			if strings.Contains(stderr.String(), "help requested") {
+				t.Errorf("stderr says %q:\n%s", flag.ErrHelp, &stderr)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("stdout = %q; want nothing", &stdout)
+			}
+		})
+	}
+}
+
 // inngestFunctionCount returns how many functions the service at base offers Inngest, from
 // its serve handler's introspection (GET /api/inngest).
 func inngestFunctionCount(t *testing.T, base string) int {
@@ -331,40 +368,6 @@ func TestReconcileFunctionOnlyWithSecretKey(t *testing.T) {
 	}
 	if !strings.Contains(with.stderr.String(), "reconciliation with Clerk scheduled") {
 		t.Errorf("the log does not say the reconciliation is scheduled:\n%s", with.stderr)
-	}
-}
-
-func TestLoadClerkConfig(t *testing.T) {
-	tests := []struct {
-		name    string
-		vars    map[string]string
-		want    clerkConfig
-		wantErr string
-	}{
-		{"defaults", nil, clerkConfig{apiURL: "https://api.clerk.com/v1", schedule: "0 3 * * *", maxDeleteShare: 0.1}, ""},
-		{"all set", map[string]string{
-			"CLERK_SECRET_KEY": "sk_live_x", "CLERK_API_URL": "http://localhost:9000/v1/", "RECONCILE_SCHEDULE": "*/15 * * * *",
-			"RECONCILE_MAX_DELETE_SHARE": "0.25", "RECONCILE_ALLOW_MASS_DELETE": "1",
-		}, clerkConfig{secretKey: "sk_live_x", apiURL: "http://localhost:9000/v1", schedule: "*/15 * * * *", maxDeleteShare: 0.25, allowMassDelete: true}, ""},
-		{"webhook secret as key", map[string]string{"CLERK_SECRET_KEY": "whsec_abc"}, clerkConfig{}, "CLERK_SECRET_KEY"},
-		{"share above 1", map[string]string{"RECONCILE_MAX_DELETE_SHARE": "10"}, clerkConfig{}, "RECONCILE_MAX_DELETE_SHARE"},
-		{"share not a number", map[string]string{"RECONCILE_MAX_DELETE_SHARE": "10%"}, clerkConfig{}, "RECONCILE_MAX_DELETE_SHARE"},
-		{"schedule not cron", map[string]string{"RECONCILE_SCHEDULE": "daily"}, clerkConfig{}, "RECONCILE_SCHEDULE"},
-		{"allow not a flag", map[string]string{"RECONCILE_ALLOW_MASS_DELETE": "maybe"}, clerkConfig{}, "RECONCILE_ALLOW_MASS_DELETE"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, errs := loadClerkConfig(env(tt.vars))
-			if tt.wantErr != "" {
-				if len(errs) != 1 || !strings.Contains(errs[0].Error(), tt.wantErr) {
-					t.Fatalf("loadClerkConfig errors = %v; want one about %s", errs, tt.wantErr)
-				}
-				return
-			}
-			if len(errs) > 0 || got != tt.want {
-				t.Errorf("loadClerkConfig = %+v, %v; want %+v", got, errs, tt.want)
-			}
-		})
 	}
 }
 

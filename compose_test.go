@@ -89,7 +89,7 @@ func TestDockerCompose(t *testing.T) {
 	for k, v := range app.Environment {
 		envs[k] = interpolate(v)
 	}
-	if _, err := loadConfig(func(k string) string { return envs[k] }); err != nil {
+	if _, err := readConfig(func(k string) string { return envs[k] }); err != nil {
 		t.Errorf("the app's environment in docker-compose.yml does not start the service: %v", err)
 	}
 	if envs["CLERK_WEBHOOK_SIGNING_SECRET"] == "" {

@@ -6,35 +6,94 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
+	"strings"
 	"time"
 
 	"clerksync/store"
 )
 
-// openDatabase opens the database of cfg: MongoDB at MONGODB_URI, or the embedded FerretDB
-// under DATA_DIR when cfg chose it (logging embeddedNote). It returns the store with the
-// function that closes it, or an error saying what to check when the database cannot be
-// started or reached. The embedded database outlives ctx: it stops only when the returned
-// function is called, so that a shutdown signal lets in-flight requests finish their writes.
-func openDatabase(ctx context.Context, cfg config, logger *slog.Logger, stderr io.Writer, embeddedNote string) (*store.Store, func(), error) {
+// dbConfig is the database every command writes to.
+type dbConfig struct {
+	// mongoURI is MongoDB's connection string; empty when embedded is set.
+	mongoURI string
+	// embedded runs FerretDB in-process under dataDir instead of connecting to MongoDB.
+	embedded  bool
+	database  string
+	dataDir   string
+	writeMode store.WriteMode
+}
+
+// databaseSettings are the database settings, for --help.
+var databaseSettings = []setting{
+	{"MONGODB_URI", "required unless INNGEST_DEV", "MongoDB connection string (mongodb:// or mongodb+srv://), or `embedded` for a FerretDB (SQLite) run in-process under DATA_DIR: one replica only, its data lives in DATA_DIR. Unset: embedded in dev mode; refused otherwise."},
+	{"MONGODB_DATABASE", "app", "Database to use when MONGODB_URI names none in its path."},
+	{"DATA_DIR", "./data", "Where the embedded database keeps its files (MONGODB_URI=embedded, or unset in dev mode); put it on a persistent volume."},
+	{"STORE_WRITE_MODE", "auto", "auto: atomic conditional writes on MongoDB, writes by _id under a per-process lock on FerretDB (whose conditional updates are neither atomic nor indexed). conditional: MongoDB's mode on any server (the tests use it to run MongoDB's write path on FerretDB)."},
+}
+
+// database reads MONGODB_URI, MONGODB_DATABASE, DATA_DIR and STORE_WRITE_MODE. MONGODB_URI
+// `embedded` (or unset in dev mode) runs the embedded database; unset outside dev mode is
+// refused, since an embedded database inside a container loses its data at the next restart
+// and differs per replica.
+func (s *settings) database(devMode bool) dbConfig {
+	d := dbConfig{
+		mongoURI: s.get("MONGODB_URI", ""),
+		dataDir:  s.get("DATA_DIR", "./data"),
+		database: s.get("MONGODB_DATABASE", "app"),
+	}
+	switch {
+	case strings.EqualFold(d.mongoURI, "embedded"):
+		d.mongoURI, d.embedded = "", true
+	case d.mongoURI == "" && devMode:
+		d.embedded = true
+	case d.mongoURI == "":
+		s.fail(errors.New("MONGODB_URI is not set: set it to your MongoDB connection string (mongodb://... or mongodb+srv://...), " +
+			"or to `embedded` to run the embedded FerretDB under DATA_DIR on purpose (one replica only; keep DATA_DIR on a persistent volume)"))
+	default:
+		u, err := url.Parse(d.mongoURI)
+		if err != nil || (u.Scheme != "mongodb" && u.Scheme != "mongodb+srv") {
+			s.fail(errors.New("MONGODB_URI must be a mongodb:// or mongodb+srv:// connection string, or `embedded` for the embedded database"))
+		} else if name := strings.Trim(u.Path, "/"); name != "" {
+			d.database = name
+		}
+	}
+	switch mode := strings.ToLower(s.get("STORE_WRITE_MODE", "auto")); mode {
+	case "auto":
+		d.writeMode = store.WritesAuto
+	case "conditional":
+		d.writeMode = store.WritesConditional
+	default:
+		s.fail(fmt.Errorf("STORE_WRITE_MODE=%q must be auto or conditional (or unset)", mode))
+	}
+	return d
+}
+
+// openDatabase opens the database of c: MongoDB at MONGODB_URI, or the embedded FerretDB
+// under DATA_DIR when c chose it, logging the choice. It returns the store with the function
+// that closes it, or an error saying what to check when the database cannot be started or
+// reached. The embedded database outlives ctx: it stops only when the returned function is
+// called, so that a shutdown signal lets in-flight requests finish their writes.
+func openDatabase(ctx context.Context, c dbConfig, logc logConfig, logger *slog.Logger, stderr io.Writer) (*store.Store, func(), error) {
 	stopEmbedded := func() {}
 	var users *store.Store
 	var err error
-	if cfg.embedded {
+	if c.embedded {
 		var emb *store.Embedded
-		emb, err = store.StartEmbedded(context.WithoutCancel(ctx), cfg.dataDir, quietLogger(stderr, cfg))
+		emb, err = store.StartEmbedded(context.WithoutCancel(ctx), c.dataDir, quietLogger(stderr, logc))
 		if err != nil {
 			return nil, nil, err
 		}
 		stopEmbedded = emb.Stop
-		logger.Info(embeddedNote, "data_dir", cfg.dataDir, "database", cfg.database)
+		logger.Info("using the embedded FerretDB database (SQLite) in DATA_DIR; only one process may use it at a time",
+			"data_dir", c.dataDir, "database", c.database)
 		// Bounded by ctx alone, as the _id lookup index always was: the first start on an
 		// existing collection builds it, however long that takes. (A local server that does not
 		// answer still fails the open within the driver's 30 s server selection.)
-		users, err = emb.Open(ctx, cfg.database, cfg.writeMode)
+		users, err = emb.Open(ctx, c.database, c.writeMode)
 	} else {
 		openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		users, err = store.OpenWith(openCtx, cfg.mongoURI, cfg.database, cfg.writeMode)
+		users, err = store.OpenWith(openCtx, c.mongoURI, c.database, c.writeMode)
 		cancel()
 	}
 	if err != nil {

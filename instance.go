@@ -17,12 +17,12 @@ func runForgetInstance(ctx context.Context, args []string, getenv func(string) s
 	if len(args) > 0 {
 		return fmt.Errorf("forget-clerk-instance takes no arguments, got %q", strings.Join(args, " "))
 	}
-	cfg, err := loadBackfillConfig(getenv, false)
+	cfg, err := readDatabaseConfig(getenv)
 	if err != nil {
 		return err
 	}
-	logger := newLogger(stderr, cfg).With("command", "forget-clerk-instance")
-	users, closeStore, err := openDatabase(ctx, cfg, logger, stderr, "using the embedded FerretDB database; stop the service first, so that only one process uses DATA_DIR")
+	logger := newLogger(stderr, cfg.log).With("command", "forget-clerk-instance")
+	users, closeStore, err := openDatabase(ctx, cfg.db, cfg.log, logger, stderr)
 	if err != nil {
 		return err
 	}
@@ -32,9 +32,9 @@ func runForgetInstance(ctx context.Context, args []string, getenv func(string) s
 		return fmt.Errorf("forget the Clerk instance: %w", err)
 	}
 	if was == "" {
-		fmt.Fprintf(stdout, "no Clerk instance was recorded for database %q; nothing to forget\n", cfg.database)
+		fmt.Fprintf(stdout, "no Clerk instance was recorded for database %q; nothing to forget\n", cfg.db.database)
 		return nil
 	}
-	fmt.Fprintf(stdout, "forgot Clerk instance %s for database %q: the next reconciliation or backfill records the instance of its CLERK_SECRET_KEY\n", was, cfg.database)
+	fmt.Fprintf(stdout, "forgot Clerk instance %s for database %q: the next reconciliation or backfill records the instance of its CLERK_SECRET_KEY\n", was, cfg.db.database)
 	return nil
 }

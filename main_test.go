@@ -113,7 +113,7 @@ func TestRunEmbeddedDatabase(t *testing.T) {
 		"INNGEST_DEV":                  "http://127.0.0.1:1",
 		"DATA_DIR":                     dataDir,
 	}).url
-	// The embedded database got the _id lookup index (store.Embedded.IndexIDs) at start.
+	// The embedded database got the _id lookup index (store.Embedded.Open) at start.
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, "app.sqlite")+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
@@ -266,7 +266,7 @@ func TestHelpListsSettings(t *testing.T) {
 	}
 }
 
-func TestLoadConfigDatabase(t *testing.T) {
+func TestReadConfigDatabase(t *testing.T) {
 	tests := []struct {
 		uri, dbEnv, want string
 	}{
@@ -277,16 +277,16 @@ func TestLoadConfigDatabase(t *testing.T) {
 		{"mongodb://u:p@h1,h2/prod?replicaSet=rs0", "mine", "prod"},
 	}
 	for _, tt := range tests {
-		cfg, err := loadConfig(env(map[string]string{
+		cfg, err := readConfig(env(map[string]string{
 			"CLERK_WEBHOOK_SIGNING_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
 			"INNGEST_DEV":                  "1",
 			"MONGODB_URI":                  tt.uri,
 			"MONGODB_DATABASE":             tt.dbEnv,
 		}))
 		if err != nil {
-			t.Fatalf("loadConfig(MONGODB_URI=%q) = %v", tt.uri, err)
+			t.Fatalf("readConfig(MONGODB_URI=%q) = %v", tt.uri, err)
 		}
-		if got := cfg.database; got != tt.want {
+		if got := cfg.db.database; got != tt.want {
 			t.Errorf("database for MONGODB_URI=%q MONGODB_DATABASE=%q = %q; want %q", tt.uri, tt.dbEnv, got, tt.want)
 		}
 	}

@@ -27,11 +27,10 @@ import (
 func runSend(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	port := getenv("PORT")
-	if port == "" || port == "0" {
-		port = "3000"
-	}
-	url := fs.String("url", "http://localhost:"+port+"/api/webhooks/clerk", "the service's webhook URL")
+	s := &settings{getenv: getenv}
+	base, baseErr := s.http().localURL()
+	secrets := s.secrets()
+	url := fs.String("url", base+"/api/webhooks/clerk", "the service's webhook URL (default: HOST and PORT on this machine)")
 	id := fs.String("id", "", "the Svix message id (default: a new one; reuse one to imitate a Svix retry)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: clerk-user-sync send [-url URL] [-id MSG_ID] <%s | FILE.json>\n\n", strings.Join(examples.Names(), " | "))
@@ -39,15 +38,20 @@ func runSend(ctx context.Context, args []string, getenv func(string) string, std
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // the usage is printed: asked for, not a failure
+		}
 		return err
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
 		return errors.New("send needs one event type or file")
 	}
-	secrets := strings.FieldsFunc(getenv("CLERK_WEBHOOK_SIGNING_SECRET"), func(r rune) bool { return r == ',' || r == ' ' })
-	if len(secrets) == 0 {
-		return errors.New("CLERK_WEBHOOK_SIGNING_SECRET is not set: send signs with the same secret the service verifies with")
+	if err := s.err(); err != nil {
+		return fmt.Errorf("%w (send signs with the same secret the service verifies with: the last one listed)", err)
+	}
+	if baseErr != nil && !urlSet(fs) {
+		return fmt.Errorf("%w, or pass -url", baseErr)
 	}
 	wh, err := svix.NewWebhook(secrets[len(secrets)-1])
 	if err != nil {
@@ -98,4 +102,11 @@ func runSend(ctx context.Context, args []string, getenv func(string) string, std
 		return fmt.Errorf("the service answered %s", resp.Status)
 	}
 	return nil
+}
+
+// urlSet reports whether the -url flag was given.
+func urlSet(fs *flag.FlagSet) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "url" })
+	return set
 }

@@ -62,7 +62,7 @@ func TestDeleteStepsSplitWithinBudget(t *testing.T) {
 	gone := []string{"user_gone1", "user_gone2", "user_gone3"}
 	seed(t, st, fakeUsers(10, 1000)...)
 	for _, id := range gone {
-		seed(t, st, fakeUser(id, "Gone", 1000))
+		seed(t, st, clerkfake.NewUser(id, "Gone", 1000))
 	}
 	fake := clerkfake.New(t, testKey, fakeUsers(10, 1000)...)
 	// A lookup takes 400 ms: past half a 700 ms budget, so a step makes one.
@@ -165,7 +165,7 @@ func TestReconcileAcrossRetries(t *testing.T) {
 	seed(t, st, fakeUsers(10, 1000)...)
 	gone := []string{"user_gone1", "user_gone2"}
 	for _, id := range gone {
-		seed(t, st, fakeUser(id, "Gone", 1000))
+		seed(t, st, clerkfake.NewUser(id, "Gone", 1000))
 	}
 	fake := clerkfake.New(t, testKey, fakeUsers(10, 2000)...)
 	fake.RateLimitOn("GET /v1/jwks", "120")

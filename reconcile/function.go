@@ -45,8 +45,6 @@ func (r *Reconciler) reconcileRun(ctx context.Context, in inngestgo.Input[map[st
 	r.logger.Debug("reconciliation with Clerk invoked", "run_id", in.InputCtx.RunID, "attempt", in.InputCtx.Attempt)
 	sum, err := r.Run(ctx)
 	// Past Run, the run is over (an unfinished run leaves Run through the SDK's step control).
-	if r.cfg.Metrics != nil {
-		r.cfg.Metrics.Reconciled(sum, err)
-	}
+	r.cfg.Metrics.Reconciled(sum, err)
 	return sum, err
 }

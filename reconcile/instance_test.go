@@ -22,7 +22,7 @@ const foreignInstance = "ins_foreign2kXcLeRkOtHeR0002"
 func foreignUsers(n int) []clerkfake.User {
 	users := make([]clerkfake.User, n)
 	for i := range users {
-		users[i] = fakeUser(fmt.Sprintf("user_foreign%03d", i+1), "Foreign", 1000)
+		users[i] = clerkfake.NewUser(fmt.Sprintf("user_foreign%03d", i+1), "Foreign", 1000)
 	}
 	return users
 }

@@ -40,55 +40,16 @@ func newAPI(t *testing.T, fake *clerkfake.Server, cfg clerk.APIConfig) *clerk.AP
 func fakeUsers(n int, updatedAt int64) []clerkfake.User {
 	users := make([]clerkfake.User, n)
 	for i := range users {
-		users[i] = fakeUser(fmt.Sprintf("user_%02d", i+1), "First", updatedAt)
+		users[i] = clerkfake.NewUser(fmt.Sprintf("user_%02d", i+1), "First", updatedAt)
 	}
 	return users
-}
-
-// fakeUser returns a Clerk user with the given id, first name and updated_at.
-func fakeUser(id, first string, updatedAt int64) clerkfake.User {
-	return clerkfake.User{
-		ID:        id,
-		FirstName: first,
-		LastName:  "Doe",
-		Email:     id + "@example.com",
-		ImageURL:  "https://img.clerk.com/" + id,
-		CreatedAt: 500,
-		UpdatedAt: updatedAt,
-	}
-}
-
-// asClerk is the Clerk user data a webhook would carry for u.
-func asClerk(u clerkfake.User) clerk.User {
-	c := clerk.User{ID: u.ID, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
-	for _, p := range []struct {
-		dst **string
-		v   string
-	}{{&c.FirstName, u.FirstName}, {&c.LastName, u.LastName}, {&c.Username, u.Username}, {&c.ImageURL, u.ImageURL}} {
-		if p.v != "" {
-			v := p.v
-			*p.dst = &v
-		}
-	}
-	if u.Email != "" {
-		id := "idn_" + u.ID
-		c.PrimaryEmailAddressID = &id
-		c.EmailAddresses = []clerk.EmailAddress{{ID: id, EmailAddress: u.Email}}
-	}
-	return c
 }
 
 // seed writes users to st as the webhook functions would.
 func seed(t *testing.T, st *store.Store, users ...clerkfake.User) {
 	t.Helper()
-	for _, u := range users {
-		su, err := asClerk(u).StoreUser(0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.UpsertUser(context.Background(), su); err != nil {
-			t.Fatalf("seed %s: %v", u.ID, err)
-		}
+	if err := clerkfake.Seed(context.Background(), st, users...); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -4,8 +4,7 @@
 // webhook write, then tombstones the live users Clerk no longer has, with a safety cap. Before
 // it writes anything it checks that the secret key reads the Clerk instance the collection
 // follows, and that Clerk's list shares enough users with the collection. The backfill command
-// uses the same checks (CheckImport) and writes (Import, ImportRow), from the API (through
-// clerk.API) or a Clerk export (clerk.ReadExport).
+// makes the same checks (CheckImport) before it imports from the API (package backfill).
 package reconcile
 
 import (
@@ -79,7 +78,8 @@ type Config struct {
 	MinSharedShare float64
 	// Now is the clock for deletion times; nil means time.Now.
 	Now func() time.Time
-	// Metrics, when set, is told the result of every finished run of the cron function.
+	// Metrics is told the result of every finished run of the cron function; nil counts
+	// nothing.
 	Metrics Metrics
 }
 
@@ -88,6 +88,11 @@ type Metrics interface {
 	// Reconciled is called once per finished run with its summary and error (nil: success).
 	Reconciled(sum Summary, err error)
 }
+
+// nopMetrics counts nothing.
+type nopMetrics struct{}
+
+func (nopMetrics) Reconciled(Summary, error) {}
 
 // maxPages bounds the pages of one pass over Clerk's list (a run makes two: the survey, then
 // the writes), so that a run stays below Inngest's limit of 1,000 steps.
@@ -160,6 +165,9 @@ func New(users Store, api Clerk, logger *slog.Logger, cfg Config) *Reconciler {
 	}
 	if cfg.MinSharedShare <= 0 {
 		cfg.MinSharedShare = DefaultMinSharedShare
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = nopMetrics{}
 	}
 	return &Reconciler{users: users, api: api, logger: logger, cfg: cfg, budget: StepBudget}
 }

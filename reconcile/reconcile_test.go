@@ -97,7 +97,7 @@ func TestReconcilePaging(t *testing.T) {
 }
 
 func TestReconcileWrites(t *testing.T) {
-	clerkUser := fakeUser("user_1", "Clerk", 2000)
+	clerkUser := clerkfake.NewUser("user_1", "Clerk", 2000)
 	tests := []struct {
 		name     string
 		stored   *clerkfake.User // written before, as a webhook would
@@ -106,10 +106,10 @@ func TestReconcileWrites(t *testing.T) {
 		wantName string // stored full_name afterwards ("" for a tombstone)
 	}{
 		{"missing user inserted", nil, false, reconcile.Summary{Pages: 1, Seen: 1, Inserted: 1}, "Clerk Doe"},
-		{"older stored user updated", ptr(fakeUser("user_1", "Old", 1000)), false, reconcile.Summary{Pages: 1, Seen: 1, Updated: 1}, "Clerk Doe"},
-		{"same version unchanged", ptr(fakeUser("user_1", "Clerk", 2000)), false, reconcile.Summary{Pages: 1, Seen: 1, Skipped: 1}, "Clerk Doe"},
-		{"newer webhook write kept", ptr(fakeUser("user_1", "Webhook", 3000)), false, reconcile.Summary{Pages: 1, Seen: 1, Skipped: 1}, "Webhook Doe"},
-		{"tombstone kept", ptr(fakeUser("user_1", "Old", 1000)), true, reconcile.Summary{Pages: 1, Seen: 1, Skipped: 1}, ""},
+		{"older stored user updated", ptr(clerkfake.NewUser("user_1", "Old", 1000)), false, reconcile.Summary{Pages: 1, Seen: 1, Updated: 1}, "Clerk Doe"},
+		{"same version unchanged", ptr(clerkfake.NewUser("user_1", "Clerk", 2000)), false, reconcile.Summary{Pages: 1, Seen: 1, Skipped: 1}, "Clerk Doe"},
+		{"newer webhook write kept", ptr(clerkfake.NewUser("user_1", "Webhook", 3000)), false, reconcile.Summary{Pages: 1, Seen: 1, Skipped: 1}, "Webhook Doe"},
+		{"tombstone kept", ptr(clerkfake.NewUser("user_1", "Old", 1000)), true, reconcile.Summary{Pages: 1, Seen: 1, Skipped: 1}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -165,8 +165,8 @@ func TestReconcileUserChangedBetweenPages(t *testing.T) {
 	st := openStore(t)
 	fake := clerkfake.New(t, testKey, fakeUsers(4, 1000)...)
 	beforeWritePage(fake, 2, func() {
-		fake.Prepend(fakeUser("user_00", "New", 1500))
-		fake.Put(fakeUser("user_02", "Renamed", 2000))
+		fake.Prepend(clerkfake.NewUser("user_00", "New", 1500))
+		fake.Put(clerkfake.NewUser("user_02", "Renamed", 2000))
 	})
 	got, err := newReconciler(t, st, fake, reconcile.Config{PageSize: 2, MaxDeleteShare: 0.1}).Run(t.Context())
 	if err != nil {
@@ -240,7 +240,7 @@ func TestReconcileDeletions(t *testing.T) {
 			st := openStore(t)
 			seed(t, st, fakeUsers(tt.stored, 1000)...)
 			for _, id := range tt.extra {
-				seed(t, st, fakeUser(id, "Extra", 1000))
+				seed(t, st, clerkfake.NewUser(id, "Extra", 1000))
 			}
 			for _, id := range tt.tombs {
 				if _, err := st.DeleteUser(t.Context(), id, 1); err != nil {

@@ -1,71 +1,27 @@
-package reconcile
+package backfill
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 
 	"clerksync/clerk"
 	"clerksync/store"
 )
 
-// ImportStore is the storage the backfill writes to. *store.Store implements it.
-type ImportStore interface {
+// Store is the storage a backfill writes to. *store.Store implements it.
+type Store interface {
 	// UpsertUser writes u unless the stored user is as new or newer, or deleted.
 	UpsertUser(ctx context.Context, u store.User) (store.Outcome, error)
 	// Get returns the stored user, or store.ErrNotFound.
 	Get(ctx context.Context, id string) (store.User, error)
 }
 
-// Reasons for skipping a user in an import.
-const (
-	SkipDeleted = "deleted in the database (a tombstone; never brought back)"
-	SkipInvalid = "invalid (no id or no usable timestamp)"
-)
-
-// Tally counts what an import did to each user.
-type Tally struct {
-	// Created users were not in the database.
-	Created int
-	// Updated users were in the database with older data.
-	Updated int
-	// Unchanged users were in the database with the same data or newer (a rerun, or a
-	// webhook that came later than the source's data).
-	Unchanged int
-	// Skipped counts the users left out, by reason (SkipDeleted, SkipInvalid).
-	Skipped map[string]int
-}
-
-// Skip counts one user left out for reason.
-func (t *Tally) Skip(reason string) {
-	if t.Skipped == nil {
-		t.Skipped = map[string]int{}
-	}
-	t.Skipped[reason]++
-}
-
-// SkippedTotal returns how many users were left out, whatever the reason.
-func (t *Tally) SkippedTotal() int {
-	n := 0
-	for _, c := range t.Skipped {
-		n += c
-	}
-	return n
-}
-
-// Total returns how many users the tally has counted.
-func (t *Tally) Total() int { return t.Created + t.Updated + t.Unchanged + t.SkippedTotal() }
-
-// Reasons returns the skip reasons, sorted.
-func (t *Tally) Reasons() []string { return slices.Sorted(maps.Keys(t.Skipped)) }
-
 // Import writes one Clerk user through the guarded upsert and counts the outcome in t, so
 // that importing is safe to repeat or to interrupt and rerun: a user is never written over
 // newer data or a tombstone. It returns an error wrapping store.ErrDatabase when the database
 // fails (the import should stop); a user that cannot be written is counted as skipped.
-func Import(ctx context.Context, st ImportStore, c clerk.User, t *Tally) error {
+func Import(ctx context.Context, st Store, c clerk.User, t *Tally) error {
 	return importUser(ctx, st, c, 0, t)
 }
 
@@ -74,13 +30,13 @@ func Import(ctx context.Context, st ImportStore, c clerk.User, t *Tally) error {
 // as the database holds it. It counts the outcome in t, and returns an error wrapping
 // store.ErrDatabase when the database fails (the import should stop); a user that cannot be
 // written is counted as skipped. A row with Err set must not be imported.
-func ImportRow(ctx context.Context, st ImportStore, row clerk.ExportRow, t *Tally) error {
+func ImportRow(ctx context.Context, st Store, row clerk.ExportRow, t *Tally) error {
 	return importUser(ctx, st, row.User, row.Missing(), t)
 }
 
 // importUser is Import for a source that lacks the fields in unknown: the stored values of
 // those are kept.
-func importUser(ctx context.Context, st ImportStore, c clerk.User, unknown store.Fields, t *Tally) error {
+func importUser(ctx context.Context, st Store, c clerk.User, unknown store.Fields, t *Tally) error {
 	u, err := c.StoreUser(0)
 	if err != nil {
 		t.Skip(SkipInvalid)

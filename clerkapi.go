@@ -1,0 +1,69 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"clerksync/clerk"
+	"clerksync/reconcile"
+)
+
+// defaultClerkAPIURL is Clerk's Backend API.
+const defaultClerkAPIURL = "https://api.clerk.com/v1"
+
+// clerkConfig is the Clerk Backend API access of reconciliation and backfill.
+type clerkConfig struct {
+	// secretKey is empty when reconciliation is off.
+	secretKey       string
+	apiURL          string
+	schedule        string
+	maxDeleteShare  float64
+	allowMassDelete bool
+}
+
+// clerkSettings are the Clerk Backend API settings, for --help.
+var clerkSettings = []setting{
+	{"CLERK_SECRET_KEY", "unset", "Clerk secret key (sk_live_... or sk_test_...), Clerk Dashboard -> API keys. Set: the reconcile-users-with-clerk cron function runs, and `backfill` can read the API. The first of them to write records the key's Clerk instance (sync_metadata); a key for another instance is refused."},
+	{"CLERK_API_URL", defaultClerkAPIURL, "Clerk Backend API base URL."},
+	{"RECONCILE_SCHEDULE", reconcile.DefaultSchedule, "Cron schedule (UTC; or TZ=Area/City ...) of the reconciliation with Clerk."},
+	{"RECONCILE_MAX_DELETE_SHARE", "0.1", "Largest share (0 to 1) of live users one reconciliation may delete; above it nothing is deleted and the run reports the refusal."},
+	{"RECONCILE_ALLOW_MASS_DELETE", "unset", "1 lets a reconciliation delete more than RECONCILE_MAX_DELETE_SHARE, and a reconciliation or backfill write users although Clerk's list has fewer than half the database's live users (set it for one run, then unset it)."},
+}
+
+// clerk reads CLERK_SECRET_KEY, CLERK_API_URL and the RECONCILE_* settings.
+func (s *settings) clerk() clerkConfig {
+	c := clerkConfig{
+		secretKey:       s.get("CLERK_SECRET_KEY", ""),
+		apiURL:          strings.TrimRight(s.get("CLERK_API_URL", defaultClerkAPIURL), "/"),
+		schedule:        s.get("RECONCILE_SCHEDULE", reconcile.DefaultSchedule),
+		allowMassDelete: s.flag("RECONCILE_ALLOW_MASS_DELETE"),
+	}
+	if c.secretKey != "" && !strings.HasPrefix(c.secretKey, "sk_") {
+		s.fail(errors.New("CLERK_SECRET_KEY must be a Clerk secret key (sk_live_... or sk_test_...), from Clerk Dashboard -> API keys; not the publishable key (pk_...) or the webhook secret"))
+	}
+	if u, err := url.Parse(c.apiURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		s.fail(fmt.Errorf("CLERK_API_URL=%q is not a URL such as %s", c.apiURL, defaultClerkAPIURL))
+	}
+	fields := strings.Fields(c.schedule)
+	if len(fields) > 0 && (strings.HasPrefix(fields[0], "TZ=") || strings.HasPrefix(fields[0], "CRON_TZ=")) {
+		fields = fields[1:]
+	}
+	if len(fields) != 5 && len(fields) != 6 {
+		s.fail(fmt.Errorf("RECONCILE_SCHEDULE=%q is not a cron schedule such as %q (minute hour day month weekday)", c.schedule, reconcile.DefaultSchedule))
+	}
+	share, err := strconv.ParseFloat(s.get("RECONCILE_MAX_DELETE_SHARE", "0.1"), 64)
+	if err != nil || share < 0 || share > 1 {
+		s.fail(errors.New("RECONCILE_MAX_DELETE_SHARE must be a number from 0 to 1, such as 0.1 (10% of the live users)"))
+	}
+	c.maxDeleteShare = share
+	return c
+}
+
+// newClerkAPI returns the Clerk Backend API client of c.
+func newClerkAPI(c clerkConfig, logger *slog.Logger) *clerk.API {
+	return clerk.NewAPI(clerk.APIConfig{SecretKey: c.secretKey, APIURL: c.apiURL}, logger)
+}

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestREADMESettingsMatchHelp holds the README's settings table to --help (settingsHelp): the
+// same variables, each once, with the same defaults.
+func TestREADMESettingsMatchHelp(t *testing.T) {
+	raw, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := string(raw)
+	start := strings.Index(section, "\n## Settings\n")
+	if start < 0 {
+		t.Fatal("README.md has no ## Settings section")
+	}
+	section = section[start+1:]
+	if end := strings.Index(section[3:], "\n## "); end >= 0 {
+		section = section[:end+3]
+	}
+	row := regexp.MustCompile("(?m)^\\| `([A-Z0-9_]+)` \\| ([^|]*) \\|")
+	readme := map[string]string{}
+	for _, m := range row.FindAllStringSubmatch(section, -1) {
+		if _, dup := readme[m[1]]; dup {
+			t.Errorf("README settings table lists %s twice", m[1])
+		}
+		readme[m[1]] = strings.TrimSpace(strings.ReplaceAll(m[2], "`", ""))
+	}
+	for _, s := range settingsHelp() {
+		got, ok := readme[s.name]
+		if !ok {
+			t.Errorf("README settings table lacks %s (in --help)", s.name)
+			continue
+		}
+		if got != s.def {
+			t.Errorf("README default of %s = %q; --help says %q", s.name, got, s.def)
+		}
+		delete(readme, s.name)
+	}
+	for name := range readme {
+		t.Errorf("README settings table lists %s, which --help does not know", name)
+	}
+}
+
+func TestClerkSettings(t *testing.T) {
+	tests := []struct {
+		name    string
+		vars    map[string]string
+		want    clerkConfig
+		wantErr string
+	}{
+		{"defaults", nil, clerkConfig{apiURL: "https://api.clerk.com/v1", schedule: "0 3 * * *", maxDeleteShare: 0.1}, ""},
+		{"all set", map[string]string{
+			"CLERK_SECRET_KEY": "sk_live_x", "CLERK_API_URL": "http://localhost:9000/v1/", "RECONCILE_SCHEDULE": "*/15 * * * *",
+			"RECONCILE_MAX_DELETE_SHARE": "0.25", "RECONCILE_ALLOW_MASS_DELETE": "1",
+		}, clerkConfig{secretKey: "sk_live_x", apiURL: "http://localhost:9000/v1", schedule: "*/15 * * * *", maxDeleteShare: 0.25, allowMassDelete: true}, ""},
+		{"webhook secret as key", map[string]string{"CLERK_SECRET_KEY": "whsec_abc"}, clerkConfig{}, "CLERK_SECRET_KEY"},
+		{"share above 1", map[string]string{"RECONCILE_MAX_DELETE_SHARE": "10"}, clerkConfig{}, "RECONCILE_MAX_DELETE_SHARE"},
+		{"share not a number", map[string]string{"RECONCILE_MAX_DELETE_SHARE": "10%"}, clerkConfig{}, "RECONCILE_MAX_DELETE_SHARE"},
+		{"schedule not cron", map[string]string{"RECONCILE_SCHEDULE": "daily"}, clerkConfig{}, "RECONCILE_SCHEDULE"},
+		{"allow not a flag", map[string]string{"RECONCILE_ALLOW_MASS_DELETE": "maybe"}, clerkConfig{}, "RECONCILE_ALLOW_MASS_DELETE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &settings{getenv: env(tt.vars)}
+			got, errs := s.clerk(), s.errs
+			if tt.wantErr != "" {
+				if len(errs) != 1 || !strings.Contains(errs[0].Error(), tt.wantErr) {
+					t.Fatalf("settings.clerk errors = %v; want one about %s", errs, tt.wantErr)
+				}
+				return
+			}
+			if len(errs) > 0 || got != tt.want {
+				t.Errorf("settings.clerk = %+v, %v; want %+v", got, errs, tt.want)
+			}
+		})
+	}
+}

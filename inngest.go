@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/inngest/inngestgo"
+
+	"clerksync/functions"
+	"clerksync/reconcile"
+	"clerksync/store"
+)
+
+// defaultDevServerURL is where `inngest dev` listens unless told otherwise.
+const defaultDevServerURL = "http://127.0.0.1:8288"
+
+// sendAttemptTimeout bounds each HTTP attempt of the Inngest SDK's Send.
+const sendAttemptTimeout = 3 * time.Second
+
+// inngestConfig is how the service reaches Inngest: the dev server (devURL set) or Inngest
+// Cloud or a self-hosted server (keys, and baseURL for self-hosted).
+type inngestConfig struct {
+	appID string
+	// devURL is the Inngest dev server's URL in dev mode, empty otherwise.
+	devURL             string
+	eventKey           string
+	signingKey         string
+	signingKeyFallback string
+	env                string
+	baseURL            string
+	batchSize          int
+}
+
+// inngestSettings are the Inngest settings, for --help.
+var inngestSettings = []setting{
+	{"INNGEST_DEV", "unset", "1 (dev server on " + defaultDevServerURL + ") or the dev server's URL: local development only. /api/inngest then runs any unsigned request, so it is refused with INNGEST_EVENT_KEY or INNGEST_SIGNING_KEY and listens on loopback unless HOST is set."},
+	{"INNGEST_EVENT_KEY", "unset", "Inngest event key (required with INNGEST_SIGNING_KEY unless INNGEST_DEV is set)."},
+	{"INNGEST_SIGNING_KEY", "unset", "Inngest signing key (signkey-...); requests to /api/inngest must be signed with it."},
+	{"INNGEST_SIGNING_KEY_FALLBACK", "unset", "Previous signing key, accepted while rotating keys."},
+	{"INNGEST_ENV", "unset", "Inngest branch environment name, for branch deploys."},
+	{"INNGEST_BASE_URL", "unset", "Self-hosted Inngest server URL (API and event API); needs both keys, and /api/inngest requires the server's signature as with Inngest Cloud."},
+	{"INNGEST_APP_ID", "clerk-user-sync", "The app's id in Inngest; function ids are <app id>-<function id>."},
+	{"INNGEST_BATCH_SIZE", "0", "Above 1: up to this many create/update events per Inngest run (each still a guarded upsert); for bursts. 0: one run per event."},
+}
+
+// devMode reports whether INNGEST_DEV asks for dev mode.
+func (s *settings) devMode() bool {
+	switch strings.ToLower(s.get("INNGEST_DEV", "")) {
+	case "", "0", "false", "no":
+		return false
+	}
+	return true
+}
+
+// inngest reads the INNGEST_* settings. Dev mode needs no keys and refuses them: it runs any
+// unsigned request to /api/inngest, so it must never run where Inngest keys are set. Without
+// dev mode both keys are required.
+func (s *settings) inngest() inngestConfig {
+	c := inngestConfig{
+		appID:              s.get("INNGEST_APP_ID", "clerk-user-sync"),
+		eventKey:           s.get("INNGEST_EVENT_KEY", ""),
+		signingKey:         s.get("INNGEST_SIGNING_KEY", ""),
+		signingKeyFallback: s.get("INNGEST_SIGNING_KEY_FALLBACK", ""),
+		env:                s.get("INNGEST_ENV", ""),
+		baseURL:            s.get("INNGEST_BASE_URL", ""),
+	}
+	if n, err := strconv.Atoi(s.get("INNGEST_BATCH_SIZE", "0")); err != nil || n < 0 || n > 1000 {
+		s.fail(errors.New("INNGEST_BATCH_SIZE must be a whole number from 0 to 1000"))
+	} else {
+		c.batchSize = n
+	}
+	if !s.devMode() {
+		var missing []string
+		if c.eventKey == "" {
+			missing = append(missing, "INNGEST_EVENT_KEY")
+		}
+		if c.signingKey == "" {
+			missing = append(missing, "INNGEST_SIGNING_KEY")
+		}
+		if len(missing) > 0 {
+			s.fail(fmt.Errorf("Inngest is not configured (%s missing). Either set INNGEST_DEV=1 (or INNGEST_DEV=<dev server URL>) to use the Inngest dev server locally, "+
+				"or set both INNGEST_EVENT_KEY and INNGEST_SIGNING_KEY (Inngest dashboard -> your environment -> Manage -> Event Keys / Signing Key) for Inngest Cloud", strings.Join(missing, " and ")))
+		}
+		return c
+	}
+	switch dev := s.get("INNGEST_DEV", ""); strings.ToLower(dev) {
+	case "1", "true", "yes":
+		c.devURL = defaultDevServerURL
+	default:
+		u, err := url.Parse(dev)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			s.fail(fmt.Errorf("INNGEST_DEV=%q is neither 1 nor a URL such as %s", dev, defaultDevServerURL))
+		}
+		c.devURL = strings.TrimRight(dev, "/")
+	}
+	var keys []string
+	for _, k := range []struct{ name, value string }{
+		{"INNGEST_EVENT_KEY", c.eventKey},
+		{"INNGEST_SIGNING_KEY", c.signingKey},
+		{"INNGEST_SIGNING_KEY_FALLBACK", c.signingKeyFallback},
+	} {
+		if k.value != "" {
+			keys = append(keys, k.name)
+		}
+	}
+	if len(keys) > 0 {
+		s.fail(fmt.Errorf("INNGEST_DEV is set together with %s: dev mode runs any unsigned request to /api/inngest, so it must never run where Inngest keys are set. "+
+			"In production unset INNGEST_DEV (the keys make /api/inngest require Inngest's signature); for local development unset the keys", strings.Join(keys, " and ")))
+	}
+	return c
+}
+
+// mode names where the service sends its events, for the start-up log line.
+func (c inngestConfig) mode() string {
+	switch {
+	case c.devURL != "":
+		return "Inngest dev server at " + c.devURL
+	case c.baseURL != "":
+		return "self-hosted Inngest at " + c.baseURL
+	}
+	return "Inngest Cloud"
+}
+
+// newInngest returns the Inngest client of c with every function of the service registered:
+// the three user functions, record-sync-failure, and reconcile-users-with-clerk when clerkc
+// has a secret key. It returns an error when the SDK refuses the client or a function.
+func newInngest(c inngestConfig, clerkc clerkConfig, users *store.Store, m *metrics, logger *slog.Logger) (inngestgo.Client, error) {
+	client, err := inngestgo.NewClient(inngestOptions(c, logger))
+	if err != nil {
+		return nil, fmt.Errorf("inngest client: %w", err)
+	}
+	if err := functions.New(users, users, logger, functions.Config{AppID: client.AppID(), BatchSize: c.batchSize, Metrics: m}).Register(client); err != nil {
+		return nil, fmt.Errorf("inngest functions: %w", err)
+	}
+	// record-sync-failure: the sync functions' permanent failures, in sync_failures.
+	if err := functions.NewFailureRecorder(users, logger, functions.Config{Metrics: m}).Register(client); err != nil {
+		return nil, fmt.Errorf("inngest functions: %w", err)
+	}
+	if clerkc.secretKey == "" {
+		logger.Info("CLERK_SECRET_KEY is not set: no scheduled reconciliation with Clerk")
+		return client, nil
+	}
+	r := reconcile.New(users, newClerkAPI(clerkc, logger), logger.With("function", reconcile.FunctionID), reconcile.Config{
+		MaxDeleteShare:  clerkc.maxDeleteShare,
+		AllowMassDelete: clerkc.allowMassDelete,
+		Metrics:         m,
+	})
+	if err := r.Register(client, clerkc.schedule); err != nil {
+		return nil, fmt.Errorf("inngest functions: %w", err)
+	}
+	logger.Info("reconciliation with Clerk scheduled", "function", reconcile.FunctionID, "schedule", clerkc.schedule,
+		"max_delete_share", clerkc.maxDeleteShare, "allow_mass_delete", clerkc.allowMassDelete)
+	return client, nil
+}
+
+// inngestOptions turns the configuration into the SDK's options, leaving nothing for the SDK
+// to read from the environment on its own.
+func inngestOptions(c inngestConfig, logger *slog.Logger) inngestgo.ClientOpts {
+	opts := inngestgo.ClientOpts{
+		AppID:              c.appID,
+		Logger:             logger,
+		HTTPClient:         &http.Client{Timeout: sendAttemptTimeout, Transport: eventTransport()},
+		Dev:                inngestgo.BoolPtr(c.devURL != ""),
+		EventKey:           &c.eventKey,
+		SigningKey:         &c.signingKey,
+		SigningKeyFallback: &c.signingKeyFallback,
+		Env:                &c.env,
+		MaxBodySize:        maxInngestBodyBytes,
+	}
+	base := c.baseURL
+	if c.devURL != "" {
+		base = c.devURL
+		opts.EventKey = inngestgo.StrPtr("dev") // the settings refuse real keys in dev mode
+	}
+	if base != "" {
+		opts.APIBaseURL = &base
+		opts.EventAPIBaseURL = &base
+	}
+	return opts
+}
+
+// keyRedactingClient is the Inngest client with the event key taken out of Send's errors,
+// which are logged: when the event API cannot be reached, the SDK returns the HTTP client's
+// error, which quotes the event API's URL, and the key is that URL's last segment.
+type keyRedactingClient struct {
+	inngestgo.Client
+	eventKey string
+}
+
+// Send sends evt through the SDK; its error, if any, has the event key replaced.
+func (c keyRedactingClient) Send(ctx context.Context, evt any) (string, error) {
+	id, err := c.Client.Send(ctx, evt)
+	if err != nil && c.eventKey != "" && strings.Contains(err.Error(), c.eventKey) {
+		err = errors.New(strings.ReplaceAll(err.Error(), c.eventKey, "<INNGEST_EVENT_KEY>"))
+	}
+	return id, err
+}
+
+// eventTransport is the HTTP transport for sending events: like the default one, but keeping
+// enough idle connections to Inngest for a burst of concurrent webhooks (the default keeps 2
+// per host, so a burst would open a new connection for most events).
+func eventTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 256
+	t.MaxIdleConnsPerHost = 64
+	return t
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"clerksync/webhook"
+)
+
+// Timeouts of the HTTP server: a slow or stalled client cannot hold a connection for long.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 15 * time.Second
+	writeTimeout      = 2 * time.Minute
+	idleTimeout       = time.Minute
+)
+
+// runServer starts the service and blocks until ctx ends, then drains in-flight requests and
+// closes the database. stop ends run's signal handling, so that a second signal exits at
+// once. It returns an error when the configuration is incomplete or a dependency cannot
+// start; the error says what to set or fix.
+func runServer(ctx context.Context, stop context.CancelFunc, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := readConfig(getenv)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(stderr, cfg.log)
+
+	verifier, err := webhook.NewVerifier(cfg.webhook.secrets...)
+	if err != nil {
+		return fmt.Errorf("CLERK_WEBHOOK_SIGNING_SECRET: %w; copy it from Clerk Dashboard -> Webhooks -> your endpoint -> Signing Secret", err)
+	}
+	users, closeDB, err := openDatabase(ctx, cfg.db, cfg.log, logger, stderr)
+	if err != nil {
+		return err
+	}
+	defer closeDB() // after the drain below: in-flight steps finish their writes first
+	m := newMetrics(prometheus.NewRegistry())
+	client, err := newInngest(cfg.inngest, cfg.clerk, users, m, logger)
+	if err != nil {
+		return err
+	}
+
+	e := newEcho(logger)
+	hook := webhook.Options{Timeout: cfg.webhook.forwardTimeout, MaxBodyBytes: cfg.webhook.maxEventBytes, Metrics: m}
+	addRoutes(e, logger, verifier, keyRedactingClient{Client: client, eventKey: cfg.inngest.eventKey}, users, hook, m, cfg.http.metricsAddr == "")
+
+	addr := net.JoinHostPort(cfg.http.host, cfg.http.port)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w; set PORT (and HOST) to a free port on this machine", addr, err)
+	}
+	srv := newHTTPServer(e, logger)
+	servers := []*http.Server{srv}
+	serveErr := make(chan error, 2)
+	go func() { serveErr <- srv.Serve(ln) }()
+	if cfg.http.metricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.http.metricsAddr)
+		if err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("listen on METRICS_ADDR=%s: %w; set METRICS_ADDR to a free address such as 127.0.0.1:9090", cfg.http.metricsAddr, err)
+		}
+		me := newEcho(logger)
+		addMetricsRoutes(me, m, logger)
+		msrv := newHTTPServer(me, logger)
+		servers = append(servers, msrv)
+		go func() { serveErr <- msrv.Serve(mln) }()
+		logger.Info("serving /metrics on its own listener", "addr", mln.Addr().String())
+	}
+
+	if cfg.inngest.devURL != "" {
+		logger.Warn("dev mode (INNGEST_DEV): /api/inngest runs any unsigned request, so anyone who reaches this port can write and delete users; "+
+			"never expose it to a network others use, and unset INNGEST_DEV in production", "listen", ln.Addr().String())
+	}
+	logger.Info("listening", "addr", ln.Addr().String(), "inngest", cfg.inngest.mode(), "app_id", cfg.inngest.appID)
+	fmt.Fprintf(stdout, "clerk-user-sync listening on http://localhost:%d (webhook: /api/webhooks/clerk, Inngest: /api/inngest)\n", ln.Addr().(*net.TCPAddr).Port)
+
+	select {
+	case err := <-serveErr:
+		shutdown(servers, cfg.http.shutdownTimeout, logger)
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	stop() // from here a second SIGINT or SIGTERM ends the process at once (Go's default action)
+	logger.Info("shutting down: draining in-flight requests before closing the database; a second signal exits at once", "timeout", cfg.http.shutdownTimeout)
+	shutdown(servers, cfg.http.shutdownTimeout, logger)
+	return nil
+}
+
+// newHTTPServer returns the HTTP server of handler h, with the timeouts that cut slow or
+// stalled clients.
+func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+}
+
+// shutdown drains servers together within timeout: they stop accepting, and in-flight
+// requests finish. Requests still running at the deadline are cut (Inngest retries their
+// steps, Svix their webhooks), with a warning; the shutdown itself is not an error.
+func shutdown(servers []*http.Server, timeout time.Duration, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, srv := range servers {
+		wg.Go(func() {
+			if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Warn("in-flight requests outlived the shutdown timeout and were cut; Inngest retries their steps and Svix their webhooks",
+					"timeout", timeout, "error", err)
+				_ = srv.Close()
+			}
+		})
+	}
+	wg.Wait()
+}
