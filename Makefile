@@ -5,9 +5,10 @@
 dev:
 	tools/dev.sh
 
-# The test command (the same as CI).
+# The test command (CI runs it too): builds the pinned Inngest dev server when missing (5-10
+# minutes once, cached after) so that the end-to-end tests run, then every test.
 test:
-	go test ./...
+	INNGEST_BIN="$$(tools/inngest/build.sh)" go test ./...
 
 # Build the pinned Inngest dev server into .bin/inngest.
 inngest:
