@@ -5,8 +5,8 @@ go 1.25.9
 require (
 	github.com/FerretDB/FerretDB v1.24.2
 	github.com/clerk/clerk-sdk-go/v2 v2.6.0
-	github.com/inngest/inngest v1.19.3
-	github.com/inngest/inngestgo v0.16.0
+	github.com/inngest/inngest v1.13.5
+	github.com/inngest/inngestgo v0.15.1
 	github.com/labstack/echo/v4 v4.16.0
 	github.com/prometheus/client_golang v1.23.2
 	github.com/prometheus/common v0.66.1
@@ -47,7 +47,6 @@ require (
 	github.com/jackc/puddle/v2 v2.2.2 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/labstack/gommon v0.5.0 // indirect
-	github.com/lmittmann/tint v1.1.0 // indirect
 	github.com/mattn/go-colorable v0.1.15 // indirect
 	github.com/mattn/go-isatty v0.0.22 // indirect
 	github.com/montanaflynn/stats v0.7.1 // indirect

@@ -15,7 +15,7 @@ import (
 // checks their signature (docs/operations.md, "Limits").
 const (
 	// maxInngestBodyBytes caps one request: Inngest pushes at most 4 MiB of event and step
-	// state to an SDK (beyond that it asks the SDK to fetch the state, which inngestgo v0.16
+	// state to an SDK (beyond that it asks the SDK to fetch the state, which inngestgo v0.15
 	// does not do), plus room for the run's context.
 	maxInngestBodyBytes = 5 << 20
 	// inngestBodyBudget bounds the buffered bytes of all the requests being read or run at

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/inngest/inngest/pkg/enums"
 	"github.com/inngest/inngestgo"
 
 	"clerksync/clerk"
@@ -27,6 +28,20 @@ const (
 // maxRetries is how often Inngest retries a failed step (with its backoff) before the run
 // fails for good: enough to ride out a database outage of hours.
 const maxRetries = 10
+
+// UserConcurrencyKey is the key of the Inngest concurrency limit that serialises every run
+// writing one user: the same expression in the environment's scope in the three functions,
+// so that one user's create, update and delete runs never overlap, on any replica. The store's
+// guarded writes stay the correctness guarantee; the key removes the races that make them
+// retry, and makes several replicas safe on a database whose conditional updates are not
+// atomic (FerretDB).
+const UserConcurrencyKey = `"clerk-user:" + event.data.id`
+
+// userConcurrency is the limit of one run at a time per UserConcurrencyKey.
+func userConcurrency() []inngestgo.ConfigStepConcurrency {
+	key := UserConcurrencyKey
+	return []inngestgo.ConfigStepConcurrency{{Limit: 1, Key: &key, Scope: enums.ConcurrencyScopeEnv}}
+}
 
 // UserStore is the storage the functions write to. *store.Store implements it.
 type UserStore interface {
@@ -52,6 +67,9 @@ type Config struct {
 	BatchWait time.Duration
 	// Metrics counts each run's outcome; nil counts nothing.
 	Metrics Metrics
+	// WithoutUserOrdering leaves out the per-user concurrency limit (UserConcurrencyKey): only
+	// for the test that shows what the limit prevents.
+	WithoutUserOrdering bool
 }
 
 // Functions holds the dependencies of the three functions.
@@ -81,26 +99,35 @@ func (f *Functions) Register(client inngestgo.Client) error {
 	if f.cfg.AppID != client.AppID() {
 		return fmt.Errorf("functions: Config.AppID %q is not the client's app id %q", f.cfg.AppID, client.AppID())
 	}
+	// One run at a time per user, across the three functions and every replica. A batch
+	// holds several users, so batched runs go without the key: the store's guarded writes
+	// serialise them (per process on FerretDB).
+	perUser := userConcurrency()
+	if f.cfg.WithoutUserOrdering {
+		perUser = nil
+	}
 	var batch *inngestgo.ConfigBatchEvents
+	upsertLimit := perUser
 	if f.cfg.BatchSize > 1 {
 		batch = &inngestgo.ConfigBatchEvents{MaxSize: f.cfg.BatchSize, Timeout: f.cfg.BatchWait}
+		upsertLimit = nil
 	}
 	if _, err := inngestgo.CreateFunction(client,
-		inngestgo.FunctionOpts{ID: SyncUserID, Name: "Sync user from Clerk", Retries: inngestgo.IntPtr(maxRetries), BatchEvents: batch},
+		inngestgo.FunctionOpts{ID: SyncUserID, Name: "Sync user from Clerk", Retries: inngestgo.IntPtr(maxRetries), BatchEvents: batch, Concurrency: upsertLimit},
 		inngestgo.EventTrigger(clerk.UserCreated, nil),
 		f.SyncUser,
 	); err != nil {
 		return err
 	}
 	if _, err := inngestgo.CreateFunction(client,
-		inngestgo.FunctionOpts{ID: UpdateUserID, Name: "Update user from Clerk", Retries: inngestgo.IntPtr(maxRetries), BatchEvents: batch},
+		inngestgo.FunctionOpts{ID: UpdateUserID, Name: "Update user from Clerk", Retries: inngestgo.IntPtr(maxRetries), BatchEvents: batch, Concurrency: upsertLimit},
 		inngestgo.EventTrigger(clerk.UserUpdated, nil),
 		f.UpdateUser,
 	); err != nil {
 		return err
 	}
 	_, err := inngestgo.CreateFunction(client,
-		inngestgo.FunctionOpts{ID: DeleteUserID, Name: "Delete user with Clerk", Retries: inngestgo.IntPtr(maxRetries)},
+		inngestgo.FunctionOpts{ID: DeleteUserID, Name: "Delete user with Clerk", Retries: inngestgo.IntPtr(maxRetries), Concurrency: perUser},
 		inngestgo.EventTrigger(clerk.UserDeleted, nil),
 		f.DeleteUser,
 	)

@@ -57,7 +57,7 @@ func (f *forwarder) send(ctx context.Context, evt any) error {
 }
 
 // Prefixes of the errors inngestgo's Send returns when the event API answers 4xx
-// (handleEventResponse in inngestgo v0.16.0; the SDK does not retry those).
+// (handleEventResponse in inngestgo v0.15.1; the SDK does not retry those).
 const (
 	errPrefixBadRequest    = "bad request: "                       // 400: the event is invalid or too large
 	errPrefixUnauthorized  = "unauthorized: "                      // 401: the event key is rejected
