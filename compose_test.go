@@ -28,7 +28,9 @@ type composeFile struct {
 		Healthcheck struct {
 			Test []string `yaml:"test"`
 		} `yaml:"healthcheck"`
-		Volumes []string `yaml:"volumes"`
+		Volumes         []string `yaml:"volumes"`
+		Restart         string   `yaml:"restart"`
+		StopGracePeriod string   `yaml:"stop_grace_period"`
 	} `yaml:"services"`
 	Volumes map[string]any `yaml:"volumes"`
 }

@@ -1,0 +1,827 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// docker-compose.prod.yml cannot run here (no Docker engine), so these tests check its
+// structure: what each service runs and with which settings, where its secrets come from, the
+// start order, and that the load balancer's configuration reaches every replica.
+
+const prodComposePath = "docker-compose.prod.yml"
+
+// prodReplicas are the service replicas the load balancer spreads requests over.
+var prodReplicas = []string{"app1", "app2", "app3"}
+
+func TestProdCompose(t *testing.T) {
+	raw, err := os.ReadFile(prodComposePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range checkProdCompose(raw, os.ReadFile) {
+		t.Error(p)
+	}
+}
+
+// TestProdComposeCatchesMistakes breaks docker-compose.prod.yml or the load balancer's
+// configuration in one way at a time and expects checkProdCompose to say so: the checks
+// above are only worth what they catch.
+func TestProdComposeCatchesMistakes(t *testing.T) {
+	compose, err := os.ReadFile(prodComposePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const lbPath = "deploy/nginx.conf"
+	lbConf, err := os.ReadFile(lbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		file       string // prodComposePath or the load balancer's configuration
+		old, new   string // the first occurrence of old becomes new
+		wantInProb string // a problem must contain this
+	}{
+		{"webhook secret hard-coded", prodComposePath,
+			"CLERK_WEBHOOK_SIGNING_SECRET: ${CLERK_WEBHOOK_SIGNING_SECRET:?", "CLERK_WEBHOOK_SIGNING_SECRET: whsec_c2VjcmV0c2VjcmV0c2VjcmV0 #",
+			"CLERK_WEBHOOK_SIGNING_SECRET"},
+		{"event key with a default", prodComposePath,
+			"INNGEST_EVENT_KEY: ${INNGEST_EVENT_KEY:?", "INNGEST_EVENT_KEY: ${INNGEST_EVENT_KEY:-evtkey123} #",
+			"INNGEST_EVENT_KEY"},
+		{"postgres password in the URI", prodComposePath,
+			"postgres://inngest:${POSTGRES_PASSWORD:?", "postgres://inngest:hunter2@postgres:5432/inngest#${POSTGRES_PASSWORD:?",
+			"password"},
+		{"signing key hard-coded on the server", prodComposePath,
+			"- --signing-key\n      - ${", "- --signing-key\n      - 0123456789abcdef0123456789abcdef\n      - --x\n      - ${",
+			"--signing-key"},
+		{"dev mode", prodComposePath,
+			"    PORT: \"3000\"\n", "    PORT: \"3000\"\n    INNGEST_DEV: \"1\"\n",
+			"INNGEST_DEV"},
+		{"replica set missing", prodComposePath,
+			"?replicaSet=rs0", "",
+			"replicaSet"},
+		{"latest image", prodComposePath,
+			"image: redis:7.4.1-alpine", "image: redis:latest",
+			"redis image"},
+		{"health check missing", prodComposePath,
+			"test: [\"CMD-SHELL\", \"redis-cli ping | grep -q PONG\"]", "test: [\"NONE\"]",
+			"redis has no health check"},
+		{"Inngest syncs a single replica", prodComposePath,
+			"http://lb:8081/api/inngest", "http://app1:3000/api/inngest",
+			"load balancer"},
+		{"apps do not wait for MongoDB", prodComposePath,
+			"    mongodb:\n      condition: service_healthy\n", "",
+			"mongodb"},
+		{"database published", prodComposePath,
+			"    command: [\"mongod\"", "    ports: [\"27017:27017\"]\n    command: [\"mongod\"",
+			"mongodb publishes"},
+		{"replica missing from the load balancer", lbPath,
+			"app3:3000", "app2:3000",
+			"app3"},
+		{"Host rewritten by the load balancer", lbPath,
+			"$http_host", "$proxy_host",
+			"Host"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files := map[string][]byte{prodComposePath: compose, lbPath: lbConf}
+			if !strings.Contains(string(files[tt.file]), tt.old) {
+				t.Fatalf("%s no longer contains %q: update this case", tt.file, tt.old)
+			}
+			files[tt.file] = []byte(strings.Replace(string(files[tt.file]), tt.old, tt.new, 1))
+			read := func(name string) ([]byte, error) {
+				if b, ok := files[strings.TrimPrefix(name, "./")]; ok {
+					return b, nil
+				}
+				return os.ReadFile(name)
+			}
+			probs := checkProdCompose(files[prodComposePath], read)
+			for _, p := range probs {
+				if strings.Contains(p, tt.wantInProb) {
+					return
+				}
+			}
+			t.Errorf("no problem mentions %q; got %d:\n%s", tt.wantInProb, len(probs), strings.Join(probs, "\n"))
+		})
+	}
+}
+
+// checkProdCompose returns what is wrong with the production compose file raw; readFile
+// reads the files it names (the load balancer's configuration, tools/inngest/go.mod).
+func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []string {
+	var probs []string
+	fail := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
+
+	var c composeFile
+	if err := yaml.Unmarshal(raw, &c); err != nil {
+		return []string{fmt.Sprintf("%s is not valid YAML for compose: %v", prodComposePath, err)}
+	}
+	for _, name := range append([]string{"lb", "mongodb", "inngest", "postgres", "redis"}, prodReplicas...) {
+		if _, ok := c.Services[name]; !ok {
+			fail("%s has no %q service", prodComposePath, name)
+		}
+	}
+	if len(probs) > 0 {
+		return probs
+	}
+
+	// Every secret is required from the environment: with none set, interpolation names each
+	// missing variable, as compose does when it refuses to start.
+	dummies := map[string]string{}
+	probs = append(probs, checkProdSecrets(raw, c, dummies)...)
+	env := func(svc string) map[string]string {
+		m := map[string]string{}
+		for k, v := range c.Services[svc].Environment {
+			m[k], _ = interpolateEnv(v, dummies)
+		}
+		return m
+	}
+	command := func(svc string) []string {
+		var args []string
+		for _, a := range c.Services[svc].Command {
+			v, _ := interpolateEnv(a, dummies)
+			args = append(args, v)
+		}
+		return args
+	}
+
+	// Pinned images, health checks, restart policies, volumes.
+	for _, name := range sortedKeys(c.Services) {
+		svc := c.Services[name]
+		if svc.Build == nil && !pinnedImage(svc.Image) {
+			fail("service %s image %q is not pinned to a version", name, svc.Image)
+		}
+		if len(svc.Healthcheck.Test) < 2 || (svc.Healthcheck.Test[0] != "CMD" && svc.Healthcheck.Test[0] != "CMD-SHELL") {
+			fail("service %s has no health check (healthcheck.test = %q)", name, svc.Healthcheck.Test)
+		}
+		if svc.Restart != "unless-stopped" && svc.Restart != "always" {
+			fail("service %s restart = %q; want unless-stopped or always", name, svc.Restart)
+		}
+		for _, v := range svc.Volumes {
+			src, _, _ := strings.Cut(v, ":")
+			if strings.HasPrefix(src, ".") || strings.HasPrefix(src, "/") {
+				if _, err := readFile(src); err != nil {
+					fail("service %s mounts %s, which is missing: %v", name, src, err)
+				}
+			} else if _, ok := c.Volumes[src]; !ok {
+				fail("service %s mounts volume %q, which is not declared under volumes", name, src)
+			}
+		}
+	}
+	for _, name := range []string{"mongodb", "postgres", "redis"} {
+		if len(c.Services[name].Volumes) == 0 {
+			fail("%s keeps its data in no volume", name)
+		}
+	}
+
+	// Published ports: the load balancer's public port; anything else on loopback only.
+	var public []prodPort
+	for _, name := range sortedKeys(c.Services) {
+		for _, p := range c.Services[name].Ports {
+			pp, err := parsePort(p)
+			if err != nil {
+				fail("service %s port %q: %v", name, p, err)
+				continue
+			}
+			switch {
+			case name == "lb" && !pp.loopback():
+				public = append(public, pp)
+			case !pp.loopback():
+				fail("%s publishes %q on every interface; only the load balancer is public (bind others to 127.0.0.1)", name, p)
+			}
+		}
+	}
+	if len(public) != 1 {
+		fail("lb publishes %d ports on the network; want one public port", len(public))
+	}
+
+	// Start order.
+	for _, tt := range []struct{ svc, dep string }{
+		{"inngest", "postgres"}, {"inngest", "redis"},
+		{"app1", "mongodb"}, {"app2", "mongodb"}, {"app3", "mongodb"},
+		{"app1", "inngest"}, {"app2", "inngest"}, {"app3", "inngest"},
+		{"lb", "app1"}, {"lb", "app2"}, {"lb", "app3"},
+	} {
+		if got := c.Services[tt.svc].DependsOn[tt.dep].Condition; got != "service_healthy" {
+			fail("%s depends_on %s condition = %q; want service_healthy (start order)", tt.svc, tt.dep, got)
+		}
+	}
+
+	// MongoDB: a replica set whose member is named as the apps reach it.
+	replSet := flagValue(command("mongodb"), "--replSet")
+	if replSet == "" {
+		fail("mongodb command = %q; want mongod --replSet <name>", c.Services["mongodb"].Command)
+	}
+	mongoCheck := strings.Join(c.Services["mongodb"].Healthcheck.Test, " ")
+	if !strings.Contains(mongoCheck, "rs.initiate") {
+		fail("mongodb health check = %q; want one that runs rs.initiate() when the replica set has no configuration", mongoCheck)
+	}
+
+	// The replicas: the service's own settings reader accepts their environment, in
+	// production mode, pointed at the stack's services.
+	inngestCmd := command("inngest")
+	serverSigningKey := flagValue(inngestCmd, "--signing-key")
+	first := env(prodReplicas[0])
+	for _, name := range prodReplicas {
+		svc := c.Services[name]
+		envs := env(name)
+		if svc.Build == nil {
+			fail("%s is not built from the Dockerfile (no build)", name)
+		}
+		if svc.Image != c.Services[prodReplicas[0]].Image {
+			fail("%s image = %q; want the same image as %s", name, svc.Image, prodReplicas[0])
+		}
+		if !maps.Equal(envs, first) {
+			fail("%s environment differs from %s's: the replicas must be configured alike", name, prodReplicas[0])
+		}
+		if _, ok := svc.Environment["INNGEST_DEV"]; ok {
+			fail("%s sets INNGEST_DEV: dev mode runs unsigned requests to /api/inngest, never in production", name)
+		}
+		cfg, err := readConfig(func(k string) string { return envs[k] })
+		if err != nil {
+			fail("the environment of %s does not start the service: %v", name, err)
+			continue
+		}
+		if cfg.inngest.devURL != "" {
+			fail("%s runs in dev mode (Inngest dev server %s)", name, cfg.inngest.devURL)
+		}
+		if cfg.db.embedded {
+			fail("%s uses the embedded database; want the shared MongoDB", name)
+		}
+		mongo, err := url.Parse(cfg.db.mongoURI)
+		if err != nil || mongo.Hostname() != "mongodb" || mongo.Port() != "27017" {
+			fail("%s MONGODB_URI = %q; want mongodb://mongodb:27017/...", name, envs["MONGODB_URI"])
+		} else {
+			if got := mongo.Query().Get("replicaSet"); got == "" || got != replSet {
+				fail("%s MONGODB_URI = %q; want replicaSet=%s, mongodb's --replSet", name, envs["MONGODB_URI"], replSet)
+			}
+			if !strings.Contains(mongoCheck, mongo.Host) {
+				fail("mongodb's replica set member is not %s, where %s reaches it: the driver connects to the member's name", mongo.Host, name)
+			}
+		}
+		base, err := url.Parse(cfg.inngest.baseURL)
+		if err != nil || base.Hostname() != "inngest" || base.Port() != prodInngestPort(inngestCmd) {
+			fail("%s INNGEST_BASE_URL = %q; want http://inngest:%s, the Inngest service", name, envs["INNGEST_BASE_URL"], prodInngestPort(inngestCmd))
+		}
+		if got, want := cfg.inngest.eventKey, flagValue(inngestCmd, "--event-key"); got == "" || got != want {
+			fail("%s INNGEST_EVENT_KEY = %q; want the server's --event-key %q (the same variable)", name, got, want)
+		}
+		// The SDK signs with its key less the signkey-<env>- prefix; the server takes that
+		// bare hex key.
+		if got := sdkKeyPrefix.ReplaceAllString(cfg.inngest.signingKey, ""); !sdkKeyPrefix.MatchString(cfg.inngest.signingKey) || got != serverSigningKey {
+			fail("%s INNGEST_SIGNING_KEY = %q; want signkey-<env>-%s, the server's --signing-key with the SDK's prefix", name, cfg.inngest.signingKey, serverSigningKey)
+		}
+		if cfg.http.metricsAddr == "" {
+			fail("%s serves /metrics on PORT; set METRICS_ADDR to an internal port", name)
+		} else if _, port, _ := net.SplitHostPort(cfg.http.metricsAddr); port == cfg.http.port {
+			fail("%s METRICS_ADDR = %q shares PORT %s", name, cfg.http.metricsAddr, cfg.http.port)
+		}
+		if !strings.Contains(strings.Join(svc.Healthcheck.Test, " "), "/clerk-user-sync healthcheck") {
+			fail("%s health check = %q; want the binary's healthcheck command", name, svc.Healthcheck.Test)
+		}
+		if grace, err := time.ParseDuration(svc.StopGracePeriod); err != nil || grace <= cfg.http.shutdownTimeout {
+			fail("%s stop_grace_period = %q; want more than SHUTDOWN_TIMEOUT (%s), so that a stop drains requests", name, svc.StopGracePeriod, cfg.http.shutdownTimeout)
+		}
+		if len(svc.Ports) > 0 {
+			fail("%s publishes %q; the replicas are reached through the load balancer only", name, svc.Ports)
+		}
+	}
+
+	// Inngest: self-hosted on PostgreSQL and Redis, calling the replicas through the load balancer.
+	inngest := c.Services["inngest"]
+	if pin, err := readFile("tools/inngest/go.mod"); err != nil {
+		fail("tools/inngest/go.mod: %v", err)
+	} else if m := regexp.MustCompile(`github.com/inngest/inngest (v\S+)`).FindSubmatch(pin); m == nil || inngest.Image != "inngest/inngest:"+string(m[1]) {
+		fail("inngest image %q differs from the server pinned in tools/inngest/go.mod", inngest.Image)
+	}
+	if len(inngestCmd) < 2 || inngestCmd[0] != "inngest" || inngestCmd[1] != "start" {
+		fail("inngest command = %q; want inngest start (the self-hosted server, not the dev server)", inngest.Command)
+	}
+	if !regexp.MustCompile(`^[0-9a-fA-F]+$`).MatchString(serverSigningKey) || len(serverSigningKey)%2 != 0 {
+		fail("inngest --signing-key = %q; inngest start takes a hex key of even length", serverSigningKey)
+	}
+	pgEnv, redisCmd := env("postgres"), command("redis")
+	if pg, err := url.Parse(flagValue(inngestCmd, "--postgres-uri")); err != nil || pg.Scheme != "postgres" || pg.Hostname() != "postgres" {
+		fail("inngest --postgres-uri = %q; want postgres://...@postgres:5432/...", flagValue(inngestCmd, "--postgres-uri"))
+	} else {
+		pw, _ := pg.User.Password()
+		if pg.Port() != "5432" || pg.User.Username() != pgEnv["POSTGRES_USER"] || pw != pgEnv["POSTGRES_PASSWORD"] || strings.TrimPrefix(pg.Path, "/") != pgEnv["POSTGRES_DB"] {
+			fail("inngest --postgres-uri = %q; want the postgres service's user, password and database (POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB) on port 5432", pg.Redacted())
+		}
+	}
+	if rd, err := url.Parse(flagValue(inngestCmd, "--redis-uri")); err != nil || rd.Scheme != "redis" || rd.Hostname() != "redis" || rd.Port() != "6379" {
+		fail("inngest --redis-uri = %q; want redis://...@redis:6379", flagValue(inngestCmd, "--redis-uri"))
+	} else if pw, _ := rd.User.Password(); pw != flagValue(redisCmd, "--requirepass") {
+		fail("inngest --redis-uri's password is not the redis service's --requirepass")
+	}
+	sdkURL := flagValue(inngestCmd, "-u")
+	if sdkURL == "" {
+		sdkURL = flagValue(inngestCmd, "--sdk-url")
+	}
+	u, err := url.Parse(sdkURL)
+	if err != nil || u.Hostname() != "lb" || u.Path != "/api/inngest" {
+		fail("inngest -u = %q; want http://lb:<port>/api/inngest, through the load balancer to every replica", sdkURL)
+		u = &url.URL{}
+	}
+
+	// The load balancer: its configuration names every replica, on both routes.
+	appPort := first["PORT"]
+	if appPort == "" {
+		appPort = "3000" // the service's default
+	}
+	probs = append(probs, checkLoadBalancer(c, appPort, public, u, readFile)...)
+	return probs
+}
+
+// sdkKeyPrefix is the prefix the Inngest SDK strips from a signing key before signing
+// (inngestgo's signature.go).
+var sdkKeyPrefix = regexp.MustCompile(`^signkey-\w+-`)
+
+// checkProdSecrets checks that every secret comes from the environment, filling dummies
+// with a distinct value for each variable the file requires. It returns the problems.
+func checkProdSecrets(raw []byte, c composeFile, dummies map[string]string) []string {
+	var probs []string
+	fail := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
+
+	// Compose refuses to start without these: interpolating with nothing set must name them.
+	required, literal := map[string]bool{}, map[string]bool{}
+	var walk func(n any)
+	walk = func(n any) {
+		switch v := n.(type) {
+		case map[string]any:
+			for _, x := range v {
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		case string:
+			_, missing := interpolateEnv(v, nil)
+			for _, m := range missing {
+				required[m] = true
+			}
+			for _, re := range literalSecrets {
+				if s := re.FindString(v); s != "" && !literal[s] {
+					literal[s] = true
+					fail("%s holds a literal secret %q; take it from the environment with ${VAR:?message}", prodComposePath, s)
+				}
+			}
+		}
+	}
+	var doc any
+	if err := yaml.Unmarshal(raw, &doc); err == nil {
+		walk(doc)
+	}
+	for name := range required {
+		sum := sha256.Sum256([]byte(name))
+		dummies[name] = hex.EncodeToString(sum[:16]) // hex, as inngest start wants its key
+		if strings.HasSuffix(name, "_SIGNING_SECRET") {
+			dummies[name] = "whsec_" + base64.StdEncoding.EncodeToString(sum[:24])
+		}
+	}
+
+	// Where the secrets go: each must be nothing but a required variable (the SDK's signing
+	// key may carry its signkey-<env>- prefix before it).
+	requiredRef := func(where, value string) {
+		rest := envRef.ReplaceAllStringFunc(value, func(m string) string {
+			if strings.Contains(m, ":?") {
+				return ""
+			}
+			return m
+		})
+		if !envRef.MatchString(value) || sdkKeyPrefix.ReplaceAllString(rest, "") != "" {
+			fail("%s = %q; want ${VAR:?message}, so that the secret comes from the environment and compose refuses to start without it", where, value)
+		}
+	}
+	requiredRef("postgres POSTGRES_PASSWORD", c.Services["postgres"].Environment["POSTGRES_PASSWORD"])
+	appSecrets := []string{"CLERK_WEBHOOK_SIGNING_SECRET", "INNGEST_EVENT_KEY", "INNGEST_SIGNING_KEY"}
+	for _, name := range prodReplicas {
+		for _, key := range appSecrets {
+			requiredRef(name+" "+key, c.Services[name].Environment[key])
+		}
+	}
+	// Any other setting named like a secret (CLERK_SECRET_KEY, optional): from the
+	// environment too, with no default.
+	for _, name := range sortedKeys(c.Services) {
+		env := c.Services[name].Environment
+		for _, key := range sortedKeys(env) {
+			if !secretName.MatchString(key) || (slices.Contains(prodReplicas, name) && slices.Contains(appSecrets, key)) {
+				continue
+			}
+			v := env[key]
+			if !envRef.MatchString(v) {
+				fail("%s %s = %q; want it from the environment (${VAR:?message}, or ${VAR:-} when optional)", name, key, v)
+			}
+			for _, m := range envRef.FindAllStringSubmatch(v, -1) {
+				if m[3] != "" && !strings.HasSuffix(m[2], "?") {
+					fail("%s %s = %q has a default secret; leave the default empty", name, key, v)
+				}
+			}
+		}
+	}
+	for _, tt := range []struct{ svc, flag string }{
+		{"inngest", "--event-key"}, {"inngest", "--signing-key"}, {"redis", "--requirepass"},
+	} {
+		requiredRef(tt.svc+" "+tt.flag, flagValue(c.Services[tt.svc].Command, tt.flag))
+	}
+	// Passwords inside connection strings.
+	for _, name := range sortedKeys(c.Services) {
+		svc := c.Services[name]
+		for _, s := range append(slices.Clone(svc.Command), mapValues(svc.Environment)...) {
+			for _, m := range uriPassword.FindAllStringSubmatch(s, -1) {
+				requiredRef(name+" connection string password", m[1])
+			}
+		}
+	}
+	return probs
+}
+
+var (
+	// envRef matches compose's ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?msg}, ${VAR?msg}.
+	envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}`)
+	// secretName matches the names of settings that hold secrets.
+	secretName = regexp.MustCompile(`(?i)secret|password|passwd|token|_key$|_key_|auth`)
+	// uriPassword matches the password of a connection string: scheme://user:password@.
+	uriPassword = regexp.MustCompile(`[a-z+]+://[^:@/\s]*:(\$\{[^}]*\}|[^@/\s]*)@`)
+	// literalSecrets are secrets whose shape gives them away.
+	literalSecrets = []*regexp.Regexp{
+		regexp.MustCompile(`whsec_[A-Za-z0-9+/=]{8,}`),
+		regexp.MustCompile(`sk_(live|test)_[A-Za-z0-9]{8,}`),
+		regexp.MustCompile(`signkey-\w+-[0-9a-fA-F]{8,}`),
+	}
+)
+
+// interpolateEnv resolves compose's variables in s from env ($$ is a literal $), as compose
+// does, and returns the names of the required variables (${VAR:?msg}, ${VAR?msg}) that env
+// lacks.
+func interpolateEnv(s string, env map[string]string) (string, []string) {
+	var missing []string
+	re := regexp.MustCompile(`\$\$|` + envRef.String() + `|\$([A-Za-z_][A-Za-z0-9_]*)`)
+	out := re.ReplaceAllStringFunc(s, func(m string) string {
+		if m == "$$" {
+			return "$"
+		}
+		sm := re.FindStringSubmatch(m)
+		name, op, arg := sm[1], sm[2], sm[3]
+		if name == "" {
+			name = sm[4]
+		}
+		v, set := env[name]
+		switch op {
+		case ":-":
+			if v == "" {
+				return arg
+			}
+		case "-":
+			if !set {
+				return arg
+			}
+		case ":?", "?":
+			if v == "" && (op == ":?" || !set) {
+				missing = append(missing, name)
+			}
+		}
+		return v
+	})
+	return out, missing
+}
+
+// flagValue returns the value after flag in args (or in flag=value), "" when absent.
+func flagValue(args []string, flag string) string {
+	for i, a := range args {
+		if a == flag && i+1 < len(args) {
+			return args[i+1]
+		}
+		if v, ok := strings.CutPrefix(a, flag+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// prodInngestPort is the port inngest start listens on: --port, 8288 by default.
+func prodInngestPort(cmd []string) string {
+	for _, f := range []string{"--port", "-p"} {
+		if p := flagValue(cmd, f); p != "" {
+			return p
+		}
+	}
+	return "8288"
+}
+
+// prodPort is one entry of a service's ports (short syntax).
+type prodPort struct{ hostIP, published, target string }
+
+func (p prodPort) loopback() bool {
+	ip := net.ParseIP(strings.Trim(p.hostIP, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+// parsePort reads compose's short port syntax: [[host_ip:]published:]target[/protocol].
+func parsePort(s string) (prodPort, error) {
+	s, _, _ = strings.Cut(s, "/")
+	i := strings.LastIndex(s, ":")
+	if i < 0 {
+		return prodPort{target: s}, nil
+	}
+	p := prodPort{target: s[i+1:]}
+	rest := s[:i]
+	if j := strings.LastIndex(rest, ":"); j >= 0 {
+		p.hostIP, p.published = rest[:j], rest[j+1:]
+	} else {
+		p.published = rest
+	}
+	if p.target == "" || p.published == "" {
+		return p, fmt.Errorf("not [[host_ip:]published:]target")
+	}
+	return p, nil
+}
+
+// checkLoadBalancer checks lb's configuration file (nginx): an upstream with every replica
+// at its PORT, a route for /api/webhooks/clerk on the published port, a route for
+// /api/inngest on the port Inngest's -u names (sdk), both proxied to that upstream.
+func checkLoadBalancer(c composeFile, appPort string, public []prodPort, sdk *url.URL, readFile func(string) ([]byte, error)) []string {
+	var probs []string
+	fail := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
+	lb := c.Services["lb"]
+	if !strings.HasPrefix(lb.Image, "nginx:") {
+		return []string{fmt.Sprintf("lb image = %q; this test reads nginx configuration only", lb.Image)}
+	}
+	var confPath string
+	for _, v := range lb.Volumes {
+		src, dst, _ := strings.Cut(v, ":")
+		if strings.HasPrefix(dst, "/etc/nginx/") {
+			confPath = src
+		}
+	}
+	if confPath == "" {
+		return []string{"lb mounts no configuration file under /etc/nginx/"}
+	}
+	raw, err := readFile(confPath)
+	if err != nil {
+		return []string{fmt.Sprintf("the load balancer's configuration %s: %v", confPath, err)}
+	}
+	conf, err := parseNginx(string(raw))
+	if err != nil {
+		return []string{fmt.Sprintf("%s: %v", confPath, err)}
+	}
+
+	// Upstreams with exactly the replicas.
+	upstreams := map[string][]string{}
+	for _, d := range conf.all("upstream") {
+		if len(d.args) != 1 {
+			continue
+		}
+		var servers []string
+		for _, s := range d.block.all("server") {
+			if len(s.args) > 0 {
+				servers = append(servers, s.args[0])
+			}
+		}
+		sort.Strings(servers)
+		upstreams[d.args[0]] = servers
+	}
+	var want []string
+	for _, r := range prodReplicas {
+		want = append(want, r+":"+appPort)
+	}
+	for name, servers := range upstreams {
+		for _, w := range want {
+			if !slices.Contains(servers, w) {
+				fail("%s upstream %s does not name replica %s (servers %q)", confPath, name, w, servers)
+			}
+		}
+	}
+	// Each route on its port, proxied to an upstream holding every replica.
+	route := func(port, path, who string) {
+		for _, srv := range conf.all("server") {
+			if !srv.block.listens(port) {
+				continue
+			}
+			for _, loc := range srv.block.all("location") {
+				if len(loc.args) < 1 || loc.args[len(loc.args)-1] != path {
+					continue
+				}
+				pass := loc.block.first("proxy_pass")
+				if pass == nil || len(pass.args) != 1 {
+					fail("%s: location %s on port %s proxies nowhere", confPath, path, port)
+					return
+				}
+				up := strings.TrimPrefix(pass.args[0], "http://")
+				if _, ok := upstreams[up]; !ok {
+					fail("%s: location %s proxies to %s, not to an upstream of the replicas", confPath, path, pass.args[0])
+				}
+				return
+			}
+		}
+		fail("%s has no location %s on port %s, where %s sends it: the load balancer must spread it over the replicas", confPath, path, port, who)
+	}
+	if len(public) == 1 {
+		route(public[0].target, "/api/webhooks/clerk", "the published port")
+		// The published port serves the webhook, not the replicas' other routes.
+		for _, srv := range conf.all("server") {
+			if !srv.block.listens(public[0].target) {
+				continue
+			}
+			for _, loc := range srv.block.all("location") {
+				if len(loc.args) == 0 {
+					continue
+				}
+				if p := loc.args[len(loc.args)-1]; loc.block.first("proxy_pass") != nil && p != "/api/webhooks/clerk" && p != "/api/inngest" {
+					fail("%s: the published port proxies location %s; only the service's public routes belong there", confPath, p)
+				}
+			}
+		}
+	}
+	if sdk.Host != "" {
+		port := sdk.Port()
+		if port == "" {
+			port = "80"
+		}
+		route(port, "/api/inngest", "Inngest (-u "+sdk.String()+")")
+	}
+	// The SDK registers with Inngest the URL it was called at, from the Host header.
+	if hosts := conf.values("proxy_set_header", "Host"); !slices.Contains(hosts, "$http_host") {
+		fail("%s: proxy_set_header Host = %q; want $http_host, so that the SDK registers the load balancer's URL (host and port) with Inngest", confPath, hosts)
+	}
+	// The load balancer's own health check must reach a port it listens on.
+	check := strings.Join(lb.Healthcheck.Test, " ")
+	if m := regexp.MustCompile(`127\.0\.0\.1:(\d+)`).FindStringSubmatch(check); m == nil || !conf.listensAnywhere(m[1]) {
+		fail("lb health check %q does not reach a port %s listens on", check, confPath)
+	}
+	return probs
+}
+
+// nginxDirective is one directive of an nginx configuration, with its block if it has one.
+type nginxDirective struct {
+	name  string
+	args  []string
+	block nginxBlock
+}
+
+type nginxBlock []nginxDirective
+
+// parseNginx reads nginx's configuration syntax: directives ending in ';' or a '{ }' block,
+// '#' comments, quoted arguments.
+func parseNginx(s string) (nginxBlock, error) {
+	var tokens []string
+	for i := 0; i < len(s); {
+		switch ch := s[i]; {
+		case ch == '#':
+			for i < len(s) && s[i] != '\n' {
+				i++
+			}
+		case ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r':
+			i++
+		case ch == '{' || ch == '}' || ch == ';':
+			tokens = append(tokens, string(ch))
+			i++
+		case ch == '"' || ch == '\'':
+			j := i + 1
+			for j < len(s) && s[j] != ch {
+				if s[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			if j >= len(s) {
+				return nil, fmt.Errorf("unterminated quote")
+			}
+			tokens = append(tokens, s[i+1:j])
+			i = j + 1
+		default:
+			j := i
+			for j < len(s) && !strings.ContainsRune(" \t\r\n{};#", rune(s[j])) {
+				j++
+			}
+			tokens = append(tokens, s[i:j])
+			i = j
+		}
+	}
+	var parse func() (nginxBlock, error)
+	pos := 0
+	parse = func() (nginxBlock, error) {
+		var b nginxBlock
+		var cur []string
+		for pos < len(tokens) {
+			t := tokens[pos]
+			pos++
+			switch t {
+			case ";":
+				if len(cur) == 0 {
+					return nil, fmt.Errorf("empty directive")
+				}
+				b = append(b, nginxDirective{name: cur[0], args: cur[1:]})
+				cur = nil
+			case "{":
+				if len(cur) == 0 {
+					return nil, fmt.Errorf("block without a name")
+				}
+				inner, err := parse()
+				if err != nil {
+					return nil, err
+				}
+				b = append(b, nginxDirective{name: cur[0], args: cur[1:], block: inner})
+				cur = nil
+			case "}":
+				if len(cur) > 0 {
+					return nil, fmt.Errorf("directive %q without ';'", cur[0])
+				}
+				return b, nil
+			default:
+				cur = append(cur, t)
+			}
+		}
+		if len(cur) > 0 {
+			return nil, fmt.Errorf("directive %q without ';'", cur[0])
+		}
+		return b, nil
+	}
+	b, err := parse()
+	if err == nil && pos < len(tokens) {
+		err = fmt.Errorf("unbalanced '}'")
+	}
+	return b, err
+}
+
+// all returns the directives named name at any depth.
+func (b nginxBlock) all(name string) []nginxDirective {
+	var out []nginxDirective
+	for _, d := range b {
+		if d.name == name {
+			out = append(out, d)
+		}
+		out = append(out, d.block.all(name)...)
+	}
+	return out
+}
+
+// first returns the first directive named name directly in b, or nil.
+func (b nginxBlock) first(name string) *nginxDirective {
+	for i := range b {
+		if b[i].name == name {
+			return &b[i]
+		}
+	}
+	return nil
+}
+
+// values returns the second argument of every directive name whose first argument is key.
+func (b nginxBlock) values(name, key string) []string {
+	var out []string
+	for _, d := range b.all(name) {
+		if len(d.args) == 2 && strings.EqualFold(d.args[0], key) {
+			out = append(out, d.args[1])
+		}
+	}
+	return out
+}
+
+// listens reports whether a server block listens on port (listen port, or host:port).
+func (b nginxBlock) listens(port string) bool {
+	for _, d := range b {
+		if d.name == "listen" && len(d.args) > 0 {
+			a := d.args[0]
+			if a == port || strings.HasSuffix(a, ":"+port) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// listensAnywhere reports whether any server block listens on port.
+func (b nginxBlock) listensAnywhere(port string) bool {
+	for _, srv := range b.all("server") {
+		if srv.block.listens(port) {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+
+func mapValues(m map[string]string) []string {
+	var out []string
+	for _, k := range sortedKeys(m) {
+		out = append(out, m[k])
+	}
+	return out
+}
