@@ -23,6 +23,8 @@ type clerkConfig struct {
 	schedule        string
 	maxDeleteShare  float64
 	allowMassDelete bool
+	// syncToken is the bearer token of POST /api/sync/users/:id; empty turns the route off.
+	syncToken string
 }
 
 // clerkSettings are the Clerk Backend API settings, for --help.
@@ -31,6 +33,7 @@ var clerkSettings = []setting{
 	{"CLERK_API_URL", defaultClerkAPIURL, "Clerk Backend API base URL."},
 	{"RECONCILE_SCHEDULE", reconcile.DefaultSchedule, "Cron schedule (UTC; or TZ=Area/City ...) of the reconciliation with Clerk."},
 	{"RECONCILE_MAX_DELETE_SHARE", "0.1", "Largest share (0 to 1) of live users one reconciliation may delete; above it nothing is deleted and the run reports the refusal."},
+	{"SYNC_API_TOKEN", "unset", "Bearer token of POST /api/sync/users/{id}, which syncs one user from Clerk now (for an application that finds a signed-in user missing); at least 32 characters; needs CLERK_SECRET_KEY. Unset: the route is off."},
 	{"RECONCILE_ALLOW_MASS_DELETE", "unset", "1 lets a reconciliation delete more than RECONCILE_MAX_DELETE_SHARE, and a reconciliation or backfill write users although Clerk's list has fewer than half the database's live users (set it for one run, then unset it)."},
 }
 
@@ -60,6 +63,14 @@ func (s *settings) clerk() clerkConfig {
 		s.fail(errors.New("RECONCILE_MAX_DELETE_SHARE must be a number from 0 to 1, such as 0.1 (10% of the live users)"))
 	}
 	c.maxDeleteShare = share
+	if c.syncToken = s.get("SYNC_API_TOKEN", ""); c.syncToken != "" {
+		if len(c.syncToken) < 32 {
+			s.fail(errors.New("SYNC_API_TOKEN must be at least 32 characters (for example: openssl rand -hex 32)"))
+		}
+		if c.secretKey == "" {
+			s.fail(errors.New("SYNC_API_TOKEN needs CLERK_SECRET_KEY: the on-demand sync reads the user from Clerk's Backend API"))
+		}
+	}
 	return c
 }
 

@@ -221,6 +221,8 @@ func TestRunRefusesToStart(t *testing.T) {
 		{"bad event size", map[string]string{"INNGEST_MAX_EVENT_BYTES": "lots"}, "INNGEST_MAX_EVENT_BYTES"},
 		{"event size too small", map[string]string{"INNGEST_MAX_EVENT_BYTES": "10"}, "INNGEST_MAX_EVENT_BYTES"},
 		{"bad metrics address", map[string]string{"METRICS_ADDR": "9090"}, "METRICS_ADDR"},
+		{"sync token without Clerk key", map[string]string{"SYNC_API_TOKEN": strings.Repeat("x", 32)}, "SYNC_API_TOKEN needs CLERK_SECRET_KEY"},
+		{"sync token too short", map[string]string{"SYNC_API_TOKEN": "short", "CLERK_SECRET_KEY": "sk_test_x"}, "at least 32 characters"},
 		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
 		{"unknown command", map[string]string{"_args": "serve-forever"}, "unknown command"},
 	}

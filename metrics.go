@@ -32,6 +32,10 @@ type metrics struct {
 	functionRuns      *prometheus.CounterVec
 	reconcileRuns     *prometheus.CounterVec
 	reconcileUsers    *prometheus.CounterVec
+	// lastVerified and lastSynced are when the last webhook verified and the last sync run
+	// succeeded (Unix seconds), for an alert when deliveries stop.
+	lastVerified prometheus.Gauge
+	lastSynced   prometheus.Gauge
 }
 
 // newMetrics creates the metrics on reg, with the Go runtime and process collectors. Every
@@ -81,6 +85,15 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Help: "Users handled by finished reconciliations, by result (inserted, updated, skipped, failed, deleted, refused).",
 		}, []string{"result"}),
 	}
+	m.lastVerified = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "clerksync_last_verified_webhook_timestamp_seconds",
+		Help: "When the last webhook whose signature verified arrived (Unix seconds; 0: none since start).",
+	})
+	m.lastSynced = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "clerksync_last_sync_success_timestamp_seconds",
+		Help: "When the last sync function run wrote or skipped its event without an error (Unix seconds; 0: none since start).",
+	})
+	reg.MustRegister(m.lastVerified, m.lastSynced)
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -94,13 +107,15 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		m.refusedByInngest.WithLabelValues(r)
 	}
 	writes := []string{string(store.Inserted), string(store.Updated), string(store.Skipped), functions.OutcomeInvalid, functions.OutcomeError}
-	for _, fn := range []string{functions.SyncUserID, functions.UpdateUserID} {
+	for _, fn := range []string{functions.SyncUserID, functions.UpdateUserID, functions.SyncOrganizationID, functions.UpdateOrganizationID, functions.SyncMembershipID, functions.UpdateMembershipID} {
 		for _, o := range writes {
 			m.functionRuns.WithLabelValues(fn, o)
 		}
 	}
-	for _, o := range []string{string(store.Deleted), string(store.AlreadyDeleted), functions.OutcomeInvalid, functions.OutcomeError} {
-		m.functionRuns.WithLabelValues(functions.DeleteUserID, o)
+	for _, fn := range []string{functions.DeleteUserID, functions.DeleteOrganizationID, functions.DeleteMembershipID} {
+		for _, o := range []string{string(store.Deleted), string(store.AlreadyDeleted), functions.OutcomeInvalid, functions.OutcomeError} {
+			m.functionRuns.WithLabelValues(fn, o)
+		}
 	}
 	for _, o := range []string{functions.OutcomeRecorded, functions.OutcomeAlreadyRecorded, functions.OutcomeError} {
 		m.functionRuns.WithLabelValues(functions.RecordFailureID, o)
@@ -116,8 +131,11 @@ func (m *metrics) handler(logger *slog.Logger) http.Handler {
 	})
 }
 
-func (m *metrics) WebhookReceived()              { m.webhooksReceived.Inc() }
-func (m *metrics) WebhookVerified()              { m.webhooksVerified.Inc() }
+func (m *metrics) WebhookReceived() { m.webhooksReceived.Inc() }
+func (m *metrics) WebhookVerified() {
+	m.webhooksVerified.Inc()
+	m.lastVerified.SetToCurrentTime()
+}
 func (m *metrics) WebhookRejected(reason string) { m.webhooksRejected.WithLabelValues(reason).Inc() }
 
 func (m *metrics) WebhookForwarded(elapsed time.Duration) {
@@ -135,8 +153,14 @@ func (m *metrics) WebhookRefusedByInngest(reason string) {
 	m.refusedByInngest.WithLabelValues(reason).Inc()
 }
 
+// FunctionRun counts one function run's outcome; a sync run that wrote or skipped its event
+// (any outcome but error and invalid, and not record-sync-failure's) also moves the
+// last-success gauge.
 func (m *metrics) FunctionRun(function, outcome string) {
 	m.functionRuns.WithLabelValues(function, outcome).Inc()
+	if function != functions.RecordFailureID && outcome != functions.OutcomeError && outcome != functions.OutcomeInvalid {
+		m.lastSynced.SetToCurrentTime()
+	}
 }
 
 // Reconciled counts one finished reconciliation (reconcile.Metrics).

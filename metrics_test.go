@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -79,6 +80,9 @@ func scrape(t *testing.T, base string) map[string]metricFamily {
 			if h := m.GetHistogram(); h != nil {
 				v = float64(h.GetSampleCount())
 			}
+			if g := m.GetGauge(); g != nil {
+				v = g.GetValue()
+			}
 			mf[strings.Join(labels, ",")] = v
 		}
 		out[name] = mf
@@ -87,7 +91,7 @@ func scrape(t *testing.T, base string) map[string]metricFamily {
 }
 
 // metricFamily maps a series' labels ("function=x,outcome=y", "" for none) to its value: a
-// counter's value, or a histogram's sample count.
+// counter's or a gauge's value, or a histogram's sample count.
 type metricFamily map[string]float64
 
 func TestMetricsEndpoint(t *testing.T) {
@@ -104,6 +108,11 @@ func TestMetricsEndpoint(t *testing.T) {
 	clerk := &stack{t: t, wh: mustWebhook(t, secret), appURL: svc.url}
 	forger := &stack{t: t, wh: mustWebhook(t, newSecret(t)), appURL: svc.url}
 	event := func(id string) []byte { return clerkUserEvent("user.created", id, "Metric", "", 1700000000000) }
+	if before := scrape(t, svc.url); before["clerksync_last_verified_webhook_timestamp_seconds"][""] != 0 || before["clerksync_last_sync_success_timestamp_seconds"][""] != 0 {
+		t.Errorf("the last-webhook and last-sync gauges before anything arrived = %v, %v; want 0",
+			before["clerksync_last_verified_webhook_timestamp_seconds"], before["clerksync_last_sync_success_timestamp_seconds"])
+	}
+	start := float64(time.Now().Unix())
 
 	posts := []struct {
 		name string
@@ -177,6 +186,12 @@ func TestMetricsEndpoint(t *testing.T) {
 		}
 		if v != tt.want {
 			t.Errorf("GET /metrics: %s{%s} = %g; want %g", tt.name, tt.labels, v, tt.want)
+		}
+	}
+	// When deliveries stop, these two say since when (docs/operations.md).
+	for _, name := range []string{"clerksync_last_verified_webhook_timestamp_seconds", "clerksync_last_sync_success_timestamp_seconds"} {
+		if v := got[name][""]; v < start || v > float64(time.Now().Unix())+1 {
+			t.Errorf("GET /metrics: %s = %.0f; want the time of this test (from %.0f)", name, v, start)
 		}
 	}
 	if _, ok := got["go_goroutines"]; !ok {

@@ -25,8 +25,9 @@ type inngestServer interface {
 }
 
 // addRoutes registers every route of the service. /metrics is served here unless metricsHere
-// is false (METRICS_ADDR gives it a listener of its own, see addMetricsRoutes).
-func addRoutes(e *echo.Echo, logger *slog.Logger, v *webhook.Verifier, inngest inngestServer, db pinger, hook webhook.Options, m *metrics, metricsHere bool) {
+// is false (METRICS_ADDR gives it a listener of its own, see addMetricsRoutes); the on-demand
+// sync only when syncUser is not nil (SYNC_API_TOKEN set, see handleSyncUser).
+func addRoutes(e *echo.Echo, logger *slog.Logger, v *webhook.Verifier, inngest inngestServer, db pinger, hook webhook.Options, m *metrics, metricsHere bool, syncUser echo.HandlerFunc) {
 	e.GET("/", handleRoot())
 	e.GET("/healthz", handleHealthz())
 	e.GET("/readyz", handleReadyz(db, logger))
@@ -34,6 +35,9 @@ func addRoutes(e *echo.Echo, logger *slog.Logger, v *webhook.Verifier, inngest i
 		addMetricsRoutes(e, m, logger)
 	}
 	e.POST("/api/webhooks/clerk", webhook.Handler(v, inngest, logger, hook))
+	if syncUser != nil {
+		e.POST("/api/sync/users/:id", syncUser)
+	}
 	e.Match([]string{http.MethodGet, http.MethodPost, http.MethodPut}, "/api/inngest",
 		echo.WrapHandler(limitInngestBodies(inngest.Serve(), maxInngestBodyBytes, inngestBodyBudget, logger)))
 }

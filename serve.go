@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"clerksync/webhook"
@@ -52,7 +53,11 @@ func runServer(ctx context.Context, stop context.CancelFunc, getenv func(string)
 
 	e := newEcho(logger)
 	hook := webhook.Options{Timeout: cfg.webhook.forwardTimeout, MaxBodyBytes: cfg.webhook.maxEventBytes, Metrics: m}
-	addRoutes(e, logger, verifier, keyRedactingClient{Client: client, eventKey: cfg.inngest.eventKey}, users, hook, m, cfg.http.metricsAddr == "")
+	var syncUser echo.HandlerFunc // POST /api/sync/users/:id, with SYNC_API_TOKEN
+	if cfg.clerk.syncToken != "" {
+		syncUser = handleSyncUser(cfg.clerk.syncToken, newClerkAPI(cfg.clerk, logger), users, logger)
+	}
+	addRoutes(e, logger, verifier, keyRedactingClient{Client: client, eventKey: cfg.inngest.eventKey}, users, hook, m, cfg.http.metricsAddr == "", syncUser)
 
 	addr := net.JoinHostPort(cfg.http.host, cfg.http.port)
 	ln, err := net.Listen("tcp", addr)

@@ -1,10 +1,12 @@
 // Package clerk holds Clerk's objects and everything that reads them: the user object as
 // webhooks and the Backend API carry it, and its mapping to the stored user (User,
-// User.StoreUser); the Backend API client over clerk-sdk-go (API); the reader of the
-// Dashboard's user exports (ReadExport); and the contract between the webhook bridge and the
-// Inngest functions: the names and ids under which Clerk's events travel through Inngest
-// (EventName, EventID, UserCreated, ...). The stand-in for the Backend API that tests use is
-// the separate package clerk/clerkfake.
+// User.StoreUser); the organization and membership objects as webhooks carry them, and their
+// mappings (Organization.StoreOrganization, OrganizationMembership.StoreMembership); the
+// Backend API client over clerk-sdk-go (API); the reader of the Dashboard's user exports
+// (ReadExport); and the contract between the webhook bridge and the Inngest functions: the
+// names and ids under which Clerk's events travel through Inngest (EventName, EventID,
+// UserCreated, OrganizationCreated, MembershipCreated, ...). The stand-in for the Backend API
+// that tests use is the separate package clerk/clerkfake.
 package clerk
 
 import "strings"
@@ -29,6 +31,23 @@ const (
 	UserUpdated = EventNamePrefix + "user.updated"
 	// UserDeleted is Clerk's user.deleted: its data is a DeletedObject.
 	UserDeleted = EventNamePrefix + "user.deleted"
+
+	// OrganizationCreated is Clerk's organization.created: its data is an Organization.
+	OrganizationCreated = EventNamePrefix + "organization.created"
+	// OrganizationUpdated is Clerk's organization.updated: its data is an Organization.
+	OrganizationUpdated = EventNamePrefix + "organization.updated"
+	// OrganizationDeleted is Clerk's organization.deleted: its data is a DeletedOrganization.
+	OrganizationDeleted = EventNamePrefix + "organization.deleted"
+
+	// MembershipCreated is Clerk's organizationMembership.created: its data is an
+	// OrganizationMembership.
+	MembershipCreated = EventNamePrefix + "organizationMembership.created"
+	// MembershipUpdated is Clerk's organizationMembership.updated: its data is an
+	// OrganizationMembership.
+	MembershipUpdated = EventNamePrefix + "organizationMembership.updated"
+	// MembershipDeleted is Clerk's organizationMembership.deleted: its data is the deleted
+	// OrganizationMembership (Clerk sends the whole membership).
+	MembershipDeleted = EventNamePrefix + "organizationMembership.deleted"
 )
 
 // EventName returns the name of the Inngest event that carries the Clerk event of type

@@ -18,6 +18,12 @@ func TestEventContract(t *testing.T) {
 		{"user.created", clerk.UserCreated, "clerk/user.created"},
 		{"user.updated", clerk.UserUpdated, "clerk/user.updated"},
 		{"user.deleted", clerk.UserDeleted, "clerk/user.deleted"},
+		{"organization.created", clerk.OrganizationCreated, "clerk/organization.created"},
+		{"organization.updated", clerk.OrganizationUpdated, "clerk/organization.updated"},
+		{"organization.deleted", clerk.OrganizationDeleted, "clerk/organization.deleted"},
+		{"organizationMembership.created", clerk.MembershipCreated, "clerk/organizationMembership.created"},
+		{"organizationMembership.updated", clerk.MembershipUpdated, "clerk/organizationMembership.updated"},
+		{"organizationMembership.deleted", clerk.MembershipDeleted, "clerk/organizationMembership.deleted"},
 	} {
 		if tt.got != tt.want {
 			t.Errorf("trigger name for %s = %q; want %q", tt.clerkType, tt.got, tt.want)

@@ -1,5 +1,8 @@
-// Package examples holds signed-webhook example payloads for one Clerk user (created, updated,
-// deleted), taken from Clerk's documentation, for `clerk-user-sync send`.
+// Package examples holds example webhook payloads, taken from Clerk's documentation, for
+// `clerk-user-sync send` to sign and post: one Clerk user (user.created, user.updated,
+// user.deleted), one organization (organization.created, .updated, .deleted) and one of its
+// memberships (organizationMembership.created, .updated, .deleted). Each file is named after
+// the event type it carries.
 package examples
 
 import (
@@ -23,8 +26,9 @@ func Names() []string {
 	return names
 }
 
-// Payload returns the example body for the event type (user.created, user.updated,
-// user.deleted). It returns an error listing the known types when there is none.
+// Payload returns the example body for the event type (user.created,
+// organizationMembership.deleted, ...: one of Names). It returns an error listing the known
+// types when there is none.
 func Payload(eventType string) ([]byte, error) {
 	b, err := files.ReadFile(eventType + ".json")
 	if err != nil {

@@ -29,19 +29,26 @@ type model struct {
 }
 
 func (m *model) apply(e event) store.Outcome {
+	return m.next(e.name == clerk.UserDeleted, e.user.UpdatedAt)
+}
+
+// next applies a deletion (isDelete) or an upsert of data updated at updatedAt to the model, and
+// returns the outcome the store should report: the same rule for users, organizations and
+// memberships.
+func (m *model) next(isDelete bool, updatedAt int64) store.Outcome {
 	switch {
-	case e.name == clerk.UserDeleted && m.deleted:
+	case isDelete && m.deleted:
 		return store.AlreadyDeleted
-	case e.name == clerk.UserDeleted:
+	case isDelete:
 		m.exists, m.deleted = true, true
 		return store.Deleted
 	case !m.exists:
-		m.exists, m.updatedAt = true, e.user.UpdatedAt
+		m.exists, m.updatedAt = true, updatedAt
 		return store.Inserted
-	case m.deleted || m.updatedAt >= e.user.UpdatedAt:
+	case m.deleted || m.updatedAt >= updatedAt:
 		return store.Skipped
 	default:
-		m.updatedAt = e.user.UpdatedAt
+		m.updatedAt = updatedAt
 		return store.Updated
 	}
 }

@@ -17,7 +17,7 @@ import (
 )
 
 // RecordFailureID is the id of the function that records the sync functions' permanent
-// failures.
+// failures: those of the user, organization and membership functions.
 const RecordFailureID = "record-sync-failure"
 
 // FunctionFailed is the event Inngest sends when a run fails for good: after its last retry,
@@ -52,8 +52,9 @@ type FunctionFailedData struct {
 }
 
 // FailureRecorder is the record-sync-failure function: it stores every permanent failure of
-// sync-user-from-clerk, update-user-from-clerk and delete-user-with-clerk, so that failed
-// events can be found and replayed.
+// the user functions (sync-user-from-clerk, update-user-from-clerk, delete-user-with-clerk),
+// the organization functions (sync-organization-from-clerk, ...) and the membership functions
+// (sync-membership-from-clerk, ...), so that failed events can be found and replayed.
 type FailureRecorder struct {
 	failures FailureStore
 	logger   *slog.Logger
@@ -71,10 +72,10 @@ func NewFailureRecorder(failures FailureStore, logger *slog.Logger, cfg Config) 
 }
 
 // FailureExpression returns the trigger expression that keeps, of all inngest/function.failed
-// events, those of the three sync functions of the app appID.
+// events, those of the nine sync functions (user, organization, membership) of the app appID.
 func FailureExpression(appID string) string {
 	var conds []string
-	for _, fn := range []string{SyncUserID, UpdateUserID, DeleteUserID} {
+	for _, fn := range syncFunctions {
 		conds = append(conds, fmt.Sprintf("event.data.function_id == %q", appID+"-"+fn))
 	}
 	return strings.Join(conds, " || ")
@@ -114,7 +115,7 @@ func (r *FailureRecorder) RecordFailure(ctx context.Context, in inngestgo.Input[
 		FunctionID: d.FunctionID,
 		EventID:    d.Event.ID,
 		EventName:  d.Event.Name,
-		UserID:     userIDOf(d.Event.Data),
+		UserID:     userIDOf(d.Event.Name, d.Event.Data),
 		Error:      msg,
 		FailedAt:   failedAt,
 	}
@@ -211,15 +212,29 @@ type FailureResult struct {
 	EventIDs []string `json:"event_ids"`
 }
 
-// userIDOf returns data.id of a Clerk event's data, or "" when it has none or it is not a
-// string.
-func userIDOf(data json.RawMessage) string {
+// userIDOf returns the id of the user a Clerk event named name is about, read from its data, or
+// "" when it has none or it is not a string: data.public_user_data.user_id for a membership
+// event, none for an organization event (data.id is the organization's), and data.id for the
+// user events (and any other).
+func userIDOf(name string, data json.RawMessage) string {
 	var d struct {
-		ID any `json:"id"`
+		ID             any `json:"id"`
+		PublicUserData struct {
+			UserID any `json:"user_id"`
+		} `json:"public_user_data"`
 	}
-	if json.Unmarshal(data, &d) != nil {
-		return ""
+	var id any
+	switch {
+	case strings.HasPrefix(name, clerk.EventNamePrefix+"organizationMembership."):
+		if json.Unmarshal(data, &d) == nil {
+			id = d.PublicUserData.UserID
+		}
+	case strings.HasPrefix(name, clerk.EventNamePrefix+"organization."):
+	default:
+		if json.Unmarshal(data, &d) == nil {
+			id = d.ID
+		}
 	}
-	id, _ := d.ID.(string)
-	return id
+	s, _ := id.(string)
+	return s
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -262,9 +263,66 @@ func TestRecordFailureErrors(t *testing.T) {
 
 func TestFailureExpression(t *testing.T) {
 	got := functions.FailureExpression("my-app")
-	want := `event.data.function_id == "my-app-sync-user-from-clerk" || event.data.function_id == "my-app-update-user-from-clerk" || event.data.function_id == "my-app-delete-user-with-clerk"`
+	want := `event.data.function_id == "my-app-sync-user-from-clerk" || event.data.function_id == "my-app-update-user-from-clerk" || event.data.function_id == "my-app-delete-user-with-clerk"` +
+		` || event.data.function_id == "my-app-sync-organization-from-clerk" || event.data.function_id == "my-app-update-organization-from-clerk" || event.data.function_id == "my-app-delete-organization-with-clerk"` +
+		` || event.data.function_id == "my-app-sync-membership-from-clerk" || event.data.function_id == "my-app-update-membership-from-clerk" || event.data.function_id == "my-app-delete-membership-with-clerk"`
 	if got != want {
 		t.Errorf("FailureExpression(my-app) =\n %s\nwant\n %s", got, want)
+	}
+}
+
+// TestRecordFailureOfOrgEvents: the failures of the organization and membership functions are
+// recorded like the users', with the id of the user the event is about: the member's for a
+// membership, none for an organization (whose data.id is the organization's).
+func TestRecordFailureOfOrgEvents(t *testing.T) {
+	st := openStore(t)
+	rec := functions.NewFailureRecorder(st, slog.New(slog.NewTextHandler(t.Output(), nil)), functions.Config{})
+	const ts = int64(1_700_000_000_456)
+	tests := []struct {
+		runID, fn, eventName string
+		data                 map[string]any
+		wantUserID           string
+	}{
+		{"01RUNORG", functions.SyncOrganizationID, clerk.OrganizationCreated, map[string]any{"id": "org_1", "name": "Acme"}, ""},
+		{"01RUNORGDEL", functions.DeleteOrganizationID, clerk.OrganizationDeleted, map[string]any{"id": "org_1", "slug": "acme", "deleted": true}, ""},
+		{"01RUNMEM", functions.UpdateMembershipID, clerk.MembershipUpdated,
+			map[string]any{"id": "orgmem_1", "organization": map[string]any{"id": "org_1"}, "public_user_data": map[string]any{"user_id": "user_9", "first_name": "Jane"}}, "user_9"},
+		{"01RUNMEMBAD", functions.SyncMembershipID, clerk.MembershipCreated, map[string]any{"id": "orgmem_2", "public_user_data": map[string]any{"user_id": 7}}, ""},
+	}
+	var want []store.Failure
+	for _, tc := range tests {
+		fnID := testAppID + "-" + tc.fn
+		evt := map[string]any{
+			"name": functions.FunctionFailed, "id": tc.runID, "ts": ts,
+			"data": map[string]any{
+				"function_id": fnID,
+				"run_id":      tc.runID,
+				"error":       map[string]any{"name": "Error", "message": "bad data"},
+				"event":       map[string]any{"name": tc.eventName, "id": "clerk-msg_" + tc.runID, "ts": ts, "data": tc.data},
+			},
+		}
+		raw, _ := json.Marshal(map[string]any{"event": evt, "events": []any{evt}, "ctx": map[string]any{"run_id": "01RECORDERRUN"}})
+		var in inngestgo.Input[functions.FunctionFailedData]
+		if err := json.Unmarshal(raw, &in); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rec.RecordFailure(t.Context(), in); err != nil {
+			t.Fatalf("RecordFailure(%s) = %v", tc.runID, err)
+		}
+		want = append(want, store.Failure{RunID: tc.runID, FunctionID: fnID, EventID: "clerk-msg_" + tc.runID, EventName: tc.eventName,
+			UserID: tc.wantUserID, Error: "bad data", FailedAt: time.UnixMilli(ts).UTC()})
+	}
+	got, err := st.Failures(t.Context())
+	if err != nil {
+		t.Fatalf("Failures = %v", err)
+	}
+	sortFailures := func(fs []store.Failure) {
+		slices.SortFunc(fs, func(a, b store.Failure) int { return strings.Compare(a.RunID, b.RunID) })
+	}
+	sortFailures(got)
+	sortFailures(want)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Failures =\n %+v\nwant\n %+v", got, want)
 	}
 }
 

@@ -44,10 +44,7 @@ func (f *Functions) upsertUser(ctx context.Context, function string, in inngestg
 		return out, nil
 	})
 	if err != nil {
-		if errors.Is(err, store.ErrInvalidUser) {
-			return nil, inngestgo.NoRetryError(err)
-		}
-		return nil, err
+		return nil, retryUnlessInvalid(err)
 	}
 	return Result{UserID: u.ID, Outcome: outcome}, nil
 }
@@ -228,8 +225,22 @@ func truncate(s string, n int) string {
 // errorOutcome is the metrics outcome of a failed write: invalid for input the store refuses
 // (not retried), error otherwise (retried).
 func errorOutcome(err error) string {
-	if errors.Is(err, store.ErrInvalidUser) {
+	if invalidInput(err) {
 		return OutcomeInvalid
 	}
 	return OutcomeError
+}
+
+// invalidInput reports whether err is the store refusing its input, which no retry changes.
+func invalidInput(err error) bool {
+	return errors.Is(err, store.ErrInvalidUser) || errors.Is(err, store.ErrInvalidOrganization) || errors.Is(err, store.ErrInvalidMembership)
+}
+
+// retryUnlessInvalid returns err as a NoRetryError when it is the store refusing its input
+// (invalidInput), and as it is (retried by Inngest) otherwise.
+func retryUnlessInvalid(err error) error {
+	if invalidInput(err) {
+		return inngestgo.NoRetryError(err)
+	}
+	return err
 }

@@ -74,7 +74,8 @@ func (e *Embedded) Open(ctx context.Context, database string, mode WriteMode) (*
 	if err != nil {
 		return nil, err
 	}
-	// OpenWith has created the users collection (its username index): index it now.
+	// OpenWith has created the users, organizations and memberships collections (with their
+	// indexes): IndexIDs indexes every collection the database has, these three among them.
 	if err := e.IndexIDs(ctx, database); err != nil {
 		_ = s.Close(context.Background())
 		return nil, err

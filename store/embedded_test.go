@@ -59,9 +59,9 @@ func TestIndexIDs(t *testing.T) {
 	}
 }
 
-// TestEmbeddedOpen: Embedded.Open gives the users collection its _id lookup index by itself,
-// before any write, and WritesAuto picks the by-id writes there; opening again (in another
-// mode) changes nothing.
+// TestEmbeddedOpen: Embedded.Open gives the users, organizations and memberships collections
+// their _id lookup index by itself, before any write, and WritesAuto picks the by-id writes
+// there; opening again (in another mode) changes nothing.
 func TestEmbeddedOpen(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -83,8 +83,10 @@ func TestEmbeddedOpen(t *testing.T) {
 		if got := store.WriteStrategy(st); got != tc.want {
 			t.Errorf("Embedded.Open(mode %d) writes %q; want %q", tc.mode, got, tc.want)
 		}
-		if plan := lookupPlan(t, ctx, dir, "opened"); !strings.Contains(plan, "USING INDEX users_") || strings.Contains(plan, "SCAN") {
-			t.Errorf("find by _id after Embedded.Open(mode %d): plan %q; want SEARCH ... USING INDEX", tc.mode, plan)
+		for _, coll := range []string{store.Collection, store.OrganizationsCollection, store.MembershipsCollection} {
+			if plan := lookupPlanOf(t, ctx, dir, "opened", coll); !strings.Contains(plan, "USING INDEX "+coll+"_") || strings.Contains(plan, "SCAN") {
+				t.Errorf("find by _id in %s after Embedded.Open(mode %d): plan %q; want SEARCH ... USING INDEX", coll, tc.mode, plan)
+			}
 		}
 	}
 	st, err := emb.Open(ctx, "opened", store.WritesAuto)
@@ -106,14 +108,20 @@ func TestEmbeddedOpen(t *testing.T) {
 // collection of the embedded database named database under dir.
 func lookupPlan(t *testing.T, ctx context.Context, dir, database string) string {
 	t.Helper()
+	return lookupPlanOf(t, ctx, dir, database, store.Collection)
+}
+
+// lookupPlanOf is lookupPlan on the collection coll.
+func lookupPlanOf(t *testing.T, ctx context.Context, dir, database, coll string) string {
+	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, database+".sqlite")+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	var table string
-	if err := db.QueryRowContext(ctx, `SELECT table_name FROM _ferretdb_collections WHERE name = 'users'`).Scan(&table); err != nil {
-		t.Fatalf("users table: %v", err)
+	if err := db.QueryRowContext(ctx, `SELECT table_name FROM _ferretdb_collections WHERE name = ?`, coll).Scan(&table); err != nil {
+		t.Fatalf("%s table: %v", coll, err)
 	}
 	rows, err := db.QueryContext(ctx, fmt.Sprintf(`EXPLAIN QUERY PLAN SELECT _ferretdb_sjson FROM %q WHERE _ferretdb_sjson->'$._id' = ?`, table), `"user_1"`)
 	if err != nil {

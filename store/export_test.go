@@ -59,3 +59,25 @@ func InsertClerkInstanceRaw(ctx context.Context, s *Store, v any) error {
 	_, err := s.meta().InsertOne(ctx, bson.D{{Key: fieldID, Value: ClerkInstanceDoc}, {Key: fieldInstanceID, Value: v}})
 	return err
 }
+
+// RawDoc returns the document id of the collection coll (in the store's database) as stored.
+func RawDoc(ctx context.Context, s *Store, coll, id string) (bson.M, error) {
+	var m bson.M
+	err := s.users.Database().Collection(coll).FindOne(ctx, bson.D{{Key: fieldID, Value: id}}).Decode(&m)
+	return m, err
+}
+
+// InsertRawDoc inserts doc into the collection coll (in the store's database) as it is,
+// bypassing the store's rules: a delete that stopped after its tombstone, before its cascade.
+func InsertRawDoc(ctx context.Context, s *Store, coll string, doc bson.D) error {
+	_, err := s.users.Database().Collection(coll).InsertOne(ctx, doc)
+	return err
+}
+
+// SetBeforeMembershipWrite makes f run inside every UpsertMembership of s between its first
+// check of the organization and the user and its write (nil: nothing), holding the
+// membership's lock.
+func SetBeforeMembershipWrite(s *Store, f func(Membership)) { s.beforeMemberWrite = f }
+
+// LockStripe returns the index of the lock of id.
+func LockStripe(s *Store, id string) int { return s.stripe(id) }

@@ -64,19 +64,23 @@ func (f Fields) Has(g Fields) bool { return f&g == g }
 // Outcome says what a write did.
 type Outcome string
 
-// The outcomes of UpsertUser and DeleteUser.
+// The outcomes of the upserts (UpsertUser, UpsertOrganization, UpsertMembership) and the
+// deletes (DeleteUser, DeleteOrganization, DeleteMembership). "Document" is the user, the
+// organization or the membership written.
 const (
-	// Inserted: the user was not in the collection and was added.
+	// Inserted: the document was not in the collection and was added.
 	Inserted Outcome = "inserted"
-	// Updated: the stored user was older and was replaced.
+	// Updated: the stored document was older and was replaced.
 	Updated Outcome = "updated"
-	// Skipped: nothing changed, because the stored user is as new or newer (a replay or an
-	// event that arrived late) or because the user was deleted.
+	// Skipped: the event was not applied, because the stored document is as new or newer (a
+	// replay or an event that arrived late) or was deleted; or, for a membership, because it
+	// is stored as a tombstone instead (its organization or user is deleted, or a newer
+	// membership holds its organization and user).
 	Skipped Outcome = "skipped"
-	// Deleted: the user was turned into a tombstone (or a tombstone was created for a user the
-	// collection never saw, so that late events cannot create it).
+	// Deleted: the document was turned into a tombstone (or a tombstone was created for a
+	// document the collection never saw, so that late events cannot create it).
 	Deleted Outcome = "deleted"
-	// AlreadyDeleted: the user was already a tombstone.
+	// AlreadyDeleted: the document was already a tombstone.
 	AlreadyDeleted Outcome = "already_deleted"
 )
 
@@ -177,44 +181,24 @@ type userDoc struct {
 
 // decodeUser reads a users document. It fails only when the document has no string _id.
 func decodeUser(raw bson.Raw) (userDoc, error) {
-	str := func(key string) string {
-		if v, ok := raw.Lookup(key).StringValueOK(); ok {
-			return v
-		}
-		return ""
-	}
-	num := func(key string) int64 {
-		v := raw.Lookup(key)
-		switch v.Type {
-		case bson.TypeInt32, bson.TypeInt64:
-			return v.AsInt64()
-		case bson.TypeDouble:
-			if f := v.Double(); f > 0 && f < 1<<62 {
-				return int64(f)
-			}
-		}
-		return 0
-	}
 	id, ok := raw.Lookup(fieldID).StringValueOK()
 	if !ok {
 		return userDoc{}, fmt.Errorf("%w: a users document whose _id is not a string", ErrDatabase)
 	}
+	st := stateOf(raw)
 	d := userDoc{User: User{
 		ID:             id,
-		FullName:       str(fieldFullName),
-		ProfilePicture: str(fieldPicture),
-		Username:       str(fieldUsername),
-		ClerkUsername:  str(fieldClerkUsername),
-		CreatedAt:      num(fieldCreatedAt),
-		UpdatedAt:      num(fieldUpdatedAt),
-		DeletedAt:      num(fieldDeletedAt),
-	}}
+		FullName:       str(raw, fieldFullName),
+		ProfilePicture: str(raw, fieldPicture),
+		Username:       str(raw, fieldUsername),
+		ClerkUsername:  str(raw, fieldClerkUsername),
+		CreatedAt:      millis(raw, fieldCreatedAt),
+		UpdatedAt:      st.UpdatedAt,
+		Deleted:        st.Deleted,
+		DeletedAt:      st.DeletedAt,
+	}, RawUpdatedAt: rawUpdatedAt(raw)}
 	if e, ok := raw.Lookup(fieldEmail).StringValueOK(); ok {
 		d.Email = &e
-	}
-	d.Deleted, _ = raw.Lookup(fieldDeleted).BooleanOK()
-	if v, err := raw.LookupErr(fieldUpdatedAt); err == nil {
-		d.RawUpdatedAt = v
 	}
 	return d, nil
 }
@@ -268,23 +252,27 @@ func (s *Store) readOne(ctx context.Context, filter bson.D, what string) (userDo
 	return decodeUser(raw)
 }
 
-// maxRounds bounds how often UpsertUser starts over because what it read changed under it
-// (another process's write) or because it needs one more user's lock.
+// maxRounds bounds how often a write (UpsertUser, UpsertOrganization, UpsertMembership) starts
+// over because what it read changed under it (another process's write) or because it needs one
+// more document's lock.
 const maxRounds = 16
 
 // errStale means the stored state changed since the write read it: start the write over.
-var errStale = errors.New("store: the stored user changed during the write")
+var errStale = errors.New("store: the stored document changed during the write")
 
-// needLock means the write must change another user (give up a username to this one) whose
-// lock it does not hold: start over holding both locks.
+// needLock means the write must change another document (a user giving up a username, an
+// organization its slug, a stale membership its place) whose lock it does not hold: start
+// over holding both locks.
 type needLock struct{ id string }
 
-func (e needLock) Error() string { return "store: need the lock of user " + e.id }
+func (e needLock) Error() string { return "store: need the lock of " + e.id }
 
-// userWrites is how the store makes a write conditional on the stored user, one per WriteMode:
-// byIDWrites (users_byid.go) and conditionalWrites (users_conditional.go). UpsertUser and
-// DeleteUser read the user and decide under its lock, in either mode, then hand each write to
-// the store's strategy. The two take the same arguments and give the same results:
+// userWrites is how the store makes a write of a user conditional on the stored user, one per
+// WriteMode: byIDWrites (users_byid.go) and conditionalWrites (users_conditional.go), which
+// hand the document write to the core every collection shares (docWrites, guarded.go) and add
+// the username's rename. UpsertUser reads the user and decides under its lock, in either mode,
+// then hands each write to the store's strategy. (DeleteUser writes through the core directly,
+// deleteDoc.) The two take the same arguments and give the same results:
 //   - nil (or an Outcome): written;
 //   - errStale: the stored user is no longer as the caller read it, and nothing was written
 //     (the caller reads again and starts over);
@@ -298,8 +286,6 @@ type userWrites interface {
 	// rename changes the username of h, a user as the caller read it, to next ("" removes
 	// it), only while h still holds the username it was read with.
 	rename(ctx context.Context, h userDoc, next string) error
-	// delete replaces the user id, live (found) or never seen, by tomb.
-	delete(ctx context.Context, id string, found bool, tomb bson.D) error
 }
 
 // newUserWrites returns the strategy of mode (WritesByID or WritesConditional) on users.
@@ -355,7 +341,7 @@ func (s *Store) UpsertUser(ctx context.Context, u User) (Outcome, error) {
 	}
 	ids := []string{u.ID}
 	for range maxRounds {
-		unlock := s.lockUsers(ids...)
+		unlock := s.lockIDs(ids...)
 		out, err := s.upsert(ctx, u, ids)
 		unlock()
 		var nl needLock
@@ -456,6 +442,11 @@ func (s *Store) checkUnchanged(ctx context.Context, cur userDoc, found bool) err
 // bring the user back. A user the collection never saw gets a tombstone too, so that a create
 // arriving after its delete is ignored.
 //
+// Then it tombstones every live membership of the user (deleted at the user's deletion time),
+// after the user's tombstone is written: see UpsertMembership for why that order leaves no
+// live membership of a deleted user, whatever runs at the same time. A replay does it again,
+// so a delete whose cascade failed half-way completes when retried.
+//
 // It returns Deleted, or AlreadyDeleted for a replay (the first deletion time is kept). It
 // returns ErrInvalidUser when id is empty and an error wrapping ErrDatabase when the database
 // fails.
@@ -463,23 +454,12 @@ func (s *Store) DeleteUser(ctx context.Context, id string, deletedAt int64) (Out
 	if id == "" {
 		return "", fmt.Errorf("%w: no user id", ErrInvalidUser)
 	}
-	defer s.lockUsers(id)()
-	for range 3 {
-		cur, found, err := s.current(ctx, id)
-		switch {
-		case err != nil:
-			return "", err
-		case found && cur.Deleted:
-			return AlreadyDeleted, nil
-		}
-		err = s.writes.delete(ctx, id, found, tombstone(id, deletedAt, max(deletedAt, cur.UpdatedAt)))
-		if err == nil {
-			return Deleted, nil
-		}
-		if !errors.Is(err, errStale) && !isDuplicate(err) {
-			return "", err
-		}
-		// Inserted or deleted meanwhile by another process: decide again.
+	out, at, err := s.deleteDoc(ctx, s.users, "user", id, deletedAt)
+	if err != nil {
+		return "", err
 	}
-	return "", fmt.Errorf("%w: delete user %s: the document kept changing; retry", ErrDatabase, id)
+	if err := s.endMemberships(ctx, fieldUserID, id, at); err != nil {
+		return "", err
+	}
+	return out, nil
 }
