@@ -16,44 +16,87 @@ var (
 	errBusy = errors.New("too many sends to Inngest in flight")
 )
 
-// forwarder sends events to Inngest, at most cap(slots) at once.
+// forwarder sends events to Inngest, at most cap(slots) at once, on a pool of worker
+// goroutines.
 type forwarder struct {
 	s       Sender
 	timeout time.Duration
 	// slots holds one token per send running, including sends whose webhook has answered.
 	slots chan struct{}
+	// jobs hands a send to an idle worker; it is unbuffered, so a send finds a worker waiting
+	// on it or starts one.
+	jobs chan *sendJob
 }
 
-// send calls s.Send in a goroutine that holds one of f's slots until Send returns, and returns
-// errBusy at once, starting nothing, when every slot is taken. It returns after f.timeout (or
-// when ctx ends) even if the SDK is still retrying: its retries sleep without watching the
-// context. s gets ctx, which the server cancels once the handler has answered. The event id
-// makes a send that completes late harmless: Svix retries with the same id and Inngest drops
-// the duplicate.
+// workerIdle is how long a worker waits for the next send before it exits. Workers outlive
+// their send so that the next webhook reuses one (its stack already grown to what Send needs)
+// instead of starting a goroutine and growing its stack on every webhook; there are never more
+// than cap(slots), and a quiet service keeps none.
+const workerIdle = 30 * time.Second
+
+// sendJob is one send: the worker calls s.Send(ctx, evt) and puts the error in done.
+type sendJob struct {
+	ctx  context.Context
+	evt  any
+	done chan error // buffered: the worker never waits for a webhook that gave up
+}
+
+func newForwarder(s Sender, timeout time.Duration, maxInFlight int) *forwarder {
+	return &forwarder{s: s, timeout: timeout, slots: make(chan struct{}, maxInFlight), jobs: make(chan *sendJob)}
+}
+
+// send calls s.Send on a worker goroutine that holds one of f's slots until Send returns, and
+// returns errBusy at once, starting nothing, when every slot is taken. It returns after
+// f.timeout (or when ctx ends) even if the SDK is still retrying: its retries sleep without
+// watching the context, so only another goroutine bounds them. s gets ctx, which the server
+// cancels once the handler has answered. The event id makes a send that completes late
+// harmless: Svix retries with the same id and Inngest drops the duplicate.
 func (f *forwarder) send(ctx context.Context, evt any) error {
 	select {
 	case f.slots <- struct{}{}:
 	default:
 		return errBusy
 	}
-	done := make(chan error, 1)
-	go func() {
-		defer func() { <-f.slots }()
-		_, err := f.s.Send(ctx, evt)
-		done <- err
-	}()
+	j := &sendJob{ctx: ctx, evt: evt, done: make(chan error, 1)}
+	select {
+	case f.jobs <- j: // an idle worker took it
+	default:
+		go f.work(j)
+	}
 	// A timer rather than context.WithTimeout: no child context to register with ctx on
 	// every webhook.
 	timer := time.NewTimer(f.timeout)
 	defer timer.Stop()
 	select {
-	case err := <-done:
+	case err := <-j.done:
 		return err
 	case <-timer.C:
 		return errSendTimeout
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// work runs j, then the sends handed to it, until none came for workerIdle.
+func (f *forwarder) work(j *sendJob) {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		f.run(j)
+		idle.Reset(workerIdle)
+		select {
+		case j = <-f.jobs:
+		case <-idle.C:
+			return
+		}
+	}
+}
+
+// run sends j's event and frees its slot.
+func (f *forwarder) run(j *sendJob) {
+	defer func() { <-f.slots }()
+	_, err := f.s.Send(j.ctx, j.evt)
+	j.done <- err
 }
 
 // Prefixes of the errors inngestgo's Send returns when the event API answers 4xx

@@ -57,19 +57,34 @@ func (v *Verifier) Verify(body []byte, h http.Header) error {
 	return fmt.Errorf("%w: %v", ErrSignature, first)
 }
 
+// The signature headers, spelled canonically: http.Header.Get then finds them without first
+// rewriting the name (an allocation per look-up).
+const (
+	headerSvixID        = "Svix-Id"
+	headerSvixTimestamp = "Svix-Timestamp"
+	headerSvixSignature = "Svix-Signature"
+	headerWebhookID     = "Webhook-Id"
+	headerWebhookTS     = "Webhook-Timestamp"
+)
+
 // MessageID returns the delivery's id the way the Svix library picks it: svix-id when the
 // whole svix-* header set is present, else webhook-id. Svix keeps it across retries.
 func MessageID(h http.Header) string {
-	if h.Get("svix-id") != "" && h.Get("svix-timestamp") != "" && h.Get("svix-signature") != "" {
-		return h.Get("svix-id")
-	}
-	return h.Get("webhook-id")
+	id, _ := messageHeaders(h)
+	return id
 }
 
 // messageTimestamp returns the signature's timestamp header from the same set as MessageID.
 func messageTimestamp(h http.Header) string {
-	if h.Get("svix-id") != "" && h.Get("svix-timestamp") != "" && h.Get("svix-signature") != "" {
-		return h.Get("svix-timestamp")
+	_, ts := messageHeaders(h)
+	return ts
+}
+
+// messageHeaders returns the message id and timestamp headers of the set MessageID picks.
+func messageHeaders(h http.Header) (id, timestamp string) {
+	id, timestamp = h.Get(headerSvixID), h.Get(headerSvixTimestamp)
+	if id != "" && timestamp != "" && h.Get(headerSvixSignature) != "" {
+		return id, timestamp
 	}
-	return h.Get("webhook-timestamp")
+	return h.Get(headerWebhookID), h.Get(headerWebhookTS)
 }

@@ -133,7 +133,7 @@ func Handler(v *Verifier, s Sender, logger *slog.Logger, opts Options) echo.Hand
 	}
 	m := opts.Metrics
 	limit := opts.MaxBodyBytes
-	f := &forwarder{s: s, timeout: opts.Timeout, slots: make(chan struct{}, opts.MaxInFlight)}
+	f := newForwarder(s, opts.Timeout, opts.MaxInFlight)
 	tooLarge := fmt.Sprintf("body larger than %d bytes, the largest event Inngest accepts here (INNGEST_MAX_EVENT_BYTES); "+
 		"Svix will not retry it. Raise the Inngest server's event size limit and INNGEST_MAX_EVENT_BYTES with it, "+
 		"then replay the message from the Clerk dashboard", limit)
@@ -164,11 +164,11 @@ func Handler(v *Verifier, s Sender, logger *slog.Logger, opts Options) echo.Hand
 			m.WebhookRejected(RejectSignature)
 			return c.JSON(http.StatusUnauthorized, Response{Error: err.Error() + "; check CLERK_WEBHOOK_SIGNING_SECRET against the endpoint's Signing Secret in the Clerk dashboard"})
 		}
-		svixID := MessageID(req.Header)
+		svixID, sigTS := messageHeaders(req.Header)
 		c.Set(ContextKeyVerifiedID, svixID)
 		m.WebhookVerified()
 
-		evt, err := decodeEvent(body, messageTimestamp(req.Header))
+		evt, err := decodeEvent(body, sigTS)
 		if err != nil {
 			logger.Warn("webhook rejected: not a Clerk event", "svix_id", svixID, "error", err)
 			m.WebhookRejected(RejectNotClerkEvent)
@@ -188,9 +188,11 @@ func Handler(v *Verifier, s Sender, logger *slog.Logger, opts Options) echo.Hand
 		if err == nil {
 			m.WebhookForwarded(elapsed)
 			// The request log line has the svix id and the status at info.
-			logger.LogAttrs(req.Context(), slog.LevelDebug, "webhook forwarded",
-				slog.String("svix_id", svixID), slog.String("event_id", id), slog.String("type", evt.typ),
-				slog.String("user_id", evt.userID), slog.Duration("elapsed", elapsed))
+			if logger.Enabled(req.Context(), slog.LevelDebug) {
+				logger.LogAttrs(req.Context(), slog.LevelDebug, "webhook forwarded",
+					slog.String("svix_id", svixID), slog.String("event_id", id), slog.String("type", evt.typ),
+					slog.String("user_id", evt.userID), slog.Duration("elapsed", elapsed))
+			}
 			return c.JSONBlob(http.StatusOK, forwardedResponse(id))
 		}
 		if errors.Is(err, errBusy) {
@@ -290,12 +292,28 @@ func readBody(r io.Reader, contentLength, limit int64) ([]byte, error) {
 // forwardedResponse is the JSON of Response{Status: "forwarded", EventID: id}, built without
 // reflection: the handler's hot path.
 func forwardedResponse(id string) []byte {
-	quoted, err := json.Marshal(id)
-	if err != nil { // a string always marshals; keep the answer valid regardless
+	var quoted []byte
+	if plainJSON(id) {
+		quoted = append(append(append(make([]byte, 0, len(id)+2), '"'), id...), '"')
+	} else if q, err := json.Marshal(id); err == nil {
+		quoted = q
+	} else { // a string always marshals; keep the answer valid regardless
 		quoted = []byte(`""`)
 	}
 	b := make([]byte, 0, len(`{"status":"forwarded","event_id":}`)+len(quoted))
 	b = append(b, `{"status":"forwarded","event_id":`...)
 	b = append(b, quoted...)
 	return append(b, '}')
+}
+
+// plainJSON reports whether s is printable ASCII that JSON quotes as it is (json.Marshal also
+// escapes <, > and &), as Svix ids are.
+func plainJSON(s string) bool {
+	for i := range len(s) {
+		switch c := s[i]; {
+		case c < 0x20 || c >= 0x7f, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }
