@@ -14,8 +14,14 @@ import (
 	svix "github.com/svix/svix-webhooks/go"
 )
 
-// signUpPayload returns a realistic (~2 KB) Clerk user.created envelope for user i of a run.
+// signUpPayload returns a realistic (~1.6 KB) Clerk user.created envelope for user i of a run:
+// the end-to-end rows' sign-ups.
 func signUpPayload(run string, i int, updatedAt int64) []byte {
+	return marshalEnvelope(signUpEnvelope(run, i, updatedAt))
+}
+
+// signUpEnvelope is signUpPayload's envelope, before marshalling.
+func signUpEnvelope(run string, i int, updatedAt int64) map[string]any {
 	id := fmt.Sprintf("user_%s%06d", run, i)
 	email := fmt.Sprintf("bench.user%d@%s.example.org", i, run)
 	data := map[string]any{
@@ -35,13 +41,57 @@ func signUpPayload(run string, i int, updatedAt int64) []byte {
 		"create_organization_enabled": true, "last_active_at": updatedAt, "legal_accepted_at": nil,
 		"created_at": updatedAt, "updated_at": updatedAt,
 	}
-	b, _ := json.Marshal(map[string]any{
+	return map[string]any{
 		"data": data, "object": "event", "type": "user.created", "timestamp": updatedAt, "instance_id": "ins_29w83sKmQbenchmark",
 		"event_attributes": map[string]any{"http_request": map[string]any{
 			"client_ip": "203.0.113.7", "user_agent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/128.0.0.0 Safari/537.36",
 		}},
-	})
+	}
+}
+
+func marshalEnvelope(env map[string]any) []byte {
+	b, err := json.Marshal(env)
+	exitOn(err)
 	return b
+}
+
+// sizedSignUpPayload returns signUpPayload's sign-up made size bytes long (row 1's payload
+// sizes), as Clerk's payloads differ: a smaller one leaves out what a minimal sign-up lacks
+// (the request's attributes, the gravatar, the metadata), a larger one carries a Google
+// account, as an OAuth sign-up does, and metadata. The last bytes go in private_metadata's
+// "notes", so the size is exact from the smallest such payload (about 980 bytes) up.
+func sizedSignUpPayload(run string, i int, updatedAt int64, size int) []byte {
+	env := signUpEnvelope(run, i, updatedAt)
+	data := env["data"].(map[string]any)
+	base := len(signUpPayload(run, i, updatedAt))
+	if size < base {
+		// Clerk's payloads of a few years ago, without the fields added since.
+		delete(env, "event_attributes")
+		delete(env, "instance_id")
+		for _, k := range []string{"profile_image_url", "birthday", "gender", "passkeys", "web3_wallets", "primary_web3_wallet_id",
+			"legal_accepted_at", "lockout_expires_in_seconds", "delete_self_enabled", "create_organization_enabled",
+			"verification_attempts_remaining", "last_active_at"} {
+			delete(data, k)
+		}
+		data["public_metadata"] = map[string]any{}
+	} else if size >= base+900 {
+		id := data["id"].(string)
+		data["external_accounts"] = []any{map[string]any{
+			"id": "idn_g" + id, "object": "google_account", "provider": "oauth_google", "identification_id": "idn_g" + id,
+			"provider_user_id": fmt.Sprintf("1%020d", i), "approved_scopes": "email https://www.googleapis.com/auth/userinfo.email https://www.googleapis.com/auth/userinfo.profile openid profile",
+			"email_address": data["email_addresses"].([]any)[0].(map[string]any)["email_address"], "first_name": "Bench", "last_name": data["last_name"],
+			"avatar_url": "https://lh3.googleusercontent.com/a/ACg8ocKbenchmarkAvatar=s96-c", "image_url": "https://img.clerk.com/eyJ0eXBlIjoicHJveHkiLCJzcmMiOiJodHRwczovL2xoMy5nb29nbGUifQ",
+			"username": nil, "public_metadata": map[string]any{}, "label": nil, "created_at": updatedAt, "updated_at": updatedAt,
+			"verification": map[string]any{"status": "verified", "strategy": "oauth_google", "attempts": nil, "expire_at": updatedAt + 600000},
+		}}
+	}
+	meta := data["private_metadata"].(map[string]any)
+	meta["notes"] = ""
+	short := size - len(marshalEnvelope(env))
+	if short > 0 {
+		meta["notes"] = strings.Repeat("n", short)
+	}
+	return marshalEnvelope(env)
 }
 
 // signedRequest is one pre-signed webhook delivery.
@@ -52,10 +102,19 @@ type signedRequest struct {
 
 // preSign signs n distinct sign-ups (unique svix ids) for run.
 func preSign(wh *svix.Webhook, run string, n int) []signedRequest {
+	return preSignSized(wh, run, n, 0)
+}
+
+// preSignSized signs n distinct sign-ups of size bytes each (sizedSignUpPayload; 0:
+// signUpPayload's).
+func preSignSized(wh *svix.Webhook, run string, n, size int) []signedRequest {
 	now := time.Now()
 	out := make([]signedRequest, n)
 	for i := range out {
 		body := signUpPayload(run, i, now.UnixMilli())
+		if size > 0 {
+			body = sizedSignUpPayload(run, i, now.UnixMilli(), size)
+		}
 		id := fmt.Sprintf("msg_%s_%06d", run, i)
 		sig, _ := wh.Sign(id, now, body)
 		out[i] = signedRequest{id: id, ts: strconv.FormatInt(now.Unix(), 10), sig: sig, body: body}

@@ -3,8 +3,10 @@
 // figure from the same run, and their ratio. `make bench` builds what it needs and runs it.
 //
 // Rows: 1 the webhook bridge under load (against a stub of Inngest's event API) versus a plain
-// net/http bridge; 2 end to end through the real dev server into FerretDB, one run per event,
-// versus a no-op app; 3 the same with batched functions; 4 idle latency; 5 microbenchmarks.
+// net/http bridge, for each payload size (-payload) and concurrency (-c); 2 end to end through
+// the real dev server into FerretDB, one run per event, versus a no-op app, with the Inngest
+// runs and steps per user; 3 the same with batched functions; 4 idle latency; 5
+// microbenchmarks. Rows 1 and 2 run -runs times (3 by default) and report the medians.
 package main
 
 import (
@@ -53,7 +55,10 @@ func main() {
 		serviceBin = flag.String("service", ".bin/clerk-user-sync", "the service binary")
 		inngestBin = flag.String("inngest", ".bin/inngest", "the Inngest dev server binary")
 		n          = flag.Int("n", 5000, "webhooks per load run (row 1)")
-		c          = flag.Int("c", 16, "concurrent clients (rows 1-3)")
+		cs         = flag.String("c", "16,32", "row 1: concurrent clients, one row per value (and per payload size)")
+		payloads   = flag.String("payload", "1200,2000", "row 1: webhook body sizes in bytes, one row per value (and per concurrency)")
+		e2eC       = flag.Int("e2e-c", 16, "concurrent clients of rows 2 and 3")
+		runs       = flag.Int("runs", 3, "rows 1 and 2: runs of each measurement (service and baseline alternating); the table has the median")
 		e2eSizes   = flag.String("e2e", "1000,10000", "sign-up counts for rows 2 and 3")
 		rows       = flag.String("rows", "1,2,3,4,5", "rows to run")
 		baseline   = flag.Float64("baseline", 0, "row 3 only: the one-run-per-event baseline in users/s, instead of measuring it with row 2")
@@ -61,7 +66,7 @@ func main() {
 		noopIDs    = flag.Bool("noop-ids", false, "give the no-op app's events idempotency ids, like the bridge's clerk-<svix-id> (to see what they cost the dev server)")
 	)
 	flag.Parse()
-	b := &bench{serviceBin: abs(*serviceBin), inngestBin: abs(*inngestBin), c: *c, dir: mustTemp(), noopIDs: *noopIDs}
+	b := &bench{serviceBin: abs(*serviceBin), inngestBin: abs(*inngestBin), c: *e2eC, runs: max(1, *runs), dir: mustTemp(), noopIDs: *noopIDs}
 	if *keep {
 		logf("logs in %s", b.dir)
 	} else {
@@ -71,18 +76,18 @@ func main() {
 	t.add("row", "measure", "service", "baseline", "ratio", "target")
 	want := func(r string) bool { return strings.Contains(","+*rows+",", ","+r+",") }
 	if want("1") {
-		b.rowBridge(t, *n)
-	}
-	var sizes []int
-	for _, s := range strings.Split(*e2eSizes, ",") {
-		if v, err := strconv.Atoi(strings.TrimSpace(s)); err == nil {
-			sizes = append(sizes, v)
+		for _, size := range ints(*payloads) {
+			for _, c := range ints(*cs) {
+				b.rowBridge(t, *n, size, c)
+			}
 		}
 	}
+	sizes := ints(*e2eSizes)
 	baselines := map[int]float64{}
+	bills := map[int]billing{}
 	if want("2") || (want("3") && *baseline == 0) {
 		for _, size := range sizes {
-			baselines[size] = b.rowEndToEnd(t, size, want("2"))
+			baselines[size], bills[size] = b.rowEndToEnd(t, size, want("2"))
 		}
 	}
 	if want("3") && len(sizes) > 0 {
@@ -90,7 +95,7 @@ func main() {
 		if *baseline > 0 {
 			baselines[size] = *baseline
 		}
-		b.rowBatched(t, size, baselines[size])
+		b.rowBatched(t, size, baselines[size], bills[size])
 	}
 	if want("4") {
 		b.rowIdle(t)
@@ -104,10 +109,45 @@ func main() {
 
 type bench struct {
 	serviceBin, inngestBin string
-	c                      int
+	c                      int // clients of rows 2 and 3
+	runs                   int // runs of each measurement of rows 1 and 2
 	dir                    string
 	noopIDs                bool
-	runs                   atomic.Int64
+	seq                    atomic.Int64
+}
+
+// ints parses a comma-separated list of whole numbers, leaving out what is not one.
+func ints(list string) []int {
+	var out []int
+	for _, s := range strings.Split(list, ",") {
+		if v, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && v > 0 {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// loadAvg returns the machine's 1-, 5- and 15-minute load averages, for the logs: figures
+// measured while something else loaded the machine are not comparable.
+func loadAvg() string {
+	raw, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Join(strings.Fields(string(raw))[:3], " ")
+}
+
+// median returns the median of xs (the mean of the middle two for an even count).
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func exitOn(err error) {
@@ -157,7 +197,7 @@ type proc struct {
 func (b *bench) start(name string, env []string, args ...string) *proc {
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), env...)
-	logFile, err := os.Create(filepath.Join(b.dir, fmt.Sprintf("%s-%d.log", name, b.runs.Add(1))))
+	logFile, err := os.Create(filepath.Join(b.dir, fmt.Sprintf("%s-%d.log", name, b.seq.Add(1))))
 	exitOn(err)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Dir = b.dir
@@ -226,7 +266,7 @@ func waitHTTP(url string, timeout time.Duration, check func([]byte) bool) {
 
 // startDB starts a FerretDB in this process for one measurement.
 func (b *bench) startDB() (*store.Embedded, string) {
-	dir := filepath.Join(b.dir, fmt.Sprintf("db-%d", b.runs.Add(1)))
+	dir := filepath.Join(b.dir, fmt.Sprintf("db-%d", b.seq.Add(1)))
 	emb, err := store.StartEmbedded(context.Background(), dir, slog.New(slog.DiscardHandler))
 	exitOn(err)
 	return emb, strings.TrimSuffix(emb.URI(), "/")
@@ -258,45 +298,77 @@ func serveBaseline() error {
 	return http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), mux)
 }
 
-// rowBridge is row 1: the webhook bridge under load, against the stub event API.
-func (b *bench) rowBridge(t *table, n int) {
+// bridgeRun is one load run of row 1 against one server.
+type bridgeRun struct {
+	res loadResult
+	rss float64 // peak RSS, MB
+	cpu float64 // CPU seconds the server used over the measured requests
+}
+
+// rowBridge is row 1 for one payload size and one concurrency: the webhook bridge under load,
+// against the stub event API, versus the plain net/http bridge. It runs b.runs rounds, each
+// the service then the baseline (each a fresh process: warm-up, then n webhooks), and reports
+// the medians; each ratio is the median of the rounds' ratios (a round's two runs share the
+// machine's conditions).
+func (b *bench) rowBridge(t *table, n, size, c int) {
 	stub, stopStub := stubEventAPI()
 	defer stopStub()
 	emb, dbURI := b.startDB()
 	defer emb.Stop()
 	wh, _ := svix.NewWebhook(benchSecret)
 
-	measure := func(name string, args []string, env []string) (loadResult, float64) {
+	measure := func(name string, args []string, env []string) bridgeRun {
 		port := freePort()
 		p := b.start(name, append(env, "PORT="+strconv.Itoa(port), "CLERK_WEBHOOK_SIGNING_SECRET="+benchSecret), args...)
 		defer p.stop()
 		base := fmt.Sprintf("http://127.0.0.1:%d", port)
 		waitHTTP(base+"/healthz", 30*time.Second, nil)
-		run := fmt.Sprintf("%s%d", name[:1], b.runs.Add(1))
-		_ = postLoad(base+"/api/webhooks/clerk", preSign(wh, run+"w", 500), b.c) // warm-up
-		res := postLoad(base+"/api/webhooks/clerk", preSign(wh, run, n), b.c)
+		run := fmt.Sprintf("%s%d", name[:1], b.seq.Add(1))
+		_ = postLoad(base+"/api/webhooks/clerk", preSignSized(wh, run+"w", 500, size), c) // warm-up
+		reqs := preSignSized(wh, run, n, size)
+		cpu := p.cpuSeconds()
+		res := postLoad(base+"/api/webhooks/clerk", reqs, c)
+		cpu = p.cpuSeconds() - cpu
 		if res.failed > 0 {
 			logf("%s: %d of %d requests failed", name, res.failed, res.n)
 		}
-		return res, p.peakRSS()
+		return bridgeRun{res: res, rss: p.peakRSS(), cpu: cpu}
 	}
-	var svc, base loadResult
-	var svcRSS, baseRSS float64
-	for round := range 2 { // alternate, keep each side's better round
-		s, sr := measure("service", []string{b.serviceBin}, []string{"INNGEST_DEV=" + stub, "MONGODB_URI=" + dbURI + "/bench"})
-		bl, br := measure("baseline", []string{self(), "serve-baseline"}, []string{"STUB_URL=" + stub})
-		logf("row 1 round %d: service %.0f req/s p99 %v; baseline %.0f req/s p99 %v", round+1, s.rps(), s.p99, bl.rps(), bl.p99)
-		if s.rps() > svc.rps() || round == 0 {
-			svc, svcRSS = s, sr
-		}
-		if bl.rps() > base.rps() || round == 0 {
-			base, baseRSS = bl, br
-		}
+	var svc, base []bridgeRun
+	var rps, p50, p99, cpu [3][]float64 // service, baseline, ratio
+	add := func(m *[3][]float64, s, bl float64) {
+		m[0], m[1], m[2] = append(m[0], s), append(m[1], bl), append(m[2], s/bl)
 	}
-	t.add("1", fmt.Sprintf("bridge throughput (n=%d, c=%d)", n, b.c), fmt.Sprintf("%.0f req/s", svc.rps()), fmt.Sprintf("%.0f req/s", base.rps()), ratio(svc.rps(), base.rps()), ">= 0.80x")
-	t.add("1", "bridge p50 latency", ms(svc.p50), ms(base.p50), ratio(float64(svc.p50), float64(base.p50)), "")
-	t.add("1", "bridge p99 latency", ms(svc.p99), ms(base.p99), ratio(float64(svc.p99), float64(base.p99)), "<= 1.50x")
-	t.add("1", "bridge peak RSS", fmt.Sprintf("%.1f MB", svcRSS), fmt.Sprintf("%.1f MB", baseRSS), ratio(svcRSS, baseRSS), "service <= 50 MB")
+	for round := range b.runs {
+		s := measure("service", []string{b.serviceBin}, []string{"INNGEST_DEV=" + stub, "MONGODB_URI=" + dbURI + "/bench"})
+		bl := measure("baseline", []string{self(), "serve-baseline"}, []string{"STUB_URL=" + stub})
+		svc, base = append(svc, s), append(base, bl)
+		add(&rps, s.res.rps(), bl.res.rps())
+		add(&p50, float64(s.res.p50), float64(bl.res.p50))
+		add(&p99, float64(s.res.p99), float64(bl.res.p99))
+		add(&cpu, s.cpu/float64(n)*1e6, bl.cpu/float64(n)*1e6)
+		logf("row 1 %d B c=%d round %d (load average %s): service %.0f req/s p99 %v %.0f us CPU/webhook %.1f MB; baseline %.0f req/s p99 %v %.0f us CPU/webhook %.1f MB; throughput %.2fx",
+			size, c, round+1, loadAvg(), s.res.rps(), s.res.p99.Round(10*time.Microsecond), cpu[0][round], s.rss,
+			bl.res.rps(), bl.res.p99.Round(10*time.Microsecond), cpu[1][round], bl.rss, rps[2][round])
+	}
+	peak := func(runs []bridgeRun) float64 {
+		m := 0.0
+		for _, r := range runs {
+			m = max(m, r.rss)
+		}
+		return m
+	}
+	durMS := func(ns float64) string { return ms(time.Duration(ns)) }
+	of := ""
+	if b.runs > 1 {
+		of = fmt.Sprintf(", median of %d", b.runs)
+	}
+	label := fmt.Sprintf("%d B, c=%d", size, c)
+	t.add("1", fmt.Sprintf("bridge throughput (%s, n=%d%s)", label, n, of), fmt.Sprintf("%.0f req/s", median(rps[0])), fmt.Sprintf("%.0f req/s", median(rps[1])), fmt.Sprintf("%.2fx", median(rps[2])), ">= 0.85x")
+	t.add("1", fmt.Sprintf("bridge p50 latency (%s)", label), durMS(median(p50[0])), durMS(median(p50[1])), fmt.Sprintf("%.2fx", median(p50[2])), "")
+	t.add("1", fmt.Sprintf("bridge p99 latency (%s)", label), durMS(median(p99[0])), durMS(median(p99[1])), fmt.Sprintf("%.2fx", median(p99[2])), "<= 1.30x")
+	t.add("1", fmt.Sprintf("bridge CPU per webhook (%s)", label), fmt.Sprintf("%.0f us", median(cpu[0])), fmt.Sprintf("%.0f us", median(cpu[1])), fmt.Sprintf("%.2fx", median(cpu[2])), "")
+	t.add("1", fmt.Sprintf("bridge peak RSS (%s, max of runs)", label), fmt.Sprintf("%.1f MB", peak(svc)), fmt.Sprintf("%.1f MB", peak(base)), ratio(peak(svc), peak(base)), "service <= 40 MB")
 }
 
 // e2eStack is a dev server plus an app (the service or the no-op app) plus a FerretDB.
@@ -421,38 +493,106 @@ func feedNoop(devURL string, n, c int, withIDs bool) {
 	}
 }
 
-// rowEndToEnd is row 2 for one size; it returns the baseline's users/s.
-func (b *bench) rowEndToEnd(t *table, n int, report bool) float64 {
+// e2eRun is one end-to-end run: its rate and what Inngest would bill for it.
+type e2eRun struct {
+	rate float64 // users/s
+	bill billing
+}
+
+// runServiceE2E posts n sign-ups through the service's webhook (extraEnv configures it), waits
+// until every user is stored, and counts the Inngest runs and steps.
+func (b *bench) runServiceE2E(label string, n int, extraEnv ...string) e2eRun {
 	timeout := time.Duration(n)*200*time.Millisecond + time.Minute
 	wh, _ := svix.NewWebhook(benchSecret)
-
-	svc := b.startE2E(false)
-	reqs := preSign(wh, fmt.Sprintf("e%d", n), n)
+	svc := b.startE2E(false, extraEnv...)
+	defer svc.stop()
+	reqs := preSign(wh, fmt.Sprintf("e%d", b.seq.Add(1)), n)
 	start, cpu := time.Now(), cpuSecondsOf(os.Getpid())
 	deliver(wh, svc.appURL+"/api/webhooks/clerk", reqs, b.c)
 	posted := time.Since(start)
-	svcTime := svc.waitCount(int64(n), start, timeout)
-	logf("row 2 n=%d service: CPU seconds: dev server %.1f, service %.1f, bench (FerretDB, poster) %.1f; posted in %.1f s, wall %.1f s", n, svc.dev.cpuSeconds(), svc.app.cpuSeconds(), cpuSecondsOf(os.Getpid())-cpu, posted.Seconds(), svcTime.Seconds())
-	svc.stop()
+	took := svc.waitCount(int64(n), start, timeout)
+	logf("%s n=%d service: CPU seconds: dev server %.1f, service %.1f, bench (FerretDB, poster) %.1f; posted in %.1f s, wall %.1f s", label, n, svc.dev.cpuSeconds(), svc.app.cpuSeconds(), cpuSecondsOf(os.Getpid())-cpu, posted.Seconds(), took.Seconds())
+	return e2eRun{rate: float64(n) / took.Seconds(), bill: b.countBilling(label+" service", svc, start, n)}
+}
 
+// runNoopE2E feeds n events to the no-op app and waits until every one is stored.
+func (b *bench) runNoopE2E(label string, n int) e2eRun {
+	timeout := time.Duration(n)*200*time.Millisecond + time.Minute
 	noop := b.startE2E(true)
-	start, cpu = time.Now(), cpuSecondsOf(os.Getpid())
+	defer noop.stop()
+	start, cpu := time.Now(), cpuSecondsOf(os.Getpid())
 	feedNoop(noop.devURL, n, b.c, b.noopIDs)
-	posted = time.Since(start)
-	noopTime := noop.waitCount(int64(n), start, timeout)
-	logf("row 2 n=%d no-op: CPU seconds: dev server %.1f, no-op app %.1f, bench (FerretDB, feeder) %.1f; fed in %.1f s, wall %.1f s", n, noop.dev.cpuSeconds(), noop.app.cpuSeconds(), cpuSecondsOf(os.Getpid())-cpu, posted.Seconds(), noopTime.Seconds())
-	noop.stop()
+	posted := time.Since(start)
+	took := noop.waitCount(int64(n), start, timeout)
+	logf("%s n=%d no-op: CPU seconds: dev server %.1f, no-op app %.1f, bench (FerretDB, feeder) %.1f; fed in %.1f s, wall %.1f s", label, n, noop.dev.cpuSeconds(), noop.app.cpuSeconds(), cpuSecondsOf(os.Getpid())-cpu, posted.Seconds(), took.Seconds())
+	return e2eRun{rate: float64(n) / took.Seconds(), bill: b.countBilling(label+" no-op", noop, start, n)}
+}
 
-	svcRate, noopRate := float64(n)/svcTime.Seconds(), float64(n)/noopTime.Seconds()
-	logf("row 2 n=%d: service %.1f users/s (%v), no-op %.1f/s (%v)", n, svcRate, svcTime.Round(time.Millisecond), noopRate, noopTime.Round(time.Millisecond))
-	if report {
-		t.add("2", fmt.Sprintf("end to end, %d sign-ups, one run each", n), fmt.Sprintf("%.1f users/s", svcRate), fmt.Sprintf("%.1f users/s", noopRate), ratio(svcRate, noopRate), ">= 0.80x")
+// countBilling counts the runs and steps of a finished burst (billing.go), after the dev
+// server has had a moment to record the last runs' traces.
+func (b *bench) countBilling(label string, s *e2eStack, start time.Time, n int) billing {
+	time.Sleep(2 * time.Second)
+	bill, err := countBilling(s.devURL, start.Add(-time.Second))
+	if err != nil {
+		logf("%s: counting runs and steps: %v", label, err)
+		return billing{}
 	}
-	return noopRate
+	r, st, _ := bill.perUser(n)
+	logf("%s: %d runs (%.2f per user), %d step executions (%.2f per user; from %d traces)", label, bill.runs, r, bill.steps, st, bill.traced)
+	return bill
+}
+
+// rowEndToEnd is row 2 for one size: b.runs rounds of the service then the no-op app, the
+// median of each side and of the rounds' ratios. It returns the baseline's median users/s and
+// the service's billing (of its first round).
+func (b *bench) rowEndToEnd(t *table, n int, report bool) (float64, billing) {
+	var svc, noop, ratios []float64
+	var bill, noopBill billing
+	for round := range b.runs {
+		s := b.runServiceE2E("row 2", n)
+		o := b.runNoopE2E("row 2", n)
+		svc, noop, ratios = append(svc, s.rate), append(noop, o.rate), append(ratios, s.rate/o.rate)
+		if round == 0 {
+			bill, noopBill = s.bill, o.bill
+		}
+		logf("row 2 n=%d round %d (load average %s): service %.1f users/s, no-op %.1f/s: %.2fx", n, round+1, loadAvg(), s.rate, o.rate, s.rate/o.rate)
+	}
+	if report {
+		of := ""
+		if b.runs > 1 {
+			of = fmt.Sprintf(", median of %d", b.runs)
+		}
+		t.add("2", fmt.Sprintf("end to end, %d sign-ups, one run each%s", n, of), fmt.Sprintf("%.1f users/s", median(svc)), fmt.Sprintf("%.1f users/s", median(noop)), fmt.Sprintf("%.2fx", median(ratios)), ">= 0.85x")
+		addBilling(t, "2", fmt.Sprintf("%d sign-ups, one run each", n), n, bill, noopBill)
+	}
+	return median(noop), bill
+}
+
+// addBilling adds the Inngest runs, steps and executions per synced user of a burst, against
+// other's (the no-op app's, or the unbatched service's).
+func addBilling(t *table, row, label string, n int, bill, other billing) {
+	if bill.runs == 0 {
+		return
+	}
+	r, s, e := bill.perUser(n)
+	or, os, oe := other.perUser(n)
+	cell := func(v float64, b billing) string {
+		if b.runs == 0 {
+			return ""
+		}
+		return fmt.Sprintf("%.3f", v)
+	}
+	sampled := ""
+	if bill.traced < bill.runs {
+		sampled = fmt.Sprintf(", steps from %d traces", bill.traced)
+	}
+	t.add(row, fmt.Sprintf("Inngest runs per user (%s)", label), cell(r, bill), cell(or, other), ratio(r, or), "")
+	t.add(row, fmt.Sprintf("Inngest step executions per user (%s%s)", label, sampled), cell(s, bill), cell(os, other), ratio(s, os), "")
+	t.add(row, fmt.Sprintf("Inngest executions (runs + steps) per user (%s)", label), cell(e, bill), cell(oe, other), ratio(e, oe), "")
 }
 
 // rowBatched is row 3: the service with batched create/update functions.
-func (b *bench) rowBatched(t *table, n int, baselineRate float64) {
+func (b *bench) rowBatched(t *table, n int, baselineRate float64, unbatched billing) {
 	wh, _ := svix.NewWebhook(benchSecret)
 	svc := b.startE2E(false, "INNGEST_BATCH_SIZE=100")
 	defer svc.stop()
@@ -463,10 +603,12 @@ func (b *bench) rowBatched(t *table, n int, baselineRate float64) {
 	took := svc.waitCount(int64(n), start, time.Duration(n)*200*time.Millisecond+time.Minute)
 	logf("row 3 n=%d batched: CPU seconds: dev server %.1f, service %.1f, bench (FerretDB, poster) %.1f; posted in %.1f s, wall %.1f s", n, svc.dev.cpuSeconds(), svc.app.cpuSeconds(), cpuSecondsOf(os.Getpid())-cpu, posted.Seconds(), took.Seconds())
 	rate := float64(n) / took.Seconds()
+	bill := b.countBilling("row 3 batched", svc, start, n)
 	lone := b.loneSignUps(svc, wh, "bl", 5)
 	logf("row 3 n=%d: batched %.1f users/s (%v); lone sign-up p99 %v", n, rate, took.Round(time.Millisecond), lone.p99)
 	t.add("3", fmt.Sprintf("end to end, %d sign-ups, batched (100)", n), fmt.Sprintf("%.1f users/s", rate), fmt.Sprintf("%.1f users/s", baselineRate), ratio(rate, baselineRate), ">= 2.00x")
 	t.add("3", "batched: lone sign-up on an idle system, max of 5", ms(lone.p99), "", "", "<= 2000 ms")
+	addBilling(t, "3", fmt.Sprintf("%d sign-ups, batched (100) vs one run each", n), n, bill, unbatched)
 }
 
 // loneSignUps posts k sign-ups one at a time and measures webhook accepted -> user stored.
