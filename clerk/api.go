@@ -14,10 +14,13 @@ import (
 
 	sdk "github.com/clerk/clerk-sdk-go/v2"
 	"github.com/clerk/clerk-sdk-go/v2/jwks"
+	"github.com/clerk/clerk-sdk-go/v2/organization"
+	"github.com/clerk/clerk-sdk-go/v2/organizationmembership"
 	"github.com/clerk/clerk-sdk-go/v2/user"
 )
 
-// MaxPageSize is the largest page Clerk's GET /v1/users serves (limit 1 to 500).
+// MaxPageSize is the largest page Clerk's list endpoints serve (GET /v1/users,
+// /v1/organizations, /v1/organizations/{id}/memberships: limit 1 to 500).
 const MaxPageSize = 500
 
 // Errors of the Backend API client.
@@ -69,16 +72,19 @@ type UserPage struct {
 	Total int64
 }
 
-// API reads users, and the instance they belong to, from Clerk's Backend API through the
-// official SDK, with its own per-client configuration (no package-level key). A 429 answer is
-// retried after the delay its Retry-After header asks for, a bounded number of times, when
-// that delay fits (see APIConfig.MaxRetryAfter); otherwise the call fails at once with a
-// *RateLimitedError saying how long Clerk asked to wait.
+// API reads users, organizations and memberships, and the instance they belong to, from
+// Clerk's Backend API through the official SDK, with its own per-client configuration (no
+// package-level key). A 429 answer is retried after the delay its Retry-After header asks
+// for, a bounded number of times, when that delay fits (see APIConfig.MaxRetryAfter);
+// otherwise the call fails at once with a *RateLimitedError saying how long Clerk asked to
+// wait.
 type API struct {
-	users  *user.Client
-	jwks   *jwks.Client
-	cfg    APIConfig
-	logger *slog.Logger
+	users   *user.Client
+	orgs    *organization.Client
+	members *organizationmembership.Client
+	jwks    *jwks.Client
+	cfg     APIConfig
+	logger  *slog.Logger
 }
 
 // NewAPI returns a client for the Backend API described by cfg, logging its retries to
@@ -109,7 +115,14 @@ func NewAPI(cfg APIConfig, logger *slog.Logger) *API {
 		URL:        &url,
 		Key:        &key,
 	}}
-	return &API{users: user.NewClient(backend), jwks: jwks.NewClient(backend), cfg: cfg, logger: logger}
+	return &API{
+		users:   user.NewClient(backend),
+		orgs:    organization.NewClient(backend),
+		members: organizationmembership.NewClient(backend),
+		jwks:    jwks.NewClient(backend),
+		cfg:     cfg,
+		logger:  logger,
+	}
 }
 
 // InstanceID returns the id (ins_...) of the Clerk instance the secret key belongs to: the key

@@ -1,9 +1,13 @@
-// Package clerkfake is a stand-in for the user endpoints of Clerk's Backend API, for tests:
-// GET /v1/users (limit, offset), GET /v1/users/count and GET /v1/users/{id}, answering in the
-// shapes Clerk documents (a JSON array of User objects; {"object":"total_count",...}; a User or
-// a 404 {"errors":[{"code":"resource_not_found",...}]}), and GET /v1/jwks (the instance's JSON
-// Web Key Set, whose key id is the instance id), checking the secret key, and giving 429 with
-// Retry-After, or answering late, on request.
+// Package clerkfake is a stand-in for the parts of Clerk's Backend API the service reads, for
+// tests: GET /v1/users (limit, offset), GET /v1/users/count and GET /v1/users/{id}, answering
+// in the shapes Clerk documents (a JSON array of User objects; {"object":"total_count",...}; a
+// User or a 404 {"errors":[{"code":"resource_not_found",...}]}); GET /v1/organizations, GET
+// /v1/organizations/{id} and GET /v1/organizations/{id}/memberships (limit, offset, user_id),
+// answering {"data":[...],"total_count":N} lists of Organization and OrganizationMembership
+// objects, or the same 404 (or, with organizations turned off, Clerk's
+// organization_not_enabled_in_instance); and GET /v1/jwks (the instance's JSON Web Key Set,
+// whose key id is the instance id). It checks the secret key, and gives 429 with Retry-After,
+// or answers late, on request.
 package clerkfake
 
 import (
@@ -37,22 +41,25 @@ type User struct {
 // DefaultInstance is the instance id (the key id of GET /v1/jwks) a new stand-in serves.
 const DefaultInstance = "ins_fake2kXcLeRkInStAnCe0001"
 
-// Server is the stand-in. Its users are listed in the order they were added (Clerk's
-// order_by=+created_at for users added oldest first).
+// Server is the stand-in. Its users, organizations and memberships are listed in the order
+// they were added (Clerk's order_by=+created_at for those added oldest first).
 type Server struct {
 	// URL is the API's base URL, ending in /v1: what CLERK_API_URL would be.
 	URL string
 	// Key is the secret key requests must carry as "Authorization: Bearer <Key>".
 	Key string
 
-	mu         sync.Mutex
-	users      []User
-	keyIDs     []string       // the kid of each key GET /v1/jwks serves
-	signingKey *rsa.PublicKey // generated on the first GET /v1/jwks
-	limits     []rateLimit    // the 429s still to give, one per matching request
-	delays     []delay
-	requests   []string
-	beforeList func(offset int)
+	mu           sync.Mutex
+	users        []User
+	orgs         []Organization
+	members      []Membership
+	orgsDisabled bool           // the organization endpoints answer organization_not_enabled_in_instance
+	keyIDs       []string       // the kid of each key GET /v1/jwks serves
+	signingKey   *rsa.PublicKey // generated on the first GET /v1/jwks
+	limits       []rateLimit    // the 429s still to give, one per matching request
+	delays       []delay
+	requests     []string
+	beforeList   map[string]func(offset int) // by the list's path
 }
 
 // New starts a stand-in serving users to requests with the secret key key; it stops when the
@@ -121,7 +128,8 @@ type delay struct {
 func (s *Server) RateLimit(retryAfter ...string) { s.RateLimitOn("", retryAfter...) }
 
 // RateLimitOn makes the next len(retryAfter) requests starting with prefix, as Requests shows
-// them ("GET /v1/jwks", "GET /v1/users?", "GET /v1/users/user_"), answer 429, each with the
+// them ("GET /v1/jwks", "GET /v1/users?", "GET /v1/users/user_", "GET /v1/organizations?",
+// "GET /v1/organizations/org_1/memberships"), answer 429, each with the
 // given Retry-After header ("" for none).
 func (s *Server) RateLimitOn(prefix string, retryAfter ...string) {
 	s.mu.Lock()
@@ -141,10 +149,18 @@ func (s *Server) Delay(prefix string, d time.Duration) {
 
 // BeforeList sets f to run before each GET /v1/users is answered, with the requested offset:
 // a test changes the users between pages there.
-func (s *Server) BeforeList(f func(offset int)) {
+func (s *Server) BeforeList(f func(offset int)) { s.BeforeListOf("/v1/users", f) }
+
+// BeforeListOf sets f to run before each list request on path is answered ("/v1/users",
+// "/v1/organizations", "/v1/organizations/org_.../memberships"), with the requested offset,
+// replacing the hook path had (nil: none): a test changes the list, or the database, there.
+func (s *Server) BeforeListOf(path string, f func(offset int)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.beforeList = f
+	if s.beforeList == nil {
+		s.beforeList = map[string]func(int){}
+	}
+	s.beforeList[path] = f
 }
 
 // Requests returns every request received so far, as "GET /v1/users?limit=2&offset=0" (the
@@ -182,7 +198,6 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.requests = append(s.requests, req)
-	hook := s.beforeList
 	var wait time.Duration
 	for _, d := range s.delays {
 		if strings.HasPrefix(req, d.prefix) {
@@ -198,23 +213,28 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	if r.URL.Path == "/v1/jwks" && r.Method == http.MethodGet {
-		s.serveJWKS(w)
-		return
-	}
-	path, ok := strings.CutPrefix(r.URL.Path, "/v1/users")
 	switch {
-	case !ok || r.Method != http.MethodGet:
+	case r.Method != http.MethodGet:
 		writeError(w, http.StatusNotFound, "resource_not_found", "not found")
+	case r.URL.Path == "/v1/jwks":
+		s.serveJWKS(w)
+	case r.URL.Path == "/v1/users" || strings.HasPrefix(r.URL.Path, "/v1/users/"):
+		s.serveUsers(w, r)
+	case r.URL.Path == "/v1/organizations" || strings.HasPrefix(r.URL.Path, "/v1/organizations/"):
+		s.serveOrganizations(w, r)
+	default:
+		writeError(w, http.StatusNotFound, "resource_not_found", "not found")
+	}
+}
+
+// serveUsers answers GET /v1/users, /v1/users/count and /v1/users/{id}.
+func (s *Server) serveUsers(w http.ResponseWriter, r *http.Request) {
+	path := strings.TrimPrefix(r.URL.Path, "/v1/users")
+	switch {
 	case path == "" || path == "/":
-		limit, lerr := intParam(r, "limit", 10)
-		offset, oerr := intParam(r, "offset", 0)
-		if lerr != nil || oerr != nil || limit < 1 || limit > 500 || offset < 0 {
-			writeError(w, http.StatusUnprocessableEntity, "form_param_value_invalid", "limit must be 1 to 500 and offset 0 or more")
+		limit, offset, ok := s.listRange(w, r)
+		if !ok {
 			return
-		}
-		if hook != nil {
-			hook(offset)
 		}
 		s.mu.Lock()
 		page := []any{}
@@ -243,6 +263,25 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, clerkUser(u))
 	}
+}
+
+// listRange reads the limit (1 to 500, default 10) and offset (default 0) of a list request,
+// and runs the list's BeforeListOf hook with the offset. It answers 422 as Clerk does, and
+// returns false, when either is invalid.
+func (s *Server) listRange(w http.ResponseWriter, r *http.Request) (limit, offset int, ok bool) {
+	limit, lerr := intParam(r, "limit", 10)
+	offset, oerr := intParam(r, "offset", 0)
+	if lerr != nil || oerr != nil || limit < 1 || limit > 500 || offset < 0 {
+		writeError(w, http.StatusUnprocessableEntity, "form_param_value_invalid", "limit must be 1 to 500 and offset 0 or more")
+		return 0, 0, false
+	}
+	s.mu.Lock()
+	hook := s.beforeList[strings.TrimSuffix(r.URL.Path, "/")]
+	s.mu.Unlock()
+	if hook != nil {
+		hook(offset)
+	}
+	return limit, offset, true
 }
 
 // serveJWKS answers GET /v1/jwks as Clerk does: {"keys":[{"use":"sig","kty":"RSA","kid":
@@ -291,12 +330,6 @@ func intParam(r *http.Request, name string, def int) (int, error) {
 
 // clerkUser renders u as Clerk's User object.
 func clerkUser(u User) map[string]any {
-	null := func(s string) any {
-		if s == "" {
-			return nil
-		}
-		return s
-	}
 	emails := []any{}
 	var primary any
 	if u.Email != "" {
@@ -364,9 +397,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, status int, code, long string) {
+	writeErrorMessage(w, status, code, strings.ReplaceAll(code, "_", " "), long)
+}
+
+func writeErrorMessage(w http.ResponseWriter, status int, code, message, long string) {
 	writeJSON(w, status, map[string]any{
 		"errors": []any{map[string]any{
-			"message":      strings.ReplaceAll(code, "_", " "),
+			"message":      message,
 			"long_message": long,
 			"code":         code,
 		}},
