@@ -129,8 +129,9 @@ func (c inngestConfig) mode() string {
 }
 
 // newInngest returns the Inngest client of c with every function of the service registered:
-// the three user functions, record-sync-failure, and reconcile-users-with-clerk when clerkc
-// has a secret key. It returns an error when the SDK refuses the client or a function.
+// the user, organization and membership functions, record-sync-failure, and
+// reconcile-users-with-clerk and reconcile-organizations-with-clerk when clerkc has a secret
+// key. It returns an error when the SDK refuses the client or a function.
 func newInngest(c inngestConfig, clerkc clerkConfig, users *store.Store, m *metrics, logger *slog.Logger) (inngestgo.Client, error) {
 	client, err := inngestgo.NewClient(inngestOptions(c, logger))
 	if err != nil {
@@ -147,16 +148,18 @@ func newInngest(c inngestConfig, clerkc clerkConfig, users *store.Store, m *metr
 		logger.Info("CLERK_SECRET_KEY is not set: no scheduled reconciliation with Clerk")
 		return client, nil
 	}
-	r := reconcile.New(users, newClerkAPI(clerkc, logger), logger.With("function", reconcile.FunctionID), reconcile.Config{
-		MaxDeleteShare:  clerkc.maxDeleteShare,
-		AllowMassDelete: clerkc.allowMassDelete,
-		Metrics:         m,
-	})
+	api := newClerkAPI(clerkc, logger)
+	cfg := reconcile.Config{MaxDeleteShare: clerkc.maxDeleteShare, AllowMassDelete: clerkc.allowMassDelete, Metrics: m}
+	r := reconcile.New(users, api, logger.With("function", reconcile.FunctionID), cfg)
 	if err := r.Register(client, clerkc.schedule); err != nil {
 		return nil, fmt.Errorf("inngest functions: %w", err)
 	}
-	logger.Info("reconciliation with Clerk scheduled", "function", reconcile.FunctionID, "schedule", clerkc.schedule,
-		"max_delete_share", clerkc.maxDeleteShare, "allow_mass_delete", clerkc.allowMassDelete)
+	orgs := reconcile.New(users, api, logger.With("function", reconcile.OrganizationsFunctionID), cfg)
+	if err := orgs.RegisterOrganizations(client, clerkc.schedule); err != nil {
+		return nil, fmt.Errorf("inngest functions: %w", err)
+	}
+	logger.Info("reconciliation with Clerk scheduled", "functions", []string{reconcile.FunctionID, reconcile.OrganizationsFunctionID},
+		"schedule", clerkc.schedule, "max_delete_share", clerkc.maxDeleteShare, "allow_mass_delete", clerkc.allowMassDelete)
 	return client, nil
 }
 

@@ -7,15 +7,19 @@ import (
 	"github.com/inngest/inngestgo"
 )
 
-// FunctionID is the cron function's id, as the Inngest dashboard shows it (prefixed with the
-// app id).
+// FunctionID is the users' cron function's id, as the Inngest dashboard shows it (prefixed
+// with the app id).
 const FunctionID = "reconcile-users-with-clerk"
+
+// OrganizationsFunctionID is the id of the cron function that reconciles the organizations and
+// their memberships.
+const OrganizationsFunctionID = "reconcile-organizations-with-clerk"
 
 // DefaultSchedule runs the reconciliation daily at 03:00 UTC.
 const DefaultSchedule = "0 3 * * *"
 
 // maxRetries is how often Inngest retries a failed step (a page, the plan, a deletion chunk)
-// before the run fails; the next scheduled run starts over anyway.
+// before the run fails; the next scheduled run starts over anyway. Both functions have it.
 const maxRetries = 5
 
 // Register creates reconcile-users-with-clerk on client, run on the cron schedule (for example
@@ -47,4 +51,30 @@ func (r *Reconciler) reconcileRun(ctx context.Context, in inngestgo.Input[map[st
 	// Past Run, the run is over (an unfinished run leaves Run through the SDK's step control).
 	r.cfg.Metrics.Reconciled(sum, err)
 	return sum, err
+}
+
+// RegisterOrganizations creates reconcile-organizations-with-clerk on client, run on the cron
+// schedule (the users' one, for example), as Register does for the users: one run at a time,
+// a run scheduled while another is still going skipped. Its own run, with its own steps
+// (RunOrganizations), keeps each within Inngest's 1,000 steps. It returns an error if the SDK
+// rejects the function's configuration.
+func (r *Reconciler) RegisterOrganizations(client inngestgo.Client, schedule string) error {
+	_, err := inngestgo.CreateFunction(client,
+		inngestgo.FunctionOpts{
+			ID:        OrganizationsFunctionID,
+			Name:      "Reconcile organizations and memberships with Clerk",
+			Retries:   inngestgo.IntPtr(maxRetries),
+			Singleton: &inngestgo.ConfigSingleton{Mode: enums.SingletonModeSkip},
+		},
+		inngestgo.CronTrigger(schedule),
+		r.reconcileOrganizationsRun,
+	)
+	return err
+}
+
+// reconcileOrganizationsRun is the organizations function's body: one RunOrganizations, its
+// summary as the run's output (see reconcileRun).
+func (r *Reconciler) reconcileOrganizationsRun(ctx context.Context, in inngestgo.Input[map[string]any]) (any, error) {
+	r.logger.Debug("reconciliation of organizations with Clerk invoked", "run_id", in.InputCtx.RunID, "attempt", in.InputCtx.Attempt)
+	return r.RunOrganizations(ctx)
 }

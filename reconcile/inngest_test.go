@@ -36,19 +36,43 @@ type generatorOp struct {
 	Data json.RawMessage `json:"data"`
 }
 
-// driveRun runs reconcile-users-with-clerk of r the way Inngest runs it, through the Inngest
-// SDK's serve handler (dev mode, so unsigned): it posts the cron event with the outputs of
-// the steps done so far, memoizes the output of the step each call ran, and calls again; a
-// step that failed is called again at once (not at its Retry-After), as another attempt. It
-// returns every call and the run's output. It fails the test when a call answers anything
-// but a step or the end of the run, or when the run has not ended after maxCalls calls.
+// driveRun runs reconcile-users-with-clerk of r the way Inngest runs it (driveFunction).
 func driveRun(t *testing.T, r *reconcile.Reconciler, maxCalls int) ([]inngestCall, reconcile.Summary) {
+	t.Helper()
+	calls, out := driveFunction(t, r.Register, reconcile.FunctionID, maxCalls)
+	var sum reconcile.Summary
+	if err := json.Unmarshal(out, &sum); err != nil {
+		t.Fatalf("run output %s: %v", out, err)
+	}
+	return calls, sum
+}
+
+// driveOrgRun runs reconcile-organizations-with-clerk of r the way Inngest runs it
+// (driveFunction).
+func driveOrgRun(t *testing.T, r *reconcile.Reconciler, maxCalls int) ([]inngestCall, reconcile.OrganizationsSummary) {
+	t.Helper()
+	calls, out := driveFunction(t, r.RegisterOrganizations, reconcile.OrganizationsFunctionID, maxCalls)
+	var sum reconcile.OrganizationsSummary
+	if err := json.Unmarshal(out, &sum); err != nil {
+		t.Fatalf("run output %s: %v", out, err)
+	}
+	return calls, sum
+}
+
+// driveFunction runs the cron function fnID, which register creates, the way Inngest runs it,
+// through the Inngest SDK's serve handler (dev mode, so unsigned): it posts the cron event
+// with the outputs of the steps done so far, memoizes the output of the step each call ran,
+// and calls again; a step that failed is called again at once (not at its Retry-After), as
+// another attempt. It returns every call and the run's output. It fails the test when a call
+// answers anything but a step or the end of the run, or when the run has not ended after
+// maxCalls calls.
+func driveFunction(t *testing.T, register func(inngestgo.Client, string) error, fnID string, maxCalls int) ([]inngestCall, json.RawMessage) {
 	t.Helper()
 	client, err := inngestgo.NewClient(inngestgo.ClientOpts{AppID: testAppID, Dev: inngestgo.BoolPtr(true), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Register(client, reconcile.DefaultSchedule); err != nil {
+	if err := register(client, reconcile.DefaultSchedule); err != nil {
 		t.Fatal(err)
 	}
 	handler := client.Serve()
@@ -58,16 +82,12 @@ func driveRun(t *testing.T, r *reconcile.Reconciler, maxCalls int) ([]inngestCal
 	attempt := 0
 	for range maxCalls {
 		rec := httptest.NewRecorder()
-		handler.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/?fnId="+testAppID+"-"+reconcile.FunctionID,
+		handler.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/?fnId="+testAppID+"-"+fnID,
 			bytes.NewReader(invokeBody(t, steps, stack, attempt))))
 		call := inngestCall{RetryAt: retryAtHeader(t, rec.Header())}
 		switch rec.Code {
 		case http.StatusOK:
-			var sum reconcile.Summary
-			if err := json.Unmarshal(rec.Body.Bytes(), &sum); err != nil {
-				t.Fatalf("run output %s: %v", rec.Body, err)
-			}
-			return append(calls, call), sum
+			return append(calls, call), json.RawMessage(rec.Body.Bytes())
 		case http.StatusPartialContent:
 		default:
 			t.Fatalf("call %d = %d %s; want 206 (a step) or 200 (the run's end)", len(calls)+1, rec.Code, rec.Body)
@@ -90,7 +110,7 @@ func driveRun(t *testing.T, r *reconcile.Reconciler, maxCalls int) ([]inngestCal
 		}
 	}
 	t.Fatalf("the run has not ended after %d calls: %+v", maxCalls, calls)
-	return nil, reconcile.Summary{}
+	return nil, nil
 }
 
 // invokeBody returns what Inngest posts to call the function: the cron event, the memoized

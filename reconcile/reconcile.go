@@ -3,8 +3,10 @@
 // API and writes every user through the store's guarded upsert, so it never overwrites a newer
 // webhook write, then tombstones the live users Clerk no longer has, with a safety cap. Before
 // it writes anything it checks that the secret key reads the Clerk instance the collection
-// follows, and that Clerk's list shares enough users with the collection. The backfill command
-// makes the same checks (CheckImport) before it imports from the API (package backfill).
+// follows, and that Clerk's list shares enough users with the collection.
+// reconcile-organizations-with-clerk does the same for the organizations and, organization by
+// organization, their memberships (RunOrganizations). The backfill command makes the same
+// checks (CheckImport) before it imports from the API (package backfill).
 package reconcile
 
 import (
@@ -30,6 +32,22 @@ type Store interface {
 	DeleteUser(ctx context.Context, id string, deletedAt int64) (store.Outcome, error)
 	// LiveUserIDs returns the ids of the users not deleted.
 	LiveUserIDs(ctx context.Context) ([]string, error)
+	// UpsertOrganization writes o unless the stored organization is as new or newer, or
+	// deleted.
+	UpsertOrganization(ctx context.Context, o store.Organization) (store.Outcome, error)
+	// DeleteOrganization turns the organization into a tombstone, and its live memberships
+	// too.
+	DeleteOrganization(ctx context.Context, id string, deletedAt int64) (store.Outcome, error)
+	// LiveOrganizationIDs returns the ids of the organizations not deleted.
+	LiveOrganizationIDs(ctx context.Context) ([]string, error)
+	// UpsertMembership writes m unless the stored membership is as new or newer, or
+	// deleted; a membership of a deleted organization or user is stored as a tombstone.
+	UpsertMembership(ctx context.Context, m store.Membership) (store.Outcome, error)
+	// DeleteMembership turns the membership into a tombstone.
+	DeleteMembership(ctx context.Context, id string, deletedAt int64) (store.Outcome, error)
+	// LiveMemberships returns the live memberships of the organization orgID and the user
+	// userID ("" for either: any).
+	LiveMemberships(ctx context.Context, orgID, userID string) ([]store.Membership, error)
 	// ClerkInstance returns the id of the Clerk instance the collection follows, "" for none.
 	ClerkInstance(ctx context.Context) (string, error)
 	// RecordClerkInstance records id as that instance unless one is recorded already; it
@@ -37,7 +55,8 @@ type Store interface {
 	RecordClerkInstance(ctx context.Context, id string, at time.Time) (string, error)
 }
 
-// Clerk is where reconciliation reads the users from. *clerk.API implements it.
+// Clerk is where reconciliation reads the users, organizations and memberships from.
+// *clerk.API implements it.
 type Clerk interface {
 	// InstanceID returns the id (ins_...) of the Clerk instance the users are read from.
 	InstanceID(ctx context.Context) (string, error)
@@ -45,6 +64,17 @@ type Clerk interface {
 	ListUsers(ctx context.Context, limit, offset int) (clerk.UserPage, error)
 	// GetUser returns one user, or an error wrapping clerk.ErrUserNotFound when Clerk has none.
 	GetUser(ctx context.Context, id string) (clerk.User, error)
+	// ListOrganizations returns at most limit organizations from offset on, in a stable
+	// order, or an error wrapping clerk.ErrOrganizationsNotEnabled when the instance has
+	// organizations turned off.
+	ListOrganizations(ctx context.Context, limit, offset int) (clerk.OrganizationPage, error)
+	// GetOrganization returns one organization, or an error wrapping
+	// clerk.ErrOrganizationNotFound when Clerk has none.
+	GetOrganization(ctx context.Context, id string) (clerk.Organization, error)
+	// ListMemberships returns at most limit memberships of the organization orgID from
+	// offset on, in a stable order, only those of userIDs when given; an error wrapping
+	// clerk.ErrOrganizationNotFound when Clerk has no such organization.
+	ListMemberships(ctx context.Context, orgID string, userIDs []string, limit, offset int) (clerk.MembershipPage, error)
 }
 
 // ErrWrongInstance means the secret key reads another Clerk instance than the one the users
@@ -52,9 +82,10 @@ type Clerk interface {
 // every stored user would look deleted. Nothing was written or deleted.
 var ErrWrongInstance = errors.New("reconcile: CLERK_SECRET_KEY belongs to another Clerk instance than the one the users collection follows")
 
-// ErrFewShared means Clerk's list shares fewer than MinSharedShare of the live users in the
-// database (a key for another instance, or the wrong database): nothing was written.
-var ErrFewShared = errors.New("reconcile: Clerk's users are not the database's")
+// ErrFewShared means Clerk's list shares fewer than MinSharedShare of the live users (or
+// organizations) in the database (a key for another instance, or the wrong database):
+// nothing was written.
+var ErrFewShared = errors.New("reconcile: Clerk's list is not the database's")
 
 // DefaultMinSharedShare is the share of the live users that Clerk's list must have unless
 // Config says otherwise.
@@ -62,19 +93,20 @@ const DefaultMinSharedShare = 0.5
 
 // Config tunes a reconciliation.
 type Config struct {
-	// PageSize is how many users each page (and step) asks Clerk for: 1 to
-	// clerk.MaxPageSize; 0 means clerk.MaxPageSize.
+	// PageSize is how many users (organizations, memberships) each page (and step) asks
+	// Clerk for: 1 to clerk.MaxPageSize; 0 means clerk.MaxPageSize.
 	PageSize int
 	// MaxDeleteShare is the largest share (0 to 1) of the live users one run may delete. When
 	// more are missing from Clerk, the run deletes none of them and reports them as refused
-	// (a wrong secret key or an empty Clerk instance must not empty the collection).
+	// (a wrong secret key or an empty Clerk instance must not empty the collection). The same
+	// share caps the organizations, and the memberships, an organizations run deletes.
 	MaxDeleteShare float64
 	// AllowMassDelete lifts MaxDeleteShare for a run that must delete that many, and
 	// MinSharedShare for a run whose list shares that few users with the database.
 	AllowMassDelete bool
-	// MinSharedShare is the smallest share (0 to 1) of the live users in the database that
-	// Clerk's list must have for a run to write or delete anything; 0 (or less) means
-	// DefaultMinSharedShare. An empty database (a first import) is never refused.
+	// MinSharedShare is the smallest share (0 to 1) of the live users (organizations) in the
+	// database that Clerk's list must have for a run to write or delete anything; 0 (or less)
+	// means DefaultMinSharedShare. An empty database (a first import) is never refused.
 	MinSharedShare float64
 	// Now is the clock for deletion times; nil means time.Now.
 	Now func() time.Time
@@ -85,7 +117,8 @@ type Config struct {
 
 // Metrics counts reconciliation results. The service's Prometheus metrics implement it.
 type Metrics interface {
-	// Reconciled is called once per finished run with its summary and error (nil: success).
+	// Reconciled is called once per finished run of reconcile-users-with-clerk with its
+	// summary and error (nil: success).
 	Reconciled(sum Summary, err error)
 }
 
@@ -144,7 +177,8 @@ type Summary struct {
 	RefusedForeign bool `json:"refused_foreign"`
 }
 
-// Reconciler reconciles the users collection with Clerk.
+// Reconciler reconciles the users collection (Run), and the organizations and memberships
+// collections (RunOrganizations), with Clerk.
 type Reconciler struct {
 	users  Store
 	api    Clerk
@@ -152,10 +186,13 @@ type Reconciler struct {
 	cfg    Config
 	// budget is the deadline of each step: StepBudget, shorter in tests.
 	budget time.Duration
+	// maxOrgSteps bounds the steps of an organizations run before its deletions:
+	// maxOrgRunSteps, fewer in tests.
+	maxOrgSteps int
 }
 
-// New returns a Reconciler reading users from api, writing them to users and logging to
-// logger.
+// New returns a Reconciler reading users, organizations and memberships from api, writing
+// them to users (the store of all three) and logging to logger.
 func New(users Store, api Clerk, logger *slog.Logger, cfg Config) *Reconciler {
 	if cfg.PageSize <= 0 || cfg.PageSize > clerk.MaxPageSize {
 		cfg.PageSize = clerk.MaxPageSize
@@ -169,7 +206,7 @@ func New(users Store, api Clerk, logger *slog.Logger, cfg Config) *Reconciler {
 	if cfg.Metrics == nil {
 		cfg.Metrics = nopMetrics{}
 	}
-	return &Reconciler{users: users, api: api, logger: logger, cfg: cfg, budget: StepBudget}
+	return &Reconciler{users: users, api: api, logger: logger, cfg: cfg, budget: StepBudget, maxOrgSteps: maxOrgRunSteps}
 }
 
 // instanceCheck is the memoized output of the check-instance step.
@@ -185,6 +222,9 @@ type surveyPage struct {
 	// Count is how many users Clerk returned; fewer than the page size ends the list.
 	Count int      `json:"count"`
 	IDs   []string `json:"ids"`
+	// NotEnabled is true when Clerk answered that the instance has organizations turned off
+	// (organization surveys only).
+	NotEnabled bool `json:"not_enabled,omitempty"`
 }
 
 // Check is what the checks before a run's first write found (the memoized output of the
@@ -203,17 +243,30 @@ type Check struct {
 	Refused bool `json:"refused"`
 }
 
+// writeCounts counts the outcomes of upserts.
+type writeCounts struct {
+	Inserted int `json:"inserted"`
+	Updated  int `json:"updated"`
+	Skipped  int `json:"skipped"`
+	Failed   int `json:"failed"`
+}
+
+// add adds c's counts to w.
+func (w *writeCounts) add(c writeCounts) {
+	w.Inserted += c.Inserted
+	w.Updated += c.Updated
+	w.Skipped += c.Skipped
+	w.Failed += c.Failed
+}
+
 // pageResult is the memoized output of one page step.
 type pageResult struct {
 	Offset int `json:"offset"`
 	// Count is how many users Clerk returned; fewer than the page size ends the list.
 	Count int `json:"count"`
 	// IDs are every user id on the page, written or not: they all exist in Clerk.
-	IDs      []string `json:"ids"`
-	Inserted int      `json:"inserted"`
-	Updated  int      `json:"updated"`
-	Skipped  int      `json:"skipped"`
-	Failed   int      `json:"failed"`
+	IDs []string `json:"ids"`
+	writeCounts
 }
 
 // deletionPlan is the memoized output of the plan-deletions step.
@@ -365,39 +418,71 @@ func (r *Reconciler) syncPages(ctx context.Context, sum *Summary) (map[string]st
 // up to deleteChunk of them from the first one the steps before left, and adds what they did
 // to sum. It returns the error of the first step that fails for good.
 func (r *Reconciler) deleteCandidates(ctx context.Context, candidates []string, sum *Summary) error {
-	for i := 0; i < len(candidates); {
-		chunk := candidates[i:min(i+deleteChunk, len(candidates))]
-		res, err := runStep(ctx, r, fmt.Sprintf("delete-%d", i), func(ctx context.Context) (deletionResult, error) {
-			return r.deleteMissing(ctx, chunk, time.Now().Add(r.budget/2))
+	return inSteps(ctx, r, "delete", candidates, deleteChunk, 0,
+		func(ctx context.Context, chunk []string, stopAt time.Time) (deletionResult, error) {
+			return confirmEach(ctx, r, chunk, stopAt, "user", r.confirmDeletion)
+		},
+		func(res deletionResult) {
+			sum.Deleted += res.Deleted
+			sum.StillInClerk += res.StillInClerk
+			sum.Inserted += res.Inserted
+			sum.Updated += res.Updated
+			sum.Skipped += res.Skipped
+			sum.Failed += res.Failed
+		})
+}
+
+// chunkResult is the memoized output of a step that deals with a chunk of items in order and
+// may stop early (see inSteps).
+type chunkResult interface {
+	// dealtWith is how many of the chunk's items the step dealt with, from the first on.
+	dealtWith() int
+}
+
+// inSteps runs steps prefix-N until every item is dealt with, N being the index of the step's
+// first item: each step gives do up to chunk items, from the first one the steps before left,
+// and the time past which do starts no new item (half the step's budget on), and add gets
+// what it did. It returns the error of the first step that fails for good, or one when all
+// the items need more than maxSteps steps (0: no limit).
+func inSteps[T any, R chunkResult](ctx context.Context, r *Reconciler, prefix string, items []T, chunk, maxSteps int,
+	do func(ctx context.Context, chunk []T, stopAt time.Time) (R, error), add func(R)) error {
+	for i, steps := 0, 0; i < len(items); steps++ {
+		if maxSteps > 0 && steps >= maxSteps {
+			return fmt.Errorf("reconcile: %d %s steps dealt with %d of %d items, and a run has no room for more steps: "+
+				"Inngest allows 1,000 per run", steps, prefix, i, len(items))
+		}
+		part := items[i:min(i+chunk, len(items))]
+		res, err := runStep(ctx, r, fmt.Sprintf("%s-%d", prefix, i), func(ctx context.Context) (R, error) {
+			return do(ctx, part, time.Now().Add(r.budget/2))
 		})
 		if err != nil {
 			return err
 		}
-		sum.Deleted += res.Deleted
-		sum.StillInClerk += res.StillInClerk
-		sum.Inserted += res.Inserted
-		sum.Updated += res.Updated
-		sum.Skipped += res.Skipped
-		sum.Failed += res.Failed
-		if res.Done <= 0 || res.Done > len(chunk) {
-			// Memoized by a version whose delete steps always did their whole chunk.
-			res.Done = len(chunk)
+		add(res)
+		done := res.dealtWith()
+		if done <= 0 || done > len(part) {
+			// Memoized by a version whose steps always did their whole chunk.
+			done = len(part)
 		}
-		i += res.Done
+		i += done
 	}
 	return nil
 }
 
-// CheckImport makes the checks of Run for an import that writes Clerk's users without
-// deleting any (backfill from the API), before it writes anything: it refuses a secret key
-// for another Clerk instance than the collection follows; when none is recorded yet and the
-// database has live users, it surveys Clerk's list and refuses one that shares fewer than
+// dealtWith is how many candidates the delete step dealt with.
+func (d deletionResult) dealtWith() int { return d.Done }
+
+// CheckImport makes the checks of Run for an import that writes Clerk's users, organizations
+// and memberships without deleting any (backfill from the API), before it writes anything: it
+// refuses a secret key for another Clerk instance than the collection follows; when none is
+// recorded yet, it surveys Clerk's users when the database has live users, and Clerk's
+// organizations when it has live organizations, and refuses a list that shares fewer than
 // MinSharedShare of them (unless AllowMassDelete); then it records the instance. A recorded
 // instance that matches needs no survey.
 //
-// It returns what it found, and an error wrapping ErrWrongInstance or ErrFewShared when it
-// refuses (the message says what to check), store.ErrDatabase, clerk.ErrRateLimited, or
-// Clerk's or the network's error.
+// It returns what it found for the users, and an error wrapping ErrWrongInstance or
+// ErrFewShared when it refuses (the message says what to check), store.ErrDatabase,
+// clerk.ErrRateLimited, or Clerk's or the network's error.
 func (r *Reconciler) CheckImport(ctx context.Context) (Check, error) {
 	inst, err := r.checkInstance(ctx)
 	if err != nil {
@@ -406,27 +491,52 @@ func (r *Reconciler) CheckImport(ctx context.Context) (Check, error) {
 	if inst.Recorded != "" {
 		return Check{Instance: inst.Instance}, nil
 	}
-	live, err := r.users.LiveUserIDs(ctx)
+	chk, err := r.checkImportOf(ctx, inst, "users", r.users.LiveUserIDs, r.surveyPage)
+	if err != nil {
+		return chk, err
+	}
+	orgs, err := r.checkImportOf(ctx, inst, "organizations", r.users.LiveOrganizationIDs, func(ctx context.Context, offset int) (surveyPage, error) {
+		p, err := r.surveyOrgPage(ctx, offset)
+		if p.NotEnabled {
+			// No organization in Clerk: a database with live ones shares none of them.
+			r.logger.Info("the Clerk instance has organizations turned off", "clerk_instance", inst.Instance)
+		}
+		return p, err
+	})
+	if err != nil {
+		return chk, err
+	}
+	r.logger.Debug("organizations checked", "live_organizations", orgs.Live, "shared", orgs.Shared)
+	if err := r.recordInstance(ctx, inst); err != nil {
+		return chk, err
+	}
+	return chk, nil
+}
+
+// checkImportOf is CheckImport's survey of one kind ("users", "organizations"): when the
+// database has live ones (listLive), it reads Clerk's list of them through readPage and
+// compares. It returns an error wrapping ErrFewShared when the list shares too few of them,
+// and the database's, Clerk's or the network's error.
+func (r *Reconciler) checkImportOf(ctx context.Context, inst instanceCheck, kind string, listLive func(context.Context) ([]string, error),
+	readPage func(ctx context.Context, offset int) (surveyPage, error)) (Check, error) {
+	live, err := listLive(ctx)
 	if err != nil {
 		return Check{}, err
 	}
 	var listed []string
 	if len(live) > 0 {
-		r.logger.Info("no Clerk instance recorded for this database yet: reading Clerk's list once to compare it with the stored users",
-			"clerk_instance", inst.Instance, "live_users", len(live))
-		if listed, err = r.survey(ctx, r.surveyPage); err != nil {
+		r.logger.Info("no Clerk instance recorded for this database yet: reading Clerk's list once to compare it with the stored "+kind,
+			"clerk_instance", inst.Instance, "live_"+kind, len(live))
+		if listed, err = r.survey(ctx, readPage); err != nil {
 			return Check{}, err
 		}
 	}
-	chk, err := r.checkOverlap(ctx, inst, live, listed)
-	if err != nil {
-		return chk, err
-	}
+	chk := r.compareLists(inst, kind, live, listed)
 	if chk.Refused {
-		return chk, fmt.Errorf("%w: only %d of the %d live users in the database are among the %d users of Clerk instance %s; nothing was written. "+
+		return chk, fmt.Errorf("%w: only %d of the %d live %s in the database are among the %d %s of Clerk instance %s; nothing was written. "+
 			"Check that CLERK_SECRET_KEY is the secret key of the Clerk instance this database follows, and that MONGODB_URI names the right database; "+
-			"if the database really must take this instance's users, set RECONCILE_ALLOW_MASS_DELETE=1 for one run",
-			ErrFewShared, chk.Shared, chk.Live, chk.Listed, chk.Instance)
+			"if the database really must take this instance's %s, set RECONCILE_ALLOW_MASS_DELETE=1 for one run",
+			ErrFewShared, chk.Shared, chk.Live, kind, chk.Listed, kind, chk.Instance, kind)
 	}
 	return chk, nil
 }
@@ -500,13 +610,26 @@ func (r *Reconciler) surveyPage(ctx context.Context, offset int) (surveyPage, er
 	return res, nil
 }
 
-// checkOverlap compares the live users stored before any write with the ids on Clerk's list:
-// when the database has live users and fewer than MinSharedShare of them are listed, it
-// refuses (Refused, and a warning saying what to check) unless AllowMassDelete. Otherwise it
-// records the instance when none is recorded yet. It returns an error wrapping
-// store.ErrDatabase when the record cannot be written, and one wrapping ErrWrongInstance when
-// another instance was recorded meanwhile.
+// checkOverlap compares the live users stored before any write with the ids on Clerk's list
+// (compareLists) and, unless that refuses, records the instance when none is recorded yet. It
+// returns an error wrapping store.ErrDatabase when the record cannot be written, and one
+// wrapping ErrWrongInstance when another instance was recorded meanwhile.
 func (r *Reconciler) checkOverlap(ctx context.Context, inst instanceCheck, live, listed []string) (Check, error) {
+	chk := r.compareLists(inst, "users", live, listed)
+	if chk.Refused {
+		return chk, nil
+	}
+	if err := r.recordInstance(ctx, inst); err != nil {
+		return Check{}, err
+	}
+	return chk, nil
+}
+
+// compareLists compares the live ids of kind ("users", "organizations") stored before any
+// write with the ids on Clerk's list: when the database has live ones and fewer than
+// MinSharedShare of them are listed, it refuses (Refused, and a warning saying what to
+// check) unless AllowMassDelete.
+func (r *Reconciler) compareLists(inst instanceCheck, kind string, live, listed []string) Check {
 	inList := make(map[string]struct{}, len(listed))
 	for _, id := range listed {
 		inList[id] = struct{}{}
@@ -517,30 +640,38 @@ func (r *Reconciler) checkOverlap(ctx context.Context, inst instanceCheck, live,
 			chk.Shared++
 		}
 	}
-	attrs := []any{"clerk_instance", inst.Instance, "live_users", chk.Live, "listed_by_clerk", chk.Listed, "shared", chk.Shared, "min_shared_share", r.cfg.MinSharedShare}
+	attrs := []any{"clerk_instance", inst.Instance, "live_" + kind, chk.Live, "listed_by_clerk", chk.Listed, "shared", chk.Shared, "min_shared_share", r.cfg.MinSharedShare}
 	if chk.Live > 0 && float64(chk.Shared) < r.cfg.MinSharedShare*float64(chk.Live) {
 		if !r.cfg.AllowMassDelete {
-			r.logger.Warn("Clerk's list shares too few users with the database: writing and deleting nothing. "+
+			r.logger.Warn("Clerk's list shares too few "+kind+" with the database: writing and deleting nothing. "+
 				"Check that CLERK_SECRET_KEY is the secret key of the Clerk instance this database follows, and that MONGODB_URI names the right database; "+
-				"if the database really must take this instance's users, set RECONCILE_ALLOW_MASS_DELETE=1 for one run", attrs...)
+				"if the database really must take this instance's "+kind+", set RECONCILE_ALLOW_MASS_DELETE=1 for one run", attrs...)
 			chk.Refused = true
-			return chk, nil
+			return chk
 		}
-		r.logger.Warn("Clerk's list shares few users with the database; going on, as RECONCILE_ALLOW_MASS_DELETE allows", attrs...)
+		r.logger.Warn("Clerk's list shares few "+kind+" with the database; going on, as RECONCILE_ALLOW_MASS_DELETE allows", attrs...)
 	}
-	if inst.Recorded == "" {
-		recorded, err := r.users.RecordClerkInstance(ctx, inst.Instance, r.cfg.Now())
-		if err != nil {
-			r.logger.Error("recording the Clerk instance the database follows failed", "error", err)
-			return Check{}, err
-		}
-		if recorded != inst.Instance {
-			return Check{}, r.wrongInstance(inst.Instance, recorded)
-		}
-		r.logger.Info("recorded the Clerk instance the database follows", "clerk_instance", inst.Instance,
-			"collection", store.MetaCollection, "_id", store.ClerkInstanceDoc)
+	return chk
+}
+
+// recordInstance records inst's instance as the one the database follows when none is
+// recorded yet. It returns an error wrapping store.ErrDatabase when the record cannot be
+// written, and one wrapping ErrWrongInstance when another instance was recorded meanwhile.
+func (r *Reconciler) recordInstance(ctx context.Context, inst instanceCheck) error {
+	if inst.Recorded != "" {
+		return nil
 	}
-	return chk, nil
+	recorded, err := r.users.RecordClerkInstance(ctx, inst.Instance, r.cfg.Now())
+	if err != nil {
+		r.logger.Error("recording the Clerk instance the database follows failed", "error", err)
+		return err
+	}
+	if recorded != inst.Instance {
+		return r.wrongInstance(inst.Instance, recorded)
+	}
+	r.logger.Info("recorded the Clerk instance the database follows", "clerk_instance", inst.Instance,
+		"collection", store.MetaCollection, "_id", store.ClerkInstanceDoc)
+	return nil
 }
 
 // syncPage reads the page at offset and writes its users. It returns an error when Clerk
@@ -557,40 +688,53 @@ func (r *Reconciler) syncPage(ctx context.Context, offset int) (pageResult, erro
 			res.IDs = append(res.IDs, u.ID)
 		}
 	}
-	outcomes := make([]store.Outcome, len(page.Users))
-	errs := make([]error, len(page.Users))
-	var g errgroup.Group
-	g.SetLimit(writeWorkers)
-	for i, u := range page.Users {
-		g.Go(func() error {
-			// Each user keeps its own error: one that cannot be written must not stop the
-			// others, and the page reports the first database error in page order below.
-			outcomes[i], errs[i] = r.write(ctx, u)
-			return nil
-		})
-	}
-	_ = g.Wait() // every write returns nil; their errors are in errs
-	for i := range page.Users {
-		switch {
-		case errs[i] == nil:
-			res.count(outcomes[i])
-		case errors.Is(errs[i], store.ErrDatabase) || ctx.Err() != nil:
-			return pageResult{}, errs[i]
-		default:
-			res.Failed++
-		}
+	if res.writeCounts, err = writeAll(ctx, page.Users, r.write); err != nil {
+		return pageResult{}, err
 	}
 	return res, nil
 }
 
-func (p *pageResult) count(o store.Outcome) {
+// writeAll writes items through write, writeWorkers at a time, and counts the outcomes. An
+// item that cannot be written (no usable data) is counted as Failed and does not stop the
+// others. It returns the first database error (wrapping store.ErrDatabase), in the items'
+// order, or the error of an item written after ctx ended.
+func writeAll[T any](ctx context.Context, items []T, write func(context.Context, T) (store.Outcome, error)) (writeCounts, error) {
+	outcomes := make([]store.Outcome, len(items))
+	errs := make([]error, len(items))
+	var g errgroup.Group
+	g.SetLimit(writeWorkers)
+	for i, item := range items {
+		g.Go(func() error {
+			// Each item keeps its own error: one that cannot be written must not stop the
+			// others, and the first database error in order is reported below.
+			outcomes[i], errs[i] = write(ctx, item)
+			return nil
+		})
+	}
+	_ = g.Wait() // every write returns nil; their errors are in errs
+	var c writeCounts
+	for i := range items {
+		switch {
+		case errs[i] == nil:
+			c.count(outcomes[i])
+		case errors.Is(errs[i], store.ErrDatabase) || ctx.Err() != nil:
+			return writeCounts{}, errs[i]
+		default:
+			c.Failed++
+		}
+	}
+	return c, nil
+}
+
+// count counts one upsert's outcome.
+func (w *writeCounts) count(o store.Outcome) {
 	switch o {
 	case store.Inserted:
-		p.Inserted++
+		w.Inserted++
 	case store.Updated:
-		p.Updated++
+		w.Updated++
 	default:
-		p.Skipped++
+		w.Skipped++
 	}
 }
 
@@ -644,31 +788,48 @@ func (r *Reconciler) planDeletions(ctx context.Context, seen map[string]struct{}
 	return plan, nil
 }
 
-// deleteMissing deals with the candidates ids in order, as one delete step: it asks Clerk for
-// each; a 404 turns the user into a tombstone, as user.deleted would; a user Clerk still has
-// is written instead. It starts no candidate after stopAt but the first, so that the step ends
+// confirmEach deals with the candidates in order, as one delete step, through confirm, which
+// counts what it did in the result (a candidate of the kind what: "user", "organization",
+// "membership"). It starts no candidate after stopAt but the first, so that the step ends
 // within its budget; Done counts the candidates dealt with. When a candidate fails after
 // others were dealt with, it returns those (the next step starts at the failing one, and
 // fails with its error if it persists). It returns an error only when the first candidate
 // fails: Clerk cannot be asked (a 429, the budget's deadline, the network) or the database
 // fails.
-func (r *Reconciler) deleteMissing(ctx context.Context, ids []string, stopAt time.Time) (deletionResult, error) {
+func confirmEach[T any](ctx context.Context, r *Reconciler, candidates []T, stopAt time.Time, what string,
+	confirm func(ctx context.Context, c T, res *deletionResult) error) (deletionResult, error) {
 	var res deletionResult
-	for _, id := range ids {
-		if res.Done > 0 && time.Now().After(stopAt) {
-			r.logger.Info("deletion step stopping within its budget; the next step goes on", "done", res.Done, "left", len(ids)-res.Done)
-			break
-		}
-		if err := r.confirmDeletion(ctx, id, &res); err != nil {
-			if res.Done == 0 {
-				return deletionResult{}, err
-			}
-			r.logger.Info("deletion step stopping after a failure; the next step starts at that user", "user_id", id, "done", res.Done, "error", err)
-			break
-		}
-		res.Done++
+	done, err := eachWithinBudget(ctx, r, candidates, stopAt, what+" deletion", func(ctx context.Context, c T) error {
+		return confirm(ctx, c, &res)
+	})
+	if err != nil {
+		return deletionResult{}, err
 	}
+	res.Done = done
 	return res, nil
+}
+
+// eachWithinBudget calls one for each item in order, within one step whose kind is what: it
+// starts no item after stopAt but the first, and stops at an item that fails, unless it is the
+// first. It returns how many items it dealt with, and the first item's error when that one
+// fails (then nothing was dealt with).
+func eachWithinBudget[T any](ctx context.Context, r *Reconciler, items []T, stopAt time.Time, what string, one func(context.Context, T) error) (int, error) {
+	done := 0
+	for _, item := range items {
+		if done > 0 && time.Now().After(stopAt) {
+			r.logger.Info(what+" step stopping within its budget; the next step goes on", "done", done, "left", len(items)-done)
+			break
+		}
+		if err := one(ctx, item); err != nil {
+			if done == 0 {
+				return 0, err
+			}
+			r.logger.Info(what+" step stopping after a failure; the next step starts there", "at", item, "done", done, "error", err)
+			break
+		}
+		done++
+	}
+	return done, nil
 }
 
 // confirmDeletion asks Clerk for the user id: a 404 turns it into a tombstone, a user Clerk
@@ -693,6 +854,13 @@ func (r *Reconciler) confirmDeletion(ctx context.Context, id string, res *deleti
 		return err
 	}
 	out, err := r.write(ctx, c)
+	return res.stillInClerk(out, err)
+}
+
+// stillInClerk counts a deletion candidate that Clerk still has, and the outcome of writing it
+// (out, err) instead. It returns err when it wraps store.ErrDatabase (nothing counted), and nil
+// otherwise (a candidate that cannot be written is counted as Failed).
+func (res *deletionResult) stillInClerk(out store.Outcome, err error) error {
 	switch {
 	case err == nil && out == store.Inserted:
 		res.Inserted++
