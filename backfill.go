@@ -16,26 +16,27 @@ import (
 )
 
 // runBackfill is `clerk-user-sync backfill`: it imports every Clerk user once, from the
-// Backend API (CLERK_SECRET_KEY) or from a user export CSV (--from-export FILE), through the
-// same guarded upsert as the webhooks, into MONGODB_URI or the embedded database. It shows its
-// progress on stdout (a bar on a terminal, plain lines otherwise) and ends with a summary.
-// Running it twice, or rerunning it after an interruption, is safe: a user is never written
-// over newer data or a tombstone. From the API it first refuses a key for another Clerk
-// instance than the database follows, or one whose users are not the database's
-// (reconcile.CheckImport). args are the arguments after "backfill". It returns an error when
-// the settings or arguments are wrong, the key is refused, the source cannot be read, or the
-// database fails; the summary so far is printed first. With -h or --help it prints its usage
-// and returns nil.
+// Backend API (CLERK_SECRET_KEY; then every organization and its memberships too) or from a
+// user export CSV (--from-export FILE), through the same guarded upsert as the webhooks, into
+// MONGODB_URI or the embedded database. It shows its progress on stdout (a bar on a terminal,
+// plain lines otherwise) and ends with a summary. Running it twice, or rerunning it after an
+// interruption, is safe: nothing is ever written over newer data or a tombstone. From the API
+// it first refuses a key for another Clerk instance than the database follows, or one whose
+// users or organizations are not the database's (reconcile.CheckImport). args are the
+// arguments after "backfill". It returns an error when the settings or arguments are wrong,
+// the key is refused, the source cannot be read, or the database fails; the summary so far is
+// printed first. With -h or --help it prints its usage and returns nil.
 func runBackfill(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("backfill", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fromExport := fs.String("from-export", "", "import this Clerk user export CSV (Clerk Dashboard -> Settings -> User exports) instead of reading the Backend API")
-	pageSize := fs.Int("page-size", clerk.MaxPageSize, "users per Backend API request (1-500)")
+	pageSize := fs.Int("page-size", clerk.MaxPageSize, "users (organizations, memberships) per Backend API request (1-500)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: clerk-user-sync backfill [-page-size N] [--from-export FILE.csv]")
 		fmt.Fprintln(stderr, "\nImports every Clerk user into the database once, through the same guarded upsert as the webhooks:")
-		fmt.Fprintln(stderr, "safe to run twice, or to interrupt and run again. Reads the Backend API with CLERK_SECRET_KEY,")
-		fmt.Fprintln(stderr, "or a user export CSV with --from-export. Never deletes users (the scheduled reconciliation does).")
+		fmt.Fprintln(stderr, "safe to run twice, or to interrupt and run again. Reads the Backend API with CLERK_SECRET_KEY")
+		fmt.Fprintln(stderr, "(then the organizations and their memberships too), or a user export CSV with --from-export.")
+		fmt.Fprintln(stderr, "Never deletes anything (the scheduled reconciliation does).")
 		fmt.Fprintln(stderr, "From the API, refuses a key for another Clerk instance than the database follows.")
 		fs.PrintDefaults()
 	}
@@ -99,11 +100,23 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 	tally.WriteSummary(stdout, source, err == nil)
 	switch {
 	case err != nil && ctx.Err() != nil:
-		return fmt.Errorf("backfill interrupted after %d users; run it again to finish (it is safe to rerun)", tally.Total())
+		return fmt.Errorf("backfill interrupted after %s; run it again to finish (it is safe to rerun)", howFar(tally))
 	case err != nil:
-		return fmt.Errorf("backfill stopped after %d users: %w; run it again once fixed (it is safe to rerun)", tally.Total(), err)
+		return fmt.Errorf("backfill stopped after %s: %w; run it again once fixed (it is safe to rerun)", howFar(tally), err)
 	}
-	logger.Info("backfill done", "source", source, "created", tally.Created, "updated", tally.Updated,
-		"unchanged", tally.Unchanged, "skipped", tally.SkippedTotal())
+	attrs := []any{"source", source, "created", tally.Created, "updated", tally.Updated, "unchanged", tally.Unchanged, "skipped", tally.SkippedTotal()}
+	if tally.Organizations != nil && tally.Memberships != nil {
+		attrs = append(attrs, "organizations", tally.Organizations.Total(), "memberships", tally.Memberships.Total())
+	}
+	logger.Info("backfill done", attrs...)
 	return nil
+}
+
+// howFar says how far an import that stopped got: "5 users", or "5 users and 2 organizations"
+// once it was importing the organizations.
+func howFar(t backfill.Tally) string {
+	if t.Organizations == nil {
+		return fmt.Sprintf("%d users", t.Total())
+	}
+	return fmt.Sprintf("%d users and %d organizations", t.Total(), t.Organizations.Total())
 }

@@ -348,8 +348,8 @@ func inngestFunctionCount(t *testing.T, base string) int {
 	return *in.FunctionCount
 }
 
-// TestReconcileFunctionOnlyWithSecretKey: reconcile-users-with-clerk is served only when
-// CLERK_SECRET_KEY is set.
+// TestReconcileFunctionOnlyWithSecretKey: reconcile-users-with-clerk and
+// reconcile-organizations-with-clerk are served only when CLERK_SECRET_KEY is set.
 func TestReconcileFunctionOnlyWithSecretKey(t *testing.T) {
 	vars := func(key string) map[string]string {
 		return map[string]string{
@@ -363,11 +363,60 @@ func TestReconcileFunctionOnlyWithSecretKey(t *testing.T) {
 	}
 	without := startRun(t, vars(""))
 	with := startRun(t, vars("sk_test_reconcile"))
-	if got, want := inngestFunctionCount(t, with.url), inngestFunctionCount(t, without.url)+1; got != want {
-		t.Errorf("functions served with CLERK_SECRET_KEY = %d; want %d (one more than without)", got, want)
+	if got, want := inngestFunctionCount(t, with.url), inngestFunctionCount(t, without.url)+2; got != want {
+		t.Errorf("functions served with CLERK_SECRET_KEY = %d; want %d (two more than without)", got, want)
 	}
 	if !strings.Contains(with.stderr.String(), "reconciliation with Clerk scheduled") {
 		t.Errorf("the log does not say the reconciliation is scheduled:\n%s", with.stderr)
+	}
+}
+
+// TestBackfillOrganizations: from the API, backfill imports the organizations and their
+// memberships after the users and sums them up; with no instance recorded, a database whose
+// live organizations Clerk's list lacks is refused before anything is written.
+func TestBackfillOrganizations(t *testing.T) {
+	_, uri := startEmbeddedDB(t)
+	fake := clerkfake.New(t, backfillKey, clerkUsers(2)...)
+	fake.PutOrganization(clerkfake.NewOrganization("org_01", "Acme", 1000))
+	fake.PutMembership(clerkfake.NewMembership("org_01", "user_01", "org:admin", 1000))
+	fake.PutMembership(clerkfake.NewMembership("org_01", "user_02", "org:member", 1000))
+	vars := map[string]string{"MONGODB_URI": uri + "/orgs", "CLERK_SECRET_KEY": backfillKey, "CLERK_API_URL": fake.URL}
+	stdout, stderr, err := runBackfillCmd(t.Context(), vars)
+	if err != nil {
+		t.Fatalf("backfill = %v; stderr:\n%s", err, stderr)
+	}
+	if got, want := parseSummary(t, stdout), (tally{Created: 2}); !reflect.DeepEqual(got, want) {
+		t.Errorf("backfill summary of the users = %+v; want %+v; stdout:\n%s", got, want, stdout)
+	}
+	for _, line := range []string{
+		"\norganizations: 1 (created 1, updated 0, unchanged 0, skipped 0)\n",
+		"\nmemberships: 2 (created 2, updated 0, unchanged 0, skipped 0)\n",
+	} {
+		if !strings.Contains(stdout, line) {
+			t.Errorf("backfill output has no line %q:\n%s", line, stdout)
+		}
+	}
+	st := openTestStore(t, uri, "orgs")
+	if live, err := st.LiveMemberships(context.Background(), "org_01", ""); err != nil || len(live) != 2 {
+		t.Errorf("live memberships of org_01 after backfill = %+v, %v; want 2", live, err)
+	}
+
+	foreign := openTestStore(t, uri, "foreignorgs")
+	if err := clerkfake.SeedOrganizations(context.Background(), foreign, clerkfake.NewOrganization("org_x1", "X", 1000), clerkfake.NewOrganization("org_x2", "X", 1000)); err != nil {
+		t.Fatal(err)
+	}
+	vars["MONGODB_URI"] = uri + "/foreignorgs"
+	if _, _, err := runBackfillCmd(t.Context(), vars); !errors.Is(err, reconcile.ErrFewShared) || !strings.Contains(err.Error(), "live organizations") {
+		t.Fatalf("backfill into a database of other organizations = %v; want an error wrapping ErrFewShared naming the organizations", err)
+	}
+	if n, err := foreign.Count(context.Background()); n != 0 || err != nil {
+		t.Errorf("users after the refused backfill = %d, %v; want 0", n, err)
+	}
+	if live, err := foreign.LiveOrganizationIDs(context.Background()); err != nil || !reflect.DeepEqual(live, []string{"org_x1", "org_x2"}) {
+		t.Errorf("live organizations after the refused backfill = %q, %v; want org_x1, org_x2 alone", live, err)
+	}
+	if rec, err := foreign.ClerkInstance(context.Background()); rec != "" || err != nil {
+		t.Errorf("ClerkInstance after the refused backfill = %q, %v; want none recorded", rec, err)
 	}
 }
 

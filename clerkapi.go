@@ -29,12 +29,12 @@ type clerkConfig struct {
 
 // clerkSettings are the Clerk Backend API settings, for --help.
 var clerkSettings = []setting{
-	{"CLERK_SECRET_KEY", "unset", "Clerk secret key (sk_live_... or sk_test_...), Clerk Dashboard -> API keys. Set: the reconcile-users-with-clerk cron function runs, and `backfill` can read the API. The first of them to write records the key's Clerk instance (sync_metadata); a key for another instance is refused."},
+	{"CLERK_SECRET_KEY", "unset", "Clerk secret key (sk_live_... or sk_test_...), Clerk Dashboard -> API keys. Set: the reconcile-users-with-clerk and reconcile-organizations-with-clerk cron functions run, and `backfill` can read the API. The first of them to write records the key's Clerk instance (sync_metadata); a key for another instance is refused."},
 	{"CLERK_API_URL", defaultClerkAPIURL, "Clerk Backend API base URL."},
 	{"RECONCILE_SCHEDULE", reconcile.DefaultSchedule, "Cron schedule (UTC; or TZ=Area/City ...) of the reconciliation with Clerk."},
-	{"RECONCILE_MAX_DELETE_SHARE", "0.1", "Largest share (0 to 1) of live users one reconciliation may delete; above it nothing is deleted and the run reports the refusal."},
+	{"RECONCILE_MAX_DELETE_SHARE", "0.1", "Largest share (0 to 1) of live users (organizations, memberships) one reconciliation may delete; above it none of them is deleted and the run reports the refusal."},
 	{"SYNC_API_TOKEN", "unset", "Bearer token of POST /api/sync/users/{id}, which syncs one user from Clerk now (for an application that finds a signed-in user missing); at least 32 characters; needs CLERK_SECRET_KEY. Unset: the route is off."},
-	{"RECONCILE_ALLOW_MASS_DELETE", "unset", "1 lets a reconciliation delete more than RECONCILE_MAX_DELETE_SHARE, and a reconciliation or backfill write users although Clerk's list has fewer than half the database's live users (set it for one run, then unset it)."},
+	{"RECONCILE_ALLOW_MASS_DELETE", "unset", "1 lets a reconciliation delete more than RECONCILE_MAX_DELETE_SHARE, and a reconciliation or backfill write although Clerk's list has fewer than half the database's live users (organizations) (set it for one run, then unset it)."},
 }
 
 // clerk reads CLERK_SECRET_KEY, CLERK_API_URL and the RECONCILE_* settings.

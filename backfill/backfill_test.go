@@ -36,6 +36,16 @@ func (l *lister) ListUsers(_ context.Context, limit, offset int) (clerk.UserPage
 	return clerk.UserPage{Users: l.users[min(offset, end):end], Total: l.total}, nil
 }
 
+// ListOrganizations serves no organization.
+func (l *lister) ListOrganizations(context.Context, int, int) (clerk.OrganizationPage, error) {
+	return clerk.OrganizationPage{}, nil
+}
+
+// ListMemberships serves no membership.
+func (l *lister) ListMemberships(context.Context, string, []string, int, int) (clerk.MembershipPage, error) {
+	return clerk.MembershipPage{}, nil
+}
+
 // clerkUsers returns n Clerk users user_01... updated at 2000, and a lister serving them.
 func clerkUsers(n int) *lister {
 	l := &lister{total: int64(n)}
@@ -72,7 +82,7 @@ func TestFromAPI(t *testing.T) {
 			if err != nil {
 				t.Fatalf("FromAPI = %v", err)
 			}
-			if want := (backfill.Tally{Created: tt.users}); !reflect.DeepEqual(got, want) {
+			if want := (backfill.Tally{Created: tt.users, Organizations: &backfill.Tally{}, Memberships: &backfill.Tally{}}); !reflect.DeepEqual(got, want) {
 				t.Errorf("FromAPI tally = %+v; want %+v", got, want)
 			}
 			if !slices.Equal(api.offsets, tt.wantOffsets) {
@@ -88,7 +98,7 @@ func TestFromAPI(t *testing.T) {
 
 			// Again: nothing changes.
 			again, err := backfill.FromAPI(t.Context(), st, api, 2, backfill.NewProgress(&bytes.Buffer{}, 2))
-			if want := (backfill.Tally{Unchanged: tt.users}); err != nil || !reflect.DeepEqual(again, want) {
+			if want := (backfill.Tally{Unchanged: tt.users, Organizations: &backfill.Tally{}, Memberships: &backfill.Tally{}}); err != nil || !reflect.DeepEqual(again, want) {
 				t.Errorf("FromAPI again = %+v, %v; want %+v", again, err, want)
 			}
 		})
@@ -216,5 +226,137 @@ func TestWriteSummary(t *testing.T) {
 		"  skipped          0\n"
 	if out.String() != want {
 		t.Errorf("WriteSummary of a stopped backfill =\n%s\nwant\n%s", &out, want)
+	}
+}
+
+// fakeAPI returns the real Clerk client, pointed at the stand-in fake.
+func fakeAPI(t *testing.T, fake *clerkfake.Server) *clerk.API {
+	return clerk.NewAPI(clerk.APIConfig{SecretKey: fake.Key, APIURL: fake.URL}, testLogger(t))
+}
+
+// TestFromAPIOrganizations: after the users, FromAPI imports every organization and its
+// memberships, page by page, through the guarded upserts: a newer stored organization is kept,
+// a deleted one stays deleted and so do its memberships; a second run changes nothing.
+func TestFromAPIOrganizations(t *testing.T) {
+	st := openStore(t)
+	ctx := t.Context()
+	if err := clerkfake.SeedOrganizations(ctx, st,
+		clerkfake.NewOrganization("org_02", "Old", 1000),
+		clerkfake.NewOrganization("org_03", "Webhook", 3000),
+		clerkfake.NewOrganization("org_04", "Old", 1000)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.DeleteOrganization(ctx, "org_04", 1500); err != nil {
+		t.Fatal(err)
+	}
+	fake := clerkfake.New(t, "sk_test_backfill", clerkfake.NewUser("user_01", "Ada", 2000), clerkfake.NewUser("user_02", "Bob", 2000))
+	for i := range 4 {
+		org := fmt.Sprintf("org_%02d", i+1)
+		fake.PutOrganization(clerkfake.NewOrganization(org, "Clerk", 2000))
+		for j := range 3 {
+			fake.PutMembership(clerkfake.NewMembership(org, fmt.Sprintf("user_%02d", j+1), "org:member", 2000))
+		}
+	}
+	var out bytes.Buffer
+	p := backfill.NewProgress(&out, 2)
+	got, err := backfill.FromAPI(ctx, st, fakeAPI(t, fake), 2, p)
+	if err != nil {
+		t.Fatalf("FromAPI = %v", err)
+	}
+	deleted := func(n int) map[string]int { return map[string]int{backfill.SkipDeleted: n} }
+	want := backfill.Tally{Created: 2,
+		Organizations: &backfill.Tally{Created: 1, Updated: 1, Unchanged: 1, Skipped: deleted(1)},
+		Memberships:   &backfill.Tally{Created: 9, Skipped: deleted(3)}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("FromAPI tally = %+v, organizations %+v, memberships %+v; want %+v, %+v, %+v",
+			got, got.Organizations, got.Memberships, want, want.Organizations, want.Memberships)
+	}
+	p.Finish(&got)
+	wantOut := "backfill: 2/2 users: created 2, updated 0, unchanged 0, skipped 0\n" +
+		"backfill: 2/4 organizations: created 1, updated 1, unchanged 0, skipped 0; 6 memberships: created 6, updated 0, unchanged 0, skipped 0\n" +
+		"backfill: 4/4 organizations: created 1, updated 1, unchanged 1, skipped 1; 12 memberships: created 9, updated 0, unchanged 0, skipped 3\n"
+	if out.String() != wantOut {
+		t.Errorf("progress = %q; want %q", out.String(), wantOut)
+	}
+	var sum bytes.Buffer
+	got.WriteSummary(&sum, "the API", true)
+	for _, line := range []string{
+		"\norganizations: 4 (created 1, updated 1, unchanged 1, skipped 1: 1 deleted in the database (a tombstone; never brought back))\n",
+		"\nmemberships: 12 (created 9, updated 0, unchanged 0, skipped 3: 3 deleted in the database (a tombstone; never brought back))\n",
+	} {
+		if !strings.Contains(sum.String(), line) {
+			t.Errorf("summary has no line %q:\n%s", line, &sum)
+		}
+	}
+	for id, name := range map[string]string{"org_01": "Clerk", "org_02": "Clerk", "org_03": "Webhook", "org_04": ""} {
+		if o, err := st.GetOrganization(ctx, id); err != nil || o.Name != name || o.Deleted != (name == "") {
+			t.Errorf("%s = %+v, %v; want name %q, deleted %t", id, o, err, name, name == "")
+		}
+	}
+	if live, err := st.LiveMemberships(ctx, "", ""); err != nil || len(live) != 9 {
+		t.Errorf("live memberships = %d, %v; want 9 (none of the deleted org_04)", len(live), err)
+	}
+	var lists []string
+	for _, r := range fake.Requests() {
+		if strings.HasPrefix(r, "GET /v1/organizations") {
+			lists = append(lists, r)
+		}
+	}
+	wantLists := []string{"GET /v1/organizations?limit=2&offset=0&order_by=%2Bcreated_at"}
+	for i, org := range []string{"org_01", "org_02", "org_03", "org_04"} {
+		if i == 2 {
+			wantLists = append(wantLists, "GET /v1/organizations?limit=2&offset=2&order_by=%2Bcreated_at")
+		}
+		for _, offset := range []int{0, 2} {
+			wantLists = append(wantLists, fmt.Sprintf("GET /v1/organizations/%s/memberships?limit=2&offset=%d&order_by=%%2Bcreated_at", org, offset))
+		}
+	}
+	wantLists = append(wantLists, "GET /v1/organizations?limit=2&offset=4&order_by=%2Bcreated_at")
+	if !reflect.DeepEqual(lists, wantLists) {
+		t.Errorf("organization requests = %q; want %q", lists, wantLists)
+	}
+
+	again, err := backfill.FromAPI(ctx, st, fakeAPI(t, fake), 2, backfill.NewProgress(&bytes.Buffer{}, 2))
+	want = backfill.Tally{Unchanged: 2,
+		Organizations: &backfill.Tally{Unchanged: 3, Skipped: deleted(1)},
+		Memberships:   &backfill.Tally{Unchanged: 9, Skipped: deleted(3)}}
+	if err != nil || !reflect.DeepEqual(again, want) {
+		t.Errorf("FromAPI again = %+v, organizations %+v, memberships %+v, %v; want %+v, %+v, %+v",
+			again, again.Organizations, again.Memberships, err, want, want.Organizations, want.Memberships)
+	}
+}
+
+// TestFromAPIOrganizationsNotEnabled: an instance with organizations turned off has none to
+// import: FromAPI imports the users and says so, without an error.
+func TestFromAPIOrganizationsNotEnabled(t *testing.T) {
+	st := openStore(t)
+	fake := clerkfake.New(t, "sk_test_backfill", clerkfake.NewUser("user_01", "Ada", 2000))
+	fake.DisableOrganizations()
+	got, err := backfill.FromAPI(t.Context(), st, fakeAPI(t, fake), 2, backfill.NewProgress(&bytes.Buffer{}, 2))
+	if want := (backfill.Tally{Created: 1, OrganizationsNotEnabled: true}); err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("FromAPI = %+v, %v; want %+v", got, err, want)
+	}
+	var sum bytes.Buffer
+	got.WriteSummary(&sum, "the API", true)
+	if want := "\norganizations: none (the Clerk instance has organizations turned off)\n"; !strings.Contains(sum.String(), want) {
+		t.Errorf("summary has no line %q:\n%s", want, &sum)
+	}
+}
+
+// TestFromAPIOrganizationGone: an organization deleted between the list and the read of its
+// memberships has none: FromAPI goes on.
+func TestFromAPIOrganizationGone(t *testing.T) {
+	st := openStore(t)
+	fake := clerkfake.New(t, "sk_test_backfill")
+	for _, id := range []string{"org_01", "org_02"} {
+		fake.PutOrganization(clerkfake.NewOrganization(id, "Clerk", 2000))
+		fake.PutMembership(clerkfake.NewMembership(id, "user_01", "org:admin", 2000))
+	}
+	fake.BeforeListOf("/v1/organizations/org_01/memberships", func(int) { fake.RemoveOrganization("org_01") })
+	got, err := backfill.FromAPI(t.Context(), st, fakeAPI(t, fake), 10, backfill.NewProgress(&bytes.Buffer{}, 10))
+	want := backfill.Tally{Organizations: &backfill.Tally{Created: 2}, Memberships: &backfill.Tally{Created: 1}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("FromAPI = %+v, organizations %+v, memberships %+v, %v; want %+v, %+v, %+v",
+			got, got.Organizations, got.Memberships, err, want, want.Organizations, want.Memberships)
 	}
 }

@@ -15,6 +15,16 @@ type Store interface {
 	UpsertUser(ctx context.Context, u store.User) (store.Outcome, error)
 	// Get returns the stored user, or store.ErrNotFound.
 	Get(ctx context.Context, id string) (store.User, error)
+	// UpsertOrganization writes o unless the stored organization is as new or newer, or
+	// deleted.
+	UpsertOrganization(ctx context.Context, o store.Organization) (store.Outcome, error)
+	// GetOrganization returns the stored organization, or store.ErrNotFound.
+	GetOrganization(ctx context.Context, id string) (store.Organization, error)
+	// UpsertMembership writes m unless the stored membership is as new or newer, or
+	// deleted; a membership of a deleted organization or user is stored as a tombstone.
+	UpsertMembership(ctx context.Context, m store.Membership) (store.Outcome, error)
+	// GetMembership returns the stored membership, or store.ErrNotFound.
+	GetMembership(ctx context.Context, id string) (store.Membership, error)
 }
 
 // Import writes one Clerk user through the guarded upsert and counts the outcome in t, so
@@ -44,8 +54,55 @@ func importUser(ctx context.Context, st Store, c clerk.User, unknown store.Field
 	}
 	u.Unknown |= unknown
 	out, err := st.UpsertUser(ctx, u)
+	return countImport(ctx, t, "user "+u.ID, out, err, store.ErrInvalidUser, func(ctx context.Context) (bool, error) {
+		cur, err := st.Get(ctx, u.ID)
+		return cur.Deleted, err
+	})
+}
+
+// ImportOrganization writes one Clerk organization through the guarded upsert, as Import does
+// a user, and counts the outcome in t. It returns an error wrapping store.ErrDatabase when the
+// database fails (the import should stop); an organization that cannot be written is counted
+// as skipped.
+func ImportOrganization(ctx context.Context, st Store, c clerk.Organization, t *Tally) error {
+	o, err := c.StoreOrganization(0)
+	if err != nil {
+		t.Skip(SkipInvalid)
+		return nil
+	}
+	out, err := st.UpsertOrganization(ctx, o)
+	return countImport(ctx, t, "organization "+o.ID, out, err, store.ErrInvalidOrganization, func(ctx context.Context) (bool, error) {
+		cur, err := st.GetOrganization(ctx, o.ID)
+		return cur.Deleted, err
+	})
+}
+
+// ImportMembership writes one Clerk membership through the guarded upsert, as Import does a
+// user, and counts the outcome in t: a membership stored as a tombstone, because it was
+// deleted or its organization or user was, is skipped as deleted. It returns an error
+// wrapping store.ErrDatabase when the database fails (the import should stop); a membership
+// that cannot be written is counted as skipped.
+func ImportMembership(ctx context.Context, st Store, c clerk.OrganizationMembership, t *Tally) error {
+	m, err := c.StoreMembership(0)
+	if err != nil {
+		t.Skip(SkipInvalid)
+		return nil
+	}
+	out, err := st.UpsertMembership(ctx, m)
+	return countImport(ctx, t, "membership "+m.ID, out, err, store.ErrInvalidMembership, func(ctx context.Context) (bool, error) {
+		cur, err := st.GetMembership(ctx, m.ID)
+		return cur.Deleted, err
+	})
+}
+
+// countImport counts in t the outcome (out, err) of the upsert of what ("user user_1"), err
+// wrapping invalid for one that cannot be stored; a Skipped one is read back (deleted) to tell
+// a tombstone from the same or newer data. It returns err when the database failed, or the
+// read's error.
+func countImport(ctx context.Context, t *Tally, what string, out store.Outcome, err, invalid error,
+	deleted func(ctx context.Context) (bool, error)) error {
 	switch {
-	case errors.Is(err, store.ErrInvalidUser):
+	case errors.Is(err, invalid):
 		t.Skip(SkipInvalid)
 		return nil
 	case err != nil:
@@ -59,12 +116,11 @@ func importUser(ctx context.Context, st Store, c clerk.User, unknown store.Field
 		t.Updated++
 		return nil
 	}
-	// Skipped: a tombstone, or the same data or newer.
-	cur, err := st.Get(ctx, u.ID)
+	gone, err := deleted(ctx)
 	if err != nil {
-		return fmt.Errorf("read back user %s: %w", u.ID, err)
+		return fmt.Errorf("read back %s: %w", what, err)
 	}
-	if cur.Deleted {
+	if gone {
 		t.Skip(SkipDeleted)
 	} else {
 		t.Unchanged++

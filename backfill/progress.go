@@ -9,8 +9,9 @@ import (
 )
 
 // Progress shows how far a backfill is: a bar redrawn in place when its writer is a terminal,
-// otherwise a plain line every `every` users. FromAPI and FromExport update it; Finish shows
-// the final counts. Write errors are ignored.
+// otherwise a plain line every `every` users; then, once FromAPI reaches the organizations, a
+// line of its own for them (and their memberships), every `every` organizations. FromAPI and
+// FromExport update it; Finish shows the final counts. Write errors are ignored.
 type Progress struct {
 	w     io.Writer
 	tty   bool
@@ -19,6 +20,11 @@ type Progress struct {
 	total   int
 	drawn   time.Time
 	printed int
+	// orgs is true once the organizations' progress is shown; orgTotal is how many
+	// organizations there are, when known, and orgPrinted how many the last plain line counted.
+	orgs       bool
+	orgTotal   int
+	orgPrinted int
 }
 
 // NewProgress returns a progress display on w: a bar when w is a terminal (an *os.File on a
@@ -53,9 +59,44 @@ func (p *Progress) update(t *Tally) {
 	}
 }
 
+// updateOrgs shows the counts after one more organization (and its memberships). The first
+// call ends the users' progress with their final counts.
+func (p *Progress) updateOrgs(t *Tally) {
+	if !p.orgs {
+		p.finishUsers(t)
+		p.orgs, p.drawn = true, time.Time{}
+	}
+	n := t.Organizations.Total()
+	if p.tty {
+		if time.Since(p.drawn) >= 100*time.Millisecond || n == p.orgTotal {
+			p.drawn = time.Now()
+			fmt.Fprintf(p.w, "\r%s\x1b[K", p.orgLine(t))
+		}
+		return
+	}
+	if n-p.orgPrinted >= p.every {
+		p.orgPrinted = n
+		fmt.Fprintln(p.w, "backfill: "+p.orgLine(t))
+	}
+}
+
 // Finish shows the final counts of t, and ends the bar's line on a terminal. Call it once,
 // after the import, whether it succeeded or not.
 func (p *Progress) Finish(t *Tally) {
+	if p.orgs && t.Organizations != nil {
+		if p.tty {
+			fmt.Fprintf(p.w, "\r%s\x1b[K\n", p.orgLine(t))
+		} else if t.Organizations.Total() != p.orgPrinted {
+			p.orgPrinted = t.Organizations.Total()
+			fmt.Fprintln(p.w, "backfill: "+p.orgLine(t))
+		}
+		return
+	}
+	p.finishUsers(t)
+}
+
+// finishUsers shows the final counts of the users in t, and ends the bar's line on a terminal.
+func (p *Progress) finishUsers(t *Tally) {
 	if p.tty {
 		fmt.Fprintf(p.w, "\r%s\x1b[K\n", p.line(t))
 		return
@@ -66,19 +107,33 @@ func (p *Progress) Finish(t *Tally) {
 	}
 }
 
-// line is the progress as one line: a bar on a terminal when the total is known, then the
-// counts.
+// line is the users' progress as one line: a bar on a terminal when the total is known, then
+// the counts.
 func (p *Progress) line(t *Tally) string {
-	n := t.Total()
-	counts := fmt.Sprintf("created %d, updated %d, unchanged %d, skipped %d", t.Created, t.Updated, t.Unchanged, t.SkippedTotal())
-	if p.total <= 0 {
-		return fmt.Sprintf("%d users: %s", n, counts)
+	return p.bar(t.Total(), p.total, "users: "+t.counts())
+}
+
+// orgLine is the organizations' progress as one line, as line is the users', with the
+// memberships' counts after.
+func (p *Progress) orgLine(t *Tally) string {
+	o, m := t.Organizations, t.Memberships
+	if m == nil {
+		m = &Tally{}
 	}
-	s := fmt.Sprintf("%d/%d users: %s", n, p.total, counts)
+	return p.bar(o.Total(), p.orgTotal, fmt.Sprintf("organizations: %s; %d memberships: %s", o.counts(), m.Total(), m.counts()))
+}
+
+// bar returns "n/total what" ("n what" when the total is unknown), after a bar on a terminal
+// when the total is known.
+func (p *Progress) bar(n, total int, what string) string {
+	if total <= 0 {
+		return fmt.Sprintf("%d %s", n, what)
+	}
+	s := fmt.Sprintf("%d/%d %s", n, total, what)
 	if !p.tty {
 		return s
 	}
 	const width = 30
-	done := min(width, n*width/p.total)
+	done := min(width, n*width/total)
 	return "[" + strings.Repeat("#", done) + strings.Repeat("-", width-done) + "] " + s
 }

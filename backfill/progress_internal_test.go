@@ -56,3 +56,26 @@ func TestIsTerminal(t *testing.T) {
 		t.Errorf("NewProgress(a file, 0) = tty %v, every %d; want plain lines every user", p.tty, p.every)
 	}
 }
+
+// TestProgressOrganizationsBar: on a terminal, the organizations get a bar of their own once
+// the users' is complete, and Finish ends the organizations' line.
+func TestProgressOrganizationsBar(t *testing.T) {
+	var out bytes.Buffer
+	p := &Progress{w: &out, tty: true, every: 1, total: 1, orgTotal: 2}
+	tally := Tally{Created: 1, Organizations: &Tally{}, Memberships: &Tally{}}
+	p.update(&tally)
+	out.Reset()
+	for range 2 {
+		tally.Organizations.Created++
+		tally.Memberships.Unchanged += 2
+		p.updateOrgs(&tally)
+	}
+	p.Finish(&tally)
+	want := "\r[##############################] 1/1 users: created 1, updated 0, unchanged 0, skipped 0\x1b[K\n" +
+		"\r[###############---------------] 1/2 organizations: created 1, updated 0, unchanged 0, skipped 0; 2 memberships: created 0, updated 0, unchanged 2, skipped 0\x1b[K" +
+		"\r[##############################] 2/2 organizations: created 2, updated 0, unchanged 0, skipped 0; 4 memberships: created 0, updated 0, unchanged 4, skipped 0\x1b[K" +
+		"\r[##############################] 2/2 organizations: created 2, updated 0, unchanged 0, skipped 0; 4 memberships: created 0, updated 0, unchanged 4, skipped 0\x1b[K\n"
+	if out.String() != want {
+		t.Errorf("bars = %q; want %q", out.String(), want)
+	}
+}

@@ -5,15 +5,17 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strings"
 )
 
-// Reasons for skipping a user in an import.
+// Reasons for skipping a user (organization, membership) in an import.
 const (
 	SkipDeleted = "deleted in the database (a tombstone; never brought back)"
 	SkipInvalid = "invalid (no id or no usable timestamp)"
 )
 
-// Tally counts what an import did to each user.
+// Tally counts what an import did to each user; its Organizations and Memberships, what it
+// did to each organization and membership, in the same way.
 type Tally struct {
 	// Created users were not in the database.
 	Created int
@@ -24,6 +26,13 @@ type Tally struct {
 	Unchanged int
 	// Skipped counts the users left out, by reason (SkipDeleted, SkipInvalid).
 	Skipped map[string]int
+	// Organizations and Memberships count the organizations and memberships imported (their
+	// own Organizations and Memberships stay nil); nil when none were read: an export, an
+	// import stopped before them, or an instance with organizations turned off.
+	Organizations, Memberships *Tally
+	// OrganizationsNotEnabled is true when Clerk answered that the instance has
+	// organizations turned off: there were none to import.
+	OrganizationsNotEnabled bool
 }
 
 // Skip counts one user left out for reason.
@@ -43,15 +52,16 @@ func (t *Tally) SkippedTotal() int {
 	return n
 }
 
-// Total returns how many users the tally has counted.
+// Total returns how many users the tally has counted (organizations and memberships apart).
 func (t *Tally) Total() int { return t.Created + t.Updated + t.Unchanged + t.SkippedTotal() }
 
 // Reasons returns the skip reasons, sorted.
 func (t *Tally) Reasons() []string { return slices.Sorted(maps.Keys(t.Skipped)) }
 
 // WriteSummary writes to w what the backfill from source did (a description such as "the
-// export users.csv"), with the reasons users were skipped; complete is false when the
-// backfill stopped early. Write errors are ignored.
+// export users.csv"), with the reasons users were skipped, then a line for the organizations
+// and one for the memberships when it read them; complete is false when the backfill stopped
+// early. Write errors are ignored.
 func (t *Tally) WriteSummary(w io.Writer, source string, complete bool) {
 	status := "backfill done"
 	if !complete {
@@ -65,4 +75,32 @@ func (t *Tally) WriteSummary(w io.Writer, source string, complete bool) {
 	for _, r := range t.Reasons() {
 		fmt.Fprintf(w, "    %7d  %s\n", t.Skipped[r], r)
 	}
+	switch {
+	case t.OrganizationsNotEnabled:
+		fmt.Fprintln(w, "organizations: none (the Clerk instance has organizations turned off)")
+	case t.Organizations != nil:
+		fmt.Fprintf(w, "organizations: %s\n", t.Organizations.oneLine())
+		if t.Memberships != nil {
+			fmt.Fprintf(w, "memberships: %s\n", t.Memberships.oneLine())
+		}
+	}
+}
+
+// counts returns the counts of t as "created 1, updated 0, unchanged 2, skipped 0".
+func (t *Tally) counts() string {
+	return fmt.Sprintf("created %d, updated %d, unchanged %d, skipped %d", t.Created, t.Updated, t.Unchanged, t.SkippedTotal())
+}
+
+// oneLine returns the total and counts of t on one line, with the skip reasons: "3 (created 2,
+// updated 0, unchanged 0, skipped 1: 1 deleted in the database ...)".
+func (t *Tally) oneLine() string {
+	var reasons []string
+	for _, r := range t.Reasons() {
+		reasons = append(reasons, fmt.Sprintf("%d %s", t.Skipped[r], r))
+	}
+	s := fmt.Sprintf("%d (%s", t.Total(), t.counts())
+	if len(reasons) > 0 {
+		s += ": " + strings.Join(reasons, "; ")
+	}
+	return s + ")"
 }
