@@ -146,3 +146,51 @@ func TestConcurrentWritesForOneUser(t *testing.T) {
 		})
 	}
 }
+
+// TestSignUpReplays: a sign-up (updated_at close to created_at) that finds its user stored
+// already, live, newer or deleted, changes nothing, and one whose derived username is taken
+// gets the next; in both write modes (on FerretDB a sign-up inserts before it reads).
+func TestSignUpReplays(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := openStoreMode(t, m.mode)
+			// The email's local part is the username's base, as clerk.User.StoreUser derives it.
+			signUp := func(id, email string, at int64) store.User {
+				return store.User{ID: id, Email: ptr(email), FullName: id, Username: "alice", CreatedAt: 1_000_000, UpdatedAt: at}
+			}
+			alice1 := store.UsernameCandidate("alice", "user_b", 1)
+			steps := []struct {
+				name     string
+				u        store.User
+				want     store.Outcome
+				username string
+			}{
+				{"first sign-up", signUp("user_a", "alice@x.org", 1_000_000), store.Inserted, "alice"},
+				{"second alice", signUp("user_b", "alice@y.org", 1_000_000), store.Inserted, alice1},
+				{"replay of the second", signUp("user_b", "alice@y.org", 1_000_000), store.Skipped, alice1},
+				{"older than stored", signUp("user_b", "bob@y.org", 999_999), store.Skipped, alice1},
+				{"update 5 s after sign-up", signUp("user_b", "bob@y.org", 1_005_000), store.Updated, alice1},
+			}
+			for _, st := range steps {
+				got, err := s.UpsertUser(ctx, st.u)
+				if err != nil || got != st.want {
+					t.Fatalf("%s: UpsertUser = %q, %v; want %q", st.name, got, err, st.want)
+				}
+				u, err := s.Get(ctx, st.u.ID)
+				if err != nil || u.Username != st.username {
+					t.Fatalf("%s: Get = %+v, %v; want username %q", st.name, u, err, st.username)
+				}
+			}
+			if got, err := s.DeleteUser(ctx, "user_b", 1_006_000); err != nil || got != store.Deleted {
+				t.Fatalf("DeleteUser = %q, %v; want deleted", got, err)
+			}
+			if got, err := s.UpsertUser(ctx, signUp("user_b", "alice@y.org", 1_000_000)); err != nil || got != store.Skipped {
+				t.Fatalf("sign-up after delete: UpsertUser = %q, %v; want skipped", got, err)
+			}
+			if u, err := s.Get(ctx, "user_b"); err != nil || !u.Deleted || u.Email != nil {
+				t.Fatalf("Get after a late sign-up = %+v, %v; want the tombstone", u, err)
+			}
+		})
+	}
+}
