@@ -120,6 +120,12 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	for _, o := range []string{functions.OutcomeRecorded, functions.OutcomeAlreadyRecorded, functions.OutcomeError} {
 		m.functionRuns.WithLabelValues(functions.RecordFailureID, o)
 	}
+	for _, o := range []string{"ok", "error"} { // Reconciled's outcomes and results
+		m.reconcileRuns.WithLabelValues(o)
+	}
+	for _, r := range []string{"inserted", "updated", "skipped", "failed", "deleted", "refused"} {
+		m.reconcileUsers.WithLabelValues(r)
+	}
 	return m
 }
 

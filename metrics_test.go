@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,6 +20,7 @@ import (
 	"clerksync/webhook"
 	"errors"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"log/slog"
 )
 
@@ -223,6 +226,43 @@ func TestReconcileMetrics(t *testing.T) {
 	for _, tt := range tests {
 		if v, ok := got[tt.family][tt.labels]; !ok || v != tt.want {
 			t.Errorf("%s{%s} = %v (present %v); want %v", tt.family, tt.labels, v, ok, tt.want)
+		}
+	}
+}
+
+// TestDocumentedMetricsExist: every clerksync_ metric the README and docs/operations.md name
+// (the alert rules among them) is one the service registers, so a rename cannot leave an
+// alert watching nothing.
+func TestDocumentedMetricsExist(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	newMetrics(reg)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, f := range families {
+		name := f.GetName()
+		have[name] = true
+		if f.GetType() == dto.MetricType_HISTOGRAM {
+			for _, s := range []string{"_bucket", "_sum", "_count"} {
+				have[name+s] = true
+			}
+		}
+	}
+	for _, doc := range []string{"README.md", "docs/operations.md"} {
+		raw, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := regexp.MustCompile(`clerksync_[a-z_]+[a-z]`).FindAllString(string(raw), -1)
+		if len(names) == 0 {
+			t.Errorf("%s names no clerksync_ metric; want the alert rule's", doc)
+		}
+		for _, name := range names {
+			if !have[name] {
+				t.Errorf("%s names %s; the service registers no such metric", doc, name)
+			}
 		}
 	}
 }
