@@ -31,6 +31,8 @@ type metrics struct {
 	forwardDuration   prometheus.Histogram
 	functionRuns      *prometheus.CounterVec
 	reconcileRuns     *prometheus.CounterVec
+	reconcileOrgRuns  *prometheus.CounterVec
+	reconcileOrgs     *prometheus.CounterVec
 	reconcileUsers    *prometheus.CounterVec
 	// lastVerified and lastSynced are when the last webhook verified and the last sync run
 	// succeeded (Unix seconds), for an alert when deliveries stop.
@@ -84,6 +86,14 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Name: "clerksync_reconcile_users_total",
 			Help: "Users handled by finished reconciliations, by result (inserted, updated, skipped, failed, deleted, refused).",
 		}, []string{"result"}),
+		reconcileOrgRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clerksync_reconcile_organization_runs_total",
+			Help: "Finished runs of reconcile-organizations-with-clerk, by outcome (ok, error).",
+		}, []string{"outcome"}),
+		reconcileOrgs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clerksync_reconcile_organizations_total",
+			Help: "Organizations and memberships handled by finished reconciliations, by kind (organization, membership) and result (inserted, updated, skipped, failed, deleted, refused).",
+		}, []string{"kind", "result"}),
 	}
 	m.lastVerified = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "clerksync_last_verified_webhook_timestamp_seconds",
@@ -99,6 +109,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.webhooksReceived, m.webhooksVerified, m.webhooksRejected, m.webhooksForwarded,
 		m.forwardFailures, m.refusedByInngest, m.forwardDuration, m.functionRuns, m.reconcileRuns, m.reconcileUsers,
+		m.reconcileOrgRuns, m.reconcileOrgs,
 	)
 	for _, r := range webhook.RejectReasons() {
 		m.webhooksRejected.WithLabelValues(r)
@@ -122,9 +133,12 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	}
 	for _, o := range []string{"ok", "error"} { // Reconciled's outcomes and results
 		m.reconcileRuns.WithLabelValues(o)
+		m.reconcileOrgRuns.WithLabelValues(o)
 	}
 	for _, r := range []string{"inserted", "updated", "skipped", "failed", "deleted", "refused"} {
 		m.reconcileUsers.WithLabelValues(r)
+		m.reconcileOrgs.WithLabelValues("organization", r)
+		m.reconcileOrgs.WithLabelValues("membership", r)
 	}
 	return m
 }
@@ -181,5 +195,23 @@ func (m *metrics) Reconciled(sum reconcile.Summary, err error) {
 		"failed": sum.Failed, "deleted": sum.Deleted, "refused": sum.Refused,
 	} {
 		m.reconcileUsers.WithLabelValues(result).Add(float64(n))
+	}
+}
+
+// ReconciledOrganizations counts one finished reconciliation of the organizations
+// (reconcile.Metrics).
+func (m *metrics) ReconciledOrganizations(sum reconcile.OrganizationsSummary, err error) {
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	m.reconcileOrgRuns.WithLabelValues(outcome).Inc()
+	for kind, c := range map[string]reconcile.Counts{"organization": sum.Organizations, "membership": sum.Memberships} {
+		for result, n := range map[string]int{
+			"inserted": c.Inserted, "updated": c.Updated, "skipped": c.Skipped,
+			"failed": c.Failed, "deleted": c.Deleted, "refused": c.Refused,
+		} {
+			m.reconcileOrgs.WithLabelValues(kind, result).Add(float64(n))
+		}
 	}
 }

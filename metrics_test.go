@@ -209,6 +209,11 @@ func TestReconcileMetrics(t *testing.T) {
 	m.Reconciled(reconcile.Summary{Pages: 2, Seen: 7, Inserted: 2, Updated: 1, Skipped: 3, Failed: 1, Deleted: 1}, nil)
 	m.Reconciled(reconcile.Summary{Pages: 1, Seen: 3, Skipped: 3, Refused: 4}, nil)
 	m.Reconciled(reconcile.Summary{}, errors.New("clerk answered 401"))
+	m.ReconciledOrganizations(reconcile.OrganizationsSummary{
+		Organizations: reconcile.Counts{Inserted: 3, Deleted: 1},
+		Memberships:   reconcile.Counts{Updated: 5, Refused: 2},
+	}, nil)
+	m.ReconciledOrganizations(reconcile.OrganizationsSummary{}, errors.New("clerk answered 429"))
 	got := scrape(t, srv.URL)
 	tests := []struct {
 		family, labels string
@@ -222,6 +227,13 @@ func TestReconcileMetrics(t *testing.T) {
 		{"clerksync_reconcile_users_total", "result=failed", 1},
 		{"clerksync_reconcile_users_total", "result=deleted", 1},
 		{"clerksync_reconcile_users_total", "result=refused", 4},
+		{"clerksync_reconcile_organization_runs_total", "outcome=ok", 1},
+		{"clerksync_reconcile_organization_runs_total", "outcome=error", 1},
+		{"clerksync_reconcile_organizations_total", "kind=organization,result=inserted", 3},
+		{"clerksync_reconcile_organizations_total", "kind=organization,result=deleted", 1},
+		{"clerksync_reconcile_organizations_total", "kind=organization,result=refused", 0},
+		{"clerksync_reconcile_organizations_total", "kind=membership,result=updated", 5},
+		{"clerksync_reconcile_organizations_total", "kind=membership,result=refused", 2},
 	}
 	for _, tt := range tests {
 		if v, ok := got[tt.family][tt.labels]; !ok || v != tt.want {

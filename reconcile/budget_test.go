@@ -144,9 +144,17 @@ func TestStepRetryAt(t *testing.T) {
 
 // recordedRuns is a Metrics recording every finished run.
 type recordedRuns struct {
-	mu   sync.Mutex
-	runs []reconcile.Summary
-	errs []error
+	mu      sync.Mutex
+	runs    []reconcile.Summary
+	errs    []error
+	orgRuns []reconcile.OrganizationsSummary
+	orgErrs []error
+}
+
+func (m *recordedRuns) ReconciledOrganizations(sum reconcile.OrganizationsSummary, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.orgRuns, m.orgErrs = append(m.orgRuns, sum), append(m.orgErrs, err)
 }
 
 func (m *recordedRuns) Reconciled(sum reconcile.Summary, err error) {

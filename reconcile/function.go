@@ -76,5 +76,7 @@ func (r *Reconciler) RegisterOrganizations(client inngestgo.Client, schedule str
 // summary as the run's output (see reconcileRun).
 func (r *Reconciler) reconcileOrganizationsRun(ctx context.Context, in inngestgo.Input[map[string]any]) (any, error) {
 	r.logger.Debug("reconciliation of organizations with Clerk invoked", "run_id", in.InputCtx.RunID, "attempt", in.InputCtx.Attempt)
-	return r.RunOrganizations(ctx)
+	sum, err := r.RunOrganizations(ctx)
+	r.cfg.Metrics.ReconciledOrganizations(sum, err)
+	return sum, err
 }

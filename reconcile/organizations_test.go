@@ -811,7 +811,8 @@ func TestReconcileOrganizationsAcrossRetries(t *testing.T) {
 	fake.RateLimitOn("GET /v1/organizations?limit=4&offset=8", time.Now().Add(90*time.Second).UTC().Format(http.TimeFormat))
 	fake.RateLimitOn("GET /v1/organizations/org_02/memberships", "75", "75")
 	fake.RateLimitOn("GET /v1/organizations/org_gone2", "75", "75")
-	r := newReconciler(t, st, fake, reconcile.Config{PageSize: 4, MaxDeleteShare: 0.5})
+	m := &recordedRuns{}
+	r := newReconciler(t, st, fake, reconcile.Config{PageSize: 4, MaxDeleteShare: 0.5, Metrics: m})
 
 	start := time.Now()
 	calls, got := driveOrgRun(t, r, 40)
@@ -836,6 +837,9 @@ func TestReconcileOrganizationsAcrossRetries(t *testing.T) {
 		Organizations: reconcile.Counts{Seen: 10, Updated: 10, Deleted: 2}, Memberships: reconcile.Counts{Seen: 10, Updated: 10}}
 	if got != want {
 		t.Errorf("run output = %+v; want %+v", got, want)
+	}
+	if !reflect.DeepEqual(m.orgRuns, []reconcile.OrganizationsSummary{want}) || m.orgErrs[0] != nil || len(m.runs) != 0 {
+		t.Errorf("organization runs reported to Metrics = %+v, %v (users' runs %d); want one, %+v without error", m.orgRuns, m.orgErrs, len(m.runs), want)
 	}
 	for _, o := range gone {
 		if g := getOrg(t, st, o.ID); !g.Deleted || g.DeletedAt != deletedAt {

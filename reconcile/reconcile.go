@@ -120,12 +120,16 @@ type Metrics interface {
 	// Reconciled is called once per finished run of reconcile-users-with-clerk with its
 	// summary and error (nil: success).
 	Reconciled(sum Summary, err error)
+	// ReconciledOrganizations is called once per finished run of the organizations' cron
+	// function with its summary and error (nil: success).
+	ReconciledOrganizations(sum OrganizationsSummary, err error)
 }
 
 // nopMetrics counts nothing.
 type nopMetrics struct{}
 
-func (nopMetrics) Reconciled(Summary, error) {}
+func (nopMetrics) Reconciled(Summary, error)                           {}
+func (nopMetrics) ReconciledOrganizations(OrganizationsSummary, error) {}
 
 // maxPages bounds the pages of one pass over Clerk's list (a run makes two: the survey, then
 // the writes), so that a run stays below Inngest's limit of 1,000 steps.
