@@ -175,7 +175,7 @@ func (r *Reconciler) RunOrganizations(ctx context.Context) (OrganizationsSummary
 	if chk.Refused {
 		sum.RefusedForeign = true
 		r.logger.Info("reconciliation of organizations with Clerk done: refused, nothing written or deleted", "refused_foreign", true,
-			"clerk_instance", chk.Instance, "live_organizations", chk.Live, "listed_by_clerk", chk.Listed, "shared", chk.Shared)
+			"clerk_instance", chk.Instance, "live_organizations", chk.Live, "listed_by_clerk", chk.Listed, "listed_and_stored", chk.Shared)
 		return sum, nil
 	}
 	orgIDs, err := r.syncOrgPages(ctx, &sum)

@@ -241,7 +241,7 @@ type Check struct {
 	Live int `json:"live"`
 	// Listed counts the users on Clerk's list, and Shared the live users among them.
 	Listed int `json:"listed"`
-	Shared int `json:"shared"`
+	Shared int `json:"listed_and_stored"`
 	// Refused is true when Shared is below MinSharedShare of Live (and AllowMassDelete is
 	// off): the run must write and delete nothing.
 	Refused bool `json:"refused"`
@@ -341,7 +341,7 @@ func (r *Reconciler) Run(ctx context.Context) (Summary, error) {
 	if chk.Refused {
 		sum.RefusedForeign = true
 		r.logger.Info("reconciliation with Clerk done: refused, nothing written or deleted", "refused_foreign", true,
-			"clerk_instance", chk.Instance, "live_users", chk.Live, "listed_by_clerk", chk.Listed, "shared", chk.Shared)
+			"clerk_instance", chk.Instance, "live_users", chk.Live, "listed_by_clerk", chk.Listed, "listed_and_stored", chk.Shared)
 		return sum, nil
 	}
 	seen, err := r.syncPages(ctx, &sum)
@@ -510,7 +510,7 @@ func (r *Reconciler) CheckImport(ctx context.Context) (Check, error) {
 	if err != nil {
 		return chk, err
 	}
-	r.logger.Debug("organizations checked", "live_organizations", orgs.Live, "shared", orgs.Shared)
+	r.logger.Debug("organizations checked", "live_organizations", orgs.Live, "listed_and_stored", orgs.Shared)
 	if err := r.recordInstance(ctx, inst); err != nil {
 		return chk, err
 	}
@@ -644,7 +644,7 @@ func (r *Reconciler) compareLists(inst instanceCheck, kind string, live, listed 
 			chk.Shared++
 		}
 	}
-	attrs := []any{"clerk_instance", inst.Instance, "live_" + kind, chk.Live, "listed_by_clerk", chk.Listed, "shared", chk.Shared, "min_shared_share", r.cfg.MinSharedShare}
+	attrs := []any{"clerk_instance", inst.Instance, "live_" + kind, chk.Live, "listed_by_clerk", chk.Listed, "listed_and_stored", chk.Shared, "min_shared_share", r.cfg.MinSharedShare}
 	if chk.Live > 0 && float64(chk.Shared) < r.cfg.MinSharedShare*float64(chk.Live) {
 		if !r.cfg.AllowMassDelete {
 			r.logger.Warn("Clerk's list shares too few "+kind+" with the database: writing and deleting nothing. "+
