@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/robfig/cron/v3"
+
 	"clerksync/clerk"
 	"clerksync/reconcile"
 )
@@ -51,12 +53,9 @@ func (s *settings) clerk() clerkConfig {
 	if u, err := url.Parse(c.apiURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		s.fail(fmt.Errorf("CLERK_API_URL=%q is not a URL such as %s", c.apiURL, defaultClerkAPIURL))
 	}
-	fields := strings.Fields(c.schedule)
-	if len(fields) > 0 && (strings.HasPrefix(fields[0], "TZ=") || strings.HasPrefix(fields[0], "CRON_TZ=")) {
-		fields = fields[1:]
-	}
-	if len(fields) != 5 && len(fields) != 6 {
-		s.fail(fmt.Errorf("RECONCILE_SCHEDULE=%q is not a cron schedule such as %q (minute hour day month weekday)", c.schedule, reconcile.DefaultSchedule))
+	if err := validCron(c.schedule); err != nil {
+		s.fail(fmt.Errorf("RECONCILE_SCHEDULE=%q is not a schedule Inngest accepts (%v): five fields, minute hour day month weekday, optionally after TZ=Area/City, such as %q; "+
+			"Inngest would refuse the whole app's sync for it", c.schedule, err, reconcile.DefaultSchedule))
 	}
 	share, err := strconv.ParseFloat(s.get("RECONCILE_MAX_DELETE_SHARE", "0.1"), 64)
 	if err != nil || share < 0 || share > 1 {
@@ -72,6 +71,17 @@ func (s *settings) clerk() clerkConfig {
 		}
 	}
 	return c
+}
+
+// inngestCron parses schedules as the Inngest server does when an app syncs
+// (inngest.CronTrigger.Validate, pkg/inngest/trigger.go): five fields, an optional TZ= or
+// CRON_TZ= prefix, no descriptors such as @daily.
+var inngestCron = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow)
+
+// validCron returns the parser's error when Inngest would refuse schedule, or nil.
+func validCron(schedule string) error {
+	_, err := inngestCron.Parse(schedule)
+	return err
 }
 
 // newClerkAPI returns the Clerk Backend API client of c.
