@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -36,14 +37,19 @@ type inngestConfig struct {
 	env                string
 	baseURL            string
 	batchSize          int
+	// serveURL is the URL of /api/inngest as Inngest reaches it (INNGEST_SERVE_URL): the URL a
+	// sync registers. Required outside dev mode; nil in dev mode when unset, where the SDK
+	// takes it from the dev server's request.
+	serveURL *url.URL
 }
 
 // inngestSettings are the Inngest settings, for --help.
 var inngestSettings = []setting{
 	{"INNGEST_DEV", "unset", "1 (dev server on " + defaultDevServerURL + ") or the dev server's URL: local development only. /api/inngest then runs any unsigned request, so it is refused with INNGEST_EVENT_KEY or INNGEST_SIGNING_KEY and listens on loopback unless HOST is set."},
 	{"INNGEST_EVENT_KEY", "unset", "Inngest event key (required with INNGEST_SIGNING_KEY unless INNGEST_DEV is set)."},
-	{"INNGEST_SIGNING_KEY", "unset", "Inngest signing key (signkey-...); requests to /api/inngest must be signed with it."},
+	{"INNGEST_SIGNING_KEY", "unset", "Inngest signing key (signkey-<env>-<hex>); every request to /api/inngest must carry its signature, or it is refused before its body is read."},
 	{"INNGEST_SIGNING_KEY_FALLBACK", "unset", "Previous signing key, accepted while rotating keys."},
+	{"INNGEST_SERVE_URL", "required unless INNGEST_DEV", "The URL Inngest calls to run the functions, as Inngest reaches it (https://sync.example.com/api/inngest). A sync (a signed PUT /api/inngest) registers this URL, never one taken from the request. Optional in dev mode."},
 	{"INNGEST_ENV", "unset", "Inngest branch environment name, for branch deploys."},
 	{"INNGEST_BASE_URL", "unset", "Self-hosted Inngest server URL (API and event API); needs both keys, and /api/inngest requires the server's signature as with Inngest Cloud."},
 	{"INNGEST_APP_ID", "clerk-user-sync", "The app's id in Inngest; function ids are <app id>-<function id>."},
@@ -71,6 +77,13 @@ func (s *settings) inngest() inngestConfig {
 		env:                s.get("INNGEST_ENV", ""),
 		baseURL:            s.get("INNGEST_BASE_URL", ""),
 	}
+	if raw := s.get("INNGEST_SERVE_URL", ""); raw != "" {
+		u, err := parseServeURL(raw)
+		if err != nil {
+			s.fail(err)
+		}
+		c.serveURL = u
+	}
 	if n, err := strconv.Atoi(s.get("INNGEST_BATCH_SIZE", "0")); err != nil || n < 0 || n > 1000 {
 		s.fail(errors.New("INNGEST_BATCH_SIZE must be a whole number from 0 to 1000"))
 	} else {
@@ -87,6 +100,20 @@ func (s *settings) inngest() inngestConfig {
 		if len(missing) > 0 {
 			s.fail(fmt.Errorf("Inngest is not configured (%s missing). Either set INNGEST_DEV=1 (or INNGEST_DEV=<dev server URL>) to use the Inngest dev server locally, "+
 				"or set both INNGEST_EVENT_KEY and INNGEST_SIGNING_KEY (Inngest dashboard -> your environment -> Manage -> Event Keys / Signing Key) for Inngest Cloud", strings.Join(missing, " and ")))
+		}
+		for _, k := range []struct{ name, value string }{
+			{"INNGEST_SIGNING_KEY", c.signingKey},
+			{"INNGEST_SIGNING_KEY_FALLBACK", c.signingKeyFallback},
+		} {
+			if k.value != "" && !validSigningKey(k.value) {
+				s.fail(fmt.Errorf("%s is not an Inngest signing key: copy it whole from the Inngest dashboard -> your environment -> Manage -> Signing Key "+
+					"(signkey-<env>-<hex>); for a self-hosted server, signkey-prod-<the hex key given to inngest start --signing-key>", k.name))
+			}
+		}
+		if c.serveURL == nil {
+			s.fail(errors.New("INNGEST_SERVE_URL is not set: set it to the URL at which Inngest reaches this service's /api/inngest, " +
+				"for example https://sync.example.com/api/inngest (Inngest Cloud) or http://clerk-user-sync:3000/api/inngest (a self-hosted server on the same network). " +
+				"A sync registers that URL with Inngest; outside dev mode it is never taken from a request"))
 		}
 		return c
 	}
@@ -117,6 +144,32 @@ func (s *settings) inngest() inngestConfig {
 	return c
 }
 
+// signingKeyRE is the shape of an Inngest signing key: an optional signkey-<env>- prefix
+// (which the SDK strips, as inngestgo's keyRegexp does) and the key itself, in hex.
+var signingKeyRE = regexp.MustCompile(`^(signkey-\w+-)?([0-9a-fA-F]{2})+$`)
+
+// validSigningKey reports whether key has the shape of an Inngest signing key. The SDK signs
+// with any string but sends the key's hash to Inngest after decoding its hex part, so a key
+// that is not hex would fail only later, at the first sync.
+func validSigningKey(key string) bool { return signingKeyRE.MatchString(key) }
+
+// parseServeURL reads INNGEST_SERVE_URL: an absolute http(s) URL with a host, no user, query or
+// fragment. A URL with no path (or "/") means the service's own /api/inngest. It returns an
+// error saying what is wrong.
+func parseServeURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("INNGEST_SERVE_URL=%q is not a URL such as https://sync.example.com/api/inngest", raw)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("INNGEST_SERVE_URL=%q must have no user, query or fragment: only scheme, host and path, such as https://sync.example.com/api/inngest", raw)
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = inngestPath
+	}
+	return u, nil
+}
+
 // mode names where the service sends its events, for the start-up log line.
 func (c inngestConfig) mode() string {
 	switch {
@@ -128,39 +181,74 @@ func (c inngestConfig) mode() string {
 	return "Inngest Cloud"
 }
 
-// newInngest returns the Inngest client of c with every function of the service registered:
-// the user, organization and membership functions, record-sync-failure, and
+// inngestApp is the service's side of Inngest: the client that sends the webhook events, and
+// two SDK handlers with the same functions. serve runs the invocations (POST) and answers
+// inspections (GET); sync answers syncs (PUT). The SDK holds a handler's write lock for the
+// whole of a sync's registration with Inngest, on an HTTP client without a timeout, and every
+// invocation takes that lock to find its function: with a handler of its own, a sync that
+// hangs holds no invocation back.
+type inngestApp struct {
+	client      inngestgo.Client
+	serve, sync http.Handler
+}
+
+// newInngest returns the Inngest side of c, with every function of the service registered on
+// both handlers: the user, organization and membership functions, record-sync-failure, and
 // reconcile-users-with-clerk and reconcile-organizations-with-clerk when clerkc has a secret
-// key. It returns an error when the SDK refuses the client or a function.
-func newInngest(c inngestConfig, clerkc clerkConfig, users *store.Store, m *metrics, logger *slog.Logger) (inngestgo.Client, error) {
-	client, err := inngestgo.NewClient(inngestOptions(c, logger))
-	if err != nil {
-		return nil, fmt.Errorf("inngest client: %w", err)
+// key. Both handlers register c.serveURL, never a URL taken from a request (in dev mode without
+// INNGEST_SERVE_URL, the dev server's). It returns an error when the SDK refuses a client or a
+// function.
+func newInngest(c inngestConfig, clerkc clerkConfig, users *store.Store, m *metrics, logger *slog.Logger) (inngestApp, error) {
+	var app inngestApp
+	var handlers [2]http.Handler
+	for i := range handlers {
+		client, err := inngestgo.NewClient(inngestOptions(c, logger))
+		if err != nil {
+			return inngestApp{}, fmt.Errorf("inngest client: %w", err)
+		}
+		if err := registerFunctions(client, clerkc, c.batchSize, users, m, logger); err != nil {
+			return inngestApp{}, fmt.Errorf("inngest functions: %w", err)
+		}
+		if c.serveURL == nil {
+			handlers[i] = client.Serve()
+		} else {
+			origin, path := c.serveURL.Scheme+"://"+c.serveURL.Host, c.serveURL.Path
+			handlers[i] = client.ServeWithOpts(inngestgo.ServeOpts{Origin: &origin, Path: &path})
+		}
+		if i == 0 {
+			app.client = client
+		}
 	}
-	if err := functions.New(users, users, logger, functions.Config{AppID: client.AppID(), BatchSize: c.batchSize, Metrics: m}).Register(client); err != nil {
-		return nil, fmt.Errorf("inngest functions: %w", err)
+	app.serve, app.sync = handlers[0], handlers[1]
+	if clerkc.secretKey == "" {
+		logger.Info("CLERK_SECRET_KEY is not set: no scheduled reconciliation with Clerk")
+	} else {
+		logger.Info("reconciliation with Clerk scheduled", "functions", []string{reconcile.FunctionID, reconcile.OrganizationsFunctionID},
+			"schedule", clerkc.schedule, "max_delete_share", clerkc.maxDeleteShare, "allow_mass_delete", clerkc.allowMassDelete)
+	}
+	return app, nil
+}
+
+// registerFunctions registers every function of the service on client: the user, organization
+// and membership functions, record-sync-failure, and the two reconciliations when clerkc has a
+// secret key. It returns the SDK's error when it refuses one.
+func registerFunctions(client inngestgo.Client, clerkc clerkConfig, batchSize int, users *store.Store, m *metrics, logger *slog.Logger) error {
+	if err := functions.New(users, users, logger, functions.Config{AppID: client.AppID(), BatchSize: batchSize, Metrics: m}).Register(client); err != nil {
+		return err
 	}
 	// record-sync-failure: the sync functions' permanent failures, in sync_failures.
 	if err := functions.NewFailureRecorder(users, logger, functions.Config{Metrics: m}).Register(client); err != nil {
-		return nil, fmt.Errorf("inngest functions: %w", err)
+		return err
 	}
 	if clerkc.secretKey == "" {
-		logger.Info("CLERK_SECRET_KEY is not set: no scheduled reconciliation with Clerk")
-		return client, nil
+		return nil
 	}
 	api := newClerkAPI(clerkc, logger)
 	cfg := reconcile.Config{MaxDeleteShare: clerkc.maxDeleteShare, AllowMassDelete: clerkc.allowMassDelete, Metrics: m}
-	r := reconcile.New(users, api, logger.With("function", reconcile.FunctionID), cfg)
-	if err := r.Register(client, clerkc.schedule); err != nil {
-		return nil, fmt.Errorf("inngest functions: %w", err)
+	if err := reconcile.New(users, api, logger.With("function", reconcile.FunctionID), cfg).Register(client, clerkc.schedule); err != nil {
+		return err
 	}
-	orgs := reconcile.New(users, api, logger.With("function", reconcile.OrganizationsFunctionID), cfg)
-	if err := orgs.RegisterOrganizations(client, clerkc.schedule); err != nil {
-		return nil, fmt.Errorf("inngest functions: %w", err)
-	}
-	logger.Info("reconciliation with Clerk scheduled", "functions", []string{reconcile.FunctionID, reconcile.OrganizationsFunctionID},
-		"schedule", clerkc.schedule, "max_delete_share", clerkc.maxDeleteShare, "allow_mass_delete", clerkc.allowMassDelete)
-	return client, nil
+	return reconcile.New(users, api, logger.With("function", reconcile.OrganizationsFunctionID), cfg).RegisterOrganizations(client, clerkc.schedule)
 }
 
 // inngestOptions turns the configuration into the SDK's options, leaving nothing for the SDK

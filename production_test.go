@@ -65,7 +65,7 @@ func TestListenAddressByMode(t *testing.T) {
 	}
 	_, dbURI := startEmbeddedDB(t)
 	dev := map[string]string{"INNGEST_DEV": "http://127.0.0.1:1"}
-	cloud := map[string]string{"INNGEST_EVENT_KEY": "evtkey-listen", "INNGEST_SIGNING_KEY": "signkey-prod-0123456789abcdef", "INNGEST_BASE_URL": "http://127.0.0.1:1", "MONGODB_URI": dbURI + "/listen"}
+	cloud := map[string]string{"INNGEST_EVENT_KEY": "evtkey-listen", "INNGEST_SIGNING_KEY": "signkey-prod-0123456789abcdef", "INNGEST_SERVE_URL": "https://sync.example.com/api/inngest", "INNGEST_BASE_URL": "http://127.0.0.1:1", "MONGODB_URI": dbURI + "/listen"}
 	tests := []struct {
 		name         string
 		mode, change map[string]string
@@ -119,6 +119,7 @@ func TestEmbeddedDatabaseWhenChosenInCloudMode(t *testing.T) {
 		"CLERK_WEBHOOK_SIGNING_SECRET": newSecret(t),
 		"INNGEST_EVENT_KEY":            "evtkey-embedded",
 		"INNGEST_SIGNING_KEY":          "signkey-prod-0123456789abcdef",
+		"INNGEST_SERVE_URL":            "https://sync.example.com/api/inngest",
 		"INNGEST_BASE_URL":             "http://127.0.0.1:1",
 		"MONGODB_URI":                  "embedded",
 		"DATA_DIR":                     dataDir,

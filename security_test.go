@@ -45,6 +45,7 @@ func startCloudService(t *testing.T) *cloudService {
 		"CLERK_WEBHOOK_SIGNING_SECRET": c.secret,
 		"INNGEST_EVENT_KEY":            c.eventKey,
 		"INNGEST_SIGNING_KEY":          c.signingKey,
+		"INNGEST_SERVE_URL":            "https://sync.example.com/api/inngest",
 		"INNGEST_BASE_URL":             "http://127.0.0.1:1", // no Inngest Cloud from tests
 		"MONGODB_URI":                  uri,
 		"WEBHOOK_FORWARD_TIMEOUT":      "6s", // longer than the SDK's 5 attempts against a refused connection (about 3.5 s), so their error is what gets logged

@@ -46,10 +46,11 @@ func runServer(ctx context.Context, stop context.CancelFunc, getenv func(string)
 	}
 	defer closeDB() // after the drain below: in-flight steps finish their writes first
 	m := newMetrics(prometheus.NewRegistry())
-	client, err := newInngest(cfg.inngest, cfg.clerk, users, m, logger)
+	app, err := newInngest(cfg.inngest, cfg.clerk, users, m, logger)
 	if err != nil {
 		return err
 	}
+	guard := newInngestGuard(app.serve, app.sync, cfg.inngest.devURL != "", cfg.inngest.signingKey, cfg.inngest.signingKeyFallback, logger)
 
 	e := newEcho(logger)
 	hook := webhook.Options{Timeout: cfg.webhook.forwardTimeout, MaxBodyBytes: cfg.webhook.maxEventBytes, Metrics: m}
@@ -57,7 +58,7 @@ func runServer(ctx context.Context, stop context.CancelFunc, getenv func(string)
 	if cfg.clerk.syncToken != "" {
 		syncUser = handleSyncUser(cfg.clerk.syncToken, newClerkAPI(cfg.clerk, logger), users, logger)
 	}
-	addRoutes(e, logger, verifier, keyRedactingClient{Client: client, eventKey: cfg.inngest.eventKey}, users, hook, m, cfg.http.metricsAddr == "", syncUser)
+	addRoutes(e, logger, verifier, keyRedactingClient{Client: app.client, eventKey: cfg.inngest.eventKey}, guard, users, hook, m, cfg.http.metricsAddr == "", syncUser)
 
 	addr := net.JoinHostPort(cfg.http.host, cfg.http.port)
 	ln, err := net.Listen("tcp", addr)
@@ -86,7 +87,11 @@ func runServer(ctx context.Context, stop context.CancelFunc, getenv func(string)
 		logger.Warn("dev mode (INNGEST_DEV): /api/inngest runs any unsigned request, so anyone who reaches this port can write and delete users; "+
 			"never expose it to a network others use, and unset INNGEST_DEV in production", "listen", ln.Addr().String())
 	}
-	logger.Info("listening", "addr", ln.Addr().String(), "inngest", cfg.inngest.mode(), "app_id", cfg.inngest.appID)
+	serveURL := "taken from the dev server's sync"
+	if cfg.inngest.serveURL != nil {
+		serveURL = cfg.inngest.serveURL.String()
+	}
+	logger.Info("listening", "addr", ln.Addr().String(), "inngest", cfg.inngest.mode(), "app_id", cfg.inngest.appID, "serve_url", serveURL)
 	fmt.Fprintf(stdout, "clerk-user-sync listening on http://localhost:%d (webhook: /api/webhooks/clerk, Inngest: /api/inngest)\n", ln.Addr().(*net.TCPAddr).Port)
 
 	select {

@@ -359,6 +359,7 @@ func runOnce(ctx context.Context, cfg config, pg *postgres, tmp string, idx, n i
 			"INNGEST_EVENT_KEY=" + eventKey,
 			"INNGEST_SIGNING_KEY=signkey-test-" + signingKey,
 			"INNGEST_BASE_URL=" + inn.url,
+			"INNGEST_SERVE_URL=" + lb.url + "/api/inngest",
 			"MONGODB_URI=" + dbURI,
 			"LOG_LEVEL=warn",
 		}, cfg.serviceEnv...)...)

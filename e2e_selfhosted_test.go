@@ -1,0 +1,109 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"clerksync/store"
+)
+
+// TestSelfHostedServerSyncsAndRuns runs the service in production mode (keys, no INNGEST_DEV)
+// against the real self-hosted server, `inngest start` (SQLite and its in-memory Redis): the
+// server's signed sync passes the guard and registers INNGEST_SERVE_URL, and a signed webhook
+// then lands in the database through the server's signed invocations.
+func TestSelfHostedServerSyncsAndRuns(t *testing.T) {
+	bin := devServerBinary(t)
+	dir := t.TempDir()
+	_, dbURI := startEmbeddedDB(t)
+	svcPort, innPort := freePort(t), freePort(t)
+	hexKey := strings.Repeat("5e1f", 16)
+	eventKey := "evtkey-selfhosted"
+	secret := newSecret(t)
+	serve := fmt.Sprintf("http://127.0.0.1:%d/api/inngest", svcPort)
+	svc := startRun(t, map[string]string{
+		"PORT":                         strconv.Itoa(svcPort),
+		"HOST":                         "127.0.0.1",
+		"CLERK_WEBHOOK_SIGNING_SECRET": secret,
+		"INNGEST_EVENT_KEY":            eventKey,
+		"INNGEST_SIGNING_KEY":          "signkey-prod-" + hexKey,
+		"INNGEST_BASE_URL":             fmt.Sprintf("http://127.0.0.1:%d", innPort),
+		"INNGEST_SERVE_URL":            serve,
+		"MONGODB_URI":                  dbURI + "/selfhosted",
+		"LOG_LEVEL":                    "info",
+	})
+	users := openTestStore(t, dbURI+"/selfhosted", "selfhosted")
+
+	logf, err := os.Create(filepath.Join(dir, "inngest.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "start", "--host", "127.0.0.1", "--port", strconv.Itoa(innPort),
+		"--connect-gateway-port", strconv.Itoa(freePort(t)), "--sqlite-dir", dir,
+		"--signing-key", hexKey, "--event-key", eventKey, "-u", serve, "--retry-interval", "1")
+	cmd.Dir = dir // no inngest.json of the repository's
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	})
+	serverLog := func() string {
+		b, _ := os.ReadFile(filepath.Join(dir, "inngest.log"))
+		if len(b) > 4000 {
+			b = b[len(b)-4000:]
+		}
+		return string(b)
+	}
+
+	deadline := time.Now().Add(90 * time.Second)
+	for !strings.Contains(svc.stderr.String(), `msg="Inngest sync" status=200`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("inngest start did not sync the app within 90s; the service's log:\n%s\nthe server's log:\n%s", svc.stderr, serverLog())
+		}
+		select {
+		case <-done:
+			t.Fatalf("inngest start exited; its log:\n%s", serverLog())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if strings.Contains(svc.stderr.String(), "Inngest request refused") {
+		t.Errorf("the service refused a request of the real server:\n%s", svc.stderr)
+	}
+
+	clerk := &stack{t: t, wh: mustWebhook(t, secret), appURL: svc.url}
+	if got, err := clerk.post(clerkUserEvent("user.created", "user_selfhosted", "Selfhosted", "self@example.com", 1700000000000), "msg_selfhosted_1"); err != nil || got != http.StatusOK {
+		t.Fatalf("POST /api/webhooks/clerk = %d, %v; want 200", got, err)
+	}
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		u, err := users.Get(t.Context(), "user_selfhosted")
+		if err == nil && strings.HasPrefix(u.FullName, "Selfhosted") {
+			break
+		}
+		if err != nil && err != store.ErrNotFound {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("user_selfhosted not written within 60s (%v); the service's log:\n%s\nthe server's log:\n%s", err, svc.stderr, serverLog())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
