@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +31,10 @@ var (
 	// ErrRateLimited means Clerk answered 429 more often, or asked to wait longer, than the
 	// client is configured to put up with. Retrying later succeeds once the limit has passed.
 	ErrRateLimited = errors.New("clerk: rate limited")
+	// ErrOtherUser means Clerk's answer to GET /v1/users/{id} carries another user's id than
+	// the one asked for (something between the service and Clerk mixed up answers); nothing
+	// of that answer may be written as the user asked for.
+	ErrOtherUser = errors.New("clerk: the answer is another user than the one asked for")
 )
 
 // RateLimitedError is a 429 answer from Clerk; RetryAfter is the wait its Retry-After header
@@ -179,17 +184,23 @@ func (c *API) ListUsers(ctx context.Context, limit, offset int) (UserPage, error
 	return page, nil
 }
 
-// GetUser returns the user with the given id. It returns an error wrapping ErrUserNotFound
-// when Clerk answers 404, one wrapping ErrRateLimited when Clerk keeps answering 429, one for
-// an empty id, and Clerk's or the network's error otherwise.
+// GetUser returns the user with the given id (GET /v1/users/{id}, the id escaped as one path
+// segment, so that nothing in it reaches Clerk as a query or another path). It returns an
+// error wrapping ErrUserNotFound when Clerk answers 404, one wrapping ErrRateLimited when
+// Clerk keeps answering 429, one wrapping ErrOtherUser when the answer carries another id,
+// one for an empty id or one that is no path segment ("." or ".."), and Clerk's or the
+// network's error otherwise.
 func (c *API) GetUser(ctx context.Context, id string) (User, error) {
 	if strings.TrimSpace(id) == "" {
 		return User{}, errors.New("get Clerk user: empty user id")
 	}
+	if id == "." || id == ".." {
+		return User{}, fmt.Errorf("get Clerk user: %q is not a user id", id)
+	}
 	var u *sdk.User
 	err := c.retry(ctx, "GET /users/"+id, func() error {
 		var err error
-		u, err = c.users.Get(ctx, id)
+		u, err = c.users.Get(ctx, url.PathEscape(id))
 		return err
 	})
 	var apiErr *sdk.APIErrorResponse
@@ -198,6 +209,8 @@ func (c *API) GetUser(ctx context.Context, id string) (User, error) {
 		return User{}, fmt.Errorf("%w: %s", ErrUserNotFound, id)
 	case err != nil:
 		return User{}, fmt.Errorf("get Clerk user %s: %w", id, err)
+	case u.ID != id:
+		return User{}, fmt.Errorf("get Clerk user %s: %w (%q)", id, ErrOtherUser, u.ID)
 	}
 	return fromSDK(u), nil
 }

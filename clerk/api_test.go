@@ -79,3 +79,52 @@ func TestUsers(t *testing.T) {
 		t.Errorf("GetUser(blank) = %+v, %v; want an error, not ErrUserNotFound", got, err)
 	}
 }
+
+// TestGetUserEscapesID: an id reaches Clerk as one escaped path segment, so that nothing in it
+// becomes a query, a fragment or another path; "." and ".." are refused before any request.
+func TestGetUserEscapesID(t *testing.T) {
+	ids := []string{"user_abc?expand=x", "user_abc#frag", "user_abc/../../jwks", "user_a%3Fb"}
+	var users []clerkfake.User
+	for _, id := range ids {
+		users = append(users, clerkfake.NewUser(id, "Odd", 700))
+	}
+	users = append(users, clerkfake.NewUser("user_abc", "Plain", 700))
+	fake := clerkfake.New(t, testKey, users...)
+	api := newAPI(t, fake, clerk.APIConfig{})
+	wantPaths := map[string]string{
+		"user_abc?expand=x":   "GET /v1/users/user_abc%3Fexpand=x",
+		"user_abc#frag":       "GET /v1/users/user_abc%23frag",
+		"user_abc/../../jwks": "GET /v1/users/user_abc%2F..%2F..%2Fjwks",
+		"user_a%3Fb":          "GET /v1/users/user_a%253Fb",
+	}
+	for _, id := range ids {
+		before := len(fake.Requests())
+		got, err := api.GetUser(t.Context(), id)
+		if err != nil || got.ID != id {
+			t.Errorf("GetUser(%q) = %q, %v; want the user %q", id, got.ID, err, id)
+		}
+		if reqs := fake.Requests()[before:]; len(reqs) != 1 || reqs[0] != wantPaths[id] {
+			t.Errorf("GetUser(%q) sent %q; want [%q]", id, reqs, wantPaths[id])
+		}
+	}
+	for _, id := range []string{".", ".."} {
+		before := len(fake.Requests())
+		if got, err := api.GetUser(t.Context(), id); err == nil {
+			t.Errorf("GetUser(%q) = %+v, nil; want an error", id, got)
+		}
+		if reqs := fake.Requests()[before:]; len(reqs) != 0 {
+			t.Errorf("GetUser(%q) sent %q; want no request", id, reqs)
+		}
+	}
+}
+
+// TestGetUserOtherUser: an answer that carries another id than asked is an error wrapping
+// ErrOtherUser, never that other user.
+func TestGetUserOtherUser(t *testing.T) {
+	fake := clerkfake.New(t, testKey, clerkfake.NewUser("user_asked", "Asked", 700), clerkfake.NewUser("user_other", "Other", 700))
+	fake.AnswerAs("user_asked", "user_other")
+	api := newAPI(t, fake, clerk.APIConfig{})
+	if got, err := api.GetUser(t.Context(), "user_asked"); !errors.Is(err, clerk.ErrOtherUser) || got.ID != "" {
+		t.Errorf("GetUser(user_asked) answered with user_other = %+v, %v; want an error wrapping ErrOtherUser", got, err)
+	}
+}
