@@ -2,6 +2,7 @@ package clerk_test
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"reflect"
 	"strings"
@@ -126,5 +127,31 @@ func TestGetUserOtherUser(t *testing.T) {
 	api := newAPI(t, fake, clerk.APIConfig{})
 	if got, err := api.GetUser(t.Context(), "user_asked"); !errors.Is(err, clerk.ErrOtherUser) || got.ID != "" {
 		t.Errorf("GetUser(user_asked) answered with user_other = %+v, %v; want an error wrapping ErrOtherUser", got, err)
+	}
+}
+
+// TestKeyRefused: Clerk's 401 (a wrong or revoked secret key) is an error wrapping
+// ErrKeyRefused on every endpoint, and still carries Clerk's own error.
+func TestKeyRefused(t *testing.T) {
+	fake := clerkfake.New(t, testKey, clerkfake.NewUser("user_1", "Ada", 700))
+	api := clerk.NewAPI(clerk.APIConfig{SecretKey: "sk_test_revoked", APIURL: fake.URL}, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	calls := map[string]func() error{
+		"InstanceID":        func() error { _, err := api.InstanceID(t.Context()); return err },
+		"GetUser":           func() error { _, err := api.GetUser(t.Context(), "user_1"); return err },
+		"ListUsers":         func() error { _, err := api.ListUsers(t.Context(), 10, 0); return err },
+		"ListOrganizations": func() error { _, err := api.ListOrganizations(t.Context(), 10, 0); return err },
+	}
+	for name, call := range calls {
+		err := call()
+		if !errors.Is(err, clerk.ErrKeyRefused) || !strings.Contains(fmt.Sprint(err), "authentication_invalid") {
+			t.Errorf("%s with a refused key: %v; want an error wrapping ErrKeyRefused with Clerk's authentication_invalid", name, err)
+		}
+		if errors.Is(err, clerk.ErrUserNotFound) {
+			t.Errorf("%s with a refused key: %v; must not wrap ErrUserNotFound", name, err)
+		}
+	}
+	good := newAPI(t, fake, clerk.APIConfig{})
+	if _, err := good.GetUser(t.Context(), "user_none"); errors.Is(err, clerk.ErrKeyRefused) {
+		t.Errorf("GetUser(user_none) with the right key: %v; want no ErrKeyRefused for a 404", err)
 	}
 }
