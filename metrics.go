@@ -34,6 +34,8 @@ type metrics struct {
 	reconcileOrgRuns  *prometheus.CounterVec
 	reconcileOrgs     *prometheus.CounterVec
 	reconcileUsers    *prometheus.CounterVec
+	syncRequests      *prometheus.CounterVec
+	syncDuration      prometheus.Histogram
 	// lastVerified and lastSynced are when the last webhook verified and the last sync run
 	// succeeded (Unix seconds), for an alert when deliveries stop.
 	lastVerified prometheus.Gauge
@@ -94,6 +96,15 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Name: "clerksync_reconcile_organizations_total",
 			Help: "Organizations and memberships handled by finished reconciliations, by kind (organization, membership) and result (inserted, updated, skipped, failed, deleted, refused).",
 		}, []string{"kind", "result"}),
+		syncRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clerksync_sync_requests_total",
+			Help: "Requests to POST /api/sync/users/{id}, by result: synced (200), gone (410), not_found (404), unauthorized (401: bearer token), invalid_id (400), other_instance (409), clerk_key_refused (503: Clerk refused CLERK_SECRET_KEY, fix the key), rate_limited (503: Clerk's 429), clerk_unavailable (503), other_user (502: Clerk answered another user), unstorable (422), database_unavailable (503).",
+		}, []string{"result"}),
+		syncDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "clerksync_sync_request_duration_seconds",
+			Help:    "How long POST /api/sync/users/{id} took to answer, whatever the result.",
+			Buckets: prometheus.DefBuckets,
+		}),
 	}
 	m.lastVerified = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "clerksync_last_verified_webhook_timestamp_seconds",
@@ -109,8 +120,11 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.webhooksReceived, m.webhooksVerified, m.webhooksRejected, m.webhooksForwarded,
 		m.forwardFailures, m.refusedByInngest, m.forwardDuration, m.functionRuns, m.reconcileRuns, m.reconcileUsers,
-		m.reconcileOrgRuns, m.reconcileOrgs,
+		m.reconcileOrgRuns, m.reconcileOrgs, m.syncRequests, m.syncDuration,
 	)
+	for _, r := range syncResults {
+		m.syncRequests.WithLabelValues(r)
+	}
 	for _, r := range webhook.RejectReasons() {
 		m.webhooksRejected.WithLabelValues(r)
 	}
@@ -181,6 +195,13 @@ func (m *metrics) FunctionRun(function, outcome string) {
 	if function != functions.RecordFailureID && outcome != functions.OutcomeError && outcome != functions.OutcomeInvalid {
 		m.lastSynced.SetToCurrentTime()
 	}
+}
+
+// SyncRequest counts one answer of POST /api/sync/users/{id} by its result (one of
+// syncResults), and how long it took.
+func (m *metrics) SyncRequest(result string, elapsed time.Duration) {
+	m.syncRequests.WithLabelValues(result).Inc()
+	m.syncDuration.Observe(elapsed.Seconds())
 }
 
 // Reconciled counts one finished reconciliation (reconcile.Metrics).

@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -23,8 +24,12 @@ func isProbe(method, path string) bool {
 	return false
 }
 
+// maxLoggedPathBytes is the most of a request's path a log line keeps: anyone can send a path
+// of up to 64 KB (MaxHeaderBytes).
+const maxLoggedPathBytes = 200
+
 // requestLogger returns the middleware that logs one line per request into logger: method,
-// path (without the query), status, latency and, for webhooks, the Svix message id (as
+// path (without the query; cut to maxLoggedPathBytes), status, latency and, for webhooks, the Svix message id (as
 // verified, or else cut by webhook.LoggableID: anyone can send the header). It never logs a
 // body, a signature or any other header.
 //
@@ -48,6 +53,7 @@ func requestLogger(logger *slog.Logger) echo.MiddlewareFunc {
 			if path == "" {
 				path = "/"
 			}
+			logged := cutForLog(path, maxLoggedPathBytes)
 			level := slog.LevelInfo
 			if isProbe(req.Method, path) {
 				level = slog.LevelDebug
@@ -59,7 +65,7 @@ func requestLogger(logger *slog.Logger) echo.MiddlewareFunc {
 			r := slog.NewRecord(time.Now(), level, "request", 0)
 			r.AddAttrs(
 				slog.String("method", req.Method),
-				slog.String("path", path),
+				slog.String("path", logged),
 				slog.Int("status", c.Response().Status),
 				slog.Duration("latency", latency),
 			)
@@ -74,4 +80,17 @@ func requestLogger(logger *slog.Logger) echo.MiddlewareFunc {
 			return err
 		}
 	}
+}
+
+// cutForLog returns s for a log line: whole when it is at most n bytes, else its first n
+// bytes at most (to a UTF-8 boundary) marked "…(cut)". What a caller sends is not trusted to be
+// short.
+func cutForLog(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…(cut)"
 }

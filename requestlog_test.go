@@ -38,7 +38,9 @@ func TestRequestLogs(t *testing.T) {
 			resp.Body.Close()
 		}
 	}
-	for _, path := range []string{"/healthz", "/nope?token=secret-query"} {
+	// Anyone can send a path of up to 64 KB: the log keeps 200 bytes of it.
+	longPath := "/long/" + strings.Repeat("P", 60<<10)
+	for _, path := range []string{"/healthz", longPath, "/nope?token=secret-query"} {
 		resp, err := http.Get(svc.url + path)
 		if err != nil {
 			t.Fatal(err)
@@ -54,6 +56,7 @@ func TestRequestLogs(t *testing.T) {
 		{"forwarded webhook", []string{"level=INFO", "msg=request", "method=POST", "path=/api/webhooks/clerk", "status=200", "latency=", "svix_id=msg_reqlog_ok"}},
 		{"forged webhook", []string{"level=INFO", "msg=request", "method=POST", "path=/api/webhooks/clerk", "status=401", "svix_id=msg_reqlog_forged"}},
 		{"forged webhook, long id cut", []string{"status=401", "svix_id=" + longID[:64] + "…(cut)"}},
+		{"long path cut", []string{"msg=request", "path=" + longPath[:200] + "…(cut)", "status=404"}},
 		{"unknown route, query left out", []string{"level=INFO", "msg=request", "method=GET", "path=/nope ", "status=404"}},
 	}
 	// The request line is written after the answer: wait for the last one.
@@ -86,6 +89,7 @@ func TestRequestLogs(t *testing.T) {
 		"the svix-signature header":               "v1,",
 		"the signing secret's value":              strings.TrimPrefix(secret, "whsec_"),
 		"more than 200 bytes of the long svix-id": longID[:200],
+		"more than 200 bytes of the long path":    longPath[:201],
 	} {
 		if strings.Contains(logs, s) {
 			t.Errorf("the log contains %s (%q):\n%s", what, s, logs)

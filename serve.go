@@ -56,7 +56,7 @@ func runServer(ctx context.Context, stop context.CancelFunc, getenv func(string)
 	hook := webhook.Options{Timeout: cfg.webhook.forwardTimeout, MaxBodyBytes: cfg.webhook.maxEventBytes, Metrics: m}
 	var syncUser echo.HandlerFunc // POST /api/sync/users/:id, with SYNC_API_TOKEN
 	if cfg.clerk.syncToken != "" {
-		syncUser = handleSyncUser(cfg.clerk.syncToken, newClerkAPI(cfg.clerk, logger), users, logger)
+		syncUser = handleSyncUser(cfg.clerk.syncToken, newClerkAPI(cfg.clerk, logger), users, m, logger)
 	}
 	addRoutes(e, logger, verifier, keyRedactingClient{Client: app.client, eventKey: cfg.inngest.eventKey}, guard, users, hook, m, cfg.http.metricsAddr == "", syncUser)
 

@@ -6,12 +6,15 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"golang.org/x/sync/singleflight"
 
 	"clerksync/clerk"
 	"clerksync/store"
@@ -31,6 +34,32 @@ type syncStore interface {
 	ClerkInstance(ctx context.Context) (string, error)
 }
 
+// syncMetrics counts the on-demand syncs (metrics implements it): one call per request, with
+// its result (one of syncResults) and how long the answer took.
+type syncMetrics interface {
+	SyncRequest(result string, elapsed time.Duration)
+}
+
+// Results of POST /api/sync/users/:id, the label values of clerksync_sync_requests_total.
+const (
+	syncSynced           = "synced"            // 200: written or skipped, the stored user answered
+	syncGone             = "gone"              // 410: the user is deleted
+	syncNotFound         = "not_found"         // 404: Clerk has no such user
+	syncUnauthorized     = "unauthorized"      // 401: missing or wrong bearer token
+	syncInvalidID        = "invalid_id"        // 400: not a Clerk user id
+	syncOtherInstance    = "other_instance"    // 409: CLERK_SECRET_KEY is another instance's
+	syncKeyRefused       = "clerk_key_refused" // 503, long Retry-After: Clerk answered 401
+	syncRateLimited      = "rate_limited"      // 503: Clerk's 429, its Retry-After passed on
+	syncClerkUnavailable = "clerk_unavailable" // 503: Clerk or the network failed
+	syncOtherUser        = "other_user"        // 502: Clerk's answer is another user
+	syncUnstorable       = "unstorable"        // 422: Clerk's user cannot be stored
+	syncDBUnavailable    = "database_unavailable"
+)
+
+// syncResults lists every result, so that each series exists from the start.
+var syncResults = []string{syncSynced, syncGone, syncNotFound, syncUnauthorized, syncInvalidID, syncOtherInstance,
+	syncKeyRefused, syncRateLimited, syncClerkUnavailable, syncOtherUser, syncUnstorable, syncDBUnavailable}
+
 // syncedUser is the stored user as POST /api/sync/users/:id answers it.
 type syncedUser struct {
 	ID             string  `json:"id"`
@@ -49,117 +78,240 @@ type syncedUser struct {
 // syncTimeout bounds one on-demand sync: Clerk's answer and the write.
 const syncTimeout = 10 * time.Second
 
+// keyRefusedRetryAfter is the Retry-After (seconds) of the answer to a sync while Clerk refuses
+// CLERK_SECRET_KEY. Only an operator can end that state (a new key, a restart), so asking
+// again every second only sends Clerk more requests with a refused key.
+const keyRefusedRetryAfter = 300
+
+// configLogEvery is how often at most a configuration error that every request meets (a
+// refused key, another instance's key) is logged; the metric counts each request.
+const configLogEvery = time.Minute
+
+// userIDPattern is the shape of a Clerk user id: user_ and base62 characters (27 today, such
+// as user_29w83sxmDNGwOuEthce5gg56FcC), with room to grow.
+var userIDPattern = regexp.MustCompile(`^user_[A-Za-z0-9]{1,64}$`)
+
+// invalidIDMessage is the 400 answer's error; it does not repeat the id.
+const invalidIDMessage = "not a Clerk user id: want user_ followed by 1 to 64 letters or digits, such as user_29w83sxmDNGwOuEthce5gg56FcC"
+
+// keyRefusedMessage is the error answered while Clerk refuses CLERK_SECRET_KEY.
+const keyRefusedMessage = "Clerk refused this service's CLERK_SECRET_KEY (401): the key is wrong or revoked. " +
+	"This is the service's configuration, not the request: its operator must set a valid key; asking again before that fails the same way."
+
 // handleSyncUser is POST /api/sync/users/:id: an application that finds a signed-in user
 // missing from its database (the webhook has not landed yet) asks for that user now. With the
 // bearer token, it reads the user from Clerk's Backend API and writes it through the same
 // guarded upsert as the webhooks (never over a newer write, never reviving a deleted user),
-// then answers the stored document. It answers 401 without the token, 404 when Clerk has no
-// such user, 410 when the user was deleted, 503 (with Retry-After) when Clerk or the database
-// cannot answer now, and 409 when CLERK_SECRET_KEY belongs to another Clerk instance than the
-// database follows.
-func handleSyncUser(token string, api userSyncer, users syncStore, logger *slog.Logger) echo.HandlerFunc {
-	check := &instanceCheck{api: api, users: users}
+// then answers the stored document. It answers 401 without the token, 400 for an id that is
+// not a Clerk user id (user_ and 1 to 64 letters or digits; nothing is sent to Clerk), 404
+// when Clerk has no such user, 410 when the user was deleted, 409 when CLERK_SECRET_KEY
+// belongs to another Clerk instance than the database follows, 502 when Clerk's answer is
+// another user than asked (nothing written), and 503 with Retry-After when Clerk or the
+// database cannot answer now.
+//
+// When Clerk refuses CLERK_SECRET_KEY (401), it answers 503 with Retry-After: 300 and an error
+// saying so, logs at error (once a minute at most) and counts clerk_key_refused: 503, not
+// 500, because the failure is the service's and ends without any change by the caller once
+// the operator sets a valid key; the long Retry-After, because a retry every second cannot
+// succeed before then and only sends Clerk more requests with a refused key.
+//
+// Concurrent requests share one check of the Clerk instance (singleflight), and no lock is
+// held across a call to Clerk or the database. Each request is counted in m.
+func handleSyncUser(token string, api userSyncer, users syncStore, m syncMetrics, logger *slog.Logger) echo.HandlerFunc {
+	h := &syncHandler{
+		token: token, api: api, users: users, logger: logger,
+		check:         &instanceCheck{api: api, users: users},
+		keyRefusedLog: &throttledLog{every: configLogEvery},
+		otherInstLog:  &throttledLog{every: configLogEvery},
+	}
 	return func(c echo.Context) error {
-		got, ok := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="clerk-user-sync"`)
-			return c.JSON(http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token; send Authorization: Bearer <SYNC_API_TOKEN>"})
-		}
-		id := c.Param("id")
-		ctx, cancel := context.WithTimeout(c.Request().Context(), syncTimeout)
-		defer cancel()
-		log := logger.With("user_id", id, "route", "sync")
-
-		if err := check.ok(ctx); err != nil {
-			if errors.Is(err, errOtherInstance) {
-				log.Error("on-demand sync refused", "error", err)
-				return c.JSON(http.StatusConflict, map[string]string{"error": err.Error()})
-			}
-			log.Warn("on-demand sync: checking the Clerk instance failed", "error", err)
-			return unavailable(c, "could not check the Clerk instance; retry")
-		}
-		cu, err := api.GetUser(ctx, id)
-		var rl *clerk.RateLimitedError
-		switch {
-		case errors.Is(err, clerk.ErrUserNotFound):
-			return c.JSON(http.StatusNotFound, map[string]string{"error": "Clerk has no user " + id})
-		case errors.As(err, &rl):
-			c.Response().Header().Set("Retry-After", strconv.Itoa(max(1, int(rl.RetryAfter.Seconds()))))
-			return c.JSON(http.StatusServiceUnavailable, map[string]string{"error": "Clerk's rate limit; retry after the Retry-After delay"})
-		case err != nil:
-			log.Warn("on-demand sync: reading the user from Clerk failed", "error", err)
-			return unavailable(c, "could not read the user from Clerk; retry")
-		}
-		su, err := cu.StoreUser(0)
-		if err != nil {
-			log.Warn("on-demand sync: Clerk's user cannot be stored", "error", err)
-			return c.JSON(http.StatusUnprocessableEntity, map[string]string{"error": "Clerk's user cannot be stored: " + err.Error()})
-		}
-		out, err := users.UpsertUser(ctx, su)
-		if err != nil {
-			log.Error("on-demand sync: writing the user failed", "error", err)
-			return unavailable(c, "could not write the user; retry")
-		}
-		stored, err := users.Get(ctx, id)
-		if err != nil {
-			log.Error("on-demand sync: reading the user back failed", "error", err)
-			return unavailable(c, "could not read the user back; retry")
-		}
-		log.Info("user synced on demand", "outcome", out)
-		body := syncedUser{
-			ID: stored.ID, Email: stored.Email, FullName: stored.FullName, Username: stored.Username,
-			ProfilePicture: stored.ProfilePicture, CreatedAt: stored.CreatedAt, UpdatedAt: stored.UpdatedAt,
-			Deleted: stored.Deleted, Outcome: out,
-		}
-		if stored.Deleted {
-			return c.JSON(http.StatusGone, body)
-		}
-		return c.JSON(http.StatusOK, body)
+		start := time.Now()
+		result, err := h.serve(c)
+		m.SyncRequest(result, time.Since(start))
+		return err
 	}
 }
 
-// unavailable answers 503 with a Retry-After of one second and msg.
-func unavailable(c echo.Context, msg string) error {
-	c.Response().Header().Set("Retry-After", "1")
+// syncHandler is the state of POST /api/sync/users/:id.
+type syncHandler struct {
+	token  string
+	api    userSyncer
+	users  syncStore
+	logger *slog.Logger
+	check  *instanceCheck
+	// keyRefusedLog and otherInstLog hold back repeats of configuration errors.
+	keyRefusedLog, otherInstLog *throttledLog
+}
+
+// serve answers one request, and returns its result (one of syncResults) and the error of
+// writing the answer.
+func (h *syncHandler) serve(c echo.Context) (string, error) {
+	got, ok := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
+	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(h.token)) != 1 {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="clerk-user-sync"`)
+		return syncUnauthorized, c.JSON(http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token; send Authorization: Bearer <SYNC_API_TOKEN>"})
+	}
+	id := c.Param("id")
+	if !userIDPattern.MatchString(id) {
+		h.logger.Warn("on-demand sync: refused an id that is not a Clerk user id", "route", "sync",
+			"id", cutForLog(id, 40), "id_bytes", len(id))
+		return syncInvalidID, c.JSON(http.StatusBadRequest, map[string]string{"error": invalidIDMessage})
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), syncTimeout)
+	defer cancel()
+	log := h.logger.With("user_id", id, "route", "sync")
+
+	if err := h.check.ok(ctx); err != nil {
+		if errors.Is(err, errOtherInstance) {
+			h.otherInstLog.log(log, slog.LevelError, "on-demand sync refused", "error", err)
+			return syncOtherInstance, c.JSON(http.StatusConflict, map[string]string{"error": err.Error()})
+		}
+		return h.clerkFailed(c, log, err, "checking the Clerk instance failed", "could not check the Clerk instance; retry")
+	}
+	cu, err := h.api.GetUser(ctx, id)
+	switch {
+	case errors.Is(err, clerk.ErrUserNotFound):
+		return syncNotFound, c.JSON(http.StatusNotFound, map[string]string{"error": "Clerk has no user " + id})
+	case errors.Is(err, clerk.ErrOtherUser):
+		log.Error("on-demand sync: Clerk's answer is another user than asked; nothing written", "error", err)
+		return syncOtherUser, c.JSON(http.StatusBadGateway, map[string]string{"error": "Clerk's answer was another user than " + id + "; nothing was written"})
+	case err != nil:
+		return h.clerkFailed(c, log, err, "reading the user from Clerk failed", "could not read the user from Clerk; retry")
+	}
+	su, err := cu.StoreUser(0)
+	if err != nil {
+		log.Warn("on-demand sync: Clerk's user cannot be stored", "error", err)
+		return syncUnstorable, c.JSON(http.StatusUnprocessableEntity, map[string]string{"error": "Clerk's user cannot be stored: " + err.Error()})
+	}
+	out, err := h.users.UpsertUser(ctx, su)
+	if err != nil {
+		log.Error("on-demand sync: writing the user failed", "error", err)
+		return syncDBUnavailable, unavailable(c, 1, "could not write the user; retry")
+	}
+	stored, err := h.users.Get(ctx, id)
+	if err != nil {
+		log.Error("on-demand sync: reading the user back failed", "error", err)
+		return syncDBUnavailable, unavailable(c, 1, "could not read the user back; retry")
+	}
+	log.Info("user synced on demand", "outcome", out)
+	body := syncedUser{
+		ID: stored.ID, Email: stored.Email, FullName: stored.FullName, Username: stored.Username,
+		ProfilePicture: stored.ProfilePicture, CreatedAt: stored.CreatedAt, UpdatedAt: stored.UpdatedAt,
+		Deleted: stored.Deleted, Outcome: out,
+	}
+	if stored.Deleted {
+		return syncGone, c.JSON(http.StatusGone, body)
+	}
+	return syncSynced, c.JSON(http.StatusOK, body)
+}
+
+// clerkFailed answers a failed call to Clerk (or, for the instance check, to the database):
+// the refused key, Clerk's rate limit, or a failure worth retrying soon (msg). what says, in
+// the log, what failed.
+func (h *syncHandler) clerkFailed(c echo.Context, log *slog.Logger, err error, what, msg string) (string, error) {
+	var rl *clerk.RateLimitedError
+	switch {
+	case errors.Is(err, clerk.ErrKeyRefused):
+		h.keyRefusedLog.log(log, slog.LevelError, "on-demand sync: Clerk refused CLERK_SECRET_KEY (401); set a valid secret key from Clerk Dashboard -> API keys", "error", err)
+		return syncKeyRefused, unavailable(c, keyRefusedRetryAfter, keyRefusedMessage)
+	case errors.As(err, &rl):
+		return syncRateLimited, unavailable(c, max(1, int(rl.RetryAfter.Seconds())), "Clerk's rate limit; retry after the Retry-After delay")
+	case errors.Is(err, store.ErrDatabase):
+		log.Warn("on-demand sync: "+what, "error", err)
+		return syncDBUnavailable, unavailable(c, 1, msg)
+	default:
+		log.Warn("on-demand sync: "+what, "error", err)
+		return syncClerkUnavailable, unavailable(c, 1, msg)
+	}
+}
+
+// unavailable answers 503 with a Retry-After of retryAfter seconds and msg.
+func unavailable(c echo.Context, retryAfter int, msg string) error {
+	c.Response().Header().Set("Retry-After", strconv.Itoa(retryAfter))
 	return c.JSON(http.StatusServiceUnavailable, map[string]string{"error": msg})
+}
+
+// throttledLog logs one line per period at most; the next line after held-back ones says how
+// many (held_back).
+type throttledLog struct {
+	every time.Duration
+
+	mu   sync.Mutex
+	last time.Time
+	held int
+}
+
+// log writes msg and args to logger at level, unless a line went out less than every ago.
+func (t *throttledLog) log(logger *slog.Logger, level slog.Level, msg string, args ...any) {
+	t.mu.Lock()
+	now := time.Now()
+	if !t.last.IsZero() && now.Sub(t.last) < t.every {
+		t.held++
+		t.mu.Unlock()
+		return
+	}
+	held := t.held
+	t.last, t.held = now, 0
+	t.mu.Unlock()
+	if held > 0 {
+		args = append(args, "held_back", held)
+	}
+	logger.Log(context.Background(), level, msg, args...)
 }
 
 // errOtherInstance means CLERK_SECRET_KEY belongs to another Clerk instance than the one the
 // database follows (sync_metadata).
 var errOtherInstance = errors.New("CLERK_SECRET_KEY belongs to another Clerk instance than the one this database follows; see forget-clerk-instance")
 
-// instanceCheck compares the key's Clerk instance with the database's once, and remembers a
-// pass: the on-demand sync writes only for the instance the reconciliation follows.
+// instanceCheck compares the key's Clerk instance with the database's, and remembers a pass:
+// the on-demand sync writes only for the instance the reconciliation follows. Concurrent
+// callers share one check in flight.
 type instanceCheck struct {
 	api   userSyncer
 	users syncStore
 
-	mu     sync.Mutex
-	passed bool
+	passed atomic.Bool
+	flight singleflight.Group
 }
 
 // ok returns nil once the key's instance is the recorded one (or none is recorded), an error
-// wrapping errOtherInstance when it is not, and Clerk's or the database's error otherwise
-// (asked again on the next call).
+// wrapping errOtherInstance when it is not, Clerk's or the database's error otherwise (asked
+// again on the next call), and ctx's error when ctx ends first. A call made while a check is
+// in flight waits for that check's result instead of starting another; the check runs under
+// its own timeout, so that one caller giving up does not fail the others.
 func (c *instanceCheck) ok(ctx context.Context) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.passed {
+	if c.passed.Load() {
 		return nil
 	}
+	ch := c.flight.DoChan("instance", func() (any, error) {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), syncTimeout)
+		defer cancel()
+		return nil, c.run(cctx)
+	})
+	select {
+	case r := <-ch:
+		return r.Err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// run is one check: it reads the recorded instance and, when there is one, the key's.
+func (c *instanceCheck) run(ctx context.Context) error {
 	recorded, err := c.users.ClerkInstance(ctx)
 	if err != nil {
 		return err
 	}
-	if recorded != "" {
-		key, err := c.api.InstanceID(ctx)
-		if err != nil {
-			return err
-		}
-		if key != recorded {
-			return errors.Join(errOtherInstance, errors.New("key's instance "+key+", database's "+recorded))
-		}
+	if recorded == "" {
+		return nil // with none recorded yet, ask again next time
 	}
-	c.passed = recorded != "" // with none recorded yet, ask again next time
+	key, err := c.api.InstanceID(ctx)
+	if err != nil {
+		return err
+	}
+	if key != recorded {
+		return errors.Join(errOtherInstance, errors.New("key's instance "+key+", database's "+recorded))
+	}
+	c.passed.Store(true)
 	return nil
 }

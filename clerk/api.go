@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +31,14 @@ var (
 	// ErrRateLimited means Clerk answered 429 more often, or asked to wait longer, than the
 	// client is configured to put up with. Retrying later succeeds once the limit has passed.
 	ErrRateLimited = errors.New("clerk: rate limited")
+	// ErrKeyRefused means Clerk answered 401 Unauthorized: it does not accept the secret key
+	// (wrong, revoked, or of a deleted instance). Every call fails the same way until the
+	// client is given a key Clerk accepts; retrying does not help.
+	ErrKeyRefused = errors.New("clerk: the secret key was refused (401 Unauthorized)")
+	// ErrOtherUser means Clerk's answer to GET /v1/users/{id} carries another user's id than
+	// the one asked for (something between the service and Clerk mixed up answers); nothing
+	// of that answer may be written as the user asked for.
+	ErrOtherUser = errors.New("clerk: the answer is another user than the one asked for")
 )
 
 // RateLimitedError is a 429 answer from Clerk; RetryAfter is the wait its Retry-After header
@@ -77,7 +86,8 @@ type UserPage struct {
 // package-level key). A 429 answer is retried after the delay its Retry-After header asks
 // for, a bounded number of times, when that delay fits (see APIConfig.MaxRetryAfter);
 // otherwise the call fails at once with a *RateLimitedError saying how long Clerk asked to
-// wait.
+// wait. Every call fails with an error wrapping ErrKeyRefused when Clerk answers 401 (the
+// secret key is wrong or revoked).
 type API struct {
 	users   *user.Client
 	orgs    *organization.Client
@@ -127,8 +137,9 @@ func NewAPI(cfg APIConfig, logger *slog.Logger) *API {
 
 // InstanceID returns the id (ins_...) of the Clerk instance the secret key belongs to: the key
 // id of the instance's JSON Web Key Set (GET /v1/jwks), which Clerk names after the instance.
-// It returns an error wrapping ErrRateLimited when Clerk keeps answering 429, an error when the
-// key set names no instance or several, and Clerk's or the network's error otherwise.
+// It returns an error wrapping ErrRateLimited when Clerk keeps answering 429, one wrapping
+// ErrKeyRefused when Clerk refuses the secret key, an error when the key set names no instance
+// or several, and Clerk's or the network's error otherwise.
 func (c *API) InstanceID(ctx context.Context) (string, error) {
 	var set *sdk.JSONWebKeySet
 	err := c.retry(ctx, "GET /jwks", func() error {
@@ -179,17 +190,23 @@ func (c *API) ListUsers(ctx context.Context, limit, offset int) (UserPage, error
 	return page, nil
 }
 
-// GetUser returns the user with the given id. It returns an error wrapping ErrUserNotFound
-// when Clerk answers 404, one wrapping ErrRateLimited when Clerk keeps answering 429, one for
-// an empty id, and Clerk's or the network's error otherwise.
+// GetUser returns the user with the given id (GET /v1/users/{id}, the id escaped as one path
+// segment, so that nothing in it reaches Clerk as a query or another path). It returns an
+// error wrapping ErrUserNotFound when Clerk answers 404, one wrapping ErrRateLimited when
+// Clerk keeps answering 429, one wrapping ErrKeyRefused when Clerk refuses the secret key,
+// one wrapping ErrOtherUser when the answer carries another id, one for an empty id or one
+// that is no path segment ("." or ".."), and Clerk's or the network's error otherwise.
 func (c *API) GetUser(ctx context.Context, id string) (User, error) {
 	if strings.TrimSpace(id) == "" {
 		return User{}, errors.New("get Clerk user: empty user id")
 	}
+	if id == "." || id == ".." {
+		return User{}, fmt.Errorf("get Clerk user: %q is not a user id", id)
+	}
 	var u *sdk.User
 	err := c.retry(ctx, "GET /users/"+id, func() error {
 		var err error
-		u, err = c.users.Get(ctx, id)
+		u, err = c.users.Get(ctx, url.PathEscape(id))
 		return err
 	})
 	var apiErr *sdk.APIErrorResponse
@@ -198,6 +215,8 @@ func (c *API) GetUser(ctx context.Context, id string) (User, error) {
 		return User{}, fmt.Errorf("%w: %s", ErrUserNotFound, id)
 	case err != nil:
 		return User{}, fmt.Errorf("get Clerk user %s: %w", id, err)
+	case u.ID != id:
+		return User{}, fmt.Errorf("get Clerk user %s: %w (%q)", id, ErrOtherUser, u.ID)
 	}
 	return fromSDK(u), nil
 }
@@ -205,15 +224,15 @@ func (c *API) GetUser(ctx context.Context, id string) (User, error) {
 // retry runs call, and runs it again after each 429 once the Retry-After delay has passed, at
 // most MaxRateLimitRetries times. It sits out a delay only when it is within waitLimit (so a
 // reconciliation step never waits past its budget); otherwise it returns at once. It returns
-// call's last error, ctx's error when ctx ends while waiting, or an error wrapping the last
-// *RateLimitedError (so ErrRateLimited) when it gives up: the caller can come back after its
-// RetryAfter.
+// call's last error (wrapping ErrKeyRefused too when Clerk answered 401), ctx's error when ctx
+// ends while waiting, or an error wrapping the last *RateLimitedError (so ErrRateLimited) when
+// it gives up: the caller can come back after its RetryAfter.
 func (c *API) retry(ctx context.Context, what string, call func() error) error {
 	for attempt := 1; ; attempt++ {
 		err := call()
 		var rl *RateLimitedError
 		if !errors.As(err, &rl) {
-			return err
+			return keyRefused(err)
 		}
 		wait := rl.RetryAfter
 		if wait <= 0 {
@@ -234,6 +253,16 @@ func (c *API) retry(ctx context.Context, what string, call func() error) error {
 		case <-t.C:
 		}
 	}
+}
+
+// keyRefused returns err with ErrKeyRefused added when it is Clerk's 401 answer, and err
+// unchanged otherwise (nil included).
+func keyRefused(err error) error {
+	var apiErr *sdk.APIErrorResponse
+	if errors.As(err, &apiErr) && apiErr.HTTPStatusCode == http.StatusUnauthorized {
+		return fmt.Errorf("%w: %w", ErrKeyRefused, err)
+	}
+	return err
 }
 
 // waitLimit returns the longest 429 delay a call under ctx sits out itself at now, and what sets

@@ -2,6 +2,7 @@ package clerk_test
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"reflect"
 	"strings"
@@ -77,5 +78,80 @@ func TestUsers(t *testing.T) {
 	}
 	if got, err := api.GetUser(t.Context(), " "); err == nil || errors.Is(err, clerk.ErrUserNotFound) {
 		t.Errorf("GetUser(blank) = %+v, %v; want an error, not ErrUserNotFound", got, err)
+	}
+}
+
+// TestGetUserEscapesID: an id reaches Clerk as one escaped path segment, so that nothing in it
+// becomes a query, a fragment or another path; "." and ".." are refused before any request.
+func TestGetUserEscapesID(t *testing.T) {
+	ids := []string{"user_abc?expand=x", "user_abc#frag", "user_abc/../../jwks", "user_a%3Fb"}
+	var users []clerkfake.User
+	for _, id := range ids {
+		users = append(users, clerkfake.NewUser(id, "Odd", 700))
+	}
+	users = append(users, clerkfake.NewUser("user_abc", "Plain", 700))
+	fake := clerkfake.New(t, testKey, users...)
+	api := newAPI(t, fake, clerk.APIConfig{})
+	wantPaths := map[string]string{
+		"user_abc?expand=x":   "GET /v1/users/user_abc%3Fexpand=x",
+		"user_abc#frag":       "GET /v1/users/user_abc%23frag",
+		"user_abc/../../jwks": "GET /v1/users/user_abc%2F..%2F..%2Fjwks",
+		"user_a%3Fb":          "GET /v1/users/user_a%253Fb",
+	}
+	for _, id := range ids {
+		before := len(fake.Requests())
+		got, err := api.GetUser(t.Context(), id)
+		if err != nil || got.ID != id {
+			t.Errorf("GetUser(%q) = %q, %v; want the user %q", id, got.ID, err, id)
+		}
+		if reqs := fake.Requests()[before:]; len(reqs) != 1 || reqs[0] != wantPaths[id] {
+			t.Errorf("GetUser(%q) sent %q; want [%q]", id, reqs, wantPaths[id])
+		}
+	}
+	for _, id := range []string{".", ".."} {
+		before := len(fake.Requests())
+		if got, err := api.GetUser(t.Context(), id); err == nil {
+			t.Errorf("GetUser(%q) = %+v, nil; want an error", id, got)
+		}
+		if reqs := fake.Requests()[before:]; len(reqs) != 0 {
+			t.Errorf("GetUser(%q) sent %q; want no request", id, reqs)
+		}
+	}
+}
+
+// TestGetUserOtherUser: an answer that carries another id than asked is an error wrapping
+// ErrOtherUser, never that other user.
+func TestGetUserOtherUser(t *testing.T) {
+	fake := clerkfake.New(t, testKey, clerkfake.NewUser("user_asked", "Asked", 700), clerkfake.NewUser("user_other", "Other", 700))
+	fake.AnswerAs("user_asked", "user_other")
+	api := newAPI(t, fake, clerk.APIConfig{})
+	if got, err := api.GetUser(t.Context(), "user_asked"); !errors.Is(err, clerk.ErrOtherUser) || got.ID != "" {
+		t.Errorf("GetUser(user_asked) answered with user_other = %+v, %v; want an error wrapping ErrOtherUser", got, err)
+	}
+}
+
+// TestKeyRefused: Clerk's 401 (a wrong or revoked secret key) is an error wrapping
+// ErrKeyRefused on every endpoint, and still carries Clerk's own error.
+func TestKeyRefused(t *testing.T) {
+	fake := clerkfake.New(t, testKey, clerkfake.NewUser("user_1", "Ada", 700))
+	api := clerk.NewAPI(clerk.APIConfig{SecretKey: "sk_test_revoked", APIURL: fake.URL}, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	calls := map[string]func() error{
+		"InstanceID":        func() error { _, err := api.InstanceID(t.Context()); return err },
+		"GetUser":           func() error { _, err := api.GetUser(t.Context(), "user_1"); return err },
+		"ListUsers":         func() error { _, err := api.ListUsers(t.Context(), 10, 0); return err },
+		"ListOrganizations": func() error { _, err := api.ListOrganizations(t.Context(), 10, 0); return err },
+	}
+	for name, call := range calls {
+		err := call()
+		if !errors.Is(err, clerk.ErrKeyRefused) || !strings.Contains(fmt.Sprint(err), "authentication_invalid") {
+			t.Errorf("%s with a refused key: %v; want an error wrapping ErrKeyRefused with Clerk's authentication_invalid", name, err)
+		}
+		if errors.Is(err, clerk.ErrUserNotFound) {
+			t.Errorf("%s with a refused key: %v; must not wrap ErrUserNotFound", name, err)
+		}
+	}
+	good := newAPI(t, fake, clerk.APIConfig{})
+	if _, err := good.GetUser(t.Context(), "user_none"); errors.Is(err, clerk.ErrKeyRefused) {
+		t.Errorf("GetUser(user_none) with the right key: %v; want no ErrKeyRefused for a 404", err)
 	}
 }

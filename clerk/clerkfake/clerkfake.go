@@ -6,8 +6,9 @@
 // answering {"data":[...],"total_count":N} lists of Organization and OrganizationMembership
 // objects, or the same 404 (or, with organizations turned off, Clerk's
 // organization_not_enabled_in_instance); and GET /v1/jwks (the instance's JSON Web Key Set,
-// whose key id is the instance id). It checks the secret key, and gives 429 with Retry-After,
-// or answers late, on request.
+// whose key id is the instance id). It checks the secret key (401 authentication_invalid
+// otherwise), and gives 429 with Retry-After, answers late, or answers another user, on
+// request.
 package clerkfake
 
 import (
@@ -60,6 +61,7 @@ type Server struct {
 	delays       []delay
 	requests     []string
 	beforeList   map[string]func(offset int) // by the list's path
+	answerAs     map[string]string           // GET /v1/users/{key} answers the user {value}
 }
 
 // New starts a stand-in serving users to requests with the secret key key; it stops when the
@@ -98,6 +100,17 @@ func (s *Server) Remove(id string) {
 	if i := s.index(id); i >= 0 {
 		s.users = slices.Delete(s.users, i, i+1)
 	}
+}
+
+// AnswerAs makes GET /v1/users/{id} answer the user otherID instead, as a proxy or cache in
+// front of Clerk that mixed up answers would, to test that a client notices.
+func (s *Server) AnswerAs(id, otherID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.answerAs == nil {
+		s.answerAs = map[string]string{}
+	}
+	s.answerAs[id] = otherID
 }
 
 // SetInstance makes the stand-in another Clerk instance: GET /v1/jwks serves one key, whose
@@ -164,7 +177,8 @@ func (s *Server) BeforeListOf(path string, f func(offset int)) {
 }
 
 // Requests returns every request received so far, as "GET /v1/users?limit=2&offset=0" (the
-// query sorted by name) or "429 GET ..." for those answered 429.
+// path as sent, escapes kept: "GET /v1/users/user_a%3Fx"; the query sorted by name) or
+// "429 GET ..." for those answered 429.
 func (s *Server) Requests() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -176,7 +190,7 @@ func (s *Server) index(id string) int {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	req := r.Method + " " + r.URL.Path
+	req := r.Method + " " + r.URL.EscapedPath()
 	if q := r.URL.Query().Encode(); q != "" {
 		req += "?" + q
 	}
@@ -251,6 +265,9 @@ func (s *Server) serveUsers(w http.ResponseWriter, r *http.Request) {
 	default:
 		id := strings.TrimPrefix(path, "/")
 		s.mu.Lock()
+		if other, ok := s.answerAs[id]; ok {
+			id = other
+		}
 		i := s.index(id)
 		var u User
 		if i >= 0 {
