@@ -26,6 +26,7 @@ type metrics struct {
 	webhooksVerified  prometheus.Counter
 	webhooksRejected  *prometheus.CounterVec
 	webhooksForwarded prometheus.Counter
+	webhooksIgnored   *prometheus.CounterVec
 	forwardFailures   prometheus.Counter
 	refusedByInngest  *prometheus.CounterVec
 	forwardDuration   prometheus.Histogram
@@ -61,6 +62,10 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Name: "clerksync_webhooks_forwarded_total",
 			Help: "Webhook events Inngest accepted (answered 200).",
 		}),
+		webhooksIgnored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clerksync_webhooks_ignored_total",
+			Help: "Verified Clerk events of a type not forwarded to Inngest (answered 200, not retried; CLERK_FORWARD_EVENTS forwards more), by type: Clerk's event type (email.created), or other for a type not shaped like Clerk's and once 64 types are counted.",
+		}, []string{"type"}),
 		forwardFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "clerksync_webhook_forward_failures_total",
 			Help: "Webhook events Inngest did not accept: an error, the timeout, or a refusal (answered 503 so that Svix retries; 422 when Inngest refused the event itself).",
@@ -107,7 +112,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.webhooksReceived, m.webhooksVerified, m.webhooksRejected, m.webhooksForwarded,
+		m.webhooksReceived, m.webhooksVerified, m.webhooksRejected, m.webhooksForwarded, m.webhooksIgnored,
 		m.forwardFailures, m.refusedByInngest, m.forwardDuration, m.functionRuns, m.reconcileRuns, m.reconcileUsers,
 		m.reconcileOrgRuns, m.reconcileOrgs,
 	)
@@ -166,6 +171,12 @@ func (m *metrics) WebhookForwarded(elapsed time.Duration) {
 func (m *metrics) WebhookForwardFailed(elapsed time.Duration) {
 	m.forwardFailures.Inc()
 	m.forwardDuration.Observe(elapsed.Seconds())
+}
+
+// WebhookIgnored counts a verified event of a type not forwarded, by its type (bounded by the
+// webhook handler: see webhook.Metrics).
+func (m *metrics) WebhookIgnored(eventType string) {
+	m.webhooksIgnored.WithLabelValues(eventType).Inc()
 }
 
 // WebhookRefusedByInngest counts an event Inngest refused, by webhook.Refused* reason.
