@@ -122,6 +122,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	for _, r := range webhook.RefusedReasons() {
 		m.refusedByInngest.WithLabelValues(r)
 	}
+	m.webhooksIgnored.WithLabelValues(webhook.IgnoredOtherType) // the types are Clerk's, not known here
 	writes := []string{string(store.Inserted), string(store.Updated), string(store.Skipped), functions.OutcomeInvalid, functions.OutcomeError}
 	for _, fn := range []string{functions.SyncUserID, functions.UpdateUserID, functions.SyncOrganizationID, functions.UpdateOrganizationID, functions.SyncMembershipID, functions.UpdateMembershipID} {
 		for _, o := range writes {

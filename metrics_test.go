@@ -249,6 +249,9 @@ func TestWebhookIgnoredMetric(t *testing.T) {
 	m := newMetrics(prometheus.NewRegistry())
 	srv := httptest.NewServer(m.handler(slog.New(slog.DiscardHandler)))
 	t.Cleanup(srv.Close)
+	if got := scrape(t, srv.URL)["clerksync_webhooks_ignored_total"]; !reflect.DeepEqual(got, metricFamily{"type=other": 0}) {
+		t.Errorf("clerksync_webhooks_ignored_total before any event = %v; want other at 0", got)
+	}
 	m.WebhookIgnored("email.created")
 	m.WebhookIgnored("email.created")
 	m.WebhookIgnored(webhook.IgnoredOtherType)
