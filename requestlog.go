@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -23,10 +24,30 @@ func isProbe(method, path string) bool {
 	return false
 }
 
+// maxLoggedPathBytes is the most of a request's path a log line carries: the service's routes
+// are under 30 bytes, while anyone can send a path of tens of kilobytes.
+const maxLoggedPathBytes = 256
+
+// pathCutMark ends a path cut to maxLoggedPathBytes.
+const pathCutMark = "…(cut)"
+
+// loggablePath returns path for a log line: unchanged up to maxLoggedPathBytes, else cut to
+// that many bytes (at a UTF-8 boundary) and marked with pathCutMark.
+func loggablePath(path string) string {
+	if len(path) <= maxLoggedPathBytes {
+		return path
+	}
+	n := maxLoggedPathBytes
+	for n > 0 && !utf8.RuneStart(path[n]) {
+		n--
+	}
+	return path[:n] + pathCutMark
+}
+
 // requestLogger returns the middleware that logs one line per request into logger: method,
-// path (without the query), status, latency and, for webhooks, the Svix message id (as
-// verified, or else cut by webhook.LoggableID: anyone can send the header). It never logs a
-// body, a signature or any other header.
+// path (without the query, cut to 256 bytes by loggablePath), status, latency and, for
+// webhooks, the Svix message id (as verified, or else cut by webhook.LoggableID: anyone can
+// send the header). It never logs a body, a signature or any other header.
 //
 // It does what Echo's RequestLogger middleware did here (with HandleError: an error is
 // handed to Echo's error handler first, so that the line has the status it set, 404, 405 or
@@ -59,7 +80,7 @@ func requestLogger(logger *slog.Logger) echo.MiddlewareFunc {
 			r := slog.NewRecord(time.Now(), level, "request", 0)
 			r.AddAttrs(
 				slog.String("method", req.Method),
-				slog.String("path", path),
+				slog.String("path", loggablePath(path)),
 				slog.Int("status", c.Response().Status),
 				slog.Duration("latency", latency),
 			)
