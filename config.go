@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"clerksync/clerk"
 )
 
 // config is every setting of the service, one struct per concern, read once from the
@@ -41,6 +44,10 @@ type webhookConfig struct {
 	maxEventBytes int64
 	// forwardTimeout bounds the wait for Inngest to accept an event.
 	forwardTimeout time.Duration
+	// forwardTypes are the Clerk event types forwarded to Inngest besides the ones the
+	// functions handle; forwardAll forwards every type.
+	forwardTypes []string
+	forwardAll   bool
 }
 
 // setting documents one environment variable; settingsHelp lists them all, for --help (and
@@ -59,6 +66,7 @@ func settingsHelp() []setting {
 		{"SHUTDOWN_TIMEOUT", "15s", "How long a shutdown (SIGTERM, Ctrl-C) lets in-flight requests finish before cutting them; keep it under your orchestrator's grace period (Kubernetes: 30s). A second signal exits at once."},
 		{"INNGEST_MAX_EVENT_BYTES", "512KiB", "Largest webhook body accepted (bytes, or with KiB/MiB): no larger than your Inngest event size limit (512KiB on the dev and self-hosted server, 256KiB on Inngest Cloud's free plan). Larger bodies get 413 and Svix stops retrying them."},
 		{"WEBHOOK_FORWARD_TIMEOUT", "8s", "How long a webhook waits for Inngest to accept its event before answering 503 (Svix gives up at 15s)."},
+		{"CLERK_FORWARD_EVENTS", "unset: the handled types only", "Clerk event types forwarded to Inngest besides the user, organization and organizationMembership events the functions handle, separated by commas or spaces (session.created,email.created), for functions of your own; * forwards every type. Other types are answered 200 and counted in clerksync_webhooks_ignored_total, not forwarded: email.created carries one-time codes, which would stay in Inngest's event history."},
 	}
 	s = append(s, databaseSettings...)
 	s = append(s, inngestSettings...)
@@ -167,19 +175,51 @@ func (h httpConfig) localURL() (string, error) {
 	return "http://" + net.JoinHostPort(host, h.port), nil
 }
 
-// webhook reads CLERK_WEBHOOK_SIGNING_SECRET, INNGEST_MAX_EVENT_BYTES and
-// WEBHOOK_FORWARD_TIMEOUT.
+// webhook reads CLERK_WEBHOOK_SIGNING_SECRET, INNGEST_MAX_EVENT_BYTES,
+// WEBHOOK_FORWARD_TIMEOUT and CLERK_FORWARD_EVENTS.
 func (s *settings) webhook() webhookConfig {
 	w := webhookConfig{
 		secrets:        s.secrets(),
 		forwardTimeout: s.duration("WEBHOOK_FORWARD_TIMEOUT", "8s", "8s"),
 	}
+	w.forwardTypes, w.forwardAll = s.forwardEvents()
 	if n, err := parseBytes(s.get("INNGEST_MAX_EVENT_BYTES", "512KiB")); err != nil || n < 1024 || n > 64<<20 {
 		s.fail(errors.New("INNGEST_MAX_EVENT_BYTES must be a size from 1KiB to 64MiB, such as 512KiB or 262144: the largest event your Inngest server accepts"))
 	} else {
 		w.maxEventBytes = n
 	}
 	return w
+}
+
+// forwardEvents reads CLERK_FORWARD_EVENTS: Clerk event types separated by commas or white
+// space, or * (also all) for every type. It returns the types, and all when every type is
+// forwarded; it records an error naming each value that is not a Clerk event type.
+func (s *settings) forwardEvents() (types []string, all bool) {
+	values := strings.FieldsFunc(s.get("CLERK_FORWARD_EVENTS", ""), func(r rune) bool {
+		return r == ',' || r == ' ' || r == '\t' || r == '\n' || r == '\r'
+	})
+	var bad []string
+	for _, v := range values {
+		switch {
+		case v == "*" || strings.EqualFold(v, "all"):
+			all = true
+		case clerk.IsEventType(v):
+			if !slices.Contains(types, v) {
+				types = append(types, v)
+			}
+		default:
+			bad = append(bad, strconv.Quote(v))
+		}
+	}
+	if len(bad) > 0 {
+		what := "is not a Clerk event type"
+		if len(bad) > 1 {
+			what = "are not Clerk event types"
+		}
+		s.fail(fmt.Errorf("CLERK_FORWARD_EVENTS: %s %s; list types as Clerk names them, such as "+
+			"session.created,email.created (without clerk/), or set * to forward every type", strings.Join(bad, ", "), what))
+	}
+	return types, all
 }
 
 // secrets reads CLERK_WEBHOOK_SIGNING_SECRET: one or more secrets separated by spaces,

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -77,6 +78,42 @@ func TestClerkSettings(t *testing.T) {
 			}
 			if len(errs) > 0 || got != tt.want {
 				t.Errorf("settings.clerk = %+v, %v; want %+v", got, errs, tt.want)
+			}
+		})
+	}
+}
+
+func TestForwardEventsSettings(t *testing.T) {
+	tests := []struct {
+		name      string
+		value     string
+		wantTypes []string
+		wantAll   bool
+		wantErr   string
+	}{
+		{"unset", "", nil, false, ""},
+		{"commas", "session.created,email.created", []string{"session.created", "email.created"}, false, ""},
+		{"spaces, newlines and repeats", " session.created  email.created\nsession.created, ", []string{"session.created", "email.created"}, false, ""},
+		{"a handled type", "user.created", []string{"user.created"}, false, ""},
+		{"star", "*", nil, true, ""},
+		{"all", "ALL", nil, true, ""},
+		{"star with types", "*,session.created", []string{"session.created"}, true, ""},
+		{"not a type", "session", nil, false, `"session" is not a Clerk event type`},
+		{"Inngest name", "clerk/session.created", nil, false, "without clerk/"},
+		{"two bad among good", "email.created,user.*,sms created", nil, false, `"user.*", "sms", "created" are not Clerk event types`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &settings{getenv: env(map[string]string{"CLERK_FORWARD_EVENTS": tt.value})}
+			types, all := s.forwardEvents()
+			if tt.wantErr != "" {
+				if len(s.errs) != 1 || !strings.Contains(s.errs[0].Error(), tt.wantErr) || !strings.Contains(s.errs[0].Error(), "CLERK_FORWARD_EVENTS") {
+					t.Fatalf("CLERK_FORWARD_EVENTS=%q: errors %v; want one naming the setting and containing %q", tt.value, s.errs, tt.wantErr)
+				}
+				return
+			}
+			if len(s.errs) > 0 || !slices.Equal(types, tt.wantTypes) || all != tt.wantAll {
+				t.Errorf("CLERK_FORWARD_EVENTS=%q: types %q, all %v, errors %v; want %q, %v, none", tt.value, types, all, s.errs, tt.wantTypes, tt.wantAll)
 			}
 		})
 	}

@@ -232,6 +232,8 @@ func TestRunRefusesToStart(t *testing.T) {
 		{"bad event size", map[string]string{"INNGEST_MAX_EVENT_BYTES": "lots"}, "INNGEST_MAX_EVENT_BYTES"},
 		{"event size too small", map[string]string{"INNGEST_MAX_EVENT_BYTES": "10"}, "INNGEST_MAX_EVENT_BYTES"},
 		{"bad metrics address", map[string]string{"METRICS_ADDR": "9090"}, "METRICS_ADDR"},
+		{"forwarded event type malformed", map[string]string{"CLERK_FORWARD_EVENTS": "session.created,sessions"}, `CLERK_FORWARD_EVENTS: "sessions" is not a Clerk event type`},
+		{"forwarded event named as in Inngest", map[string]string{"CLERK_FORWARD_EVENTS": "clerk/email.created"}, "without clerk/"},
 		{"sync token without Clerk key", map[string]string{"SYNC_API_TOKEN": strings.Repeat("x", 32)}, "SYNC_API_TOKEN needs CLERK_SECRET_KEY"},
 		{"sync token too short", map[string]string{"SYNC_API_TOKEN": "short", "CLERK_SECRET_KEY": "sk_test_x"}, "at least 32 characters"},
 		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},

@@ -26,6 +26,7 @@ type metrics struct {
 	webhooksVerified  prometheus.Counter
 	webhooksRejected  *prometheus.CounterVec
 	webhooksForwarded prometheus.Counter
+	webhooksIgnored   *prometheus.CounterVec
 	forwardFailures   prometheus.Counter
 	refusedByInngest  *prometheus.CounterVec
 	forwardDuration   prometheus.Histogram
@@ -63,6 +64,10 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Name: "clerksync_webhooks_forwarded_total",
 			Help: "Webhook events Inngest accepted (answered 200).",
 		}),
+		webhooksIgnored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clerksync_webhooks_ignored_total",
+			Help: "Verified Clerk events of a type not forwarded to Inngest (answered 200, not retried; CLERK_FORWARD_EVENTS forwards more), by type: Clerk's event type (email.created), or other for a type not shaped like Clerk's and once 64 types are counted.",
+		}, []string{"type"}),
 		forwardFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "clerksync_webhook_forward_failures_total",
 			Help: "Webhook events Inngest did not accept: an error, the timeout, or a refusal (answered 503 so that Svix retries; 422 when Inngest refused the event itself).",
@@ -118,7 +123,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.webhooksReceived, m.webhooksVerified, m.webhooksRejected, m.webhooksForwarded,
+		m.webhooksReceived, m.webhooksVerified, m.webhooksRejected, m.webhooksForwarded, m.webhooksIgnored,
 		m.forwardFailures, m.refusedByInngest, m.forwardDuration, m.functionRuns, m.reconcileRuns, m.reconcileUsers,
 		m.reconcileOrgRuns, m.reconcileOrgs, m.syncRequests, m.syncDuration,
 	)
@@ -131,6 +136,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	for _, r := range webhook.RefusedReasons() {
 		m.refusedByInngest.WithLabelValues(r)
 	}
+	m.webhooksIgnored.WithLabelValues(webhook.IgnoredOtherType) // the types are Clerk's, not known here
 	writes := []string{string(store.Inserted), string(store.Updated), string(store.Skipped), functions.OutcomeInvalid, functions.OutcomeError}
 	for _, fn := range []string{functions.SyncUserID, functions.UpdateUserID, functions.SyncOrganizationID, functions.UpdateOrganizationID, functions.SyncMembershipID, functions.UpdateMembershipID} {
 		for _, o := range writes {
@@ -180,6 +186,12 @@ func (m *metrics) WebhookForwarded(elapsed time.Duration) {
 func (m *metrics) WebhookForwardFailed(elapsed time.Duration) {
 	m.forwardFailures.Inc()
 	m.forwardDuration.Observe(elapsed.Seconds())
+}
+
+// WebhookIgnored counts a verified event of a type not forwarded, by its type (bounded by the
+// webhook handler: see webhook.Metrics).
+func (m *metrics) WebhookIgnored(eventType string) {
+	m.webhooksIgnored.WithLabelValues(eventType).Inc()
 }
 
 // WebhookRefusedByInngest counts an event Inngest refused, by webhook.Refused* reason.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -239,6 +240,25 @@ func TestReconcileMetrics(t *testing.T) {
 		if v, ok := got[tt.family][tt.labels]; !ok || v != tt.want {
 			t.Errorf("%s{%s} = %v (present %v); want %v", tt.family, tt.labels, v, ok, tt.want)
 		}
+	}
+}
+
+// TestWebhookIgnoredMetric: the events the webhook handler does not forward are counted by
+// type in clerksync_webhooks_ignored_total.
+func TestWebhookIgnoredMetric(t *testing.T) {
+	m := newMetrics(prometheus.NewRegistry())
+	srv := httptest.NewServer(m.handler(slog.New(slog.DiscardHandler)))
+	t.Cleanup(srv.Close)
+	if got := scrape(t, srv.URL)["clerksync_webhooks_ignored_total"]; !reflect.DeepEqual(got, metricFamily{"type=other": 0}) {
+		t.Errorf("clerksync_webhooks_ignored_total before any event = %v; want other at 0", got)
+	}
+	m.WebhookIgnored("email.created")
+	m.WebhookIgnored("email.created")
+	m.WebhookIgnored(webhook.IgnoredOtherType)
+	got := scrape(t, srv.URL)["clerksync_webhooks_ignored_total"]
+	want := metricFamily{"type=email.created": 2, "type=other": 1}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("clerksync_webhooks_ignored_total = %v; want %v", got, want)
 	}
 }
 

@@ -24,14 +24,34 @@ func isProbe(method, path string) bool {
 	return false
 }
 
-// maxLoggedPathBytes is the most of a request's path a log line keeps: anyone can send a path
-// of up to 64 KB (MaxHeaderBytes).
-const maxLoggedPathBytes = 200
+// maxLoggedPathBytes is the most of a request's path a log line carries: the service's routes
+// are under 30 bytes, while anyone can send a path of tens of kilobytes.
+const maxLoggedPathBytes = 256
+
+// pathCutMark ends a string cut by cutForLog.
+const pathCutMark = "…(cut)"
+
+// loggablePath returns path for a log line: unchanged up to maxLoggedPathBytes, else cut to
+// that many bytes (at a UTF-8 boundary) and marked with pathCutMark.
+func loggablePath(path string) string { return cutForLog(path, maxLoggedPathBytes) }
+
+// cutForLog returns s for a log line: whole when it is at most n bytes, else its first n
+// bytes at most (to a UTF-8 boundary) marked with pathCutMark. What a caller sends is not
+// trusted to be short.
+func cutForLog(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + pathCutMark
+}
 
 // requestLogger returns the middleware that logs one line per request into logger: method,
-// path (without the query; cut to maxLoggedPathBytes), status, latency and, for webhooks, the Svix message id (as
-// verified, or else cut by webhook.LoggableID: anyone can send the header). It never logs a
-// body, a signature or any other header.
+// path (without the query, cut to 256 bytes by loggablePath), status, latency and, for
+// webhooks, the Svix message id (as verified, or else cut by webhook.LoggableID: anyone can
+// send the header). It never logs a body, a signature or any other header.
 //
 // It does what Echo's RequestLogger middleware did here (with HandleError: an error is
 // handed to Echo's error handler first, so that the line has the status it set, 404, 405 or
@@ -53,7 +73,6 @@ func requestLogger(logger *slog.Logger) echo.MiddlewareFunc {
 			if path == "" {
 				path = "/"
 			}
-			logged := cutForLog(path, maxLoggedPathBytes)
 			level := slog.LevelInfo
 			if isProbe(req.Method, path) {
 				level = slog.LevelDebug
@@ -65,7 +84,7 @@ func requestLogger(logger *slog.Logger) echo.MiddlewareFunc {
 			r := slog.NewRecord(time.Now(), level, "request", 0)
 			r.AddAttrs(
 				slog.String("method", req.Method),
-				slog.String("path", logged),
+				slog.String("path", loggablePath(path)),
 				slog.Int("status", c.Response().Status),
 				slog.Duration("latency", latency),
 			)
@@ -80,17 +99,4 @@ func requestLogger(logger *slog.Logger) echo.MiddlewareFunc {
 			return err
 		}
 	}
-}
-
-// cutForLog returns s for a log line: whole when it is at most n bytes, else its first n
-// bytes at most (to a UTF-8 boundary) marked "…(cut)". What a caller sends is not trusted to be
-// short.
-func cutForLog(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…(cut)"
 }

@@ -1,10 +1,17 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
 )
 
 func TestRequestLogs(t *testing.T) {
@@ -38,7 +45,7 @@ func TestRequestLogs(t *testing.T) {
 			resp.Body.Close()
 		}
 	}
-	// Anyone can send a path of up to 64 KB: the log keeps 200 bytes of it.
+	// Anyone can send a path of up to 64 KB: the log keeps 256 bytes of it.
 	longPath := "/long/" + strings.Repeat("P", 60<<10)
 	for _, path := range []string{"/healthz", longPath, "/nope?token=secret-query"} {
 		resp, err := http.Get(svc.url + path)
@@ -56,7 +63,7 @@ func TestRequestLogs(t *testing.T) {
 		{"forwarded webhook", []string{"level=INFO", "msg=request", "method=POST", "path=/api/webhooks/clerk", "status=200", "latency=", "svix_id=msg_reqlog_ok"}},
 		{"forged webhook", []string{"level=INFO", "msg=request", "method=POST", "path=/api/webhooks/clerk", "status=401", "svix_id=msg_reqlog_forged"}},
 		{"forged webhook, long id cut", []string{"status=401", "svix_id=" + longID[:64] + "…(cut)"}},
-		{"long path cut", []string{"msg=request", "path=" + longPath[:200] + "…(cut)", "status=404"}},
+		{"long path cut", []string{"msg=request", "path=" + longPath[:maxLoggedPathBytes] + "…(cut)", "status=404"}},
 		{"unknown route, query left out", []string{"level=INFO", "msg=request", "method=GET", "path=/nope ", "status=404"}},
 	}
 	// The request line is written after the answer: wait for the last one.
@@ -89,7 +96,7 @@ func TestRequestLogs(t *testing.T) {
 		"the svix-signature header":               "v1,",
 		"the signing secret's value":              strings.TrimPrefix(secret, "whsec_"),
 		"more than 200 bytes of the long svix-id": longID[:200],
-		"more than 200 bytes of the long path":    longPath[:201],
+		"more than 256 bytes of the long path":    longPath[:maxLoggedPathBytes+1],
 	} {
 		if strings.Contains(logs, s) {
 			t.Errorf("the log contains %s (%q):\n%s", what, s, logs)
@@ -105,4 +112,57 @@ func containsAll(s string, subs []string) bool {
 		}
 	}
 	return true
+}
+
+// TestRequestLogPathCut: anyone can send a long path; the request line keeps at most 256 bytes
+// of it, marked as cut, and the service's routes whole.
+func TestRequestLogPathCut(t *testing.T) {
+	long := "/" + strings.Repeat("p", 60<<10)
+	runes := "/" + strings.Repeat("é", 200) // 401 bytes; byte 256 falls inside an é
+	tests := []struct {
+		name, method, path string
+		wantStatus         int
+		wantPath           string
+	}{
+		{"60 KB path", http.MethodGet, long, http.StatusNotFound, long[:256] + "…(cut)"},
+		{"60 KB path under the webhook route", http.MethodPost, "/api/webhooks/clerk" + long, http.StatusNotFound, ("/api/webhooks/clerk" + long)[:256] + "…(cut)"},
+		{"cut at a UTF-8 boundary", http.MethodGet, runes, http.StatusNotFound, runes[:255] + "…(cut)"},
+		{"256 bytes kept whole", http.MethodGet, long[:256], http.StatusNotFound, long[:256]},
+		{"the webhook route kept whole", http.MethodPost, "/api/webhooks/clerk", http.StatusTeapot, "/api/webhooks/clerk"},
+		{"the sync route kept whole", http.MethodPost, "/api/sync/users/user_2abcDEF", http.StatusTeapot, "/api/sync/users/user_2abcDEF"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			e := newEcho(slog.New(slog.NewJSONHandler(&logs, nil)))
+			teapot := func(c echo.Context) error { return c.NoContent(http.StatusTeapot) }
+			e.POST("/api/webhooks/clerk", teapot)
+			e.POST("/api/sync/users/:id", teapot)
+			req := httptest.NewRequest(tt.method, "http://svc.test/", nil)
+			req.URL.Path = tt.path
+			rec := httptest.NewRecorder()
+			e.ServeHTTP(rec, req)
+			if rec.Code != tt.wantStatus {
+				t.Fatalf("%s %.40s… = %d; want %d", tt.method, tt.path, rec.Code, tt.wantStatus)
+			}
+			line := logs.Bytes()
+			if len(line) > 1024 || bytes.Count(line, []byte("\n")) != 1 {
+				t.Fatalf("request log = %d bytes in %d lines; want one line under 1 KB", len(line), bytes.Count(line, []byte("\n")))
+			}
+			var logged struct {
+				Msg    string `json:"msg"`
+				Path   string `json:"path"`
+				Status int    `json:"status"`
+			}
+			if err := json.Unmarshal(line, &logged); err != nil {
+				t.Fatalf("request log %q: %v", line, err)
+			}
+			if logged.Msg != "request" || logged.Status != tt.wantStatus || logged.Path != tt.wantPath {
+				t.Errorf("request log msg %q status %d path %q; want request, %d, %q", logged.Msg, logged.Status, logged.Path, tt.wantStatus, tt.wantPath)
+			}
+			if !utf8.ValidString(logged.Path) {
+				t.Errorf("logged path %q is not valid UTF-8", logged.Path)
+			}
+		})
+	}
 }

@@ -53,7 +53,14 @@ func runServer(ctx context.Context, stop context.CancelFunc, getenv func(string)
 	guard := newInngestGuard(app.serve, app.sync, cfg.inngest.devURL != "", cfg.inngest.signingKey, cfg.inngest.signingKeyFallback, logger)
 
 	e := newEcho(logger)
-	hook := webhook.Options{Timeout: cfg.webhook.forwardTimeout, MaxBodyBytes: cfg.webhook.maxEventBytes, Metrics: m}
+	hook := webhook.Options{Timeout: cfg.webhook.forwardTimeout, MaxBodyBytes: cfg.webhook.maxEventBytes, Metrics: m,
+		ForwardTypes: cfg.webhook.forwardTypes, ForwardAll: cfg.webhook.forwardAll}
+	switch {
+	case cfg.webhook.forwardAll:
+		logger.Info("CLERK_FORWARD_EVENTS=*: every Clerk event type is forwarded to Inngest with its data, which stays in Inngest's event history (email.created carries one-time codes)")
+	case len(cfg.webhook.forwardTypes) > 0:
+		logger.Info("CLERK_FORWARD_EVENTS: forwarding these Clerk event types besides the handled ones", "types", cfg.webhook.forwardTypes)
+	}
 	var syncUser echo.HandlerFunc // POST /api/sync/users/:id, with SYNC_API_TOKEN
 	if cfg.clerk.syncToken != "" {
 		syncUser = handleSyncUser(cfg.clerk.syncToken, newClerkAPI(cfg.clerk, logger), users, m, logger)

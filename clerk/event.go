@@ -5,8 +5,9 @@
 // Backend API client over clerk-sdk-go (API); the reader of the Dashboard's user exports
 // (ReadExport); and the contract between the webhook bridge and the Inngest functions: the
 // names and ids under which Clerk's events travel through Inngest (EventName, EventID,
-// UserCreated, OrganizationCreated, MembershipCreated, ...). The stand-in for the Backend API
-// that tests use is the separate package clerk/clerkfake.
+// UserCreated, OrganizationCreated, MembershipCreated, ...) and the events the functions
+// handle (HandledEvents). The stand-in for the Backend API that tests use is the separate
+// package clerk/clerkfake.
 package clerk
 
 import "strings"
@@ -49,6 +50,47 @@ const (
 	// OrganizationMembership (Clerk sends the whole membership).
 	MembershipDeleted = EventNamePrefix + "organizationMembership.deleted"
 )
+
+// HandledEvents returns the Inngest events the functions are triggered by, UserCreated to
+// MembershipDeleted: the events of the Clerk types this service handles. The webhook bridge
+// forwards only these types unless told to forward more. Each call returns a new slice.
+func HandledEvents() []string {
+	return []string{
+		UserCreated, UserUpdated, UserDeleted,
+		OrganizationCreated, OrganizationUpdated, OrganizationDeleted,
+		MembershipCreated, MembershipUpdated, MembershipDeleted,
+	}
+}
+
+// maxEventTypeLen bounds IsEventType's types: Clerk's longest, such as
+// organizationInvitation.accepted, are about 35 bytes.
+const maxEventTypeLen = 64
+
+// IsEventType reports whether t has the shape of a Clerk event type: two words joined by a
+// dot, each a letter followed by letters, digits or underscores (user.created,
+// organizationMembership.deleted, subscriptionItem.pastDue), at most 64 bytes in all.
+func IsEventType(t string) bool {
+	if len(t) > maxEventTypeLen {
+		return false
+	}
+	dot := strings.IndexByte(t, '.')
+	return dot > 0 && isWord(t[:dot]) && isWord(t[dot+1:])
+}
+
+// isWord reports whether w is a letter followed by letters, digits or underscores (ASCII).
+func isWord(w string) bool {
+	if w == "" {
+		return false
+	}
+	for i := range len(w) {
+		c := w[i]
+		letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		if !letter && (i == 0 || !(c >= '0' && c <= '9' || c == '_')) {
+			return false
+		}
+	}
+	return true
+}
 
 // EventName returns the name of the Inngest event that carries the Clerk event of type
 // clerkType (user.created: clerk/user.created). It cannot fail; the bridge checks the type

@@ -1,6 +1,7 @@
 package clerk_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -48,5 +49,60 @@ func TestEventContract(t *testing.T) {
 	}
 	if got := clerk.SvixID("01HQ-not-from-the-bridge"); got != "01HQ-not-from-the-bridge" {
 		t.Errorf("SvixID of an id without the prefix = %q; want it unchanged", got)
+	}
+}
+
+// TestHandledEvents: the events the bridge forwards by default are the nine the functions are
+// triggered by (functions' TestRegisteredFunctions holds the triggers to this list).
+func TestHandledEvents(t *testing.T) {
+	want := []string{
+		"clerk/user.created", "clerk/user.updated", "clerk/user.deleted",
+		"clerk/organization.created", "clerk/organization.updated", "clerk/organization.deleted",
+		"clerk/organizationMembership.created", "clerk/organizationMembership.updated", "clerk/organizationMembership.deleted",
+	}
+	got := clerk.HandledEvents()
+	if !slices.Equal(got, want) {
+		t.Errorf("HandledEvents() = %q; want %q", got, want)
+	}
+	got[0] = "changed"
+	if clerk.HandledEvents()[0] != want[0] {
+		t.Errorf("HandledEvents() returns a shared slice: a caller's change shows in the next call")
+	}
+	for _, name := range want {
+		if typ := strings.TrimPrefix(name, clerk.EventNamePrefix); !clerk.IsEventType(typ) {
+			t.Errorf("IsEventType(%q) = false for a handled type; want true", typ)
+		}
+	}
+}
+
+func TestIsEventType(t *testing.T) {
+	tests := []struct {
+		typ  string
+		want bool
+	}{
+		{"user.created", true},
+		{"organizationMembership.deleted", true},
+		{"subscriptionItem.pastDue", true},
+		{"email.created", true},
+		{"a1.b_2", true},
+		{strings.Repeat("a", 31) + "." + strings.Repeat("b", 32), true},  // 64 bytes
+		{strings.Repeat("a", 32) + "." + strings.Repeat("b", 32), false}, // 65 bytes
+		{"", false},
+		{"user", false},
+		{"user.", false},
+		{".created", false},
+		{"user.created.now", false},
+		{"clerk/user.created", false},
+		{"user created", false},
+		{"user-x.created", false},
+		{"1user.created", false},
+		{"user._created", false},
+		{"*", false},
+		{"usér.created", false},
+	}
+	for _, tt := range tests {
+		if got := clerk.IsEventType(tt.typ); got != tt.want {
+			t.Errorf("IsEventType(%q) = %v; want %v", tt.typ, got, tt.want)
+		}
 	}
 }

@@ -170,6 +170,25 @@ func TestRegisteredFunctions(t *testing.T) {
 			t.Errorf("functions synced = %q; want %q", ids(got), wantIDs)
 		}
 	})
+	t.Run("the sync functions' triggers are clerk.HandledEvents", func(t *testing.T) {
+		// The webhook bridge forwards by default only clerk.HandledEvents: a function
+		// triggered by another event would never run.
+		var triggers []string
+		for id, f := range synced(t, functions.New(st, st, slog.New(slog.DiscardHandler), functions.Config{AppID: testAppID})) {
+			if id == functions.RecordFailureID {
+				continue
+			}
+			for _, tr := range f.Triggers {
+				triggers = append(triggers, tr.Event)
+			}
+		}
+		handled := clerk.HandledEvents()
+		slices.Sort(triggers)
+		slices.Sort(handled)
+		if !slices.Equal(triggers, handled) {
+			t.Errorf("the sync functions' triggers = %q; want clerk.HandledEvents() = %q", triggers, handled)
+		}
+	})
 	t.Run("record-sync-failure covers every sync function", func(t *testing.T) {
 		got := synced(t, functions.New(st, st, slog.New(slog.DiscardHandler), functions.Config{AppID: testAppID}))
 		f := got[functions.RecordFailureID]

@@ -1,13 +1,18 @@
 package webhook
 
-import "time"
+import (
+	"sync"
+	"time"
+
+	"clerksync/clerk"
+)
 
 // Metrics counts what the handler does with each request. The service implements it with
 // Prometheus counters; a nil Metrics in Options counts nothing.
 //
 // Every verified request ends in exactly one of WebhookForwarded, WebhookForwardFailed,
-// WebhookRejected(RejectNotClerkEvent) and WebhookRejected(RejectBusy); a failed send refused
-// by Inngest is also counted by WebhookRefusedByInngest.
+// WebhookIgnored, WebhookRejected(RejectNotClerkEvent) and WebhookRejected(RejectBusy); a
+// failed send refused by Inngest is also counted by WebhookRefusedByInngest.
 type Metrics interface {
 	// WebhookReceived counts a request that reached the handler.
 	WebhookReceived()
@@ -23,6 +28,47 @@ type Metrics interface {
 	// WebhookRefusedByInngest counts a send Inngest refused, for one of the Refused* reasons
 	// (the same send is also counted by WebhookForwardFailed).
 	WebhookRefusedByInngest(reason string)
+	// WebhookIgnored counts a verified Clerk event of a type the handler does not forward
+	// (see Options.ForwardTypes). eventType is its type when that has the shape of a Clerk
+	// type (clerk.IsEventType) and is one of the first 64 such types ignored since the handler
+	// was made, else IgnoredOtherType: a metric label with a bounded number of values.
+	WebhookIgnored(eventType string)
+}
+
+// IgnoredOtherType is the type passed to Metrics.WebhookIgnored for an event whose type is
+// not of a Clerk type's shape, or beyond the 64 distinct types counted under their own name.
+const IgnoredOtherType = "other"
+
+// maxIgnoredTypeLabels is how many distinct types Metrics.WebhookIgnored is given under their
+// own name: Clerk has about 50 event types, and only a holder of the signing secret can send
+// others.
+const maxIgnoredTypeLabels = 64
+
+// typeLabels bounds the types passed to Metrics.WebhookIgnored. Its zero value is ready.
+type typeLabels struct {
+	mu   sync.Mutex
+	seen map[string]struct{}
+}
+
+// label returns t when it has a Clerk type's shape and is among the first
+// maxIgnoredTypeLabels such types seen, else IgnoredOtherType.
+func (l *typeLabels) label(t string) string {
+	if !clerk.IsEventType(t) {
+		return IgnoredOtherType
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.seen[t]; ok {
+		return t
+	}
+	if len(l.seen) >= maxIgnoredTypeLabels {
+		return IgnoredOtherType
+	}
+	if l.seen == nil {
+		l.seen = make(map[string]struct{})
+	}
+	l.seen[t] = struct{}{}
+	return t
 }
 
 // Why the handler refuses a request, as passed to Metrics.WebhookRejected.
@@ -70,3 +116,4 @@ func (nopMetrics) WebhookRejected(string)             {}
 func (nopMetrics) WebhookForwarded(time.Duration)     {}
 func (nopMetrics) WebhookForwardFailed(time.Duration) {}
 func (nopMetrics) WebhookRefusedByInngest(string)     {}
+func (nopMetrics) WebhookIgnored(string)              {}

@@ -37,6 +37,7 @@ func (m *recordingMetrics) WebhookRejected(reason string)         { m.add("rejec
 func (m *recordingMetrics) WebhookForwarded(time.Duration)        { m.add("forwarded") }
 func (m *recordingMetrics) WebhookForwardFailed(time.Duration)    { m.add("forward_failed") }
 func (m *recordingMetrics) WebhookRefusedByInngest(reason string) { m.add("refused:" + reason) }
+func (m *recordingMetrics) WebhookIgnored(eventType string)       { m.add("ignored:" + eventType) }
 
 // snapshot returns a copy of the calls recorded so far.
 func (m *recordingMetrics) snapshot() map[string]int {

@@ -1,7 +1,9 @@
 // Package webhook is the bridge from Clerk to Inngest. Its handler verifies each Svix-signed
 // Clerk webhook on the raw body, then forwards the event to Inngest as clerk/<type>, with the
-// Svix message id as the event id, and answers 200 only once Inngest has accepted it. It does
-// no database work: the Inngest functions do that.
+// Svix message id as the event id, and answers 200 only once Inngest has accepted it. It
+// forwards only the types the service's functions handle (clerk.HandledEvents) and those it is
+// told to (Options.ForwardTypes, Options.ForwardAll); it answers other types 200 without
+// forwarding them. It does no database work: the Inngest functions do that.
 package webhook
 
 import (
@@ -13,6 +15,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -78,6 +81,14 @@ type Options struct {
 	MaxInFlight int
 	// Metrics counts each request's fate; nil counts nothing.
 	Metrics Metrics
+	// ForwardTypes are Clerk event types (session.created) forwarded to Inngest besides the
+	// ones the service's functions handle (clerk.HandledEvents), for functions of your own.
+	// A verified event of any other type is answered 200 {"status":"ignored"} and not
+	// forwarded: Clerk's other events carry data this service has no use for (email.created
+	// carries one-time codes), which would stay in Inngest's event history.
+	ForwardTypes []string
+	// ForwardAll forwards every event type, as ForwardTypes listing them all would.
+	ForwardAll bool
 }
 
 // withDefaults returns o with every zero (or negative) field set to its default.
@@ -100,17 +111,25 @@ func (o Options) withDefaults() Options {
 
 // Response is the JSON body of every answer of the handler.
 type Response struct {
-	// Status is "forwarded" on success.
+	// Status is "forwarded" on success, "ignored" for a verified event of a type that is not
+	// forwarded.
 	Status string `json:"status,omitempty"`
 	// EventID is the Inngest event id (clerk-<svix id>) on success.
 	EventID string `json:"event_id,omitempty"`
 	// Error says what went wrong and what to do about it.
 	Error string `json:"error,omitempty"`
+	// Detail says why an ignored event was not forwarded.
+	Detail string `json:"detail,omitempty"`
 }
+
+// StatusIgnored is Response.Status for a verified event of a type that is not forwarded.
+const StatusIgnored = "ignored"
 
 // Handler returns the handler for POST /api/webhooks/clerk. It logs into logger (nil logs
 // nothing) and answers:
 //   - 200 once Inngest accepted the event;
+//   - 200 {"status":"ignored"} for a correctly signed Clerk event of a type it does not
+//     forward (see Options.ForwardTypes): nothing is forwarded and Svix does not retry it;
 //   - 400 for a correctly signed body that is not a Clerk event (nothing is forwarded), with
 //     the header webhook-delivery: abort-message so that Svix stops retrying it;
 //   - 400 when the body could not be read (a broken connection; Svix retries);
@@ -132,6 +151,8 @@ func Handler(v *Verifier, s Sender, logger *slog.Logger, opts Options) echo.Hand
 		logger = slog.New(slog.DiscardHandler)
 	}
 	m := opts.Metrics
+	forwarded := forwardedTypes(opts)
+	var ignoredLabels typeLabels
 	limit := opts.MaxBodyBytes
 	f := newForwarder(s, opts.Timeout, opts.MaxInFlight)
 	tooLarge := fmt.Sprintf("body larger than %d bytes, the largest event Inngest accepts here (INNGEST_MAX_EVENT_BYTES); "+
@@ -173,6 +194,16 @@ func Handler(v *Verifier, s Sender, logger *slog.Logger, opts Options) echo.Hand
 			logger.Warn("webhook rejected: not a Clerk event", "svix_id", svixID, "error", err)
 			m.WebhookRejected(RejectNotClerkEvent)
 			return abort(c, http.StatusBadRequest, Response{Error: err.Error() + "; Svix will not retry it"})
+		}
+
+		if forwarded != nil && !forwarded[evt.typ] {
+			m.WebhookIgnored(ignoredLabels.label(evt.typ))
+			// The request log line has the svix id and the status at info.
+			if logger.Enabled(req.Context(), slog.LevelDebug) {
+				logger.LogAttrs(req.Context(), slog.LevelDebug, "webhook ignored: event type not forwarded (CLERK_FORWARD_EVENTS)",
+					slog.String("svix_id", svixID), slog.String("type", evt.typ))
+			}
+			return c.JSON(http.StatusOK, Response{Status: StatusIgnored, Detail: ignoredDetail})
 		}
 
 		id := clerk.EventID(svixID)
@@ -224,6 +255,27 @@ func Handler(v *Verifier, s Sender, logger *slog.Logger, opts Options) echo.Hand
 			"svix_id", svixID, "event_id", id, "type", evt.typ, "user_id", evt.userID, "error", err, "elapsed", elapsed)
 		return c.JSON(http.StatusServiceUnavailable, Response{Error: "Inngest did not accept the event; Svix will retry the delivery"})
 	}
+}
+
+// ignoredDetail is Response.Detail of an ignored event.
+const ignoredDetail = "not forwarded to Inngest: this service forwards only the Clerk event types its functions handle; " +
+	"CLERK_FORWARD_EVENTS forwards more"
+
+// forwardedTypes returns the set of Clerk event types the handler forwards: those of
+// clerk.HandledEvents and opts.ForwardTypes. It returns nil when every type is forwarded
+// (opts.ForwardAll).
+func forwardedTypes(opts Options) map[string]bool {
+	if opts.ForwardAll {
+		return nil
+	}
+	set := make(map[string]bool)
+	for _, name := range clerk.HandledEvents() {
+		set[strings.TrimPrefix(name, clerk.EventNamePrefix)] = true
+	}
+	for _, t := range opts.ForwardTypes {
+		set[t] = true
+	}
+	return set
 }
 
 // abort answers status with resp, telling Svix not to retry the message.
