@@ -75,9 +75,12 @@ func TestProdComposeCatchesMistakes(t *testing.T) {
 		{"replica set missing", prodComposePath,
 			"?replicaSet=rs0", "",
 			"replicaSet"},
+		{"image by tag only", prodComposePath,
+			"image: redis:7.4.11-alpine@sha256:", "image: redis:7.4.11-alpine #",
+			"digest"},
 		{"latest image", prodComposePath,
-			"image: redis:7.4.1-alpine", "image: redis:latest",
-			"redis image"},
+			"image: redis:7.4.11-alpine@", "image: redis:latest@",
+			"version tag"},
 		{"health check missing", prodComposePath,
 			"test: [\"CMD-SHELL\", \"redis-cli ping | grep -q PONG\"]", "test: [\"NONE\"]",
 			"redis has no health check"},
@@ -160,11 +163,13 @@ func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []strin
 		return args
 	}
 
-	// Pinned images, health checks, restart policies, volumes.
+	// Images pinned by digest, health checks, restart policies, volumes.
 	for _, name := range sortedKeys(c.Services) {
 		svc := c.Services[name]
-		if svc.Build == nil && !pinnedImage(svc.Image) {
-			fail("service %s image %q is not pinned to a version", name, svc.Image)
+		if svc.Build == nil {
+			if p := digestProblem(svc.Image); p != "" {
+				fail("service %s: %s", name, p)
+			}
 		}
 		if len(svc.Healthcheck.Test) < 2 || (svc.Healthcheck.Test[0] != "CMD" && svc.Healthcheck.Test[0] != "CMD-SHELL") {
 			fail("service %s has no health check (healthcheck.test = %q)", name, svc.Healthcheck.Test)
@@ -306,7 +311,7 @@ func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []strin
 	inngest := c.Services["inngest"]
 	if pin, err := readFile("tools/inngest/go.mod"); err != nil {
 		fail("tools/inngest/go.mod: %v", err)
-	} else if m := regexp.MustCompile(`github.com/inngest/inngest (v\S+)`).FindSubmatch(pin); m == nil || inngest.Image != "inngest/inngest:"+string(m[1]) {
+	} else if m := regexp.MustCompile(`github.com/inngest/inngest (v\S+)`).FindSubmatch(pin); m == nil || strings.Split(inngest.Image, "@")[0] != "inngest/inngest:"+string(m[1]) {
 		fail("inngest image %q differs from the server pinned in tools/inngest/go.mod", inngest.Image)
 	}
 	if len(inngestCmd) < 2 || inngestCmd[0] != "inngest" || inngestCmd[1] != "start" {
