@@ -20,8 +20,9 @@ import (
 )
 
 // docker-compose.prod.yml cannot run here (no Docker engine), so these tests check its
-// structure: what each service runs and with which settings, where its secrets come from, the
-// start order, and that the load balancer's configuration reaches every replica.
+// structure: what each service runs and with which settings, where its secrets come from and
+// that none is on a command line, the start order, and that the load balancer's configuration
+// reaches every replica.
 
 const prodComposePath = "docker-compose.prod.yml"
 
@@ -38,22 +39,26 @@ func TestProdCompose(t *testing.T) {
 	}
 }
 
-// TestProdComposeCatchesMistakes breaks docker-compose.prod.yml or the load balancer's
-// configuration in one way at a time and expects checkProdCompose to say so: the checks
-// above are only worth what they catch.
+// TestProdComposeCatchesMistakes breaks docker-compose.prod.yml or a file it mounts in one way
+// at a time and expects checkProdCompose to say so: the checks above are only worth what they
+// catch.
 func TestProdComposeCatchesMistakes(t *testing.T) {
-	compose, err := os.ReadFile(prodComposePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const lbPath = "deploy/nginx.conf"
-	lbConf, err := os.ReadFile(lbPath)
-	if err != nil {
-		t.Fatal(err)
+	const (
+		lbPath    = "deploy/nginx.conf"
+		redisPath = "deploy/redis-entrypoint.sh"
+		redisConf = "deploy/redis.conf"
+	)
+	originals := map[string][]byte{}
+	for _, name := range []string{prodComposePath, lbPath, redisPath, redisConf} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		originals[name] = b
 	}
 	tests := []struct {
 		name       string
-		file       string // prodComposePath or the load balancer's configuration
+		file       string // one of originals
 		old, new   string // the first occurrence of old becomes new
 		wantInProb string // a problem must contain this
 	}{
@@ -67,13 +72,19 @@ func TestProdComposeCatchesMistakes(t *testing.T) {
 			"postgres://inngest:${POSTGRES_PASSWORD:?", "postgres://inngest:hunter2@postgres:5432/inngest#${POSTGRES_PASSWORD:?",
 			"password"},
 		{"signing key hard-coded on the server", prodComposePath,
-			"- --signing-key\n      - ${", "- --signing-key\n      - 0123456789abcdef0123456789abcdef\n      - --x\n      - ${",
-			"--signing-key"},
+			"INNGEST_SIGNING_KEY: ${INNGEST_SIGNING_KEY_HEX:?", "INNGEST_SIGNING_KEY: 0123456789abcdef0123456789abcdef #${INNGEST_SIGNING_KEY_HEX:?",
+			"INNGEST_SIGNING_KEY"},
+		{"event key on inngest's command line", prodComposePath,
+			`command: ["inngest", "start",`, `command: ["inngest", "start", "--event-key", "${INNGEST_EVENT_KEY:?x}",`,
+			"command line"},
+		{"redis password on redis-server's command line", prodComposePath,
+			`command: ["redis-server", "/usr/local/etc/redis/redis.conf"]`, `command: ["redis-server", "/usr/local/etc/redis/redis.conf", "--requirepass", "${REDIS_PASSWORD:?x}"]`,
+			"command line"},
 		{"dev mode", prodComposePath,
 			"    PORT: \"3000\"\n", "    PORT: \"3000\"\n    INNGEST_DEV: \"1\"\n",
 			"INNGEST_DEV"},
 		{"replica set missing", prodComposePath,
-			"?replicaSet=rs0", "",
+			"?replicaSet=rs0", "?",
 			"replicaSet"},
 		{"image by tag only", prodComposePath,
 			"image: redis:7.4.11-alpine@sha256:", "image: redis:7.4.11-alpine #",
@@ -85,7 +96,7 @@ func TestProdComposeCatchesMistakes(t *testing.T) {
 			"test: [\"CMD-SHELL\", \"redis-cli ping | grep -q PONG\"]", "test: [\"NONE\"]",
 			"redis has no health check"},
 		{"Inngest syncs a single replica", prodComposePath,
-			"http://lb:8081/api/inngest", "http://app1:3000/api/inngest",
+			`"-u", "http://lb:8081/api/inngest"`, `"-u", "http://app1:3000/api/inngest"`,
 			"load balancer"},
 		{"apps do not wait for MongoDB", prodComposePath,
 			"    mongodb:\n      condition: service_healthy\n", "",
@@ -93,6 +104,12 @@ func TestProdComposeCatchesMistakes(t *testing.T) {
 		{"database published", prodComposePath,
 			"    command: [\"mongod\"", "    ports: [\"27017:27017\"]\n    command: [\"mongod\"",
 			"mongodb publishes"},
+		{"redis ACL without a password", redisPath,
+			`user default on >%s ~* &* +@all\n' "$password"`, `user default on nopass ~* &* +@all\n'`,
+			"ACL"},
+		{"redis config names no ACL file", redisConf,
+			"aclfile /run/redis/users.acl\n", "",
+			"aclfile"},
 		{"replica missing from the load balancer", lbPath,
 			"app3:3000", "app2:3000",
 			"app3"},
@@ -102,7 +119,7 @@ func TestProdComposeCatchesMistakes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			files := map[string][]byte{prodComposePath: compose, lbPath: lbConf}
+			files := maps.Clone(originals)
 			if !strings.Contains(string(files[tt.file]), tt.old) {
 				t.Fatalf("%s no longer contains %q: update this case", tt.file, tt.old)
 			}
@@ -125,7 +142,7 @@ func TestProdComposeCatchesMistakes(t *testing.T) {
 }
 
 // checkProdCompose returns what is wrong with the production compose file raw; readFile
-// reads the files it names (the load balancer's configuration, tools/inngest/go.mod).
+// reads the files it names (the files it mounts, tools/inngest/go.mod).
 func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []string {
 	var probs []string
 	fail := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
@@ -162,6 +179,16 @@ func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []strin
 		}
 		return args
 	}
+	// mounted returns the repository file that svc mounts at target ("" when none).
+	mounted := func(svc, target string) string {
+		for _, v := range c.Services[svc].Volumes {
+			parts := strings.Split(v, ":")
+			if len(parts) >= 2 && parts[1] == target && strings.HasPrefix(parts[0], ".") {
+				return parts[0]
+			}
+		}
+		return ""
+	}
 
 	// Images pinned by digest, health checks, restart policies, volumes.
 	for _, name := range sortedKeys(c.Services) {
@@ -191,6 +218,28 @@ func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []strin
 	for _, name := range []string{"mongodb", "postgres", "redis"} {
 		if len(c.Services[name].Volumes) == 0 {
 			fail("%s keeps its data in no volume", name)
+		}
+	}
+
+	// No secret on a command line: every process of the host reads /proc/<pid>/cmdline, and
+	// `docker inspect` shows the command, the entrypoint and the health check.
+	for _, name := range sortedKeys(c.Services) {
+		svc := c.Services[name]
+		for _, part := range []struct {
+			what string
+			args []string
+		}{{"command", svc.Command}, {"entrypoint", svc.Entrypoint}, {"health check", svc.Healthcheck.Test}} {
+			for _, a := range part.args {
+				v, _ := interpolateEnv(a, dummies)
+				for _, secret := range sortedKeys(dummies) {
+					if strings.Contains(v, dummies[secret]) {
+						fail("service %s puts %s on its command line (%s %q): pass it in the environment or a file", name, secret, part.what, a)
+					}
+				}
+				if isSecretFlag(a) || uriPassword.MatchString(a) {
+					fail("service %s puts a secret on its command line (%s %q): pass it in the environment or a file", name, part.what, a)
+				}
+			}
 		}
 	}
 
@@ -240,7 +289,12 @@ func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []strin
 	// The replicas: the service's own settings reader accepts their environment, in
 	// production mode, pointed at the stack's services.
 	inngestCmd := command("inngest")
-	serverSigningKey := flagValue(inngestCmd, "--signing-key")
+	inngestSetting := func(flag string) string { return prodInngestSetting(inngestCmd, env("inngest"), flag) }
+	serverSigningKey := inngestSetting("signing-key")
+	sdkURL := inngestSetting("sdk-url")
+	if v := flagValue(inngestCmd, "-u"); v != "" {
+		sdkURL = v
+	}
 	first := env(prodReplicas[0])
 	for _, name := range prodReplicas {
 		svc := c.Services[name]
@@ -283,13 +337,13 @@ func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []strin
 		if err != nil || base.Hostname() != "inngest" || base.Port() != prodInngestPort(inngestCmd) {
 			fail("%s INNGEST_BASE_URL = %q; want http://inngest:%s, the Inngest service", name, envs["INNGEST_BASE_URL"], prodInngestPort(inngestCmd))
 		}
-		if got, want := cfg.inngest.eventKey, flagValue(inngestCmd, "--event-key"); got == "" || got != want {
-			fail("%s INNGEST_EVENT_KEY = %q; want the server's --event-key %q (the same variable)", name, got, want)
+		if got, want := cfg.inngest.eventKey, inngestSetting("event-key"); got == "" || got != want {
+			fail("%s INNGEST_EVENT_KEY = %q; want the server's event key %q (the same variable)", name, got, want)
 		}
 		// The SDK signs with its key less the signkey-<env>- prefix; the server takes that
 		// bare hex key.
 		if got := sdkKeyPrefix.ReplaceAllString(cfg.inngest.signingKey, ""); !sdkKeyPrefix.MatchString(cfg.inngest.signingKey) || got != serverSigningKey {
-			fail("%s INNGEST_SIGNING_KEY = %q; want signkey-<env>-%s, the server's --signing-key with the SDK's prefix", name, cfg.inngest.signingKey, serverSigningKey)
+			fail("%s INNGEST_SIGNING_KEY = %q; want signkey-<env>-%s, the server's signing key with the SDK's prefix", name, cfg.inngest.signingKey, serverSigningKey)
 		}
 		if cfg.http.metricsAddr == "" {
 			fail("%s serves /metrics on PORT; set METRICS_ADDR to an internal port", name)
@@ -318,25 +372,22 @@ func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []strin
 		fail("inngest command = %q; want inngest start (the self-hosted server, not the dev server)", inngest.Command)
 	}
 	if !regexp.MustCompile(`^[0-9a-fA-F]+$`).MatchString(serverSigningKey) || len(serverSigningKey)%2 != 0 {
-		fail("inngest --signing-key = %q; inngest start takes a hex key of even length", serverSigningKey)
+		fail("inngest's signing key = %q; inngest start takes a hex key of even length", serverSigningKey)
 	}
-	pgEnv, redisCmd := env("postgres"), command("redis")
-	if pg, err := url.Parse(flagValue(inngestCmd, "--postgres-uri")); err != nil || pg.Scheme != "postgres" || pg.Hostname() != "postgres" {
-		fail("inngest --postgres-uri = %q; want postgres://...@postgres:5432/...", flagValue(inngestCmd, "--postgres-uri"))
+	pgEnv := env("postgres")
+	if pg, err := url.Parse(inngestSetting("postgres-uri")); err != nil || pg.Scheme != "postgres" || pg.Hostname() != "postgres" {
+		fail("inngest's postgres URI = %q; want postgres://...@postgres:5432/...", inngestSetting("postgres-uri"))
 	} else {
 		pw, _ := pg.User.Password()
 		if pg.Port() != "5432" || pg.User.Username() != pgEnv["POSTGRES_USER"] || pw != pgEnv["POSTGRES_PASSWORD"] || strings.TrimPrefix(pg.Path, "/") != pgEnv["POSTGRES_DB"] {
-			fail("inngest --postgres-uri = %q; want the postgres service's user, password and database (POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB) on port 5432", pg.Redacted())
+			fail("inngest's postgres URI = %q; want the postgres service's user, password and database (POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB) on port 5432", pg.Redacted())
 		}
 	}
-	if rd, err := url.Parse(flagValue(inngestCmd, "--redis-uri")); err != nil || rd.Scheme != "redis" || rd.Hostname() != "redis" || rd.Port() != "6379" {
-		fail("inngest --redis-uri = %q; want redis://...@redis:6379", flagValue(inngestCmd, "--redis-uri"))
-	} else if pw, _ := rd.User.Password(); pw != flagValue(redisCmd, "--requirepass") {
-		fail("inngest --redis-uri's password is not the redis service's --requirepass")
-	}
-	sdkURL := flagValue(inngestCmd, "-u")
-	if sdkURL == "" {
-		sdkURL = flagValue(inngestCmd, "--sdk-url")
+	if rd, err := url.Parse(inngestSetting("redis-uri")); err != nil || rd.Scheme != "redis" || rd.Hostname() != "redis" || rd.Port() != "6379" {
+		fail("inngest's redis URI = %q; want redis://...@redis:6379", inngestSetting("redis-uri"))
+	} else {
+		pw, _ := rd.User.Password()
+		probs = append(probs, checkProdRedis(c, env("redis"), command("redis"), pw, mounted, readFile)...)
 	}
 	u, err := url.Parse(sdkURL)
 	if err != nil || u.Hostname() != "lb" || u.Path != "/api/inngest" {
@@ -350,6 +401,80 @@ func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []strin
 		appPort = "3000" // the service's default
 	}
 	probs = append(probs, checkLoadBalancer(c, appPort, public, u, readFile)...)
+	return probs
+}
+
+// secretFlags are command-line flags whose value is a secret.
+var secretFlags = []string{"--event-key", "--signing-key", "--postgres-uri", "--redis-uri", "--requirepass", "--masterauth", "--password"}
+
+// isSecretFlag reports whether arg is one of secretFlags, alone or as flag=value.
+func isSecretFlag(arg string) bool {
+	for _, f := range secretFlags {
+		if arg == f || strings.HasPrefix(arg, f+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+// prodInngestSetting returns an `inngest start` setting: its --flag in cmd, else the
+// INNGEST_<FLAG> variable of env (dashes as underscores), which v1.12.1 reads as the same
+// setting (cmd/internal/config/config.go, loadEnvironmentVariables, in github.com/inngest/inngest).
+func prodInngestSetting(cmd []string, env map[string]string, flag string) string {
+	if v := flagValue(cmd, "--"+flag); v != "" {
+		return v
+	}
+	return env["INNGEST_"+strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))]
+}
+
+// checkProdRedis checks that Redis requires a password (the one in Inngest's redis URI) without
+// it being on a command line: redis-server reads a mounted configuration file naming an ACL
+// file, which the entrypoint writes from the environment, and the health check
+// authenticates through REDISCLI_AUTH.
+func checkProdRedis(c composeFile, env map[string]string, cmd []string, password string, mounted func(svc, target string) string, readFile func(string) ([]byte, error)) []string {
+	var probs []string
+	fail := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
+	if password == "" {
+		return []string{"inngest's redis URI has no password: Redis must require one"}
+	}
+	if env["REDISCLI_AUTH"] != password {
+		fail("redis REDISCLI_AUTH is not the password in inngest's redis URI: the health check would not authenticate")
+	}
+	var passwordVar string
+	for _, k := range sortedKeys(env) {
+		if env[k] == password && k != "REDISCLI_AUTH" {
+			passwordVar = k
+		}
+	}
+	if passwordVar == "" {
+		return append(probs, "redis has no variable holding the password in inngest's redis URI")
+	}
+	if len(cmd) < 2 || cmd[0] != "redis-server" {
+		return append(probs, fmt.Sprintf("redis command = %q; want redis-server <config file>", cmd))
+	}
+	conf, err := readFile(mounted("redis", cmd[1]))
+	if err != nil {
+		return append(probs, fmt.Sprintf("redis-server reads %s, which the compose file does not mount from the repository: %v", cmd[1], err))
+	}
+	m := regexp.MustCompile(`(?m)^\s*aclfile\s+(\S+)`).FindStringSubmatch(string(conf))
+	if m == nil {
+		return append(probs, fmt.Sprintf("redis's configuration (%s) names no aclfile: where is the password?", cmd[1]))
+	}
+	aclFile := m[1]
+	ep := c.Services["redis"].Entrypoint
+	script := ""
+	if len(ep) > 0 {
+		script = mounted("redis", ep[len(ep)-1])
+	}
+	body, err := readFile(script)
+	if script == "" || err != nil {
+		return append(probs, fmt.Sprintf("redis entrypoint %q is no script the compose file mounts (want one that writes %s from %s): %v", ep, aclFile, passwordVar, err))
+	}
+	s := string(body)
+	if !strings.Contains(s, aclFile) || !strings.Contains(s, passwordVar) || !strings.Contains(s, "user default on >") ||
+		strings.Contains(s, "nopass") || !strings.Contains(s, "docker-entrypoint.sh") {
+		fail("%s must write the ACL %s with `user default on >` and %s (never nopass: an ACL file without the default user leaves it open), then exec docker-entrypoint.sh", script, aclFile, passwordVar)
+	}
 	return probs
 }
 
@@ -414,7 +539,13 @@ func checkProdSecrets(raw []byte, c composeFile, dummies map[string]string) []st
 			fail("%s = %q; want ${VAR:?message}, so that the secret comes from the environment and compose refuses to start without it", where, value)
 		}
 	}
-	requiredRef("postgres POSTGRES_PASSWORD", c.Services["postgres"].Environment["POSTGRES_PASSWORD"])
+	for _, tt := range []struct{ svc, key string }{
+		{"postgres", "POSTGRES_PASSWORD"},
+		{"inngest", "INNGEST_EVENT_KEY"}, {"inngest", "INNGEST_SIGNING_KEY"},
+		{"redis", "REDIS_PASSWORD"}, {"redis", "REDISCLI_AUTH"},
+	} {
+		requiredRef(tt.svc+" "+tt.key, c.Services[tt.svc].Environment[tt.key])
+	}
 	appSecrets := []string{"CLERK_WEBHOOK_SIGNING_SECRET", "INNGEST_EVENT_KEY", "INNGEST_SIGNING_KEY"}
 	for _, name := range prodReplicas {
 		for _, key := range appSecrets {
@@ -439,11 +570,6 @@ func checkProdSecrets(raw []byte, c composeFile, dummies map[string]string) []st
 				}
 			}
 		}
-	}
-	for _, tt := range []struct{ svc, flag string }{
-		{"inngest", "--event-key"}, {"inngest", "--signing-key"}, {"redis", "--requirepass"},
-	} {
-		requiredRef(tt.svc+" "+tt.flag, flagValue(c.Services[tt.svc].Command, tt.flag))
 	}
 	// Passwords inside connection strings.
 	for _, name := range sortedKeys(c.Services) {

@@ -20,6 +20,7 @@ type composeFile struct {
 	Services map[string]struct {
 		Image       string            `yaml:"image"`
 		Build       any               `yaml:"build"`
+		Entrypoint  []string          `yaml:"entrypoint"`
 		Command     []string          `yaml:"command"`
 		Ports       []string          `yaml:"ports"`
 		Environment map[string]string `yaml:"environment"`
