@@ -45,11 +45,13 @@ func TestProdCompose(t *testing.T) {
 func TestProdComposeCatchesMistakes(t *testing.T) {
 	const (
 		lbPath    = "deploy/nginx.conf"
+		initPath  = "deploy/mongodb-init-app-user.js"
+		mongoPath = "deploy/mongodb-entrypoint.sh"
 		redisPath = "deploy/redis-entrypoint.sh"
 		redisConf = "deploy/redis.conf"
 	)
 	originals := map[string][]byte{}
-	for _, name := range []string{prodComposePath, lbPath, redisPath, redisConf} {
+	for _, name := range []string{prodComposePath, lbPath, initPath, mongoPath, redisPath, redisConf} {
 		b, err := os.ReadFile(name)
 		if err != nil {
 			t.Fatal(err)
@@ -80,6 +82,9 @@ func TestProdComposeCatchesMistakes(t *testing.T) {
 		{"redis password on redis-server's command line", prodComposePath,
 			`command: ["redis-server", "/usr/local/etc/redis/redis.conf"]`, `command: ["redis-server", "/usr/local/etc/redis/redis.conf", "--requirepass", "${REDIS_PASSWORD:?x}"]`,
 			"command line"},
+		{"mongodb password in its health check", prodComposePath,
+			"auth(process.env.MONGO_INITDB_ROOT_USERNAME, process.env.MONGO_INITDB_ROOT_PASSWORD)", "auth('root', '${MONGODB_ROOT_PASSWORD:?x}')",
+			"command line"},
 		{"dev mode", prodComposePath,
 			"    PORT: \"3000\"\n", "    PORT: \"3000\"\n    INNGEST_DEV: \"1\"\n",
 			"INNGEST_DEV"},
@@ -104,6 +109,30 @@ func TestProdComposeCatchesMistakes(t *testing.T) {
 		{"database published", prodComposePath,
 			"    command: [\"mongod\"", "    ports: [\"27017:27017\"]\n    command: [\"mongod\"",
 			"mongodb publishes"},
+		{"mongodb without a key file", prodComposePath,
+			`"--keyFile", "/run/mongodb/keyfile", `, "",
+			"--keyFile"},
+		{"mongodb without an administrator", prodComposePath,
+			"      MONGO_INITDB_ROOT_USERNAME: root\n", "",
+			"MONGO_INITDB_ROOT_USERNAME"},
+		{"app user script not mounted", prodComposePath,
+			"      - ./deploy/mongodb-init-app-user.js:/docker-entrypoint-initdb.d/mongodb-init-app-user.js:ro\n", "",
+			"docker-entrypoint-initdb.d"},
+		{"app user may administer", initPath,
+			"roles: [{ role: 'readWrite', db: 'app' }]", "roles: [{ role: 'readWrite', db: 'app' }, { role: 'userAdminAnyDatabase', db: 'admin' }]",
+			"readWrite"},
+		{"app user on every database", initPath,
+			"role: 'readWrite', db: 'app'", "role: 'readWriteAnyDatabase', db: 'admin'",
+			"readWrite"},
+		{"replicas connect without credentials", prodComposePath,
+			"mongodb://app:${MONGODB_APP_PASSWORD:?", "mongodb://${MONGODB_APP_PASSWORD:?",
+			"MONGODB_URI"},
+		{"replicas authenticate in the wrong database", prodComposePath,
+			"&authSource=app", "&authSource=admin",
+			"authSource"},
+		{"key file readable by others", mongoPath,
+			"chmod 400 /run/mongodb/keyfile", "chmod 644 /run/mongodb/keyfile",
+			"400"},
 		{"redis ACL without a password", redisPath,
 			`user default on >%s ~* &* +@all\n' "$password"`, `user default on nopass ~* &* +@all\n'`,
 			"ACL"},
@@ -276,7 +305,7 @@ func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []strin
 		}
 	}
 
-	// MongoDB: a replica set whose member is named as the apps reach it.
+	// MongoDB: a replica set whose member is named as the apps reach it, with access control.
 	replSet := flagValue(command("mongodb"), "--replSet")
 	if replSet == "" {
 		fail("mongodb command = %q; want mongod --replSet <name>", c.Services["mongodb"].Command)
@@ -285,6 +314,7 @@ func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []strin
 	if !strings.Contains(mongoCheck, "rs.initiate") {
 		fail("mongodb health check = %q; want one that runs rs.initiate() when the replica set has no configuration", mongoCheck)
 	}
+	appUser := checkMongoAuth(c, env("mongodb"), command("mongodb"), mounted, readFile, &probs)
 
 	// The replicas: the service's own settings reader accepts their environment, in
 	// production mode, pointed at the stack's services.
@@ -331,6 +361,22 @@ func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []strin
 			}
 			if !strings.Contains(mongoCheck, mongo.Host) {
 				fail("mongodb's replica set member is not %s, where %s reaches it: the driver connects to the member's name", mongo.Host, name)
+			}
+			// The credentials of the user mongodb's init script creates (when there is one:
+			// its absence is reported above).
+			pw, _ := mongo.User.Password()
+			authSource := mongo.Query().Get("authSource")
+			if authSource == "" {
+				authSource = strings.Trim(mongo.Path, "/") // the driver's default: the URI's database
+			}
+			switch {
+			case appUser.name == "":
+			case mongo.User.Username() != appUser.name || pw == "" || pw != appUser.password:
+				fail("%s MONGODB_URI = %q; want the credentials of the user that mongodb's init script creates (%s, its password variable)", name, mongo.Redacted(), appUser.name)
+			case cfg.db.database != appUser.db:
+				fail("%s uses database %q; the app user may read and write %q only", name, cfg.db.database, appUser.db)
+			case authSource != appUser.db:
+				fail("%s MONGODB_URI authSource = %q; the app user is created in %q, where it authenticates", name, authSource, appUser.db)
 			}
 		}
 		base, err := url.Parse(cfg.inngest.baseURL)
@@ -425,6 +471,90 @@ func prodInngestSetting(cmd []string, env map[string]string, flag string) string
 		return v
 	}
 	return env["INNGEST_"+strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))]
+}
+
+// mongoUser is the user mongodb's init script creates for the service.
+type mongoUser struct{ name, db, password string }
+
+var (
+	// createUserCall matches db.getSiblingDB('<db>').createUser({ user: '<name>', ... }).
+	createUserCall = regexp.MustCompile(`getSiblingDB\(\s*['"](\w+)['"]\s*\)\s*\.createUser\(\s*\{\s*user:\s*['"](\w+)['"]`)
+	// userPassword matches `pwd: <variable>` and `const <variable> = process.env.<NAME>`.
+	userPassword  = regexp.MustCompile(`pwd:\s*(\w+)`)
+	envAssignment = regexp.MustCompile(`(\w+)\s*=\s*process\.env\.(\w+)`)
+	// userRole matches one { role: '<role>', db: '<db>' } of roles.
+	userRole = regexp.MustCompile(`\{\s*role:\s*['"](\w+)['"]\s*,\s*db:\s*['"](\w+)['"]\s*\}`)
+)
+
+// checkMongoAuth checks MongoDB's access control: a key file (mongod then authenticates every
+// client), written readable by mongod's user only; an administrator from the environment; and
+// an init script, run by the image on an empty volume, that creates the service's user with
+// readWrite on one database and nothing else. It appends the problems to probs and returns
+// that user, its password as env holds it.
+func checkMongoAuth(c composeFile, env map[string]string, cmd []string, mounted func(svc, target string) string, readFile func(string) ([]byte, error), probs *[]string) mongoUser {
+	fail := func(format string, args ...any) { *probs = append(*probs, fmt.Sprintf(format, args...)) }
+	var user mongoUser
+	keyFile := flagValue(cmd, "--keyFile")
+	if keyFile == "" {
+		fail("mongodb command = %q; want --keyFile <file>: without it MongoDB lets anyone on its network in", cmd)
+	} else {
+		// The key file is written at start from the environment, by the entrypoint.
+		ep := c.Services["mongodb"].Entrypoint
+		script := ""
+		if len(ep) > 0 {
+			script = mounted("mongodb", ep[len(ep)-1])
+		}
+		body, err := readFile(script)
+		switch {
+		case script == "" || err != nil:
+			fail("mongodb entrypoint %q is no script the compose file mounts (want one that writes %s from the environment): %v", ep, keyFile, err)
+		case !strings.Contains(string(body), keyFile) || !strings.Contains(string(body), "chmod 400 "+keyFile) || !strings.Contains(string(body), "chown") || !strings.Contains(string(body), "docker-entrypoint.sh"):
+			fail("%s must write %s, chown it to mongod's user and chmod 400 it (mongod refuses a key file others can read), then exec docker-entrypoint.sh", script, keyFile)
+		}
+	}
+	if env["MONGO_INITDB_ROOT_USERNAME"] == "" || env["MONGO_INITDB_ROOT_PASSWORD"] == "" {
+		fail("mongodb MONGO_INITDB_ROOT_USERNAME and MONGO_INITDB_ROOT_PASSWORD must both be set: the image creates the administrator from them")
+	}
+	if check := strings.Join(c.Services["mongodb"].Healthcheck.Test, " "); !strings.Contains(check, ".auth(") {
+		fail("mongodb health check = %q; with access control on it must authenticate (db.auth with the administrator from the environment) to run rs.initiate()", check)
+	}
+	var script string
+	for _, v := range c.Services["mongodb"].Volumes {
+		parts := strings.Split(v, ":")
+		if len(parts) >= 2 && strings.HasPrefix(parts[1], "/docker-entrypoint-initdb.d/") && strings.HasSuffix(parts[1], ".js") {
+			script = parts[0]
+		}
+	}
+	if script == "" {
+		fail("mongodb mounts no .js script under /docker-entrypoint-initdb.d/: nothing creates the service's user")
+		return user
+	}
+	body, err := readFile(script)
+	if err != nil {
+		fail("mongodb's init script %s: %v", script, err)
+		return user
+	}
+	calls := createUserCall.FindAllStringSubmatch(string(body), -1)
+	if len(calls) != 1 {
+		fail("%s makes %d createUser calls; want one, db.getSiblingDB('<db>').createUser({user: '<name>', ...})", script, len(calls))
+		return user
+	}
+	user.db, user.name = calls[0][1], calls[0][2]
+	roles := userRole.FindAllStringSubmatch(string(body), -1)
+	if len(roles) != 1 || roles[0][1] != "readWrite" || roles[0][2] != user.db || strings.Count(string(body), "role:") != 1 {
+		fail("%s gives %s the roles %q; want readWrite on %s only", script, user.name, roles, user.db)
+	}
+	if m := userPassword.FindStringSubmatch(string(body)); m != nil {
+		for _, a := range envAssignment.FindAllStringSubmatch(string(body), -1) {
+			if a[1] == m[1] {
+				user.password = env[a[2]]
+			}
+		}
+	}
+	if user.password == "" {
+		fail("%s: the password of %s comes from no variable of mongodb's environment (pwd: <name>, <name> = process.env.<VAR>)", script, user.name)
+	}
+	return user
 }
 
 // checkProdRedis checks that Redis requires a password (the one in Inngest's redis URI) without
@@ -543,6 +673,7 @@ func checkProdSecrets(raw []byte, c composeFile, dummies map[string]string) []st
 		{"postgres", "POSTGRES_PASSWORD"},
 		{"inngest", "INNGEST_EVENT_KEY"}, {"inngest", "INNGEST_SIGNING_KEY"},
 		{"redis", "REDIS_PASSWORD"}, {"redis", "REDISCLI_AUTH"},
+		{"mongodb", "MONGO_INITDB_ROOT_PASSWORD"}, {"mongodb", "MONGODB_APP_PASSWORD"}, {"mongodb", "MONGODB_REPLICA_KEY"},
 	} {
 		requiredRef(tt.svc+" "+tt.key, c.Services[tt.svc].Environment[tt.key])
 	}
