@@ -21,8 +21,8 @@ import (
 
 // docker-compose.prod.yml cannot run here (no Docker engine), so these tests check its
 // structure: what each service runs and with which settings, where its secrets come from and
-// that none is on a command line, the start order, and that the load balancer's configuration
-// reaches every replica.
+// that none is on a command line, which networks join which services, the start order, and
+// that the load balancer's configuration reaches every replica.
 
 const prodComposePath = "docker-compose.prod.yml"
 
@@ -109,6 +109,21 @@ func TestProdComposeCatchesMistakes(t *testing.T) {
 		{"database published", prodComposePath,
 			"    command: [\"mongod\"", "    ports: [\"27017:27017\"]\n    command: [\"mongod\"",
 			"mongodb publishes"},
+		{"load balancer on MongoDB's network", prodComposePath,
+			"      - web\n      - inngest-calls\n", "      - web\n      - inngest-calls\n      - backend\n",
+			"lb and mongodb share"},
+		{"replica off MongoDB's network", prodComposePath,
+			"    - web\n    - backend\n", "    - web\n",
+			"share no network"},
+		{"postgres on the load balancer's network", prodComposePath,
+			"    networks:\n      - inngest-store\n    # Over TCP", "    networks:\n      - inngest-store\n      - web\n    # Over TCP",
+			"lb and postgres share"},
+		{"a service on the default network", prodComposePath,
+			"    networks:\n      - inngest-store\n    healthcheck:", "    healthcheck:",
+			"default network"},
+		{"database network with a route out", prodComposePath,
+			"  backend:\n    internal: true\n", "  backend:\n",
+			"internal"},
 		{"mongodb without a key file", prodComposePath,
 			`"--keyFile", "/run/mongodb/keyfile", `, "",
 			"--keyFile"},
@@ -293,6 +308,8 @@ func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []strin
 		fail("lb publishes %d ports on the network; want one public port", len(public))
 	}
 
+	probs = append(probs, checkProdNetworks(c)...)
+
 	// Start order.
 	for _, tt := range []struct{ svc, dep string }{
 		{"inngest", "postgres"}, {"inngest", "redis"},
@@ -471,6 +488,61 @@ func prodInngestSetting(cmd []string, env map[string]string, flag string) string
 		return v
 	}
 	return env["INNGEST_"+strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))]
+}
+
+// checkProdNetworks checks who can reach whom. The load balancer faces the internet: it shares
+// a network with the replicas (to proxy to them) and with Inngest (which calls the replicas
+// through it), and none with a database. The replicas share one with MongoDB and Inngest;
+// Inngest one with PostgreSQL and Redis. The databases' networks are internal: no route out.
+func checkProdNetworks(c composeFile) []string {
+	var probs []string
+	fail := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
+	for _, name := range sortedKeys(c.Services) {
+		nets := c.Services[name].Networks
+		if len(nets) == 0 {
+			fail("service %s is on compose's default network, which every service without networks shares: name its networks", name)
+		}
+		for _, n := range nets {
+			if _, ok := c.Networks[n]; !ok {
+				fail("service %s joins network %q, which is not declared under networks", name, n)
+			}
+		}
+	}
+	shared := func(a, b string) []string {
+		var out []string
+		for _, n := range c.Services[a].Networks {
+			if slices.Contains(c.Services[b].Networks, n) {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	var must, mustNot [][2]string
+	for _, r := range prodReplicas {
+		must = append(must, [2]string{"lb", r}, [2]string{r, "mongodb"}, [2]string{r, "inngest"})
+		mustNot = append(mustNot, [2]string{r, "postgres"}, [2]string{r, "redis"})
+	}
+	must = append(must, [2]string{"inngest", "postgres"}, [2]string{"inngest", "redis"}, [2]string{"lb", "inngest"})
+	mustNot = append(mustNot, [2]string{"lb", "mongodb"}, [2]string{"lb", "postgres"}, [2]string{"lb", "redis"},
+		[2]string{"mongodb", "postgres"}, [2]string{"mongodb", "redis"})
+	for _, p := range must {
+		if len(shared(p[0], p[1])) == 0 {
+			fail("%s and %s share no network; %s must reach %s", p[0], p[1], p[0], p[1])
+		}
+	}
+	for _, p := range mustNot {
+		if s := shared(p[0], p[1]); len(s) > 0 {
+			fail("%s and %s share networks %q; keep them apart", p[0], p[1], s)
+		}
+	}
+	for _, db := range []string{"mongodb", "postgres", "redis"} {
+		for _, n := range c.Services[db].Networks {
+			if nw, ok := c.Networks[n]; ok && (nw == nil || !nw.Internal) {
+				fail("network %s (of %s) is not internal: a database needs no route out", n, db)
+			}
+		}
+	}
+	return probs
 }
 
 // mongoUser is the user mongodb's init script creates for the service.

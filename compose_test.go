@@ -30,11 +30,38 @@ type composeFile struct {
 		Healthcheck struct {
 			Test []string `yaml:"test"`
 		} `yaml:"healthcheck"`
-		Volumes         []string `yaml:"volumes"`
-		Restart         string   `yaml:"restart"`
-		StopGracePeriod string   `yaml:"stop_grace_period"`
+		Volumes         []string        `yaml:"volumes"`
+		Networks        composeNetworks `yaml:"networks"`
+		Restart         string          `yaml:"restart"`
+		StopGracePeriod string          `yaml:"stop_grace_period"`
 	} `yaml:"services"`
-	Volumes map[string]any `yaml:"volumes"`
+	Volumes  map[string]any `yaml:"volumes"`
+	Networks map[string]*struct {
+		Internal bool `yaml:"internal"`
+	} `yaml:"networks"`
+}
+
+// composeNetworks are the networks a service joins: compose takes a list of names or a map
+// keyed by name. Empty means compose's default network.
+type composeNetworks []string
+
+// UnmarshalYAML reads either form; it returns an error for anything else.
+func (n *composeNetworks) UnmarshalYAML(v *yaml.Node) error {
+	switch v.Kind {
+	case yaml.SequenceNode:
+		var names []string
+		if err := v.Decode(&names); err != nil {
+			return err
+		}
+		*n = names
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(v.Content); i += 2 {
+			*n = append(*n, v.Content[i].Value)
+		}
+	default:
+		return fmt.Errorf("networks: want a list or a map of names, not %s", v.Tag)
+	}
+	return nil
 }
 
 // interpolate resolves compose's ${VAR:-default} and ${VAR:?message} the way compose does
