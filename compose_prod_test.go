@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ import (
 // docker-compose.prod.yml cannot run here (no Docker engine), so these tests check its
 // structure: what each service runs and with which settings, where its secrets come from and
 // that none is on a command line, which networks join which services, the start order, and
-// that the load balancer's configuration reaches every replica.
+// what the load balancer's configuration lets through to the replicas.
 
 const prodComposePath = "docker-compose.prod.yml"
 
@@ -103,6 +104,15 @@ func TestProdComposeCatchesMistakes(t *testing.T) {
 		{"Inngest syncs a single replica", prodComposePath,
 			`"-u", "http://lb:8081/api/inngest"`, `"-u", "http://app1:3000/api/inngest"`,
 			"load balancer"},
+		{"serve URL not where Inngest calls", prodComposePath,
+			"INNGEST_SERVE_URL: http://lb:8081/api/inngest", "INNGEST_SERVE_URL: http://app1:3000/api/inngest",
+			"INNGEST_SERVE_URL"},
+		{"sync token not given to the replicas", prodComposePath,
+			"    SYNC_API_TOKEN: ${SYNC_API_TOKEN:-}\n", "",
+			"SYNC_API_TOKEN"},
+		{"sync token with a default", prodComposePath,
+			"SYNC_API_TOKEN: ${SYNC_API_TOKEN:-}", "SYNC_API_TOKEN: ${SYNC_API_TOKEN:-0123456789abcdef0123456789abcdef}",
+			"SYNC_API_TOKEN"},
 		{"apps do not wait for MongoDB", prodComposePath,
 			"    mongodb:\n      condition: service_healthy\n", "",
 			"mongodb"},
@@ -157,9 +167,34 @@ func TestProdComposeCatchesMistakes(t *testing.T) {
 		{"replica missing from the load balancer", lbPath,
 			"app3:3000", "app2:3000",
 			"app3"},
-		{"Host rewritten by the load balancer", lbPath,
-			"$http_host", "$proxy_host",
-			"Host"},
+		{"large bodies on the published port", lbPath,
+			"    client_max_body_size 1m;\n", "    client_max_body_size 8m;\n",
+			"client_max_body_size"},
+		{"webhook not request-limited", lbPath,
+			"limit_req zone=webhook burst=200 nodelay;", "",
+			"limit_req"},
+		{"sync route not request-limited", lbPath,
+			"limit_req zone=sync burst=20 nodelay;", "",
+			"limit_req"},
+		{"limit without its zone", lbPath,
+			"limit_req_zone $binary_remote_addr zone=sync:10m rate=5r/s;", "",
+			"limit_req_zone"},
+		{"sync route not forwarded", lbPath,
+			"location ~ ^/api/sync/users/[A-Za-z0-9_]+$ {", "location ~ ^/api/sync/nothing/[A-Za-z0-9_]+$ {",
+			"/api/sync/users"},
+		{"GET passed to /api/inngest", lbPath,
+			"^(POST|PUT)$", "^(GET|POST|PUT)$",
+			"GET /api/inngest"},
+		{"PUT refused on /api/inngest", lbPath,
+			"^(POST|PUT)$", "^(POST)$",
+			"PUT /api/inngest"},
+		{"methods refused with 403", lbPath,
+			"add_header Allow \"POST, PUT\" always;\n            return 405;", "return 403;",
+			"405"},
+		{"/api/inngest published", lbPath,
+			"    location / {\n        return 404;\n    }\n}\n\nserver {\n    listen 8081;",
+			"    location = /api/inngest {\n        proxy_pass http://clerk_user_sync;\n    }\n\n    location / {\n        return 404;\n    }\n}\n\nserver {\n    listen 8081;",
+			"published port"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -343,6 +378,7 @@ func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []strin
 		sdkURL = v
 	}
 	first := env(prodReplicas[0])
+	var maxEventBytes int64
 	for _, name := range prodReplicas {
 		svc := c.Services[name]
 		envs := env(name)
@@ -363,6 +399,7 @@ func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []strin
 			fail("the environment of %s does not start the service: %v", name, err)
 			continue
 		}
+		maxEventBytes = cfg.webhook.maxEventBytes
 		if cfg.inngest.devURL != "" {
 			fail("%s runs in dev mode (Inngest dev server %s)", name, cfg.inngest.devURL)
 		}
@@ -407,6 +444,14 @@ func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []strin
 		// bare hex key.
 		if got := sdkKeyPrefix.ReplaceAllString(cfg.inngest.signingKey, ""); !sdkKeyPrefix.MatchString(cfg.inngest.signingKey) || got != serverSigningKey {
 			fail("%s INNGEST_SIGNING_KEY = %q; want signkey-<env>-%s, the server's signing key with the SDK's prefix", name, cfg.inngest.signingKey, serverSigningKey)
+		}
+		// The URL the service registers with Inngest is where Inngest calls it.
+		if got := envs["INNGEST_SERVE_URL"]; got == "" || got != sdkURL {
+			fail("%s INNGEST_SERVE_URL = %q; want %q, where inngest calls the replicas (its -u)", name, got, sdkURL)
+		}
+		// The on-demand sync: optional, off unless the operator sets the token.
+		if v, ok := svc.Environment["SYNC_API_TOKEN"]; !ok || v != "${SYNC_API_TOKEN:-}" {
+			fail("%s SYNC_API_TOKEN = %q (set: %v); want ${SYNC_API_TOKEN:-}: optional, unset keeps POST /api/sync/users/{id} off", name, v, ok)
 		}
 		if cfg.http.metricsAddr == "" {
 			fail("%s serves /metrics on PORT; set METRICS_ADDR to an internal port", name)
@@ -458,12 +503,13 @@ func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []strin
 		u = &url.URL{}
 	}
 
-	// The load balancer: its configuration names every replica, on both routes.
+	// The load balancer: its configuration names every replica, and lets through what each
+	// port is for, and nothing else.
 	appPort := first["PORT"]
 	if appPort == "" {
 		appPort = "3000" // the service's default
 	}
-	probs = append(probs, checkLoadBalancer(c, appPort, public, u, readFile)...)
+	probs = append(probs, checkLoadBalancer(c, appPort, public, u, maxEventBytes, readFile)...)
 	return probs
 }
 
@@ -887,10 +933,13 @@ func parsePort(s string) (prodPort, error) {
 	return p, nil
 }
 
-// checkLoadBalancer checks lb's configuration file (nginx): an upstream with every replica
-// at its PORT, a route for /api/webhooks/clerk on the published port, a route for
-// /api/inngest on the port Inngest's -u names (sdk), both proxied to that upstream.
-func checkLoadBalancer(c composeFile, appPort string, public []prodPort, sdk *url.URL, readFile func(string) ([]byte, error)) []string {
+// checkLoadBalancer checks lb's configuration file (nginx): an upstream with every replica at
+// its PORT. On the published port: POST /api/webhooks/clerk and POST /api/sync/users/<id>
+// proxied to it, request-limited, other methods answered 405, bodies limited to 1 MiB but
+// no less than the webhook's own limit (maxEventBytes), and no other route of the replicas.
+// On the port Inngest's -u names (sdk): /api/inngest with POST and PUT only (405 otherwise),
+// bodies above the service's own limit.
+func checkLoadBalancer(c composeFile, appPort string, public []prodPort, sdk *url.URL, maxEventBytes int64, readFile func(string) ([]byte, error)) []string {
 	var probs []string
 	fail := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
 	lb := c.Services["lb"]
@@ -942,43 +991,73 @@ func checkLoadBalancer(c composeFile, appPort string, public []prodPort, sdk *ur
 			}
 		}
 	}
-	// Each route on its port, proxied to an upstream holding every replica.
-	route := func(port, path, who string) {
-		for _, srv := range conf.all("server") {
-			if !srv.block.listens(port) {
-				continue
-			}
-			for _, loc := range srv.block.all("location") {
-				if len(loc.args) < 1 || loc.args[len(loc.args)-1] != path {
-					continue
+
+	// route is conf.route, checking that what nginx proxies goes to the replicas.
+	route := func(port, method, path string) (srv, loc nginxBlock, status int) {
+		srv, loc, status, pass := conf.route(port, method, path)
+		if _, ok := upstreams[strings.TrimPrefix(pass, "http://")]; status == 0 && !ok {
+			fail("%s: %s %s on port %s proxies to %s, not to an upstream of the replicas", confPath, method, path, port, pass)
+		}
+		return srv, loc, status
+	}
+	answer := func(status int) string {
+		if status == 0 {
+			return "proxied to the replicas"
+		}
+		return strconv.Itoa(status)
+	}
+	methods := []string{"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"}
+	// onlyMethods checks that path on port goes to the replicas with the allowed methods,
+	// and is answered 405 with any other (with 404 the client would think the route gone).
+	onlyMethods := func(port, path, who string, allowed ...string) (srv, loc nginxBlock) {
+		for _, m := range methods {
+			s, l, status := route(port, m, path)
+			if slices.Contains(allowed, m) {
+				srv, loc = s, l
+				if status != 0 {
+					fail("%s: %s %s on port %s = %s; want it proxied to the replicas (%s)", confPath, m, path, port, answer(status), who)
 				}
-				pass := loc.block.first("proxy_pass")
-				if pass == nil || len(pass.args) != 1 {
-					fail("%s: location %s on port %s proxies nowhere", confPath, path, port)
-					return
-				}
-				up := strings.TrimPrefix(pass.args[0], "http://")
-				if _, ok := upstreams[up]; !ok {
-					fail("%s: location %s proxies to %s, not to an upstream of the replicas", confPath, path, pass.args[0])
-				}
-				return
+			} else if status != 405 {
+				fail("%s: %s %s on port %s = %s; want 405: only %s reach the replicas there (limit_except, or if ($request_method ...) { return 405; })", confPath, m, path, port, answer(status), strings.Join(allowed, " and "))
 			}
 		}
-		fail("%s has no location %s on port %s, where %s sends it: the load balancer must spread it over the replicas", confPath, path, port, who)
+		return srv, loc
 	}
+	limited := func(srv, loc nginxBlock, port, path string) {
+		if srv == nil || loc == nil {
+			return
+		}
+		zone, err := requestLimit(conf, srv, loc)
+		switch {
+		case err != nil:
+			fail("%s: %s on port %s: %v", confPath, path, port, err)
+		case zone == "":
+			fail("%s: %s on port %s has no limit_req: the internet can send it any number of requests", confPath, path, port)
+		}
+	}
+
 	if len(public) == 1 {
-		route(public[0].target, "/api/webhooks/clerk", "the published port")
-		// The published port serves the webhook, not the replicas' other routes.
-		for _, srv := range conf.all("server") {
-			if !srv.block.listens(public[0].target) {
-				continue
+		port := public[0].target
+		srv, loc := onlyMethods(port, "/api/webhooks/clerk", "Clerk's webhooks", "POST")
+		limited(srv, loc, port, "/api/webhooks/clerk")
+		if srv != nil && loc != nil {
+			if n := bodyLimit(conf, srv, loc); n < maxEventBytes || n > 1<<20 {
+				fail("%s: client_max_body_size of /api/webhooks/clerk on the published port = %d bytes; want from the webhook's own limit (INNGEST_MAX_EVENT_BYTES, %d, so that the service answers too-large ones with the 413 that stops Svix) to 1 MiB", confPath, n, maxEventBytes)
 			}
-			for _, loc := range srv.block.all("location") {
-				if len(loc.args) == 0 {
-					continue
-				}
-				if p := loc.args[len(loc.args)-1]; loc.block.first("proxy_pass") != nil && p != "/api/webhooks/clerk" && p != "/api/inngest" {
-					fail("%s: the published port proxies location %s; only the service's public routes belong there", confPath, p)
+		}
+		const syncPath = "/api/sync/users/user_2NNEqL2nrIRdJ194ndJqAHwEfxC"
+		srv, loc = onlyMethods(port, syncPath, "the on-demand sync, /api/sync/users/<id>", "POST")
+		limited(srv, loc, port, syncPath)
+		if srv != nil && loc != nil {
+			if n := bodyLimit(conf, srv, loc); n > 1<<20 {
+				fail("%s: client_max_body_size of /api/sync/users/<id> on the published port = %d bytes; want at most 1 MiB (it takes no body)", confPath, n)
+			}
+		}
+		// Nothing else of the replicas on the published port.
+		for _, path := range []string{"/", "/healthz", "/readyz", "/metrics", "/api/inngest", "/api/sync/users/", "/api/sync/users/user_1/x", "/api/webhooks/clerk/x"} {
+			for _, m := range []string{"GET", "POST", "PUT"} {
+				if _, _, status := route(port, m, path); status == 0 {
+					fail("%s: %s %s is proxied to the replicas on the published port; only the webhook and the sync route belong there", confPath, m, path)
 				}
 			}
 		}
@@ -988,11 +1067,12 @@ func checkLoadBalancer(c composeFile, appPort string, public []prodPort, sdk *ur
 		if port == "" {
 			port = "80"
 		}
-		route(port, "/api/inngest", "Inngest (-u "+sdk.String()+")")
-	}
-	// The SDK registers with Inngest the URL it was called at, from the Host header.
-	if hosts := conf.values("proxy_set_header", "Host"); !slices.Contains(hosts, "$http_host") {
-		fail("%s: proxy_set_header Host = %q; want $http_host, so that the SDK registers the load balancer's URL (host and port) with Inngest", confPath, hosts)
+		srv, loc := onlyMethods(port, "/api/inngest", "Inngest (-u "+sdk.String()+"), which runs steps with POST and syncs with PUT", "POST", "PUT")
+		if srv != nil && loc != nil {
+			if n := bodyLimit(conf, srv, loc); n < maxInngestBodyBytes {
+				fail("%s: client_max_body_size of /api/inngest on port %s = %d bytes; want at least the service's own limit (%d), so that the service answers too-large requests", confPath, port, n, maxInngestBodyBytes)
+			}
+		}
 	}
 	// The load balancer's own health check must reach a port it listens on.
 	check := strings.Join(lb.Healthcheck.Test, " ")
