@@ -1,6 +1,9 @@
 # A static binary in a small non-root image.
 #   docker build -t clerk-user-sync .
-FROM golang:1.26.8-bookworm AS build
+# The builder is pinned by digest (docker-library/repo-info's record of the tag). The runtime
+# image is distroless's moving `nonroot` tag of static-debian12, which Google rebuilds with
+# Debian's fixes; no record of its digests could be checked here.
+FROM golang:1.26.8-bookworm@sha256:f4191582e1522dfc5980a6bdc0309a756f9697f3e7d0f199c7e26fc82ab324fd AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,8 +21,9 @@ import (
 )
 
 // docker-compose.prod.yml cannot run here (no Docker engine), so these tests check its
-// structure: what each service runs and with which settings, where its secrets come from, the
-// start order, and that the load balancer's configuration reaches every replica.
+// structure: what each service runs and with which settings, where its secrets come from and
+// that none is on a command line, which networks join which services, the start order, and
+// what the load balancer's configuration lets through to the replicas.
 
 const prodComposePath = "docker-compose.prod.yml"
 
@@ -38,22 +40,28 @@ func TestProdCompose(t *testing.T) {
 	}
 }
 
-// TestProdComposeCatchesMistakes breaks docker-compose.prod.yml or the load balancer's
-// configuration in one way at a time and expects checkProdCompose to say so: the checks
-// above are only worth what they catch.
+// TestProdComposeCatchesMistakes breaks docker-compose.prod.yml or a file it mounts in one way
+// at a time and expects checkProdCompose to say so: the checks above are only worth what they
+// catch.
 func TestProdComposeCatchesMistakes(t *testing.T) {
-	compose, err := os.ReadFile(prodComposePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const lbPath = "deploy/nginx.conf"
-	lbConf, err := os.ReadFile(lbPath)
-	if err != nil {
-		t.Fatal(err)
+	const (
+		lbPath    = "deploy/nginx.conf"
+		initPath  = "deploy/mongodb-init-app-user.js"
+		mongoPath = "deploy/mongodb-entrypoint.sh"
+		redisPath = "deploy/redis-entrypoint.sh"
+		redisConf = "deploy/redis.conf"
+	)
+	originals := map[string][]byte{}
+	for _, name := range []string{prodComposePath, lbPath, initPath, mongoPath, redisPath, redisConf} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		originals[name] = b
 	}
 	tests := []struct {
 		name       string
-		file       string // prodComposePath or the load balancer's configuration
+		file       string // one of originals
 		old, new   string // the first occurrence of old becomes new
 		wantInProb string // a problem must contain this
 	}{
@@ -67,39 +75,130 @@ func TestProdComposeCatchesMistakes(t *testing.T) {
 			"postgres://inngest:${POSTGRES_PASSWORD:?", "postgres://inngest:hunter2@postgres:5432/inngest#${POSTGRES_PASSWORD:?",
 			"password"},
 		{"signing key hard-coded on the server", prodComposePath,
-			"- --signing-key\n      - ${", "- --signing-key\n      - 0123456789abcdef0123456789abcdef\n      - --x\n      - ${",
-			"--signing-key"},
+			"INNGEST_SIGNING_KEY: ${INNGEST_SIGNING_KEY_HEX:?", "INNGEST_SIGNING_KEY: 0123456789abcdef0123456789abcdef #${INNGEST_SIGNING_KEY_HEX:?",
+			"INNGEST_SIGNING_KEY"},
+		{"event key on inngest's command line", prodComposePath,
+			`command: ["inngest", "start",`, `command: ["inngest", "start", "--event-key", "${INNGEST_EVENT_KEY:?x}",`,
+			"command line"},
+		{"redis password on redis-server's command line", prodComposePath,
+			`command: ["redis-server", "/usr/local/etc/redis/redis.conf"]`, `command: ["redis-server", "/usr/local/etc/redis/redis.conf", "--requirepass", "${REDIS_PASSWORD:?x}"]`,
+			"command line"},
+		{"mongodb password in its health check", prodComposePath,
+			"auth(process.env.MONGO_INITDB_ROOT_USERNAME, process.env.MONGO_INITDB_ROOT_PASSWORD)", "auth('root', '${MONGODB_ROOT_PASSWORD:?x}')",
+			"command line"},
 		{"dev mode", prodComposePath,
 			"    PORT: \"3000\"\n", "    PORT: \"3000\"\n    INNGEST_DEV: \"1\"\n",
 			"INNGEST_DEV"},
 		{"replica set missing", prodComposePath,
-			"?replicaSet=rs0", "",
+			"?replicaSet=rs0", "?",
 			"replicaSet"},
+		{"image by tag only", prodComposePath,
+			"image: redis:7.4.11-alpine@sha256:", "image: redis:7.4.11-alpine #",
+			"digest"},
 		{"latest image", prodComposePath,
-			"image: redis:7.4.1-alpine", "image: redis:latest",
-			"redis image"},
+			"image: redis:7.4.11-alpine@", "image: redis:latest@",
+			"version tag"},
 		{"health check missing", prodComposePath,
 			"test: [\"CMD-SHELL\", \"redis-cli ping | grep -q PONG\"]", "test: [\"NONE\"]",
 			"redis has no health check"},
 		{"Inngest syncs a single replica", prodComposePath,
-			"http://lb:8081/api/inngest", "http://app1:3000/api/inngest",
+			`"-u", "http://lb:8081/api/inngest"`, `"-u", "http://app1:3000/api/inngest"`,
 			"load balancer"},
+		{"serve URL not where Inngest calls", prodComposePath,
+			"INNGEST_SERVE_URL: http://lb:8081/api/inngest", "INNGEST_SERVE_URL: http://app1:3000/api/inngest",
+			"INNGEST_SERVE_URL"},
+		{"sync token not given to the replicas", prodComposePath,
+			"    SYNC_API_TOKEN: ${SYNC_API_TOKEN:-}\n", "",
+			"SYNC_API_TOKEN"},
+		{"sync token with a default", prodComposePath,
+			"SYNC_API_TOKEN: ${SYNC_API_TOKEN:-}", "SYNC_API_TOKEN: ${SYNC_API_TOKEN:-0123456789abcdef0123456789abcdef}",
+			"SYNC_API_TOKEN"},
 		{"apps do not wait for MongoDB", prodComposePath,
 			"    mongodb:\n      condition: service_healthy\n", "",
 			"mongodb"},
 		{"database published", prodComposePath,
 			"    command: [\"mongod\"", "    ports: [\"27017:27017\"]\n    command: [\"mongod\"",
 			"mongodb publishes"},
+		{"load balancer on MongoDB's network", prodComposePath,
+			"      - web\n      - inngest-calls\n", "      - web\n      - inngest-calls\n      - backend\n",
+			"lb and mongodb share"},
+		{"replica off MongoDB's network", prodComposePath,
+			"    - web\n    - backend\n", "    - web\n",
+			"share no network"},
+		{"postgres on the load balancer's network", prodComposePath,
+			"    networks:\n      - inngest-store\n    # Over TCP", "    networks:\n      - inngest-store\n      - web\n    # Over TCP",
+			"lb and postgres share"},
+		{"a service on the default network", prodComposePath,
+			"    networks:\n      - inngest-store\n    healthcheck:", "    healthcheck:",
+			"default network"},
+		{"database network with a route out", prodComposePath,
+			"  backend:\n    internal: true\n", "  backend:\n",
+			"internal"},
+		{"mongodb without a key file", prodComposePath,
+			`"--keyFile", "/run/mongodb/keyfile", `, "",
+			"--keyFile"},
+		{"mongodb without an administrator", prodComposePath,
+			"      MONGO_INITDB_ROOT_USERNAME: root\n", "",
+			"MONGO_INITDB_ROOT_USERNAME"},
+		{"app user script not mounted", prodComposePath,
+			"      - ./deploy/mongodb-init-app-user.js:/docker-entrypoint-initdb.d/mongodb-init-app-user.js:ro\n", "",
+			"docker-entrypoint-initdb.d"},
+		{"app user may administer", initPath,
+			"roles: [{ role: 'readWrite', db: 'app' }]", "roles: [{ role: 'readWrite', db: 'app' }, { role: 'userAdminAnyDatabase', db: 'admin' }]",
+			"readWrite"},
+		{"app user on every database", initPath,
+			"role: 'readWrite', db: 'app'", "role: 'readWriteAnyDatabase', db: 'admin'",
+			"readWrite"},
+		{"replicas connect without credentials", prodComposePath,
+			"mongodb://app:${MONGODB_APP_PASSWORD:?", "mongodb://${MONGODB_APP_PASSWORD:?",
+			"MONGODB_URI"},
+		{"replicas authenticate in the wrong database", prodComposePath,
+			"&authSource=app", "&authSource=admin",
+			"authSource"},
+		{"key file readable by others", mongoPath,
+			"chmod 400 /run/mongodb/keyfile", "chmod 644 /run/mongodb/keyfile",
+			"400"},
+		{"redis ACL without a password", redisPath,
+			`user default on >%s ~* &* +@all\n' "$password"`, `user default on nopass ~* &* +@all\n'`,
+			"ACL"},
+		{"redis config names no ACL file", redisConf,
+			"aclfile /run/redis/users.acl\n", "",
+			"aclfile"},
 		{"replica missing from the load balancer", lbPath,
 			"app3:3000", "app2:3000",
 			"app3"},
-		{"Host rewritten by the load balancer", lbPath,
-			"$http_host", "$proxy_host",
-			"Host"},
+		{"large bodies on the published port", lbPath,
+			"    client_max_body_size 1m;\n", "    client_max_body_size 8m;\n",
+			"client_max_body_size"},
+		{"webhook not request-limited", lbPath,
+			"limit_req zone=webhook burst=200 nodelay;", "",
+			"limit_req"},
+		{"sync route not request-limited", lbPath,
+			"limit_req zone=sync burst=20 nodelay;", "",
+			"limit_req"},
+		{"limit without its zone", lbPath,
+			"limit_req_zone $binary_remote_addr zone=sync:10m rate=5r/s;", "",
+			"limit_req_zone"},
+		{"sync route not forwarded", lbPath,
+			"location ~ ^/api/sync/users/[A-Za-z0-9_]+$ {", "location ~ ^/api/sync/nothing/[A-Za-z0-9_]+$ {",
+			"/api/sync/users"},
+		{"GET passed to /api/inngest", lbPath,
+			"^(POST|PUT)$", "^(GET|POST|PUT)$",
+			"GET /api/inngest"},
+		{"PUT refused on /api/inngest", lbPath,
+			"^(POST|PUT)$", "^(POST)$",
+			"PUT /api/inngest"},
+		{"methods refused with 403", lbPath,
+			"add_header Allow \"POST, PUT\" always;\n            return 405;", "return 403;",
+			"405"},
+		{"/api/inngest published", lbPath,
+			"    location / {\n        return 404;\n    }\n}\n\nserver {\n    listen 8081;",
+			"    location = /api/inngest {\n        proxy_pass http://clerk_user_sync;\n    }\n\n    location / {\n        return 404;\n    }\n}\n\nserver {\n    listen 8081;",
+			"published port"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			files := map[string][]byte{prodComposePath: compose, lbPath: lbConf}
+			files := maps.Clone(originals)
 			if !strings.Contains(string(files[tt.file]), tt.old) {
 				t.Fatalf("%s no longer contains %q: update this case", tt.file, tt.old)
 			}
@@ -122,7 +221,7 @@ func TestProdComposeCatchesMistakes(t *testing.T) {
 }
 
 // checkProdCompose returns what is wrong with the production compose file raw; readFile
-// reads the files it names (the load balancer's configuration, tools/inngest/go.mod).
+// reads the files it names (the files it mounts, tools/inngest/go.mod).
 func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []string {
 	var probs []string
 	fail := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
@@ -159,12 +258,24 @@ func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []strin
 		}
 		return args
 	}
+	// mounted returns the repository file that svc mounts at target ("" when none).
+	mounted := func(svc, target string) string {
+		for _, v := range c.Services[svc].Volumes {
+			parts := strings.Split(v, ":")
+			if len(parts) >= 2 && parts[1] == target && strings.HasPrefix(parts[0], ".") {
+				return parts[0]
+			}
+		}
+		return ""
+	}
 
-	// Pinned images, health checks, restart policies, volumes.
+	// Images pinned by digest, health checks, restart policies, volumes.
 	for _, name := range sortedKeys(c.Services) {
 		svc := c.Services[name]
-		if svc.Build == nil && !pinnedImage(svc.Image) {
-			fail("service %s image %q is not pinned to a version", name, svc.Image)
+		if svc.Build == nil {
+			if p := digestProblem(svc.Image); p != "" {
+				fail("service %s: %s", name, p)
+			}
 		}
 		if len(svc.Healthcheck.Test) < 2 || (svc.Healthcheck.Test[0] != "CMD" && svc.Healthcheck.Test[0] != "CMD-SHELL") {
 			fail("service %s has no health check (healthcheck.test = %q)", name, svc.Healthcheck.Test)
@@ -189,6 +300,28 @@ func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []strin
 		}
 	}
 
+	// No secret on a command line: every process of the host reads /proc/<pid>/cmdline, and
+	// `docker inspect` shows the command, the entrypoint and the health check.
+	for _, name := range sortedKeys(c.Services) {
+		svc := c.Services[name]
+		for _, part := range []struct {
+			what string
+			args []string
+		}{{"command", svc.Command}, {"entrypoint", svc.Entrypoint}, {"health check", svc.Healthcheck.Test}} {
+			for _, a := range part.args {
+				v, _ := interpolateEnv(a, dummies)
+				for _, secret := range sortedKeys(dummies) {
+					if strings.Contains(v, dummies[secret]) {
+						fail("service %s puts %s on its command line (%s %q): pass it in the environment or a file", name, secret, part.what, a)
+					}
+				}
+				if isSecretFlag(a) || uriPassword.MatchString(a) {
+					fail("service %s puts a secret on its command line (%s %q): pass it in the environment or a file", name, part.what, a)
+				}
+			}
+		}
+	}
+
 	// Published ports: the load balancer's public port; anything else on loopback only.
 	var public []prodPort
 	for _, name := range sortedKeys(c.Services) {
@@ -210,6 +343,8 @@ func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []strin
 		fail("lb publishes %d ports on the network; want one public port", len(public))
 	}
 
+	probs = append(probs, checkProdNetworks(c)...)
+
 	// Start order.
 	for _, tt := range []struct{ svc, dep string }{
 		{"inngest", "postgres"}, {"inngest", "redis"},
@@ -222,7 +357,7 @@ func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []strin
 		}
 	}
 
-	// MongoDB: a replica set whose member is named as the apps reach it.
+	// MongoDB: a replica set whose member is named as the apps reach it, with access control.
 	replSet := flagValue(command("mongodb"), "--replSet")
 	if replSet == "" {
 		fail("mongodb command = %q; want mongod --replSet <name>", c.Services["mongodb"].Command)
@@ -231,12 +366,19 @@ func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []strin
 	if !strings.Contains(mongoCheck, "rs.initiate") {
 		fail("mongodb health check = %q; want one that runs rs.initiate() when the replica set has no configuration", mongoCheck)
 	}
+	appUser := checkMongoAuth(c, env("mongodb"), command("mongodb"), mounted, readFile, &probs)
 
 	// The replicas: the service's own settings reader accepts their environment, in
 	// production mode, pointed at the stack's services.
 	inngestCmd := command("inngest")
-	serverSigningKey := flagValue(inngestCmd, "--signing-key")
+	inngestSetting := func(flag string) string { return prodInngestSetting(inngestCmd, env("inngest"), flag) }
+	serverSigningKey := inngestSetting("signing-key")
+	sdkURL := inngestSetting("sdk-url")
+	if v := flagValue(inngestCmd, "-u"); v != "" {
+		sdkURL = v
+	}
 	first := env(prodReplicas[0])
+	var maxEventBytes int64
 	for _, name := range prodReplicas {
 		svc := c.Services[name]
 		envs := env(name)
@@ -257,6 +399,7 @@ func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []strin
 			fail("the environment of %s does not start the service: %v", name, err)
 			continue
 		}
+		maxEventBytes = cfg.webhook.maxEventBytes
 		if cfg.inngest.devURL != "" {
 			fail("%s runs in dev mode (Inngest dev server %s)", name, cfg.inngest.devURL)
 		}
@@ -273,18 +416,42 @@ func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []strin
 			if !strings.Contains(mongoCheck, mongo.Host) {
 				fail("mongodb's replica set member is not %s, where %s reaches it: the driver connects to the member's name", mongo.Host, name)
 			}
+			// The credentials of the user mongodb's init script creates (when there is one:
+			// its absence is reported above).
+			pw, _ := mongo.User.Password()
+			authSource := mongo.Query().Get("authSource")
+			if authSource == "" {
+				authSource = strings.Trim(mongo.Path, "/") // the driver's default: the URI's database
+			}
+			switch {
+			case appUser.name == "":
+			case mongo.User.Username() != appUser.name || pw == "" || pw != appUser.password:
+				fail("%s MONGODB_URI = %q; want the credentials of the user that mongodb's init script creates (%s, its password variable)", name, mongo.Redacted(), appUser.name)
+			case cfg.db.database != appUser.db:
+				fail("%s uses database %q; the app user may read and write %q only", name, cfg.db.database, appUser.db)
+			case authSource != appUser.db:
+				fail("%s MONGODB_URI authSource = %q; the app user is created in %q, where it authenticates", name, authSource, appUser.db)
+			}
 		}
 		base, err := url.Parse(cfg.inngest.baseURL)
 		if err != nil || base.Hostname() != "inngest" || base.Port() != prodInngestPort(inngestCmd) {
 			fail("%s INNGEST_BASE_URL = %q; want http://inngest:%s, the Inngest service", name, envs["INNGEST_BASE_URL"], prodInngestPort(inngestCmd))
 		}
-		if got, want := cfg.inngest.eventKey, flagValue(inngestCmd, "--event-key"); got == "" || got != want {
-			fail("%s INNGEST_EVENT_KEY = %q; want the server's --event-key %q (the same variable)", name, got, want)
+		if got, want := cfg.inngest.eventKey, inngestSetting("event-key"); got == "" || got != want {
+			fail("%s INNGEST_EVENT_KEY = %q; want the server's event key %q (the same variable)", name, got, want)
 		}
 		// The SDK signs with its key less the signkey-<env>- prefix; the server takes that
 		// bare hex key.
 		if got := sdkKeyPrefix.ReplaceAllString(cfg.inngest.signingKey, ""); !sdkKeyPrefix.MatchString(cfg.inngest.signingKey) || got != serverSigningKey {
-			fail("%s INNGEST_SIGNING_KEY = %q; want signkey-<env>-%s, the server's --signing-key with the SDK's prefix", name, cfg.inngest.signingKey, serverSigningKey)
+			fail("%s INNGEST_SIGNING_KEY = %q; want signkey-<env>-%s, the server's signing key with the SDK's prefix", name, cfg.inngest.signingKey, serverSigningKey)
+		}
+		// The URL the service registers with Inngest is where Inngest calls it.
+		if got := envs["INNGEST_SERVE_URL"]; got == "" || got != sdkURL {
+			fail("%s INNGEST_SERVE_URL = %q; want %q, where inngest calls the replicas (its -u)", name, got, sdkURL)
+		}
+		// The on-demand sync: optional, off unless the operator sets the token.
+		if v, ok := svc.Environment["SYNC_API_TOKEN"]; !ok || v != "${SYNC_API_TOKEN:-}" {
+			fail("%s SYNC_API_TOKEN = %q (set: %v); want ${SYNC_API_TOKEN:-}: optional, unset keeps POST /api/sync/users/{id} off", name, v, ok)
 		}
 		if cfg.http.metricsAddr == "" {
 			fail("%s serves /metrics on PORT; set METRICS_ADDR to an internal port", name)
@@ -306,32 +473,29 @@ func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []strin
 	inngest := c.Services["inngest"]
 	if pin, err := readFile("tools/inngest/go.mod"); err != nil {
 		fail("tools/inngest/go.mod: %v", err)
-	} else if m := regexp.MustCompile(`github.com/inngest/inngest (v\S+)`).FindSubmatch(pin); m == nil || inngest.Image != "inngest/inngest:"+string(m[1]) {
+	} else if m := regexp.MustCompile(`github.com/inngest/inngest (v\S+)`).FindSubmatch(pin); m == nil || strings.Split(inngest.Image, "@")[0] != "inngest/inngest:"+string(m[1]) {
 		fail("inngest image %q differs from the server pinned in tools/inngest/go.mod", inngest.Image)
 	}
 	if len(inngestCmd) < 2 || inngestCmd[0] != "inngest" || inngestCmd[1] != "start" {
 		fail("inngest command = %q; want inngest start (the self-hosted server, not the dev server)", inngest.Command)
 	}
 	if !regexp.MustCompile(`^[0-9a-fA-F]+$`).MatchString(serverSigningKey) || len(serverSigningKey)%2 != 0 {
-		fail("inngest --signing-key = %q; inngest start takes a hex key of even length", serverSigningKey)
+		fail("inngest's signing key = %q; inngest start takes a hex key of even length", serverSigningKey)
 	}
-	pgEnv, redisCmd := env("postgres"), command("redis")
-	if pg, err := url.Parse(flagValue(inngestCmd, "--postgres-uri")); err != nil || pg.Scheme != "postgres" || pg.Hostname() != "postgres" {
-		fail("inngest --postgres-uri = %q; want postgres://...@postgres:5432/...", flagValue(inngestCmd, "--postgres-uri"))
+	pgEnv := env("postgres")
+	if pg, err := url.Parse(inngestSetting("postgres-uri")); err != nil || pg.Scheme != "postgres" || pg.Hostname() != "postgres" {
+		fail("inngest's postgres URI = %q; want postgres://...@postgres:5432/...", inngestSetting("postgres-uri"))
 	} else {
 		pw, _ := pg.User.Password()
 		if pg.Port() != "5432" || pg.User.Username() != pgEnv["POSTGRES_USER"] || pw != pgEnv["POSTGRES_PASSWORD"] || strings.TrimPrefix(pg.Path, "/") != pgEnv["POSTGRES_DB"] {
-			fail("inngest --postgres-uri = %q; want the postgres service's user, password and database (POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB) on port 5432", pg.Redacted())
+			fail("inngest's postgres URI = %q; want the postgres service's user, password and database (POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB) on port 5432", pg.Redacted())
 		}
 	}
-	if rd, err := url.Parse(flagValue(inngestCmd, "--redis-uri")); err != nil || rd.Scheme != "redis" || rd.Hostname() != "redis" || rd.Port() != "6379" {
-		fail("inngest --redis-uri = %q; want redis://...@redis:6379", flagValue(inngestCmd, "--redis-uri"))
-	} else if pw, _ := rd.User.Password(); pw != flagValue(redisCmd, "--requirepass") {
-		fail("inngest --redis-uri's password is not the redis service's --requirepass")
-	}
-	sdkURL := flagValue(inngestCmd, "-u")
-	if sdkURL == "" {
-		sdkURL = flagValue(inngestCmd, "--sdk-url")
+	if rd, err := url.Parse(inngestSetting("redis-uri")); err != nil || rd.Scheme != "redis" || rd.Hostname() != "redis" || rd.Port() != "6379" {
+		fail("inngest's redis URI = %q; want redis://...@redis:6379", inngestSetting("redis-uri"))
+	} else {
+		pw, _ := rd.User.Password()
+		probs = append(probs, checkProdRedis(c, env("redis"), command("redis"), pw, mounted, readFile)...)
 	}
 	u, err := url.Parse(sdkURL)
 	if err != nil || u.Hostname() != "lb" || u.Path != "/api/inngest" {
@@ -339,12 +503,226 @@ func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []strin
 		u = &url.URL{}
 	}
 
-	// The load balancer: its configuration names every replica, on both routes.
+	// The load balancer: its configuration names every replica, and lets through what each
+	// port is for, and nothing else.
 	appPort := first["PORT"]
 	if appPort == "" {
 		appPort = "3000" // the service's default
 	}
-	probs = append(probs, checkLoadBalancer(c, appPort, public, u, readFile)...)
+	probs = append(probs, checkLoadBalancer(c, appPort, public, u, maxEventBytes, readFile)...)
+	return probs
+}
+
+// secretFlags are command-line flags whose value is a secret.
+var secretFlags = []string{"--event-key", "--signing-key", "--postgres-uri", "--redis-uri", "--requirepass", "--masterauth", "--password"}
+
+// isSecretFlag reports whether arg is one of secretFlags, alone or as flag=value.
+func isSecretFlag(arg string) bool {
+	for _, f := range secretFlags {
+		if arg == f || strings.HasPrefix(arg, f+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+// prodInngestSetting returns an `inngest start` setting: its --flag in cmd, else the
+// INNGEST_<FLAG> variable of env (dashes as underscores), which v1.12.1 reads as the same
+// setting (cmd/internal/config/config.go, loadEnvironmentVariables, in github.com/inngest/inngest).
+func prodInngestSetting(cmd []string, env map[string]string, flag string) string {
+	if v := flagValue(cmd, "--"+flag); v != "" {
+		return v
+	}
+	return env["INNGEST_"+strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))]
+}
+
+// checkProdNetworks checks who can reach whom. The load balancer faces the internet: it shares
+// a network with the replicas (to proxy to them) and with Inngest (which calls the replicas
+// through it), and none with a database. The replicas share one with MongoDB and Inngest;
+// Inngest one with PostgreSQL and Redis. The databases' networks are internal: no route out.
+func checkProdNetworks(c composeFile) []string {
+	var probs []string
+	fail := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
+	for _, name := range sortedKeys(c.Services) {
+		nets := c.Services[name].Networks
+		if len(nets) == 0 {
+			fail("service %s is on compose's default network, which every service without networks shares: name its networks", name)
+		}
+		for _, n := range nets {
+			if _, ok := c.Networks[n]; !ok {
+				fail("service %s joins network %q, which is not declared under networks", name, n)
+			}
+		}
+	}
+	shared := func(a, b string) []string {
+		var out []string
+		for _, n := range c.Services[a].Networks {
+			if slices.Contains(c.Services[b].Networks, n) {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	var must, mustNot [][2]string
+	for _, r := range prodReplicas {
+		must = append(must, [2]string{"lb", r}, [2]string{r, "mongodb"}, [2]string{r, "inngest"})
+		mustNot = append(mustNot, [2]string{r, "postgres"}, [2]string{r, "redis"})
+	}
+	must = append(must, [2]string{"inngest", "postgres"}, [2]string{"inngest", "redis"}, [2]string{"lb", "inngest"})
+	mustNot = append(mustNot, [2]string{"lb", "mongodb"}, [2]string{"lb", "postgres"}, [2]string{"lb", "redis"},
+		[2]string{"mongodb", "postgres"}, [2]string{"mongodb", "redis"})
+	for _, p := range must {
+		if len(shared(p[0], p[1])) == 0 {
+			fail("%s and %s share no network; %s must reach %s", p[0], p[1], p[0], p[1])
+		}
+	}
+	for _, p := range mustNot {
+		if s := shared(p[0], p[1]); len(s) > 0 {
+			fail("%s and %s share networks %q; keep them apart", p[0], p[1], s)
+		}
+	}
+	for _, db := range []string{"mongodb", "postgres", "redis"} {
+		for _, n := range c.Services[db].Networks {
+			if nw, ok := c.Networks[n]; ok && (nw == nil || !nw.Internal) {
+				fail("network %s (of %s) is not internal: a database needs no route out", n, db)
+			}
+		}
+	}
+	return probs
+}
+
+// mongoUser is the user mongodb's init script creates for the service.
+type mongoUser struct{ name, db, password string }
+
+var (
+	// createUserCall matches db.getSiblingDB('<db>').createUser({ user: '<name>', ... }).
+	createUserCall = regexp.MustCompile(`getSiblingDB\(\s*['"](\w+)['"]\s*\)\s*\.createUser\(\s*\{\s*user:\s*['"](\w+)['"]`)
+	// userPassword matches `pwd: <variable>` and `const <variable> = process.env.<NAME>`.
+	userPassword  = regexp.MustCompile(`pwd:\s*(\w+)`)
+	envAssignment = regexp.MustCompile(`(\w+)\s*=\s*process\.env\.(\w+)`)
+	// userRole matches one { role: '<role>', db: '<db>' } of roles.
+	userRole = regexp.MustCompile(`\{\s*role:\s*['"](\w+)['"]\s*,\s*db:\s*['"](\w+)['"]\s*\}`)
+)
+
+// checkMongoAuth checks MongoDB's access control: a key file (mongod then authenticates every
+// client), written readable by mongod's user only; an administrator from the environment; and
+// an init script, run by the image on an empty volume, that creates the service's user with
+// readWrite on one database and nothing else. It appends the problems to probs and returns
+// that user, its password as env holds it.
+func checkMongoAuth(c composeFile, env map[string]string, cmd []string, mounted func(svc, target string) string, readFile func(string) ([]byte, error), probs *[]string) mongoUser {
+	fail := func(format string, args ...any) { *probs = append(*probs, fmt.Sprintf(format, args...)) }
+	var user mongoUser
+	keyFile := flagValue(cmd, "--keyFile")
+	if keyFile == "" {
+		fail("mongodb command = %q; want --keyFile <file>: without it MongoDB lets anyone on its network in", cmd)
+	} else {
+		// The key file is written at start from the environment, by the entrypoint.
+		ep := c.Services["mongodb"].Entrypoint
+		script := ""
+		if len(ep) > 0 {
+			script = mounted("mongodb", ep[len(ep)-1])
+		}
+		body, err := readFile(script)
+		switch {
+		case script == "" || err != nil:
+			fail("mongodb entrypoint %q is no script the compose file mounts (want one that writes %s from the environment): %v", ep, keyFile, err)
+		case !strings.Contains(string(body), keyFile) || !strings.Contains(string(body), "chmod 400 "+keyFile) || !strings.Contains(string(body), "chown") || !strings.Contains(string(body), "docker-entrypoint.sh"):
+			fail("%s must write %s, chown it to mongod's user and chmod 400 it (mongod refuses a key file others can read), then exec docker-entrypoint.sh", script, keyFile)
+		}
+	}
+	if env["MONGO_INITDB_ROOT_USERNAME"] == "" || env["MONGO_INITDB_ROOT_PASSWORD"] == "" {
+		fail("mongodb MONGO_INITDB_ROOT_USERNAME and MONGO_INITDB_ROOT_PASSWORD must both be set: the image creates the administrator from them")
+	}
+	if check := strings.Join(c.Services["mongodb"].Healthcheck.Test, " "); !strings.Contains(check, ".auth(") {
+		fail("mongodb health check = %q; with access control on it must authenticate (db.auth with the administrator from the environment) to run rs.initiate()", check)
+	}
+	var script string
+	for _, v := range c.Services["mongodb"].Volumes {
+		parts := strings.Split(v, ":")
+		if len(parts) >= 2 && strings.HasPrefix(parts[1], "/docker-entrypoint-initdb.d/") && strings.HasSuffix(parts[1], ".js") {
+			script = parts[0]
+		}
+	}
+	if script == "" {
+		fail("mongodb mounts no .js script under /docker-entrypoint-initdb.d/: nothing creates the service's user")
+		return user
+	}
+	body, err := readFile(script)
+	if err != nil {
+		fail("mongodb's init script %s: %v", script, err)
+		return user
+	}
+	calls := createUserCall.FindAllStringSubmatch(string(body), -1)
+	if len(calls) != 1 {
+		fail("%s makes %d createUser calls; want one, db.getSiblingDB('<db>').createUser({user: '<name>', ...})", script, len(calls))
+		return user
+	}
+	user.db, user.name = calls[0][1], calls[0][2]
+	roles := userRole.FindAllStringSubmatch(string(body), -1)
+	if len(roles) != 1 || roles[0][1] != "readWrite" || roles[0][2] != user.db || strings.Count(string(body), "role:") != 1 {
+		fail("%s gives %s the roles %q; want readWrite on %s only", script, user.name, roles, user.db)
+	}
+	if m := userPassword.FindStringSubmatch(string(body)); m != nil {
+		for _, a := range envAssignment.FindAllStringSubmatch(string(body), -1) {
+			if a[1] == m[1] {
+				user.password = env[a[2]]
+			}
+		}
+	}
+	if user.password == "" {
+		fail("%s: the password of %s comes from no variable of mongodb's environment (pwd: <name>, <name> = process.env.<VAR>)", script, user.name)
+	}
+	return user
+}
+
+// checkProdRedis checks that Redis requires a password (the one in Inngest's redis URI) without
+// it being on a command line: redis-server reads a mounted configuration file naming an ACL
+// file, which the entrypoint writes from the environment, and the health check
+// authenticates through REDISCLI_AUTH.
+func checkProdRedis(c composeFile, env map[string]string, cmd []string, password string, mounted func(svc, target string) string, readFile func(string) ([]byte, error)) []string {
+	var probs []string
+	fail := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
+	if password == "" {
+		return []string{"inngest's redis URI has no password: Redis must require one"}
+	}
+	if env["REDISCLI_AUTH"] != password {
+		fail("redis REDISCLI_AUTH is not the password in inngest's redis URI: the health check would not authenticate")
+	}
+	var passwordVar string
+	for _, k := range sortedKeys(env) {
+		if env[k] == password && k != "REDISCLI_AUTH" {
+			passwordVar = k
+		}
+	}
+	if passwordVar == "" {
+		return append(probs, "redis has no variable holding the password in inngest's redis URI")
+	}
+	if len(cmd) < 2 || cmd[0] != "redis-server" {
+		return append(probs, fmt.Sprintf("redis command = %q; want redis-server <config file>", cmd))
+	}
+	conf, err := readFile(mounted("redis", cmd[1]))
+	if err != nil {
+		return append(probs, fmt.Sprintf("redis-server reads %s, which the compose file does not mount from the repository: %v", cmd[1], err))
+	}
+	m := regexp.MustCompile(`(?m)^\s*aclfile\s+(\S+)`).FindStringSubmatch(string(conf))
+	if m == nil {
+		return append(probs, fmt.Sprintf("redis's configuration (%s) names no aclfile: where is the password?", cmd[1]))
+	}
+	aclFile := m[1]
+	ep := c.Services["redis"].Entrypoint
+	script := ""
+	if len(ep) > 0 {
+		script = mounted("redis", ep[len(ep)-1])
+	}
+	body, err := readFile(script)
+	if script == "" || err != nil {
+		return append(probs, fmt.Sprintf("redis entrypoint %q is no script the compose file mounts (want one that writes %s from %s): %v", ep, aclFile, passwordVar, err))
+	}
+	s := string(body)
+	if !strings.Contains(s, aclFile) || !strings.Contains(s, passwordVar) || !strings.Contains(s, "user default on >") ||
+		strings.Contains(s, "nopass") || !strings.Contains(s, "docker-entrypoint.sh") {
+		fail("%s must write the ACL %s with `user default on >` and %s (never nopass: an ACL file without the default user leaves it open), then exec docker-entrypoint.sh", script, aclFile, passwordVar)
+	}
 	return probs
 }
 
@@ -409,7 +787,14 @@ func checkProdSecrets(raw []byte, c composeFile, dummies map[string]string) []st
 			fail("%s = %q; want ${VAR:?message}, so that the secret comes from the environment and compose refuses to start without it", where, value)
 		}
 	}
-	requiredRef("postgres POSTGRES_PASSWORD", c.Services["postgres"].Environment["POSTGRES_PASSWORD"])
+	for _, tt := range []struct{ svc, key string }{
+		{"postgres", "POSTGRES_PASSWORD"},
+		{"inngest", "INNGEST_EVENT_KEY"}, {"inngest", "INNGEST_SIGNING_KEY"},
+		{"redis", "REDIS_PASSWORD"}, {"redis", "REDISCLI_AUTH"},
+		{"mongodb", "MONGO_INITDB_ROOT_PASSWORD"}, {"mongodb", "MONGODB_APP_PASSWORD"}, {"mongodb", "MONGODB_REPLICA_KEY"},
+	} {
+		requiredRef(tt.svc+" "+tt.key, c.Services[tt.svc].Environment[tt.key])
+	}
 	appSecrets := []string{"CLERK_WEBHOOK_SIGNING_SECRET", "INNGEST_EVENT_KEY", "INNGEST_SIGNING_KEY"}
 	for _, name := range prodReplicas {
 		for _, key := range appSecrets {
@@ -434,11 +819,6 @@ func checkProdSecrets(raw []byte, c composeFile, dummies map[string]string) []st
 				}
 			}
 		}
-	}
-	for _, tt := range []struct{ svc, flag string }{
-		{"inngest", "--event-key"}, {"inngest", "--signing-key"}, {"redis", "--requirepass"},
-	} {
-		requiredRef(tt.svc+" "+tt.flag, flagValue(c.Services[tt.svc].Command, tt.flag))
 	}
 	// Passwords inside connection strings.
 	for _, name := range sortedKeys(c.Services) {
@@ -553,10 +933,13 @@ func parsePort(s string) (prodPort, error) {
 	return p, nil
 }
 
-// checkLoadBalancer checks lb's configuration file (nginx): an upstream with every replica
-// at its PORT, a route for /api/webhooks/clerk on the published port, a route for
-// /api/inngest on the port Inngest's -u names (sdk), both proxied to that upstream.
-func checkLoadBalancer(c composeFile, appPort string, public []prodPort, sdk *url.URL, readFile func(string) ([]byte, error)) []string {
+// checkLoadBalancer checks lb's configuration file (nginx): an upstream with every replica at
+// its PORT. On the published port: POST /api/webhooks/clerk and POST /api/sync/users/<id>
+// proxied to it, request-limited, other methods answered 405, bodies limited to 1 MiB but
+// no less than the webhook's own limit (maxEventBytes), and no other route of the replicas.
+// On the port Inngest's -u names (sdk): /api/inngest with POST and PUT only (405 otherwise),
+// bodies above the service's own limit.
+func checkLoadBalancer(c composeFile, appPort string, public []prodPort, sdk *url.URL, maxEventBytes int64, readFile func(string) ([]byte, error)) []string {
 	var probs []string
 	fail := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
 	lb := c.Services["lb"]
@@ -608,43 +991,73 @@ func checkLoadBalancer(c composeFile, appPort string, public []prodPort, sdk *ur
 			}
 		}
 	}
-	// Each route on its port, proxied to an upstream holding every replica.
-	route := func(port, path, who string) {
-		for _, srv := range conf.all("server") {
-			if !srv.block.listens(port) {
-				continue
-			}
-			for _, loc := range srv.block.all("location") {
-				if len(loc.args) < 1 || loc.args[len(loc.args)-1] != path {
-					continue
+
+	// route is conf.route, checking that what nginx proxies goes to the replicas.
+	route := func(port, method, path string) (srv, loc nginxBlock, status int) {
+		srv, loc, status, pass := conf.route(port, method, path)
+		if _, ok := upstreams[strings.TrimPrefix(pass, "http://")]; status == 0 && !ok {
+			fail("%s: %s %s on port %s proxies to %s, not to an upstream of the replicas", confPath, method, path, port, pass)
+		}
+		return srv, loc, status
+	}
+	answer := func(status int) string {
+		if status == 0 {
+			return "proxied to the replicas"
+		}
+		return strconv.Itoa(status)
+	}
+	methods := []string{"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"}
+	// onlyMethods checks that path on port goes to the replicas with the allowed methods,
+	// and is answered 405 with any other (with 404 the client would think the route gone).
+	onlyMethods := func(port, path, who string, allowed ...string) (srv, loc nginxBlock) {
+		for _, m := range methods {
+			s, l, status := route(port, m, path)
+			if slices.Contains(allowed, m) {
+				srv, loc = s, l
+				if status != 0 {
+					fail("%s: %s %s on port %s = %s; want it proxied to the replicas (%s)", confPath, m, path, port, answer(status), who)
 				}
-				pass := loc.block.first("proxy_pass")
-				if pass == nil || len(pass.args) != 1 {
-					fail("%s: location %s on port %s proxies nowhere", confPath, path, port)
-					return
-				}
-				up := strings.TrimPrefix(pass.args[0], "http://")
-				if _, ok := upstreams[up]; !ok {
-					fail("%s: location %s proxies to %s, not to an upstream of the replicas", confPath, path, pass.args[0])
-				}
-				return
+			} else if status != 405 {
+				fail("%s: %s %s on port %s = %s; want 405: only %s reach the replicas there (limit_except, or if ($request_method ...) { return 405; })", confPath, m, path, port, answer(status), strings.Join(allowed, " and "))
 			}
 		}
-		fail("%s has no location %s on port %s, where %s sends it: the load balancer must spread it over the replicas", confPath, path, port, who)
+		return srv, loc
 	}
+	limited := func(srv, loc nginxBlock, port, path string) {
+		if srv == nil || loc == nil {
+			return
+		}
+		zone, err := requestLimit(conf, srv, loc)
+		switch {
+		case err != nil:
+			fail("%s: %s on port %s: %v", confPath, path, port, err)
+		case zone == "":
+			fail("%s: %s on port %s has no limit_req: the internet can send it any number of requests", confPath, path, port)
+		}
+	}
+
 	if len(public) == 1 {
-		route(public[0].target, "/api/webhooks/clerk", "the published port")
-		// The published port serves the webhook, not the replicas' other routes.
-		for _, srv := range conf.all("server") {
-			if !srv.block.listens(public[0].target) {
-				continue
+		port := public[0].target
+		srv, loc := onlyMethods(port, "/api/webhooks/clerk", "Clerk's webhooks", "POST")
+		limited(srv, loc, port, "/api/webhooks/clerk")
+		if srv != nil && loc != nil {
+			if n := bodyLimit(conf, srv, loc); n < maxEventBytes || n > 1<<20 {
+				fail("%s: client_max_body_size of /api/webhooks/clerk on the published port = %d bytes; want from the webhook's own limit (INNGEST_MAX_EVENT_BYTES, %d, so that the service answers too-large ones with the 413 that stops Svix) to 1 MiB", confPath, n, maxEventBytes)
 			}
-			for _, loc := range srv.block.all("location") {
-				if len(loc.args) == 0 {
-					continue
-				}
-				if p := loc.args[len(loc.args)-1]; loc.block.first("proxy_pass") != nil && p != "/api/webhooks/clerk" && p != "/api/inngest" {
-					fail("%s: the published port proxies location %s; only the service's public routes belong there", confPath, p)
+		}
+		const syncPath = "/api/sync/users/user_2NNEqL2nrIRdJ194ndJqAHwEfxC"
+		srv, loc = onlyMethods(port, syncPath, "the on-demand sync, /api/sync/users/<id>", "POST")
+		limited(srv, loc, port, syncPath)
+		if srv != nil && loc != nil {
+			if n := bodyLimit(conf, srv, loc); n > 1<<20 {
+				fail("%s: client_max_body_size of /api/sync/users/<id> on the published port = %d bytes; want at most 1 MiB (it takes no body)", confPath, n)
+			}
+		}
+		// Nothing else of the replicas on the published port.
+		for _, path := range []string{"/", "/healthz", "/readyz", "/metrics", "/api/inngest", "/api/sync/users/", "/api/sync/users/user_1/x", "/api/webhooks/clerk/x"} {
+			for _, m := range []string{"GET", "POST", "PUT"} {
+				if _, _, status := route(port, m, path); status == 0 {
+					fail("%s: %s %s is proxied to the replicas on the published port; only the webhook and the sync route belong there", confPath, m, path)
 				}
 			}
 		}
@@ -654,11 +1067,12 @@ func checkLoadBalancer(c composeFile, appPort string, public []prodPort, sdk *ur
 		if port == "" {
 			port = "80"
 		}
-		route(port, "/api/inngest", "Inngest (-u "+sdk.String()+")")
-	}
-	// The SDK registers with Inngest the URL it was called at, from the Host header.
-	if hosts := conf.values("proxy_set_header", "Host"); !slices.Contains(hosts, "$http_host") {
-		fail("%s: proxy_set_header Host = %q; want $http_host, so that the SDK registers the load balancer's URL (host and port) with Inngest", confPath, hosts)
+		srv, loc := onlyMethods(port, "/api/inngest", "Inngest (-u "+sdk.String()+"), which runs steps with POST and syncs with PUT", "POST", "PUT")
+		if srv != nil && loc != nil {
+			if n := bodyLimit(conf, srv, loc); n < maxInngestBodyBytes {
+				fail("%s: client_max_body_size of /api/inngest on port %s = %d bytes; want at least the service's own limit (%d), so that the service answers too-large requests", confPath, port, n, maxInngestBodyBytes)
+			}
+		}
 	}
 	// The load balancer's own health check must reach a port it listens on.
 	check := strings.Join(lb.Healthcheck.Test, " ")
@@ -666,154 +1080,6 @@ func checkLoadBalancer(c composeFile, appPort string, public []prodPort, sdk *ur
 		fail("lb health check %q does not reach a port %s listens on", check, confPath)
 	}
 	return probs
-}
-
-// nginxDirective is one directive of an nginx configuration, with its block if it has one.
-type nginxDirective struct {
-	name  string
-	args  []string
-	block nginxBlock
-}
-
-type nginxBlock []nginxDirective
-
-// parseNginx reads nginx's configuration syntax: directives ending in ';' or a '{ }' block,
-// '#' comments, quoted arguments.
-func parseNginx(s string) (nginxBlock, error) {
-	var tokens []string
-	for i := 0; i < len(s); {
-		switch ch := s[i]; {
-		case ch == '#':
-			for i < len(s) && s[i] != '\n' {
-				i++
-			}
-		case ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r':
-			i++
-		case ch == '{' || ch == '}' || ch == ';':
-			tokens = append(tokens, string(ch))
-			i++
-		case ch == '"' || ch == '\'':
-			j := i + 1
-			for j < len(s) && s[j] != ch {
-				if s[j] == '\\' {
-					j++
-				}
-				j++
-			}
-			if j >= len(s) {
-				return nil, fmt.Errorf("unterminated quote")
-			}
-			tokens = append(tokens, s[i+1:j])
-			i = j + 1
-		default:
-			j := i
-			for j < len(s) && !strings.ContainsRune(" \t\r\n{};#", rune(s[j])) {
-				j++
-			}
-			tokens = append(tokens, s[i:j])
-			i = j
-		}
-	}
-	var parse func() (nginxBlock, error)
-	pos := 0
-	parse = func() (nginxBlock, error) {
-		var b nginxBlock
-		var cur []string
-		for pos < len(tokens) {
-			t := tokens[pos]
-			pos++
-			switch t {
-			case ";":
-				if len(cur) == 0 {
-					return nil, fmt.Errorf("empty directive")
-				}
-				b = append(b, nginxDirective{name: cur[0], args: cur[1:]})
-				cur = nil
-			case "{":
-				if len(cur) == 0 {
-					return nil, fmt.Errorf("block without a name")
-				}
-				inner, err := parse()
-				if err != nil {
-					return nil, err
-				}
-				b = append(b, nginxDirective{name: cur[0], args: cur[1:], block: inner})
-				cur = nil
-			case "}":
-				if len(cur) > 0 {
-					return nil, fmt.Errorf("directive %q without ';'", cur[0])
-				}
-				return b, nil
-			default:
-				cur = append(cur, t)
-			}
-		}
-		if len(cur) > 0 {
-			return nil, fmt.Errorf("directive %q without ';'", cur[0])
-		}
-		return b, nil
-	}
-	b, err := parse()
-	if err == nil && pos < len(tokens) {
-		err = fmt.Errorf("unbalanced '}'")
-	}
-	return b, err
-}
-
-// all returns the directives named name at any depth.
-func (b nginxBlock) all(name string) []nginxDirective {
-	var out []nginxDirective
-	for _, d := range b {
-		if d.name == name {
-			out = append(out, d)
-		}
-		out = append(out, d.block.all(name)...)
-	}
-	return out
-}
-
-// first returns the first directive named name directly in b, or nil.
-func (b nginxBlock) first(name string) *nginxDirective {
-	for i := range b {
-		if b[i].name == name {
-			return &b[i]
-		}
-	}
-	return nil
-}
-
-// values returns the second argument of every directive name whose first argument is key.
-func (b nginxBlock) values(name, key string) []string {
-	var out []string
-	for _, d := range b.all(name) {
-		if len(d.args) == 2 && strings.EqualFold(d.args[0], key) {
-			out = append(out, d.args[1])
-		}
-	}
-	return out
-}
-
-// listens reports whether a server block listens on port (listen port, or host:port).
-func (b nginxBlock) listens(port string) bool {
-	for _, d := range b {
-		if d.name == "listen" && len(d.args) > 0 {
-			a := d.args[0]
-			if a == port || strings.HasSuffix(a, ":"+port) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// listensAnywhere reports whether any server block listens on port.
-func (b nginxBlock) listensAnywhere(port string) bool {
-	for _, srv := range b.all("server") {
-		if srv.block.listens(port) {
-			return true
-		}
-	}
-	return false
 }
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
