@@ -27,11 +27,13 @@ import (
 const serveURL = "https://sync.example.com/api/inngest"
 
 // standInInngest is an Inngest API that records the app registrations it receives
-// (POST /fn/register) and answers them as its register func says.
+// (POST /fn/register), answering them as its answer func says, and accepts events (POST
+// /e/<key>).
 type standInInngest struct {
 	url      string
 	mu       sync.Mutex
 	register []registration
+	events   []string // the ids of the events sent to POST /e/<key>
 	got      chan struct{} // one value per registration received
 	answer   func(w http.ResponseWriter, r *http.Request)
 }
@@ -55,6 +57,29 @@ func startStandInInngest(t *testing.T, answer func(w http.ResponseWriter, r *htt
 	t.Helper()
 	s := &standInInngest{got: make(chan struct{}, 100), answer: answer}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/e/") {
+			type event struct {
+				ID string `json:"id"`
+			}
+			raw, _ := io.ReadAll(r.Body)
+			var evts []event
+			if json.Unmarshal(raw, &evts) != nil {
+				var one event
+				_ = json.Unmarshal(raw, &one)
+				evts = []event{one}
+			}
+			var ids []string
+			s.mu.Lock()
+			for _, e := range evts {
+				s.events = append(s.events, e.ID)
+				ids = append(ids, e.ID)
+			}
+			s.mu.Unlock()
+			w.Header().Set("Content-Type", "application/json")
+			b, _ := json.Marshal(map[string]any{"ids": ids, "status": 200})
+			_, _ = w.Write(b)
+			return
+		}
 		if r.Method != http.MethodPost || r.URL.Path != "/fn/register" {
 			http.NotFound(w, r)
 			return
@@ -76,6 +101,13 @@ func startStandInInngest(t *testing.T, answer func(w http.ResponseWriter, r *htt
 	t.Cleanup(srv.Close)
 	s.url = srv.URL
 	return s
+}
+
+// eventIDs returns the ids of the events the stand-in accepted so far.
+func (s *standInInngest) eventIDs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.events...)
 }
 
 // registrations returns what the stand-in received so far.
