@@ -31,7 +31,7 @@ type dbConfig struct {
 var databaseSettings = []setting{
 	{"MONGODB_URI", "required unless INNGEST_DEV", "MongoDB connection string (mongodb:// or mongodb+srv://), or `embedded` for a FerretDB (SQLite) run in-process under DATA_DIR: one replica only, its data lives in DATA_DIR. Unset: embedded in dev mode; refused otherwise."},
 	{"MONGODB_DATABASE", "app", "Database to use when MONGODB_URI names none in its path (a different name in both is refused)."},
-	{"DATA_DIR", "./data", "Where the embedded database keeps its files (MONGODB_URI=embedded, or unset in dev mode); put it on a persistent volume."},
+	{"DATA_DIR", "./data", "Where the embedded database keeps its files (MONGODB_URI=embedded, or unset in dev mode); put it on a persistent volume. One process at a time (the service, backfill or forget-clerk-instance) holds it; a second is refused."},
 	{"STORE_WRITE_MODE", "auto", "auto: atomic conditional writes on MongoDB, writes by _id under a per-process lock on FerretDB (whose conditional updates are neither atomic nor indexed). conditional: MongoDB's mode on any server (the tests use it to run MongoDB's write path on FerretDB)."},
 }
 
@@ -84,7 +84,8 @@ func (s *settings) database(devMode bool) dbConfig {
 // under DATA_DIR when c chose it, logging which one it uses: DATA_DIR, or MongoDB's host(s)
 // (never the credentials or options of MONGODB_URI), and the database's name. It returns the
 // store with the function that closes it, or an error saying what to check when the database
-// cannot be started or reached. The embedded database outlives ctx: it stops only when the returned function is
+// cannot be started or reached, or (at once) when another process runs the embedded database
+// on DATA_DIR. The embedded database outlives ctx: it stops only when the returned function is
 // called, so that a shutdown signal lets in-flight requests finish their writes.
 func openDatabase(ctx context.Context, c dbConfig, logc logConfig, logger *slog.Logger, stderr io.Writer) (*store.Store, func(), error) {
 	stopEmbedded := func() {}
@@ -93,6 +94,11 @@ func openDatabase(ctx context.Context, c dbConfig, logc logConfig, logger *slog.
 	if c.embedded {
 		var emb *store.Embedded
 		emb, err = store.StartEmbedded(context.WithoutCancel(ctx), c.dataDir, quietLogger(stderr, logc))
+		if errors.Is(err, store.ErrDataDirInUse) {
+			return nil, nil, fmt.Errorf("DATA_DIR=%s: %w. To run backfill or forget-clerk-instance on the embedded database of a running service, "+
+				"stop the service, run the command with the service's settings and volume (docker compose run --rm <service> forget-clerk-instance), "+
+				"then start the service again", c.dataDir, err)
+		}
 		if err != nil {
 			return nil, nil, err
 		}
