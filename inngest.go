@@ -131,7 +131,7 @@ func (c inngestConfig) mode() string {
 // newInngest returns the Inngest client of c with every function of the service registered:
 // the user, organization and membership functions, record-sync-failure, and
 // reconcile-users-with-clerk and reconcile-organizations-with-clerk when clerkc has a secret
-// key. It returns an error when the SDK refuses the client or a function.
+// key (on its schedule, and on reconcile.RequestEvent, which the reconcile command sends). It returns an error when the SDK refuses the client or a function.
 func newInngest(c inngestConfig, clerkc clerkConfig, users *store.Store, m *metrics, logger *slog.Logger) (inngestgo.Client, error) {
 	client, err := inngestgo.NewClient(inngestOptions(c, logger))
 	if err != nil {
@@ -149,7 +149,7 @@ func newInngest(c inngestConfig, clerkc clerkConfig, users *store.Store, m *metr
 		return client, nil
 	}
 	api := newClerkAPI(clerkc, logger)
-	cfg := reconcile.Config{MaxDeleteShare: clerkc.maxDeleteShare, AllowMassDelete: clerkc.allowMassDelete, Metrics: m}
+	cfg := reconcile.Config{MaxDeleteShare: clerkc.maxDeleteShare, Metrics: m}
 	r := reconcile.New(users, api, logger.With("function", reconcile.FunctionID), cfg)
 	if err := r.Register(client, clerkc.schedule); err != nil {
 		return nil, fmt.Errorf("inngest functions: %w", err)
@@ -159,7 +159,7 @@ func newInngest(c inngestConfig, clerkc clerkConfig, users *store.Store, m *metr
 		return nil, fmt.Errorf("inngest functions: %w", err)
 	}
 	logger.Info("reconciliation with Clerk scheduled", "functions", []string{reconcile.FunctionID, reconcile.OrganizationsFunctionID},
-		"schedule", clerkc.schedule, "max_delete_share", clerkc.maxDeleteShare, "allow_mass_delete", clerkc.allowMassDelete)
+		"schedule", clerkc.schedule, "max_delete_share", clerkc.maxDeleteShare, "on_demand_event", reconcile.RequestEvent)
 	return client, nil
 }
 

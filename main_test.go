@@ -242,6 +242,7 @@ func TestRunRefusesToStart(t *testing.T) {
 		{"sync token without Clerk key", map[string]string{"SYNC_API_TOKEN": strings.Repeat("x", 32)}, "SYNC_API_TOKEN needs CLERK_SECRET_KEY"},
 		{"sync token too short", map[string]string{"SYNC_API_TOKEN": "short", "CLERK_SECRET_KEY": "sk_test_x"}, "at least 32 characters"},
 		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+		{"mass-delete override still set", map[string]string{"RECONCILE_ALLOW_MASS_DELETE": "1"}, "Unset it, and let one run through with `clerk-user-sync reconcile --allow-mass-delete`"},
 		{"unknown command", map[string]string{"_args": "serve-forever"}, "unknown command"},
 	}
 	for _, tt := range tests {
