@@ -22,7 +22,8 @@ import (
 // plain lines otherwise) and ends with a summary. Running it twice, or rerunning it after an
 // interruption, is safe: nothing is ever written over newer data or a tombstone. From the API
 // it first refuses a key for another Clerk instance than the database follows, or one whose
-// users or organizations are not the database's (reconcile.CheckImport). args are the
+// users or organizations are not the database's (reconcile.CheckImport), unless
+// --allow-mass-delete lets this one run through that last check. args are the
 // arguments after "backfill". It returns an error when the settings or arguments are wrong,
 // the key is refused, the source cannot be read, or the database fails; the summary so far is
 // printed first. With -h or --help it prints its usage and returns nil.
@@ -31,13 +32,15 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 	fs.SetOutput(stderr)
 	fromExport := fs.String("from-export", "", "import this Clerk user export CSV (Clerk Dashboard -> Settings -> User exports) instead of reading the Backend API")
 	pageSize := fs.Int("page-size", clerk.MaxPageSize, "users (organizations, memberships) per Backend API request (1-500)")
+	allowMassDelete := fs.Bool("allow-mass-delete", false, "for this backfill only: write although no Clerk instance is recorded yet and Clerk's list has fewer than half the database's live users (organizations); check CLERK_SECRET_KEY and MONGODB_URI first")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: clerk-user-sync backfill [-page-size N] [--from-export FILE.csv]")
+		fmt.Fprintln(stderr, "Usage: clerk-user-sync backfill [-page-size N] [--allow-mass-delete] [--from-export FILE.csv]")
 		fmt.Fprintln(stderr, "\nImports every Clerk user into the database once, through the same guarded upsert as the webhooks:")
 		fmt.Fprintln(stderr, "safe to run twice, or to interrupt and run again. Reads the Backend API with CLERK_SECRET_KEY")
 		fmt.Fprintln(stderr, "(then the organizations and their memberships too), or a user export CSV with --from-export.")
 		fmt.Fprintln(stderr, "Never deletes anything (the scheduled reconciliation does).")
-		fmt.Fprintln(stderr, "From the API, refuses a key for another Clerk instance than the database follows.")
+		fmt.Fprintln(stderr, "From the API, refuses a key for another Clerk instance than the database follows, and (until an")
+		fmt.Fprintln(stderr, "instance is recorded) a list that shares too few users with the database unless --allow-mass-delete.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -49,6 +52,9 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 	if fs.NArg() > 0 {
 		fs.Usage()
 		return fmt.Errorf("backfill takes no arguments, got %q", strings.Join(fs.Args(), " "))
+	}
+	if *allowMassDelete && *fromExport != "" {
+		return errors.New("--allow-mass-delete is for an import from the API: an import from an export checks nothing it could lift")
 	}
 	if *pageSize < 1 || *pageSize > clerk.MaxPageSize {
 		return fmt.Errorf("-page-size %d: must be 1 to %d", *pageSize, clerk.MaxPageSize)
@@ -91,7 +97,7 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 	} else {
 		api := newClerkAPI(cfg.clerk, logger)
 		// Before writing: refuse a key for another Clerk instance than the database follows.
-		guard := reconcile.New(users, api, logger, reconcile.Config{PageSize: *pageSize, AllowMassDelete: cfg.clerk.allowMassDelete})
+		guard := reconcile.New(users, api, logger, reconcile.Config{PageSize: *pageSize, AllowMassDelete: *allowMassDelete})
 		if _, err = guard.CheckImport(ctx); err == nil {
 			tally, err = backfill.FromAPI(ctx, users, api, *pageSize, prog)
 		}

@@ -306,6 +306,8 @@ func TestBackfillHelp(t *testing.T) {
 		{[]string{"backfill", "-h"}, "Usage: clerk-user-sync backfill"},
 		{[]string{"backfill", "-help"}, "Usage: clerk-user-sync backfill"},
 		{[]string{"backfill", "-page-size", "2", "--help"}, "Usage: clerk-user-sync backfill"},
+		{[]string{"reconcile", "--help"}, "Usage: clerk-user-sync reconcile"},
+		{[]string{"reconcile", "--allow-mass-delete", "-h"}, "Usage: clerk-user-sync reconcile"},
 		{[]string{"send", "--help"}, "Usage: clerk-user-sync send"},
 		{[]string{"send", "-h"}, "Usage: clerk-user-sync send"},
 	}
@@ -473,6 +475,42 @@ func TestBackfillChecksInstance(t *testing.T) {
 				t.Errorf("users after backfill = %d, %v; want %d", n, err, wantCount)
 			}
 		})
+	}
+}
+
+// TestBackfillAllowMassDelete: with no Clerk instance recorded, a backfill into a database
+// whose users Clerk's list lacks is refused, saying how to let one backfill through; with
+// --allow-mass-delete that one backfill writes and records the instance. The flag is refused
+// with --from-export, which checks nothing.
+func TestBackfillAllowMassDelete(t *testing.T) {
+	_, uri := startEmbeddedDB(t)
+	st := openTestStore(t, uri, "allow")
+	for _, id := range []string{"user_x1", "user_x2", "user_x3"} {
+		writeUser(t, st, id, "Stored", 700)
+	}
+	fake := clerkfake.New(t, backfillKey, clerkUsers(5)...)
+	vars := map[string]string{"MONGODB_URI": uri + "/allow", "CLERK_SECRET_KEY": backfillKey, "CLERK_API_URL": fake.URL}
+	if _, _, err := runBackfillCmd(t.Context(), vars); !errors.Is(err, reconcile.ErrFewShared) || !strings.Contains(err.Error(), "backfill --allow-mass-delete") {
+		t.Fatalf("backfill into a database of other users = %v; want ErrFewShared saying to run backfill --allow-mass-delete", err)
+	}
+	if _, _, err := runBackfillCmd(t.Context(), vars, "--allow-mass-delete", "--from-export", "users.csv"); err == nil || !strings.Contains(err.Error(), "--allow-mass-delete is for an import from the API") {
+		t.Errorf("backfill --allow-mass-delete --from-export = %v; want it refused", err)
+	}
+	if n, err := st.Count(context.Background()); n != 3 || err != nil {
+		t.Fatalf("users after the refused backfills = %d, %v; want the 3 stored", n, err)
+	}
+	stdout, stderr, err := runBackfillCmd(t.Context(), vars, "--allow-mass-delete")
+	if err != nil {
+		t.Fatalf("backfill --allow-mass-delete = %v; stderr:\n%s", err, stderr)
+	}
+	if got, want := parseSummary(t, stdout), (tally{Created: 5}); !reflect.DeepEqual(got, want) {
+		t.Errorf("backfill --allow-mass-delete summary = %+v; want %+v", got, want)
+	}
+	if rec, err := st.ClerkInstance(context.Background()); rec != clerkfake.DefaultInstance || err != nil {
+		t.Errorf("ClerkInstance after backfill --allow-mass-delete = %q, %v; want %q", rec, err, clerkfake.DefaultInstance)
+	}
+	if n, err := st.Count(context.Background()); n != 8 || err != nil {
+		t.Errorf("users after backfill --allow-mass-delete = %d, %v; want 8", n, err)
 	}
 }
 

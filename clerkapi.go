@@ -20,11 +20,10 @@ const defaultClerkAPIURL = "https://api.clerk.com/v1"
 // clerkConfig is the Clerk Backend API access of reconciliation and backfill.
 type clerkConfig struct {
 	// secretKey is empty when reconciliation is off.
-	secretKey       string
-	apiURL          string
-	schedule        string
-	maxDeleteShare  float64
-	allowMassDelete bool
+	secretKey      string
+	apiURL         string
+	schedule       string
+	maxDeleteShare float64
 	// syncToken is the bearer token of POST /api/sync/users/:id; empty turns the route off.
 	syncToken string
 }
@@ -34,18 +33,22 @@ var clerkSettings = []setting{
 	{"CLERK_SECRET_KEY", "unset", "Clerk secret key (sk_live_... or sk_test_...), Clerk Dashboard -> API keys. Set: the reconcile-users-with-clerk and reconcile-organizations-with-clerk cron functions run, and `backfill` can read the API. The first of them to write records the key's Clerk instance (sync_metadata); a key for another instance is refused."},
 	{"CLERK_API_URL", defaultClerkAPIURL, "Clerk Backend API base URL."},
 	{"RECONCILE_SCHEDULE", reconcile.DefaultSchedule, "Cron schedule (UTC; or TZ=Area/City ...) of the reconciliation with Clerk."},
-	{"RECONCILE_MAX_DELETE_SHARE", "0.1", "Largest share (0 to 1) of live users (organizations, memberships) one reconciliation may delete; above it none of them is deleted and the run reports the refusal."},
+	{"RECONCILE_MAX_DELETE_SHARE", "0.1", "Largest share (0 to 1) of live users (organizations, memberships) one reconciliation may delete; above it none of them is deleted and the run reports the refusal. To let one run past it: `clerk-user-sync reconcile --allow-mass-delete`."},
 	{"SYNC_API_TOKEN", "unset", "Bearer token of POST /api/sync/users/{id}, which syncs one user from Clerk now (for an application that finds a signed-in user missing); at least 32 characters; needs CLERK_SECRET_KEY. Unset: the route is off."},
-	{"RECONCILE_ALLOW_MASS_DELETE", "unset", "1 lets a reconciliation delete more than RECONCILE_MAX_DELETE_SHARE, and a reconciliation or backfill write although Clerk's list has fewer than half the database's live users (organizations) (set it for one run, then unset it)."},
 }
 
-// clerk reads CLERK_SECRET_KEY, CLERK_API_URL and the RECONCILE_* settings.
+// clerk reads CLERK_SECRET_KEY, CLERK_API_URL and the RECONCILE_* settings. It refuses
+// RECONCILE_ALLOW_MASS_DELETE, which earlier versions read: it lifted the safety checks of every
+// run until the next deploy; the reconcile command and backfill's flag now do it for one run.
 func (s *settings) clerk() clerkConfig {
 	c := clerkConfig{
-		secretKey:       s.get("CLERK_SECRET_KEY", ""),
-		apiURL:          strings.TrimRight(s.get("CLERK_API_URL", defaultClerkAPIURL), "/"),
-		schedule:        s.get("RECONCILE_SCHEDULE", reconcile.DefaultSchedule),
-		allowMassDelete: s.flag("RECONCILE_ALLOW_MASS_DELETE"),
+		secretKey: s.get("CLERK_SECRET_KEY", ""),
+		apiURL:    strings.TrimRight(s.get("CLERK_API_URL", defaultClerkAPIURL), "/"),
+		schedule:  s.get("RECONCILE_SCHEDULE", reconcile.DefaultSchedule),
+	}
+	if v := s.get("RECONCILE_ALLOW_MASS_DELETE", ""); v != "" {
+		s.fail(fmt.Errorf("RECONCILE_ALLOW_MASS_DELETE=%q is no longer read: it let every reconciliation past its safety checks until the next deploy. "+
+			"Unset it, and let one run through with `clerk-user-sync reconcile --allow-mass-delete` (for a backfill: `clerk-user-sync backfill --allow-mass-delete`)", v))
 	}
 	if c.secretKey != "" && !strings.HasPrefix(c.secretKey, "sk_") {
 		s.fail(errors.New("CLERK_SECRET_KEY must be a Clerk secret key (sk_live_... or sk_test_...), from Clerk Dashboard -> API keys; not the publishable key (pk_...) or the webhook secret"))

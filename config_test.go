@@ -58,13 +58,15 @@ func TestClerkSettings(t *testing.T) {
 		{"defaults", nil, clerkConfig{apiURL: "https://api.clerk.com/v1", schedule: "0 3 * * *", maxDeleteShare: 0.1}, ""},
 		{"all set", map[string]string{
 			"CLERK_SECRET_KEY": "sk_live_x", "CLERK_API_URL": "http://localhost:9000/v1/", "RECONCILE_SCHEDULE": "*/15 * * * *",
-			"RECONCILE_MAX_DELETE_SHARE": "0.25", "RECONCILE_ALLOW_MASS_DELETE": "1",
-		}, clerkConfig{secretKey: "sk_live_x", apiURL: "http://localhost:9000/v1", schedule: "*/15 * * * *", maxDeleteShare: 0.25, allowMassDelete: true}, ""},
+			"RECONCILE_MAX_DELETE_SHARE": "0.25",
+		}, clerkConfig{secretKey: "sk_live_x", apiURL: "http://localhost:9000/v1", schedule: "*/15 * * * *", maxDeleteShare: 0.25}, ""},
 		{"webhook secret as key", map[string]string{"CLERK_SECRET_KEY": "whsec_abc"}, clerkConfig{}, "CLERK_SECRET_KEY"},
 		{"share above 1", map[string]string{"RECONCILE_MAX_DELETE_SHARE": "10"}, clerkConfig{}, "RECONCILE_MAX_DELETE_SHARE"},
 		{"share not a number", map[string]string{"RECONCILE_MAX_DELETE_SHARE": "10%"}, clerkConfig{}, "RECONCILE_MAX_DELETE_SHARE"},
 		{"schedule not cron", map[string]string{"RECONCILE_SCHEDULE": "daily"}, clerkConfig{}, "RECONCILE_SCHEDULE"},
-		{"allow not a flag", map[string]string{"RECONCILE_ALLOW_MASS_DELETE": "maybe"}, clerkConfig{}, "RECONCILE_ALLOW_MASS_DELETE"},
+		// It lifted the checks of every run until the next deploy: refused, whatever its value.
+		{"mass-delete override in the environment", map[string]string{"RECONCILE_ALLOW_MASS_DELETE": "1"}, clerkConfig{}, "clerk-user-sync reconcile --allow-mass-delete"},
+		{"mass-delete override set to 0", map[string]string{"RECONCILE_ALLOW_MASS_DELETE": "0"}, clerkConfig{}, "Unset it"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -17,6 +17,9 @@ import (
 type dbConfig struct {
 	// mongoURI is MongoDB's connection string; empty when embedded is set.
 	mongoURI string
+	// mongoHosts are the host(s) of mongoURI, without its credentials or options: what the
+	// start-up log names.
+	mongoHosts string
 	// embedded runs FerretDB in-process under dataDir instead of connecting to MongoDB.
 	embedded  bool
 	database  string
@@ -27,15 +30,16 @@ type dbConfig struct {
 // databaseSettings are the database settings, for --help.
 var databaseSettings = []setting{
 	{"MONGODB_URI", "required unless INNGEST_DEV", "MongoDB connection string (mongodb:// or mongodb+srv://), or `embedded` for a FerretDB (SQLite) run in-process under DATA_DIR: one replica only, its data lives in DATA_DIR. Unset: embedded in dev mode; refused otherwise."},
-	{"MONGODB_DATABASE", "app", "Database to use when MONGODB_URI names none in its path."},
-	{"DATA_DIR", "./data", "Where the embedded database keeps its files (MONGODB_URI=embedded, or unset in dev mode); put it on a persistent volume."},
+	{"MONGODB_DATABASE", "app", "Database to use when MONGODB_URI names none in its path (a different name in both is refused)."},
+	{"DATA_DIR", "./data", "Where the embedded database keeps its files (MONGODB_URI=embedded, or unset in dev mode); put it on a persistent volume. One process at a time (the service, backfill or forget-clerk-instance) holds it; a second is refused."},
 	{"STORE_WRITE_MODE", "auto", "auto: atomic conditional writes on MongoDB, writes by _id under a per-process lock on FerretDB (whose conditional updates are neither atomic nor indexed). conditional: MongoDB's mode on any server (the tests use it to run MongoDB's write path on FerretDB)."},
 }
 
 // database reads MONGODB_URI, MONGODB_DATABASE, DATA_DIR and STORE_WRITE_MODE. MONGODB_URI
 // `embedded` (or unset in dev mode) runs the embedded database; unset outside dev mode is
 // refused, since an embedded database inside a container loses its data at the next restart
-// and differs per replica.
+// and differs per replica. A database named in MONGODB_URI's path is the one used; a
+// different MONGODB_DATABASE besides is refused, since one of the two would be ignored.
 func (s *settings) database(devMode bool) dbConfig {
 	d := dbConfig{
 		mongoURI: s.get("MONGODB_URI", ""),
@@ -54,8 +58,15 @@ func (s *settings) database(devMode bool) dbConfig {
 		u, err := url.Parse(d.mongoURI)
 		if err != nil || (u.Scheme != "mongodb" && u.Scheme != "mongodb+srv") {
 			s.fail(errors.New("MONGODB_URI must be a mongodb:// or mongodb+srv:// connection string, or `embedded` for the embedded database"))
-		} else if name := strings.Trim(u.Path, "/"); name != "" {
-			d.database = name
+		} else {
+			d.mongoHosts = u.Host
+			if name := strings.Trim(u.Path, "/"); name != "" {
+				if set := s.get("MONGODB_DATABASE", ""); set != "" && set != name {
+					s.fail(fmt.Errorf("MONGODB_URI names the database %q in its path and MONGODB_DATABASE=%q another: one of them would be ignored. "+
+						"Drop one: unset MONGODB_DATABASE to use %q, or take /%s out of MONGODB_URI to use %q", name, set, name, name, set))
+				}
+				d.database = name
+			}
 		}
 	}
 	switch mode := strings.ToLower(s.get("STORE_WRITE_MODE", "auto")); mode {
@@ -70,9 +81,11 @@ func (s *settings) database(devMode bool) dbConfig {
 }
 
 // openDatabase opens the database of c: MongoDB at MONGODB_URI, or the embedded FerretDB
-// under DATA_DIR when c chose it, logging the choice. It returns the store with the function
-// that closes it, or an error saying what to check when the database cannot be started or
-// reached. The embedded database outlives ctx: it stops only when the returned function is
+// under DATA_DIR when c chose it, logging which one it uses: DATA_DIR, or MongoDB's host(s)
+// (never the credentials or options of MONGODB_URI), and the database's name. It returns the
+// store with the function that closes it, or an error saying what to check when the database
+// cannot be started or reached, or (at once) when another process runs the embedded database
+// on DATA_DIR. The embedded database outlives ctx: it stops only when the returned function is
 // called, so that a shutdown signal lets in-flight requests finish their writes.
 func openDatabase(ctx context.Context, c dbConfig, logc logConfig, logger *slog.Logger, stderr io.Writer) (*store.Store, func(), error) {
 	stopEmbedded := func() {}
@@ -81,6 +94,11 @@ func openDatabase(ctx context.Context, c dbConfig, logc logConfig, logger *slog.
 	if c.embedded {
 		var emb *store.Embedded
 		emb, err = store.StartEmbedded(context.WithoutCancel(ctx), c.dataDir, quietLogger(stderr, logc))
+		if errors.Is(err, store.ErrDataDirInUse) {
+			return nil, nil, fmt.Errorf("DATA_DIR=%s: %w. To run backfill or forget-clerk-instance on the embedded database of a running service, "+
+				"stop the service, run the command with the service's settings and volume (docker compose run --rm <service> forget-clerk-instance), "+
+				"then start the service again", c.dataDir, err)
+		}
 		if err != nil {
 			return nil, nil, err
 		}
@@ -92,6 +110,7 @@ func openDatabase(ctx context.Context, c dbConfig, logc logConfig, logger *slog.
 		// answer still fails the open within the driver's 30 s server selection.)
 		users, err = emb.Open(ctx, c.database, c.writeMode)
 	} else {
+		logger.Info("using MongoDB", "hosts", c.mongoHosts, "database", c.database)
 		openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		users, err = store.OpenWith(openCtx, c.mongoURI, c.database, c.writeMode)
 		cancel()

@@ -195,7 +195,8 @@ type inngestApp struct {
 // newInngest returns the Inngest side of c, with every function of the service registered on
 // both handlers: the user, organization and membership functions, record-sync-failure, and
 // reconcile-users-with-clerk and reconcile-organizations-with-clerk when clerkc has a secret
-// key. Both handlers register c.serveURL, never a URL taken from a request (in dev mode without
+// key (on its schedule, and on reconcile.RequestEvent, which the reconcile command sends).
+// Both handlers register c.serveURL, never a URL taken from a request (in dev mode without
 // INNGEST_SERVE_URL, the dev server's). It returns an error when the SDK refuses a client or a
 // function.
 func newInngest(c inngestConfig, clerkc clerkConfig, users *store.Store, m *metrics, logger *slog.Logger) (inngestApp, error) {
@@ -224,7 +225,7 @@ func newInngest(c inngestConfig, clerkc clerkConfig, users *store.Store, m *metr
 		logger.Info("CLERK_SECRET_KEY is not set: no scheduled reconciliation with Clerk")
 	} else {
 		logger.Info("reconciliation with Clerk scheduled", "functions", []string{reconcile.FunctionID, reconcile.OrganizationsFunctionID},
-			"schedule", clerkc.schedule, "max_delete_share", clerkc.maxDeleteShare, "allow_mass_delete", clerkc.allowMassDelete)
+			"schedule", clerkc.schedule, "max_delete_share", clerkc.maxDeleteShare, "on_demand_event", reconcile.RequestEvent)
 	}
 	return app, nil
 }
@@ -244,7 +245,7 @@ func registerFunctions(client inngestgo.Client, clerkc clerkConfig, batchSize in
 		return nil
 	}
 	api := newClerkAPI(clerkc, logger)
-	cfg := reconcile.Config{MaxDeleteShare: clerkc.maxDeleteShare, AllowMassDelete: clerkc.allowMassDelete, Metrics: m}
+	cfg := reconcile.Config{MaxDeleteShare: clerkc.maxDeleteShare, Metrics: m}
 	if err := reconcile.New(users, api, logger.With("function", reconcile.FunctionID), cfg).Register(client, clerkc.schedule); err != nil {
 		return err
 	}

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"clerksync/clerk/clerkfake"
 	"clerksync/reconcile"
+	"clerksync/store"
 )
 
 // TestForgetClerkInstance: a backfill refused for another instance than the recorded one goes
@@ -49,5 +51,67 @@ func TestForgetClerkInstance(t *testing.T) {
 	}
 	if err := run(t.Context(), []string{"clerk-user-sync", "forget-clerk-instance", "now"}, env(vars), &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
 		t.Error("forget-clerk-instance with an argument = nil; want an error")
+	}
+}
+
+// TestForgetClerkInstanceRefusesARunningServicesDataDir: forget-clerk-instance (or backfill)
+// on the embedded database of a running service is refused at once, naming DATA_DIR and saying
+// to stop the service first, and the service goes on serving; once the service has stopped,
+// the same command goes through.
+func TestForgetClerkInstanceRefusesARunningServicesDataDir(t *testing.T) {
+	dataDir := t.TempDir()
+	vars := map[string]string{
+		"PORT":                         "0",
+		"CLERK_WEBHOOK_SIGNING_SECRET": newSecret(t),
+		"INNGEST_DEV":                  "http://127.0.0.1:1",
+		"DATA_DIR":                     dataDir,
+	}
+	svc, stop, done := startRunControlled(t, vars)
+	defer stop()
+	forget := func() (string, error) {
+		var stdout bytes.Buffer
+		err := run(t.Context(), []string{"clerk-user-sync", "forget-clerk-instance"}, env(vars), &stdout, &bytes.Buffer{})
+		return stdout.String(), err
+	}
+	for _, cmd := range []string{"forget-clerk-instance", "backfill"} {
+		start := time.Now()
+		var err error
+		if cmd == "backfill" {
+			_, _, err = runBackfillCmd(t.Context(), map[string]string{"INNGEST_DEV": "1", "DATA_DIR": dataDir, "CLERK_SECRET_KEY": backfillKey, "CLERK_API_URL": "http://127.0.0.1:1"})
+		} else {
+			_, err = forget()
+		}
+		if !errors.Is(err, store.ErrDataDirInUse) {
+			t.Fatalf("%s on a running service's DATA_DIR = %v; want an error wrapping store.ErrDataDirInUse", cmd, err)
+		}
+		for _, want := range []string{"DATA_DIR=" + dataDir, "stop the service"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s error %q does not say %q", cmd, err, want)
+			}
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("%s took %v to refuse; want at once", cmd, took)
+		}
+	}
+	resp, err := http.Get(svc.url + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /readyz after the refused commands = %d; want 200", resp.StatusCode)
+	}
+
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run = %v after shutdown", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("run did not return within 20s of its context ending")
+	}
+	if out, err := forget(); err != nil || !strings.Contains(out, "nothing to forget") {
+		t.Errorf("forget-clerk-instance after the service stopped = %q, %v; want nothing to forget", out, err)
 	}
 }

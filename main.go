@@ -42,6 +42,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runHealthcheck(ctx, getenv, stdout)
 	case "backfill":
 		return runBackfill(ctx, args[2:], getenv, stdout, stderr)
+	case "reconcile":
+		return runReconcile(ctx, args[2:], getenv, stdout, stderr)
 	case "forget-clerk-instance":
 		return runForgetInstance(ctx, args[2:], getenv, stdout, stderr)
 	case "version", "-version", "--version":
@@ -62,7 +64,11 @@ Usage:
   clerk-user-sync healthcheck  exit 0 when the local service answers GET /readyz with 200
                                (for container health checks)
   clerk-user-sync backfill     import every Clerk user once, from the Backend API
-                               (CLERK_SECRET_KEY) or --from-export FILE.csv; safe to rerun
+                               (CLERK_SECRET_KEY) or --from-export FILE.csv; safe to rerun;
+                               --allow-mass-delete lets this one import past the overlap check
+  clerk-user-sync reconcile    ask Inngest to reconcile with Clerk now (sends the event
+                               clerk-sync/reconcile.requested); --allow-mass-delete lets
+                               those runs alone past the deletion cap and the overlap check
   clerk-user-sync forget-clerk-instance
                                forget which Clerk instance the database follows, so that
                                the next reconciliation or backfill records its key's

@@ -6,9 +6,11 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -161,15 +163,30 @@ func TestRunWithMongoDBURI(t *testing.T) {
 	}
 	t.Cleanup(emb.Stop)
 	dataDir := t.TempDir()
-	base := startRun(t, map[string]string{
+	// Credentials in the URI, as in production (FerretDB takes PLAIN ones without checking them).
+	uri, err := url.Parse(strings.TrimSuffix(emb.URI(), "/") + "/appdb?authMechanism=PLAIN")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uri.User = url.UserPassword("svc", "pa55-in-uri")
+	svc := startRun(t, map[string]string{
 		"PORT":                         "0",
 		"CLERK_WEBHOOK_SIGNING_SECRET": newSecret(t),
 		"INNGEST_EVENT_KEY":            "test-event-key",
 		"INNGEST_SIGNING_KEY":          "signkey-test-0123456789abcdef",
 		"INNGEST_SERVE_URL":            "https://sync.example.com/api/inngest",
-		"MONGODB_URI":                  strings.TrimSuffix(emb.URI(), "/") + "/appdb",
+		"MONGODB_URI":                  uri.String(),
 		"DATA_DIR":                     dataDir,
-	}).url
+	})
+	base := svc.url
+	// The log names the server and the database in use, never the credentials.
+	logged := svc.stderr.String()
+	if want := fmt.Sprintf("msg=\"using MongoDB\" hosts=%s database=appdb", uri.Host); !strings.Contains(logged, want) {
+		t.Errorf("the start-up log lacks %q:\n%s", want, logged)
+	}
+	if strings.Contains(logged, "pa55-in-uri") || strings.Contains(logged, "svc:") {
+		t.Errorf("the start-up log shows MONGODB_URI's credentials:\n%s", logged)
+	}
 	resp, err := http.Get(base + "/readyz")
 	if err != nil {
 		t.Fatal(err)
@@ -214,6 +231,7 @@ func TestRunRefusesToStart(t *testing.T) {
 		{"dev URL malformed", map[string]string{"INNGEST_DEV": "localhost:8288"}, "neither 1 nor a URL"},
 		{"bad port", map[string]string{"PORT": "http"}, "PORT"},
 		{"bad MongoDB URI", map[string]string{"MONGODB_URI": "postgres://x"}, "mongodb://"},
+		{"database in the URI and another in MONGODB_DATABASE", map[string]string{"MONGODB_URI": "mongodb://localhost:1/prod", "MONGODB_DATABASE": "app"}, "unset MONGODB_DATABASE"},
 		{"dev mode with an event key", map[string]string{"INNGEST_EVENT_KEY": "evtkey"}, "INNGEST_DEV is set together with INNGEST_EVENT_KEY"},
 		{"dev mode with a signing key", map[string]string{"INNGEST_SIGNING_KEY": "signkey-prod-0123"}, "INNGEST_DEV is set together with INNGEST_SIGNING_KEY"},
 		{"dev mode with the fallback key", map[string]string{"INNGEST_SIGNING_KEY_FALLBACK": "signkey-prod-0123"}, "unset the keys"},
@@ -237,6 +255,7 @@ func TestRunRefusesToStart(t *testing.T) {
 		{"sync token without Clerk key", map[string]string{"SYNC_API_TOKEN": strings.Repeat("x", 32)}, "SYNC_API_TOKEN needs CLERK_SECRET_KEY"},
 		{"sync token too short", map[string]string{"SYNC_API_TOKEN": "short", "CLERK_SECRET_KEY": "sk_test_x"}, "at least 32 characters"},
 		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+		{"mass-delete override still set", map[string]string{"RECONCILE_ALLOW_MASS_DELETE": "1"}, "Unset it, and let one run through with `clerk-user-sync reconcile --allow-mass-delete`"},
 		{"unknown command", map[string]string{"_args": "serve-forever"}, "unknown command"},
 	}
 	for _, tt := range tests {
@@ -284,12 +303,18 @@ func TestHelpListsSettings(t *testing.T) {
 func TestReadConfigDatabase(t *testing.T) {
 	tests := []struct {
 		uri, dbEnv, want string
+		wantHosts        string
+		wantErr          string // "" for success
 	}{
-		{"", "", "app"},
-		{"", "mine", "mine"},
-		{"mongodb://localhost:27017", "", "app"},
-		{"mongodb://localhost:27017/", "mine", "mine"},
-		{"mongodb://u:p@h1,h2/prod?replicaSet=rs0", "mine", "prod"},
+		{"", "", "app", "", ""},
+		{"", "mine", "mine", "", ""},
+		{"embedded", "mine", "mine", "", ""},
+		{"mongodb://localhost:27017", "", "app", "localhost:27017", ""},
+		{"mongodb://localhost:27017/", "mine", "mine", "localhost:27017", ""},
+		{"mongodb://u:p@h1,h2/prod?replicaSet=rs0", "", "prod", "h1,h2", ""},
+		{"mongodb://u:p@h1,h2/prod?replicaSet=rs0", "prod", "prod", "h1,h2", ""},
+		{"mongodb://u:p@h1,h2/prod?replicaSet=rs0", "mine", "", "", `unset MONGODB_DATABASE to use "prod", or take /prod out of MONGODB_URI to use "mine"`},
+		{"mongodb+srv://u:p@cluster0.example.net/prod", "staging", "", "", "MONGODB_URI names the database \"prod\""},
 	}
 	for _, tt := range tests {
 		cfg, err := readConfig(env(map[string]string{
@@ -298,11 +323,20 @@ func TestReadConfigDatabase(t *testing.T) {
 			"MONGODB_URI":                  tt.uri,
 			"MONGODB_DATABASE":             tt.dbEnv,
 		}))
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("readConfig(MONGODB_URI=%q MONGODB_DATABASE=%q) = %v; want an error containing %q", tt.uri, tt.dbEnv, err, tt.wantErr)
+			}
+			continue
+		}
 		if err != nil {
 			t.Fatalf("readConfig(MONGODB_URI=%q) = %v", tt.uri, err)
 		}
 		if got := cfg.db.database; got != tt.want {
 			t.Errorf("database for MONGODB_URI=%q MONGODB_DATABASE=%q = %q; want %q", tt.uri, tt.dbEnv, got, tt.want)
+		}
+		if got := cfg.db.mongoHosts; got != tt.wantHosts {
+			t.Errorf("hosts logged for MONGODB_URI=%q = %q; want %q", tt.uri, got, tt.wantHosts)
 		}
 	}
 }

@@ -18,14 +18,28 @@ const OrganizationsFunctionID = "reconcile-organizations-with-clerk"
 // DefaultSchedule runs the reconciliation daily at 03:00 UTC.
 const DefaultSchedule = "0 3 * * *"
 
+// RequestEvent is the event that starts a run of both functions now, besides their cron
+// schedule (the `clerk-user-sync reconcile` command sends it). Its data may carry
+// AllowMassDeleteField: true lifts the safety checks for the runs this one event starts, and
+// for no other run.
+const RequestEvent = "clerk-sync/reconcile.requested"
+
+// AllowMassDeleteField is the field of RequestEvent's data that, true (a JSON boolean), lets
+// the runs the event starts through the deletion cap (Config.MaxDeleteShare) and the overlap
+// check (Config.MinSharedShare), never through the instance check. Anything else, or a cron
+// run, keeps them.
+const AllowMassDeleteField = "allow_mass_delete"
+
 // maxRetries is how often Inngest retries a failed step (a page, the plan, a deletion chunk)
 // before the run fails; the next scheduled run starts over anyway. Both functions have it.
 const maxRetries = 5
 
 // Register creates reconcile-users-with-clerk on client, run on the cron schedule (for example
-// DefaultSchedule), so that client's serve handler offers it to Inngest. Only one run is
-// active at a time: a run scheduled while another is still going is skipped. It returns an
-// error if the SDK rejects the function's configuration.
+// DefaultSchedule) and on RequestEvent, so that client's serve handler offers it to Inngest.
+// Only one run is active at a time: a run scheduled or requested while another is still going
+// is skipped. Each run has the safety checks of r's Config except AllowMassDelete, which only
+// a RequestEvent asking for it turns on, for the run it starts (forRun). It returns an error if
+// the SDK rejects the function's configuration.
 func (r *Reconciler) Register(client inngestgo.Client, schedule string) error {
 	_, err := inngestgo.CreateFunction(client,
 		inngestgo.FunctionOpts{
@@ -34,7 +48,7 @@ func (r *Reconciler) Register(client inngestgo.Client, schedule string) error {
 			Retries:   inngestgo.IntPtr(maxRetries),
 			Singleton: &inngestgo.ConfigSingleton{Mode: enums.SingletonModeSkip},
 		},
-		inngestgo.CronTrigger(schedule),
+		triggers(schedule),
 		r.reconcileRun,
 	)
 	return err
@@ -46,6 +60,7 @@ func (r *Reconciler) Register(client inngestgo.Client, schedule string) error {
 // after it, so wrapping Run's error here would not reach Inngest.
 func (r *Reconciler) reconcileRun(ctx context.Context, in inngestgo.Input[map[string]any]) (any, error) {
 	// Inngest calls the function once per step, replaying the steps done: hence Debug.
+	r = r.forRun(in.Event)
 	r.logger.Debug("reconciliation with Clerk invoked", "run_id", in.InputCtx.RunID, "attempt", in.InputCtx.Attempt)
 	sum, err := r.Run(ctx)
 	// Past Run, the run is over (an unfinished run leaves Run through the SDK's step control).
@@ -54,8 +69,9 @@ func (r *Reconciler) reconcileRun(ctx context.Context, in inngestgo.Input[map[st
 }
 
 // RegisterOrganizations creates reconcile-organizations-with-clerk on client, run on the cron
-// schedule (the users' one, for example), as Register does for the users: one run at a time,
-// a run scheduled while another is still going skipped. Its own run, with its own steps
+// schedule (the users' one, for example) and on RequestEvent, as Register does for the users:
+// one run at a time, a run scheduled or requested while another is still going skipped, and
+// AllowMassDelete only for a run a RequestEvent asking for it starts. Its own run, with its own steps
 // (RunOrganizations), keeps each within Inngest's 1,000 steps. It returns an error if the SDK
 // rejects the function's configuration.
 func (r *Reconciler) RegisterOrganizations(client inngestgo.Client, schedule string) error {
@@ -66,7 +82,7 @@ func (r *Reconciler) RegisterOrganizations(client inngestgo.Client, schedule str
 			Retries:   inngestgo.IntPtr(maxRetries),
 			Singleton: &inngestgo.ConfigSingleton{Mode: enums.SingletonModeSkip},
 		},
-		inngestgo.CronTrigger(schedule),
+		triggers(schedule),
 		r.reconcileOrganizationsRun,
 	)
 	return err
@@ -75,8 +91,32 @@ func (r *Reconciler) RegisterOrganizations(client inngestgo.Client, schedule str
 // reconcileOrganizationsRun is the organizations function's body: one RunOrganizations, its
 // summary as the run's output (see reconcileRun).
 func (r *Reconciler) reconcileOrganizationsRun(ctx context.Context, in inngestgo.Input[map[string]any]) (any, error) {
+	r = r.forRun(in.Event)
 	r.logger.Debug("reconciliation of organizations with Clerk invoked", "run_id", in.InputCtx.RunID, "attempt", in.InputCtx.Attempt)
 	sum, err := r.RunOrganizations(ctx)
 	r.cfg.Metrics.ReconciledOrganizations(sum, err)
 	return sum, err
+}
+
+// triggers are what starts a run of either function: the cron schedule, and RequestEvent.
+func triggers(schedule string) inngestgo.MultipleTriggers {
+	return inngestgo.MultipleTriggers{
+		inngestgo.CronTrigger(schedule),
+		inngestgo.EventTrigger(RequestEvent, nil),
+	}
+}
+
+// forRun returns the reconciler of the run that evt started: r with AllowMassDelete on only
+// when evt is RequestEvent with AllowMassDeleteField true, and off otherwise (a cron run, a
+// request without it, an invocation from the dashboard), whatever r's Config says. Inngest
+// calls the function once per step with the same event, so every step of the run sees the
+// same answer.
+func (r *Reconciler) forRun(evt inngestgo.GenericEvent[map[string]any]) *Reconciler {
+	run := *r
+	allow, _ := evt.Data[AllowMassDeleteField].(bool)
+	run.cfg.AllowMassDelete = evt.Name == RequestEvent && allow
+	if evt.Name == RequestEvent {
+		run.logger = r.logger.With("event", RequestEvent, AllowMassDeleteField, run.cfg.AllowMassDelete)
+	}
+	return &run
 }

@@ -36,10 +36,31 @@ type generatorOp struct {
 	Data json.RawMessage `json:"data"`
 }
 
-// driveRun runs reconcile-users-with-clerk of r the way Inngest runs it (driveFunction).
+// cronEvent is the event Inngest starts a cron run with.
+func cronEvent() map[string]any {
+	return map[string]any{
+		"name": "inngest/scheduled.timer", "id": "01JCRONCRONCRONCRONCRONCRO", "ts": 1700000000000,
+		"data": map[string]any{"cron": reconcile.DefaultSchedule},
+	}
+}
+
+// requestEvent is reconcile.RequestEvent with data, as the reconcile command sends it.
+func requestEvent(data map[string]any) map[string]any {
+	return map[string]any{"name": reconcile.RequestEvent, "id": "01JREQUESTREQUESTREQUESTRE", "ts": 1700000000000, "data": data}
+}
+
+// driveRun runs reconcile-users-with-clerk of r the way Inngest runs it on its cron schedule
+// (driveFunction).
 func driveRun(t *testing.T, r *reconcile.Reconciler, maxCalls int) ([]inngestCall, reconcile.Summary) {
 	t.Helper()
-	calls, out := driveFunction(t, r.Register, reconcile.FunctionID, maxCalls)
+	return driveRunOn(t, r, cronEvent(), maxCalls)
+}
+
+// driveRunOn runs reconcile-users-with-clerk of r the way Inngest runs it when evt starts it
+// (driveFunction).
+func driveRunOn(t *testing.T, r *reconcile.Reconciler, evt map[string]any, maxCalls int) ([]inngestCall, reconcile.Summary) {
+	t.Helper()
+	calls, out := driveFunction(t, r.Register, reconcile.FunctionID, evt, maxCalls)
 	var sum reconcile.Summary
 	if err := json.Unmarshal(out, &sum); err != nil {
 		t.Fatalf("run output %s: %v", out, err)
@@ -47,11 +68,18 @@ func driveRun(t *testing.T, r *reconcile.Reconciler, maxCalls int) ([]inngestCal
 	return calls, sum
 }
 
-// driveOrgRun runs reconcile-organizations-with-clerk of r the way Inngest runs it
-// (driveFunction).
+// driveOrgRun runs reconcile-organizations-with-clerk of r the way Inngest runs it on its cron
+// schedule (driveFunction).
 func driveOrgRun(t *testing.T, r *reconcile.Reconciler, maxCalls int) ([]inngestCall, reconcile.OrganizationsSummary) {
 	t.Helper()
-	calls, out := driveFunction(t, r.RegisterOrganizations, reconcile.OrganizationsFunctionID, maxCalls)
+	return driveOrgRunOn(t, r, cronEvent(), maxCalls)
+}
+
+// driveOrgRunOn runs reconcile-organizations-with-clerk of r the way Inngest runs it when evt
+// starts it (driveFunction).
+func driveOrgRunOn(t *testing.T, r *reconcile.Reconciler, evt map[string]any, maxCalls int) ([]inngestCall, reconcile.OrganizationsSummary) {
+	t.Helper()
+	calls, out := driveFunction(t, r.RegisterOrganizations, reconcile.OrganizationsFunctionID, evt, maxCalls)
 	var sum reconcile.OrganizationsSummary
 	if err := json.Unmarshal(out, &sum); err != nil {
 		t.Fatalf("run output %s: %v", out, err)
@@ -59,14 +87,14 @@ func driveOrgRun(t *testing.T, r *reconcile.Reconciler, maxCalls int) ([]inngest
 	return calls, sum
 }
 
-// driveFunction runs the cron function fnID, which register creates, the way Inngest runs it,
-// through the Inngest SDK's serve handler (dev mode, so unsigned): it posts the cron event
-// with the outputs of the steps done so far, memoizes the output of the step each call ran,
+// driveFunction runs the function fnID, which register creates, the way Inngest runs it when
+// the event evt starts it, through the Inngest SDK's serve handler (dev mode, so unsigned): it
+// posts the event with the outputs of the steps done so far, memoizes the output of the step each call ran,
 // and calls again; a step that failed is called again at once (not at its Retry-After), as
 // another attempt. It returns every call and the run's output. It fails the test when a call
 // answers anything but a step or the end of the run, or when the run has not ended after
 // maxCalls calls.
-func driveFunction(t *testing.T, register func(inngestgo.Client, string) error, fnID string, maxCalls int) ([]inngestCall, json.RawMessage) {
+func driveFunction(t *testing.T, register func(inngestgo.Client, string) error, fnID string, evt map[string]any, maxCalls int) ([]inngestCall, json.RawMessage) {
 	t.Helper()
 	client, err := inngestgo.NewClient(inngestgo.ClientOpts{AppID: testAppID, Dev: inngestgo.BoolPtr(true), Logger: testLogger(t)})
 	if err != nil {
@@ -83,7 +111,7 @@ func driveFunction(t *testing.T, register func(inngestgo.Client, string) error, 
 	for range maxCalls {
 		rec := httptest.NewRecorder()
 		handler.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/?fnId="+testAppID+"-"+fnID,
-			bytes.NewReader(invokeBody(t, steps, stack, attempt))))
+			bytes.NewReader(invokeBody(t, evt, steps, stack, attempt))))
 		call := inngestCall{RetryAt: retryAtHeader(t, rec.Header())}
 		switch rec.Code {
 		case http.StatusOK:
@@ -113,14 +141,10 @@ func driveFunction(t *testing.T, register func(inngestgo.Client, string) error, 
 	return nil, nil
 }
 
-// invokeBody returns what Inngest posts to call the function: the cron event, the memoized
-// step outputs and the attempt of the step to run.
-func invokeBody(t *testing.T, steps map[string]json.RawMessage, stack []string, attempt int) []byte {
+// invokeBody returns what Inngest posts to call the function: the event evt that started the
+// run, the memoized step outputs and the attempt of the step to run.
+func invokeBody(t *testing.T, evt map[string]any, steps map[string]json.RawMessage, stack []string, attempt int) []byte {
 	t.Helper()
-	evt := map[string]any{
-		"name": "inngest/scheduled.timer", "id": "01JCRONCRONCRONCRONCRONCRO", "ts": 1700000000000,
-		"data": map[string]any{"cron": reconcile.DefaultSchedule},
-	}
 	b, err := json.Marshal(map[string]any{
 		"event": evt, "events": []any{evt}, "steps": steps,
 		"ctx": map[string]any{

@@ -494,10 +494,10 @@ func (r *Reconciler) allowDeletions(kind string, n, liveBefore int) bool {
 	if float64(n) > r.cfg.MaxDeleteShare*float64(liveBefore) {
 		if !r.cfg.AllowMassDelete {
 			r.logger.Warn("reconciliation refuses a mass deletion of "+kind+": deleting none of them. Check CLERK_SECRET_KEY names the right Clerk instance; "+
-				"if these "+kind+" really are gone, set RECONCILE_ALLOW_MASS_DELETE=1 for one run", attrs...)
+				"if these "+kind+" really are gone, "+allowOnce, attrs...)
 			return false
 		}
-		r.logger.Warn("mass deletion of "+kind+" allowed by RECONCILE_ALLOW_MASS_DELETE", attrs...)
+		r.logger.Warn("mass deletion of "+kind+" allowed for this run (--allow-mass-delete)", attrs...)
 	}
 	r.logger.Info("live "+kind+" missing from Clerk's list; confirming each with Clerk before deleting", attrs...)
 	return true

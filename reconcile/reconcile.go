@@ -87,6 +87,9 @@ var ErrWrongInstance = errors.New("reconcile: CLERK_SECRET_KEY belongs to anothe
 // nothing was written.
 var ErrFewShared = errors.New("reconcile: Clerk's list is not the database's")
 
+// allowOnce says how to let one run through the safety checks, for the log lines that refuse.
+const allowOnce = "let one run through: `clerk-user-sync reconcile --allow-mass-delete` (for a backfill: `backfill --allow-mass-delete`)"
+
 // DefaultMinSharedShare is the share of the live users that Clerk's list must have unless
 // Config says otherwise.
 const DefaultMinSharedShare = 0.5
@@ -102,7 +105,10 @@ type Config struct {
 	// share caps the organizations, and the memberships, an organizations run deletes.
 	MaxDeleteShare float64
 	// AllowMassDelete lifts MaxDeleteShare for a run that must delete that many, and
-	// MinSharedShare for a run whose list shares that few users with the database.
+	// MinSharedShare for a run whose list shares that few users with the database: for Run,
+	// RunOrganizations and CheckImport called directly (backfill --allow-mass-delete). The
+	// Inngest functions ignore it: each of their runs takes it from the event that started it
+	// (RequestEvent with allow_mass_delete), so that a cron run never has it.
 	AllowMassDelete bool
 	// MinSharedShare is the smallest share (0 to 1) of the live users (organizations) in the
 	// database that Clerk's list must have for a run to write or delete anything; 0 (or less)
@@ -539,7 +545,7 @@ func (r *Reconciler) checkImportOf(ctx context.Context, inst instanceCheck, kind
 	if chk.Refused {
 		return chk, fmt.Errorf("%w: only %d of the %d live %s in the database are among the %d %s of Clerk instance %s; nothing was written. "+
 			"Check that CLERK_SECRET_KEY is the secret key of the Clerk instance this database follows, and that MONGODB_URI names the right database; "+
-			"if the database really must take this instance's %s, set RECONCILE_ALLOW_MASS_DELETE=1 for one run",
+			"if the database really must take this instance's %s, run `clerk-user-sync backfill --allow-mass-delete` once",
 			ErrFewShared, chk.Shared, chk.Live, kind, chk.Listed, kind, chk.Instance, kind)
 	}
 	return chk, nil
@@ -649,11 +655,11 @@ func (r *Reconciler) compareLists(inst instanceCheck, kind string, live, listed 
 		if !r.cfg.AllowMassDelete {
 			r.logger.Warn("Clerk's list shares too few "+kind+" with the database: writing and deleting nothing. "+
 				"Check that CLERK_SECRET_KEY is the secret key of the Clerk instance this database follows, and that MONGODB_URI names the right database; "+
-				"if the database really must take this instance's "+kind+", set RECONCILE_ALLOW_MASS_DELETE=1 for one run", attrs...)
+				"if the database really must take this instance's "+kind+", "+allowOnce, attrs...)
 			chk.Refused = true
 			return chk
 		}
-		r.logger.Warn("Clerk's list shares few "+kind+" with the database; going on, as RECONCILE_ALLOW_MASS_DELETE allows", attrs...)
+		r.logger.Warn("Clerk's list shares few "+kind+" with the database; going on, as this run was started with --allow-mass-delete", attrs...)
 	}
 	return chk
 }
@@ -782,11 +788,11 @@ func (r *Reconciler) planDeletions(ctx context.Context, seen map[string]struct{}
 	if float64(n) > limit {
 		if !r.cfg.AllowMassDelete {
 			r.logger.Warn("reconciliation refuses a mass deletion: deleting nothing. Check CLERK_SECRET_KEY names the right Clerk instance; "+
-				"if these users really are gone, set RECONCILE_ALLOW_MASS_DELETE=1 for one run",
+				"if these users really are gone, "+allowOnce,
 				"missing_from_clerk", n, "live_users_before_run", liveBefore, "max_delete_share", r.cfg.MaxDeleteShare)
 			return deletionPlan{Live: liveBefore, Refused: n}, nil
 		}
-		r.logger.Warn("mass deletion allowed by RECONCILE_ALLOW_MASS_DELETE", "missing_from_clerk", n, "live_users_before_run", liveBefore, "max_delete_share", r.cfg.MaxDeleteShare)
+		r.logger.Warn("mass deletion allowed for this run (--allow-mass-delete)", "missing_from_clerk", n, "live_users_before_run", liveBefore, "max_delete_share", r.cfg.MaxDeleteShare)
 	}
 	r.logger.Info("live users missing from Clerk's list; confirming each with Clerk before deleting", "candidates", n, "live_users_before_run", liveBefore)
 	return plan, nil

@@ -14,6 +14,26 @@ import (
 	_ "modernc.org/sqlite" // the SQLite driver FerretDB itself uses, for IndexIDs
 )
 
+// LockFile is the file in the data directory whose lock StartEmbedded holds while the server
+// runs, so that a second process cannot open the same SQLite files.
+const LockFile = "clerk-user-sync.lock"
+
+// ErrDataDirInUse means another process (or another Embedded of this one) runs the embedded
+// database on the same data directory: two servers on the same SQLite files would each cache
+// and write them on their own, so the second is refused.
+var ErrDataDirInUse = errors.New("embedded database: the data directory is in use by another process")
+
+// inUse returns the error of a data directory that another process holds: wrapping
+// ErrDataDirInUse, naming dir and, when known, the process id of its holder.
+func inUse(dir, holder string) error {
+	who := "another process"
+	if holder != "" {
+		who = "process " + holder
+	}
+	return fmt.Errorf("%w: %s holds %s (its lock file %s); only one process at a time may run the embedded database on it: stop that one first",
+		ErrDataDirInUse, who, dir, LockFile)
+}
+
 // Embedded is a FerretDB server running inside this process, storing its data in SQLite files
 // under a directory. It speaks the MongoDB wire protocol on a loopback port; its Open opens the
 // store on it with what FerretDB needs besides (the _id lookup index).
@@ -25,9 +45,11 @@ type Embedded struct {
 }
 
 // StartEmbedded starts FerretDB with its SQLite backend on 127.0.0.1 at a free port, keeping
-// its data under dir (created if missing). The server runs until Stop is called or ctx ends.
-// logger receives FerretDB's own messages. It returns an error when dir cannot be created or
-// the server cannot start.
+// its data under dir (created if missing). The server runs until Stop is called or ctx ends;
+// for that long it holds an exclusive lock on dir (LockFile), released when the server has
+// stopped or the process ends. logger receives FerretDB's own messages. It returns an error
+// wrapping ErrDataDirInUse, at once, when another process holds dir; and an error when dir
+// cannot be created or the server cannot start.
 func StartEmbedded(ctx context.Context, dir string, logger *slog.Logger) (*Embedded, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -36,6 +58,10 @@ func StartEmbedded(ctx context.Context, dir string, logger *slog.Logger) (*Embed
 	if err := os.MkdirAll(abs, 0o750); err != nil {
 		return nil, fmt.Errorf("embedded database: create data directory %q: %w (set DATA_DIR to a writable directory)", abs, err)
 	}
+	unlock, err := lockDir(abs)
+	if err != nil {
+		return nil, err
+	}
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
 		Handler:   "sqlite",
@@ -43,12 +69,14 @@ func StartEmbedded(ctx context.Context, dir string, logger *slog.Logger) (*Embed
 		Logger:    logger,
 	})
 	if err != nil {
+		unlock()
 		return nil, fmt.Errorf("embedded database: start FerretDB in %q: %w", abs, err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	e := &Embedded{dir: abs, uri: f.MongoDBURI(), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(e.done)
+		defer unlock() // once FerretDB has closed its SQLite files
 		_ = f.Run(ctx)
 	}()
 	return e, nil
@@ -57,7 +85,8 @@ func StartEmbedded(ctx context.Context, dir string, logger *slog.Logger) (*Embed
 // URI returns the mongodb:// connection string of the embedded server (without a database).
 func (e *Embedded) URI() string { return e.uri }
 
-// Stop shuts the server down and waits until it has closed its listener and its SQLite files.
+// Stop shuts the server down and waits until it has closed its listener and its SQLite files
+// and released its lock on the data directory.
 func (e *Embedded) Stop() {
 	e.cancel()
 	<-e.done
