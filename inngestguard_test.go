@@ -33,7 +33,7 @@ type standInInngest struct {
 	url      string
 	mu       sync.Mutex
 	register []registration
-	events   []string // the ids of the events sent to POST /e/<key>
+	events   []string      // the ids of the events sent to POST /e/<key>
 	got      chan struct{} // one value per registration received
 	answer   func(w http.ResponseWriter, r *http.Request)
 }

@@ -85,7 +85,7 @@ func TestReconcileCommand(t *testing.T) {
 	cloud := startEventRecorder(t, eventKey)
 	dev := startEventRecorder(t, "")
 	cloudVars := map[string]string{
-		"INNGEST_EVENT_KEY": eventKey, "INNGEST_SIGNING_KEY": "signkey-test-0123456789abcdef",
+		"INNGEST_EVENT_KEY": eventKey, "INNGEST_SIGNING_KEY": "signkey-test-0123456789abcdef", "INNGEST_SERVE_URL": "https://sync.example.com/api/inngest",
 		"INNGEST_BASE_URL": cloud.url, "CLERK_SECRET_KEY": "sk_test_reconcile",
 	}
 	devVars := map[string]string{"INNGEST_DEV": dev.url, "CLERK_SECRET_KEY": "sk_test_reconcile"}
