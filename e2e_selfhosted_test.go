@@ -12,13 +12,16 @@ import (
 	"testing"
 	"time"
 
+	"clerksync/clerk/clerkfake"
 	"clerksync/store"
 )
 
 // TestSelfHostedServerSyncsAndRuns runs the service in production mode (keys, no INNGEST_DEV)
 // against the real self-hosted server, `inngest start` (SQLite and its in-memory Redis): the
-// server's signed sync passes the guard and registers INNGEST_SERVE_URL, and a signed webhook
-// then lands in the database through the server's signed invocations.
+// server's signed sync passes the guard and registers INNGEST_SERVE_URL (the reconciliations
+// among the functions, with a cron and an event trigger each), a signed webhook then lands in
+// the database through the server's signed invocations, and the reconcile command's event runs
+// the reconciliation.
 func TestSelfHostedServerSyncsAndRuns(t *testing.T) {
 	bin := devServerBinary(t)
 	dir := t.TempDir()
@@ -28,7 +31,9 @@ func TestSelfHostedServerSyncsAndRuns(t *testing.T) {
 	eventKey := "evtkey-selfhosted"
 	secret := newSecret(t)
 	serve := fmt.Sprintf("http://127.0.0.1:%d/api/inngest", svcPort)
-	svc := startRun(t, map[string]string{
+	// Clerk lists the user the webhook brings, and one whose webhook was missed.
+	fake := clerkfake.New(t, "sk_test_selfhosted", clerkfake.NewUser("user_selfhosted", "Selfhosted", 1700000000000), clerkfake.NewUser("user_from_clerk", "Reconciled", 1000))
+	vars := map[string]string{
 		"PORT":                         strconv.Itoa(svcPort),
 		"HOST":                         "127.0.0.1",
 		"CLERK_WEBHOOK_SIGNING_SECRET": secret,
@@ -37,8 +42,11 @@ func TestSelfHostedServerSyncsAndRuns(t *testing.T) {
 		"INNGEST_BASE_URL":             fmt.Sprintf("http://127.0.0.1:%d", innPort),
 		"INNGEST_SERVE_URL":            serve,
 		"MONGODB_URI":                  dbURI + "/selfhosted",
+		"CLERK_SECRET_KEY":             "sk_test_selfhosted",
+		"CLERK_API_URL":                fake.URL,
 		"LOG_LEVEL":                    "info",
-	})
+	}
+	svc := startRun(t, vars)
 	users := openTestStore(t, dbURI+"/selfhosted", "selfhosted")
 
 	logf, err := os.Create(filepath.Join(dir, "inngest.log"))
@@ -92,18 +100,30 @@ func TestSelfHostedServerSyncsAndRuns(t *testing.T) {
 	if got, err := clerk.post(clerkUserEvent("user.created", "user_selfhosted", "Selfhosted", "self@example.com", 1700000000000), "msg_selfhosted_1"); err != nil || got != http.StatusOK {
 		t.Fatalf("POST /api/webhooks/clerk = %d, %v; want 200", got, err)
 	}
-	deadline = time.Now().Add(60 * time.Second)
-	for {
-		u, err := users.Get(t.Context(), "user_selfhosted")
-		if err == nil && strings.HasPrefix(u.FullName, "Selfhosted") {
-			break
+	waitUser := func(id, name string) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			u, err := users.Get(t.Context(), id)
+			if err == nil && strings.HasPrefix(u.FullName, name) {
+				return
+			}
+			if err != nil && err != store.ErrNotFound {
+				t.Fatal(err)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not written within 60s (%v); the service's log:\n%s\nthe server's log:\n%s", id, err, svc.stderr, serverLog())
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
-		if err != nil && err != store.ErrNotFound {
-			t.Fatal(err)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("user_selfhosted not written within 60s (%v); the service's log:\n%s\nthe server's log:\n%s", err, svc.stderr, serverLog())
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
+	waitUser("user_selfhosted", "Selfhosted")
+
+	// The reconciliations, which the server accepted with both their cron and their event
+	// trigger, run when the reconcile command asks.
+	var stdout, stderr syncBuffer
+	if err := run(t.Context(), []string{"clerk-user-sync", "reconcile"}, env(vars), &stdout, &stderr); err != nil {
+		t.Fatalf("reconcile = %v; stderr:\n%s", err, &stderr)
+	}
+	waitUser("user_from_clerk", "Reconciled")
 }
