@@ -265,6 +265,10 @@ func inngestOptions(c inngestConfig, logger *slog.Logger) inngestgo.ClientOpts {
 		SigningKeyFallback: &c.signingKeyFallback,
 		Env:                &c.env,
 		MaxBodySize:        maxInngestBodyBytes,
+		// Syncs register out of band, on the guard's sync handler (inngestguard.go), the path
+		// the tests run against the real server; nil would let the SDK read
+		// INNGEST_ALLOW_IN_BAND_SYNC from the environment.
+		AllowInBandSync: inngestgo.BoolPtr(false),
 	}
 	base := c.baseURL
 	if c.devURL != "" {
