@@ -41,6 +41,9 @@ type docWrites interface {
 	replaceHeld(ctx context.Context, c *mongo.Collection, what string, h held, tomb bson.D) error
 	// delete replaces the document id, live (found) or never seen, by tomb.
 	delete(ctx context.Context, c *mongo.Collection, what, id string, found bool, tomb bson.D) error
+	// scrub replaces the document id, marked deleted but holding more than a tombstone's
+	// fields, by tomb, only while it is still marked deleted.
+	scrub(ctx context.Context, c *mongo.Collection, what, id string, tomb bson.D) error
 }
 
 // held is a live document holding the value of a unique field (an organization's slug, a
@@ -101,6 +104,10 @@ func (byIDDocs) delete(ctx context.Context, c *mongo.Collection, what, id string
 	return nil
 }
 
+func (byIDDocs) scrub(ctx context.Context, c *mongo.Collection, what, id string, tomb bson.D) error {
+	return replaceWhere(ctx, c, what, idIs(id), id, tomb)
+}
+
 // conditionalDocs is the core of WritesConditional: every write carries its guard in its
 // filter, so it is one atomic write whatever the number of writers, in this process or others.
 // The caller's read only chooses what to write.
@@ -142,6 +149,23 @@ func (conditionalDocs) delete(ctx context.Context, c *mongo.Collection, what, id
 		return writeErr("delete "+what, id, err)
 	}
 	if res.MatchedCount+res.UpsertedCount == 0 {
+		return errStale
+	}
+	return nil
+}
+
+func (conditionalDocs) scrub(ctx context.Context, c *mongo.Collection, what, id string, tomb bson.D) error {
+	return replaceWhere(ctx, c, what, append(idIs(id), bson.E{Key: fieldDeleted, Value: true}), id, tomb)
+}
+
+// replaceWhere replaces the document filter matches, the one of id, by tomb. It returns
+// errStale when filter matches none, and an error wrapping ErrDatabase when the write fails.
+func replaceWhere(ctx context.Context, c *mongo.Collection, what string, filter bson.D, id string, tomb bson.D) error {
+	res, err := c.ReplaceOne(ctx, filter, tomb)
+	if err != nil {
+		return writeErr("delete "+what, id, err)
+	}
+	if res.MatchedCount == 0 {
 		return errStale
 	}
 	return nil
@@ -245,24 +269,40 @@ func stateByID(ctx context.Context, c *mongo.Collection, what, id string) (st do
 
 // deleteDoc replaces the document id of c by a tombstone deleted at deletedAt, under the
 // document's lock, as DeleteUser, DeleteOrganization and DeleteMembership describe: Deleted,
-// or AlreadyDeleted for a tombstone (whose deletion time is kept). It also returns the
-// tombstone's deleted_at (the first deletion's), for the cascade to use; and an error wrapping
-// ErrDatabase when the database fails or the document kept changing.
+// or AlreadyDeleted for a tombstone (whose deletion time is kept). A document marked deleted
+// that holds more than a tombstone's fields (an application's soft delete, an earlier
+// version's tombstone) is not one yet: it is replaced by the tombstone it would have left,
+// keeping its numeric deleted_at (Clerk's deletion time otherwise), and Deleted is returned.
+// It also returns the tombstone's deleted_at (the first deletion's), for the cascade to use;
+// and an error wrapping ErrDatabase when the database fails or the document kept changing.
 func (s *Store) deleteDoc(ctx context.Context, c *mongo.Collection, what, id string, deletedAt int64) (Outcome, int64, error) {
 	defer s.lockIDs(id)()
 	for range 3 {
-		cur, found, err := stateByID(ctx, c, what, id)
-		switch {
-		case err != nil:
-			return "", 0, err
-		case found && cur.Deleted:
-			if cur.DeletedAt == 0 {
-				cur.DeletedAt = deletedAt // a tombstone edited by hand
-			}
-			return AlreadyDeleted, cur.DeletedAt, nil
+		raw, err := findRaw(ctx, c, idIs(id), what+" "+id)
+		found := err == nil
+		if errors.Is(err, ErrNotFound) {
+			err = nil
 		}
-		err = s.docs.delete(ctx, c, what, id, found, tombstone(id, deletedAt, max(deletedAt, cur.UpdatedAt)))
-		if err == nil {
+		if err != nil {
+			return "", 0, err
+		}
+		var cur docState
+		if found {
+			cur = stateOf(raw)
+		}
+		if found && cur.Deleted {
+			at := cur.DeletedAt
+			if at == 0 {
+				at = deletedAt // a deletion time edited by hand, or not a number
+			}
+			if isTombstone(raw) {
+				return AlreadyDeleted, at, nil
+			}
+			err = s.docs.scrub(ctx, c, what, id, tombstone(id, at, max(at, cur.UpdatedAt)))
+			if err == nil {
+				return Deleted, at, nil
+			}
+		} else if err = s.docs.delete(ctx, c, what, id, found, tombstone(id, deletedAt, max(deletedAt, cur.UpdatedAt))); err == nil {
 			return Deleted, deletedAt, nil
 		}
 		if !errors.Is(err, errStale) && !isDuplicate(err) {
@@ -271,6 +311,23 @@ func (s *Store) deleteDoc(ctx context.Context, c *mongo.Collection, what, id str
 		// Inserted or deleted meanwhile by another process: decide again.
 	}
 	return "", 0, fmt.Errorf("%w: delete %s %s: the document kept changing; retry", ErrDatabase, what, id)
+}
+
+// isTombstone reports whether raw holds a tombstone's fields alone (see tombstone): _id,
+// deleted, deleted_at and updated_at, or fewer.
+func isTombstone(raw bson.Raw) bool {
+	elems, err := raw.Elements()
+	if err != nil {
+		return false
+	}
+	for _, e := range elems {
+		switch e.Key() {
+		case fieldID, fieldDeleted, fieldDeletedAt, fieldUpdatedAt:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // supersedes reports whether record a (updated_at, created_at, id) is the newer of two records
