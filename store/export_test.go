@@ -81,3 +81,11 @@ func SetBeforeMembershipWrite(s *Store, f func(Membership)) { s.beforeMemberWrit
 
 // LockStripe returns the index of the lock of id.
 func LockStripe(s *Store, id string) int { return s.stripe(id) }
+
+// RawUserWhere returns the one users document filter matches, as stored: for documents whose
+// _id is not a string.
+func RawUserWhere(ctx context.Context, s *Store, filter bson.D) (bson.M, error) {
+	var m bson.M
+	err := s.users.FindOne(ctx, filter).Decode(&m)
+	return m, err
+}

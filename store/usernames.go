@@ -51,9 +51,16 @@ func usernamesFor(u User, cur userDoc, found bool) []string {
 	return append(names, "")
 }
 
-// yields reports whether holder, the user holding u's Clerk username, must give it up to u:
-// when holder holds it as a derived username, or as a Clerk claim older than u's record.
+// yields reports whether holder, the document holding u's Clerk username, must give it up to
+// u: when holder is a live user holding it as a derived username, or as a Clerk claim older
+// than u's record. A document whose _id is not a string (never a Clerk user) and a document
+// marked deleted (the service's own tombstones hold no username, so this is an application's
+// soft delete or an earlier version's tombstone) never yield: the service does not change
+// them, and u gets its claim with a suffix.
 func yields(holder userDoc, u User) bool {
+	if holder.NotClerk || holder.Deleted {
+		return false
+	}
 	if holder.ClerkUsername != holder.Username {
 		return true
 	}
@@ -77,10 +84,19 @@ func usernameCandidate(base, id string, attempt int) string {
 	return fmt.Sprintf("%s%08d", base, n%100_000_000)
 }
 
-// holderOf returns the live user whose username is name, or ErrNotFound. On FerretDB this
-// scans the collection; it runs only after a write collided on the username.
+// holderOf returns the document whose username is name, live or marked deleted, or
+// ErrNotFound; a document whose _id is not a string comes back with NotClerk set and no ID.
+// It returns an error wrapping ErrDatabase when the read fails. On FerretDB this scans the
+// collection; it runs only after a write collided on the username.
 func (s *Store) holderOf(ctx context.Context, name string) (userDoc, error) {
-	return s.readOne(ctx, bson.D{{Key: fieldUsername, Value: name}}, "username "+name)
+	raw, err := findRaw(ctx, s.users, bson.D{{Key: fieldUsername, Value: name}}, "user holding username "+name)
+	if err != nil {
+		return userDoc{}, err
+	}
+	if _, ok := raw.Lookup(fieldID).StringValueOK(); !ok {
+		return userDoc{User: User{Username: name}, NotClerk: true}, nil
+	}
+	return decodeUser(raw)
 }
 
 // displace gives the user holderID, who holds name but must yield it to u, a derived username

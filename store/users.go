@@ -177,6 +177,9 @@ type userDoc struct {
 	// RawUpdatedAt is updated_at as stored (Type 0 when missing), to match it exactly in a
 	// conditional write.
 	RawUpdatedAt bson.RawValue
+	// NotClerk is set (by holderOf alone) for a document whose _id is not a string: not a
+	// Clerk user, so the service never writes it. Its User holds only the username.
+	NotClerk bool
 }
 
 // decodeUser reads a users document. It fails only when the document has no string _id.
@@ -326,7 +329,8 @@ func renameWhere(ctx context.Context, users *mongo.Collection, filter bson.D, id
 //     up (it gets the username with a numeric suffix). A user holding it as their own Clerk
 //     username keeps it only if their record is newer (by updated_at; a tie goes to the lower
 //     id): that claim is the current one and u's is stale, so u gets the claim with a suffix
-//     until its own newer event arrives.
+//     until its own newer event arrives. A document that is not a live Clerk user (its _id
+//     is not a string, or it is marked deleted) never yields: u gets the claim with a suffix.
 //   - Without a Clerk username, a user keeps the derived username it holds; a user whose
 //     Clerk username was removed in Clerk (or who has none yet) gets u.Username (derived from
 //     the email or id), with a suffix when another user holds that.
