@@ -368,3 +368,37 @@ func TestReconcileWrongKey(t *testing.T) {
 		t.Errorf("live users after a failed Run = %d; want 3 (nothing deleted)", len(ids))
 	}
 }
+
+// TestReconcileUsernameHeldByForeignDocument: a page holding a user whose Clerk username is
+// held by the application's own document (its _id not a string) is written whole, that user
+// included (with the username suffixed), and the run goes on to its deletions; the
+// application's document is left alone. Run as Inngest runs it, through the serve handler.
+func TestReconcileUsernameHeldByForeignDocument(t *testing.T) {
+	st := openStore(t)
+	srv.InsertForeignUser(t, st, "alice")
+	seed(t, st, fakeUsers(3, 1000)...)
+	seed(t, st, clerkfake.NewUser("user_gone", "Gone", 1000))
+	inClerk := fakeUsers(3, 2000)
+	inClerk[1].Username = "alice"
+	fake := clerkfake.New(t, testKey, inClerk...)
+	r := newReconciler(t, st, fake, reconcile.Config{MaxDeleteShare: 0.5})
+
+	_, got := driveRun(t, r, 30)
+	if want := (reconcile.Summary{Pages: 1, Seen: 3, Updated: 3, Deleted: 1}); got != want {
+		t.Errorf("run output = %+v; want %+v", got, want)
+	}
+	for _, c := range inClerk {
+		if u := get(t, st, c.ID); u.UpdatedAt != 2000 || u.FullName != "First Doe" || u.Email == nil || *u.Email != c.Email {
+			t.Errorf("%s = %+v; want Clerk's user at 2000", c.ID, u)
+		}
+	}
+	if u := get(t, st, "user_02"); u.ClerkUsername != "alice" || !strings.HasPrefix(u.Username, "alice") || u.Username == "alice" {
+		t.Errorf("user_02 username %q, Clerk username %q; want alice with a suffix, claiming alice", u.Username, u.ClerkUsername)
+	}
+	if u := get(t, st, "user_gone"); !u.Deleted || u.DeletedAt != deletedAt {
+		t.Errorf("user_gone = %+v; want a tombstone deleted at %d", u, int64(deletedAt))
+	}
+	if n, err := st.Count(t.Context()); err != nil || n != 5 {
+		t.Errorf("Count = %d, %v; want 5 (four users and the application's document)", n, err)
+	}
+}

@@ -1,5 +1,6 @@
 // Package storetest gives a test package one embedded FerretDB server, and each test a fresh
-// database on it, so that tests run against the real wire protocol without a MongoDB.
+// database on it, so that tests run against the real wire protocol without a MongoDB; and
+// documents an application sharing the users collection might hold (InsertForeignUser).
 package storetest
 
 import (
@@ -8,9 +9,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"clerksync/store"
 )
@@ -19,6 +25,8 @@ import (
 type Server struct {
 	emb *store.Embedded
 	n   atomic.Int64
+	// names holds the database name of each store Open returned.
+	names sync.Map // *store.Store -> string
 }
 
 // Main starts the server into *srv, runs the package's tests, stops the server and returns
@@ -56,6 +64,30 @@ func (s *Server) Open(t testing.TB, mode store.WriteMode) *store.Store {
 	if err != nil {
 		t.Fatalf("Embedded.Open(%s) = %v", name, err)
 	}
+	s.names.Store(st, name)
 	t.Cleanup(func() { _ = st.Close(context.Background()) })
 	return st
+}
+
+// InsertForeignUser inserts into the users collection of st (a store Open returned) a document
+// whose _id is an ObjectId, holding username and nothing else: an application's own document
+// in a collection it shares with the service. It lets a test outside package store make one
+// without the driver. It fails the test when the document cannot be inserted.
+func (s *Server) InsertForeignUser(t testing.TB, st *store.Store, username string) {
+	t.Helper()
+	name, ok := s.names.Load(st)
+	if !ok {
+		t.Fatal("InsertForeignUser: the store was not opened by this Server's Open")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client, err := mongo.Connect(options.Client().ApplyURI(s.URI()))
+	if err != nil {
+		t.Fatalf("connect to %s: %v", s.URI(), err)
+	}
+	defer func() { _ = client.Disconnect(context.Background()) }()
+	doc := bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "username", Value: username}}
+	if _, err := client.Database(name.(string)).Collection(store.Collection).InsertOne(ctx, doc); err != nil {
+		t.Fatalf("insert %v into %s.%s: %v", doc, name, store.Collection, err)
+	}
 }
