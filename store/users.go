@@ -467,15 +467,17 @@ func (s *Store) checkUnchanged(ctx context.Context, id string, cur userDoc, foun
 // deletion time and the stored updated_at) alone, so that no personal data stays, including
 // fields the application added, and the username is free for others. No later UpsertUser can
 // bring the user back. A user the collection never saw gets a tombstone too, so that a create
-// arriving after its delete is ignored.
+// arriving after its delete is ignored. A document already marked deleted but holding more
+// than a tombstone's fields (an application's soft delete, an earlier version's tombstone) is
+// replaced by its tombstone too, keeping its deleted_at when that is a number.
 //
 // Then it tombstones every live membership of the user (deleted at the user's deletion time),
 // after the user's tombstone is written: see UpsertMembership for why that order leaves no
 // live membership of a deleted user, whatever runs at the same time. A replay does it again,
 // so a delete whose cascade failed half-way completes when retried.
 //
-// It returns Deleted, or AlreadyDeleted for a replay (the first deletion time is kept). It
-// returns ErrInvalidUser when id is empty and an error wrapping ErrDatabase when the database
+// It returns Deleted, or AlreadyDeleted for a replay (a tombstone already: the first deletion
+// time is kept). It returns ErrInvalidUser when id is empty and an error wrapping ErrDatabase when the database
 // fails.
 func (s *Store) DeleteUser(ctx context.Context, id string, deletedAt int64) (Outcome, error) {
 	if id == "" {
