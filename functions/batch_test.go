@@ -2,6 +2,7 @@ package functions_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,19 +23,35 @@ import (
 const testAppID = "clerk-user-sync"
 
 // batchInput builds the input of a batched run of clerk/user.created events (see batchOf).
-func batchInput(users ...clerk.User) inngestgo.Input[clerk.User] {
+func batchInput(users ...clerk.User) functions.Input {
 	return batchOf(clerk.UserCreated, users...)
 }
 
 // batchOf builds the input of a batched run of events named name, one per user, each with the
 // user's updated_at as its ts: Event is the first event, Events all of them, and the run has
 // an id of its own, on its first attempt.
-func batchOf(name string, users ...clerk.User) inngestgo.Input[clerk.User] {
-	var in inngestgo.Input[clerk.User]
-	n := eventCounter.Add(1)
+func batchOf(name string, users ...clerk.User) functions.Input {
+	events := make([]batchItem, len(users))
 	for i, u := range users {
-		id := clerk.EventID(fmt.Sprintf("msg_batch%d_%d_%s", n, i, u.ID))
-		in.Events = append(in.Events, inngestgo.GenericEvent[clerk.User]{ID: &id, Name: name, Data: u, Timestamp: u.UpdatedAt})
+		events[i] = batchItem{data: mustJSON(u), ts: u.UpdatedAt, key: u.ID}
+	}
+	return rawBatch(name, events...)
+}
+
+// batchItem is one event of rawBatch: its data as JSON, its ts, and what its id ends with.
+type batchItem struct {
+	data json.RawMessage
+	ts   int64
+	key  string
+}
+
+// rawBatch builds the input of a batched run of events named name, one per item, as batchOf.
+func rawBatch(name string, items ...batchItem) functions.Input {
+	var in functions.Input
+	n := eventCounter.Add(1)
+	for i, it := range items {
+		id := clerk.EventID(fmt.Sprintf("msg_batch%d_%d_%s", n, i, it.key))
+		in.Events = append(in.Events, functions.Event{ID: &id, Name: name, Data: functions.Data{JSON: it.data}, Timestamp: it.ts})
 	}
 	in.Event = in.Events[0]
 	in.InputCtx.RunID = fmt.Sprintf("01BATCHRUN%d", n)
@@ -42,7 +59,7 @@ func batchOf(name string, users ...clerk.User) inngestgo.Input[clerk.User] {
 }
 
 // eventID returns the id of the i-th event of a batch.
-func eventID(in inngestgo.Input[clerk.User], i int) string { return *in.Events[i].ID }
+func eventID(in functions.Input, i int) string { return *in.Events[i].ID }
 
 // failuresSince returns the failures recorded in st, failing the test when they cannot be
 // read, or when one was not recorded between since and now; their FailedAt is zeroed, to
@@ -115,7 +132,7 @@ func TestBatchRecordsUnusableEvents(t *testing.T) {
 		name      string
 		users     []clerk.User
 		wantUsers []string // stored afterwards
-		want      func(in inngestgo.Input[clerk.User]) []store.Failure
+		want      func(in functions.Input) []store.Failure
 		wantRuns  map[string]int // metrics, after both runs of the step
 	}{{
 		name: "a good event first, then two unusable ones",
@@ -126,7 +143,7 @@ func TestBatchRecordsUnusableEvents(t *testing.T) {
 		},
 		wantUsers: []string{"user_bu_good"},
 		wantRuns:  map[string]int{"update-user-from-clerk/inserted": 1, "update-user-from-clerk/skipped": 1, "update-user-from-clerk/invalid": 4},
-		want: func(in inngestgo.Input[clerk.User]) []store.Failure {
+		want: func(in functions.Input) []store.Failure {
 			return []store.Failure{
 				{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 1), EventName: clerk.UserUpdated, Error: noID},
 				{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 2), EventName: clerk.UserUpdated, UserID: "user_bu_nots",
@@ -140,7 +157,7 @@ func TestBatchRecordsUnusableEvents(t *testing.T) {
 			clerkUser(" ", "C", "D", "", "", t1),
 		},
 		wantRuns: map[string]int{"update-user-from-clerk/invalid": 4},
-		want: func(in inngestgo.Input[clerk.User]) []store.Failure {
+		want: func(in functions.Input) []store.Failure {
 			return []store.Failure{
 				{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 0), EventName: clerk.UserUpdated, Error: noID},
 				{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 1), EventName: clerk.UserUpdated, Error: noID},

@@ -20,13 +20,19 @@ import (
 // upsertUser is the body of sync-user-from-clerk and update-user-from-clerk: both write the
 // user through the same guarded upsert, so a create and an update are interchangeable and
 // their order does not matter.
-func (f *Functions) upsertUser(ctx context.Context, function string, in inngestgo.Input[clerk.User]) (any, error) {
+func (f *Functions) upsertUser(ctx context.Context, function string, in Input) (any, error) {
 	if len(in.Events) > 1 {
 		return f.upsertBatch(ctx, function, in)
 	}
 	evt := in.Event
-	log := f.runLogger(function, evt.ID, evt.Data.ID, in.InputCtx)
-	u, err := evt.Data.StoreUser(evt.Timestamp)
+	data, err := eventData[clerk.User](evt, clerk.ErrBadUser)
+	log := f.runLogger(function, evt.ID, strings.TrimSpace(data.ID), in.InputCtx)
+	if err != nil {
+		log.Error("event data cannot be read; not retrying", "error", err)
+		f.cfg.Metrics.FunctionRun(function, OutcomeInvalid)
+		return nil, inngestgo.NoRetryError(err)
+	}
+	u, err := data.StoreUser(evt.Timestamp)
 	if err != nil {
 		log.Error("event cannot be stored; not retrying", "error", err)
 		f.cfg.Metrics.FunctionRun(function, OutcomeInvalid)
@@ -84,7 +90,8 @@ const maxEventError = 300
 type batchEvent struct {
 	id, name, userID string
 	user             store.User
-	// bad is clerk.User.StoreUser's error: the event can never be stored.
+	// bad is why the event can never be stored: its data cannot be read (eventData), or
+	// clerk.User.StoreUser's error.
 	bad error
 }
 
@@ -94,19 +101,20 @@ type batchEvent struct {
 //
 // Inngest tells record-sync-failure only of a batch's first event, so the step records the
 // events that fail for good itself, each under its own event id: an event that cannot be
-// stored (clerk.ErrBadUser, or store.ErrInvalidUser) at once, and one whose write fails on the
-// last attempt (Attempt maxRetries) then. The run completes once every event is written or
-// recorded. When an event can be neither (the database fails on the last attempt), the step
+// stored (clerk.ErrBadUser: data that cannot be read, no id, no updated_at; or
+// store.ErrInvalidUser) at once, while the rest of the batch is written, and one whose write
+// fails on the last attempt (Attempt maxRetries) then. The run completes once every event is
+// written or recorded. When an event can be neither (the database fails on the last attempt), the step
 // fails, and so does the run; its error lists those events after unrecordedMarker, and
 // record-sync-failure records each when the database is back.
-func (f *Functions) upsertBatch(ctx context.Context, function string, in inngestgo.Input[clerk.User]) (any, error) {
+func (f *Functions) upsertBatch(ctx context.Context, function string, in Input) (any, error) {
 	events := make([]batchEvent, len(in.Events))
 	for i, evt := range in.Events {
-		e := batchEvent{name: evt.Name, userID: strings.TrimSpace(evt.Data.ID)}
-		if evt.ID != nil {
-			e.id = *evt.ID
+		data, err := eventData[clerk.User](evt, clerk.ErrBadUser)
+		e := batchEvent{id: eventIDOf(evt), name: evt.Name, userID: strings.TrimSpace(data.ID), bad: err}
+		if err == nil {
+			e.user, e.bad = data.StoreUser(evt.Timestamp)
 		}
-		e.user, e.bad = evt.Data.StoreUser(evt.Timestamp)
 		events[i] = e
 	}
 	// Logs, metrics and records are all made inside the step, so that the invocation that
