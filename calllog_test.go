@@ -33,6 +33,12 @@ type fnCall struct {
 	NoRetry  bool     // the answer's X-Inngest-No-Retry: true
 }
 
+// String shows a call for failure messages.
+func (c fnCall) String() string {
+	b, _ := json.Marshal(c)
+	return string(b)
+}
+
 // startCallLog starts the proxy on a free loopback port; setTarget tells it where the service
 // listens. It stops when the test ends.
 func startCallLog(t *testing.T) *callLog {

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -120,6 +122,77 @@ func TestBatchKeepsTheGuarantees(t *testing.T) {
 	if after := h.get("user_b_1"); show(after) != show(before) {
 		t.Errorf("replayed batch changed user_b_1: %s -> %s", show(before), show(after))
 	}
+}
+
+// countingUsers is the store, counting the calls of UpsertUser per user id: each call is a
+// write (or a skip the store decides on after reading the user).
+type countingUsers struct {
+	*store.Store
+	mu      sync.Mutex
+	upserts map[string]int
+}
+
+func (c *countingUsers) UpsertUser(ctx context.Context, u store.User) (store.Outcome, error) {
+	c.mu.Lock()
+	if c.upserts == nil {
+		c.upserts = map[string]int{}
+	}
+	c.upserts[u.ID]++
+	c.mu.Unlock()
+	return c.Store.UpsertUser(ctx, u)
+}
+
+func (c *countingUsers) snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.upserts)
+}
+
+// TestBatchWritesADeliveryOnce: Inngest does not drop a repeated event id for a batched
+// function, so a batch can hold one webhook delivery twice (same event id, same data). The
+// delivery is written once: one upsert, one outcome, the copy listed as a duplicate; a replay
+// of the step does the same.
+func TestBatchWritesADeliveryOnce(t *testing.T) {
+	eachMode(t, func(t *testing.T, h *harness) {
+		users := &countingUsers{Store: h.st}
+		m := &countingMetrics{}
+		fns := functions.New(users, h.st, slog.New(slog.NewTextHandler(t.Output(), nil)), functions.Config{AppID: testAppID, Metrics: m})
+		in := batchInput(
+			clerkUser("user_bdup_1", "Twice", "Sent", "twice@x.org", "", t1),
+			clerkUser("user_bdup_2", "Once", "Sent", "once@x.org", "", t1),
+			clerkUser("user_bdup_1", "Twice", "Sent", "twice@x.org", "", t1),
+		)
+		in.Events[2].ID = in.Events[0].ID // the same delivery: Svix retried it
+		wantResult := functions.BatchResult{
+			Written:    []functions.Result{{UserID: "user_bdup_1", Outcome: store.Inserted}, {UserID: "user_bdup_2", Outcome: store.Inserted}},
+			Duplicates: []string{eventID(in, 0)},
+		}
+		for _, run := range []struct {
+			name        string
+			wantUpserts map[string]int
+			wantRuns    map[string]int
+		}{
+			{"first run", map[string]int{"user_bdup_1": 1, "user_bdup_2": 1}, map[string]int{"sync-user-from-clerk/inserted": 2}},
+			{"step run again", map[string]int{"user_bdup_1": 2, "user_bdup_2": 2}, map[string]int{"sync-user-from-clerk/inserted": 2, "sync-user-from-clerk/skipped": 2}},
+		} {
+			res, err := fns.SyncUser(h.ctx, in)
+			if err != nil {
+				t.Fatalf("%s: SyncUser(batch) = %v", run.name, err)
+			}
+			if run.name == "first run" && !reflect.DeepEqual(res, wantResult) {
+				t.Errorf("%s: SyncUser(batch) = %#v; want %#v", run.name, res, wantResult)
+			}
+			if got := users.snapshot(); !reflect.DeepEqual(got, run.wantUpserts) {
+				t.Errorf("%s: UpsertUser calls = %v; want %v (one per delivery)", run.name, got, run.wantUpserts)
+			}
+			if got := m.snapshot(); !reflect.DeepEqual(got, run.wantRuns) {
+				t.Errorf("%s: FunctionRun calls = %v; want %v", run.name, got, run.wantRuns)
+			}
+		}
+		if u := h.get("user_bdup_1"); u.FullName != "Twice Sent" || u.UpdatedAt != t1 {
+			t.Errorf("user_bdup_1 = %s; want it written", show(u))
+		}
+	})
 }
 
 // TestBatchRecordsUnusableEvents: an event of a batch that can never be stored is recorded in

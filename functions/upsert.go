@@ -65,6 +65,10 @@ type BatchResult struct {
 	Written []Result `json:"written"`
 	// Failed lists the events that failed for good, each recorded in sync_failures.
 	Failed []FailedEvent `json:"failed,omitempty"`
+	// Duplicates lists, once per extra copy, the ids of the events the batch held more than
+	// once (a webhook delivery Svix sent twice: Inngest does not drop a repeated event id for
+	// a batched function). Only the first copy is written or recorded.
+	Duplicates []string `json:"duplicates,omitempty"`
 }
 
 // FailedEvent is one event of a batch that failed for good.
@@ -93,11 +97,20 @@ type batchEvent struct {
 	// bad is why the event can never be stored: its data cannot be read (eventData), or
 	// clerk.User.StoreUser's error.
 	bad error
+	// duplicate: an earlier event of the batch has the same id; this one is not written.
+	duplicate bool
 }
 
 // upsertBatch writes a batch of users (Config.BatchSize) in one step, each through its own
 // guarded upsert, so the guarantees are those of single events; Inngest retries the step, and
 // the writes it already made are replays.
+//
+// Inngest drops an event whose id it has seen only for functions that are not batched: a
+// batch can hold the same delivery twice (a Svix retry, under the same clerk-<svix id>). The
+// guarded upsert would skip the second copy, but the step writes each event id once, so that a
+// delivery is one write however often the batch holds it; the copies are listed in
+// BatchResult.Duplicates. The same delivery in two batches is two runs, and the guarded upsert
+// is what keeps the second from changing anything.
 //
 // Inngest tells record-sync-failure only of a batch's first event, so the step records the
 // events that fail for good itself, each under its own event id: an event that cannot be
@@ -109,12 +122,16 @@ type batchEvent struct {
 // record-sync-failure records each when the database is back.
 func (f *Functions) upsertBatch(ctx context.Context, function string, in Input) (any, error) {
 	events := make([]batchEvent, len(in.Events))
+	seen := make(map[string]bool, len(in.Events))
 	for i, evt := range in.Events {
 		data, err := eventData[clerk.User](evt, clerk.ErrBadUser)
 		e := batchEvent{id: eventIDOf(evt), name: evt.Name, userID: strings.TrimSpace(data.ID), bad: err}
 		if err == nil {
 			e.user, e.bad = data.StoreUser(evt.Timestamp)
 		}
+		// An event without an id (not one of the bridge's) is never taken for a copy.
+		e.duplicate = e.id != "" && seen[e.id]
+		seen[e.id] = true
 		events[i] = e
 	}
 	// Logs, metrics and records are all made inside the step, so that the invocation that
@@ -138,6 +155,9 @@ func (f *Functions) writeBatch(ctx context.Context, function string, ic inngestg
 	var g errgroup.Group
 	g.SetLimit(batchWorkers)
 	for i, e := range events {
+		if e.duplicate {
+			continue
+		}
 		if e.bad != nil {
 			errs[i] = e.bad
 			continue
@@ -158,6 +178,11 @@ func (f *Functions) writeBatch(ctx context.Context, function string, ic inngestg
 	)
 	for i, e := range events {
 		log := f.runLogger(function, &e.id, e.userID, ic)
+		if e.duplicate {
+			log.Debug("event already in the batch (a delivery sent twice); not written again")
+			res.Duplicates = append(res.Duplicates, e.id)
+			continue
+		}
 		err := errs[i]
 		if err == nil {
 			log.Debug("user written", "outcome", outs[i], "updated_at", e.user.UpdatedAt)
@@ -214,7 +239,7 @@ func (f *Functions) writeBatch(ctx context.Context, function string, ic inngestg
 		return BatchResult{}, err
 	}
 	f.logger.Info("batch of users written", "function", function, "run_id", ic.RunID, "attempt", ic.Attempt,
-		"events", len(events), "written", len(res.Written), "failed", len(res.Failed))
+		"events", len(events), "written", len(res.Written), "failed", len(res.Failed), "duplicates", len(res.Duplicates))
 	return res, nil
 }
 
