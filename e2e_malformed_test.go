@@ -54,6 +54,18 @@ func TestMalformedEventDataFailsAtOnce(t *testing.T) {
 		body := fmt.Sprintf(`{"object":"event","type":%q,"timestamp":1700000000000,"data":%s}`, m.typ, m.data)
 		s.mustPost([]byte(body), msgID(i), http.StatusOK)
 	}
+	// Readable events beside them, one per kind of data, are written as ever.
+	readable := []struct {
+		name, body string
+		msgID      string
+	}{
+		{clerk.UserCreated, string(clerkUserEvent("user.created", "user_readable", "Read", "read@example.org", 1700000000000)), fmt.Sprintf("msg_readable_user_%d", stamp)},
+		{clerk.OrganizationCreated, string(orgEvent("organization.created", "org_readable", "readable", 1700000000000)), fmt.Sprintf("msg_readable_org_%d", stamp)},
+		{clerk.MembershipCreated, string(membershipEvent("organizationMembership.created", "orgmem_readable", "org_readable", "user_readable", "org:member", 1700000000000)), fmt.Sprintf("msg_readable_mem_%d", stamp)},
+	}
+	for _, r := range readable {
+		s.mustPost([]byte(r.body), r.msgID, http.StatusOK)
+	}
 	for i, m := range malformedEvents {
 		t.Run(m.name, func(t *testing.T) {
 			s.t = t
@@ -75,6 +87,24 @@ func TestMalformedEventDataFailsAtOnce(t *testing.T) {
 			}
 		})
 	}
+	t.Run("ReadableEventsBesideThem", func(t *testing.T) {
+		s.t = t
+		for _, r := range readable {
+			eventID := clerk.EventID(r.msgID)
+			runs := s.waitRunsSettled(r.name, eventID, since, 1)
+			if len(runs) != 1 || runs[0].Status != "Completed" || runs[0].Output.Outcome != string(store.Inserted) {
+				t.Errorf("runs for %s (%s) = %+v; want one, Completed, with outcome inserted", eventID, r.name, runs)
+				continue
+			}
+			for _, c := range s.calls.forRun(runs[0].RunID) {
+				if c.Attempt != 0 {
+					t.Errorf("calls of run %s (%s) = %+v; want every call on attempt 0", runs[0].RunID, r.name, s.calls.forRun(runs[0].RunID))
+					break
+				}
+			}
+		}
+	})
+	s.t = t
 	if _, err := s.users.Get(t.Context(), "user_malformed_emails"); err != store.ErrNotFound {
 		t.Errorf("Get(user_malformed_emails) = %v; want ErrNotFound (nothing written)", err)
 	}
