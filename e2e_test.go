@@ -78,6 +78,7 @@ type stack struct {
 	opts    stackOptions
 	env     map[string]string // the service's settings
 	dbProxy *proxy            // with opts.dbProxy
+	calls   *callLog          // with opts.countCalls
 	svc     *exec.Cmd         // with opts.subprocess
 	svcDone chan struct{}
 }
@@ -93,6 +94,11 @@ type stackOptions struct {
 	retryInterval int
 	// writeMode is the service's STORE_WRITE_MODE ("" for the default, auto).
 	writeMode string
+	// countCalls puts a proxy that records every call of a function (callLog) between the
+	// dev server and /api/inngest, so the test can count a run's attempts.
+	countCalls bool
+	// env adds to the service's settings (INNGEST_BATCH_SIZE, say).
+	env map[string]string
 }
 
 // writeModes are the store's write modes the guarantee tests run in: auto (on FerretDB, writes
@@ -138,12 +144,22 @@ func startStackWith(t *testing.T, opts stackOptions) *stack {
 	if opts.writeMode != "" {
 		s.env["STORE_WRITE_MODE"] = opts.writeMode
 	}
+	if opts.countCalls {
+		s.calls = startCallLog(t)
+		s.env["INNGEST_SERVE_URL"] = s.calls.url + "/api/inngest" // the URL the sync registers
+	}
+	for k, v := range opts.env {
+		s.env[k] = v
+	}
 	if opts.subprocess {
 		s.env["PORT"] = strconv.Itoa(freePort(t))
 		s.appURL = "http://localhost:" + s.env["PORT"]
 		s.startService()
 	} else {
 		s.appURL = startRun(t, s.env).url
+	}
+	if s.calls != nil {
+		s.calls.setTarget(t, s.appURL)
 	}
 	s.users = openTestStore(t, directURI+"/e2e", "e2e") // directly, not through the proxy
 
@@ -165,6 +181,9 @@ func (s *stack) writeDevConfig() {
 	}
 	u, _ := url.Parse(s.appURL)
 	cfg["sdk-url"] = []string{fmt.Sprintf("http://127.0.0.1:%s/api/inngest", u.Port())}
+	if s.calls != nil {
+		cfg["sdk-url"] = []string{s.calls.url + "/api/inngest"}
+	}
 	cfg["port"] = strconv.Itoa(s.devPort)
 	out, _ := json.Marshal(cfg)
 	if err := os.WriteFile(filepath.Join(s.dir, "inngest.json"), out, 0o600); err != nil {

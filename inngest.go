@@ -53,7 +53,7 @@ var inngestSettings = []setting{
 	{"INNGEST_ENV", "unset", "Inngest branch environment name, for branch deploys."},
 	{"INNGEST_BASE_URL", "unset", "Self-hosted Inngest server URL (API and event API); needs both keys, and /api/inngest requires the server's signature as with Inngest Cloud."},
 	{"INNGEST_APP_ID", "clerk-user-sync", "The app's id in Inngest; function ids are <app id>-<function id>."},
-	{"INNGEST_BATCH_SIZE", "0", "Above 1: up to this many create/update events per Inngest run (each still a guarded upsert); for bursts. 0: one run per event."},
+	{"INNGEST_BATCH_SIZE", "0", "Above 1: up to this many create/update events per Inngest run (each still a guarded upsert, which also stands in for Inngest's event-id deduplication: Inngest does not apply it to batches); for bursts. 0: one run per event."},
 }
 
 // devMode reports whether INNGEST_DEV asks for dev mode.

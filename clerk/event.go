@@ -19,8 +19,10 @@ const (
 	// clerk/user.created.
 	EventNamePrefix = "clerk/"
 	// EventIDPrefix is put before the Svix message id to make the Inngest event id. Inngest
-	// drops an event whose id it has seen in the last 24 hours, so a Svix retry is not run
-	// twice.
+	// starts no run for an event whose id it has seen in the last 24 hours, so a Svix retry is
+	// not run twice, except by a batched function (INNGEST_BATCH_SIZE above 1), which Inngest
+	// hands every event: there the functions write an id once per batch, and the store's
+	// guarded writes make a later copy change nothing.
 	EventIDPrefix = "clerk-"
 )
 

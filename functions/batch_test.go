@@ -2,11 +2,14 @@ package functions_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,19 +25,35 @@ import (
 const testAppID = "clerk-user-sync"
 
 // batchInput builds the input of a batched run of clerk/user.created events (see batchOf).
-func batchInput(users ...clerk.User) inngestgo.Input[clerk.User] {
+func batchInput(users ...clerk.User) functions.Input {
 	return batchOf(clerk.UserCreated, users...)
 }
 
 // batchOf builds the input of a batched run of events named name, one per user, each with the
 // user's updated_at as its ts: Event is the first event, Events all of them, and the run has
 // an id of its own, on its first attempt.
-func batchOf(name string, users ...clerk.User) inngestgo.Input[clerk.User] {
-	var in inngestgo.Input[clerk.User]
-	n := eventCounter.Add(1)
+func batchOf(name string, users ...clerk.User) functions.Input {
+	events := make([]batchItem, len(users))
 	for i, u := range users {
-		id := clerk.EventID(fmt.Sprintf("msg_batch%d_%d_%s", n, i, u.ID))
-		in.Events = append(in.Events, inngestgo.GenericEvent[clerk.User]{ID: &id, Name: name, Data: u, Timestamp: u.UpdatedAt})
+		events[i] = batchItem{data: mustJSON(u), ts: u.UpdatedAt, key: u.ID}
+	}
+	return rawBatch(name, events...)
+}
+
+// batchItem is one event of rawBatch: its data as JSON, its ts, and what its id ends with.
+type batchItem struct {
+	data json.RawMessage
+	ts   int64
+	key  string
+}
+
+// rawBatch builds the input of a batched run of events named name, one per item, as batchOf.
+func rawBatch(name string, items ...batchItem) functions.Input {
+	var in functions.Input
+	n := eventCounter.Add(1)
+	for i, it := range items {
+		id := clerk.EventID(fmt.Sprintf("msg_batch%d_%d_%s", n, i, it.key))
+		in.Events = append(in.Events, functions.Event{ID: &id, Name: name, Data: functions.Data{JSON: it.data}, Timestamp: it.ts})
 	}
 	in.Event = in.Events[0]
 	in.InputCtx.RunID = fmt.Sprintf("01BATCHRUN%d", n)
@@ -42,7 +61,7 @@ func batchOf(name string, users ...clerk.User) inngestgo.Input[clerk.User] {
 }
 
 // eventID returns the id of the i-th event of a batch.
-func eventID(in inngestgo.Input[clerk.User], i int) string { return *in.Events[i].ID }
+func eventID(in functions.Input, i int) string { return *in.Events[i].ID }
 
 // failuresSince returns the failures recorded in st, failing the test when they cannot be
 // read, or when one was not recorded between since and now; their FailedAt is zeroed, to
@@ -105,6 +124,77 @@ func TestBatchKeepsTheGuarantees(t *testing.T) {
 	}
 }
 
+// countingUsers is the store, counting the calls of UpsertUser per user id: each call is a
+// write (or a skip the store decides on after reading the user).
+type countingUsers struct {
+	*store.Store
+	mu      sync.Mutex
+	upserts map[string]int
+}
+
+func (c *countingUsers) UpsertUser(ctx context.Context, u store.User) (store.Outcome, error) {
+	c.mu.Lock()
+	if c.upserts == nil {
+		c.upserts = map[string]int{}
+	}
+	c.upserts[u.ID]++
+	c.mu.Unlock()
+	return c.Store.UpsertUser(ctx, u)
+}
+
+func (c *countingUsers) snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.upserts)
+}
+
+// TestBatchWritesADeliveryOnce: Inngest does not drop a repeated event id for a batched
+// function, so a batch can hold one webhook delivery twice (same event id, same data). The
+// delivery is written once: one upsert, one outcome, the copy listed as a duplicate; a replay
+// of the step does the same.
+func TestBatchWritesADeliveryOnce(t *testing.T) {
+	eachMode(t, func(t *testing.T, h *harness) {
+		users := &countingUsers{Store: h.st}
+		m := &countingMetrics{}
+		fns := functions.New(users, h.st, slog.New(slog.NewTextHandler(t.Output(), nil)), functions.Config{AppID: testAppID, Metrics: m})
+		in := batchInput(
+			clerkUser("user_bdup_1", "Twice", "Sent", "twice@x.org", "", t1),
+			clerkUser("user_bdup_2", "Once", "Sent", "once@x.org", "", t1),
+			clerkUser("user_bdup_1", "Twice", "Sent", "twice@x.org", "", t1),
+		)
+		in.Events[2].ID = in.Events[0].ID // the same delivery: Svix retried it
+		wantResult := functions.BatchResult{
+			Written:    []functions.Result{{UserID: "user_bdup_1", Outcome: store.Inserted}, {UserID: "user_bdup_2", Outcome: store.Inserted}},
+			Duplicates: []string{eventID(in, 0)},
+		}
+		for _, run := range []struct {
+			name        string
+			wantUpserts map[string]int
+			wantRuns    map[string]int
+		}{
+			{"first run", map[string]int{"user_bdup_1": 1, "user_bdup_2": 1}, map[string]int{"sync-user-from-clerk/inserted": 2}},
+			{"step run again", map[string]int{"user_bdup_1": 2, "user_bdup_2": 2}, map[string]int{"sync-user-from-clerk/inserted": 2, "sync-user-from-clerk/skipped": 2}},
+		} {
+			res, err := fns.SyncUser(h.ctx, in)
+			if err != nil {
+				t.Fatalf("%s: SyncUser(batch) = %v", run.name, err)
+			}
+			if run.name == "first run" && !reflect.DeepEqual(res, wantResult) {
+				t.Errorf("%s: SyncUser(batch) = %#v; want %#v", run.name, res, wantResult)
+			}
+			if got := users.snapshot(); !reflect.DeepEqual(got, run.wantUpserts) {
+				t.Errorf("%s: UpsertUser calls = %v; want %v (one per delivery)", run.name, got, run.wantUpserts)
+			}
+			if got := m.snapshot(); !reflect.DeepEqual(got, run.wantRuns) {
+				t.Errorf("%s: FunctionRun calls = %v; want %v", run.name, got, run.wantRuns)
+			}
+		}
+		if u := h.get("user_bdup_1"); u.FullName != "Twice Sent" || u.UpdatedAt != t1 {
+			t.Errorf("user_bdup_1 = %s; want it written", show(u))
+		}
+	})
+}
+
 // TestBatchRecordsUnusableEvents: an event of a batch that can never be stored is recorded in
 // sync_failures at once, under its own event id and user id, and the rest of the batch is
 // written; the run completes, and running the step again records nothing twice.
@@ -115,7 +205,7 @@ func TestBatchRecordsUnusableEvents(t *testing.T) {
 		name      string
 		users     []clerk.User
 		wantUsers []string // stored afterwards
-		want      func(in inngestgo.Input[clerk.User]) []store.Failure
+		want      func(in functions.Input) []store.Failure
 		wantRuns  map[string]int // metrics, after both runs of the step
 	}{{
 		name: "a good event first, then two unusable ones",
@@ -126,7 +216,7 @@ func TestBatchRecordsUnusableEvents(t *testing.T) {
 		},
 		wantUsers: []string{"user_bu_good"},
 		wantRuns:  map[string]int{"update-user-from-clerk/inserted": 1, "update-user-from-clerk/skipped": 1, "update-user-from-clerk/invalid": 4},
-		want: func(in inngestgo.Input[clerk.User]) []store.Failure {
+		want: func(in functions.Input) []store.Failure {
 			return []store.Failure{
 				{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 1), EventName: clerk.UserUpdated, Error: noID},
 				{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 2), EventName: clerk.UserUpdated, UserID: "user_bu_nots",
@@ -140,7 +230,7 @@ func TestBatchRecordsUnusableEvents(t *testing.T) {
 			clerkUser(" ", "C", "D", "", "", t1),
 		},
 		wantRuns: map[string]int{"update-user-from-clerk/invalid": 4},
-		want: func(in inngestgo.Input[clerk.User]) []store.Failure {
+		want: func(in functions.Input) []store.Failure {
 			return []store.Failure{
 				{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 0), EventName: clerk.UserUpdated, Error: noID},
 				{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 1), EventName: clerk.UserUpdated, Error: noID},

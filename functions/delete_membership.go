@@ -17,12 +17,18 @@ import (
 // It turns the membership into a tombstone that no later create or update brings back;
 // deleting a membership the database never saw succeeds (and leaves a tombstone). Only the
 // membership's id is needed; the deletion time is the event's ts. It returns a NoRetryError
-// for data without a membership id, and the store's error (which Inngest retries) when the
-// database fails.
-func (f *Functions) DeleteMembership(ctx context.Context, in inngestgo.Input[clerk.OrganizationMembership]) (any, error) {
+// for data it cannot read as a Clerk membership or without a membership id, and the store's
+// error (which Inngest retries) when the database fails.
+func (f *Functions) DeleteMembership(ctx context.Context, in Input) (any, error) {
 	evt := in.Event
-	log := f.eventLogger(DeleteMembershipID, evt.ID, in.InputCtx, membershipIDs(evt.Data)...)
-	id, err := evt.Data.MembershipID()
+	data, err := eventData[clerk.OrganizationMembership](evt, clerk.ErrBadMembership)
+	log := f.eventLogger(DeleteMembershipID, evt.ID, in.InputCtx, membershipIDs(data)...)
+	if err != nil {
+		log.Error("event data cannot be read; not retrying", "error", err)
+		f.cfg.Metrics.FunctionRun(DeleteMembershipID, OutcomeInvalid)
+		return nil, inngestgo.NoRetryError(err)
+	}
+	id, err := data.MembershipID()
 	if err != nil {
 		log.Error("event cannot be applied; not retrying", "error", err)
 		f.cfg.Metrics.FunctionRun(DeleteMembershipID, OutcomeInvalid)
@@ -48,8 +54,8 @@ func (f *Functions) DeleteMembership(ctx context.Context, in inngestgo.Input[cle
 	}
 	return MembershipResult{
 		MembershipID:   id,
-		OrganizationID: strings.TrimSpace(evt.Data.Organization.ID),
-		UserID:         strings.TrimSpace(evt.Data.PublicUserData.UserID),
+		OrganizationID: strings.TrimSpace(data.Organization.ID),
+		UserID:         strings.TrimSpace(data.PublicUserData.UserID),
 		Outcome:        outcome,
 	}, nil
 }

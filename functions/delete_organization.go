@@ -2,6 +2,7 @@ package functions
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/inngest/inngestgo"
@@ -16,11 +17,18 @@ import (
 // organization into a tombstone that no later create or update brings back, and deletes its
 // memberships, including those whose events arrive later; deleting an organization the
 // database never saw succeeds (and leaves a tombstone). The deletion time is the event's ts. It
-// returns a NoRetryError for data without an organization id, and the store's error (which
-// Inngest retries) when the database fails.
-func (f *Functions) DeleteOrganization(ctx context.Context, in inngestgo.Input[clerk.DeletedOrganization]) (any, error) {
+// returns a NoRetryError for data it cannot read as Clerk's deleted organization or without an
+// organization id, and the store's error (which Inngest retries) when the database fails.
+func (f *Functions) DeleteOrganization(ctx context.Context, in Input) (any, error) {
 	evt := in.Event
-	id, err := evt.Data.OrganizationID()
+	data, err := eventData[clerk.DeletedOrganization](evt, clerk.ErrBadOrganization)
+	if err != nil {
+		log := f.eventLogger(DeleteOrganizationID, evt.ID, in.InputCtx, "org_id", strings.TrimSpace(data.ID))
+		log.Error("event data cannot be read; not retrying", "error", err)
+		f.cfg.Metrics.FunctionRun(DeleteOrganizationID, OutcomeInvalid)
+		return nil, inngestgo.NoRetryError(err)
+	}
+	id, err := data.OrganizationID()
 	log := f.eventLogger(DeleteOrganizationID, evt.ID, in.InputCtx, "org_id", id)
 	if err != nil {
 		log.Error("event cannot be applied; not retrying", "error", err)

@@ -16,12 +16,18 @@ import (
 // DeleteUser is delete-user-with-clerk, run for each clerk/user.deleted event. It turns the
 // user into a tombstone without personal data that no later create or update brings back;
 // deleting a user the database never saw succeeds (and leaves a tombstone). It returns a
-// NoRetryError for data without a user id, and the store's error (which Inngest retries) when
-// the database fails.
-func (f *Functions) DeleteUser(ctx context.Context, in inngestgo.Input[clerk.DeletedObject]) (any, error) {
+// NoRetryError for data it cannot read as Clerk's DeletedObject or without a user id, and the
+// store's error (which Inngest retries) when the database fails.
+func (f *Functions) DeleteUser(ctx context.Context, in Input) (any, error) {
 	evt := in.Event
-	id := strings.TrimSpace(evt.Data.ID)
+	data, err := eventData[clerk.DeletedObject](evt, clerk.ErrBadUser)
+	id := strings.TrimSpace(data.ID)
 	log := f.runLogger(DeleteUserID, evt.ID, id, in.InputCtx)
+	if err != nil {
+		log.Error("event data cannot be read; not retrying", "error", err)
+		f.cfg.Metrics.FunctionRun(DeleteUserID, OutcomeInvalid)
+		return nil, inngestgo.NoRetryError(err)
+	}
 	if id == "" {
 		err := fmt.Errorf("%w: data.id is missing", clerk.ErrBadUser)
 		log.Error("event cannot be applied; not retrying", "error", err)

@@ -5,10 +5,11 @@
 // delete-organization-with-clerk (clerk/organization.created, .updated, .deleted);
 // sync-membership-from-clerk, update-membership-from-clerk and delete-membership-with-clerk
 // (clerk/organizationMembership.created, .updated, .deleted); and record-sync-failure, which
-// records their permanent failures. Each does its database work inside step.Run, so Inngest
-// retries it when the database fails, and relies on the store's conditional writes (not on
-// delivery order) for correctness. One function per file; upsert.go and upsert_org.go hold the
-// bodies the create and update functions share.
+// records their permanent failures. Each decodes its event's data itself (decode.go), so that
+// data it cannot read fails the run at once instead of being retried; does its database work
+// inside step.Run, so Inngest retries it when the database fails; and relies on the store's
+// conditional writes (not on delivery order) for correctness. One function per file; upsert.go
+// and upsert_org.go hold the bodies the create and update functions share.
 package functions
 
 import (

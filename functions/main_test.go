@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/inngest/inngestgo"
-
 	"clerksync/clerk"
 	"clerksync/functions"
 	"clerksync/store"
@@ -101,10 +99,25 @@ func (e event) String() string {
 	return fmt.Sprintf("%s(%s)", fn, e.user.ID)
 }
 
-// input builds the function input the Inngest SDK would pass for an event.
-func input[T any](name string, data T, ts int64) inngestgo.Input[T] {
+// input builds the function input the Inngest SDK would pass for an event: data as JSON.
+func input[T any](name string, data T, ts int64) functions.Input {
+	return rawInput(name, mustJSON(data), ts)
+}
+
+// rawInput builds the function input the Inngest SDK would pass for an event whose data is the
+// JSON data.
+func rawInput(name string, data json.RawMessage, ts int64) functions.Input {
 	id := clerk.EventID(fmt.Sprintf("msg_%d", eventCounter.Add(1)))
-	return inngestgo.Input[T]{Event: inngestgo.GenericEvent[T]{ID: &id, Name: name, Data: data, Timestamp: ts}}
+	return functions.Input{Event: functions.Event{ID: &id, Name: name, Data: functions.Data{JSON: data}, Timestamp: ts}}
+}
+
+// mustJSON returns v as JSON; v is always a type that marshals.
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 // send runs the function the event triggers and returns the outcome it reports.

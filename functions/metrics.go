@@ -12,7 +12,8 @@ type Metrics interface {
 const (
 	// OutcomeError: the database failed; Inngest retries the step.
 	OutcomeError = "error"
-	// OutcomeInvalid: the event cannot be applied (no user id, no timestamp); not retried.
+	// OutcomeInvalid: the event cannot be applied (data that cannot be read, no user id, no
+	// timestamp); not retried.
 	OutcomeInvalid = "invalid"
 	// OutcomeRecorded: record-sync-failure stored a failed run.
 	OutcomeRecorded = "recorded"

@@ -76,7 +76,7 @@ func failedInput(t *testing.T, runID, functionID, eventID, userID string, ts int
 // functionFailedInput returns the input of record-sync-failure for a run of fnID that failed
 // with message, whose (first) event was first: an inngest/function.failed event as the dev
 // server builds it.
-func functionFailedInput(t *testing.T, runID, fnID, message string, first inngestgo.GenericEvent[clerk.User]) inngestgo.Input[functions.FunctionFailedData] {
+func functionFailedInput(t *testing.T, runID, fnID, message string, first functions.Event) inngestgo.Input[functions.FunctionFailedData] {
 	t.Helper()
 	evt := map[string]any{
 		"name": functions.FunctionFailed, "id": runID, "ts": time.Now().UnixMilli(),
@@ -105,7 +105,7 @@ func functionFailedInput(t *testing.T, runID, fnID, message string, first innges
 func TestRecordFailureOfABatch(t *testing.T) {
 	const fnID = "clerk-user-sync-update-user-from-clerk"
 	firstID := "clerk-msg_first"
-	first := inngestgo.GenericEvent[clerk.User]{ID: &firstID, Name: clerk.UserUpdated, Data: clerk.User{ID: "user_first"}, Timestamp: 1}
+	first := functions.Event{ID: &firstID, Name: clerk.UserUpdated, Data: functions.Data{JSON: mustJSON(clerk.User{ID: "user_first"})}, Timestamp: 1}
 	const head = "2 of the batch's 3 events were neither written nor recorded in sync_failures: store: database error: down"
 	const list = `unrecorded events: [{"event_id":"clerk-msg_2","event_name":"clerk/user.updated","user_id":"user_2","error":"store: database error: upsert user_2: down"},` +
 		`{"event_id":"clerk-msg_3","event_name":"clerk/user.updated","error":"event data is not a usable Clerk user: data.id is missing"}]`

@@ -20,13 +20,19 @@ import (
 // upsertUser is the body of sync-user-from-clerk and update-user-from-clerk: both write the
 // user through the same guarded upsert, so a create and an update are interchangeable and
 // their order does not matter.
-func (f *Functions) upsertUser(ctx context.Context, function string, in inngestgo.Input[clerk.User]) (any, error) {
+func (f *Functions) upsertUser(ctx context.Context, function string, in Input) (any, error) {
 	if len(in.Events) > 1 {
 		return f.upsertBatch(ctx, function, in)
 	}
 	evt := in.Event
-	log := f.runLogger(function, evt.ID, evt.Data.ID, in.InputCtx)
-	u, err := evt.Data.StoreUser(evt.Timestamp)
+	data, err := eventData[clerk.User](evt, clerk.ErrBadUser)
+	log := f.runLogger(function, evt.ID, strings.TrimSpace(data.ID), in.InputCtx)
+	if err != nil {
+		log.Error("event data cannot be read; not retrying", "error", err)
+		f.cfg.Metrics.FunctionRun(function, OutcomeInvalid)
+		return nil, inngestgo.NoRetryError(err)
+	}
+	u, err := data.StoreUser(evt.Timestamp)
 	if err != nil {
 		log.Error("event cannot be stored; not retrying", "error", err)
 		f.cfg.Metrics.FunctionRun(function, OutcomeInvalid)
@@ -59,6 +65,10 @@ type BatchResult struct {
 	Written []Result `json:"written"`
 	// Failed lists the events that failed for good, each recorded in sync_failures.
 	Failed []FailedEvent `json:"failed,omitempty"`
+	// Duplicates lists, once per extra copy, the ids of the events the batch held more than
+	// once (a webhook delivery Svix sent twice: Inngest does not drop a repeated event id for
+	// a batched function). Only the first copy is written or recorded.
+	Duplicates []string `json:"duplicates,omitempty"`
 }
 
 // FailedEvent is one event of a batch that failed for good.
@@ -84,29 +94,44 @@ const maxEventError = 300
 type batchEvent struct {
 	id, name, userID string
 	user             store.User
-	// bad is clerk.User.StoreUser's error: the event can never be stored.
+	// bad is why the event can never be stored: its data cannot be read (eventData), or
+	// clerk.User.StoreUser's error.
 	bad error
+	// duplicate: an earlier event of the batch has the same id; this one is not written.
+	duplicate bool
 }
 
 // upsertBatch writes a batch of users (Config.BatchSize) in one step, each through its own
 // guarded upsert, so the guarantees are those of single events; Inngest retries the step, and
 // the writes it already made are replays.
 //
+// Inngest drops an event whose id it has seen only for functions that are not batched: a
+// batch can hold the same delivery twice (a Svix retry, under the same clerk-<svix id>). The
+// guarded upsert would skip the second copy, but the step writes each event id once, so that a
+// delivery is one write however often the batch holds it; the copies are listed in
+// BatchResult.Duplicates. The same delivery in two batches is two runs, and the guarded upsert
+// is what keeps the second from changing anything.
+//
 // Inngest tells record-sync-failure only of a batch's first event, so the step records the
 // events that fail for good itself, each under its own event id: an event that cannot be
-// stored (clerk.ErrBadUser, or store.ErrInvalidUser) at once, and one whose write fails on the
-// last attempt (Attempt maxRetries) then. The run completes once every event is written or
-// recorded. When an event can be neither (the database fails on the last attempt), the step
+// stored (clerk.ErrBadUser: data that cannot be read, no id, no updated_at; or
+// store.ErrInvalidUser) at once, while the rest of the batch is written, and one whose write
+// fails on the last attempt (Attempt maxRetries) then. The run completes once every event is
+// written or recorded. When an event can be neither (the database fails on the last attempt), the step
 // fails, and so does the run; its error lists those events after unrecordedMarker, and
 // record-sync-failure records each when the database is back.
-func (f *Functions) upsertBatch(ctx context.Context, function string, in inngestgo.Input[clerk.User]) (any, error) {
+func (f *Functions) upsertBatch(ctx context.Context, function string, in Input) (any, error) {
 	events := make([]batchEvent, len(in.Events))
+	seen := make(map[string]bool, len(in.Events))
 	for i, evt := range in.Events {
-		e := batchEvent{name: evt.Name, userID: strings.TrimSpace(evt.Data.ID)}
-		if evt.ID != nil {
-			e.id = *evt.ID
+		data, err := eventData[clerk.User](evt, clerk.ErrBadUser)
+		e := batchEvent{id: eventIDOf(evt), name: evt.Name, userID: strings.TrimSpace(data.ID), bad: err}
+		if err == nil {
+			e.user, e.bad = data.StoreUser(evt.Timestamp)
 		}
-		e.user, e.bad = evt.Data.StoreUser(evt.Timestamp)
+		// An event without an id (not one of the bridge's) is never taken for a copy.
+		e.duplicate = e.id != "" && seen[e.id]
+		seen[e.id] = true
 		events[i] = e
 	}
 	// Logs, metrics and records are all made inside the step, so that the invocation that
@@ -130,6 +155,9 @@ func (f *Functions) writeBatch(ctx context.Context, function string, ic inngestg
 	var g errgroup.Group
 	g.SetLimit(batchWorkers)
 	for i, e := range events {
+		if e.duplicate {
+			continue
+		}
 		if e.bad != nil {
 			errs[i] = e.bad
 			continue
@@ -150,6 +178,11 @@ func (f *Functions) writeBatch(ctx context.Context, function string, ic inngestg
 	)
 	for i, e := range events {
 		log := f.runLogger(function, &e.id, e.userID, ic)
+		if e.duplicate {
+			log.Debug("event already in the batch (a delivery sent twice); not written again")
+			res.Duplicates = append(res.Duplicates, e.id)
+			continue
+		}
 		err := errs[i]
 		if err == nil {
 			log.Debug("user written", "outcome", outs[i], "updated_at", e.user.UpdatedAt)
@@ -206,7 +239,7 @@ func (f *Functions) writeBatch(ctx context.Context, function string, ic inngestg
 		return BatchResult{}, err
 	}
 	f.logger.Info("batch of users written", "function", function, "run_id", ic.RunID, "attempt", ic.Attempt,
-		"events", len(events), "written", len(res.Written), "failed", len(res.Failed))
+		"events", len(events), "written", len(res.Written), "failed", len(res.Failed), "duplicates", len(res.Duplicates))
 	return res, nil
 }
 

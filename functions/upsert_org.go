@@ -32,10 +32,16 @@ type MembershipResult struct {
 // upsertOrganization is the body of sync-organization-from-clerk and
 // update-organization-from-clerk: both write the organization through the same guarded upsert,
 // so a create and an update are interchangeable and their order does not matter.
-func (f *Functions) upsertOrganization(ctx context.Context, function string, in inngestgo.Input[clerk.Organization]) (any, error) {
+func (f *Functions) upsertOrganization(ctx context.Context, function string, in Input) (any, error) {
 	evt := in.Event
-	log := f.eventLogger(function, evt.ID, in.InputCtx, "org_id", strings.TrimSpace(evt.Data.ID))
-	o, err := evt.Data.StoreOrganization(evt.Timestamp)
+	data, err := eventData[clerk.Organization](evt, clerk.ErrBadOrganization)
+	log := f.eventLogger(function, evt.ID, in.InputCtx, "org_id", strings.TrimSpace(data.ID))
+	if err != nil {
+		log.Error("event data cannot be read; not retrying", "error", err)
+		f.cfg.Metrics.FunctionRun(function, OutcomeInvalid)
+		return nil, inngestgo.NoRetryError(err)
+	}
+	o, err := data.StoreOrganization(evt.Timestamp)
 	if err != nil {
 		log.Error("event cannot be stored; not retrying", "error", err)
 		f.cfg.Metrics.FunctionRun(function, OutcomeInvalid)
@@ -61,10 +67,16 @@ func (f *Functions) upsertOrganization(ctx context.Context, function string, in 
 // upsertMembership is the body of sync-membership-from-clerk and update-membership-from-clerk:
 // both write the membership through the same guarded upsert, which leaves no live membership in
 // a deleted organization or of a deleted user, whatever the order the events arrive in.
-func (f *Functions) upsertMembership(ctx context.Context, function string, in inngestgo.Input[clerk.OrganizationMembership]) (any, error) {
+func (f *Functions) upsertMembership(ctx context.Context, function string, in Input) (any, error) {
 	evt := in.Event
-	log := f.eventLogger(function, evt.ID, in.InputCtx, membershipIDs(evt.Data)...)
-	m, err := evt.Data.StoreMembership(evt.Timestamp)
+	data, err := eventData[clerk.OrganizationMembership](evt, clerk.ErrBadMembership)
+	log := f.eventLogger(function, evt.ID, in.InputCtx, membershipIDs(data)...)
+	if err != nil {
+		log.Error("event data cannot be read; not retrying", "error", err)
+		f.cfg.Metrics.FunctionRun(function, OutcomeInvalid)
+		return nil, inngestgo.NoRetryError(err)
+	}
+	m, err := data.StoreMembership(evt.Timestamp)
 	if err != nil {
 		log.Error("event cannot be stored; not retrying", "error", err)
 		f.cfg.Metrics.FunctionRun(function, OutcomeInvalid)

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"clerksync/clerk"
+	"clerksync/functions"
+	"clerksync/store"
+)
+
+// The tests of events whose data the functions cannot read, through the real dev server. A
+// call log (stackOptions.countCalls) counts the attempts of each run.
+
+// malformed is a webhook of a handled type whose data the webhook bridge forwards (valid JSON,
+// data an object) but no function can decode into its Clerk object.
+type malformed struct {
+	name     string
+	typ      string // Clerk's event type
+	data     string
+	function string // the function the event runs
+	userID   string // the user id record-sync-failure reads from the data ("" for none)
+	bad      error  // what the recorded error says
+}
+
+var malformedEvents = []malformed{
+	{"user id a number", "user.created", `{"object":"user","id":42,"first_name":"N","email_addresses":[],"updated_at":1700000000000}`,
+		functions.SyncUserID, "", clerk.ErrBadUser},
+	{"email_addresses an object", "user.updated", `{"object":"user","id":"user_malformed_emails","primary_email_address_id":"idn_1","email_addresses":{"id":"idn_1","email_address":"m@example.org"},"updated_at":1700000000000}`,
+		functions.UpdateUserID, "user_malformed_emails", clerk.ErrBadUser},
+	{"deleted user id a number", "user.deleted", `{"object":"user","id":42,"deleted":true}`,
+		functions.DeleteUserID, "", clerk.ErrBadUser},
+	{"organization updated_at a string", "organization.created", `{"object":"organization","id":"org_malformed","name":"M","updated_at":"yesterday"}`,
+		functions.SyncOrganizationID, "", clerk.ErrBadOrganization},
+	{"deleted organization id a number", "organization.deleted", `{"object":"organization","id":42,"deleted":true}`,
+		functions.DeleteOrganizationID, "", clerk.ErrBadOrganization},
+	{"membership role a number", "organizationMembership.updated", `{"object":"organization_membership","id":"orgmem_malformed","role":7,"organization":{"id":"org_malformed_m"},"public_user_data":{"user_id":"user_malformed_m"},"updated_at":1700000000000}`,
+		functions.UpdateMembershipID, "user_malformed_m", clerk.ErrBadMembership},
+}
+
+// TestMalformedEventDataFailsAtOnce: an event whose data its function cannot decode fails its
+// run on the first attempt, not after Inngest's 10 retries, and record-sync-failure stores it
+// in sync_failures once, with an error that says why and names the event.
+func TestMalformedEventDataFailsAtOnce(t *testing.T) {
+	s := startStackWith(t, stackOptions{countCalls: true})
+	since := time.Now().Add(-2 * time.Second)
+	stamp := time.Now().UnixNano()
+	msgID := func(i int) string { return fmt.Sprintf("msg_malformed_%d_%d", i, stamp) }
+	// All at once: on a version that retries them, their retries overlap.
+	for i, m := range malformedEvents {
+		body := fmt.Sprintf(`{"object":"event","type":%q,"timestamp":1700000000000,"data":%s}`, m.typ, m.data)
+		s.mustPost([]byte(body), msgID(i), http.StatusOK)
+	}
+	// Readable events beside them, one per kind of data, are written as ever.
+	readable := []struct {
+		name, body string
+		msgID      string
+	}{
+		{clerk.UserCreated, string(clerkUserEvent("user.created", "user_readable", "Read", "read@example.org", 1700000000000)), fmt.Sprintf("msg_readable_user_%d", stamp)},
+		{clerk.OrganizationCreated, string(orgEvent("organization.created", "org_readable", "readable", 1700000000000)), fmt.Sprintf("msg_readable_org_%d", stamp)},
+		{clerk.MembershipCreated, string(membershipEvent("organizationMembership.created", "orgmem_readable", "org_readable", "user_readable", "org:member", 1700000000000)), fmt.Sprintf("msg_readable_mem_%d", stamp)},
+	}
+	for _, r := range readable {
+		s.mustPost([]byte(r.body), r.msgID, http.StatusOK)
+	}
+	for i, m := range malformedEvents {
+		t.Run(m.name, func(t *testing.T) {
+			s.t = t
+			eventID := clerk.EventID(msgID(i))
+			runs := s.waitRunsSettled(clerk.EventName(m.typ), eventID, since, 1)
+			if len(runs) != 1 || runs[0].Status != "Failed" {
+				t.Fatalf("runs of %s for %s = %+v; want one, Failed", m.function, eventID, runs)
+			}
+			calls := s.calls.forRun(runs[0].RunID)
+			if len(calls) != 1 || calls[0].Attempt != 0 || !calls[0].NoRetry {
+				t.Errorf("calls of run %s (%s) = %+v; want exactly one, attempt 0, answered not to retry", runs[0].RunID, m.function, calls)
+			}
+			f := s.waitOneFailure(eventID)
+			if f.RunID != runs[0].RunID || f.FunctionID != "clerk-user-sync-"+m.function || f.EventName != clerk.EventName(m.typ) || f.UserID != m.userID {
+				t.Errorf("recorded failure = %+v; want run %s, function clerk-user-sync-%s, event %s, user id %q", f, runs[0].RunID, m.function, clerk.EventName(m.typ), m.userID)
+			}
+			if !strings.Contains(f.Error, m.bad.Error()) || !strings.Contains(f.Error, eventID) || !strings.Contains(f.Error, "cannot be read") {
+				t.Errorf("recorded error = %q; want it to say %q, that the data cannot be read, and name event %s", f.Error, m.bad, eventID)
+			}
+		})
+	}
+	t.Run("ReadableEventsBesideThem", func(t *testing.T) {
+		s.t = t
+		for _, r := range readable {
+			eventID := clerk.EventID(r.msgID)
+			runs := s.waitRunsSettled(r.name, eventID, since, 1)
+			if len(runs) != 1 || runs[0].Status != "Completed" || runs[0].Output.Outcome != string(store.Inserted) {
+				t.Errorf("runs for %s (%s) = %+v; want one, Completed, with outcome inserted", eventID, r.name, runs)
+				continue
+			}
+			for _, c := range s.calls.forRun(runs[0].RunID) {
+				if c.Attempt != 0 {
+					t.Errorf("calls of run %s (%s) = %+v; want every call on attempt 0", runs[0].RunID, r.name, s.calls.forRun(runs[0].RunID))
+					break
+				}
+			}
+		}
+	})
+	s.t = t
+	if _, err := s.users.Get(t.Context(), "user_malformed_emails"); err != store.ErrNotFound {
+		t.Errorf("Get(user_malformed_emails) = %v; want ErrNotFound (nothing written)", err)
+	}
+}
+
+// waitOneFailure waits until sync_failures has a failure for eventID, gives a duplicate time
+// to land, and returns the one failure, failing the test unless there is exactly one.
+func (s *stack) waitOneFailure(eventID string) store.Failure {
+	t := s.t
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		got, err := s.failuresFor(eventID)
+		if err == nil && len(got) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no failure recorded for %s after 60s (last error %v); dev server log:\n%s", eventID, err, s.devLog())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// The dev server's REST API does not list the recorder's runs: give a duplicate, if any,
+	// time to land.
+	time.Sleep(2 * time.Second)
+	got, err := s.failuresFor(eventID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 {
+		t.Fatalf("%d failures recorded for %s; want exactly 1: %+v", len(got), eventID, got)
+	}
+	return got[0]
+}
