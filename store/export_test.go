@@ -81,3 +81,22 @@ func SetBeforeMembershipWrite(s *Store, f func(Membership)) { s.beforeMemberWrit
 
 // LockStripe returns the index of the lock of id.
 func LockStripe(s *Store, id string) int { return s.stripe(id) }
+
+// CompareUpdatedAt compares a stored updated_at v (nil: missing) with an event's updatedAt as
+// both write modes' reads do: -1 when the document is older than the event, 0 when as new, 1
+// when newer.
+func CompareUpdatedAt(v any, updatedAt int64) int {
+	doc := bson.D{{Key: fieldID, Value: "user_x"}}
+	if v != nil {
+		doc = append(doc, bson.E{Key: fieldUpdatedAt, Value: v})
+	}
+	raw, err := bson.Marshal(doc)
+	if err != nil {
+		panic(err)
+	}
+	d, err := decodeUser(raw)
+	if err != nil {
+		panic(err)
+	}
+	return cmpMillis(d.RawUpdatedAt, updatedAt)
+}

@@ -171,8 +171,8 @@ func createUserIndexes(ctx context.Context, users *mongo.Collection) error {
 // (decodeUser), because the collection may be an application's own, holding fields of other
 // types than this service writes: a value of another type reads as missing.
 type userDoc struct {
-	// User holds the fields; its UpdatedAt is 0 when updated_at is missing or not a number
-	// (older than any event), and its Unknown is empty.
+	// User holds the fields; its UpdatedAt is read by the number rule (millis: 0 when
+	// updated_at is missing or not a number), and its Unknown is empty.
 	User
 	// RawUpdatedAt is updated_at as stored (Type 0 when missing), to match it exactly in a
 	// conditional write.
@@ -316,8 +316,9 @@ func renameWhere(ctx context.Context, users *mongo.Collection, filter bson.D, id
 }
 
 // UpsertUser writes u if it is newer than the stored user: the write applies only when no
-// document has u.ID, or the stored one is not deleted and has an older updated_at (a missing or
-// non-numeric updated_at counts as older than any event). So an older event never overwrites a
+// document has u.ID, or the stored one is not deleted and has an older updated_at (a stored
+// number of any BSON type is compared by its value; a missing or non-numeric updated_at, or
+// NaN, counts as older than any event). So an older event never overwrites a
 // newer one, an update that arrives before its create still lands, a replay changes nothing,
 // and a deleted user stays deleted. The fields in u.Unknown keep their stored values.
 //
@@ -389,7 +390,7 @@ func (s *Store) upsert(ctx context.Context, u User, locked []string, assumeNew b
 			return "", err
 		}
 	}
-	if found && (cur.Deleted || cur.UpdatedAt >= u.UpdatedAt) {
+	if found && (cur.Deleted || cmpMillis(cur.RawUpdatedAt, u.UpdatedAt) >= 0) {
 		return Skipped, nil
 	}
 	names := usernamesFor(u, cur, found)
