@@ -100,3 +100,10 @@ func CompareUpdatedAt(v any, updatedAt int64) int {
 	}
 	return cmpMillis(d.RawUpdatedAt, updatedAt)
 }
+
+// WriteUserUnread hands u, with the username name, to the store's write strategy as UpsertUser
+// does after reading a stored user, without reading it: what the write's own guard does when
+// the user changed since the read. In WritesConditional, that is the filter alone.
+func WriteUserUnread(ctx context.Context, s *Store, u User, name string) (Outcome, error) {
+	return s.writes.upsert(ctx, u, name, true)
+}

@@ -113,9 +113,26 @@ type conditionalDocs struct{}
 // updated_at, and inserts it when no document matches: which fails on the _id index if the
 // document exists. found is not needed: the filter holds the guard.
 func (conditionalDocs) upsert(ctx context.Context, c *mongo.Collection, what, id string, updatedAt int64, set, unset bson.D, _ bool) (Outcome, error) {
-	filter := append(idIs(id),
-		bson.E{Key: fieldUpdatedAt, Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$gte", Value: updatedAt}}}}},
-		notDeleted())
+	return upsertWhere(ctx, c, what, id, below(updatedAt), set, unset)
+}
+
+// below is the filter condition of a document older than updatedAt: its updated_at is not a
+// number at or above it (so missing, not a number, NaN, or below).
+func below(updatedAt int64) bson.E {
+	return bson.E{Key: fieldUpdatedAt, Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$gte", Value: updatedAt}}}}}
+}
+
+// notAbove is the filter condition of a document no newer than updatedAt: below it, or equal.
+func notAbove(updatedAt int64) bson.E {
+	return bson.E{Key: fieldUpdatedAt, Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$gt", Value: updatedAt}}}}}
+}
+
+// upsertWhere applies set and unset to the document id of c while it is live and matches
+// updated (below or notAbove), and inserts it when no document matches: which fails on the _id
+// index if the document exists. It returns Inserted or Updated (errStale when it did neither),
+// a unique-index violation as it is, and an error wrapping ErrDatabase otherwise.
+func upsertWhere(ctx context.Context, c *mongo.Collection, what, id string, updated bson.E, set, unset bson.D) (Outcome, error) {
+	filter := append(idIs(id), updated, notDeleted())
 	res, err := c.UpdateOne(ctx, filter, updateOf(set, unset), options.UpdateOne().SetUpsert(true))
 	switch {
 	case err != nil:
