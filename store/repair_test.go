@@ -181,20 +181,25 @@ func TestRepairConditionalFilter(t *testing.T) {
 		{"older", with(earlierA(), "updated_at", int64(99)), true},
 		{"newer", with(earlierA(), "updated_at", int64(101)), false},
 		{"a tombstone as new", bson.D{{Key: "_id", Value: "user_a"}, {Key: "deleted", Value: true}, {Key: "deleted_at", Value: int64(100)}, {Key: "updated_at", Value: int64(100)}}, false},
+		{"none stored", nil, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := openStoreMode(t, store.WritesConditional)
 			ctx := t.Context()
-			if err := store.InsertRaw(ctx, s, tc.stored); err != nil {
-				t.Fatal(err)
+			want := store.Inserted
+			if tc.stored != nil {
+				if err := store.InsertRaw(ctx, s, tc.stored); err != nil {
+					t.Fatal(err)
+				}
+				want = store.Updated
 			}
 			before, _ := store.RawUser(ctx, s, "user_a")
 			out, err := store.WriteUserUnread(ctx, s, clerkA(), "x")
 			after, _ := store.RawUser(ctx, s, "user_a")
 			if tc.applied {
-				if err != nil || out != store.Updated || after["clerk_username"] != "x" {
-					t.Errorf("repair over %v = %q, %v, leaving %v; want updated, with clerk_username x", before, out, err, after)
+				if err != nil || out != want || after["clerk_username"] != "x" || after["updated_at"] != int64(100) {
+					t.Errorf("repair over %v = %q, %v, leaving %v; want %q, with clerk_username x and updated_at 100", before, out, err, after, want)
 				}
 				return
 			}
