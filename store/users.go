@@ -45,12 +45,12 @@ type User struct {
 	// Unknown lists the fields that the source of this user lacks (a Clerk user export has no
 	// picture): UpsertUser leaves their stored values as they are. Get returns none.
 	Unknown Fields
-	// Repair says that this is Clerk's record of the user, read from Clerk (by reconciliation
-	// or a backfill) rather than carried by an event: UpsertUser then also writes it over a
-	// stored user with the same updated_at whose fields taken from Clerk (email, full_name,
-	// profile_picture, clerk_username, created_at; not those in Unknown) differ from it or are
-	// missing, such as a user stored by an earlier version of the service, which kept no
-	// clerk_username. Get returns false.
+	// Repair says that this is Clerk's record of the user, read from Clerk (by reconciliation,
+	// a backfill or the on-demand sync) rather than carried by an event: UpsertUser then also
+	// writes it over a live user with the same updated_at whose fields taken from Clerk (email,
+	// full_name, profile_picture, clerk_username, created_at; not those in Unknown) differ from
+	// it or are missing, such as a user stored by an earlier version of the service, which
+	// kept no clerk_username. Events leave it false. Get returns false.
 	Repair bool
 }
 
@@ -326,9 +326,11 @@ func renameWhere(ctx context.Context, users *mongo.Collection, filter bson.D, id
 // UpsertUser writes u if it is newer than the stored user: the write applies only when no
 // document has u.ID, or the stored one is not deleted and has an older updated_at (a stored
 // number of any BSON type is compared by its value; a missing or non-numeric updated_at, or
-// NaN, counts as older than any event). So an older event never overwrites a
-// newer one, an update that arrives before its create still lands, a replay changes nothing,
-// and a deleted user stays deleted. The fields in u.Unknown keep their stored values.
+// NaN, counts as older than any event). So an older event never overwrites a newer one, an
+// update that arrives before its create still lands, a replay changes nothing, and a deleted
+// user stays deleted. The fields in u.Unknown keep their stored values. A repair (u.Repair)
+// also applies over a live user with the same updated_at whose fields taken from Clerk differ
+// from u's (see User.Repair).
 //
 // The username follows Clerk, and never blocks the rest of the write:
 //   - u.ClerkUsername, when set, is claimed. A user holding it as a derived username gives it
