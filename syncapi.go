@@ -70,8 +70,9 @@ type syncedUser struct {
 	CreatedAt      int64   `json:"created_at"`
 	UpdatedAt      int64   `json:"updated_at"`
 	Deleted        bool    `json:"deleted,omitempty"`
-	// Outcome is what this call's write did: inserted, updated, or skipped (the database
-	// already had this version or a newer one, or a deletion).
+	// Outcome is what this call's write did: inserted, updated (also a repair of this version,
+	// store.User.Repair), or skipped (the database already had this version or a newer one, or
+	// a deletion).
 	Outcome store.Outcome `json:"outcome"`
 }
 
@@ -183,6 +184,7 @@ func (h *syncHandler) serve(c echo.Context) (string, error) {
 		log.Warn("on-demand sync: Clerk's user cannot be stored", "error", err)
 		return syncUnstorable, c.JSON(http.StatusUnprocessableEntity, map[string]string{"error": "Clerk's user cannot be stored: " + err.Error()})
 	}
+	su.Repair = true // Clerk's record: it also repairs a stored user of the same updated_at
 	out, err := h.users.UpsertUser(ctx, su)
 	if err != nil {
 		log.Error("on-demand sync: writing the user failed", "error", err)

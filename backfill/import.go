@@ -11,7 +11,8 @@ import (
 
 // Store is the storage a backfill writes to. *store.Store implements it.
 type Store interface {
-	// UpsertUser writes u unless the stored user is as new or newer, or deleted.
+	// UpsertUser writes u unless the stored user is as new or newer, or deleted; with
+	// u.Repair, it also writes over a user as new whose Clerk fields differ.
 	UpsertUser(ctx context.Context, u store.User) (store.Outcome, error)
 	// Get returns the stored user, or store.ErrNotFound.
 	Get(ctx context.Context, id string) (store.User, error)
@@ -45,7 +46,9 @@ func ImportRow(ctx context.Context, st Store, row clerk.ExportRow, t *Tally) err
 }
 
 // importUser is Import for a source that lacks the fields in unknown: the stored values of
-// those are kept.
+// those are kept. It writes as a repair (store.User.Repair): Clerk's record also rewrites a
+// stored user of the same updated_at whose Clerk fields differ, such as one stored by an
+// earlier version of the service.
 func importUser(ctx context.Context, st Store, c clerk.User, unknown store.Fields, t *Tally) error {
 	u, err := c.StoreUser(0)
 	if err != nil {
@@ -53,6 +56,7 @@ func importUser(ctx context.Context, st Store, c clerk.User, unknown store.Field
 		return nil
 	}
 	u.Unknown |= unknown
+	u.Repair = true
 	out, err := st.UpsertUser(ctx, u)
 	return countImport(ctx, t, "user "+u.ID, out, err, store.ErrInvalidUser, func(ctx context.Context) (bool, error) {
 		cur, err := st.Get(ctx, u.ID)

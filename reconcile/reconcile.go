@@ -26,7 +26,8 @@ import (
 
 // Store is the storage reconciliation reads and writes. *store.Store implements it.
 type Store interface {
-	// UpsertUser writes u unless the stored user is as new or newer, or deleted.
+	// UpsertUser writes u unless the stored user is as new or newer, or deleted; with
+	// u.Repair, it also writes over a user as new whose Clerk fields differ.
 	UpsertUser(ctx context.Context, u store.User) (store.Outcome, error)
 	// DeleteUser turns the user into a tombstone that no later upsert brings back.
 	DeleteUser(ctx context.Context, id string, deletedAt int64) (store.Outcome, error)
@@ -748,11 +749,14 @@ func (w *writeCounts) count(o store.Outcome) {
 	}
 }
 
-// write writes one Clerk user through the guarded upsert. A user that cannot be written (no
+// write writes one Clerk user through the guarded upsert, as a repair (store.User.Repair):
+// Clerk's record also rewrites a stored user of the same updated_at whose Clerk fields differ,
+// such as one stored by an earlier version of the service. A user that cannot be written (no
 // id or updated_at) is logged; its error is returned.
 func (r *Reconciler) write(ctx context.Context, c clerk.User) (store.Outcome, error) {
 	u, err := c.StoreUser(0)
 	if err == nil {
+		u.Repair = true
 		var out store.Outcome
 		if out, err = r.users.UpsertUser(ctx, u); err == nil {
 			return out, nil

@@ -89,3 +89,29 @@ func RawUserWhere(ctx context.Context, s *Store, filter bson.D) (bson.M, error) 
 	err := s.users.FindOne(ctx, filter).Decode(&m)
 	return m, err
 }
+
+// CompareUpdatedAt compares a stored updated_at v (nil: missing) with an event's updatedAt as
+// both write modes' reads do: -1 when the document is older than the event, 0 when as new, 1
+// when newer.
+func CompareUpdatedAt(v any, updatedAt int64) int {
+	doc := bson.D{{Key: fieldID, Value: "user_x"}}
+	if v != nil {
+		doc = append(doc, bson.E{Key: fieldUpdatedAt, Value: v})
+	}
+	raw, err := bson.Marshal(doc)
+	if err != nil {
+		panic(err)
+	}
+	d, err := decodeUser(raw)
+	if err != nil {
+		panic(err)
+	}
+	return cmpMillis(d.RawUpdatedAt, updatedAt)
+}
+
+// WriteUserUnread hands u, with the username name, to the store's write strategy as UpsertUser
+// does after reading a stored user, without reading it: what the write's own guard does when
+// the user changed since the read. In WritesConditional, that is the filter alone.
+func WriteUserUnread(ctx context.Context, s *Store, u User, name string) (Outcome, error) {
+	return s.writes.upsert(ctx, u, name, true)
+}

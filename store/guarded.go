@@ -1,9 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"math/big"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -117,9 +120,26 @@ type conditionalDocs struct{}
 // updated_at, and inserts it when no document matches: which fails on the _id index if the
 // document exists. found is not needed: the filter holds the guard.
 func (conditionalDocs) upsert(ctx context.Context, c *mongo.Collection, what, id string, updatedAt int64, set, unset bson.D, _ bool) (Outcome, error) {
-	filter := append(idIs(id),
-		bson.E{Key: fieldUpdatedAt, Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$gte", Value: updatedAt}}}}},
-		notDeleted())
+	return upsertWhere(ctx, c, what, id, below(updatedAt), set, unset)
+}
+
+// below is the filter condition of a document older than updatedAt: its updated_at is not a
+// number at or above it (so missing, not a number, NaN, or below).
+func below(updatedAt int64) bson.E {
+	return bson.E{Key: fieldUpdatedAt, Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$gte", Value: updatedAt}}}}}
+}
+
+// notAbove is the filter condition of a document no newer than updatedAt: below it, or equal.
+func notAbove(updatedAt int64) bson.E {
+	return bson.E{Key: fieldUpdatedAt, Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$gt", Value: updatedAt}}}}}
+}
+
+// upsertWhere applies set and unset to the document id of c while it is live and matches
+// updated (below or notAbove), and inserts it when no document matches: which fails on the _id
+// index if the document exists. It returns Inserted or Updated (errStale when it did neither),
+// a unique-index violation as it is, and an error wrapping ErrDatabase otherwise.
+func upsertWhere(ctx context.Context, c *mongo.Collection, what, id string, updated bson.E, set, unset bson.D) (Outcome, error) {
+	filter := append(idIs(id), updated, notDeleted())
 	res, err := c.UpdateOne(ctx, filter, updateOf(set, unset), options.UpdateOne().SetUpsert(true))
 	switch {
 	case err != nil:
@@ -202,7 +222,8 @@ func updateHeld(ctx context.Context, c *mongo.Collection, what string, filter bs
 
 // docState is what the guard needs of any stored document: read leniently, so a value of
 // another type reads as missing (an updated_at that is missing or not a number is 0, older
-// than any event).
+// than any event). Its timestamps are read by the number rule (millis); the guard's own
+// comparison uses the stored value as it is (cmpMillis).
 type docState struct {
 	UpdatedAt int64
 	Deleted   bool
@@ -215,18 +236,104 @@ func stateOf(raw bson.Raw) docState {
 	return docState{UpdatedAt: millis(raw, fieldUpdatedAt), Deleted: d, DeletedAt: millis(raw, fieldDeletedAt)}
 }
 
-// millis returns the number at key, or 0 when it is missing, not a number, or out of range.
+// The number rule: a stored timestamp (updated_at, created_at, deleted_at) of any BSON number
+// type, int32, int64, double or Decimal128, is read by its numeric value, as MongoDB's filters
+// compare it ({updated_at: {$not: {$gte: new}}} in WritesConditional), so that the by-id
+// guard and the conditional filter decide alike. Anything else (missing, null, a string, a
+// Date) is not a number: older than any event.
+
+// cmpMillis compares the stored timestamp v with n exactly, by numeric value, as MongoDB's $gt
+// and $gte do: -1 when v is below n, NaN (which MongoDB orders below every number) or not a
+// number; 0 when v equals n; +1 when v is above n (+Infinity included).
+func cmpMillis(v bson.RawValue, n int64) int {
+	switch v.Type {
+	case bson.TypeInt32:
+		return cmp.Compare(int64(v.Int32()), n)
+	case bson.TypeInt64:
+		return cmp.Compare(v.Int64(), n)
+	case bson.TypeDouble:
+		f := v.Double()
+		if math.IsNaN(f) {
+			return -1
+		}
+		return new(big.Float).SetFloat64(f).Cmp(new(big.Float).SetInt64(n))
+	case bson.TypeDecimal128:
+		r, inf, ok := decimalValue(v.Decimal128())
+		switch {
+		case !ok:
+			return -1
+		case inf != 0:
+			return inf
+		}
+		return r.Cmp(new(big.Rat).SetInt64(n))
+	}
+	return -1
+}
+
+// millis returns the number at key rounded down to an integer (the largest or smallest int64
+// for one beyond int64's range, ±Infinity included), or 0 when it is missing, not a number, or
+// NaN: what Get reports, and what the username, slug and membership rules order records by.
+// The guards compare the stored value itself (cmpMillis), which keeps a fraction.
 func millis(raw bson.Raw, key string) int64 {
 	v := raw.Lookup(key)
 	switch v.Type {
-	case bson.TypeInt32, bson.TypeInt64:
-		return v.AsInt64()
+	case bson.TypeInt32:
+		return int64(v.Int32())
+	case bson.TypeInt64:
+		return v.Int64()
 	case bson.TypeDouble:
-		if f := v.Double(); f > 0 && f < 1<<62 {
-			return int64(f)
+		switch f := v.Double(); {
+		case math.IsNaN(f):
+			return 0
+		case f >= 1<<63:
+			return math.MaxInt64
+		case f < -(1 << 63):
+			return math.MinInt64
+		default:
+			return int64(math.Floor(f))
+		}
+	case bson.TypeDecimal128:
+		r, inf, ok := decimalValue(v.Decimal128())
+		switch {
+		case !ok:
+			return 0
+		case inf > 0:
+			return math.MaxInt64
+		case inf < 0:
+			return math.MinInt64
+		}
+		q := new(big.Int).Div(r.Num(), r.Denom()) // Euclidean: rounds down, as Denom > 0
+		switch {
+		case q.IsInt64():
+			return q.Int64()
+		case q.Sign() > 0:
+			return math.MaxInt64
+		default:
+			return math.MinInt64
 		}
 	}
 	return 0
+}
+
+// decimalValue returns the value of d: exactly, as r, when d is finite; inf (+1 or -1) when it
+// is ±Infinity; ok false when it is NaN.
+func decimalValue(d bson.Decimal128) (r *big.Rat, inf int, ok bool) {
+	if d.IsNaN() {
+		return nil, 0, false
+	}
+	if inf := d.IsInf(); inf != 0 {
+		return nil, inf, true
+	}
+	coef, exp, err := d.BigInt()
+	if err != nil {
+		return nil, 0, false
+	}
+	pow := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(max(exp, -exp))), nil)
+	r = new(big.Rat).SetInt(coef)
+	if exp >= 0 {
+		return r.Mul(r, new(big.Rat).SetInt(pow)), 0, true
+	}
+	return r.Quo(r, new(big.Rat).SetInt(pow)), 0, true
 }
 
 // str returns the string at key, or "" when it is missing or not a string.

@@ -282,7 +282,7 @@ func (s *Store) upsertMembership(ctx context.Context, m Membership, locked []str
 	} else if gone {
 		return skippedAfter(s.endMembership(ctx, m.ID, found, at, max(m.UpdatedAt, cur.UpdatedAt)))
 	}
-	if found && cur.UpdatedAt >= m.UpdatedAt {
+	if found && cmpMillis(cur.RawUpdatedAt, m.UpdatedAt) >= 0 {
 		return Skipped, nil
 	}
 	if s.beforeMemberWrite != nil {

@@ -213,7 +213,7 @@ func (s *Store) upsertOrganization(ctx context.Context, o Organization, locked [
 	switch {
 	case err != nil:
 		return "", err
-	case found && (cur.Deleted || cur.UpdatedAt >= o.UpdatedAt):
+	case found && (cur.Deleted || cmpMillis(cur.RawUpdatedAt, o.UpdatedAt) >= 0):
 		return Skipped, nil
 	}
 	slugs := []string{o.Slug}

@@ -6,8 +6,9 @@
 // Every write is guarded by the document's stored state, so the collections stay correct
 // whatever order, and however many times, events arrive:
 //   - an upsert applies a document only when it is newer (by Clerk's updated_at) than the
-//     stored one and it has not been deleted; a stored updated_at that is missing or not a
-//     number counts as older than any event;
+//     stored one and it has not been deleted; a stored updated_at of any BSON number type is
+//     compared by its value, in both write modes, and one that is missing or not a number
+//     counts as older than any event;
 //   - a delete replaces the document with a tombstone that no later upsert can bring back;
 //   - usernames are unique among live users (a unique index), and follow Clerk: a user's Clerk
 //     username displaces a derived one, and of two Clerk claims on one username the newer

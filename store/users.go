@@ -45,6 +45,13 @@ type User struct {
 	// Unknown lists the fields that the source of this user lacks (a Clerk user export has no
 	// picture): UpsertUser leaves their stored values as they are. Get returns none.
 	Unknown Fields
+	// Repair says that this is Clerk's record of the user, read from Clerk (by reconciliation,
+	// a backfill or the on-demand sync) rather than carried by an event: UpsertUser then also
+	// writes it over a live user with the same updated_at whose fields taken from Clerk (email,
+	// full_name, profile_picture, clerk_username, created_at; not those in Unknown) differ from
+	// it or are missing, such as a user stored by an earlier version of the service, which
+	// kept no clerk_username. Events leave it false. Get returns false.
+	Repair bool
 }
 
 // Fields is a set of User fields.
@@ -70,7 +77,8 @@ type Outcome string
 const (
 	// Inserted: the document was not in the collection and was added.
 	Inserted Outcome = "inserted"
-	// Updated: the stored document was older and was replaced.
+	// Updated: the stored document was older and was replaced (or, for a user written as a
+	// repair, User.Repair, as new but differing from Clerk's record).
 	Updated Outcome = "updated"
 	// Skipped: the event was not applied, because the stored document is as new or newer (a
 	// replay or an event that arrived late) or was deleted; or, for a membership, because it
@@ -171,8 +179,8 @@ func createUserIndexes(ctx context.Context, users *mongo.Collection) error {
 // (decodeUser), because the collection may be an application's own, holding fields of other
 // types than this service writes: a value of another type reads as missing.
 type userDoc struct {
-	// User holds the fields; its UpdatedAt is 0 when updated_at is missing or not a number
-	// (older than any event), and its Unknown is empty.
+	// User holds the fields; its UpdatedAt is read by the number rule (millis: 0 when
+	// updated_at is missing or not a number), and its Unknown is empty.
 	User
 	// RawUpdatedAt is updated_at as stored (Type 0 when missing), to match it exactly in a
 	// conditional write.
@@ -319,10 +327,13 @@ func renameWhere(ctx context.Context, users *mongo.Collection, filter bson.D, id
 }
 
 // UpsertUser writes u if it is newer than the stored user: the write applies only when no
-// document has u.ID, or the stored one is not deleted and has an older updated_at (a missing or
-// non-numeric updated_at counts as older than any event). So an older event never overwrites a
-// newer one, an update that arrives before its create still lands, a replay changes nothing,
-// and a deleted user stays deleted. The fields in u.Unknown keep their stored values.
+// document has u.ID, or the stored one is not deleted and has an older updated_at (a stored
+// number of any BSON type is compared by its value; a missing or non-numeric updated_at, or
+// NaN, counts as older than any event). So an older event never overwrites a newer one, an
+// update that arrives before its create still lands, a replay changes nothing, and a deleted
+// user stays deleted. The fields in u.Unknown keep their stored values. A repair (u.Repair)
+// also applies over a live user with the same updated_at whose fields taken from Clerk differ
+// from u's (see User.Repair).
 //
 // The username follows Clerk, and never blocks the rest of the write:
 //   - u.ClerkUsername, when set, is claimed. A user holding it as a derived username gives it
@@ -393,7 +404,7 @@ func (s *Store) upsert(ctx context.Context, u User, locked []string, assumeNew b
 			return "", err
 		}
 	}
-	if found && (cur.Deleted || cur.UpdatedAt >= u.UpdatedAt) {
+	if found && !writesOver(u, cur) {
 		return Skipped, nil
 	}
 	names := usernamesFor(u, cur, found)
@@ -442,6 +453,37 @@ func (s *Store) upsert(ctx context.Context, u User, locked []string, assumeNew b
 		i-- // the claim again, now free
 	}
 	return "", errStale // unreachable: the last candidate ("") cannot collide on a username
+}
+
+// writesOver reports whether UpsertUser writes u over cur, the stored user: when cur is live
+// and older than u, or, for a repair (u.Repair), as new as u and differing from it in a field
+// taken from Clerk (clerkFieldsDiffer).
+func writesOver(u User, cur userDoc) bool {
+	if cur.Deleted {
+		return false
+	}
+	switch cmpMillis(cur.RawUpdatedAt, u.UpdatedAt) {
+	case -1:
+		return true
+	case 0:
+		return u.Repair && clerkFieldsDiffer(u, cur.User)
+	}
+	return false
+}
+
+// clerkFieldsDiffer reports whether the stored user cur differs from u in a field the service
+// takes from Clerk: email, full_name, clerk_username, and profile_picture and created_at unless
+// u's source lacks them (u.Unknown, or a zero u.CreatedAt). A field that is missing, or of
+// another type, reads as empty (see decodeUser).
+func clerkFieldsDiffer(u, cur User) bool {
+	switch {
+	case (u.Email == nil) != (cur.Email == nil), u.Email != nil && *u.Email != *cur.Email,
+		u.FullName != cur.FullName, u.ClerkUsername != cur.ClerkUsername:
+		return true
+	case !u.Unknown.Has(FieldProfilePicture) && u.ProfilePicture != cur.ProfilePicture:
+		return true
+	}
+	return !u.Unknown.Has(FieldCreatedAt) && u.CreatedAt != 0 && u.CreatedAt != cur.CreatedAt
 }
 
 // checkUnchanged returns errStale when the user id is no longer as the write read it (found,

@@ -18,9 +18,14 @@ type conditionalWrites struct{ users *mongo.Collection }
 // upsert updates the user only while it is live with an older (or no, or non-numeric)
 // updated_at, and inserts it when no document matches: which fails on the _id index if the
 // user exists (conditionalDocs, the core every collection shares). found is not needed: the
-// filter holds the guard.
+// filter holds the guard. A repair (u.Repair) also updates a user with the same updated_at,
+// which UpsertUser found differing from u: its filter is {_id, updated_at not > new, deleted
+// != true}, so it still never writes over a newer user or a tombstone.
 func (w conditionalWrites) upsert(ctx context.Context, u User, name string, found bool) (Outcome, error) {
 	set, unset := userFields(u, name)
+	if u.Repair {
+		return upsertWhere(ctx, w.users, "user", u.ID, notAbove(u.UpdatedAt), set, unset)
+	}
 	return conditionalDocs{}.upsert(ctx, w.users, "user", u.ID, u.UpdatedAt, set, unset, found)
 }
 
