@@ -52,28 +52,7 @@ func (s *stack) testPermanentFailureRecorded(t *testing.T) {
 		EventID:    eventID,
 		EventName:  clerk.UserCreated,
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		got, err := s.failuresFor(eventID)
-		if err == nil && len(got) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no failure recorded for %s after 60s (last error %v); dev server log:\n%s", eventID, err, s.devLog())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	// The dev server's REST API does not list internal events (nor so the recorder's runs):
-	// give a duplicate, if any, time to land.
-	time.Sleep(2 * time.Second)
-	got, err := s.failuresFor(eventID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 1 {
-		t.Fatalf("%d failures recorded for %s; want exactly 1: %+v", len(got), eventID, got)
-	}
-	f := got[0]
+	f := s.waitOneFailure(eventID)
 	if f.RunID != want.RunID || f.FunctionID != want.FunctionID || f.EventID != want.EventID || f.EventName != want.EventName || f.UserID != "" {
 		t.Errorf("recorded failure = %+v; want run %s, function %s, event %s (%s), no user id", f, want.RunID, want.FunctionID, want.EventID, want.EventName)
 	}
