@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -18,28 +18,18 @@ import (
 // memberships whose events are shuffled and duplicated; deletions of organizations and users
 // cascading to their memberships.
 func TestEndToEndOrganizations(t *testing.T) {
+	devServerBinary(t)
 	eachWriteMode(t, func(t *testing.T, mode string) {
-		s := startStackWith(t, stackOptions{writeMode: mode})
+		s := startStack(t, stackOptions{writeMode: mode})
 		t.Run("ClerkExamplesInOrder", s.testOrgExamples)
 		t.Run("FortyOrgsShuffledAndDuplicated", s.testOrgBurst)
 	})
 }
 
-// waitFor polls cond every 100 ms until it holds or timeout passes, then fails with what.
-func (s *stack) waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s; dev server log:\n%s", what, timeout, s.devLog())
-		}
-	}
-}
-
 func (s *stack) testOrgExamples(t *testing.T) {
-	s.t = t
 	ctx := context.Background()
 	read := func(name string) []byte {
-		b, err := os.ReadFile(filepath.Join("testdata", "clerk-examples", name))
+		b, err := os.ReadFile(filepath.Join("..", "testdata", "clerk-examples", name))
 		if err != nil {
 			t.Fatalf("Clerk example %s: %v", name, err)
 		}
@@ -70,7 +60,7 @@ func (s *stack) testOrgExamples(t *testing.T) {
 		}},
 	}
 	for i, st := range steps {
-		s.mustPost(read(st.file), fmt.Sprintf("msg_orgexample_%d_%d", i, time.Now().UnixNano()), http.StatusOK)
+		s.mustPost(t, read(st.file), fmt.Sprintf("msg_orgexample_%d_%d", i, time.Now().UnixNano()), http.StatusOK)
 		s.waitFor(t, 30*time.Second, st.file, st.done)
 	}
 }
@@ -96,7 +86,6 @@ func membershipEvent(typ, id, org, user, role string, updatedAt int64) []byte {
 }
 
 func (s *stack) testOrgBurst(t *testing.T) {
-	s.t = t
 	ctx := context.Background()
 	type delivery struct {
 		body []byte

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"fmt"
@@ -46,7 +46,7 @@ func TestSelfHostedServerSyncsAndRuns(t *testing.T) {
 		"CLERK_API_URL":                fake.URL,
 		"LOG_LEVEL":                    "info",
 	}
-	svc := startRun(t, vars)
+	svc := startService(t, vars)
 	users := openTestStore(t, dbURI+"/selfhosted", "selfhosted")
 
 	logf, err := os.Create(filepath.Join(dir, "inngest.log"))
@@ -92,11 +92,11 @@ func TestSelfHostedServerSyncsAndRuns(t *testing.T) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	if strings.Contains(svc.stderr.String(), "Inngest request refused") {
+	if strings.Contains(svc.log(), "Inngest request refused") {
 		t.Errorf("the service refused a request of the real server:\n%s", svc.stderr)
 	}
 
-	clerk := &stack{t: t, wh: mustWebhook(t, secret), appURL: svc.url}
+	clerk := newPoster(t, secret, svc.url)
 	if got, err := clerk.post(clerkUserEvent("user.created", "user_selfhosted", "Selfhosted", "self@example.com", 1700000000000), "msg_selfhosted_1"); err != nil || got != http.StatusOK {
 		t.Fatalf("POST /api/webhooks/clerk = %d, %v; want 200", got, err)
 	}
@@ -121,9 +121,8 @@ func TestSelfHostedServerSyncsAndRuns(t *testing.T) {
 
 	// The reconciliations, which the server accepted with both their cron and their event
 	// trigger, run when the reconcile command asks.
-	var stdout, stderr syncBuffer
-	if err := run(t.Context(), []string{"clerk-user-sync", "reconcile"}, env(vars), &stdout, &stderr); err != nil {
-		t.Fatalf("reconcile = %v; stderr:\n%s", err, &stderr)
+	if _, stderr, err := command(t.Context(), t, vars, "reconcile"); err != nil {
+		t.Fatalf("reconcile = %v; stderr:\n%s", err, stderr)
 	}
 	waitUser("user_from_clerk", "Reconciled")
 }

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bufio"
@@ -40,7 +40,7 @@ func startCloudService(t *testing.T) *cloudService {
 		signingKey: "signkey-prod-" + strings.Repeat("0123456789abcdef", 4),
 		emb:        emb,
 	}
-	c.service = startRun(t, map[string]string{
+	c.service = startService(t, map[string]string{
 		"PORT":                         "0",
 		"CLERK_WEBHOOK_SIGNING_SECRET": c.secret,
 		"INNGEST_EVENT_KEY":            c.eventKey,
@@ -72,6 +72,7 @@ func invokeBody(userID, firstName string) []byte {
 }
 
 func TestCloudModeServeHandlerRequiresSignature(t *testing.T) {
+	blackBox(t)
 	c := startCloudService(t)
 	fnURL := c.url + "/api/inngest?" + url.Values{"fnId": {"clerk-user-sync-sync-user-from-clerk"}, "stepId": {"step"}}.Encode()
 	sign := func(key string, at time.Time, body []byte) string {
@@ -127,6 +128,7 @@ func TestCloudModeServeHandlerRequiresSignature(t *testing.T) {
 }
 
 func TestLogsHoldNoSecretsOrBodies(t *testing.T) {
+	blackBox(t)
 	c := startCloudService(t)
 	wh, _ := svix.NewWebhook(c.secret)
 	other, _ := svix.NewWebhook(newSecret(t))
@@ -160,7 +162,7 @@ func TestLogsHoldNoSecretsOrBodies(t *testing.T) {
 		resp.Body.Close()
 	}
 
-	logs := c.stderr.String()
+	logs := c.log()
 	if !strings.Contains(logs, "msg_log_forged") {
 		t.Fatalf("the log does not mention the rejected delivery; is it logging at all?\n%s", logs)
 	}
@@ -187,8 +189,8 @@ func TestLogsHoldNoSecretsOrBodies(t *testing.T) {
 }
 
 func TestSlowClientsAreCut(t *testing.T) {
-	t.Parallel()
-	base := startRun(t, map[string]string{
+	blackBox(t)
+	base := startService(t, map[string]string{
 		"PORT":                         "0",
 		"CLERK_WEBHOOK_SIGNING_SECRET": newSecret(t),
 		"INNGEST_DEV":                  "http://127.0.0.1:1",
@@ -242,6 +244,7 @@ func TestSlowClientsAreCut(t *testing.T) {
 }
 
 func TestErrorResponsesRevealNoInternals(t *testing.T) {
+	blackBox(t)
 	c := startCloudService(t)
 	c.emb.Stop() // the database goes away
 	internals := []string{"mongo", "dial tcp", "connection refused", "server selection", "goroutine", ".go:", "ferretdb", "127.0.0.1:"}

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -15,15 +15,7 @@ import (
 )
 
 // The fault tests inject failures into the running stack (real dev server, real FerretDB) and
-// count what reached the database afterwards. They are long: `go test -short` skips them, CI
-// runs them.
-
-func skipIfShort(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("fault test: runs without -short (CI runs it)")
-	}
-}
+// count what reached the database afterwards.
 
 // signUp returns the user.created event of burst user i of a test.
 func signUp(prefix string, i int) (id string, body []byte) {
@@ -31,68 +23,10 @@ func signUp(prefix string, i int) (id string, body []byte) {
 	return id, clerkUserEvent("user.created", id, "Fault", fmt.Sprintf("%s@host%d.example", prefix, i), 1700000000000)
 }
 
-// postAll posts the bodies concurrently (50 at a time), calling during(i) before the i-th post,
-// and returns each post's status (0 when the connection failed).
-func (s *stack) postAll(bodies [][]byte, ids []string, during func(i int)) []int {
-	codes := make([]int, len(bodies))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 50)
-	for i := range bodies {
-		if during != nil {
-			during(i)
-		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			codes[i], _ = s.post(bodies[i], ids[i])
-		}()
-	}
-	wg.Wait()
-	return codes
-}
-
-// waitAllUsers waits until every id is stored, then checks that each is stored once, live,
-// with a distinct username.
-func (s *stack) waitAllUsers(ids []string, timeout time.Duration) {
-	t := s.t
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	missing := ids
-	for len(missing) > 0 {
-		var still []string
-		for _, id := range missing {
-			if _, err := s.users.Get(context.Background(), id); err != nil {
-				still = append(still, id)
-			}
-		}
-		missing = still
-		if len(missing) > 0 && time.Now().After(deadline) {
-			t.Fatalf("%d of %d users missing after %v, e.g. %v", len(missing), len(ids), timeout, missing[:min(5, len(missing))])
-		}
-		if len(missing) > 0 {
-			time.Sleep(500 * time.Millisecond)
-		}
-	}
-	usernames := map[string]bool{}
-	for _, id := range ids {
-		u, _ := s.users.Get(context.Background(), id)
-		if u.Deleted || usernames[u.Username] {
-			t.Errorf("user %s: %+v: deleted or username not unique", id, u)
-		}
-		usernames[u.Username] = true
-	}
-	n, err := s.users.Count(context.Background())
-	if err != nil || n != int64(len(ids)) {
-		t.Errorf("the collection holds %d documents, %v; want exactly %d (none twice)", n, err, len(ids))
-	}
-}
-
 func TestFaultDatabaseOutageDuringBurst(t *testing.T) {
-	skipIfShort(t)
+	devServerBinary(t)
 	eachWriteMode(t, func(t *testing.T, mode string) {
-		s := startStackWith(t, stackOptions{dbProxy: true, retryInterval: 3, writeMode: mode})
+		s := startStack(t, stackOptions{dbProxy: true, retryInterval: 3, writeMode: mode})
 		const n = 500
 		ids, bodies := make([]string, n), make([][]byte, n)
 		for i := range n {
@@ -108,7 +42,7 @@ func TestFaultDatabaseOutageDuringBurst(t *testing.T) {
 				go func() {
 					defer restored.Done()
 					time.Sleep(10 * time.Second)
-					s.dbProxy.restore()
+					s.dbProxy.restore(t)
 				}()
 			}
 		})
@@ -120,15 +54,15 @@ func TestFaultDatabaseOutageDuringBurst(t *testing.T) {
 			}
 		}
 		start := time.Now()
-		s.waitAllUsers(ids, 4*time.Minute)
+		s.waitAllUsers(t, ids, 4*time.Minute)
 		t.Logf("counted: %d webhooks answered 200; all %d users stored once with distinct usernames, %v after the database came back", n, n, time.Since(start).Round(time.Second))
 	})
 }
 
 func TestFaultServiceKilledDuringBurst(t *testing.T) {
-	skipIfShort(t)
+	devServerBinary(t)
 	eachWriteMode(t, func(t *testing.T, mode string) {
-		s := startStackWith(t, stackOptions{subprocess: true, retryInterval: 2, writeMode: mode})
+		s := startStack(t, stackOptions{fixedPort: true, retryInterval: 2, writeMode: mode})
 		const n = 300
 		ids, bodies := make([]string, n), make([][]byte, n)
 		for i := range n {
@@ -143,7 +77,7 @@ func TestFaultServiceKilledDuringBurst(t *testing.T) {
 				go func() {
 					defer restarted.Done()
 					time.Sleep(2 * time.Second)
-					s.startService()
+					s.restartService(t)
 				}()
 			}
 		})
@@ -166,13 +100,13 @@ func TestFaultServiceKilledDuringBurst(t *testing.T) {
 				t.Fatalf("re-sent sign-up %d = %d, %v; want 200", i, c, err)
 			}
 		}
-		s.waitAllUsers(ids, 3*time.Minute)
+		s.waitAllUsers(t, ids, 3*time.Minute)
 		t.Logf("counted: all %d users stored once (%d accepted first time, %d re-sent)", n, len(accepted), len(failed))
 	})
 }
 
 func TestFaultDevServerBlackHole(t *testing.T) {
-	skipIfShort(t)
+	blackBox(t)
 	// A dev server that accepts connections and never answers.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -200,15 +134,14 @@ func TestFaultDevServerBlackHole(t *testing.T) {
 		}
 	}()
 	_, dbURI := startEmbeddedDB(t)
-	svc := startRun(t, map[string]string{
+	svc := startService(t, map[string]string{
 		"PORT":                         "0",
 		"CLERK_WEBHOOK_SIGNING_SECRET": fixedSecret,
 		"INNGEST_DEV":                  "http://" + ln.Addr().String(),
 		"MONGODB_URI":                  dbURI + "/blackhole",
 		"WEBHOOK_FORWARD_TIMEOUT":      "4s",
 	})
-	s := &stack{t: t, appURL: svc.url}
-	s.wh = mustWebhook(t, fixedSecret)
+	s := newPoster(t, fixedSecret, svc.url)
 	start := time.Now()
 	code, err := s.post(clerkUserEvent("user.created", "user_bh", "Hole", "bh@example.org", 1700000000000), "msg_bh")
 	took := time.Since(start)
@@ -240,9 +173,9 @@ type mixedUser struct {
 }
 
 func TestFaultMixedLoad(t *testing.T) {
-	skipIfShort(t)
+	devServerBinary(t)
 	eachWriteMode(t, func(t *testing.T, mode string) {
-		s := startStackWith(t, stackOptions{writeMode: mode})
+		s := startStack(t, stackOptions{writeMode: mode})
 		rng := rand.New(rand.NewSource(20261129))
 		const users = 300
 		type delivery struct {

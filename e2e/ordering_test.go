@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -72,9 +72,7 @@ func (p *overlapProbe) counts() (writes, overlaps int) {
 // events for a few users at once. With the limit the server never runs two writes of one user
 // at the same time; without it, it does (which shows the probe can see an overlap).
 func TestInngestSerialisesWritesPerUser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts the Inngest dev server twice")
-	}
+	devServerBinary(t)
 	tests := []struct {
 		name        string
 		without     bool
@@ -85,7 +83,7 @@ func TestInngestSerialisesWritesPerUser(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := &stack{t: t, bin: devServerBinary(t), dir: t.TempDir()}
+			s := &stack{bin: devServerBinary(t), dir: t.TempDir()}
 			s.devPort = freePort(t)
 			s.devURL = fmt.Sprintf("http://127.0.0.1:%d", s.devPort)
 			_, dbURI := startEmbeddedDB(t)
@@ -93,7 +91,16 @@ func TestInngestSerialisesWritesPerUser(t *testing.T) {
 			probe := &overlapProbe{next: users, hold: 150 * time.Millisecond, inFlight: map[string]int{}}
 
 			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-			client, err := inngestgo.NewClient(inngestOptions(inngestConfig{appID: "clerk-user-sync", devURL: s.devURL}, logger))
+			// The service's client options in dev mode (inngest.go's inngestOptions).
+			client, err := inngestgo.NewClient(inngestgo.ClientOpts{
+				AppID:           "clerk-user-sync",
+				Logger:          logger,
+				Dev:             inngestgo.BoolPtr(true),
+				EventKey:        inngestgo.StrPtr("dev"),
+				APIBaseURL:      &s.devURL,
+				EventAPIBaseURL: &s.devURL,
+				AllowInBandSync: inngestgo.BoolPtr(false),
+			})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,8 +111,8 @@ func TestInngestSerialisesWritesPerUser(t *testing.T) {
 			app := httptest.NewServer(client.Serve())
 			t.Cleanup(app.Close)
 			s.appURL = app.URL
-			s.writeDevConfig()
-			s.startDevServer()
+			s.writeDevConfig(t)
+			s.startDevServer(t)
 
 			// 4 users, each created, updated 5 times and (two of them) deleted: 26 events,
 			// shuffled and sent at once.
