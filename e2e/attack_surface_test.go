@@ -98,11 +98,11 @@ func startAttackFixture(t *testing.T, dev bool) *attackFixture {
 	}
 	f.inngest = startStandInInngest(t, nil)
 	f.clerk = clerkfake.New(t, f.clerkKey, clerkfake.NewUser("user_atksync", "Synced", 1000))
-	_, dbURI := startEmbeddedDB(t)
+	db := newDatabase(t, "attack")
 	vars := map[string]string{
 		"PORT":                         "0",
 		"CLERK_WEBHOOK_SIGNING_SECRET": f.secret,
-		"MONGODB_URI":                  dbURI + "/attack",
+		"MONGODB_URI":                  db.uri,
 		"CLERK_SECRET_KEY":             f.clerkKey,
 		"CLERK_API_URL":                f.clerk.URL,
 		"SYNC_API_TOKEN":               f.syncToken,
@@ -119,7 +119,7 @@ func startAttackFixture(t *testing.T, dev bool) *attackFixture {
 	svc := startService(t, vars)
 	f.url, f.stderr = svc.url, svc.stderr
 	f.host = strings.TrimPrefix(f.url, "http://")
-	f.users = openTestStore(t, dbURI+"/attack", "attack")
+	f.users = db.store
 	f.secrets = map[string]string{
 		"the webhook secret":           strings.TrimPrefix(f.secret, "whsec_"),
 		"the signing key":              strings.TrimPrefix(f.signingKey, "signkey-prod-"),
@@ -128,7 +128,7 @@ func startAttackFixture(t *testing.T, dev bool) *attackFixture {
 		"the Clerk secret key":         f.clerkKey,
 		"Inngest's address":            strings.TrimPrefix(f.inngest.url, "http://"),
 		"Clerk's address":              strings.TrimPrefix(f.clerk.URL, "http://"),
-		"the database's address":       strings.TrimPrefix(strings.TrimPrefix(dbURI, "mongodb://"), "/"),
+		"the database's address":       strings.TrimPrefix(db.base, "mongodb://"),
 		"the SDK's inspection":         "function_count",
 		"which keys are set":           "has_signing_key",
 		"the SDK's registration error": "fn/register",

@@ -108,7 +108,6 @@ func writeUser(t *testing.T, st *store.Store, id, first string, updatedAt int64)
 
 func TestBackfillFromAPI(t *testing.T) {
 	blackBox(t)
-	_, uri := startEmbeddedDB(t)
 	deleted := map[string]int{backfill.SkipDeleted: 1}
 	tests := []struct {
 		name         string
@@ -133,15 +132,15 @@ func TestBackfillFromAPI(t *testing.T) {
 			tally{Unchanged: 4, Skipped: 1, Reasons: deleted},
 		},
 	}
-	for i, tt := range tests {
+	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			database := fmt.Sprintf("backfill%d", i)
-			st := openTestStore(t, uri, database)
+			db := newDatabase(t, "backfill")
+			st := db.store
 			if tt.prepare != nil {
 				tt.prepare(t, st)
 			}
 			fake := clerkfake.New(t, backfillKey, clerkUsers(5)...)
-			vars := map[string]string{"MONGODB_URI": uri + "/" + database, "CLERK_SECRET_KEY": backfillKey, "CLERK_API_URL": fake.URL}
+			vars := map[string]string{"MONGODB_URI": db.uri, "CLERK_SECRET_KEY": backfillKey, "CLERK_API_URL": fake.URL}
 
 			for run, want := range []tally{tt.first, tt.again} {
 				stdout, stderr, err := runBackfillCmd(t.Context(), t, vars, "-page-size", "2")
@@ -177,9 +176,9 @@ func TestBackfillFromAPI(t *testing.T) {
 // run again, it finishes, and what the first run wrote is unchanged.
 func TestBackfillInterrupted(t *testing.T) {
 	blackBox(t)
-	_, uri := startEmbeddedDB(t)
+	db := newDatabase(t, "interrupted")
 	fake := clerkfake.New(t, backfillKey, clerkUsers(5)...)
-	vars := map[string]string{"MONGODB_URI": uri + "/interrupted", "CLERK_SECRET_KEY": backfillKey, "CLERK_API_URL": fake.URL}
+	vars := map[string]string{"MONGODB_URI": db.uri, "CLERK_SECRET_KEY": backfillKey, "CLERK_API_URL": fake.URL}
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -214,8 +213,8 @@ func TestBackfillInterrupted(t *testing.T) {
 
 func TestBackfillFromExport(t *testing.T) {
 	blackBox(t)
-	_, uri := startEmbeddedDB(t)
-	vars := map[string]string{"MONGODB_URI": uri + "/export"}
+	db := newDatabase(t, "export")
+	vars := map[string]string{"MONGODB_URI": db.uri}
 	export := filepath.Join("testdata", "clerk-users-export.csv")
 	invalid := map[string]int{backfill.SkipInvalid: 1}
 	for run, want := range []tally{
@@ -234,7 +233,7 @@ func TestBackfillFromExport(t *testing.T) {
 		}
 	}
 
-	st := openTestStore(t, uri, "export")
+	st := db.store
 	email := func(s string) *string { return &s }
 	tests := []struct {
 		id   string
@@ -257,13 +256,13 @@ func TestBackfillFromExport(t *testing.T) {
 
 func TestBackfillRefuses(t *testing.T) {
 	blackBox(t)
-	_, uri := startEmbeddedDB(t)
+	db := newDatabase(t, "refuses")
 	fake := clerkfake.New(t, backfillKey, clerkUsers(2)...)
 	notExport := filepath.Join(t.TempDir(), "users.json")
 	if err := os.WriteFile(notExport, []byte(`[{"id":"user_1"}]`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	base := map[string]string{"MONGODB_URI": uri + "/refuses", "CLERK_SECRET_KEY": backfillKey, "CLERK_API_URL": fake.URL}
+	base := map[string]string{"MONGODB_URI": db.uri, "CLERK_SECRET_KEY": backfillKey, "CLERK_API_URL": fake.URL}
 	tests := []struct {
 		name    string
 		change  map[string]string
@@ -297,7 +296,7 @@ func TestBackfillRefuses(t *testing.T) {
 			}
 		})
 	}
-	if n, _ := openTestStore(t, uri, "refuses").Count(context.Background()); n != 0 {
+	if n, _ := db.store.Count(context.Background()); n != 0 {
 		t.Errorf("users after refused backfills = %d; want 0", n)
 	}
 }
@@ -349,12 +348,12 @@ func TestReconcileFunctionOnlyWithSecretKey(t *testing.T) {
 // live organizations Clerk's list lacks is refused before anything is written.
 func TestBackfillOrganizations(t *testing.T) {
 	blackBox(t)
-	_, uri := startEmbeddedDB(t)
+	db, foreignDB := newDatabase(t, "orgs"), newDatabase(t, "foreignorgs")
 	fake := clerkfake.New(t, backfillKey, clerkUsers(2)...)
 	fake.PutOrganization(clerkfake.NewOrganization("org_01", "Acme", 1000))
 	fake.PutMembership(clerkfake.NewMembership("org_01", "user_01", "org:admin", 1000))
 	fake.PutMembership(clerkfake.NewMembership("org_01", "user_02", "org:member", 1000))
-	vars := map[string]string{"MONGODB_URI": uri + "/orgs", "CLERK_SECRET_KEY": backfillKey, "CLERK_API_URL": fake.URL}
+	vars := map[string]string{"MONGODB_URI": db.uri, "CLERK_SECRET_KEY": backfillKey, "CLERK_API_URL": fake.URL}
 	stdout, stderr, err := runBackfillCmd(t.Context(), t, vars)
 	if err != nil {
 		t.Fatalf("backfill = %v; stderr:\n%s", err, stderr)
@@ -370,16 +369,16 @@ func TestBackfillOrganizations(t *testing.T) {
 			t.Errorf("backfill output has no line %q:\n%s", line, stdout)
 		}
 	}
-	st := openTestStore(t, uri, "orgs")
+	st := db.store
 	if live, err := st.LiveMemberships(context.Background(), "org_01", ""); err != nil || len(live) != 2 {
 		t.Errorf("live memberships of org_01 after backfill = %+v, %v; want 2", live, err)
 	}
 
-	foreign := openTestStore(t, uri, "foreignorgs")
+	foreign := foreignDB.store
 	if err := clerkfake.SeedOrganizations(context.Background(), foreign, clerkfake.NewOrganization("org_x1", "X", 1000), clerkfake.NewOrganization("org_x2", "X", 1000)); err != nil {
 		t.Fatal(err)
 	}
-	vars["MONGODB_URI"] = uri + "/foreignorgs"
+	vars["MONGODB_URI"] = foreignDB.uri
 	if _, _, err := runBackfillCmd(t.Context(), t, vars); !failedWith(err, reconcile.ErrFewShared) || !strings.Contains(err.Error(), "live organizations") {
 		t.Fatalf("backfill into a database of other organizations = %v; want an error wrapping ErrFewShared naming the organizations", err)
 	}
@@ -399,7 +398,6 @@ func TestBackfillOrganizations(t *testing.T) {
 // it records the instance the database follows from now on.
 func TestBackfillChecksInstance(t *testing.T) {
 	blackBox(t)
-	_, uri := startEmbeddedDB(t)
 	tests := []struct {
 		name     string
 		recorded string // the instance recorded before ("": none)
@@ -411,10 +409,10 @@ func TestBackfillChecksInstance(t *testing.T) {
 		{"another instance recorded", "ins_other", []string{"user_01"}, reconcile.ErrWrongInstance},
 		{"no user shared", "", []string{"user_x1", "user_x2", "user_x3"}, reconcile.ErrFewShared},
 	}
-	for i, tt := range tests {
+	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			database := fmt.Sprintf("instance%d", i)
-			st := openTestStore(t, uri, database)
+			db := newDatabase(t, "instance")
+			st := db.store
 			for _, id := range tt.stored {
 				writeUser(t, st, id, "Stored", 700)
 			}
@@ -424,7 +422,7 @@ func TestBackfillChecksInstance(t *testing.T) {
 				}
 			}
 			fake := clerkfake.New(t, backfillKey, clerkUsers(5)...)
-			vars := map[string]string{"MONGODB_URI": uri + "/" + database, "CLERK_SECRET_KEY": backfillKey, "CLERK_API_URL": fake.URL}
+			vars := map[string]string{"MONGODB_URI": db.uri, "CLERK_SECRET_KEY": backfillKey, "CLERK_API_URL": fake.URL}
 			stdout, stderr, err := runBackfillCmd(t.Context(), t, vars, "-page-size", "2")
 
 			wantRecorded, wantCount := tt.recorded, int64(len(tt.stored))
@@ -457,13 +455,13 @@ func TestBackfillChecksInstance(t *testing.T) {
 // with --from-export, which checks nothing.
 func TestBackfillAllowMassDelete(t *testing.T) {
 	blackBox(t)
-	_, uri := startEmbeddedDB(t)
-	st := openTestStore(t, uri, "allow")
+	db := newDatabase(t, "allow")
+	st := db.store
 	for _, id := range []string{"user_x1", "user_x2", "user_x3"} {
 		writeUser(t, st, id, "Stored", 700)
 	}
 	fake := clerkfake.New(t, backfillKey, clerkUsers(5)...)
-	vars := map[string]string{"MONGODB_URI": uri + "/allow", "CLERK_SECRET_KEY": backfillKey, "CLERK_API_URL": fake.URL}
+	vars := map[string]string{"MONGODB_URI": db.uri, "CLERK_SECRET_KEY": backfillKey, "CLERK_API_URL": fake.URL}
 	if _, _, err := runBackfillCmd(t.Context(), t, vars); !failedWith(err, reconcile.ErrFewShared) || !strings.Contains(err.Error(), "backfill --allow-mass-delete") {
 		t.Fatalf("backfill into a database of other users = %v; want ErrFewShared saying to run backfill --allow-mass-delete", err)
 	}
@@ -492,8 +490,8 @@ func TestBackfillAllowMassDelete(t *testing.T) {
 // its picture and created_at, which the export does not have.
 func TestBackfillFromExportKeepsWhatItLacks(t *testing.T) {
 	blackBox(t)
-	_, uri := startEmbeddedDB(t)
-	st := openTestStore(t, uri, "exportkeeps")
+	db := newDatabase(t, "exportkeeps")
+	st := db.store
 	first, picture := "Webhook", "https://img.clerk.com/user_01"
 	u, err := clerk.User{ID: "user_01", FirstName: &first, ImageURL: &picture, CreatedAt: 500, UpdatedAt: 700}.StoreUser(0)
 	if err != nil {
@@ -506,7 +504,7 @@ func TestBackfillFromExportKeepsWhatItLacks(t *testing.T) {
 	if err := os.WriteFile(export, []byte("id,first_name,updated_at\nuser_01,Exported,2024-06-01T05:34:22Z\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	stdout, stderr, err := runBackfillCmd(t.Context(), t, map[string]string{"MONGODB_URI": uri + "/exportkeeps"}, "--from-export", export)
+	stdout, stderr, err := runBackfillCmd(t.Context(), t, map[string]string{"MONGODB_URI": db.uri}, "--from-export", export)
 	if err != nil {
 		t.Fatalf("backfill --from-export = %v; stderr:\n%s", err, stderr)
 	}

@@ -2,12 +2,15 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +18,64 @@ import (
 
 	"clerksync/store"
 )
+
+// sharedDB is the FerretDB the tests write to, each in databases of its own (newDatabase):
+// started by the first test that needs it, stopped when all have ended.
+var sharedDB struct {
+	once sync.Once
+	emb  *store.Embedded
+	err  error
+}
+
+// ferret returns the shared FerretDB, starting it on first use in the suite's directory.
+func ferret(t *testing.T) *store.Embedded {
+	t.Helper()
+	sharedDB.once.Do(func() {
+		sharedDB.emb, sharedDB.err = store.StartEmbedded(context.Background(), filepath.Join(suiteDir, "ferretdb"), slog.New(slog.DiscardHandler))
+	})
+	if sharedDB.err != nil {
+		t.Fatalf("the shared FerretDB: %v", sharedDB.err)
+	}
+	return sharedDB.emb
+}
+
+// stopSharedDB stops the shared FerretDB, if it was started.
+func stopSharedDB() {
+	if sharedDB.emb != nil {
+		sharedDB.emb.Stop()
+	}
+}
+
+// database is a database of the shared FerretDB that one test alone uses.
+type database struct {
+	base  string       // the server's URI without a database: mongodb://127.0.0.1:PORT
+	name  string       // the database's name
+	uri   string       // base/name, a MONGODB_URI
+	store *store.Store // the test's own connection to it
+}
+
+// databases counts the databases made, to name each one differently.
+var databases atomic.Int64
+
+// newDatabase makes a database of the test's own on the shared FerretDB, named after hint,
+// with what the embedded database has in production (store.Embedded.Open): the collections,
+// their indexes, and the _id lookup index, without which every write by _id scans the whole
+// collection. The test reads it through its store, closed when the test ends.
+func newDatabase(t *testing.T, hint string) database {
+	t.Helper()
+	emb := ferret(t)
+	d := database{base: strings.TrimSuffix(emb.URI(), "/"), name: fmt.Sprintf("%s_%d", hint, databases.Add(1))}
+	d.uri = d.base + "/" + d.name
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := emb.Open(ctx, d.name, store.WritesAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	d.store = st
+	return d
+}
 
 // startEmbeddedDB starts a FerretDB of the test's own and returns it and its URI without a
 // trailing slash (append "/<database>"). It stops when the test ends.

@@ -51,20 +51,46 @@ func isTombstone(u store.User, err error) bool {
 	return err == nil && u.Deleted && u.Email == nil && u.FullName == "" && u.Username == "" && u.ProfilePicture == ""
 }
 
+// endToEndCases are the guarantee tests that share one whole stack per write mode: each
+// posts events of its own ids only, and asserts only what became of those.
+var endToEndCases = []struct {
+	name string
+	run  func(s *stack, t *testing.T)
+}{
+	{"ClerkExamplesInOrder", (*stack).testExamples},
+	{"BurstOf200SignUps", (*stack).testBurst},
+	{"SameDeliveryThreeTimes", (*stack).testDuplicateDelivery},
+	{"OutOfOrder", (*stack).testOutOfOrder},
+	{"PermanentFailureRecorded", (*stack).testPermanentFailureRecorded},
+	{"UsernameSwapNewestFirst", (*stack).testUsernameSwapNewestFirst},
+	{"DerivedUsernamesYield", (*stack).testDerivedUsernamesYield},
+	{"RemovedUsernameReleased", (*stack).testRemovedUsernameReleased},
+	{"ThirtyUsersClaimingAtOnce", (*stack).testConcurrentClaims},
+	{"Organizations", (*stack).testOrganizations},
+	{"MalformedEventDataFailsAtOnce", (*stack).testMalformedEventData},
+	{"FaultMixedLoad", (*stack).testMixedLoad},
+}
+
+// TestEndToEnd runs the guarantee tests (endToEndCases) in each write mode, against one stack
+// per mode: the service, the real dev server, a database. A call log between the dev server
+// and the service finds each event's runs.
 func TestEndToEnd(t *testing.T) {
 	devServerBinary(t)
 	eachWriteMode(t, func(t *testing.T, mode string) {
-		s := startStack(t, stackOptions{writeMode: mode})
-		t.Run("ClerkExamplesInOrder", s.testExamples)
-		t.Run("BurstOf200SignUps", s.testBurst)
-		t.Run("SameDeliveryThreeTimes", s.testDuplicateDelivery)
-		t.Run("OutOfOrder", s.testOutOfOrder)
-		t.Run("PermanentFailureRecorded", s.testPermanentFailureRecorded)
-		t.Run("UsernameSwapNewestFirst", s.testUsernameSwapNewestFirst)
-		t.Run("DerivedUsernamesYield", s.testDerivedUsernamesYield)
-		t.Run("RemovedUsernameReleased", s.testRemovedUsernameReleased)
-		t.Run("ThirtyUsersClaimingAtOnce", s.testConcurrentClaims)
-		t.Run("DevServerDown", s.testDevServerDown)
+		s := startStack(t, stackOptions{writeMode: mode, countCalls: true})
+		for _, c := range endToEndCases {
+			t.Run(c.name, func(t *testing.T) { c.run(s, t) })
+		}
+	})
+}
+
+// TestDevServerDown: with the dev server down, a webhook is answered 503 within
+// WEBHOOK_FORWARD_TIMEOUT and nothing is written; re-sent once the dev server is back, as Svix
+// does, it lands once. The test stops the dev server: its stack is its own.
+func TestDevServerDown(t *testing.T) {
+	devServerBinary(t)
+	eachWriteMode(t, func(t *testing.T, mode string) {
+		startStack(t, stackOptions{writeMode: mode, countCalls: true}).testDevServerDown(t)
 	})
 }
 
@@ -148,41 +174,36 @@ func (s *stack) testBurst(t *testing.T) {
 }
 
 func (s *stack) testDuplicateDelivery(t *testing.T) {
-	since := time.Now().Add(-2 * time.Second)
-	before, err := s.users.Count(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
 	body := clerkUserEvent("user.created", "user_dup1", "Dup", "dup@example.org", 1700000000001)
 	for range 3 {
 		s.mustPost(t, body, "msg_dup_1", http.StatusOK)
 	}
 	s.waitUser(t, "user_dup1", 30*time.Second, func(u store.User, err error) bool { return err == nil && u.FullName == "Dup Tester" })
-	s.waitRunsSettled(t, "clerk/user.created", "clerk-msg_dup_1", since, 3)
+	// The three posts were answered 200: Inngest holds the three events.
+	s.waitRunsSettled(t, "clerk-msg_dup_1")
 	time.Sleep(2 * time.Second) // a duplicate run, if any, would have started by now
-	runs, events, err := s.runsFor("clerk/user.created", "clerk-msg_dup_1", since)
+	runs, err := s.runsOf("clerk-msg_dup_1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(runs) != 1 {
-		t.Errorf("dev server ran %d function runs for 3 posts of one delivery (%d events); want 1: %+v", len(runs), events, runs)
+		t.Errorf("dev server ran %d function runs for 3 posts of one delivery; want 1: %+v", len(runs), runs)
 	}
-	after, err := s.users.Count(context.Background())
+	ids, err := s.users.LiveUserIDs(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if after-before != 1 {
-		t.Errorf("documents grew by %d; want 1", after-before)
+	if n := strings.Count(" "+strings.Join(ids, " ")+" ", " user_dup1 "); n != 1 {
+		t.Errorf("live users with id user_dup1 = %d; want 1", n)
 	}
 }
 
 func (s *stack) testOutOfOrder(t *testing.T) {
-	since := time.Now().Add(-2 * time.Second)
 	// The update arrives before its create: the update lands, the create changes nothing.
 	s.mustPost(t, clerkUserEvent("user.updated", "user_ooo1", "Newer", "new@example.org", 1700000000200), "msg_ooo_upd", http.StatusOK)
 	s.waitUser(t, "user_ooo1", 30*time.Second, func(u store.User, err error) bool { return err == nil && u.FullName == "Newer Tester" })
 	s.mustPost(t, clerkUserEvent("user.created", "user_ooo1", "Older", "old@example.org", 1700000000100), "msg_ooo_create", http.StatusOK)
-	if runs := s.waitRunsSettled(t, "clerk/user.created", "clerk-msg_ooo_create", since, 1); len(runs) != 1 || runs[0].Output.Outcome != "skipped" {
+	if runs := s.waitRunsSettled(t, "clerk-msg_ooo_create"); len(runs) != 1 || runs[0].Output.Outcome != "skipped" {
 		t.Errorf("runs for the late create = %+v; want one, with outcome skipped", runs)
 	}
 	u := s.waitUser(t, "user_ooo1", time.Second, func(u store.User, err error) bool { return err == nil })
@@ -196,7 +217,7 @@ func (s *stack) testOutOfOrder(t *testing.T) {
 	s.mustPost(t, clerkDeleteEvent("user_ooo2", 1700000000300), "msg_ooo2_delete", http.StatusOK)
 	s.waitUser(t, "user_ooo2", 30*time.Second, isTombstone)
 	s.mustPost(t, clerkUserEvent("user.updated", "user_ooo2", "Zombie", "zombie@example.org", 1700000000400), "msg_ooo2_late", http.StatusOK)
-	if runs := s.waitRunsSettled(t, "clerk/user.updated", "clerk-msg_ooo2_late", since, 1); len(runs) != 1 || runs[0].Output.Outcome != "skipped" {
+	if runs := s.waitRunsSettled(t, "clerk-msg_ooo2_late"); len(runs) != 1 || runs[0].Output.Outcome != "skipped" {
 		t.Errorf("runs for the update after the delete = %+v; want one, with outcome skipped", runs)
 	}
 	s.waitUser(t, "user_ooo2", time.Second, isTombstone)
@@ -215,10 +236,9 @@ func (s *stack) testDevServerDown(t *testing.T) {
 	}
 
 	s.startDevServer(t)
-	since := time.Now().Add(-2 * time.Second)
 	s.mustPost(t, body, "msg_down_1", http.StatusOK) // what Svix does after a 503
 	s.waitUser(t, "user_down1", 30*time.Second, func(u store.User, err error) bool { return err == nil && u.FullName == "Down Tester" })
-	runs := s.waitRunsSettled(t, "clerk/user.created", "clerk-msg_down_1", since, 1)
+	runs := s.waitRunsSettled(t, "clerk-msg_down_1")
 	if len(runs) != 1 {
 		t.Errorf("runs for the re-sent delivery = %+v; want exactly 1", runs)
 	}

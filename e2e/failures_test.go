@@ -20,7 +20,7 @@ func (s *stack) testPermanentFailureRecorded(t *testing.T) {
 	eventID := clerk.EventID(msgID)
 	s.mustPost(t, []byte(`{"type":"user.created","data":{"first_name":"X"}}`), msgID, http.StatusOK)
 
-	runs := s.waitRunsSettled(t, clerk.UserCreated, eventID, since, 1)
+	runs := s.waitRunsSettled(t, eventID)
 	if len(runs) != 1 || runs[0].Status != "Failed" {
 		t.Fatalf("runs of sync-user-from-clerk for %s = %+v; want one, Failed", eventID, runs)
 	}

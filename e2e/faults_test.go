@@ -133,12 +133,12 @@ func TestFaultDevServerBlackHole(t *testing.T) {
 			}()
 		}
 	}()
-	_, dbURI := startEmbeddedDB(t)
+	db := newDatabase(t, "blackhole")
 	svc := startService(t, map[string]string{
 		"PORT":                         "0",
 		"CLERK_WEBHOOK_SIGNING_SECRET": fixedSecret,
 		"INNGEST_DEV":                  "http://" + ln.Addr().String(),
-		"MONGODB_URI":                  dbURI + "/blackhole",
+		"MONGODB_URI":                  db.uri,
 		"WEBHOOK_FORWARD_TIMEOUT":      "4s",
 	})
 	s := newPoster(t, fixedSecret, svc.url)
@@ -148,8 +148,7 @@ func TestFaultDevServerBlackHole(t *testing.T) {
 	if err != nil || code != http.StatusServiceUnavailable || took > 5*time.Second {
 		t.Fatalf("POST with a dev server that never answers = %d, %v after %v; want 503 within WEBHOOK_FORWARD_TIMEOUT (4s) + 1s", code, err, took)
 	}
-	users := openTestStore(t, dbURI+"/blackhole", "blackhole")
-	if _, err := users.Get(context.Background(), "user_bh"); err != store.ErrNotFound {
+	if _, err := db.store.Get(context.Background(), "user_bh"); err != store.ErrNotFound {
 		t.Errorf("user_bh: %v; want nothing written", err)
 	}
 	// The SDK's own attempts time out too: no connection is left hanging.
@@ -172,100 +171,98 @@ type mixedUser struct {
 	deleteAt int64
 }
 
-func TestFaultMixedLoad(t *testing.T) {
-	devServerBinary(t)
-	eachWriteMode(t, func(t *testing.T, mode string) {
-		s := startStack(t, stackOptions{writeMode: mode})
-		rng := rand.New(rand.NewSource(20261129))
-		const users = 300
-		type delivery struct {
-			id   string
-			body []byte
-		}
-		var deliveries []delivery
-		model := make([]mixedUser, users)
-		for u := range users {
-			m := &model[u]
-			m.id = fmt.Sprintf("user_mix%03d", u)
-			updates := 1 + rng.Intn(5)
-			for k := 0; k <= updates; k++ {
-				at := int64(1700000000000 + k*1000)
-				typ := "user.updated"
-				if k == 0 {
-					typ = "user.created"
-				}
-				name := fmt.Sprintf("Mix%dv%d", u, k)
-				deliveries = append(deliveries, delivery{fmt.Sprintf("msg_mix_%d_%d", u, k), clerkUserEvent(typ, m.id, name, fmt.Sprintf("mix%d.v%d@example.org", u, k), at)})
-				if at > m.newest {
-					m.newest, m.name = at, name+" Tester"
-				}
+// testMixedLoad: 2,000 creates, updates, deletes and duplicates for 300 users, shuffled, 50
+// at a time: the database ends equal to the model.
+func (s *stack) testMixedLoad(t *testing.T) {
+	rng := rand.New(rand.NewSource(20261129))
+	const users = 300
+	type delivery struct {
+		id   string
+		body []byte
+	}
+	var deliveries []delivery
+	model := make([]mixedUser, users)
+	for u := range users {
+		m := &model[u]
+		m.id = fmt.Sprintf("user_mix%03d", u)
+		updates := 1 + rng.Intn(5)
+		for k := 0; k <= updates; k++ {
+			at := int64(1700000000000 + k*1000)
+			typ := "user.updated"
+			if k == 0 {
+				typ = "user.created"
 			}
-			if rng.Intn(10) < 3 {
-				m.deleted, m.deleteAt = true, 1700000100000
-				deliveries = append(deliveries, delivery{fmt.Sprintf("msg_mix_%d_del", u), clerkDeleteEvent(m.id, m.deleteAt)})
+			name := fmt.Sprintf("Mix%dv%d", u, k)
+			deliveries = append(deliveries, delivery{fmt.Sprintf("msg_mix_%d_%d", u, k), clerkUserEvent(typ, m.id, name, fmt.Sprintf("mix%d.v%d@example.org", u, k), at)})
+			if at > m.newest {
+				m.newest, m.name = at, name+" Tester"
 			}
 		}
-		distinct := len(deliveries)
-		for len(deliveries) < 2000 { // Svix re-deliveries of the same messages
-			deliveries = append(deliveries, deliveries[rng.Intn(distinct)])
+		if rng.Intn(10) < 3 {
+			m.deleted, m.deleteAt = true, 1700000100000
+			deliveries = append(deliveries, delivery{fmt.Sprintf("msg_mix_%d_del", u), clerkDeleteEvent(m.id, m.deleteAt)})
 		}
-		rng.Shuffle(len(deliveries), func(i, j int) { deliveries[i], deliveries[j] = deliveries[j], deliveries[i] })
-		bodies, ids := make([][]byte, len(deliveries)), make([]string, len(deliveries))
-		for i, d := range deliveries {
-			bodies[i], ids[i] = d.body, d.id
+	}
+	distinct := len(deliveries)
+	for len(deliveries) < 2000 { // Svix re-deliveries of the same messages
+		deliveries = append(deliveries, deliveries[rng.Intn(distinct)])
+	}
+	rng.Shuffle(len(deliveries), func(i, j int) { deliveries[i], deliveries[j] = deliveries[j], deliveries[i] })
+	bodies, ids := make([][]byte, len(deliveries)), make([]string, len(deliveries))
+	for i, d := range deliveries {
+		bodies[i], ids[i] = d.body, d.id
+	}
+	start := time.Now()
+	codes := s.postAll(bodies, ids, nil)
+	for i, c := range codes {
+		if c != http.StatusOK {
+			t.Fatalf("POST delivery %d (%s) = %d; want 200", i, ids[i], c)
 		}
-		start := time.Now()
-		codes := s.postAll(bodies, ids, nil)
-		for i, c := range codes {
-			if c != http.StatusOK {
-				t.Fatalf("POST delivery %d (%s) = %d; want 200", i, ids[i], c)
-			}
-		}
-		t.Logf("injected: %d deliveries (%d distinct events, %d duplicates) for %d users, shuffled, 50 at a time, in %v",
-			len(deliveries), distinct, len(deliveries)-distinct, users, time.Since(start).Round(time.Millisecond))
+	}
+	t.Logf("injected: %d deliveries (%d distinct events, %d duplicates) for %d users, shuffled, 50 at a time, in %v",
+		len(deliveries), distinct, len(deliveries)-distinct, users, time.Since(start).Round(time.Millisecond))
 
-		deadline := time.Now().Add(4 * time.Minute)
-		for {
-			wrong := 0
-			var example string
-			for _, m := range model {
-				got, err := s.users.Get(context.Background(), m.id)
-				ok := err == nil
-				if m.deleted {
-					ok = ok && isTombstone(got, err) && got.DeletedAt == m.deleteAt
-				} else {
-					ok = ok && !got.Deleted && got.UpdatedAt == m.newest && got.FullName == m.name
-				}
-				if !ok {
-					wrong++
-					if example == "" {
-						example = fmt.Sprintf("%s: got %+v, %v; want %+v", m.id, got, err, m)
-					}
-				}
-			}
-			if wrong == 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d of %d users differ from the model after 4 minutes, e.g. %s", wrong, users, example)
-			}
-			time.Sleep(time.Second)
-		}
-		deleted, live := 0, map[string]bool{}
+	deadline := time.Now().Add(4 * time.Minute)
+	for {
+		wrong := 0
+		var example string
 		for _, m := range model {
+			got, err := s.users.Get(context.Background(), m.id)
+			ok := err == nil
 			if m.deleted {
-				deleted++
-				continue
+				ok = ok && isTombstone(got, err) && got.DeletedAt == m.deleteAt
+			} else {
+				ok = ok && !got.Deleted && got.UpdatedAt == m.newest && got.FullName == m.name
 			}
-			u, _ := s.users.Get(context.Background(), m.id)
-			if live[u.Username] {
-				t.Errorf("username %q is not unique among live users", u.Username)
+			if !ok {
+				wrong++
+				if example == "" {
+					example = fmt.Sprintf("%s: got %+v, %v; want %+v", m.id, got, err, m)
+				}
 			}
-			live[u.Username] = true
 		}
-		t.Logf("counted: all %d users equal the model (%d live with the newest updated_at, %d deleted without personal data) %v after the last post",
-			users, users-deleted, deleted, time.Since(start).Round(time.Second))
-	})
+		if wrong == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d users differ from the model after 4 minutes, e.g. %s", wrong, users, example)
+		}
+		time.Sleep(time.Second)
+	}
+	deleted, live := 0, map[string]bool{}
+	for _, m := range model {
+		if m.deleted {
+			deleted++
+			continue
+		}
+		u, _ := s.users.Get(context.Background(), m.id)
+		if live[u.Username] {
+			t.Errorf("username %q is not unique among live users", u.Username)
+		}
+		live[u.Username] = true
+	}
+	t.Logf("counted: all %d users equal the model (%d live with the newest updated_at, %d deleted without personal data) %v after the last post",
+		users, users-deleted, deleted, time.Since(start).Round(time.Second))
 }
 
 // fixedSecret is a signing secret for tests that need no fresh one.

@@ -130,7 +130,7 @@ type prodService struct {
 
 func startProdService(t *testing.T, baseURL string) *prodService {
 	t.Helper()
-	_, dbURI := startEmbeddedDB(t)
+	db := newDatabase(t, "guard")
 	p := &prodService{signingKey: "signkey-prod-" + strings.Repeat("0123456789abcdef", 4)}
 	p.service = startService(t, map[string]string{
 		"PORT":                         "0",
@@ -139,10 +139,10 @@ func startProdService(t *testing.T, baseURL string) *prodService {
 		"INNGEST_SIGNING_KEY":          p.signingKey,
 		"INNGEST_BASE_URL":             baseURL,
 		"INNGEST_SERVE_URL":            serveURL,
-		"MONGODB_URI":                  dbURI + "/guard",
+		"MONGODB_URI":                  db.uri,
 		"LOG_LEVEL":                    "info",
 	})
-	p.users = openTestStore(t, dbURI+"/guard", "guard")
+	p.users = db.store
 	return p
 }
 

@@ -17,13 +17,13 @@ import (
 // name; forgetting twice says there is nothing left to forget.
 func TestForgetClerkInstance(t *testing.T) {
 	blackBox(t)
-	_, uri := startEmbeddedDB(t)
-	st := openTestStore(t, uri, "forget")
+	db := newDatabase(t, "forget")
+	st := db.store
 	if _, err := st.RecordClerkInstance(context.Background(), "ins_previous", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	fake := clerkfake.New(t, backfillKey, clerkUsers(3)...)
-	vars := map[string]string{"MONGODB_URI": uri + "/forget", "CLERK_SECRET_KEY": backfillKey, "CLERK_API_URL": fake.URL}
+	vars := map[string]string{"MONGODB_URI": db.uri, "CLERK_SECRET_KEY": backfillKey, "CLERK_API_URL": fake.URL}
 	if _, _, err := runBackfillCmd(t.Context(), t, vars); !failedWith(err, reconcile.ErrWrongInstance) || !strings.Contains(err.Error(), "forget-clerk-instance") {
 		t.Fatalf("backfill with another instance recorded = %v; want ErrWrongInstance naming forget-clerk-instance", err)
 	}

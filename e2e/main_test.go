@@ -9,8 +9,12 @@ import (
 	"testing"
 )
 
-// serviceBin is the clerk-user-sync binary TestMain built for the tests to run.
-var serviceBin string
+var (
+	// suiteDir is the temporary directory of the whole run: the binary, the shared FerretDB.
+	suiteDir string
+	// serviceBin is the clerk-user-sync binary TestMain built for the tests to run.
+	serviceBin string
+)
 
 // TestMain builds the service's binary once, from the module root, and runs the tests against
 // it. Under -short it builds nothing: every test skips.
@@ -22,16 +26,18 @@ func TestMain(m *testing.M) {
 	os.Exit(runSuite(m))
 }
 
-// runSuite builds the binary into a temporary directory, runs the tests and removes the
-// directory; it returns the exit code.
+// runSuite builds the binary into a temporary directory, runs the tests, stops the shared
+// FerretDB and removes the directory; it returns the exit code.
 func runSuite(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "clerksync-e2e-")
+	var err error
+	suiteDir, err = os.MkdirTemp("", "clerksync-e2e-")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	serviceBin = filepath.Join(dir, "clerk-user-sync")
+	defer os.RemoveAll(suiteDir)
+	defer stopSharedDB()
+	serviceBin = filepath.Join(suiteDir, "clerk-user-sync")
 	build := exec.Command("go", "build", "-o", serviceBin, "..")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {

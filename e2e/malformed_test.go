@@ -12,7 +12,7 @@ import (
 	"clerksync/store"
 )
 
-// The tests of events whose data the functions cannot read, through the real dev server. A
+// The tests of events whose data the functions cannot read, through the real dev server. The
 // call log (stackOptions.countCalls) counts the attempts of each run.
 
 // malformed is a webhook of a handled type whose data the webhook bridge forwards (valid JSON,
@@ -41,12 +41,10 @@ var malformedEvents = []malformed{
 		functions.UpdateMembershipID, "user_malformed_m", clerk.ErrBadMembership},
 }
 
-// TestMalformedEventDataFailsAtOnce: an event whose data its function cannot decode fails its
-// run on the first attempt, not after Inngest's 10 retries, and record-sync-failure stores it
-// in sync_failures once, with an error that says why and names the event.
-func TestMalformedEventDataFailsAtOnce(t *testing.T) {
-	s := startStack(t, stackOptions{countCalls: true})
-	since := time.Now().Add(-2 * time.Second)
+// testMalformedEventData: an event whose data its function cannot decode fails its run on
+// the first attempt, not after Inngest's 10 retries, and record-sync-failure stores it in
+// sync_failures once, with an error that says why and names the event.
+func (s *stack) testMalformedEventData(t *testing.T) {
 	stamp := time.Now().UnixNano()
 	msgID := func(i int) string { return fmt.Sprintf("msg_malformed_%d_%d", i, stamp) }
 	// All at once: on a version that retries them, their retries overlap.
@@ -69,7 +67,7 @@ func TestMalformedEventDataFailsAtOnce(t *testing.T) {
 	for i, m := range malformedEvents {
 		t.Run(m.name, func(t *testing.T) {
 			eventID := clerk.EventID(msgID(i))
-			runs := s.waitRunsSettled(t, clerk.EventName(m.typ), eventID, since, 1)
+			runs := s.waitRunsSettled(t, eventID)
 			if len(runs) != 1 || runs[0].Status != "Failed" {
 				t.Fatalf("runs of %s for %s = %+v; want one, Failed", m.function, eventID, runs)
 			}
@@ -89,7 +87,7 @@ func TestMalformedEventDataFailsAtOnce(t *testing.T) {
 	t.Run("ReadableEventsBesideThem", func(t *testing.T) {
 		for _, r := range readable {
 			eventID := clerk.EventID(r.msgID)
-			runs := s.waitRunsSettled(t, r.name, eventID, since, 1)
+			runs := s.waitRunsSettled(t, eventID)
 			if len(runs) != 1 || runs[0].Status != "Completed" || runs[0].Output.Outcome != string(store.Inserted) {
 				t.Errorf("runs for %s (%s) = %+v; want one, Completed, with outcome inserted", eventID, r.name, runs)
 				continue

@@ -117,7 +117,7 @@ func (r *endlessJSON) Read(p []byte) (int, error) {
 func TestBoundedMemoryUnderHostileLoad(t *testing.T) {
 	blackBox(t)
 	eventAPI, accepted := startEventAPI(t)
-	_, dbURI := startEmbeddedDB(t)
+	db := newDatabase(t, "memory")
 	secret := newSecret(t)
 	signingKey := "signkey-prod-" + strings.Repeat("0123456789abcdef", 4)
 	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -128,7 +128,7 @@ func TestBoundedMemoryUnderHostileLoad(t *testing.T) {
 		"INNGEST_SIGNING_KEY":          signingKey,
 		"INNGEST_SERVE_URL":            "https://sync.example.com/api/inngest",
 		"INNGEST_BASE_URL":             eventAPI, // a self-hosted Inngest: signatures required
-		"MONGODB_URI":                  dbURI + "/memory",
+		"MONGODB_URI":                  db.uri,
 		"INNGEST_MAX_EVENT_BYTES":      "1MiB",
 		"LOG_LEVEL":                    "error",
 		"METRICS_ADDR":                 metricsAddr,

@@ -86,8 +86,7 @@ func TestInngestSerialisesWritesPerUser(t *testing.T) {
 			s := &stack{bin: devServerBinary(t), dir: t.TempDir()}
 			s.devPort = freePort(t)
 			s.devURL = fmt.Sprintf("http://127.0.0.1:%d", s.devPort)
-			_, dbURI := startEmbeddedDB(t)
-			users := openTestStore(t, dbURI+"/ordering", "ordering")
+			users := newDatabase(t, "ordering").store
 			probe := &overlapProbe{next: users, hold: 150 * time.Millisecond, inFlight: map[string]int{}}
 
 			logger := slog.New(slog.NewTextHandler(io.Discard, nil))

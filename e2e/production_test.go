@@ -62,9 +62,9 @@ func TestListenAddressByMode(t *testing.T) {
 	if external == "" {
 		t.Log("this machine has no non-loopback IPv4 address: only the logged listen addresses are checked")
 	}
-	_, dbURI := startEmbeddedDB(t)
+	db := newDatabase(t, "listen")
 	dev := map[string]string{"INNGEST_DEV": "http://127.0.0.1:1"}
-	cloud := map[string]string{"INNGEST_EVENT_KEY": "evtkey-listen", "INNGEST_SIGNING_KEY": "signkey-prod-0123456789abcdef", "INNGEST_SERVE_URL": "https://sync.example.com/api/inngest", "INNGEST_BASE_URL": "http://127.0.0.1:1", "MONGODB_URI": dbURI + "/listen"}
+	cloud := map[string]string{"INNGEST_EVENT_KEY": "evtkey-listen", "INNGEST_SIGNING_KEY": "signkey-prod-0123456789abcdef", "INNGEST_SERVE_URL": "https://sync.example.com/api/inngest", "INNGEST_BASE_URL": "http://127.0.0.1:1", "MONGODB_URI": db.uri}
 	tests := []struct {
 		name         string
 		mode, change map[string]string

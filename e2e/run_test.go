@@ -67,10 +67,10 @@ func TestRunEmbeddedDatabase(t *testing.T) {
 
 func TestRunWithMongoDBURI(t *testing.T) {
 	blackBox(t)
-	_, dbURI := startEmbeddedDB(t)
+	db := newDatabase(t, "appdb")
 	dataDir := t.TempDir()
 	// Credentials in the URI, as in production (FerretDB takes PLAIN ones without checking them).
-	uri, err := url.Parse(dbURI + "/appdb?authMechanism=PLAIN")
+	uri, err := url.Parse(db.uri + "?authMechanism=PLAIN")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestRunWithMongoDBURI(t *testing.T) {
 	base := svc.url
 	// The log names the server and the database in use, never the credentials.
 	logged := svc.log()
-	if want := fmt.Sprintf("msg=\"using MongoDB\" hosts=%s database=appdb", uri.Host); !strings.Contains(logged, want) {
+	if want := fmt.Sprintf("msg=\"using MongoDB\" hosts=%s database=%s", uri.Host, db.name); !strings.Contains(logged, want) {
 		t.Errorf("the start-up log lacks %q:\n%s", want, logged)
 	}
 	if strings.Contains(logged, "pa55-in-uri") || strings.Contains(logged, "svc:") {

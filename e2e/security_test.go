@@ -22,23 +22,23 @@ import (
 )
 
 // cloudService starts the service through run in Inngest Cloud mode (keys, no INNGEST_DEV)
-// against an embedded FerretDB the test can read and stop.
+// against a database the test can read, reached through a proxy the test can cut.
 type cloudService struct {
 	*service
 	secret, eventKey, signingKey string
-	emb                          *store.Embedded
+	db                           *proxy
 	users                        *store.Store
 }
 
 func startCloudService(t *testing.T) *cloudService {
 	t.Helper()
-	emb, dbURI := startEmbeddedDB(t)
-	uri := dbURI + "/cloud"
+	db := newDatabase(t, "cloud")
 	c := &cloudService{
 		secret:     newSecret(t),
 		eventKey:   "evtkey-" + strings.Repeat("e", 40),
 		signingKey: "signkey-prod-" + strings.Repeat("0123456789abcdef", 4),
-		emb:        emb,
+		db:         startProxy(t, strings.TrimPrefix(db.base, "mongodb://")),
+		users:      db.store,
 	}
 	c.service = startService(t, map[string]string{
 		"PORT":                         "0",
@@ -47,11 +47,10 @@ func startCloudService(t *testing.T) *cloudService {
 		"INNGEST_SIGNING_KEY":          c.signingKey,
 		"INNGEST_SERVE_URL":            "https://sync.example.com/api/inngest",
 		"INNGEST_BASE_URL":             "http://127.0.0.1:1", // no Inngest Cloud from tests
-		"MONGODB_URI":                  uri,
+		"MONGODB_URI":                  "mongodb://" + c.db.addr() + "/" + db.name,
 		"WEBHOOK_FORWARD_TIMEOUT":      "6s", // longer than the SDK's 5 attempts against a refused connection (about 3.5 s), so their error is what gets logged
 		"LOG_LEVEL":                    "debug",
 	})
-	c.users = openTestStore(t, uri, "cloud")
 	return c
 }
 
@@ -246,7 +245,7 @@ func TestSlowClientsAreCut(t *testing.T) {
 func TestErrorResponsesRevealNoInternals(t *testing.T) {
 	blackBox(t)
 	c := startCloudService(t)
-	c.emb.Stop() // the database goes away
+	c.db.cut() // the database goes away: connections closed, new ones refused
 	internals := []string{"mongo", "dial tcp", "connection refused", "server selection", "goroutine", ".go:", "ferretdb", "127.0.0.1:"}
 	requests := []struct {
 		method, path, body string

@@ -25,7 +25,7 @@ import (
 func TestSelfHostedServerSyncsAndRuns(t *testing.T) {
 	bin := devServerBinary(t)
 	dir := t.TempDir()
-	_, dbURI := startEmbeddedDB(t)
+	db := newDatabase(t, "selfhosted")
 	svcPort, innPort := freePort(t), freePort(t)
 	hexKey := strings.Repeat("5e1f", 16)
 	eventKey := "evtkey-selfhosted"
@@ -41,13 +41,13 @@ func TestSelfHostedServerSyncsAndRuns(t *testing.T) {
 		"INNGEST_SIGNING_KEY":          "signkey-prod-" + hexKey,
 		"INNGEST_BASE_URL":             fmt.Sprintf("http://127.0.0.1:%d", innPort),
 		"INNGEST_SERVE_URL":            serve,
-		"MONGODB_URI":                  dbURI + "/selfhosted",
+		"MONGODB_URI":                  db.uri,
 		"CLERK_SECRET_KEY":             "sk_test_selfhosted",
 		"CLERK_API_URL":                fake.URL,
 		"LOG_LEVEL":                    "info",
 	}
 	svc := startService(t, vars)
-	users := openTestStore(t, dbURI+"/selfhosted", "selfhosted")
+	users := db.store
 
 	logf, err := os.Create(filepath.Join(dir, "inngest.log"))
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -51,7 +52,7 @@ func devServerBinary(t *testing.T) string {
 	return abs
 }
 
-// stack is one running copy of everything: FerretDB, the service, the dev server.
+// stack is one running copy of everything: a database, the service, the dev server.
 type stack struct {
 	secret  string
 	wh      *svix.Webhook
@@ -84,7 +85,8 @@ type stackOptions struct {
 	// writeMode is the service's STORE_WRITE_MODE ("" for the default, auto).
 	writeMode string
 	// countCalls puts a proxy that records every call of a function (callLog) between the
-	// dev server and /api/inngest, so the test can count a run's attempts.
+	// dev server and /api/inngest, so the test can find the runs of an event and count their
+	// attempts (runsOf, waitRunsSettled).
 	countCalls bool
 	// env adds to the service's settings (INNGEST_BATCH_SIZE, say).
 	env map[string]string
@@ -102,20 +104,21 @@ func eachWriteMode(t *testing.T, f func(t *testing.T, mode string)) {
 	}
 }
 
-// startStack starts FerretDB, the service (against that FerretDB) and the dev server
-// (configured by a copy of inngest.json with the test's ports), and waits until the dev
-// server has synced every function the service serves. Everything stops when the test ends.
+// startStack starts the service (against a database of its own on the shared FerretDB) and
+// the dev server (configured by a copy of inngest.json with the test's ports), and waits until
+// the dev server has synced every function the service serves. Everything stops when the test
+// ends.
 func startStack(t *testing.T, opts stackOptions) *stack {
 	t.Helper()
 	s := &stack{bin: devServerBinary(t), dir: t.TempDir(), secret: newSecret(t), opts: opts}
 	s.wh = mustWebhook(t, s.secret)
 
-	_, directURI := startEmbeddedDB(t)
-	uri := directURI + "/e2e"
+	db := newDatabase(t, "stack")
+	s.users = db.store // directly, not through the proxy
+	uri := db.uri
 	if opts.dbProxy {
-		u, _ := url.Parse(directURI)
-		s.dbProxy = startProxy(t, u.Host)
-		uri = "mongodb://" + s.dbProxy.addr() + "/e2e"
+		s.dbProxy = startProxy(t, strings.TrimPrefix(db.base, "mongodb://"))
+		uri = "mongodb://" + s.dbProxy.addr() + "/" + db.name
 	}
 
 	s.devPort = freePort(t)
@@ -145,8 +148,6 @@ func startStack(t *testing.T, opts stackOptions) *stack {
 	if s.calls != nil {
 		s.calls.setTarget(t, s.appURL)
 	}
-	s.users = openTestStore(t, directURI+"/e2e", "e2e") // directly, not through the proxy
-
 	s.writeDevConfig(t)
 	s.startDevServer(t)
 	return s
@@ -425,13 +426,6 @@ func (s *stack) waitFor(t *testing.T, timeout time.Duration, what string, cond f
 	}
 }
 
-// devEvent is an event as the dev server's REST API lists it.
-type devEvent struct {
-	InternalID string `json:"internal_id"`
-	ID         string `json:"id"`
-	Name       string `json:"name"`
-}
-
 // devRun is a function run as the dev server's REST API shows it.
 type devRun struct {
 	RunID  string `json:"run_id"`
@@ -441,53 +435,46 @@ type devRun struct {
 	} `json:"output"`
 }
 
-// runsFor returns the function runs the dev server started for every event received with
-// the given event id (Inngest keeps duplicates as events but starts no run for them), and how
-// many such events it received.
-func (s *stack) runsFor(name, eventID string, since time.Time) (runs []devRun, events int, err error) {
-	var evts []devEvent
-	q := url.Values{"name": {name}, "received_after": {since.UTC().Format(time.RFC3339)}, "limit": {"51"}}
-	if err := s.devGet("/v1/events?"+q.Encode(), &evts); err != nil {
-		return nil, 0, err
-	}
-	for _, e := range evts {
-		if e.ID != eventID {
-			continue
-		}
-		events++
-		var rs []devRun
-		if err := s.devGet("/v1/events/"+e.InternalID+"/runs", &rs); err != nil {
-			return nil, 0, err
-		}
-		// The event's run list shows a run's status late; the run itself is up to date.
-		for _, r := range rs {
-			var run devRun
-			if err := s.devGet("/v1/runs/"+r.RunID, &run); err != nil {
-				return nil, 0, err
-			}
-			runs = append(runs, run)
-		}
-	}
-	return runs, events, nil
+// ended reports whether the run has ended, whatever its outcome.
+func (r devRun) ended() bool {
+	return r.Status == "Completed" || r.Status == "Failed" || r.Status == "Cancelled"
 }
 
-// waitRunsSettled waits until the event id has wantEvents events and all their runs ended.
-func (s *stack) waitRunsSettled(t *testing.T, name, eventID string, since time.Time, wantEvents int) []devRun {
+// runsOf returns the runs the dev server has called the service for with the event eventID
+// among their events (the call log's), each as the dev server shows it now. Inngest keeps a
+// duplicate of an event id as an event, but starts no run for it.
+func (s *stack) runsOf(eventID string) ([]devRun, error) {
+	var runs []devRun
+	for _, id := range s.calls.runsWith(eventID) {
+		var run devRun
+		if err := s.devGet("/v1/runs/"+id, &run); err != nil {
+			return nil, err
+		}
+		runs = append(runs, run)
+	}
+	return runs, nil
+}
+
+// waitRunsSettled waits until the dev server has called the service for a run of the event
+// eventID, and every run of it has ended; it returns them. It needs the call log
+// (stackOptions.countCalls).
+func (s *stack) waitRunsSettled(t *testing.T, eventID string) []devRun {
 	t.Helper()
+	if s.calls == nil {
+		t.Fatal("waitRunsSettled needs the stack's call log (stackOptions.countCalls)")
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		runs, events, err := s.runsFor(name, eventID, since)
-		settled := err == nil && events >= wantEvents && len(runs) > 0
+		runs, err := s.runsOf(eventID)
+		settled := err == nil && len(runs) > 0
 		for _, r := range runs {
-			if r.Status != "Completed" && r.Status != "Failed" && r.Status != "Cancelled" {
-				settled = false
-			}
+			settled = settled && r.ended()
 		}
 		if settled {
 			return runs
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("event %s: %d events, runs %+v, %v after 60s; want %d events and ended runs", eventID, events, runs, err, wantEvents)
+			t.Fatalf("event %s: runs %+v, %v after 60s; want ended runs; dev server log:\n%s", eventID, runs, err, s.devLog())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -28,8 +28,8 @@ func TestSyncUserOnDemand(t *testing.T) {
 		clerkfake.NewUser("user_deleted", "Ghost", 9000),
 		clerkfake.NewUser("user_newer", "Stale", 1000),
 	)
-	_, dbURI := startEmbeddedDB(t)
-	users := openTestStore(t, dbURI+"/ondemand", "ondemand")
+	db := newDatabase(t, "ondemand")
+	users := db.store
 	ctx := context.Background()
 	if err := clerkfake.Seed(ctx, users, clerkfake.NewUser("user_deleted", "Ghost", 1000), clerkfake.NewUser("user_newer", "Newer", 5000)); err != nil {
 		t.Fatal(err)
@@ -41,7 +41,7 @@ func TestSyncUserOnDemand(t *testing.T) {
 		"PORT":                         "0",
 		"CLERK_WEBHOOK_SIGNING_SECRET": newSecret(t),
 		"INNGEST_DEV":                  "http://127.0.0.1:1",
-		"MONGODB_URI":                  dbURI + "/ondemand",
+		"MONGODB_URI":                  db.uri,
 		"CLERK_SECRET_KEY":             key,
 		"CLERK_API_URL":                fake.URL,
 		"SYNC_API_TOKEN":               token,
@@ -121,12 +121,12 @@ func TestSyncRouteOffWithoutToken(t *testing.T) {
 func syncService(t *testing.T, fake *clerkfake.Server, vars map[string]string) (*service, string, *store.Store) {
 	t.Helper()
 	token := strings.Repeat("t0k3n", 8)
-	_, dbURI := startEmbeddedDB(t)
+	db := newDatabase(t, "sync")
 	env := map[string]string{
 		"PORT":                         "0",
 		"CLERK_WEBHOOK_SIGNING_SECRET": newSecret(t),
 		"INNGEST_DEV":                  "http://127.0.0.1:1",
-		"MONGODB_URI":                  dbURI + "/sync",
+		"MONGODB_URI":                  db.uri,
 		"CLERK_SECRET_KEY":             fake.Key,
 		"CLERK_API_URL":                fake.URL,
 		"SYNC_API_TOKEN":               token,
@@ -135,7 +135,7 @@ func syncService(t *testing.T, fake *clerkfake.Server, vars map[string]string) (
 	for k, v := range vars {
 		env[k] = v
 	}
-	return startService(t, env), token, openTestStore(t, dbURI+"/sync", "sync")
+	return startService(t, env), token, db.store
 }
 
 // syncedUser is the answer of POST /api/sync/users/{id} that syncs: the user as stored, and
