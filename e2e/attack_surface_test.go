@@ -346,9 +346,9 @@ func (f *attackFixture) send(c attackCase) (result, error) {
 	return result{status: resp.StatusCode, body: string(body)}, nil
 }
 
-func TestAttackSurfaceProduction(t *testing.T) { blackBox(t); testAttackSurface(t, false) }
+func TestAttackSurfaceProduction(t *testing.T) { parallel(t); testAttackSurface(t, false) }
 
-func TestAttackSurfaceDevMode(t *testing.T) { blackBox(t); testAttackSurface(t, true) }
+func TestAttackSurfaceDevMode(t *testing.T) { parallel(t); testAttackSurface(t, true) }
 
 func testAttackSurface(t *testing.T, dev bool) {
 	f := startAttackFixture(t, dev)

@@ -107,7 +107,7 @@ func writeUser(t *testing.T, st *store.Store, id, first string, updatedAt int64)
 }
 
 func TestBackfillFromAPI(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	deleted := map[string]int{backfill.SkipDeleted: 1}
 	tests := []struct {
 		name         string
@@ -134,6 +134,7 @@ func TestBackfillFromAPI(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // a database of its own
 			db := newDatabase(t, "backfill")
 			st := db.store
 			if tt.prepare != nil {
@@ -175,7 +176,7 @@ func TestBackfillFromAPI(t *testing.T) {
 // TestBackfillInterrupted: a backfill interrupted between two pages reports how far it got;
 // run again, it finishes, and what the first run wrote is unchanged.
 func TestBackfillInterrupted(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	db := newDatabase(t, "interrupted")
 	fake := clerkfake.New(t, backfillKey, clerkUsers(5)...)
 	vars := map[string]string{"MONGODB_URI": db.uri, "CLERK_SECRET_KEY": backfillKey, "CLERK_API_URL": fake.URL}
@@ -212,7 +213,7 @@ func TestBackfillInterrupted(t *testing.T) {
 }
 
 func TestBackfillFromExport(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	db := newDatabase(t, "export")
 	vars := map[string]string{"MONGODB_URI": db.uri}
 	export := filepath.Join("testdata", "clerk-users-export.csv")
@@ -255,7 +256,7 @@ func TestBackfillFromExport(t *testing.T) {
 }
 
 func TestBackfillRefuses(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	db := newDatabase(t, "refuses")
 	fake := clerkfake.New(t, backfillKey, clerkUsers(2)...)
 	notExport := filepath.Join(t.TempDir(), "users.json")
@@ -322,7 +323,7 @@ func inngestFunctionCount(t *testing.T, base string) int {
 // TestReconcileFunctionOnlyWithSecretKey: reconcile-users-with-clerk and
 // reconcile-organizations-with-clerk are served only when CLERK_SECRET_KEY is set.
 func TestReconcileFunctionOnlyWithSecretKey(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	vars := func(key string) map[string]string {
 		return map[string]string{
 			"PORT":                         "0",
@@ -347,7 +348,7 @@ func TestReconcileFunctionOnlyWithSecretKey(t *testing.T) {
 // memberships after the users and sums them up; with no instance recorded, a database whose
 // live organizations Clerk's list lacks is refused before anything is written.
 func TestBackfillOrganizations(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	db, foreignDB := newDatabase(t, "orgs"), newDatabase(t, "foreignorgs")
 	fake := clerkfake.New(t, backfillKey, clerkUsers(2)...)
 	fake.PutOrganization(clerkfake.NewOrganization("org_01", "Acme", 1000))
@@ -397,7 +398,7 @@ func TestBackfillOrganizations(t *testing.T) {
 // Clerk instance than the database follows, or whose users are not the database's; otherwise
 // it records the instance the database follows from now on.
 func TestBackfillChecksInstance(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	tests := []struct {
 		name     string
 		recorded string // the instance recorded before ("": none)
@@ -411,6 +412,7 @@ func TestBackfillChecksInstance(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // a database of its own
 			db := newDatabase(t, "instance")
 			st := db.store
 			for _, id := range tt.stored {
@@ -454,7 +456,7 @@ func TestBackfillChecksInstance(t *testing.T) {
 // --allow-mass-delete that one backfill writes and records the instance. The flag is refused
 // with --from-export, which checks nothing.
 func TestBackfillAllowMassDelete(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	db := newDatabase(t, "allow")
 	st := db.store
 	for _, id := range []string{"user_x1", "user_x2", "user_x3"} {
@@ -489,7 +491,7 @@ func TestBackfillAllowMassDelete(t *testing.T) {
 // TestBackfillFromExportKeepsWhatItLacks: a newer export row updates a stored user but keeps
 // its picture and created_at, which the export does not have.
 func TestBackfillFromExportKeepsWhatItLacks(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	db := newDatabase(t, "exportkeeps")
 	st := db.store
 	first, picture := "Webhook", "https://img.clerk.com/user_01"

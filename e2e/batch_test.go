@@ -61,6 +61,7 @@ func (s *stack) waitBatchRun(t *testing.T, first, second string) (batchRun, []fn
 // delivery received twice once, and record a malformed event of a batch without holding back
 // or retrying the rest.
 func TestBatchesThroughTheDevServer(t *testing.T) {
+	stacks(t)
 	s := startStack(t, stackOptions{countCalls: true, env: map[string]string{"INNGEST_BATCH_SIZE": "2"}})
 	stamp := time.Now().UnixNano()
 

@@ -12,7 +12,7 @@ import (
 // service at HOST and PORT.
 
 func TestSendAndHealthcheckShareTheServiceSettings(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	eventAPI, accepted := startEventAPI(t)
 	// Two secrets, one per line, as a rotation pastes them: the service accepts both.
 	secrets := newSecret(t) + "\n" + newSecret(t)

@@ -11,7 +11,7 @@ import (
 // CLERK_FORWARD_EVENTS lists, and answers any other type 200 without forwarding it, counting
 // it in clerksync_webhooks_ignored_total.
 func TestForwardEventsReachInngest(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	eventAPI, accepted := startEventAPI(t)
 	secret := newSecret(t)
 	svc := startService(t, map[string]string{

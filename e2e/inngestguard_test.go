@@ -205,7 +205,7 @@ func (p *prodService) invoke(t *testing.T, user string) (int, string) {
 var configurationLeaks = []string{"function_count", "has_event_key", "has_signing_key", "has_signing_key_fallback", "sdk_version", "\"mode\"", "127.0.0.1", "fn/register", "functions"}
 
 func TestUnsignedSyncOrInspectionTellsAndRegistersNothing(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	inngest := startStandInInngest(t, nil)
 	p := startProdService(t, inngest.url)
 	attacker := map[string]string{"X-Forwarded-Proto": "https", "Content-Type": "application/json"}
@@ -260,7 +260,7 @@ func TestUnsignedSyncOrInspectionTellsAndRegistersNothing(t *testing.T) {
 }
 
 func TestSignedSyncRegistersTheConfiguredURL(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	inngest := startStandInInngest(t, nil)
 	p := startProdService(t, inngest.url)
 	// As the server sends it (deploy.Ping): the URL it pings, signed. A replayed or proxied
@@ -300,7 +300,7 @@ func TestSignedSyncRegistersTheConfiguredURL(t *testing.T) {
 }
 
 func TestHangingSyncHoldsNoInvocation(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	release := make(chan struct{})
 	inngest := startStandInInngest(t, func(w http.ResponseWriter, r *http.Request) {
 		select { // Inngest never answers the registration
@@ -358,7 +358,7 @@ func TestHangingSyncHoldsNoInvocation(t *testing.T) {
 }
 
 func TestSyncFailureNamesNoInternalURL(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	p := startProdService(t, "http://127.0.0.1:1") // Inngest unreachable
 	body := []byte(`{"url":"` + serveURL + `"}`)
 	got, answer := p.do(t, http.MethodPut, "/api/inngest", "", body, map[string]string{"X-Inngest-Signature": sign(t, p.signingKey, time.Now(), body)})
@@ -379,7 +379,7 @@ func TestSyncFailureNamesNoInternalURL(t *testing.T) {
 }
 
 func TestStalledUploadsHoldNoBodyBudget(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	p := startProdService(t, "http://127.0.0.1:1")
 	host := strings.TrimPrefix(p.url, "http://")
 	const stalled = 700

@@ -16,7 +16,7 @@ import (
 // through once `forget-clerk-instance` has deleted the record, on the database the settings
 // name; forgetting twice says there is nothing left to forget.
 func TestForgetClerkInstance(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	db := newDatabase(t, "forget")
 	st := db.store
 	if _, err := st.RecordClerkInstance(context.Background(), "ins_previous", time.Now()); err != nil {
@@ -58,7 +58,7 @@ func TestForgetClerkInstance(t *testing.T) {
 // to stop the service first, and the service goes on serving; once the service has stopped,
 // the same command goes through.
 func TestForgetClerkInstanceRefusesARunningServicesDataDir(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	dataDir := t.TempDir()
 	vars := map[string]string{
 		"PORT":                         "0",

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 )
 
@@ -16,12 +17,22 @@ var (
 	serviceBin string
 )
 
+// defaultParallel is how many tests run at once unless -parallel says otherwise: they wait on
+// processes and servers far more than they compute, and go test's default, GOMAXPROCS, would
+// run two at a time on a 2-core machine.
+const defaultParallel = 16
+
 // TestMain builds the service's binary once, from the module root, and runs the tests against
 // it. Under -short it builds nothing: every test skips.
 func TestMain(m *testing.M) {
 	flag.Parse()
 	if testing.Short() {
 		os.Exit(m.Run())
+	}
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given {
+		_ = flag.Set("test.parallel", strconv.Itoa(defaultParallel))
 	}
 	os.Exit(runSuite(m))
 }
@@ -53,4 +64,21 @@ func blackBox(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test: runs without -short (make test runs it)")
 	}
+}
+
+// parallel skips the test under -short, and runs it in parallel with the others: each test
+// has a service and a database of its own, or asserts only about its own ids.
+func parallel(t *testing.T) {
+	t.Helper()
+	blackBox(t)
+	t.Parallel()
+}
+
+// stacks skips the test as devServerBinary does, and runs it in parallel with the others: the
+// tests whose stacks only take posts share them, each asserting about its own ids; those that
+// stop, cut or reorder a part have stacks of their own.
+func stacks(t *testing.T) {
+	t.Helper()
+	devServerBinary(t)
+	t.Parallel()
 }

@@ -115,7 +115,7 @@ func (r *endlessJSON) Read(p []byte) (int, error) {
 }
 
 func TestBoundedMemoryUnderHostileLoad(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	eventAPI, accepted := startEventAPI(t)
 	db := newDatabase(t, "memory")
 	secret := newSecret(t)

@@ -91,7 +91,7 @@ func scrape(t *testing.T, base string) map[string]metricFamily {
 type metricFamily map[string]float64
 
 func TestMetricsEndpoint(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	eventAPI, accepted := startEventAPI(t)
 	secret := newSecret(t)
 	svc := startService(t, map[string]string{

@@ -57,7 +57,7 @@ func nonLoopbackIP() string {
 }
 
 func TestListenAddressByMode(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	external := nonLoopbackIP()
 	if external == "" {
 		t.Log("this machine has no non-loopback IPv4 address: only the logged listen addresses are checked")
@@ -78,6 +78,7 @@ func TestListenAddressByMode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // a service of its own
 			vars := map[string]string{"PORT": "0", "CLERK_WEBHOOK_SIGNING_SECRET": newSecret(t), "DATA_DIR": t.TempDir()}
 			for _, m := range []map[string]string{tt.mode, tt.change} {
 				for k, v := range m {
@@ -112,7 +113,7 @@ func TestListenAddressByMode(t *testing.T) {
 }
 
 func TestEmbeddedDatabaseWhenChosenInCloudMode(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	dataDir := t.TempDir()
 	svc := startService(t, map[string]string{
 		"PORT":                         "0",
@@ -138,7 +139,7 @@ func TestEmbeddedDatabaseWhenChosenInCloudMode(t *testing.T) {
 }
 
 func TestMetricsOnTheirOwnListener(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	svc := startService(t, map[string]string{
 		"PORT":                         "0",
 		"CLERK_WEBHOOK_SIGNING_SECRET": newSecret(t),
@@ -194,7 +195,7 @@ func startRequest(t *testing.T, base, method, path string, body []byte, n int) n
 }
 
 func TestShutdownDrainsBeforeClosingTheDatabase(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	dataDir := t.TempDir()
 	svc := launchService(t, map[string]string{
 		"PORT":                         "0",
@@ -243,7 +244,7 @@ func TestShutdownDrainsBeforeClosingTheDatabase(t *testing.T) {
 }
 
 func TestShutdownCutsRequestsPastTheTimeout(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	svc := launchService(t, map[string]string{
 		"PORT":                         "0",
 		"CLERK_WEBHOOK_SIGNING_SECRET": newSecret(t),
@@ -266,7 +267,7 @@ func TestShutdownCutsRequestsPastTheTimeout(t *testing.T) {
 }
 
 func TestSecondSignalExitsAtOnce(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	svc := launchService(t, map[string]string{
 		"PORT":                         "0",
 		"CLERK_WEBHOOK_SIGNING_SECRET": newSecret(t),

@@ -80,7 +80,7 @@ func (r *eventRecorder) posted() []postedEvent {
 // and without an event id, so that each call asks for a run of its own; it prints the event's
 // id and where to watch the runs. Wrong settings or arguments send nothing.
 func TestReconcileCommand(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	const eventKey = "evtkey-reconcile-0123456789"
 	cloud := startEventRecorder(t, eventKey)
 	dev := startEventRecorder(t, "")

@@ -10,7 +10,7 @@ import (
 const maxLoggedPathBytes = 256
 
 func TestRequestLogs(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	eventAPI, _ := startEventAPI(t)
 	secret := newSecret(t)
 	svc := startService(t, map[string]string{

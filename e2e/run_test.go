@@ -16,7 +16,7 @@ import (
 // MongoDB server named by MONGODB_URI.
 
 func TestRunEmbeddedDatabase(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	dataDir := t.TempDir()
 	base := startService(t, map[string]string{
 		"PORT":                         "0",
@@ -66,7 +66,7 @@ func TestRunEmbeddedDatabase(t *testing.T) {
 }
 
 func TestRunWithMongoDBURI(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	db := newDatabase(t, "appdb")
 	dataDir := t.TempDir()
 	// Credentials in the URI, as in production (FerretDB takes PLAIN ones without checking them).

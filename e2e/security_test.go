@@ -71,7 +71,7 @@ func invokeBody(userID, firstName string) []byte {
 }
 
 func TestCloudModeServeHandlerRequiresSignature(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	c := startCloudService(t)
 	fnURL := c.url + "/api/inngest?" + url.Values{"fnId": {"clerk-user-sync-sync-user-from-clerk"}, "stepId": {"step"}}.Encode()
 	sign := func(key string, at time.Time, body []byte) string {
@@ -127,7 +127,7 @@ func TestCloudModeServeHandlerRequiresSignature(t *testing.T) {
 }
 
 func TestLogsHoldNoSecretsOrBodies(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	c := startCloudService(t)
 	wh, _ := svix.NewWebhook(c.secret)
 	other, _ := svix.NewWebhook(newSecret(t))
@@ -188,7 +188,7 @@ func TestLogsHoldNoSecretsOrBodies(t *testing.T) {
 }
 
 func TestSlowClientsAreCut(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	base := startService(t, map[string]string{
 		"PORT":                         "0",
 		"CLERK_WEBHOOK_SIGNING_SECRET": newSecret(t),
@@ -243,7 +243,7 @@ func TestSlowClientsAreCut(t *testing.T) {
 }
 
 func TestErrorResponsesRevealNoInternals(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	c := startCloudService(t)
 	c.db.cut() // the database goes away: connections closed, new ones refused
 	internals := []string{"mongo", "dial tcp", "connection refused", "server selection", "goroutine", ".go:", "ferretdb", "127.0.0.1:"}

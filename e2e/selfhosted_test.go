@@ -23,6 +23,7 @@ import (
 // the database through the server's signed invocations, and the reconcile command's event runs
 // the reconciliation.
 func TestSelfHostedServerSyncsAndRuns(t *testing.T) {
+	stacks(t)
 	bin := devServerBinary(t)
 	dir := t.TempDir()
 	db := newDatabase(t, "selfhosted")

@@ -20,7 +20,7 @@ import (
 // stand-in Backend API: a user missing from the database appears, a wrong token is refused,
 // a deleted user stays deleted, and a newer stored version is kept.
 func TestSyncUserOnDemand(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	const key = "sk_test_ondemand"
 	token := strings.Repeat("t0k3n", 8)
 	fake := clerkfake.New(t, key,
@@ -98,7 +98,7 @@ func TestSyncUserOnDemand(t *testing.T) {
 }
 
 func TestSyncRouteOffWithoutToken(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	svc := startService(t, map[string]string{
 		"PORT":                         "0",
 		"CLERK_WEBHOOK_SIGNING_SECRET": newSecret(t),
@@ -207,7 +207,7 @@ func logLines(t *testing.T, svc *service, msg string) []map[string]any {
 // with an answer that says the shape and does not repeat the id, and a log line that keeps
 // only its start.
 func TestSyncRefusesInvalidIDs(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	fake := clerkfake.New(t, "sk_test_ids", clerkfake.NewUser("user_abc", "Abc", 1000), clerkfake.NewUser("user_29w83sxmDNGwOuEthce5gg56FcC", "Real", 1000))
 	svc, token, users := syncService(t, fake, nil)
 	huge := "user_" + strings.Repeat("A", 60<<10)
@@ -258,7 +258,7 @@ func TestSyncRefusesInvalidIDs(t *testing.T) {
 // TestSyncOtherUserAnswered: when Clerk's answer carries another id than asked, nothing is
 // written, the caller gets 502, and an error is logged.
 func TestSyncOtherUserAnswered(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	fake := clerkfake.New(t, "sk_test_other", clerkfake.NewUser("user_asked", "Asked", 1000), clerkfake.NewUser("user_other", "Other", 1000))
 	fake.AnswerAs("user_asked", "user_other")
 	svc, token, users := syncService(t, fake, nil)
@@ -281,9 +281,10 @@ func TestSyncOtherUserAnswered(t *testing.T) {
 // CLERK_SECRET_KEY (not the key), one error log line for repeated requests, and a metric;
 // whether Clerk refuses the instance check or the user read.
 func TestSyncKeyRefused(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	for _, recorded := range []bool{false, true} {
 		t.Run(fmt.Sprintf("instance recorded %v", recorded), func(t *testing.T) {
+			t.Parallel() // a service and a database of its own
 			const revoked = "sk_test_revokedKeyValue42"
 			fake := clerkfake.New(t, "sk_test_valid", clerkfake.NewUser("user_a", "A", 1000))
 			svc, token, users := syncService(t, fake, map[string]string{"CLERK_SECRET_KEY": revoked})
@@ -319,7 +320,7 @@ func TestSyncKeyRefused(t *testing.T) {
 // concurrent syncs all get the check's answer (409 while the key is another instance's, then
 // 200) in about 2 s, from one request to Clerk each time; a passed check is remembered.
 func TestSyncSharesInstanceCheck(t *testing.T) {
-	blackBox(t)
+	parallel(t)
 	const n = 30
 	var fakeUsers []clerkfake.User
 	for i := range n {
