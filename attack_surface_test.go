@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -16,17 +15,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus"
 	svix "github.com/svix/svix-webhooks/go"
 
 	"clerksync/clerk/clerkfake"
 	"clerksync/store"
-	"clerksync/webhook"
 )
 
 // attackRoutes is every route the service can serve (all of them on: SYNC_API_TOKEN set,
-// /metrics on PORT). TestAttackSurfaceListsEveryRoute holds addRoutes to it, and the attack
+// /metrics on PORT), as httpapi's TestRoutes lists them for httpapi.NewHandler; the attack
 // tests try each one with every credential state.
 var attackRoutes = []string{
 	"GET /", "GET /healthz", "GET /readyz", "GET /metrics",
@@ -39,27 +35,6 @@ var attackRoutes = []string{
 // forged ones, ones too old, the right ones, a body or path over the limits, and a body
 // announced but never sent (with no credentials).
 var credentialStates = []string{"none", "wrong", "forged", "stale", "valid", "oversized", "stalled"}
-
-func TestAttackSurfaceListsEveryRoute(t *testing.T) {
-	t.Parallel()
-	e := echo.New()
-	v, err := webhook.NewVerifier(newSecret(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	addRoutes(e, slog.New(slog.DiscardHandler), v, nil, http.NotFoundHandler(), nil, webhook.Options{},
-		newMetrics(prometheus.NewRegistry()), true, func(echo.Context) error { return nil })
-	var got []string
-	for _, r := range e.Routes() {
-		got = append(got, r.Method+" "+r.Path)
-	}
-	slices.Sort(got)
-	got = slices.Compact(got)
-	want := slices.Sorted(slices.Values(attackRoutes))
-	if !slices.Equal(got, want) {
-		t.Errorf("addRoutes serves %q;\nthe attack-surface tests try %q: add the new route to attackRoutes and attackCases", got, want)
-	}
-}
 
 // attackCase is one request of the attack-surface tests and what must come of it.
 type attackCase struct {

@@ -15,6 +15,7 @@ import (
 	"github.com/inngest/inngestgo"
 
 	"clerksync/functions"
+	"clerksync/httpapi"
 	"clerksync/reconcile"
 	"clerksync/store"
 )
@@ -165,7 +166,7 @@ func parseServeURL(raw string) (*url.URL, error) {
 		return nil, fmt.Errorf("INNGEST_SERVE_URL=%q must have no user, query or fragment: only scheme, host and path, such as https://sync.example.com/api/inngest", raw)
 	}
 	if u.Path == "" || u.Path == "/" {
-		u.Path = inngestPath
+		u.Path = httpapi.InngestPath
 	}
 	return u, nil
 }
@@ -264,8 +265,8 @@ func inngestOptions(c inngestConfig, logger *slog.Logger) inngestgo.ClientOpts {
 		SigningKey:         &c.signingKey,
 		SigningKeyFallback: &c.signingKeyFallback,
 		Env:                &c.env,
-		MaxBodySize:        maxInngestBodyBytes,
-		// Syncs register out of band, on the guard's sync handler (inngestguard.go), the path
+		MaxBodySize:        httpapi.MaxInngestBodyBytes,
+		// Syncs register out of band, on the guard's sync handler (httpapi/inngestguard.go), the path
 		// the tests run against the real server; nil would let the SDK read
 		// INNGEST_ALLOW_IN_BAND_SYNC from the environment.
 		AllowInBandSync: inngestgo.BoolPtr(false),

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"clerksync/reconcile"
-
 	"log/slog"
 	"net/http"
 	"time"
@@ -12,13 +10,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"clerksync/functions"
+	"clerksync/httpapi"
+	"clerksync/reconcile"
 	"clerksync/store"
 	"clerksync/webhook"
 )
 
 // metrics holds the service's Prometheus metrics, on the registry given to newMetrics (never
 // the global default one). It implements webhook.Metrics and functions.Metrics, so that those
-// packages stay free of Prometheus.
+// packages stay free of Prometheus. It implements httpapi.SyncMetrics too.
 type metrics struct {
 	reg *prometheus.Registry
 
@@ -127,7 +127,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		m.forwardFailures, m.refusedByInngest, m.forwardDuration, m.functionRuns, m.reconcileRuns, m.reconcileUsers,
 		m.reconcileOrgRuns, m.reconcileOrgs, m.syncRequests, m.syncDuration,
 	)
-	for _, r := range syncResults {
+	for _, r := range httpapi.SyncResults() {
 		m.syncRequests.WithLabelValues(r)
 	}
 	for _, r := range webhook.RejectReasons() {
@@ -210,7 +210,7 @@ func (m *metrics) FunctionRun(function, outcome string) {
 }
 
 // SyncRequest counts one answer of POST /api/sync/users/{id} by its result (one of
-// syncResults), and how long it took.
+// httpapi.SyncResults), and how long it took.
 func (m *metrics) SyncRequest(result string, elapsed time.Duration) {
 	m.syncRequests.WithLabelValues(result).Inc()
 	m.syncDuration.Observe(elapsed.Seconds())

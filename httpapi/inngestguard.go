@@ -1,4 +1,4 @@
-package main
+package httpapi
 
 import (
 	"bytes"
@@ -17,24 +17,24 @@ import (
 	"golang.org/x/sync/semaphore"
 )
 
-// inngestPath is the route Inngest calls: invocations (POST), syncs (PUT), inspection (GET).
-const inngestPath = "/api/inngest"
+// InngestPath is the route Inngest calls: invocations (POST), syncs (PUT), inspection (GET).
+const InngestPath = "/api/inngest"
 
 // Limits of the requests to /api/inngest, whose bodies the SDK would read whole before it
 // checks their signature (docs/operations.md, "Limits").
 const (
-	// maxInngestBodyBytes caps one request: Inngest pushes at most 4 MiB of event and step
+	// MaxInngestBodyBytes caps one request: Inngest pushes at most 4 MiB of event and step
 	// state to an SDK (beyond that it asks the SDK to fetch the state, which inngestgo v0.15
-	// does not do), plus room for the run's context.
-	maxInngestBodyBytes = 5 << 20
+	// does not do), plus room for the run's context. The SDK's own limit is set to it.
+	MaxInngestBodyBytes = 5 << 20
 	// inngestBodyBudget bounds the buffered bytes of all the requests being read or run at
 	// once: two requests of the largest size, or thousands of the usual few kilobytes. A
 	// request that would go beyond it gets 503, which Inngest retries. The SDK's copy of each
 	// body and its decoding come on top: allow about three times the budget.
-	inngestBodyBudget = 2 * maxInngestBodyBytes
+	inngestBodyBudget = 2 * MaxInngestBodyBytes
 	// inngestBodyTimeout bounds how long the body of a request whose signature is not yet
 	// verified may take to arrive, once its headers are in (outside dev mode): Inngest sends
-	// its bodies at once, and a stalled upload is cut well before the server's readTimeout.
+	// its bodies at once, and a stalled upload is cut well before the server's read timeout.
 	inngestBodyTimeout = 10 * time.Second
 	// inngestSyncTimeout bounds the wait for a sync's registration with Inngest (the SDK's own
 	// call has no timeout); the server that asked gives up after 10 s.
@@ -50,6 +50,20 @@ var (
 	errBodyTooLarge = errors.New("request body too large")
 	errBodyBudget   = errors.New("too many request bytes in flight")
 )
+
+// Inngest is what /api/inngest needs: the two SDK handlers the guard stands in front of, and
+// the keys it checks signatures with.
+type Inngest struct {
+	// Serve runs invocations (POST) and answers inspections (GET).
+	Serve http.Handler
+	// Sync answers syncs (PUT): a second SDK handler with the same functions, whose lock
+	// invocations never wait on.
+	Sync http.Handler
+	// Dev runs unsigned requests, as the SDK does in dev mode (INNGEST_DEV).
+	Dev bool
+	// SigningKey and SigningKeyFallback sign Inngest's requests outside dev mode.
+	SigningKey, SigningKeyFallback string
+}
 
 // inngestGuard stands in front of the SDK's handlers on /api/inngest. Outside dev mode it
 // refuses, before reading any body, a request without a fresh X-Inngest-Signature; it reads
@@ -78,13 +92,13 @@ type inngestGuard struct {
 	logger   *slog.Logger
 }
 
-// newInngestGuard returns the guard of the SDK handlers serve and sync, with the service's
-// limits. Outside dev mode it requires signatures by signingKey (or signingKeyFallback).
-func newInngestGuard(serve, sync http.Handler, dev bool, signingKey, signingKeyFallback string, logger *slog.Logger) *inngestGuard {
+// newInngestGuard returns the guard of in's SDK handlers, with the service's limits. Outside
+// dev mode it requires signatures by in.SigningKey (or in.SigningKeyFallback).
+func newInngestGuard(in Inngest, logger *slog.Logger) *inngestGuard {
 	return &inngestGuard{
-		serve: serve, sync: sync, dev: dev,
-		signingKey: signingKey, signingKeyFallback: signingKeyFallback,
-		limit: maxInngestBodyBytes, budget: inngestBodyBudget, sem: semaphore.NewWeighted(inngestBodyBudget),
+		serve: in.Serve, sync: in.Sync, dev: in.Dev,
+		signingKey: in.SigningKey, signingKeyFallback: in.SigningKeyFallback,
+		limit: MaxInngestBodyBytes, budget: inngestBodyBudget, sem: semaphore.NewWeighted(inngestBodyBudget),
 		bodyTimeout: inngestBodyTimeout, syncTimeout: inngestSyncTimeout,
 		syncing: make(chan struct{}, 1),
 		logger:  logger,
