@@ -16,6 +16,7 @@ import (
 
 	"clerksync/functions"
 	"clerksync/httpapi"
+	"clerksync/metrics"
 	"clerksync/reconcile"
 	"clerksync/store"
 )
@@ -200,7 +201,7 @@ type inngestApp struct {
 // Both handlers register c.serveURL, never a URL taken from a request (in dev mode without
 // INNGEST_SERVE_URL, the dev server's). It returns an error when the SDK refuses a client or a
 // function.
-func newInngest(c inngestConfig, clerkc clerkConfig, users *store.Store, m *metrics, logger *slog.Logger) (inngestApp, error) {
+func newInngest(c inngestConfig, clerkc clerkConfig, users *store.Store, m *metrics.Prometheus, logger *slog.Logger) (inngestApp, error) {
 	var app inngestApp
 	var handlers [2]http.Handler
 	for i := range handlers {
@@ -234,7 +235,7 @@ func newInngest(c inngestConfig, clerkc clerkConfig, users *store.Store, m *metr
 // registerFunctions registers every function of the service on client: the user, organization
 // and membership functions, record-sync-failure, and the two reconciliations when clerkc has a
 // secret key. It returns the SDK's error when it refuses one.
-func registerFunctions(client inngestgo.Client, clerkc clerkConfig, batchSize int, users *store.Store, m *metrics, logger *slog.Logger) error {
+func registerFunctions(client inngestgo.Client, clerkc clerkConfig, batchSize int, users *store.Store, m *metrics.Prometheus, logger *slog.Logger) error {
 	if err := functions.New(users, users, logger, functions.Config{AppID: client.AppID(), BatchSize: batchSize, Metrics: m}).Register(client); err != nil {
 		return err
 	}

@@ -6,9 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"reflect"
-	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,12 +14,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"clerksync/reconcile"
 	"clerksync/webhook"
-	"errors"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
-	"log/slog"
 )
 
 // startEventAPI starts a stand-in for the Inngest dev server's event API (POST /e/<key>): it
@@ -200,101 +192,5 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	if _, ok := got["go_goroutines"]; !ok {
 		t.Errorf("GET /metrics has no go_goroutines; want the Go runtime collector registered")
-	}
-}
-
-func TestReconcileMetrics(t *testing.T) {
-	m := newMetrics(prometheus.NewRegistry())
-	srv := httptest.NewServer(m.handler(slog.New(slog.DiscardHandler)))
-	t.Cleanup(srv.Close)
-	m.Reconciled(reconcile.Summary{Pages: 2, Seen: 7, Inserted: 2, Updated: 1, Skipped: 3, Failed: 1, Deleted: 1}, nil)
-	m.Reconciled(reconcile.Summary{Pages: 1, Seen: 3, Skipped: 3, Refused: 4}, nil)
-	m.Reconciled(reconcile.Summary{}, errors.New("clerk answered 401"))
-	m.ReconciledOrganizations(reconcile.OrganizationsSummary{
-		Organizations: reconcile.Counts{Inserted: 3, Deleted: 1},
-		Memberships:   reconcile.Counts{Updated: 5, Refused: 2},
-	}, nil)
-	m.ReconciledOrganizations(reconcile.OrganizationsSummary{}, errors.New("clerk answered 429"))
-	got := scrape(t, srv.URL)
-	tests := []struct {
-		family, labels string
-		want           float64
-	}{
-		{"clerksync_reconcile_runs_total", "outcome=ok", 2},
-		{"clerksync_reconcile_runs_total", "outcome=error", 1},
-		{"clerksync_reconcile_users_total", "result=inserted", 2},
-		{"clerksync_reconcile_users_total", "result=updated", 1},
-		{"clerksync_reconcile_users_total", "result=skipped", 6},
-		{"clerksync_reconcile_users_total", "result=failed", 1},
-		{"clerksync_reconcile_users_total", "result=deleted", 1},
-		{"clerksync_reconcile_users_total", "result=refused", 4},
-		{"clerksync_reconcile_organization_runs_total", "outcome=ok", 1},
-		{"clerksync_reconcile_organization_runs_total", "outcome=error", 1},
-		{"clerksync_reconcile_organizations_total", "kind=organization,result=inserted", 3},
-		{"clerksync_reconcile_organizations_total", "kind=organization,result=deleted", 1},
-		{"clerksync_reconcile_organizations_total", "kind=organization,result=refused", 0},
-		{"clerksync_reconcile_organizations_total", "kind=membership,result=updated", 5},
-		{"clerksync_reconcile_organizations_total", "kind=membership,result=refused", 2},
-	}
-	for _, tt := range tests {
-		if v, ok := got[tt.family][tt.labels]; !ok || v != tt.want {
-			t.Errorf("%s{%s} = %v (present %v); want %v", tt.family, tt.labels, v, ok, tt.want)
-		}
-	}
-}
-
-// TestWebhookIgnoredMetric: the events the webhook handler does not forward are counted by
-// type in clerksync_webhooks_ignored_total.
-func TestWebhookIgnoredMetric(t *testing.T) {
-	m := newMetrics(prometheus.NewRegistry())
-	srv := httptest.NewServer(m.handler(slog.New(slog.DiscardHandler)))
-	t.Cleanup(srv.Close)
-	if got := scrape(t, srv.URL)["clerksync_webhooks_ignored_total"]; !reflect.DeepEqual(got, metricFamily{"type=other": 0}) {
-		t.Errorf("clerksync_webhooks_ignored_total before any event = %v; want other at 0", got)
-	}
-	m.WebhookIgnored("email.created")
-	m.WebhookIgnored("email.created")
-	m.WebhookIgnored(webhook.IgnoredOtherType)
-	got := scrape(t, srv.URL)["clerksync_webhooks_ignored_total"]
-	want := metricFamily{"type=email.created": 2, "type=other": 1}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("clerksync_webhooks_ignored_total = %v; want %v", got, want)
-	}
-}
-
-// TestDocumentedMetricsExist: every clerksync_ metric the README and docs/operations.md name
-// (the alert rules among them) is one the service registers, so a rename cannot leave an
-// alert watching nothing.
-func TestDocumentedMetricsExist(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	newMetrics(reg)
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	have := map[string]bool{}
-	for _, f := range families {
-		name := f.GetName()
-		have[name] = true
-		if f.GetType() == dto.MetricType_HISTOGRAM {
-			for _, s := range []string{"_bucket", "_sum", "_count"} {
-				have[name+s] = true
-			}
-		}
-	}
-	for _, doc := range []string{"README.md", "docs/operations.md"} {
-		raw, err := os.ReadFile(doc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		names := regexp.MustCompile(`clerksync_[a-z_]+[a-z]`).FindAllString(string(raw), -1)
-		if len(names) == 0 {
-			t.Errorf("%s names no clerksync_ metric; want the alert rule's", doc)
-		}
-		for _, name := range names {
-			if !have[name] {
-				t.Errorf("%s names %s; the service registers no such metric", doc, name)
-			}
-		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"clerksync/httpapi"
+	"clerksync/metrics"
 	"clerksync/store"
 	"clerksync/webhook"
 )
@@ -46,7 +47,7 @@ func runServer(ctx context.Context, stop context.CancelFunc, getenv func(string)
 		return err
 	}
 	defer closeDB() // after the drain below: in-flight steps finish their writes first
-	m := newMetrics(prometheus.NewRegistry())
+	m := metrics.New(prometheus.NewRegistry())
 	app, err := newInngest(cfg.inngest, cfg.clerk, db, m, logger)
 	if err != nil {
 		return err
@@ -68,7 +69,7 @@ func runServer(ctx context.Context, stop context.CancelFunc, getenv func(string)
 			_ = srv.Close()
 			return fmt.Errorf("listen on METRICS_ADDR=%s: %w; set METRICS_ADDR to a free address such as 127.0.0.1:9090", cfg.http.metricsAddr, err)
 		}
-		msrv := newHTTPServer(httpapi.NewMetricsHandler(logger, m.handler(logger)), logger)
+		msrv := newHTTPServer(httpapi.NewMetricsHandler(logger, m.Handler(logger)), logger)
 		servers = append(servers, msrv)
 		go func() { serveErr <- msrv.Serve(mln) }()
 		logger.Info("serving /metrics on its own listener", "addr", mln.Addr().String())
@@ -101,7 +102,7 @@ func runServer(ctx context.Context, stop context.CancelFunc, getenv func(string)
 // guarded /api/inngest, /readyz on db, /metrics unless METRICS_ADDR gives it a listener of its
 // own, and the on-demand sync with SYNC_API_TOKEN. It logs which Clerk event types are
 // forwarded besides the handled ones.
-func edgeDeps(cfg config, v *webhook.Verifier, db *store.Store, app inngestApp, m *metrics, logger *slog.Logger) httpapi.Deps {
+func edgeDeps(cfg config, v *webhook.Verifier, db *store.Store, app inngestApp, m *metrics.Prometheus, logger *slog.Logger) httpapi.Deps {
 	switch {
 	case cfg.webhook.forwardAll:
 		logger.Info("CLERK_FORWARD_EVENTS=*: every Clerk event type is forwarded to Inngest with its data, which stays in Inngest's event history (email.created carries one-time codes)")
@@ -121,7 +122,7 @@ func edgeDeps(cfg config, v *webhook.Verifier, db *store.Store, app inngestApp, 
 		DB: db,
 	}
 	if cfg.http.metricsAddr == "" {
-		d.Metrics = m.handler(logger)
+		d.Metrics = m.Handler(logger)
 	}
 	if cfg.clerk.syncToken != "" {
 		d.SyncUser = &httpapi.SyncUser{Token: cfg.clerk.syncToken, Clerk: newClerkAPI(cfg.clerk, logger), Store: db, Metrics: m}
