@@ -29,10 +29,10 @@ type dbConfig struct {
 
 // databaseSettings are the database settings, for --help.
 var databaseSettings = []setting{
-	{"MONGODB_URI", "required unless INNGEST_DEV", "MongoDB connection string (mongodb:// or mongodb+srv://), or `embedded` for a FerretDB (SQLite) run in-process under DATA_DIR: one replica only, its data lives in DATA_DIR. Unset: embedded in dev mode; refused otherwise."},
-	{"MONGODB_DATABASE", "app", "Database to use when MONGODB_URI names none in its path (a different name in both is refused)."},
-	{"DATA_DIR", "./data", "Where the embedded database keeps its files (MONGODB_URI=embedded, or unset in dev mode); put it on a persistent volume. One process at a time (the service, backfill or forget-clerk-instance) holds it; a second is refused."},
-	{"STORE_WRITE_MODE", "auto", "auto: atomic conditional writes on MongoDB, writes by _id under a per-process lock on FerretDB (whose conditional updates are neither atomic nor indexed). conditional: MongoDB's mode on any server (the tests use it to run MongoDB's write path on FerretDB)."},
+	{name: "MONGODB_URI", def: "required unless INNGEST_DEV", help: "MongoDB connection string (mongodb:// or mongodb+srv://), or `embedded` for a FerretDB (SQLite) run in-process under DATA_DIR: one replica only, its data lives in DATA_DIR. Unset: embedded in dev mode; refused otherwise."},
+	{name: "MONGODB_DATABASE", value: "app", help: "Database to use when MONGODB_URI names none in its path (a different name in both is refused)."},
+	{name: "DATA_DIR", value: "./data", help: "Where the embedded database keeps its files (MONGODB_URI=embedded, or unset in dev mode); put it on a persistent volume. One process at a time (the service, backfill or forget-clerk-instance) holds it; a second is refused."},
+	{name: "STORE_WRITE_MODE", value: "auto", help: "auto: atomic conditional writes on MongoDB, writes by _id under a per-process lock on FerretDB (whose conditional updates are neither atomic nor indexed). conditional: MongoDB's mode on any server (the tests use it to run MongoDB's write path on FerretDB)."},
 }
 
 // database reads MONGODB_URI, MONGODB_DATABASE, DATA_DIR and STORE_WRITE_MODE. MONGODB_URI
@@ -42,9 +42,9 @@ var databaseSettings = []setting{
 // different MONGODB_DATABASE besides is refused, since one of the two would be ignored.
 func (s *settings) database(devMode bool) dbConfig {
 	d := dbConfig{
-		mongoURI: s.get("MONGODB_URI", ""),
-		dataDir:  s.get("DATA_DIR", "./data"),
-		database: s.get("MONGODB_DATABASE", "app"),
+		mongoURI: s.get("MONGODB_URI"),
+		dataDir:  s.get("DATA_DIR"),
+		database: s.get("MONGODB_DATABASE"),
 	}
 	switch {
 	case strings.EqualFold(d.mongoURI, "embedded"):
@@ -61,7 +61,7 @@ func (s *settings) database(devMode bool) dbConfig {
 		} else {
 			d.mongoHosts = u.Host
 			if name := strings.Trim(u.Path, "/"); name != "" {
-				if set := s.get("MONGODB_DATABASE", ""); set != "" && set != name {
+				if set := s.value("MONGODB_DATABASE"); set != "" && set != name {
 					s.fail(fmt.Errorf("MONGODB_URI names the database %q in its path and MONGODB_DATABASE=%q another: one of them would be ignored. "+
 						"Drop one: unset MONGODB_DATABASE to use %q, or take /%s out of MONGODB_URI to use %q", name, set, name, name, set))
 				}
@@ -69,7 +69,7 @@ func (s *settings) database(devMode bool) dbConfig {
 			}
 		}
 	}
-	switch mode := strings.ToLower(s.get("STORE_WRITE_MODE", "auto")); mode {
+	switch mode := strings.ToLower(s.get("STORE_WRITE_MODE")); mode {
 	case "auto":
 		d.writeMode = store.WritesAuto
 	case "conditional":

@@ -47,20 +47,20 @@ type inngestConfig struct {
 
 // inngestSettings are the Inngest settings, for --help.
 var inngestSettings = []setting{
-	{"INNGEST_DEV", "unset", "1 (dev server on " + defaultDevServerURL + ") or the dev server's URL: local development only. /api/inngest then runs any unsigned request, so it is refused with INNGEST_EVENT_KEY or INNGEST_SIGNING_KEY and listens on loopback unless HOST is set."},
-	{"INNGEST_EVENT_KEY", "unset", "Inngest event key (required with INNGEST_SIGNING_KEY unless INNGEST_DEV is set)."},
-	{"INNGEST_SIGNING_KEY", "unset", "Inngest signing key (signkey-<env>-<hex>); every request to /api/inngest must carry its signature, or it is refused before its body is read."},
-	{"INNGEST_SIGNING_KEY_FALLBACK", "unset", "Previous signing key, accepted while rotating keys."},
-	{"INNGEST_SERVE_URL", "required unless INNGEST_DEV", "The URL Inngest calls to run the functions, as Inngest reaches it (https://sync.example.com/api/inngest). A sync (a signed PUT /api/inngest) registers this URL, never one taken from the request. Optional in dev mode."},
-	{"INNGEST_ENV", "unset", "Inngest branch environment name, for branch deploys."},
-	{"INNGEST_BASE_URL", "unset", "Self-hosted Inngest server URL (API and event API); needs both keys, and /api/inngest requires the server's signature as with Inngest Cloud."},
-	{"INNGEST_APP_ID", "clerk-user-sync", "The app's id in Inngest; function ids are <app id>-<function id>."},
-	{"INNGEST_BATCH_SIZE", "0", "Above 1: up to this many create/update events per Inngest run (each still a guarded upsert, which also stands in for Inngest's event-id deduplication: Inngest does not apply it to batches); for bursts. 0: one run per event."},
+	{name: "INNGEST_DEV", help: "1 (dev server on " + defaultDevServerURL + ") or the dev server's URL: local development only. /api/inngest then runs any unsigned request, so it is refused with INNGEST_EVENT_KEY or INNGEST_SIGNING_KEY and listens on loopback unless HOST is set."},
+	{name: "INNGEST_EVENT_KEY", help: "Inngest event key (required with INNGEST_SIGNING_KEY unless INNGEST_DEV is set)."},
+	{name: "INNGEST_SIGNING_KEY", help: "Inngest signing key (signkey-<env>-<hex>); every request to /api/inngest must carry its signature, or it is refused before its body is read."},
+	{name: "INNGEST_SIGNING_KEY_FALLBACK", help: "Previous signing key, accepted while rotating keys."},
+	{name: "INNGEST_SERVE_URL", def: "required unless INNGEST_DEV", help: "The URL Inngest calls to run the functions, as Inngest reaches it (https://sync.example.com/api/inngest). A sync (a signed PUT /api/inngest) registers this URL, never one taken from the request. Optional in dev mode."},
+	{name: "INNGEST_ENV", help: "Inngest branch environment name, for branch deploys."},
+	{name: "INNGEST_BASE_URL", help: "Self-hosted Inngest server URL (API and event API); needs both keys, and /api/inngest requires the server's signature as with Inngest Cloud."},
+	{name: "INNGEST_APP_ID", value: "clerk-user-sync", help: "The app's id in Inngest; function ids are <app id>-<function id>."},
+	{name: "INNGEST_BATCH_SIZE", value: "0", help: "Above 1: up to this many create/update events per Inngest run (each still a guarded upsert, which also stands in for Inngest's event-id deduplication: Inngest does not apply it to batches); for bursts. 0: one run per event."},
 }
 
 // devMode reports whether INNGEST_DEV asks for dev mode.
 func (s *settings) devMode() bool {
-	switch strings.ToLower(s.get("INNGEST_DEV", "")) {
+	switch strings.ToLower(s.get("INNGEST_DEV")) {
 	case "", "0", "false", "no":
 		return false
 	}
@@ -72,21 +72,21 @@ func (s *settings) devMode() bool {
 // dev mode both keys are required.
 func (s *settings) inngest() inngestConfig {
 	c := inngestConfig{
-		appID:              s.get("INNGEST_APP_ID", "clerk-user-sync"),
-		eventKey:           s.get("INNGEST_EVENT_KEY", ""),
-		signingKey:         s.get("INNGEST_SIGNING_KEY", ""),
-		signingKeyFallback: s.get("INNGEST_SIGNING_KEY_FALLBACK", ""),
-		env:                s.get("INNGEST_ENV", ""),
-		baseURL:            s.get("INNGEST_BASE_URL", ""),
+		appID:              s.get("INNGEST_APP_ID"),
+		eventKey:           s.get("INNGEST_EVENT_KEY"),
+		signingKey:         s.get("INNGEST_SIGNING_KEY"),
+		signingKeyFallback: s.get("INNGEST_SIGNING_KEY_FALLBACK"),
+		env:                s.get("INNGEST_ENV"),
+		baseURL:            s.get("INNGEST_BASE_URL"),
 	}
-	if raw := s.get("INNGEST_SERVE_URL", ""); raw != "" {
+	if raw := s.get("INNGEST_SERVE_URL"); raw != "" {
 		u, err := parseServeURL(raw)
 		if err != nil {
 			s.fail(err)
 		}
 		c.serveURL = u
 	}
-	if n, err := strconv.Atoi(s.get("INNGEST_BATCH_SIZE", "0")); err != nil || n < 0 || n > 1000 {
+	if n, err := strconv.Atoi(s.get("INNGEST_BATCH_SIZE")); err != nil || n < 0 || n > 1000 {
 		s.fail(errors.New("INNGEST_BATCH_SIZE must be a whole number from 0 to 1000"))
 	} else {
 		c.batchSize = n
@@ -119,7 +119,7 @@ func (s *settings) inngest() inngestConfig {
 		}
 		return c
 	}
-	switch dev := s.get("INNGEST_DEV", ""); strings.ToLower(dev) {
+	switch dev := s.get("INNGEST_DEV"); strings.ToLower(dev) {
 	case "1", "true", "yes":
 		c.devURL = defaultDevServerURL
 	default:
