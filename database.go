@@ -89,7 +89,7 @@ func (s *settings) database(devMode bool) dbConfig {
 // called, so that a shutdown signal lets in-flight requests finish their writes.
 func openDatabase(ctx context.Context, c dbConfig, logc logConfig, logger *slog.Logger, stderr io.Writer) (*store.Store, func(), error) {
 	stopEmbedded := func() {}
-	var users *store.Store
+	var db *store.Store
 	var err error
 	if c.embedded {
 		var emb *store.Embedded
@@ -108,11 +108,11 @@ func openDatabase(ctx context.Context, c dbConfig, logc logConfig, logger *slog.
 		// Bounded by ctx alone, as the _id lookup index always was: the first start on an
 		// existing collection builds it, however long that takes. (A local server that does not
 		// answer still fails the open within the driver's 30 s server selection.)
-		users, err = emb.Open(ctx, c.database, c.writeMode)
+		db, err = emb.Open(ctx, c.database, c.writeMode)
 	} else {
 		logger.Info("using MongoDB", "hosts", c.mongoHosts, "database", c.database)
 		openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		users, err = store.OpenWith(openCtx, c.mongoURI, c.database, c.writeMode)
+		db, err = store.OpenWith(openCtx, c.mongoURI, c.database, c.writeMode)
 		cancel()
 	}
 	if err != nil {
@@ -123,10 +123,10 @@ func openDatabase(ctx context.Context, c dbConfig, logc logConfig, logger *slog.
 		}
 		return nil, nil, fmt.Errorf("%w; %s", err, hint)
 	}
-	return users, func() {
+	return db, func() {
 		closeCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
-		_ = users.Close(closeCtx)
+		_ = db.Close(closeCtx)
 		stopEmbedded()
 	}, nil
 }

@@ -201,7 +201,7 @@ type inngestApp struct {
 // Both handlers register c.serveURL, never a URL taken from a request (in dev mode without
 // INNGEST_SERVE_URL, the dev server's). It returns an error when the SDK refuses a client or a
 // function.
-func newInngest(c inngestConfig, clerkc clerkConfig, users *store.Store, m *metrics.Prometheus, logger *slog.Logger) (inngestApp, error) {
+func newInngest(c inngestConfig, clerkc clerkConfig, db *store.Store, m *metrics.Prometheus, logger *slog.Logger) (inngestApp, error) {
 	var app inngestApp
 	var handlers [2]http.Handler
 	for i := range handlers {
@@ -209,7 +209,7 @@ func newInngest(c inngestConfig, clerkc clerkConfig, users *store.Store, m *metr
 		if err != nil {
 			return inngestApp{}, fmt.Errorf("inngest client: %w", err)
 		}
-		if err := registerFunctions(client, clerkc, c.batchSize, users, m, logger); err != nil {
+		if err := registerFunctions(client, clerkc, c.batchSize, db, m, logger); err != nil {
 			return inngestApp{}, fmt.Errorf("inngest functions: %w", err)
 		}
 		if c.serveURL == nil {
@@ -235,12 +235,12 @@ func newInngest(c inngestConfig, clerkc clerkConfig, users *store.Store, m *metr
 // registerFunctions registers every function of the service on client: the user, organization
 // and membership functions, record-sync-failure, and the two reconciliations when clerkc has a
 // secret key. It returns the SDK's error when it refuses one.
-func registerFunctions(client inngestgo.Client, clerkc clerkConfig, batchSize int, users *store.Store, m *metrics.Prometheus, logger *slog.Logger) error {
-	if err := functions.New(users, users, logger, functions.Config{AppID: client.AppID(), BatchSize: batchSize, Metrics: m}).Register(client); err != nil {
+func registerFunctions(client inngestgo.Client, clerkc clerkConfig, batchSize int, db *store.Store, m *metrics.Prometheus, logger *slog.Logger) error {
+	if err := functions.New(db, db, logger, functions.Config{AppID: client.AppID(), BatchSize: batchSize, Metrics: m}).Register(client); err != nil {
 		return err
 	}
 	// record-sync-failure: the sync functions' permanent failures, in sync_failures.
-	if err := functions.NewFailureRecorder(users, logger, functions.Config{Metrics: m}).Register(client); err != nil {
+	if err := functions.NewFailureRecorder(db, logger, functions.Config{Metrics: m}).Register(client); err != nil {
 		return err
 	}
 	if clerkc.secretKey == "" {
@@ -248,10 +248,10 @@ func registerFunctions(client inngestgo.Client, clerkc clerkConfig, batchSize in
 	}
 	api := newClerkAPI(clerkc, logger)
 	cfg := reconcile.Config{MaxDeleteShare: clerkc.maxDeleteShare, Metrics: m}
-	if err := reconcile.New(users, api, logger.With("function", reconcile.FunctionID), cfg).Register(client, clerkc.schedule); err != nil {
+	if err := reconcile.New(db, api, logger.With("function", reconcile.FunctionID), cfg).Register(client, clerkc.schedule); err != nil {
 		return err
 	}
-	return reconcile.New(users, api, logger.With("function", reconcile.OrganizationsFunctionID), cfg).RegisterOrganizations(client, clerkc.schedule)
+	return reconcile.New(db, api, logger.With("function", reconcile.OrganizationsFunctionID), cfg).RegisterOrganizations(client, clerkc.schedule)
 }
 
 // inngestOptions turns the configuration into the SDK's options, leaving nothing for the SDK
