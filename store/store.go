@@ -23,7 +23,8 @@
 // users' two write strategies (see WriteMode); usernames.go is UpsertUser's username rule;
 // organizations.go and memberships.go are the organizations and memberships collections and
 // their cascades; list.go lists the live users; failures.go and meta.go are the service's own
-// collections; embedded.go is the embedded FerretDB.
+// collections. The embedded FerretDB is package store/embedded, apart so that importing store
+// links neither FerretDB nor SQLite.
 package store
 
 import (
@@ -113,7 +114,7 @@ const (
 // Open connects to the server at uri, checks that it answers, and makes sure the users,
 // organizations and memberships collections have their indexes. It returns an error wrapping
 // ErrDatabase when the server cannot be reached within ctx or refuses the indexes. (For the
-// embedded FerretDB, use Embedded.Open.)
+// embedded FerretDB, use package store/embedded's Server.Open.)
 func Open(ctx context.Context, uri, database string) (*Store, error) {
 	return OpenWith(ctx, uri, database, WritesAuto)
 }

@@ -194,3 +194,17 @@ func TestSignUpReplays(t *testing.T) {
 		})
 	}
 }
+
+// TestEmbeddedWriteMode: on the embedded FerretDB (whose databases storetest opens as the
+// service does, with embedded.Server.Open), WritesAuto picks the by-id writes, and an explicit
+// mode is kept.
+func TestEmbeddedWriteMode(t *testing.T) {
+	for _, tc := range []struct {
+		mode store.WriteMode
+		want string
+	}{{store.WritesAuto, "by-id"}, {store.WritesConditional, "conditional"}, {store.WritesByID, "by-id"}} {
+		if got := store.WriteStrategy(openStoreMode(t, tc.mode)); got != tc.want {
+			t.Errorf("open in mode %d: writes %q; want %q", tc.mode, got, tc.want)
+		}
+	}
+}
