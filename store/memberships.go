@@ -246,24 +246,9 @@ func (s *Store) UpsertMembership(ctx context.Context, m Membership) (Outcome, er
 	case m.Deleted:
 		return "", fmt.Errorf("%w: membership %s is marked deleted: use DeleteMembership", ErrInvalidMembership, m.ID)
 	}
-	ids := []string{m.ID}
-	for range maxRounds {
-		unlock := s.lockIDs(ids...)
-		out, err := s.upsertMembership(ctx, m, ids)
-		unlock()
-		var nl needLock
-		switch {
-		case errors.As(err, &nl):
-			ids = []string{m.ID, nl.id}
-		case errors.Is(err, errStale):
-		default:
-			return out, err
-		}
-		if err := ctx.Err(); err != nil {
-			return "", dbErr("write membership", m.ID, err)
-		}
-	}
-	return "", fmt.Errorf("%w: write membership %s: the memberships involved kept changing during the write; retry", ErrDatabase, m.ID)
+	return s.guardedWrite(ctx, "membership", m.ID, func(locked []string) (Outcome, error) {
+		return s.upsertMembership(ctx, m, locked)
+	})
 }
 
 // upsertMembership is one attempt of UpsertMembership, holding the locks of the memberships in

@@ -185,24 +185,9 @@ func (s *Store) UpsertOrganization(ctx context.Context, o Organization) (Outcome
 	if o.ID == "" {
 		return "", fmt.Errorf("%w: no organization id", ErrInvalidOrganization)
 	}
-	ids := []string{o.ID}
-	for range maxRounds {
-		unlock := s.lockIDs(ids...)
-		out, err := s.upsertOrganization(ctx, o, ids)
-		unlock()
-		var nl needLock
-		switch {
-		case errors.As(err, &nl):
-			ids = []string{o.ID, nl.id}
-		case errors.Is(err, errStale):
-		default:
-			return out, err
-		}
-		if err := ctx.Err(); err != nil {
-			return "", dbErr("write organization", o.ID, err)
-		}
-	}
-	return "", fmt.Errorf("%w: write organization %s: the organizations involved kept changing during the write; retry", ErrDatabase, o.ID)
+	return s.guardedWrite(ctx, "organization", o.ID, func(locked []string) (Outcome, error) {
+		return s.upsertOrganization(ctx, o, locked)
+	})
 }
 
 // upsertOrganization is one attempt of UpsertOrganization, holding the locks of the

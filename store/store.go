@@ -18,13 +18,13 @@
 //     after its organization or user was deleted is stored as a tombstone.
 //
 // The files: guarded.go is the guarded-write core every collection shares (its two write
-// strategies, docWrites, and the tombstone delete); users.go is the users collection (its
-// fields, reads, UpsertUser and DeleteUser); users_byid.go and users_conditional.go are the
-// users' two write strategies (see WriteMode); usernames.go is UpsertUser's username rule;
-// organizations.go and memberships.go are the organizations and memberships collections and
-// their cascades; list.go lists the live users; failures.go and meta.go are the service's own
-// collections. The embedded FerretDB is package store/embedded, apart so that importing store
-// links neither FerretDB nor SQLite.
+// strategies, docWrites, the upserts' lock-and-retry loop, guardedWrite, and the tombstone
+// delete); users.go is the users collection (its fields, reads, UpsertUser and DeleteUser);
+// users_byid.go and users_conditional.go are the users' two write strategies (see WriteMode);
+// usernames.go is UpsertUser's username rule; organizations.go and memberships.go are the
+// organizations and memberships collections and their cascades; list.go lists the live users;
+// failures.go and meta.go are the service's own collections. The embedded FerretDB is package
+// store/embedded, apart so that importing store links neither FerretDB nor SQLite.
 package store
 
 import (
