@@ -271,9 +271,9 @@ func (s *Store) clearSlug(ctx context.Context, o Organization, holderID, slug st
 // tombstone too, so that a create arriving after its delete is ignored.
 //
 // Then it tombstones every live membership of the organization (deleted at the organization's
-// deletion time), after the organization's tombstone is written: see UpsertMembership for why
-// that order leaves no live membership of a deleted organization, whatever runs at the same
-// time. A replay does it again, so a delete whose cascade failed half-way completes when
+// deletion time), after the organization's tombstone is written: docs/design.md says why that
+// order leaves no live membership of a deleted organization, whatever runs at the same time. A
+// replay does it again, so a delete whose cascade failed half-way completes when
 // retried.
 //
 // It returns Deleted, or AlreadyDeleted for a replay (the first deletion time is kept). It

@@ -485,8 +485,8 @@ func (s *Store) checkUnchanged(ctx context.Context, id string, cur userDoc, foun
 // replaced by its tombstone too, keeping its deleted_at when that is a number.
 //
 // Then it tombstones every live membership of the user (deleted at the user's deletion time),
-// after the user's tombstone is written: see UpsertMembership for why that order leaves no
-// live membership of a deleted user, whatever runs at the same time. A replay does it again,
+// after the user's tombstone is written: docs/design.md says why that order leaves no live
+// membership of a deleted user, whatever runs at the same time. A replay does it again,
 // so a delete whose cascade failed half-way completes when retried.
 //
 // It returns Deleted, or AlreadyDeleted for a replay (a tombstone already: the first deletion
