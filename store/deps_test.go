@@ -10,6 +10,7 @@ import (
 // links FerretDB or SQLite; only store/embedded, and what imports it, does. It asks the go tool
 // for their dependencies.
 func TestImportsNoEmbeddedDatabase(t *testing.T) {
+	t.Parallel()
 	pkgs := []string{"clerksync/store", "clerksync/webhook"}
 	for _, pkg := range pkgs {
 		out, err := exec.Command("go", "list", "-deps", pkg).Output()
