@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"clerksync/store"
+	"clerksync/store/embedded"
 )
 
 // dbConfig is the database every command writes to.
@@ -92,9 +93,9 @@ func openDatabase(ctx context.Context, c dbConfig, logc logConfig, logger *slog.
 	var db *store.Store
 	var err error
 	if c.embedded {
-		var emb *store.Embedded
-		emb, err = store.StartEmbedded(context.WithoutCancel(ctx), c.dataDir, quietLogger(stderr, logc))
-		if errors.Is(err, store.ErrDataDirInUse) {
+		var emb *embedded.Server
+		emb, err = embedded.Start(context.WithoutCancel(ctx), c.dataDir, quietLogger(stderr, logc))
+		if errors.Is(err, embedded.ErrDataDirInUse) {
 			return nil, nil, fmt.Errorf("DATA_DIR=%s: %w. To run backfill or forget-clerk-instance on the embedded database of a running service, "+
 				"stop the service, run the command with the service's settings and volume (docker compose run --rm <service> forget-clerk-instance), "+
 				"then start the service again", c.dataDir, err)

@@ -19,6 +19,7 @@ import (
 	svix "github.com/svix/svix-webhooks/go"
 
 	"clerksync/store"
+	"clerksync/store/embedded"
 )
 
 // serviceEnv, when set in the environment, makes this test binary run the service itself
@@ -170,9 +171,9 @@ func (p *proxy) restore() {
 
 // startEmbeddedDB starts a FerretDB for one test and returns it and its URI without a
 // trailing slash (append "/<database>").
-func startEmbeddedDB(t *testing.T) (*store.Embedded, string) {
+func startEmbeddedDB(t *testing.T) (*embedded.Server, string) {
 	t.Helper()
-	emb, err := store.StartEmbedded(context.Background(), t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	emb, err := embedded.Start(context.Background(), t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 
 	"clerksync/clerk/clerkfake"
 	"clerksync/reconcile"
-	"clerksync/store"
+	"clerksync/store/embedded"
 )
 
 // TestForgetClerkInstance: a backfill refused for another instance than the recorded one goes
@@ -81,8 +81,8 @@ func TestForgetClerkInstanceRefusesARunningServicesDataDir(t *testing.T) {
 		} else {
 			_, err = forget()
 		}
-		if !errors.Is(err, store.ErrDataDirInUse) {
-			t.Fatalf("%s on a running service's DATA_DIR = %v; want an error wrapping store.ErrDataDirInUse", cmd, err)
+		if !errors.Is(err, embedded.ErrDataDirInUse) {
+			t.Fatalf("%s on a running service's DATA_DIR = %v; want an error wrapping embedded.ErrDataDirInUse", cmd, err)
 		}
 		for _, want := range []string{"DATA_DIR=" + dataDir, "stop the service"} {
 			if !strings.Contains(err.Error(), want) {

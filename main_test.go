@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"clerksync/store"
+	"clerksync/store/embedded"
 )
 
 // syncBuffer is an io.Writer that run can write to while the test reads it.
@@ -115,7 +115,7 @@ func TestRunEmbeddedDatabase(t *testing.T) {
 		"INNGEST_DEV":                  "http://127.0.0.1:1",
 		"DATA_DIR":                     dataDir,
 	}).url
-	// The embedded database got the _id lookup index (store.Embedded.Open) at start.
+	// The embedded database got the _id lookup index (embedded.Server.Open) at start.
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, "app.sqlite")+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +157,7 @@ func TestRunEmbeddedDatabase(t *testing.T) {
 }
 
 func TestRunWithMongoDBURI(t *testing.T) {
-	emb, err := store.StartEmbedded(context.Background(), t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	emb, err := embedded.Start(context.Background(), t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"clerksync/store"
+	"clerksync/store/embedded"
 )
 
 // The rules that keep a production deployment safe by default (issue 11): dev mode stays on
@@ -233,7 +233,7 @@ func TestShutdownDrainsBeforeClosingTheDatabase(t *testing.T) {
 		t.Fatal("run did not return within 20s of the signal")
 	}
 	// The step's write reached the database, which closed only after it.
-	emb, err := store.StartEmbedded(context.Background(), dataDir, slog.New(slog.DiscardHandler))
+	emb, err := embedded.Start(context.Background(), dataDir, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	svix "github.com/svix/svix-webhooks/go"
 
 	"clerksync/store"
+	"clerksync/store/embedded"
 )
 
 // cloudService starts the service through run in Inngest Cloud mode (keys, no INNGEST_DEV)
@@ -26,7 +27,7 @@ import (
 type cloudService struct {
 	*service
 	secret, eventKey, signingKey string
-	emb                          *store.Embedded
+	emb                          *embedded.Server
 	users                        *store.Store
 }
 
