@@ -50,7 +50,7 @@ func (f *Functions) DeleteUser(ctx context.Context, in Input) (any, error) {
 		return out, nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, retryUnlessInvalid(err)
 	}
 	return Result{UserID: id, Outcome: outcome}, nil
 }
