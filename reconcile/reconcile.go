@@ -768,8 +768,8 @@ func (r *Reconciler) write(ctx context.Context, c clerk.User) (store.Outcome, er
 	return "", err
 }
 
-// planDeletions lists the live users that no page had and applies the safety cap, a share
-// of liveBefore, the live users before the run wrote anything (counting the users the run
+// planDeletions lists the live users that no page had and applies the safety cap
+// (allowDeletions), a share of liveBefore, the live users before the run wrote anything (counting the users the run
 // just inserted would let a list of strangers delete the collection). It returns an error
 // wrapping store.ErrDatabase when the live users cannot be listed.
 func (r *Reconciler) planDeletions(ctx context.Context, seen map[string]struct{}, liveBefore int) (deletionPlan, error) {
@@ -784,21 +784,9 @@ func (r *Reconciler) planDeletions(ctx context.Context, seen map[string]struct{}
 			plan.Candidates = append(plan.Candidates, id)
 		}
 	}
-	n := len(plan.Candidates)
-	if n == 0 {
-		return plan, nil
+	if !r.allowDeletions("users", len(plan.Candidates), liveBefore) {
+		return deletionPlan{Live: liveBefore, Refused: len(plan.Candidates)}, nil
 	}
-	limit := r.cfg.MaxDeleteShare * float64(liveBefore)
-	if float64(n) > limit {
-		if !r.cfg.AllowMassDelete {
-			r.logger.Warn("reconciliation refuses a mass deletion: deleting nothing. Check CLERK_SECRET_KEY names the right Clerk instance; "+
-				"if these users really are gone, "+allowOnce,
-				"missing_from_clerk", n, "live_users_before_run", liveBefore, "max_delete_share", r.cfg.MaxDeleteShare)
-			return deletionPlan{Live: liveBefore, Refused: n}, nil
-		}
-		r.logger.Warn("mass deletion allowed for this run (--allow-mass-delete)", "missing_from_clerk", n, "live_users_before_run", liveBefore, "max_delete_share", r.cfg.MaxDeleteShare)
-	}
-	r.logger.Info("live users missing from Clerk's list; confirming each with Clerk before deleting", "candidates", n, "live_users_before_run", liveBefore)
 	return plan, nil
 }
 
