@@ -326,18 +326,14 @@ func (r *Reconciler) Run(ctx context.Context) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
-	listed, err := r.survey(ctx, func(ctx context.Context, offset int) (surveyPage, error) {
-		return runStep(ctx, r, fmt.Sprintf("survey-%d", offset), func(ctx context.Context) (surveyPage, error) {
-			return r.surveyPage(ctx, offset)
-		})
-	})
+	users := usersKind(r)
+	listed, _, _, err := surveySteps(ctx, r, users)
 	if err != nil {
 		return sum, err
 	}
 	chk, err := runStep(ctx, r, "check-overlap", func(ctx context.Context) (Check, error) {
-		live, err := r.users.LiveUserIDs(ctx)
+		live, err := liveIDs(ctx, r, users)
 		if err != nil {
-			r.logger.Error("listing live users failed", "error", err)
 			return Check{}, err
 		}
 		return r.checkOverlap(ctx, inst, live, listed)
@@ -351,18 +347,33 @@ func (r *Reconciler) Run(ctx context.Context) (Summary, error) {
 			"clerk_instance", chk.Instance, "live_users", chk.Live, "listed_by_clerk", chk.Listed, "listed_and_stored", chk.Shared)
 		return sum, nil
 	}
-	seen, err := r.syncPages(ctx, &sum)
+	seen, err := syncPages(ctx, r, users, func(page pageResult) {
+		sum.Pages++
+		sum.Seen += len(page.IDs)
+		sum.Inserted += page.Inserted
+		sum.Updated += page.Updated
+		sum.Skipped += page.Skipped
+		sum.Failed += page.Failed
+	})
 	if err != nil {
 		return sum, err
 	}
 	plan, err := runStep(ctx, r, "plan-deletions", func(ctx context.Context) (deletionPlan, error) {
-		return r.planDeletions(ctx, seen, chk.Live)
+		return r.planDeletions(ctx, users, seen, chk.Live)
 	})
 	if err != nil {
 		return sum, err
 	}
 	sum.Refused = plan.Refused
-	if err := r.deleteCandidates(ctx, plan.Candidates, &sum); err != nil {
+	err = deleteSteps(ctx, r, users, plan.Candidates, func(res deletionResult) {
+		sum.Deleted += res.Deleted
+		sum.StillInClerk += res.StillInClerk
+		sum.Inserted += res.Inserted
+		sum.Updated += res.Updated
+		sum.Skipped += res.Skipped
+		sum.Failed += res.Failed
+	})
+	if err != nil {
 		return sum, err
 	}
 	r.logger.Info("reconciliation with Clerk done",
@@ -393,54 +404,6 @@ func retryWhenAsked(err error, now time.Time) error {
 		return err
 	}
 	return inngestgo.RetryAtError(err, now.Add(rl.RetryAfter))
-}
-
-// syncPages runs one page-N step per page of Clerk's list, adding what they did to sum, and
-// returns the ids on the pages. It returns the error of the first page that fails for good,
-// or one when the list has more than maxPages pages.
-func (r *Reconciler) syncPages(ctx context.Context, sum *Summary) (map[string]struct{}, error) {
-	seen := map[string]struct{}{}
-	for offset := 0; ; offset += r.cfg.PageSize {
-		if sum.Pages >= maxPages {
-			return nil, fmt.Errorf("reconcile: more than %d pages of %d users; raise the page size", maxPages, r.cfg.PageSize)
-		}
-		page, err := runStep(ctx, r, fmt.Sprintf("page-%d", offset), func(ctx context.Context) (pageResult, error) {
-			return r.syncPage(ctx, offset)
-		})
-		if err != nil {
-			return nil, err
-		}
-		sum.Pages++
-		sum.Seen += len(page.IDs)
-		sum.Inserted += page.Inserted
-		sum.Updated += page.Updated
-		sum.Skipped += page.Skipped
-		sum.Failed += page.Failed
-		for _, id := range page.IDs {
-			seen[id] = struct{}{}
-		}
-		if page.Count < r.cfg.PageSize {
-			return seen, nil
-		}
-	}
-}
-
-// deleteCandidates runs delete-N steps until every candidate is dealt with, each step taking
-// up to deleteChunk of them from the first one the steps before left, and adds what they did
-// to sum. It returns the error of the first step that fails for good.
-func (r *Reconciler) deleteCandidates(ctx context.Context, candidates []string, sum *Summary) error {
-	return inSteps(ctx, r, "delete", candidates, deleteChunk, 0,
-		func(ctx context.Context, chunk []string, stopAt time.Time) (deletionResult, error) {
-			return confirmEach(ctx, r, chunk, stopAt, "user", r.confirmDeletion)
-		},
-		func(res deletionResult) {
-			sum.Deleted += res.Deleted
-			sum.StillInClerk += res.StillInClerk
-			sum.Inserted += res.Inserted
-			sum.Updated += res.Updated
-			sum.Skipped += res.Skipped
-			sum.Failed += res.Failed
-		})
 }
 
 // chunkResult is the memoized output of a step that deals with a chunk of items in order and
@@ -502,18 +465,11 @@ func (r *Reconciler) CheckImport(ctx context.Context) (Check, error) {
 	if inst.Recorded != "" {
 		return Check{Instance: inst.Instance}, nil
 	}
-	chk, err := r.checkImportOf(ctx, inst, "users", r.users.LiveUserIDs, r.surveyPage)
+	chk, err := checkImportOf(ctx, r, inst, usersKind(r))
 	if err != nil {
 		return chk, err
 	}
-	orgs, err := r.checkImportOf(ctx, inst, "organizations", r.users.LiveOrganizationIDs, func(ctx context.Context, offset int) (surveyPage, error) {
-		p, err := r.surveyOrgPage(ctx, offset)
-		if p.NotEnabled {
-			// No organization in Clerk: a database with live ones shares none of them.
-			r.logger.Info("the Clerk instance has organizations turned off", "clerk_instance", inst.Instance)
-		}
-		return p, err
-	})
+	orgs, err := checkImportOf(ctx, r, inst, organizationsKind(r))
 	if err != nil {
 		return chk, err
 	}
@@ -524,13 +480,12 @@ func (r *Reconciler) CheckImport(ctx context.Context) (Check, error) {
 	return chk, nil
 }
 
-// checkImportOf is CheckImport's survey of one kind ("users", "organizations"): when the
-// database has live ones (listLive), it reads Clerk's list of them through readPage and
-// compares. It returns an error wrapping ErrFewShared when the list shares too few of them,
-// and the database's, Clerk's or the network's error.
-func (r *Reconciler) checkImportOf(ctx context.Context, inst instanceCheck, kind string, listLive func(context.Context) ([]string, error),
-	readPage func(ctx context.Context, offset int) (surveyPage, error)) (Check, error) {
-	live, err := listLive(ctx)
+// checkImportOf is CheckImport's survey of one kind k: when the database has live ones, it
+// reads Clerk's list of them and compares. It returns an error wrapping ErrFewShared when the
+// list shares too few of them, and the database's, Clerk's or the network's error.
+func checkImportOf[T any](ctx context.Context, r *Reconciler, inst instanceCheck, k kind[T]) (Check, error) {
+	kind := k.plural
+	live, err := k.live(ctx)
 	if err != nil {
 		return Check{}, err
 	}
@@ -538,7 +493,15 @@ func (r *Reconciler) checkImportOf(ctx context.Context, inst instanceCheck, kind
 	if len(live) > 0 {
 		r.logger.Info("no Clerk instance recorded for this database yet: reading Clerk's list once to compare it with the stored "+kind,
 			"clerk_instance", inst.Instance, "live_"+kind, len(live))
-		if listed, err = r.survey(ctx, readPage); err != nil {
+		listed, err = r.survey(ctx, kind, func(ctx context.Context, offset int) (surveyPage, error) {
+			p, err := surveyOne(ctx, r, k, offset)
+			if p.NotEnabled {
+				// None in Clerk: a database with live ones shares none of them.
+				r.logger.Info("the Clerk instance has "+kind+" turned off", "clerk_instance", inst.Instance)
+			}
+			return p, err
+		})
+		if err != nil {
 			return Check{}, err
 		}
 	}
@@ -582,43 +545,6 @@ func (r *Reconciler) wrongInstance(keyInst, recorded string) error {
 		ErrWrongInstance, keyInst, recorded, recorded, keyInst, store.MetaCollection, store.ClerkInstanceDoc)
 	r.logger.Error("refusing to read another Clerk instance than the database follows", "error", err)
 	return inngestgo.NoRetryError(err)
-}
-
-// survey reads Clerk's whole list, one page at a time through readPage (Run makes each page a
-// survey-N step), and returns the ids on it. It returns the error of the first page that
-// cannot be read, or one when the list has more than maxPages pages.
-func (r *Reconciler) survey(ctx context.Context, readPage func(ctx context.Context, offset int) (surveyPage, error)) ([]string, error) {
-	var ids []string
-	for offset, pages := 0, 0; ; offset, pages = offset+r.cfg.PageSize, pages+1 {
-		if pages >= maxPages {
-			return nil, fmt.Errorf("reconcile: more than %d pages of %d users; raise the page size", maxPages, r.cfg.PageSize)
-		}
-		page, err := readPage(ctx, offset)
-		if err != nil {
-			return nil, err
-		}
-		ids = append(ids, page.IDs...)
-		if page.Count < r.cfg.PageSize {
-			return ids, nil
-		}
-	}
-}
-
-// surveyPage reads the page of Clerk's list at offset, keeping only the ids. It returns
-// Clerk's or the network's error.
-func (r *Reconciler) surveyPage(ctx context.Context, offset int) (surveyPage, error) {
-	p, err := r.api.ListUsers(ctx, r.cfg.PageSize, offset)
-	if err != nil {
-		r.logger.Error("reading a page of Clerk users failed", "offset", offset, "error", err)
-		return surveyPage{}, err
-	}
-	res := surveyPage{Count: len(p.Users), IDs: make([]string, 0, len(p.Users))}
-	for _, u := range p.Users {
-		if u.ID != "" {
-			res.IDs = append(res.IDs, u.ID)
-		}
-	}
-	return res, nil
 }
 
 // checkOverlap compares the live users stored before any write with the ids on Clerk's list
@@ -685,26 +611,6 @@ func (r *Reconciler) recordInstance(ctx context.Context, inst instanceCheck) err
 	return nil
 }
 
-// syncPage reads the page at offset and writes its users. It returns an error when Clerk
-// cannot be read or the database fails; users that cannot be written are counted as Failed.
-func (r *Reconciler) syncPage(ctx context.Context, offset int) (pageResult, error) {
-	page, err := r.api.ListUsers(ctx, r.cfg.PageSize, offset)
-	if err != nil {
-		r.logger.Error("reading a page of Clerk users failed", "offset", offset, "error", err)
-		return pageResult{}, err
-	}
-	res := pageResult{Offset: offset, Count: len(page.Users), IDs: make([]string, 0, len(page.Users))}
-	for _, u := range page.Users {
-		if u.ID != "" {
-			res.IDs = append(res.IDs, u.ID)
-		}
-	}
-	if res.writeCounts, err = writeAll(ctx, page.Users, r.write); err != nil {
-		return pageResult{}, err
-	}
-	return res, nil
-}
-
 // writeAll writes items through write, writeWorkers at a time, and counts the outcomes. An
 // item that cannot be written (no usable data) is counted as Failed and does not stop the
 // others. It returns the first database error (wrapping store.ErrDatabase), in the items'
@@ -749,45 +655,20 @@ func (w *writeCounts) count(o store.Outcome) {
 	}
 }
 
-// write writes one Clerk user through the guarded upsert, as a repair (store.User.Repair):
-// Clerk's record also rewrites a stored user of the same updated_at whose Clerk fields differ,
-// such as one stored by an earlier version of the service. A user that cannot be written (no
-// id or updated_at) is logged; its error is returned.
-func (r *Reconciler) write(ctx context.Context, c clerk.User) (store.Outcome, error) {
-	u, err := c.StoreUser(0)
-	if err == nil {
-		u.Repair = true
-		var out store.Outcome
-		if out, err = r.users.UpsertUser(ctx, u); err == nil {
-			return out, nil
-		}
-	}
-	if !errors.Is(err, store.ErrDatabase) {
-		r.logger.Error("Clerk user cannot be written; left out", "user_id", c.ID, "error", err)
-	}
-	return "", err
-}
-
-// planDeletions lists the live users that no page had and applies the safety cap
-// (allowDeletions), a share of liveBefore, the live users before the run wrote anything (counting the users the run
-// just inserted would let a list of strangers delete the collection). It returns an error
-// wrapping store.ErrDatabase when the live users cannot be listed.
-func (r *Reconciler) planDeletions(ctx context.Context, seen map[string]struct{}, liveBefore int) (deletionPlan, error) {
-	live, err := r.users.LiveUserIDs(ctx)
+// planDeletions lists the live users that no page had (seen lacks them) and applies the
+// safety cap (allowDeletions), a share of liveBefore, the live users before the run wrote
+// anything (counting the users the run just inserted would let a list of strangers delete the
+// collection). It returns an error wrapping store.ErrDatabase when the live users cannot be
+// listed.
+func (r *Reconciler) planDeletions(ctx context.Context, users kind[clerk.User], seen []string, liveBefore int) (deletionPlan, error) {
+	candidates, err := missing(ctx, r, users, seen)
 	if err != nil {
-		r.logger.Error("listing live users failed", "error", err)
 		return deletionPlan{}, err
 	}
-	plan := deletionPlan{Live: liveBefore}
-	for _, id := range live {
-		if _, ok := seen[id]; !ok {
-			plan.Candidates = append(plan.Candidates, id)
-		}
+	if !r.allowDeletions("users", len(candidates), liveBefore) {
+		return deletionPlan{Live: liveBefore, Refused: len(candidates)}, nil
 	}
-	if !r.allowDeletions("users", len(plan.Candidates), liveBefore) {
-		return deletionPlan{Live: liveBefore, Refused: len(plan.Candidates)}, nil
-	}
-	return plan, nil
+	return deletionPlan{Live: liveBefore, Candidates: candidates}, nil
 }
 
 // confirmEach deals with the candidates in order, as one delete step, through confirm, which
@@ -832,31 +713,6 @@ func eachWithinBudget[T any](ctx context.Context, r *Reconciler, items []T, stop
 		done++
 	}
 	return done, nil
-}
-
-// confirmDeletion asks Clerk for the user id: a 404 turns it into a tombstone, a user Clerk
-// still has is written. It counts the outcome in res, and returns an error when Clerk cannot
-// be asked or the database fails (a user that cannot be written is counted as Failed).
-func (r *Reconciler) confirmDeletion(ctx context.Context, id string, res *deletionResult) error {
-	c, err := r.api.GetUser(ctx, id)
-	if errors.Is(err, clerk.ErrUserNotFound) {
-		out, err := r.users.DeleteUser(ctx, id, r.cfg.Now().UnixMilli())
-		if err != nil {
-			r.logger.Error("deleting a user missing from Clerk failed", "user_id", id, "error", err)
-			return err
-		}
-		if out == store.Deleted {
-			res.Deleted++
-			r.logger.Info("user missing from Clerk deleted", "user_id", id)
-		}
-		return nil
-	}
-	if err != nil {
-		r.logger.Error("confirming a deletion with Clerk failed", "user_id", id, "error", err)
-		return err
-	}
-	out, err := r.write(ctx, c)
-	return res.stillInClerk(out, err)
 }
 
 // stillInClerk counts a deletion candidate that Clerk still has, and the outcome of writing it
