@@ -230,7 +230,7 @@ func (r *Reconciler) RunOrganizations(ctx context.Context) (OrganizationsSummary
 // records the instance when none is recorded yet and the database has no live user. It
 // returns an error wrapping store.ErrDatabase when the database fails, and one wrapping
 // ErrWrongInstance when another instance was recorded meanwhile.
-func (r *Reconciler) checkOrgOverlap(ctx context.Context, orgs kind[clerk.Organization], inst instanceCheck, listed []string) (orgCheck, error) {
+func (r *Reconciler) checkOrgOverlap(ctx context.Context, orgs kind[clerk.Organization], inst Instances, listed []string) (orgCheck, error) {
 	live, err := liveIDs(ctx, r, orgs)
 	if err != nil {
 		return orgCheck{}, err

@@ -78,11 +78,6 @@ type Clerk interface {
 	ListMemberships(ctx context.Context, orgID string, userIDs []string, limit, offset int) (clerk.MembershipPage, error)
 }
 
-// ErrWrongInstance means the secret key reads another Clerk instance than the one the users
-// collection follows (recorded by the first reconciliation or backfill that wrote to it):
-// every stored user would look deleted. Nothing was written or deleted.
-var ErrWrongInstance = errors.New("reconcile: CLERK_SECRET_KEY belongs to another Clerk instance than the one the users collection follows")
-
 // ErrFewShared means Clerk's list shares fewer than MinSharedShare of the live users (or
 // organizations) in the database (a key for another instance, or the wrong database):
 // nothing was written.
@@ -195,6 +190,8 @@ type Reconciler struct {
 	api    Clerk
 	logger *slog.Logger
 	cfg    Config
+	// instances checks the key's Clerk instance against the database's.
+	instances *InstanceCheck
 	// budget is the deadline of each step: StepBudget, shorter in tests.
 	budget time.Duration
 	// maxOrgSteps bounds the steps of an organizations run before its deletions:
@@ -217,15 +214,8 @@ func New(users Store, api Clerk, logger *slog.Logger, cfg Config) *Reconciler {
 	if cfg.Metrics == nil {
 		cfg.Metrics = nopMetrics{}
 	}
-	return &Reconciler{users: users, api: api, logger: logger, cfg: cfg, budget: StepBudget, maxOrgSteps: maxOrgRunSteps}
-}
-
-// instanceCheck is the memoized output of the check-instance step.
-type instanceCheck struct {
-	// Instance is the Clerk instance the secret key reads.
-	Instance string `json:"instance"`
-	// Recorded is the instance the collection follows, "" when none is recorded yet.
-	Recorded string `json:"recorded"`
+	return &Reconciler{users: users, api: api, logger: logger, cfg: cfg, instances: NewInstanceCheck(api, users, StepBudget),
+		budget: StepBudget, maxOrgSteps: maxOrgRunSteps}
 }
 
 // surveyPage is the memoized output of one survey step: the ids of one page of Clerk's list.
@@ -483,7 +473,7 @@ func (r *Reconciler) CheckImport(ctx context.Context) (Check, error) {
 // checkImportOf is CheckImport's survey of one kind k: when the database has live ones, it
 // reads Clerk's list of them and compares. It returns an error wrapping ErrFewShared when the
 // list shares too few of them, and the database's, Clerk's or the network's error.
-func checkImportOf[T any](ctx context.Context, r *Reconciler, inst instanceCheck, k kind[T]) (Check, error) {
+func checkImportOf[T any](ctx context.Context, r *Reconciler, inst Instances, k kind[T]) (Check, error) {
 	kind := k.plural
 	live, err := k.live(ctx)
 	if err != nil {
@@ -516,33 +506,29 @@ func checkImportOf[T any](ctx context.Context, r *Reconciler, inst instanceCheck
 }
 
 // checkInstance reads the Clerk instance the secret key belongs to and the one the collection
-// follows. It returns an error wrapping ErrWrongInstance (not to be retried) when they
-// differ, and the error of Clerk or the database when either cannot be read.
-func (r *Reconciler) checkInstance(ctx context.Context) (instanceCheck, error) {
-	recorded, err := r.users.ClerkInstance(ctx)
-	if err != nil {
+// follows (InstanceCheck.Compare). It returns an error wrapping ErrWrongInstance (not to be
+// retried) when they differ, and the error of Clerk or the database when either cannot be
+// read; each is logged.
+func (r *Reconciler) checkInstance(ctx context.Context) (Instances, error) {
+	inst, err := r.instances.Compare(ctx)
+	var wrong *WrongInstanceError
+	switch {
+	case errors.As(err, &wrong):
+		return Instances{}, r.wrongInstance(wrong.Key, wrong.Recorded)
+	case errors.Is(err, store.ErrDatabase):
 		r.logger.Error("reading the Clerk instance the database follows failed", "error", err)
-		return instanceCheck{}, err
-	}
-	id, err := r.api.InstanceID(ctx)
-	if err != nil {
+		return Instances{}, err
+	case err != nil:
 		r.logger.Error("reading the Clerk instance of CLERK_SECRET_KEY failed", "error", err)
-		return instanceCheck{}, err
+		return Instances{}, err
 	}
-	if recorded != "" && recorded != id {
-		return instanceCheck{}, r.wrongInstance(id, recorded)
-	}
-	return instanceCheck{Instance: id, Recorded: recorded}, nil
+	return inst, nil
 }
 
 // wrongInstance logs and returns the refusal of a key for instance keyInst when the collection
-// follows recorded: an error wrapping ErrWrongInstance that Inngest does not retry.
+// follows recorded: a *WrongInstanceError that Inngest does not retry.
 func (r *Reconciler) wrongInstance(keyInst, recorded string) error {
-	err := fmt.Errorf("%w: the key reads Clerk instance %s, the database follows %s; nothing was written or deleted. "+
-		"Check that CLERK_SECRET_KEY is the secret key of instance %s (Clerk Dashboard -> API keys). "+
-		"If the database really must follow %s from now on, run `clerk-user-sync forget-clerk-instance` with the service's database settings "+
-		`(or mongosh "$MONGODB_URI" --eval 'db.%s.deleteOne({_id: "%s"})'), then run again`,
-		ErrWrongInstance, keyInst, recorded, recorded, keyInst, store.MetaCollection, store.ClerkInstanceDoc)
+	err := &WrongInstanceError{Key: keyInst, Recorded: recorded}
 	r.logger.Error("refusing to read another Clerk instance than the database follows", "error", err)
 	return inngestgo.NoRetryError(err)
 }
@@ -551,7 +537,7 @@ func (r *Reconciler) wrongInstance(keyInst, recorded string) error {
 // (compareLists) and, unless that refuses, records the instance when none is recorded yet. It
 // returns an error wrapping store.ErrDatabase when the record cannot be written, and one
 // wrapping ErrWrongInstance when another instance was recorded meanwhile.
-func (r *Reconciler) checkOverlap(ctx context.Context, inst instanceCheck, live, listed []string) (Check, error) {
+func (r *Reconciler) checkOverlap(ctx context.Context, inst Instances, live, listed []string) (Check, error) {
 	chk := r.compareLists(inst, "users", live, listed)
 	if chk.Refused {
 		return chk, nil
@@ -566,7 +552,7 @@ func (r *Reconciler) checkOverlap(ctx context.Context, inst instanceCheck, live,
 // write with the ids on Clerk's list: when the database has live ones and fewer than
 // MinSharedShare of them are listed, it refuses (Refused, and a warning saying what to
 // check) unless AllowMassDelete.
-func (r *Reconciler) compareLists(inst instanceCheck, kind string, live, listed []string) Check {
+func (r *Reconciler) compareLists(inst Instances, kind string, live, listed []string) Check {
 	inList := make(map[string]struct{}, len(listed))
 	for _, id := range listed {
 		inList[id] = struct{}{}
@@ -594,7 +580,7 @@ func (r *Reconciler) compareLists(inst instanceCheck, kind string, live, listed 
 // recordInstance records inst's instance as the one the database follows when none is
 // recorded yet. It returns an error wrapping store.ErrDatabase when the record cannot be
 // written, and one wrapping ErrWrongInstance when another instance was recorded meanwhile.
-func (r *Reconciler) recordInstance(ctx context.Context, inst instanceCheck) error {
+func (r *Reconciler) recordInstance(ctx context.Context, inst Instances) error {
 	if inst.Recorded != "" {
 		return nil
 	}
