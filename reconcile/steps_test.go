@@ -36,6 +36,7 @@ type stepsScenario struct {
 // run handed those outputs (with a database and a Clerk that hold nothing) must end at once with
 // the same output, calling no step and asking Clerk nothing.
 func TestMemoizedSteps(t *testing.T) {
+	t.Parallel()
 	usersSetup := func(t *testing.T, st *store.Store, fake *clerkfake.Server) {
 		seed(t, st, fakeUsers(5, 1000)...)
 		seed(t, st, clerkfake.NewUser("user_gone1", "Gone", 1000), clerkfake.NewUser("user_gone2", "Gone", 1000))
