@@ -474,20 +474,19 @@ func (r *Reconciler) CheckImport(ctx context.Context) (Check, error) {
 // reads Clerk's list of them and compares. It returns an error wrapping ErrFewShared when the
 // list shares too few of them, and the database's, Clerk's or the network's error.
 func checkImportOf[T any](ctx context.Context, r *Reconciler, inst Instances, k kind[T]) (Check, error) {
-	kind := k.plural
 	live, err := k.live(ctx)
 	if err != nil {
 		return Check{}, err
 	}
 	var listed []string
 	if len(live) > 0 {
-		r.logger.Info("no Clerk instance recorded for this database yet: reading Clerk's list once to compare it with the stored "+kind,
-			"clerk_instance", inst.Instance, "live_"+kind, len(live))
-		listed, err = r.survey(ctx, kind, func(ctx context.Context, offset int) (surveyPage, error) {
+		r.logger.Info("no Clerk instance recorded for this database yet: reading Clerk's list once to compare it with the stored "+k.plural,
+			"clerk_instance", inst.Instance, "live_"+k.plural, len(live))
+		listed, err = r.survey(ctx, k.plural, func(ctx context.Context, offset int) (surveyPage, error) {
 			p, err := surveyOne(ctx, r, k, offset)
 			if p.NotEnabled {
 				// None in Clerk: a database with live ones shares none of them.
-				r.logger.Info("the Clerk instance has "+kind+" turned off", "clerk_instance", inst.Instance)
+				r.logger.Info("the Clerk instance has "+k.plural+" turned off", "clerk_instance", inst.Instance)
 			}
 			return p, err
 		})
@@ -495,12 +494,12 @@ func checkImportOf[T any](ctx context.Context, r *Reconciler, inst Instances, k 
 			return Check{}, err
 		}
 	}
-	chk := r.compareLists(inst, kind, live, listed)
+	chk := r.compareLists(inst, k.plural, live, listed)
 	if chk.Refused {
 		return chk, fmt.Errorf("%w: only %d of the %d live %s in the database are among the %d %s of Clerk instance %s; nothing was written. "+
 			"Check that CLERK_SECRET_KEY is the secret key of the Clerk instance this database follows, and that MONGODB_URI names the right database; "+
 			"if the database really must take this instance's %s, run `clerk-user-sync backfill --allow-mass-delete` once",
-			ErrFewShared, chk.Shared, chk.Live, kind, chk.Listed, kind, chk.Instance, kind)
+			ErrFewShared, chk.Shared, chk.Live, k.plural, chk.Listed, k.plural, chk.Instance, k.plural)
 	}
 	return chk, nil
 }
