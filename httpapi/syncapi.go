@@ -10,13 +10,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"golang.org/x/sync/singleflight"
 
 	"clerksync/clerk"
+	"clerksync/reconcile"
 	"clerksync/store"
 )
 
@@ -139,12 +138,12 @@ const keyRefusedMessage = "Clerk refused this service's CLERK_SECRET_KEY (401): 
 // the operator sets a valid key; the long Retry-After, because a retry every second cannot
 // succeed before then and only sends Clerk more requests with a refused key.
 //
-// Concurrent requests share one check of the Clerk instance (singleflight), and no lock is
-// held across a call to Clerk or the database. Each request is counted in d.Metrics.
+// Concurrent requests share one check of the Clerk instance (reconcile.InstanceCheck.Passed),
+// and no lock is held across a call to Clerk or the database. Each request is counted in d.Metrics.
 func handleSyncUser(d SyncUser, logger *slog.Logger) echo.HandlerFunc {
 	h := &syncHandler{
 		token: d.Token, api: d.Clerk, db: d.Store, logger: logger,
-		check:         &instanceCheck{api: d.Clerk, db: d.Store},
+		check:         reconcile.NewInstanceCheck(d.Clerk, d.Store, syncTimeout),
 		keyRefusedLog: &throttledLog{every: configLogEvery},
 		otherInstLog:  &throttledLog{every: configLogEvery},
 	}
@@ -166,7 +165,7 @@ type syncHandler struct {
 	api    SyncClerk
 	db     SyncStore
 	logger *slog.Logger
-	check  *instanceCheck
+	check  *reconcile.InstanceCheck
 	// keyRefusedLog and otherInstLog hold back repeats of configuration errors.
 	keyRefusedLog, otherInstLog *throttledLog
 }
@@ -189,10 +188,11 @@ func (h *syncHandler) serve(c echo.Context) (string, error) {
 	defer cancel()
 	log := h.logger.With("user_id", id, "route", "sync")
 
-	if err := h.check.ok(ctx); err != nil {
-		if errors.Is(err, errOtherInstance) {
+	if err := h.check.Passed(ctx); err != nil {
+		var wrong *reconcile.WrongInstanceError
+		if errors.As(err, &wrong) {
 			h.otherInstLog.log(log, slog.LevelError, "on-demand sync refused", "error", err)
-			return syncOtherInstance, c.JSON(http.StatusConflict, map[string]string{"error": err.Error()})
+			return syncOtherInstance, c.JSON(http.StatusConflict, map[string]string{"error": otherInstanceMessage(wrong)})
 		}
 		return h.clerkFailed(c, log, err, "checking the Clerk instance failed", "could not check the Clerk instance; retry")
 	}
@@ -288,59 +288,9 @@ func (t *throttledLog) log(logger *slog.Logger, level slog.Level, msg string, ar
 	logger.Log(context.Background(), level, msg, args...)
 }
 
-// errOtherInstance means CLERK_SECRET_KEY belongs to another Clerk instance than the one the
-// database follows (sync_metadata).
-var errOtherInstance = errors.New("CLERK_SECRET_KEY belongs to another Clerk instance than the one this database follows; see forget-clerk-instance")
-
-// instanceCheck compares the key's Clerk instance with the database's, and remembers a pass:
-// the on-demand sync writes only for the instance the reconciliation follows. Concurrent
-// callers share one check in flight.
-type instanceCheck struct {
-	api SyncClerk
-	db  SyncStore
-
-	passed atomic.Bool
-	flight singleflight.Group
-}
-
-// ok returns nil once the key's instance is the recorded one (or none is recorded), an error
-// wrapping errOtherInstance when it is not, Clerk's or the database's error otherwise (asked
-// again on the next call), and ctx's error when ctx ends first. A call made while a check is
-// in flight waits for that check's result instead of starting another; the check runs under
-// its own timeout, so that one caller giving up does not fail the others.
-func (c *instanceCheck) ok(ctx context.Context) error {
-	if c.passed.Load() {
-		return nil
-	}
-	ch := c.flight.DoChan("instance", func() (any, error) {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), syncTimeout)
-		defer cancel()
-		return nil, c.run(cctx)
-	})
-	select {
-	case r := <-ch:
-		return r.Err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// run is one check: it reads the recorded instance and, when there is one, the key's.
-func (c *instanceCheck) run(ctx context.Context) error {
-	recorded, err := c.db.ClerkInstance(ctx)
-	if err != nil {
-		return err
-	}
-	if recorded == "" {
-		return nil // with none recorded yet, ask again next time
-	}
-	key, err := c.api.InstanceID(ctx)
-	if err != nil {
-		return err
-	}
-	if key != recorded {
-		return errors.Join(errOtherInstance, errors.New("key's instance "+key+", database's "+recorded))
-	}
-	c.passed.Store(true)
-	return nil
+// otherInstanceMessage is the 409 answer's error while CLERK_SECRET_KEY reads another Clerk
+// instance than the database follows.
+func otherInstanceMessage(e *reconcile.WrongInstanceError) string {
+	return "CLERK_SECRET_KEY belongs to another Clerk instance than the one this database follows; see forget-clerk-instance\n" +
+		"key's instance " + e.Key + ", database's " + e.Recorded
 }
