@@ -16,7 +16,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"clerksync/clerk"
+	"clerksync/clerk/event"
 	"clerksync/webhook"
 )
 
@@ -150,7 +150,7 @@ func TestHandler_InngestRefusals(t *testing.T) {
 			if calls := m.snapshot(); !reflect.DeepEqual(calls, want) {
 				t.Errorf("metrics calls = %v; want %v", calls, want)
 			}
-			wantLog := append([]string{"svix_id=" + id, "event_id=" + clerk.EventID(id), "type=user.created", "user_id=user_1"}, tt.wantInLog...)
+			wantLog := append([]string{"svix_id=" + id, "event_id=" + event.ID(id), "type=user.created", "user_id=user_1"}, tt.wantInLog...)
 			for _, w := range wantLog {
 				if !strings.Contains(got.log, w) {
 					t.Errorf("log lacks %q; log:\n%s", w, got.log)
@@ -219,7 +219,7 @@ func TestHandler_MaxInFlight(t *testing.T) {
 		t.Fatalf("POST %s with 2 sends in flight = %d; want 503 (response %s; log:\n%s)", route, got.status, got.body, logs.String())
 	}
 	checkDelivery(t, got, false)
-	if st.receivedID(clerk.EventID(third)) {
+	if st.receivedID(event.ID(third)) {
 		t.Errorf("POST %s with 2 sends in flight reached the event API; want no send started", route)
 	}
 	if got.elapsed >= timeout {
@@ -239,8 +239,8 @@ func TestHandler_MaxInFlight(t *testing.T) {
 		id := newMsgID(t)
 		got := serve(request(id))
 		if got.status == http.StatusOK {
-			if !st.receivedID(clerk.EventID(id)) {
-				t.Errorf("POST %s = 200 but the event API did not receive %s", route, clerk.EventID(id))
+			if !st.receivedID(event.ID(id)) {
+				t.Errorf("POST %s = 200 but the event API did not receive %s", route, event.ID(id))
 			}
 			break
 		}

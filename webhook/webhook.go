@@ -1,7 +1,7 @@
 // Package webhook is the bridge from Clerk to Inngest. Its handler verifies each Svix-signed
 // Clerk webhook on the raw body, then forwards the event to Inngest as clerk/<type>, with the
 // Svix message id as the event id, and answers 200 only once Inngest has accepted it. It
-// forwards only the types the service's functions handle (clerk.HandledEvents) and those it is
+// forwards only the types the service's functions handle (event.Handled) and those it is
 // told to (Options.ForwardTypes, Options.ForwardAll); it answers other types 200 without
 // forwarding them. It does no database work: the Inngest functions do that.
 package webhook
@@ -22,7 +22,7 @@ import (
 	"github.com/inngest/inngestgo"
 	"github.com/labstack/echo/v4"
 
-	"clerksync/clerk"
+	"clerksync/clerk/event"
 )
 
 const (
@@ -82,7 +82,7 @@ type Options struct {
 	// Metrics counts each request's fate; nil counts nothing.
 	Metrics Metrics
 	// ForwardTypes are Clerk event types (session.created) forwarded to Inngest besides the
-	// ones the service's functions handle (clerk.HandledEvents), for functions of your own.
+	// ones the service's functions handle (event.Handled), for functions of your own.
 	// A verified event of any other type is answered 200 {"status":"ignored"} and not
 	// forwarded: Clerk's other events carry data this service has no use for (email.created
 	// carries one-time codes), which would stay in Inngest's event history.
@@ -206,10 +206,10 @@ func Handler(v *Verifier, s Sender, logger *slog.Logger, opts Options) echo.Hand
 			return c.JSON(http.StatusOK, Response{Status: StatusIgnored, Detail: ignoredDetail})
 		}
 
-		id := clerk.EventID(svixID)
+		id := event.ID(svixID)
 		ie := inngestgo.GenericEvent[eventData]{
 			ID:        &id,
-			Name:      clerk.EventName(evt.typ),
+			Name:      event.Name(evt.typ),
 			Data:      eventData{raw: evt.data},
 			Timestamp: evt.tsMS,
 		}
@@ -262,15 +262,15 @@ const ignoredDetail = "not forwarded to Inngest: this service forwards only the 
 	"CLERK_FORWARD_EVENTS forwards more"
 
 // forwardedTypes returns the set of Clerk event types the handler forwards: those of
-// clerk.HandledEvents and opts.ForwardTypes. It returns nil when every type is forwarded
+// event.Handled and opts.ForwardTypes. It returns nil when every type is forwarded
 // (opts.ForwardAll).
 func forwardedTypes(opts Options) map[string]bool {
 	if opts.ForwardAll {
 		return nil
 	}
 	set := make(map[string]bool)
-	for _, name := range clerk.HandledEvents() {
-		set[strings.TrimPrefix(name, clerk.EventNamePrefix)] = true
+	for _, name := range event.Handled() {
+		set[strings.TrimPrefix(name, event.NamePrefix)] = true
 	}
 	for _, t := range opts.ForwardTypes {
 		set[t] = true
