@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"clerksync/store"
+	"clerksync/webhook"
 )
 
 // serveURL is the INNGEST_SERVE_URL of the production-mode tests.
@@ -439,12 +440,12 @@ func TestReadReservedFollowsArrivingBytes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		sem := semaphore.NewWeighted(inngestBodyBudget)
-		got, reserved, err := readReserved(bytes.NewReader(bytes.Repeat([]byte("x"), tt.body)), maxInngestBodyBytes, sem)
+		got, reserved, err := webhook.ReadBody(bytes.NewReader(bytes.Repeat([]byte("x"), tt.body)), -1, maxInngestBodyBytes, sem.TryAcquire)
 		if err != nil || len(got) != tt.body {
-			t.Errorf("%s: readReserved = %d bytes, %v; want %d bytes", tt.name, len(got), err, tt.body)
+			t.Errorf("%s: ReadBody = %d bytes, %v; want %d bytes", tt.name, len(got), err, tt.body)
 		}
 		if reserved > tt.wantReserved || reserved < int64(tt.body) {
-			t.Errorf("%s: readReserved reserved %d bytes for %d; want %d to %d", tt.name, reserved, tt.body, tt.body, tt.wantReserved)
+			t.Errorf("%s: ReadBody reserved %d bytes for %d; want %d to %d", tt.name, reserved, tt.body, tt.body, tt.wantReserved)
 		}
 	}
 	// A reader that has sent nothing yet holds nothing.
@@ -452,7 +453,7 @@ func TestReadReservedFollowsArrivingBytes(t *testing.T) {
 	sem := semaphore.NewWeighted(1024)
 	done := make(chan int64)
 	go func() {
-		_, reserved, _ := readReserved(pr, maxInngestBodyBytes, sem)
+		_, reserved, _ := webhook.ReadBody(pr, -1, maxInngestBodyBytes, sem.TryAcquire)
 		done <- reserved
 	}()
 	time.Sleep(50 * time.Millisecond)
@@ -463,6 +464,6 @@ func TestReadReservedFollowsArrivingBytes(t *testing.T) {
 	}
 	pw.Close()
 	if r := <-done; r != 0 {
-		t.Errorf("readReserved of an empty body reserved %d bytes; want 0", r)
+		t.Errorf("ReadBody of an empty body reserved %d bytes; want 0", r)
 	}
 }
