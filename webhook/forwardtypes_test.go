@@ -66,6 +66,7 @@ func postWith(t *testing.T, secret string, opts webhook.Options, req *http.Reque
 // Inngest; a verified event of another type is answered 200 "ignored", counted, and not sent.
 // Options.ForwardTypes and Options.ForwardAll forward more.
 func TestHandlerForwardsOnlyHandledTypes(t *testing.T) {
+	t.Parallel()
 	secret := newSecret(t)
 	handled := event.Handled()
 	type want struct {
@@ -113,6 +114,7 @@ func TestHandlerForwardsOnlyHandledTypes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			signer := tt.signer
 			if signer == "" {
 				signer = secret
@@ -146,6 +148,7 @@ func TestHandlerForwardsOnlyHandledTypes(t *testing.T) {
 // TestHandlerIgnoredTypeLabelsBounded: the types counted as ignored are at most 64 distinct
 // labels; later new types are counted as "other", the first ones still under their name.
 func TestHandlerIgnoredTypeLabelsBounded(t *testing.T) {
+	t.Parallel()
 	secret := newSecret(t)
 	m := &recordingMetrics{}
 	e := echo.New()

@@ -130,6 +130,7 @@ func FuzzHandler(f *testing.F) {
 
 // TestFuzzSeedCorpusPresent keeps the seed corpus from disappearing unnoticed.
 func TestFuzzSeedCorpusPresent(t *testing.T) {
+	t.Parallel()
 	for _, name := range []string{"FuzzHandler"} {
 		files, _ := filepath.Glob("testdata/fuzz/" + name + "/*")
 		if len(files) < 5 {

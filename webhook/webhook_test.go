@@ -347,8 +347,10 @@ func exampleFiles(t *testing.T) []string {
 }
 
 func TestHandler_ClerkExamples(t *testing.T) {
+	t.Parallel()
 	for _, file := range exampleFiles(t) {
 		t.Run(filepath.Base(file), func(t *testing.T) {
+			t.Parallel()
 			body, err := os.ReadFile(file)
 			if err != nil {
 				t.Fatal(err)
@@ -396,6 +398,7 @@ func delHeader(name string) func(*http.Request) {
 }
 
 func TestHandler(t *testing.T) {
+	t.Parallel()
 	secret := newSecret(t)
 	userData := `{"id": "user_1", "note": "` + marker + `"}`
 	valid := envelope("user.created", "1716883200", userData)
@@ -529,6 +532,7 @@ func TestHandler(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			signer := tt.signer
 			if signer == "" {
 				signer = secret
@@ -567,6 +571,7 @@ func TestHandler(t *testing.T) {
 }
 
 func TestHandler_EnvelopeWithoutTimestamp(t *testing.T) {
+	t.Parallel()
 	secret := newSecret(t)
 	id := newMsgID(t)
 	at := time.Now()
@@ -583,6 +588,7 @@ func TestHandler_EnvelopeWithoutTimestamp(t *testing.T) {
 }
 
 func TestHandler_RotatedSecret(t *testing.T) {
+	t.Parallel()
 	previous, current := newSecret(t), newSecret(t)
 	body := envelope("user.created", "1716883200", `{"id":"user_1"}`)
 	tests := []struct {
@@ -596,6 +602,7 @@ func TestHandler_RotatedSecret(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			id := newMsgID(t)
 			st := startStub(t, stubConfig{status: http.StatusOK})
 			req := signedRequest(t, body, signing{secret: tt.signer, id: id, at: time.Now(), prefix: "svix"})
@@ -663,6 +670,7 @@ func TestHandler_SendFailure(t *testing.T) {
 }
 
 func TestNewVerifier(t *testing.T) {
+	t.Parallel()
 	good := newSecret(t)
 	tests := []struct {
 		name    string
