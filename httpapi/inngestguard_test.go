@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"clerksync/webhook"
 	"context"
 	"errors"
 	"io"
@@ -373,6 +374,11 @@ func TestGuardSyncAnswers(t *testing.T) {
 	}
 }
 
+// readReserved reads r as the guard does: through webhook.ReadBody, reserving from sem.
+func readReserved(r io.Reader, limit int64, sem *semaphore.Weighted) ([]byte, int64, error) {
+	return webhook.ReadBody(r, -1, limit, sem.TryAcquire)
+}
+
 func TestReadReservedFollowsArrivingBytes(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -414,10 +420,10 @@ func TestReadReservedFollowsArrivingBytes(t *testing.T) {
 		t.Errorf("readReserved of an empty body reserved %d bytes; want 0", r)
 	}
 	// Past the limit, or past the budget, it stops with its error.
-	if _, _, err := readReserved(bytes.NewReader(make([]byte, 2000)), 1000, semaphore.NewWeighted(1<<20)); !errors.Is(err, errBodyTooLarge) {
+	if _, _, err := readReserved(bytes.NewReader(make([]byte, 2000)), 1000, semaphore.NewWeighted(1<<20)); !errors.Is(err, webhook.ErrBodyTooLarge) {
 		t.Errorf("readReserved of 2000 bytes with limit 1000 = %v; want errBodyTooLarge", err)
 	}
-	if _, _, err := readReserved(bytes.NewReader(make([]byte, 10000)), 1<<20, semaphore.NewWeighted(5000)); !errors.Is(err, errBodyBudget) {
+	if _, _, err := readReserved(bytes.NewReader(make([]byte, 10000)), 1<<20, semaphore.NewWeighted(5000)); !errors.Is(err, webhook.ErrBodyBudget) {
 		t.Errorf("readReserved of 10000 bytes with a budget of 5000 = %v; want errBodyBudget", err)
 	}
 }
