@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"clerksync/webhook"
 	"context"
 	"errors"
 	"io"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/inngest/inngestgo"
 	"golang.org/x/sync/semaphore"
+
+	"clerksync/webhook"
 )
 
 // sign returns the X-Inngest-Signature of body by key at at.
