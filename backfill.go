@@ -84,7 +84,7 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 		source = "the export " + filepath.Base(*fromExport)
 	}
 
-	users, closeStore, err := openDatabase(ctx, cfg.db, cfg.log, logger, stderr)
+	db, closeStore, err := openDatabase(ctx, cfg.db, cfg.log, logger, stderr)
 	if err != nil {
 		return err
 	}
@@ -93,13 +93,13 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 	var tally backfill.Tally
 	prog := backfill.NewProgress(stdout, *pageSize)
 	if *fromExport != "" {
-		tally, err = backfill.FromExport(ctx, users, rows, prog, logger)
+		tally, err = backfill.FromExport(ctx, db, rows, prog, logger)
 	} else {
 		api := newClerkAPI(cfg.clerk, logger)
 		// Before writing: refuse a key for another Clerk instance than the database follows.
-		guard := reconcile.New(users, api, logger, reconcile.Config{PageSize: *pageSize, AllowMassDelete: *allowMassDelete})
+		guard := reconcile.New(db, api, logger, reconcile.Config{PageSize: *pageSize, AllowMassDelete: *allowMassDelete})
 		if _, err = guard.CheckImport(ctx); err == nil {
-			tally, err = backfill.FromAPI(ctx, users, api, *pageSize, prog)
+			tally, err = backfill.FromAPI(ctx, db, api, *pageSize, prog)
 		}
 	}
 	prog.Finish(&tally)

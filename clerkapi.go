@@ -30,11 +30,11 @@ type clerkConfig struct {
 
 // clerkSettings are the Clerk Backend API settings, for --help.
 var clerkSettings = []setting{
-	{"CLERK_SECRET_KEY", "unset", "Clerk secret key (sk_live_... or sk_test_...), Clerk Dashboard -> API keys. Set: the reconcile-users-with-clerk and reconcile-organizations-with-clerk cron functions run, and `backfill` can read the API. The first of them to write records the key's Clerk instance (sync_metadata); a key for another instance is refused."},
-	{"CLERK_API_URL", defaultClerkAPIURL, "Clerk Backend API base URL."},
-	{"RECONCILE_SCHEDULE", reconcile.DefaultSchedule, "Cron schedule (UTC; or TZ=Area/City ...) of the reconciliation with Clerk."},
-	{"RECONCILE_MAX_DELETE_SHARE", "0.1", "Largest share (0 to 1) of live users (organizations, memberships) one reconciliation may delete; above it none of them is deleted and the run reports the refusal. To let one run past it: `clerk-user-sync reconcile --allow-mass-delete`."},
-	{"SYNC_API_TOKEN", "unset", "Bearer token of POST /api/sync/users/{id}, which syncs one user from Clerk now (for an application that finds a signed-in user missing); at least 32 characters; needs CLERK_SECRET_KEY. Unset: the route is off."},
+	{name: "CLERK_SECRET_KEY", help: "Clerk secret key (sk_live_... or sk_test_...), Clerk Dashboard -> API keys. Set: the reconcile-users-with-clerk and reconcile-organizations-with-clerk cron functions run, and `backfill` can read the API. The first of them to write records the key's Clerk instance (sync_metadata); a key for another instance is refused."},
+	{name: "CLERK_API_URL", value: defaultClerkAPIURL, help: "Clerk Backend API base URL."},
+	{name: "RECONCILE_SCHEDULE", value: reconcile.DefaultSchedule, help: "Cron schedule (UTC; or TZ=Area/City ...) of the reconciliation with Clerk."},
+	{name: "RECONCILE_MAX_DELETE_SHARE", value: "0.1", help: "Largest share (0 to 1) of live users (organizations, memberships) one reconciliation may delete; above it none of them is deleted and the run reports the refusal. To let one run past it: `clerk-user-sync reconcile --allow-mass-delete`."},
+	{name: "SYNC_API_TOKEN", help: "Bearer token of POST /api/sync/users/{id}, which syncs one user from Clerk now (for an application that finds a signed-in user missing); at least 32 characters; needs CLERK_SECRET_KEY. Unset: the route is off."},
 }
 
 // clerk reads CLERK_SECRET_KEY, CLERK_API_URL and the RECONCILE_* settings. It refuses
@@ -42,11 +42,11 @@ var clerkSettings = []setting{
 // run until the next deploy; the reconcile command and backfill's flag now do it for one run.
 func (s *settings) clerk() clerkConfig {
 	c := clerkConfig{
-		secretKey: s.get("CLERK_SECRET_KEY", ""),
-		apiURL:    strings.TrimRight(s.get("CLERK_API_URL", defaultClerkAPIURL), "/"),
-		schedule:  s.get("RECONCILE_SCHEDULE", reconcile.DefaultSchedule),
+		secretKey: s.get("CLERK_SECRET_KEY"),
+		apiURL:    strings.TrimRight(s.get("CLERK_API_URL"), "/"),
+		schedule:  s.get("RECONCILE_SCHEDULE"),
 	}
-	if v := s.get("RECONCILE_ALLOW_MASS_DELETE", ""); v != "" {
+	if v := s.value("RECONCILE_ALLOW_MASS_DELETE"); v != "" {
 		s.fail(fmt.Errorf("RECONCILE_ALLOW_MASS_DELETE=%q is no longer read: it let every reconciliation past its safety checks until the next deploy. "+
 			"Unset it, and let one run through with `clerk-user-sync reconcile --allow-mass-delete` (for a backfill: `clerk-user-sync backfill --allow-mass-delete`)", v))
 	}
@@ -60,12 +60,12 @@ func (s *settings) clerk() clerkConfig {
 		s.fail(fmt.Errorf("RECONCILE_SCHEDULE=%q is not a schedule Inngest accepts (%v): five fields, minute hour day month weekday, optionally after TZ=Area/City, such as %q; "+
 			"Inngest would refuse the whole app's sync for it", c.schedule, err, reconcile.DefaultSchedule))
 	}
-	share, err := strconv.ParseFloat(s.get("RECONCILE_MAX_DELETE_SHARE", "0.1"), 64)
+	share, err := strconv.ParseFloat(s.get("RECONCILE_MAX_DELETE_SHARE"), 64)
 	if err != nil || share < 0 || share > 1 {
 		s.fail(errors.New("RECONCILE_MAX_DELETE_SHARE must be a number from 0 to 1, such as 0.1 (10% of the live users)"))
 	}
 	c.maxDeleteShare = share
-	if c.syncToken = s.get("SYNC_API_TOKEN", ""); c.syncToken != "" {
+	if c.syncToken = s.get("SYNC_API_TOKEN"); c.syncToken != "" {
 		if len(c.syncToken) < 32 {
 			s.fail(errors.New("SYNC_API_TOKEN must be at least 32 characters (for example: openssl rand -hex 32)"))
 		}

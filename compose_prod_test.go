@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"clerksync/httpapi"
 )
 
 // docker-compose.prod.yml cannot run here (no Docker engine), so these tests check its
@@ -1069,8 +1071,8 @@ func checkLoadBalancer(c composeFile, appPort string, public []prodPort, sdk *ur
 		}
 		srv, loc := onlyMethods(port, "/api/inngest", "Inngest (-u "+sdk.String()+"), which runs steps with POST and syncs with PUT", "POST", "PUT")
 		if srv != nil && loc != nil {
-			if n := bodyLimit(conf, srv, loc); n < maxInngestBodyBytes {
-				fail("%s: client_max_body_size of /api/inngest on port %s = %d bytes; want at least the service's own limit (%d), so that the service answers too-large requests", confPath, port, n, maxInngestBodyBytes)
+			if n := bodyLimit(conf, srv, loc); n < httpapi.MaxInngestBodyBytes {
+				fail("%s: client_max_body_size of /api/inngest on port %s = %d bytes; want at least the service's own limit (%d), so that the service answers too-large requests", confPath, port, n, httpapi.MaxInngestBodyBytes)
 			}
 		}
 	}

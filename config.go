@@ -51,27 +51,44 @@ type webhookConfig struct {
 }
 
 // setting documents one environment variable; settingsHelp lists them all, for --help (and
-// the README's settings table, which a test holds to the same names and defaults).
+// the README's settings table, which a test holds to the same names and defaults), and the
+// settings reader takes each default from there.
 type setting struct {
-	name, def, help string
+	name string
+	// value is the default the settings reader uses when name is unset or blank ("": none).
+	value string
+	// def is the default as --help and the README say it: value, or "unset" when value is
+	// empty, unless the table says it in words ("required", "all interfaces; ...").
+	def  string
+	help string
 }
 
 // settingsHelp lists every setting, with its default and what it does.
 func settingsHelp() []setting {
 	s := []setting{
-		{"CLERK_WEBHOOK_SIGNING_SECRET", "required", "Svix signing secret(s) of the Clerk webhook endpoint (whsec_...), separated by spaces, commas or newlines to rotate without downtime. Clerk Dashboard -> Webhooks -> your endpoint -> Signing Secret."},
-		{"PORT", "3000", "HTTP port to listen on (0 picks a free one)."},
-		{"HOST", "all interfaces; 127.0.0.1 with INNGEST_DEV", "Interface to listen on. In dev mode /api/inngest runs unsigned requests, so it listens on loopback unless HOST says otherwise (HOST=0.0.0.0 in a dev container)."},
-		{"METRICS_ADDR", "unset: /metrics on PORT", "Serve /metrics on its own listener instead, for example 127.0.0.1:9090, so that it need not share a public port."},
-		{"SHUTDOWN_TIMEOUT", "15s", "How long a shutdown (SIGTERM, Ctrl-C) lets in-flight requests finish before cutting them; keep it under your orchestrator's grace period (Kubernetes: 30s). A second signal exits at once."},
-		{"INNGEST_MAX_EVENT_BYTES", "512KiB", "Largest webhook body accepted (bytes, or with KiB/MiB): no larger than your Inngest event size limit (512KiB on the dev and self-hosted server, 256KiB on Inngest Cloud's free plan). Larger bodies get 413 and Svix stops retrying them."},
-		{"WEBHOOK_FORWARD_TIMEOUT", "8s", "How long a webhook waits for Inngest to accept its event before answering 503 (Svix gives up at 15s)."},
-		{"CLERK_FORWARD_EVENTS", "unset: the handled types only", "Clerk event types forwarded to Inngest besides the user, organization and organizationMembership events the functions handle, separated by commas or spaces (session.created,email.created), for functions of your own; * forwards every type. Other types are answered 200 and counted in clerksync_webhooks_ignored_total, not forwarded: email.created carries one-time codes, which would stay in Inngest's event history."},
+		{name: "CLERK_WEBHOOK_SIGNING_SECRET", def: "required", help: "Svix signing secret(s) of the Clerk webhook endpoint (whsec_...), separated by spaces, commas or newlines to rotate without downtime. Clerk Dashboard -> Webhooks -> your endpoint -> Signing Secret."},
+		{name: "PORT", value: "3000", help: "HTTP port to listen on (0 picks a free one)."},
+		{name: "HOST", def: "all interfaces; 127.0.0.1 with INNGEST_DEV", help: "Interface to listen on. In dev mode /api/inngest runs unsigned requests, so it listens on loopback unless HOST says otherwise (HOST=0.0.0.0 in a dev container)."},
+		{name: "METRICS_ADDR", def: "unset: /metrics on PORT", help: "Serve /metrics on its own listener instead, for example 127.0.0.1:9090, so that it need not share a public port."},
+		{name: "SHUTDOWN_TIMEOUT", value: "15s", help: "How long a shutdown (SIGTERM, Ctrl-C) lets in-flight requests finish before cutting them; keep it under your orchestrator's grace period (Kubernetes: 30s). A second signal exits at once."},
+		{name: "INNGEST_MAX_EVENT_BYTES", value: "512KiB", help: "Largest webhook body accepted (bytes, or with KiB/MiB): no larger than your Inngest event size limit (512KiB on the dev and self-hosted server, 256KiB on Inngest Cloud's free plan). Larger bodies get 413 and Svix stops retrying them."},
+		{name: "WEBHOOK_FORWARD_TIMEOUT", value: "8s", help: "How long a webhook waits for Inngest to accept its event before answering 503 (Svix gives up at 15s)."},
+		{name: "CLERK_FORWARD_EVENTS", def: "unset: the handled types only", help: "Clerk event types forwarded to Inngest besides the user, organization and organizationMembership events the functions handle, separated by commas or spaces (session.created,email.created), for functions of your own; * forwards every type. Other types are answered 200 and counted in clerksync_webhooks_ignored_total, not forwarded: email.created carries one-time codes, which would stay in Inngest's event history."},
 	}
 	s = append(s, databaseSettings...)
 	s = append(s, inngestSettings...)
 	s = append(s, logSettings...)
-	return append(s, clerkSettings...)
+	s = append(s, clerkSettings...)
+	for i := range s {
+		switch {
+		case s[i].def != "":
+		case s[i].value != "":
+			s[i].def = s[i].value
+		default:
+			s[i].def = "unset"
+		}
+	}
+	return s
 }
 
 // settings reads the environment for every command: each method reads one concern's
@@ -79,31 +96,55 @@ func settingsHelp() []setting {
 type settings struct {
 	getenv func(string) string
 	errs   []error
+	// defaults maps each setting's name to its default (settingsHelp), on the first get.
+	defaults map[string]string
 }
 
-// get returns the trimmed value of name, or def when it is unset or blank.
-func (s *settings) get(name, def string) string {
-	if v := strings.TrimSpace(s.getenv(name)); v != "" {
+// get returns the trimmed value of name, or its default (def) when it is unset or blank.
+func (s *settings) get(name string) string {
+	if v := s.value(name); v != "" {
 		return v
 	}
+	return s.def(name)
+}
+
+// def returns the default of name from settingsHelp ("" for none). It panics when
+// settingsHelp does not list name: every setting read with a default is one --help lists.
+func (s *settings) def(name string) string {
+	if s.defaults == nil {
+		s.defaults = map[string]string{}
+		for _, st := range settingsHelp() {
+			s.defaults[st.name] = st.value
+		}
+	}
+	def, ok := s.defaults[name]
+	if !ok {
+		panic("settings: " + name + " is not listed in settingsHelp")
+	}
 	return def
+}
+
+// value returns the trimmed value of name as set, "" when it is unset or blank: for a setting
+// whose being set matters, not its default.
+func (s *settings) value(name string) string {
+	return strings.TrimSpace(s.getenv(name))
 }
 
 // fail records a malformed or missing setting.
 func (s *settings) fail(err error) { s.errs = append(s.errs, err) }
 
-// duration reads name as a positive duration.
-func (s *settings) duration(name, def, example string) time.Duration {
-	d, err := time.ParseDuration(s.get(name, def))
+// duration reads name as a positive duration; the error gives its default as an example.
+func (s *settings) duration(name string) time.Duration {
+	d, err := time.ParseDuration(s.get(name))
 	if err != nil || d <= 0 {
-		s.fail(fmt.Errorf("%s must be a positive duration such as %s", name, example))
+		s.fail(fmt.Errorf("%s must be a positive duration such as %s", name, s.def(name)))
 	}
 	return d
 }
 
 // flag reads name as a yes/no setting: 1, true or yes; unset, 0, false or no.
 func (s *settings) flag(name string) bool {
-	switch v := strings.ToLower(s.get(name, "")); v {
+	switch v := strings.ToLower(s.value(name)); v {
 	case "", "0", "false", "no":
 		return false
 	case "1", "true", "yes":
@@ -145,10 +186,10 @@ func readConfig(getenv func(string) string) (config, error) {
 // http reads PORT, HOST, METRICS_ADDR and SHUTDOWN_TIMEOUT.
 func (s *settings) http() httpConfig {
 	h := httpConfig{
-		port:            s.get("PORT", "3000"),
-		host:            s.get("HOST", ""),
-		metricsAddr:     s.get("METRICS_ADDR", ""),
-		shutdownTimeout: s.duration("SHUTDOWN_TIMEOUT", "15s", "15s"),
+		port:            s.get("PORT"),
+		host:            s.get("HOST"),
+		metricsAddr:     s.get("METRICS_ADDR"),
+		shutdownTimeout: s.duration("SHUTDOWN_TIMEOUT"),
 	}
 	if n, err := strconv.Atoi(h.port); err != nil || n < 0 || n > 65535 {
 		s.fail(fmt.Errorf("PORT=%q is not a port number (0-65535)", h.port))
@@ -180,10 +221,10 @@ func (h httpConfig) localURL() (string, error) {
 func (s *settings) webhook() webhookConfig {
 	w := webhookConfig{
 		secrets:        s.secrets(),
-		forwardTimeout: s.duration("WEBHOOK_FORWARD_TIMEOUT", "8s", "8s"),
+		forwardTimeout: s.duration("WEBHOOK_FORWARD_TIMEOUT"),
 	}
 	w.forwardTypes, w.forwardAll = s.forwardEvents()
-	if n, err := parseBytes(s.get("INNGEST_MAX_EVENT_BYTES", "512KiB")); err != nil || n < 1024 || n > 64<<20 {
+	if n, err := parseBytes(s.get("INNGEST_MAX_EVENT_BYTES")); err != nil || n < 1024 || n > 64<<20 {
 		s.fail(errors.New("INNGEST_MAX_EVENT_BYTES must be a size from 1KiB to 64MiB, such as 512KiB or 262144: the largest event your Inngest server accepts"))
 	} else {
 		w.maxEventBytes = n
@@ -195,7 +236,7 @@ func (s *settings) webhook() webhookConfig {
 // space, or * (also all) for every type. It returns the types, and all when every type is
 // forwarded; it records an error naming each value that is not a Clerk event type.
 func (s *settings) forwardEvents() (types []string, all bool) {
-	values := strings.FieldsFunc(s.get("CLERK_FORWARD_EVENTS", ""), func(r rune) bool {
+	values := strings.FieldsFunc(s.get("CLERK_FORWARD_EVENTS"), func(r rune) bool {
 		return r == ',' || r == ' ' || r == '\t' || r == '\n' || r == '\r'
 	})
 	var bad []string
@@ -225,7 +266,7 @@ func (s *settings) forwardEvents() (types []string, all bool) {
 // secrets reads CLERK_WEBHOOK_SIGNING_SECRET: one or more secrets separated by spaces,
 // commas, tabs or newlines. The service verifies with each; send signs with the last.
 func (s *settings) secrets() []string {
-	secrets := strings.FieldsFunc(s.get("CLERK_WEBHOOK_SIGNING_SECRET", ""), func(r rune) bool {
+	secrets := strings.FieldsFunc(s.get("CLERK_WEBHOOK_SIGNING_SECRET"), func(r rune) bool {
 		return r == ',' || r == ' ' || r == '\t' || r == '\n' || r == '\r'
 	})
 	if len(secrets) == 0 {

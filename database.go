@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"clerksync/store"
+	"clerksync/store/embedded"
 )
 
 // dbConfig is the database every command writes to.
@@ -29,10 +30,10 @@ type dbConfig struct {
 
 // databaseSettings are the database settings, for --help.
 var databaseSettings = []setting{
-	{"MONGODB_URI", "required unless INNGEST_DEV", "MongoDB connection string (mongodb:// or mongodb+srv://), or `embedded` for a FerretDB (SQLite) run in-process under DATA_DIR: one replica only, its data lives in DATA_DIR. Unset: embedded in dev mode; refused otherwise."},
-	{"MONGODB_DATABASE", "app", "Database to use when MONGODB_URI names none in its path (a different name in both is refused)."},
-	{"DATA_DIR", "./data", "Where the embedded database keeps its files (MONGODB_URI=embedded, or unset in dev mode); put it on a persistent volume. One process at a time (the service, backfill or forget-clerk-instance) holds it; a second is refused."},
-	{"STORE_WRITE_MODE", "auto", "auto: atomic conditional writes on MongoDB, writes by _id under a per-process lock on FerretDB (whose conditional updates are neither atomic nor indexed). conditional: MongoDB's mode on any server (the tests use it to run MongoDB's write path on FerretDB)."},
+	{name: "MONGODB_URI", def: "required unless INNGEST_DEV", help: "MongoDB connection string (mongodb:// or mongodb+srv://), or `embedded` for a FerretDB (SQLite) run in-process under DATA_DIR: one replica only, its data lives in DATA_DIR. Unset: embedded in dev mode; refused otherwise."},
+	{name: "MONGODB_DATABASE", value: "app", help: "Database to use when MONGODB_URI names none in its path (a different name in both is refused)."},
+	{name: "DATA_DIR", value: "./data", help: "Where the embedded database keeps its files (MONGODB_URI=embedded, or unset in dev mode); put it on a persistent volume. One process at a time (the service, backfill or forget-clerk-instance) holds it; a second is refused."},
+	{name: "STORE_WRITE_MODE", value: "auto", help: "auto: atomic conditional writes on MongoDB, writes by _id under a per-process lock on FerretDB (whose conditional updates are neither atomic nor indexed). conditional: MongoDB's mode on any server (the tests use it to run MongoDB's write path on FerretDB)."},
 }
 
 // database reads MONGODB_URI, MONGODB_DATABASE, DATA_DIR and STORE_WRITE_MODE. MONGODB_URI
@@ -42,9 +43,9 @@ var databaseSettings = []setting{
 // different MONGODB_DATABASE besides is refused, since one of the two would be ignored.
 func (s *settings) database(devMode bool) dbConfig {
 	d := dbConfig{
-		mongoURI: s.get("MONGODB_URI", ""),
-		dataDir:  s.get("DATA_DIR", "./data"),
-		database: s.get("MONGODB_DATABASE", "app"),
+		mongoURI: s.get("MONGODB_URI"),
+		dataDir:  s.get("DATA_DIR"),
+		database: s.get("MONGODB_DATABASE"),
 	}
 	switch {
 	case strings.EqualFold(d.mongoURI, "embedded"):
@@ -61,7 +62,7 @@ func (s *settings) database(devMode bool) dbConfig {
 		} else {
 			d.mongoHosts = u.Host
 			if name := strings.Trim(u.Path, "/"); name != "" {
-				if set := s.get("MONGODB_DATABASE", ""); set != "" && set != name {
+				if set := s.value("MONGODB_DATABASE"); set != "" && set != name {
 					s.fail(fmt.Errorf("MONGODB_URI names the database %q in its path and MONGODB_DATABASE=%q another: one of them would be ignored. "+
 						"Drop one: unset MONGODB_DATABASE to use %q, or take /%s out of MONGODB_URI to use %q", name, set, name, name, set))
 				}
@@ -69,7 +70,7 @@ func (s *settings) database(devMode bool) dbConfig {
 			}
 		}
 	}
-	switch mode := strings.ToLower(s.get("STORE_WRITE_MODE", "auto")); mode {
+	switch mode := strings.ToLower(s.get("STORE_WRITE_MODE")); mode {
 	case "auto":
 		d.writeMode = store.WritesAuto
 	case "conditional":
@@ -89,12 +90,12 @@ func (s *settings) database(devMode bool) dbConfig {
 // called, so that a shutdown signal lets in-flight requests finish their writes.
 func openDatabase(ctx context.Context, c dbConfig, logc logConfig, logger *slog.Logger, stderr io.Writer) (*store.Store, func(), error) {
 	stopEmbedded := func() {}
-	var users *store.Store
+	var db *store.Store
 	var err error
 	if c.embedded {
-		var emb *store.Embedded
-		emb, err = store.StartEmbedded(context.WithoutCancel(ctx), c.dataDir, quietLogger(stderr, logc))
-		if errors.Is(err, store.ErrDataDirInUse) {
+		var emb *embedded.Server
+		emb, err = embedded.Start(context.WithoutCancel(ctx), c.dataDir, quietLogger(stderr, logc))
+		if errors.Is(err, embedded.ErrDataDirInUse) {
 			return nil, nil, fmt.Errorf("DATA_DIR=%s: %w. To run backfill or forget-clerk-instance on the embedded database of a running service, "+
 				"stop the service, run the command with the service's settings and volume (docker compose run --rm <service> forget-clerk-instance), "+
 				"then start the service again", c.dataDir, err)
@@ -108,11 +109,11 @@ func openDatabase(ctx context.Context, c dbConfig, logc logConfig, logger *slog.
 		// Bounded by ctx alone, as the _id lookup index always was: the first start on an
 		// existing collection builds it, however long that takes. (A local server that does not
 		// answer still fails the open within the driver's 30 s server selection.)
-		users, err = emb.Open(ctx, c.database, c.writeMode)
+		db, err = emb.Open(ctx, c.database, c.writeMode)
 	} else {
 		logger.Info("using MongoDB", "hosts", c.mongoHosts, "database", c.database)
 		openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		users, err = store.OpenWith(openCtx, c.mongoURI, c.database, c.writeMode)
+		db, err = store.OpenWith(openCtx, c.mongoURI, c.database, c.writeMode)
 		cancel()
 	}
 	if err != nil {
@@ -123,10 +124,10 @@ func openDatabase(ctx context.Context, c dbConfig, logc logConfig, logger *slog.
 		}
 		return nil, nil, fmt.Errorf("%w; %s", err, hint)
 	}
-	return users, func() {
+	return db, func() {
 		closeCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
-		_ = users.Close(closeCtx)
+		_ = db.Close(closeCtx)
 		stopEmbedded()
 	}, nil
 }

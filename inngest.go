@@ -15,6 +15,8 @@ import (
 	"github.com/inngest/inngestgo"
 
 	"clerksync/functions"
+	"clerksync/httpapi"
+	"clerksync/metrics"
 	"clerksync/reconcile"
 	"clerksync/store"
 )
@@ -45,20 +47,20 @@ type inngestConfig struct {
 
 // inngestSettings are the Inngest settings, for --help.
 var inngestSettings = []setting{
-	{"INNGEST_DEV", "unset", "1 (dev server on " + defaultDevServerURL + ") or the dev server's URL: local development only. /api/inngest then runs any unsigned request, so it is refused with INNGEST_EVENT_KEY or INNGEST_SIGNING_KEY and listens on loopback unless HOST is set."},
-	{"INNGEST_EVENT_KEY", "unset", "Inngest event key (required with INNGEST_SIGNING_KEY unless INNGEST_DEV is set)."},
-	{"INNGEST_SIGNING_KEY", "unset", "Inngest signing key (signkey-<env>-<hex>); every request to /api/inngest must carry its signature, or it is refused before its body is read."},
-	{"INNGEST_SIGNING_KEY_FALLBACK", "unset", "Previous signing key, accepted while rotating keys."},
-	{"INNGEST_SERVE_URL", "required unless INNGEST_DEV", "The URL Inngest calls to run the functions, as Inngest reaches it (https://sync.example.com/api/inngest). A sync (a signed PUT /api/inngest) registers this URL, never one taken from the request. Optional in dev mode."},
-	{"INNGEST_ENV", "unset", "Inngest branch environment name, for branch deploys."},
-	{"INNGEST_BASE_URL", "unset", "Self-hosted Inngest server URL (API and event API); needs both keys, and /api/inngest requires the server's signature as with Inngest Cloud."},
-	{"INNGEST_APP_ID", "clerk-user-sync", "The app's id in Inngest; function ids are <app id>-<function id>."},
-	{"INNGEST_BATCH_SIZE", "0", "Above 1: up to this many create/update events per Inngest run (each still a guarded upsert, which also stands in for Inngest's event-id deduplication: Inngest does not apply it to batches); for bursts. 0: one run per event."},
+	{name: "INNGEST_DEV", help: "1 (dev server on " + defaultDevServerURL + ") or the dev server's URL: local development only. /api/inngest then runs any unsigned request, so it is refused with INNGEST_EVENT_KEY or INNGEST_SIGNING_KEY and listens on loopback unless HOST is set."},
+	{name: "INNGEST_EVENT_KEY", help: "Inngest event key (required with INNGEST_SIGNING_KEY unless INNGEST_DEV is set)."},
+	{name: "INNGEST_SIGNING_KEY", help: "Inngest signing key (signkey-<env>-<hex>); every request to /api/inngest must carry its signature, or it is refused before its body is read."},
+	{name: "INNGEST_SIGNING_KEY_FALLBACK", help: "Previous signing key, accepted while rotating keys."},
+	{name: "INNGEST_SERVE_URL", def: "required unless INNGEST_DEV", help: "The URL Inngest calls to run the functions, as Inngest reaches it (https://sync.example.com/api/inngest). A sync (a signed PUT /api/inngest) registers this URL, never one taken from the request. Optional in dev mode."},
+	{name: "INNGEST_ENV", help: "Inngest branch environment name, for branch deploys."},
+	{name: "INNGEST_BASE_URL", help: "Self-hosted Inngest server URL (API and event API); needs both keys, and /api/inngest requires the server's signature as with Inngest Cloud."},
+	{name: "INNGEST_APP_ID", value: "clerk-user-sync", help: "The app's id in Inngest; function ids are <app id>-<function id>."},
+	{name: "INNGEST_BATCH_SIZE", value: "0", help: "Above 1: up to this many create/update events per Inngest run (each still a guarded upsert, which also stands in for Inngest's event-id deduplication: Inngest does not apply it to batches); for bursts. 0: one run per event."},
 }
 
 // devMode reports whether INNGEST_DEV asks for dev mode.
 func (s *settings) devMode() bool {
-	switch strings.ToLower(s.get("INNGEST_DEV", "")) {
+	switch strings.ToLower(s.get("INNGEST_DEV")) {
 	case "", "0", "false", "no":
 		return false
 	}
@@ -70,21 +72,21 @@ func (s *settings) devMode() bool {
 // dev mode both keys are required.
 func (s *settings) inngest() inngestConfig {
 	c := inngestConfig{
-		appID:              s.get("INNGEST_APP_ID", "clerk-user-sync"),
-		eventKey:           s.get("INNGEST_EVENT_KEY", ""),
-		signingKey:         s.get("INNGEST_SIGNING_KEY", ""),
-		signingKeyFallback: s.get("INNGEST_SIGNING_KEY_FALLBACK", ""),
-		env:                s.get("INNGEST_ENV", ""),
-		baseURL:            s.get("INNGEST_BASE_URL", ""),
+		appID:              s.get("INNGEST_APP_ID"),
+		eventKey:           s.get("INNGEST_EVENT_KEY"),
+		signingKey:         s.get("INNGEST_SIGNING_KEY"),
+		signingKeyFallback: s.get("INNGEST_SIGNING_KEY_FALLBACK"),
+		env:                s.get("INNGEST_ENV"),
+		baseURL:            s.get("INNGEST_BASE_URL"),
 	}
-	if raw := s.get("INNGEST_SERVE_URL", ""); raw != "" {
+	if raw := s.get("INNGEST_SERVE_URL"); raw != "" {
 		u, err := parseServeURL(raw)
 		if err != nil {
 			s.fail(err)
 		}
 		c.serveURL = u
 	}
-	if n, err := strconv.Atoi(s.get("INNGEST_BATCH_SIZE", "0")); err != nil || n < 0 || n > 1000 {
+	if n, err := strconv.Atoi(s.get("INNGEST_BATCH_SIZE")); err != nil || n < 0 || n > 1000 {
 		s.fail(errors.New("INNGEST_BATCH_SIZE must be a whole number from 0 to 1000"))
 	} else {
 		c.batchSize = n
@@ -117,7 +119,7 @@ func (s *settings) inngest() inngestConfig {
 		}
 		return c
 	}
-	switch dev := s.get("INNGEST_DEV", ""); strings.ToLower(dev) {
+	switch dev := s.get("INNGEST_DEV"); strings.ToLower(dev) {
 	case "1", "true", "yes":
 		c.devURL = defaultDevServerURL
 	default:
@@ -165,7 +167,7 @@ func parseServeURL(raw string) (*url.URL, error) {
 		return nil, fmt.Errorf("INNGEST_SERVE_URL=%q must have no user, query or fragment: only scheme, host and path, such as https://sync.example.com/api/inngest", raw)
 	}
 	if u.Path == "" || u.Path == "/" {
-		u.Path = inngestPath
+		u.Path = httpapi.InngestPath
 	}
 	return u, nil
 }
@@ -199,7 +201,7 @@ type inngestApp struct {
 // Both handlers register c.serveURL, never a URL taken from a request (in dev mode without
 // INNGEST_SERVE_URL, the dev server's). It returns an error when the SDK refuses a client or a
 // function.
-func newInngest(c inngestConfig, clerkc clerkConfig, users *store.Store, m *metrics, logger *slog.Logger) (inngestApp, error) {
+func newInngest(c inngestConfig, clerkc clerkConfig, db *store.Store, m *metrics.Prometheus, logger *slog.Logger) (inngestApp, error) {
 	var app inngestApp
 	var handlers [2]http.Handler
 	for i := range handlers {
@@ -207,7 +209,7 @@ func newInngest(c inngestConfig, clerkc clerkConfig, users *store.Store, m *metr
 		if err != nil {
 			return inngestApp{}, fmt.Errorf("inngest client: %w", err)
 		}
-		if err := registerFunctions(client, clerkc, c.batchSize, users, m, logger); err != nil {
+		if err := registerFunctions(client, clerkc, c.batchSize, db, m, logger); err != nil {
 			return inngestApp{}, fmt.Errorf("inngest functions: %w", err)
 		}
 		if c.serveURL == nil {
@@ -233,12 +235,12 @@ func newInngest(c inngestConfig, clerkc clerkConfig, users *store.Store, m *metr
 // registerFunctions registers every function of the service on client: the user, organization
 // and membership functions, record-sync-failure, and the two reconciliations when clerkc has a
 // secret key. It returns the SDK's error when it refuses one.
-func registerFunctions(client inngestgo.Client, clerkc clerkConfig, batchSize int, users *store.Store, m *metrics, logger *slog.Logger) error {
-	if err := functions.New(users, users, logger, functions.Config{AppID: client.AppID(), BatchSize: batchSize, Metrics: m}).Register(client); err != nil {
+func registerFunctions(client inngestgo.Client, clerkc clerkConfig, batchSize int, db *store.Store, m *metrics.Prometheus, logger *slog.Logger) error {
+	if err := functions.New(db, db, logger, functions.Config{AppID: client.AppID(), BatchSize: batchSize, Metrics: m}).Register(client); err != nil {
 		return err
 	}
 	// record-sync-failure: the sync functions' permanent failures, in sync_failures.
-	if err := functions.NewFailureRecorder(users, logger, functions.Config{Metrics: m}).Register(client); err != nil {
+	if err := functions.NewFailureRecorder(db, logger, functions.Config{Metrics: m}).Register(client); err != nil {
 		return err
 	}
 	if clerkc.secretKey == "" {
@@ -246,10 +248,10 @@ func registerFunctions(client inngestgo.Client, clerkc clerkConfig, batchSize in
 	}
 	api := newClerkAPI(clerkc, logger)
 	cfg := reconcile.Config{MaxDeleteShare: clerkc.maxDeleteShare, Metrics: m}
-	if err := reconcile.New(users, api, logger.With("function", reconcile.FunctionID), cfg).Register(client, clerkc.schedule); err != nil {
+	if err := reconcile.New(db, api, logger.With("function", reconcile.FunctionID), cfg).Register(client, clerkc.schedule); err != nil {
 		return err
 	}
-	return reconcile.New(users, api, logger.With("function", reconcile.OrganizationsFunctionID), cfg).RegisterOrganizations(client, clerkc.schedule)
+	return reconcile.New(db, api, logger.With("function", reconcile.OrganizationsFunctionID), cfg).RegisterOrganizations(client, clerkc.schedule)
 }
 
 // inngestOptions turns the configuration into the SDK's options, leaving nothing for the SDK
@@ -264,8 +266,8 @@ func inngestOptions(c inngestConfig, logger *slog.Logger) inngestgo.ClientOpts {
 		SigningKey:         &c.signingKey,
 		SigningKeyFallback: &c.signingKeyFallback,
 		Env:                &c.env,
-		MaxBodySize:        maxInngestBodyBytes,
-		// Syncs register out of band, on the guard's sync handler (inngestguard.go), the path
+		MaxBodySize:        httpapi.MaxInngestBodyBytes,
+		// Syncs register out of band, on the guard's sync handler (httpapi/inngestguard.go), the path
 		// the tests run against the real server; nil would let the SDK read
 		// INNGEST_ALLOW_IN_BAND_SYNC from the environment.
 		AllowInBandSync: inngestgo.BoolPtr(false),

@@ -22,12 +22,12 @@ func runForgetInstance(ctx context.Context, args []string, getenv func(string) s
 		return err
 	}
 	logger := newLogger(stderr, cfg.log).With("command", "forget-clerk-instance")
-	users, closeStore, err := openDatabase(ctx, cfg.db, cfg.log, logger, stderr)
+	db, closeStore, err := openDatabase(ctx, cfg.db, cfg.log, logger, stderr)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
-	was, err := users.ForgetClerkInstance(ctx)
+	was, err := db.ForgetClerkInstance(ctx)
 	if err != nil {
 		return fmt.Errorf("forget the Clerk instance: %w", err)
 	}

@@ -14,17 +14,17 @@ type logConfig struct {
 
 // logSettings are the logging settings, for --help.
 var logSettings = []setting{
-	{"LOG_LEVEL", "info", "debug, info, warn or error."},
-	{"LOG_FORMAT", "text", "text or json."},
+	{name: "LOG_LEVEL", value: "info", help: "debug, info, warn or error."},
+	{name: "LOG_FORMAT", value: "text", help: "text or json."},
 }
 
 // logging reads LOG_LEVEL and LOG_FORMAT.
 func (s *settings) logging() logConfig {
 	var c logConfig
-	if err := c.level.UnmarshalText([]byte(s.get("LOG_LEVEL", "info"))); err != nil {
+	if err := c.level.UnmarshalText([]byte(s.get("LOG_LEVEL"))); err != nil {
 		s.fail(errors.New("LOG_LEVEL must be debug, info, warn or error"))
 	}
-	c.format = s.get("LOG_FORMAT", "text")
+	c.format = s.get("LOG_FORMAT")
 	if c.format != "text" && c.format != "json" {
 		s.fail(errors.New("LOG_FORMAT must be text or json"))
 	}

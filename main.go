@@ -78,10 +78,6 @@ Usage:
 Settings (environment variables):
 `)
 	for _, s := range settingsHelp() {
-		def := s.def
-		if def == "" {
-			def = "unset"
-		}
-		fmt.Fprintf(w, "  %-30s default: %s\n      %s\n", s.name, def, s.help)
+		fmt.Fprintf(w, "  %-30s default: %s\n      %s\n", s.name, s.def, s.help)
 	}
 }

@@ -11,9 +11,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"clerksync/httpapi"
+	"clerksync/metrics"
+	"clerksync/store"
 	"clerksync/webhook"
 )
 
@@ -40,39 +42,24 @@ func runServer(ctx context.Context, stop context.CancelFunc, getenv func(string)
 	if err != nil {
 		return fmt.Errorf("CLERK_WEBHOOK_SIGNING_SECRET: %w; copy it from Clerk Dashboard -> Webhooks -> your endpoint -> Signing Secret", err)
 	}
-	users, closeDB, err := openDatabase(ctx, cfg.db, cfg.log, logger, stderr)
+	db, closeDB, err := openDatabase(ctx, cfg.db, cfg.log, logger, stderr)
 	if err != nil {
 		return err
 	}
 	defer closeDB() // after the drain below: in-flight steps finish their writes first
-	m := newMetrics(prometheus.NewRegistry())
-	app, err := newInngest(cfg.inngest, cfg.clerk, users, m, logger)
+	m := metrics.New(prometheus.NewRegistry())
+	app, err := newInngest(cfg.inngest, cfg.clerk, db, m, logger)
 	if err != nil {
 		return err
 	}
-	guard := newInngestGuard(app.serve, app.sync, cfg.inngest.devURL != "", cfg.inngest.signingKey, cfg.inngest.signingKeyFallback, logger)
-
-	e := newEcho(logger)
-	hook := webhook.Options{Timeout: cfg.webhook.forwardTimeout, MaxBodyBytes: cfg.webhook.maxEventBytes, Metrics: m,
-		ForwardTypes: cfg.webhook.forwardTypes, ForwardAll: cfg.webhook.forwardAll}
-	switch {
-	case cfg.webhook.forwardAll:
-		logger.Info("CLERK_FORWARD_EVENTS=*: every Clerk event type is forwarded to Inngest with its data, which stays in Inngest's event history (email.created carries one-time codes)")
-	case len(cfg.webhook.forwardTypes) > 0:
-		logger.Info("CLERK_FORWARD_EVENTS: forwarding these Clerk event types besides the handled ones", "types", cfg.webhook.forwardTypes)
-	}
-	var syncUser echo.HandlerFunc // POST /api/sync/users/:id, with SYNC_API_TOKEN
-	if cfg.clerk.syncToken != "" {
-		syncUser = handleSyncUser(cfg.clerk.syncToken, newClerkAPI(cfg.clerk, logger), users, m, logger)
-	}
-	addRoutes(e, logger, verifier, keyRedactingClient{Client: app.client, eventKey: cfg.inngest.eventKey}, guard, users, hook, m, cfg.http.metricsAddr == "", syncUser)
+	handler := httpapi.NewHandler(edgeDeps(cfg, verifier, db, app, m, logger))
 
 	addr := net.JoinHostPort(cfg.http.host, cfg.http.port)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w; set PORT (and HOST) to a free port on this machine", addr, err)
 	}
-	srv := newHTTPServer(e, logger)
+	srv := newHTTPServer(handler, logger)
 	servers := []*http.Server{srv}
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -82,9 +69,7 @@ func runServer(ctx context.Context, stop context.CancelFunc, getenv func(string)
 			_ = srv.Close()
 			return fmt.Errorf("listen on METRICS_ADDR=%s: %w; set METRICS_ADDR to a free address such as 127.0.0.1:9090", cfg.http.metricsAddr, err)
 		}
-		me := newEcho(logger)
-		addMetricsRoutes(me, m, logger)
-		msrv := newHTTPServer(me, logger)
+		msrv := newHTTPServer(httpapi.NewMetricsHandler(logger, m.Handler(logger)), logger)
 		servers = append(servers, msrv)
 		go func() { serveErr <- msrv.Serve(mln) }()
 		logger.Info("serving /metrics on its own listener", "addr", mln.Addr().String())
@@ -111,6 +96,38 @@ func runServer(ctx context.Context, stop context.CancelFunc, getenv func(string)
 	logger.Info("shutting down: draining in-flight requests before closing the database; a second signal exits at once", "timeout", cfg.http.shutdownTimeout)
 	shutdown(servers, cfg.http.shutdownTimeout, logger)
 	return nil
+}
+
+// edgeDeps returns what the service's routes need, as cfg turns them on: the webhook, the
+// guarded /api/inngest, /readyz on db, /metrics unless METRICS_ADDR gives it a listener of its
+// own, and the on-demand sync with SYNC_API_TOKEN. It logs which Clerk event types are
+// forwarded besides the handled ones.
+func edgeDeps(cfg config, v *webhook.Verifier, db *store.Store, app inngestApp, m *metrics.Prometheus, logger *slog.Logger) httpapi.Deps {
+	switch {
+	case cfg.webhook.forwardAll:
+		logger.Info("CLERK_FORWARD_EVENTS=*: every Clerk event type is forwarded to Inngest with its data, which stays in Inngest's event history (email.created carries one-time codes)")
+	case len(cfg.webhook.forwardTypes) > 0:
+		logger.Info("CLERK_FORWARD_EVENTS: forwarding these Clerk event types besides the handled ones", "types", cfg.webhook.forwardTypes)
+	}
+	d := httpapi.Deps{
+		Logger: logger,
+		Webhook: &httpapi.Webhook{
+			Verifier: v,
+			Sender:   keyRedactingClient{Client: app.client, eventKey: cfg.inngest.eventKey},
+			Options: webhook.Options{Timeout: cfg.webhook.forwardTimeout, MaxBodyBytes: cfg.webhook.maxEventBytes, Metrics: m,
+				ForwardTypes: cfg.webhook.forwardTypes, ForwardAll: cfg.webhook.forwardAll},
+		},
+		Inngest: &httpapi.Inngest{Serve: app.serve, Sync: app.sync, Dev: cfg.inngest.devURL != "",
+			SigningKey: cfg.inngest.signingKey, SigningKeyFallback: cfg.inngest.signingKeyFallback},
+		DB: db,
+	}
+	if cfg.http.metricsAddr == "" {
+		d.Metrics = m.Handler(logger)
+	}
+	if cfg.clerk.syncToken != "" {
+		d.SyncUser = &httpapi.SyncUser{Token: cfg.clerk.syncToken, Clerk: newClerkAPI(cfg.clerk, logger), Store: db, Metrics: m}
+	}
+	return d
 }
 
 // newHTTPServer returns the HTTP server of handler h, with the timeouts that cut slow or

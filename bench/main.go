@@ -36,7 +36,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"clerksync/store"
+	"clerksync/store/embedded"
 )
 
 const benchSecret = "whsec_YmVuY2htYXJrLXNpZ25pbmctc2VjcmV0LTAxMjM0"
@@ -268,9 +268,9 @@ func waitHTTP(url string, timeout time.Duration, check func([]byte) bool) {
 }
 
 // startDB starts a FerretDB in this process for one measurement.
-func (b *bench) startDB() (*store.Embedded, string) {
+func (b *bench) startDB() (*embedded.Server, string) {
 	dir := filepath.Join(b.dir, fmt.Sprintf("db-%d", b.seq.Add(1)))
-	emb, err := store.StartEmbedded(context.Background(), dir, slog.New(slog.DiscardHandler))
+	emb, err := embedded.Start(context.Background(), dir, slog.New(slog.DiscardHandler))
 	exitOn(err)
 	return emb, strings.TrimSuffix(emb.URI(), "/")
 }
@@ -434,7 +434,7 @@ func (b *bench) startE2E(noop bool, extraEnv ...string) *e2eStack {
 	}
 	waitHTTP(s.appURL+"/healthz", 30*time.Second, nil)
 	// The app has made its collection: give it the _id lookup index the service adds to its
-	// embedded database (store.Embedded.IndexIDs), the no-op app's as well as the service's.
+	// embedded database (embedded.Server.IndexIDs), the no-op app's as well as the service's.
 	exitOn(emb.IndexIDs(context.Background(), dbName))
 	s.dev = b.start("inngest", nil, b.inngestBin, "dev", "--no-discovery", "-u", s.appURL+"/api/inngest",
 		"--port", strconv.Itoa(devPort), "--connect-gateway-port", strconv.Itoa(freePort()))

@@ -22,6 +22,7 @@ func newAPI(t *testing.T, fake *clerkfake.Server, cfg clerk.APIConfig) *clerk.AP
 }
 
 func TestInstanceID(t *testing.T) {
+	t.Parallel()
 	const foreignInstance = "ins_foreign2kXcLeRkOtHeR0002"
 	fake := clerkfake.New(t, testKey)
 	api := newAPI(t, fake, clerk.APIConfig{})
@@ -57,6 +58,7 @@ func TestInstanceID(t *testing.T) {
 // TestUsers: the client maps the Backend API's users to the same User a webhook carries, and
 // tells a missing user apart.
 func TestUsers(t *testing.T) {
+	t.Parallel()
 	fake := clerkfake.New(t, testKey,
 		clerkfake.User{ID: "user_1", FirstName: "Ada", Email: "ada@example.com", ImageURL: "https://img.clerk.com/1", CreatedAt: 500, UpdatedAt: 700},
 		clerkfake.User{ID: "user_2", Username: "bob", CreatedAt: 600, UpdatedAt: 800},
@@ -84,6 +86,7 @@ func TestUsers(t *testing.T) {
 // TestGetUserEscapesID: an id reaches Clerk as one escaped path segment, so that nothing in it
 // becomes a query, a fragment or another path; "." and ".." are refused before any request.
 func TestGetUserEscapesID(t *testing.T) {
+	t.Parallel()
 	ids := []string{"user_abc?expand=x", "user_abc#frag", "user_abc/../../jwks", "user_a%3Fb"}
 	var users []clerkfake.User
 	for _, id := range ids {
@@ -122,6 +125,7 @@ func TestGetUserEscapesID(t *testing.T) {
 // TestGetUserOtherUser: an answer that carries another id than asked is an error wrapping
 // ErrOtherUser, never that other user.
 func TestGetUserOtherUser(t *testing.T) {
+	t.Parallel()
 	fake := clerkfake.New(t, testKey, clerkfake.NewUser("user_asked", "Asked", 700), clerkfake.NewUser("user_other", "Other", 700))
 	fake.AnswerAs("user_asked", "user_other")
 	api := newAPI(t, fake, clerk.APIConfig{})
@@ -133,6 +137,7 @@ func TestGetUserOtherUser(t *testing.T) {
 // TestKeyRefused: Clerk's 401 (a wrong or revoked secret key) is an error wrapping
 // ErrKeyRefused on every endpoint, and still carries Clerk's own error.
 func TestKeyRefused(t *testing.T) {
+	t.Parallel()
 	fake := clerkfake.New(t, testKey, clerkfake.NewUser("user_1", "Ada", 700))
 	api := clerk.NewAPI(clerk.APIConfig{SecretKey: "sk_test_revoked", APIURL: fake.URL}, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	calls := map[string]func() error{

@@ -2,109 +2,53 @@
 // webhooks and the Backend API carry it, and its mapping to the stored user (User,
 // User.StoreUser); the organization and membership objects as webhooks carry them, and their
 // mappings (Organization.StoreOrganization, OrganizationMembership.StoreMembership); the
-// Backend API client over clerk-sdk-go (API); the reader of the Dashboard's user exports
-// (ReadExport); and the contract between the webhook bridge and the Inngest functions: the
-// names and ids under which Clerk's events travel through Inngest (EventName, EventID,
-// UserCreated, OrganizationCreated, MembershipCreated, ...) and the events the functions
-// handle (HandledEvents). The stand-in for the Backend API that tests use is the separate
-// package clerk/clerkfake.
+// Backend API client over clerk-sdk-go (API); and the reader of the Dashboard's user exports
+// (ReadExport). The contract between the webhook bridge and the Inngest functions (the names
+// and ids under which Clerk's events travel through Inngest) is package clerk/event, which
+// this package forwards (EventName, EventID, UserCreated, ...). The stand-in for the Backend
+// API that tests use is the separate package clerk/clerkfake.
 package clerk
 
-import "strings"
+import "clerksync/clerk/event"
 
-// The event contract. The webhook bridge forwards each Clerk event to Inngest under the name
-// EventName(type) and the id EventID(svix id); the functions are triggered by those names.
+// The event contract lives in package clerksync/clerk/event, which imports only the standard
+// library. These are its names for the callers that name them through this package.
 const (
-	// EventNamePrefix is put before Clerk's event type to name the Inngest event:
-	// clerk/user.created.
-	EventNamePrefix = "clerk/"
-	// EventIDPrefix is put before the Svix message id to make the Inngest event id. Inngest
-	// starts no run for an event whose id it has seen in the last 24 hours, so a Svix retry is
-	// not run twice, except by a batched function (INNGEST_BATCH_SIZE above 1), which Inngest
-	// hands every event: there the functions write an id once per batch, and the store's
-	// guarded writes make a later copy change nothing.
-	EventIDPrefix = "clerk-"
+	// EventNamePrefix is event.NamePrefix.
+	EventNamePrefix = event.NamePrefix
+
+	// UserCreated is event.UserCreated: its data is a User.
+	UserCreated = event.UserCreated
+	// UserUpdated is event.UserUpdated: its data is a User.
+	UserUpdated = event.UserUpdated
+	// UserDeleted is event.UserDeleted: its data is a DeletedObject.
+	UserDeleted = event.UserDeleted
+	// OrganizationCreated is event.OrganizationCreated: its data is an Organization.
+	OrganizationCreated = event.OrganizationCreated
+	// OrganizationUpdated is event.OrganizationUpdated: its data is an Organization.
+	OrganizationUpdated = event.OrganizationUpdated
+	// OrganizationDeleted is event.OrganizationDeleted: its data is a DeletedOrganization.
+	OrganizationDeleted = event.OrganizationDeleted
+	// MembershipCreated is event.MembershipCreated: its data is an OrganizationMembership.
+	MembershipCreated = event.MembershipCreated
+	// MembershipUpdated is event.MembershipUpdated: its data is an OrganizationMembership.
+	MembershipUpdated = event.MembershipUpdated
+	// MembershipDeleted is event.MembershipDeleted: its data is the deleted
+	// OrganizationMembership.
+	MembershipDeleted = event.MembershipDeleted
 )
 
-// The Inngest events the functions are triggered by, as the webhook bridge names them.
-const (
-	// UserCreated is Clerk's user.created: its data is a User.
-	UserCreated = EventNamePrefix + "user.created"
-	// UserUpdated is Clerk's user.updated: its data is a User.
-	UserUpdated = EventNamePrefix + "user.updated"
-	// UserDeleted is Clerk's user.deleted: its data is a DeletedObject.
-	UserDeleted = EventNamePrefix + "user.deleted"
+// HandledEvents returns event.Handled(): a new slice of the events the functions handle.
+func HandledEvents() []string { return event.Handled() }
 
-	// OrganizationCreated is Clerk's organization.created: its data is an Organization.
-	OrganizationCreated = EventNamePrefix + "organization.created"
-	// OrganizationUpdated is Clerk's organization.updated: its data is an Organization.
-	OrganizationUpdated = EventNamePrefix + "organization.updated"
-	// OrganizationDeleted is Clerk's organization.deleted: its data is a DeletedOrganization.
-	OrganizationDeleted = EventNamePrefix + "organization.deleted"
+// IsEventType returns event.IsType(t).
+func IsEventType(t string) bool { return event.IsType(t) }
 
-	// MembershipCreated is Clerk's organizationMembership.created: its data is an
-	// OrganizationMembership.
-	MembershipCreated = EventNamePrefix + "organizationMembership.created"
-	// MembershipUpdated is Clerk's organizationMembership.updated: its data is an
-	// OrganizationMembership.
-	MembershipUpdated = EventNamePrefix + "organizationMembership.updated"
-	// MembershipDeleted is Clerk's organizationMembership.deleted: its data is the deleted
-	// OrganizationMembership (Clerk sends the whole membership).
-	MembershipDeleted = EventNamePrefix + "organizationMembership.deleted"
-)
+// EventName returns event.Name(clerkType). It cannot fail.
+func EventName(clerkType string) string { return event.Name(clerkType) }
 
-// HandledEvents returns the Inngest events the functions are triggered by, UserCreated to
-// MembershipDeleted: the events of the Clerk types this service handles. The webhook bridge
-// forwards only these types unless told to forward more. Each call returns a new slice.
-func HandledEvents() []string {
-	return []string{
-		UserCreated, UserUpdated, UserDeleted,
-		OrganizationCreated, OrganizationUpdated, OrganizationDeleted,
-		MembershipCreated, MembershipUpdated, MembershipDeleted,
-	}
-}
+// EventID returns event.ID(svixID). It cannot fail.
+func EventID(svixID string) string { return event.ID(svixID) }
 
-// maxEventTypeLen bounds IsEventType's types: Clerk's longest, such as
-// organizationInvitation.accepted, are about 35 bytes.
-const maxEventTypeLen = 64
-
-// IsEventType reports whether t has the shape of a Clerk event type: two words joined by a
-// dot, each a letter followed by letters, digits or underscores (user.created,
-// organizationMembership.deleted, subscriptionItem.pastDue), at most 64 bytes in all.
-func IsEventType(t string) bool {
-	if len(t) > maxEventTypeLen {
-		return false
-	}
-	dot := strings.IndexByte(t, '.')
-	return dot > 0 && isWord(t[:dot]) && isWord(t[dot+1:])
-}
-
-// isWord reports whether w is a letter followed by letters, digits or underscores (ASCII).
-func isWord(w string) bool {
-	if w == "" {
-		return false
-	}
-	for i := range len(w) {
-		c := w[i]
-		letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
-		if !letter && (i == 0 || !(c >= '0' && c <= '9' || c == '_')) {
-			return false
-		}
-	}
-	return true
-}
-
-// EventName returns the name of the Inngest event that carries the Clerk event of type
-// clerkType (user.created: clerk/user.created). It cannot fail; the bridge checks the type
-// before it names an event after it.
-func EventName(clerkType string) string { return EventNamePrefix + clerkType }
-
-// EventID returns the id of the Inngest event that carries the webhook delivered as the Svix
-// message svixID (msg_...: clerk-msg_...), so that Inngest drops a Svix retry of it. It cannot
-// fail.
-func EventID(svixID string) string { return EventIDPrefix + svixID }
-
-// SvixID returns the Svix message id an Inngest event id was made from by EventID: eventID
-// without EventIDPrefix. It cannot fail: an id without the prefix (an event not sent by the
-// bridge) is returned unchanged.
-func SvixID(eventID string) string { return strings.TrimPrefix(eventID, EventIDPrefix) }
+// SvixID returns event.SvixID(eventID). It cannot fail.
+func SvixID(eventID string) string { return event.SvixID(eventID) }

@@ -2,107 +2,41 @@ package clerk_test
 
 import (
 	"slices"
-	"strings"
 	"testing"
 
 	"clerksync/clerk"
+	"clerksync/clerk/event"
 )
 
-// TestEventContract pins the names and ids under which the webhook bridge forwards Clerk's
-// events and the functions are triggered: changing them strands the events already in Inngest
-// (and the runs Inngest still retries), and breaks Inngest's deduplication of Svix retries.
-func TestEventContract(t *testing.T) {
-	if clerk.EventNamePrefix != "clerk/" || clerk.EventIDPrefix != "clerk-" {
-		t.Errorf("prefixes = %q, %q; want %q, %q", clerk.EventNamePrefix, clerk.EventIDPrefix, "clerk/", "clerk-")
-	}
-	for _, tt := range []struct{ clerkType, got, want string }{
-		{"user.created", clerk.UserCreated, "clerk/user.created"},
-		{"user.updated", clerk.UserUpdated, "clerk/user.updated"},
-		{"user.deleted", clerk.UserDeleted, "clerk/user.deleted"},
-		{"organization.created", clerk.OrganizationCreated, "clerk/organization.created"},
-		{"organization.updated", clerk.OrganizationUpdated, "clerk/organization.updated"},
-		{"organization.deleted", clerk.OrganizationDeleted, "clerk/organization.deleted"},
-		{"organizationMembership.created", clerk.MembershipCreated, "clerk/organizationMembership.created"},
-		{"organizationMembership.updated", clerk.MembershipUpdated, "clerk/organizationMembership.updated"},
-		{"organizationMembership.deleted", clerk.MembershipDeleted, "clerk/organizationMembership.deleted"},
+// TestEventForwards: the contract's names forwarded here are the contract's (clerk/event's
+// tests pin its values).
+func TestEventForwards(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ name, got, want string }{
+		{"EventNamePrefix", clerk.EventNamePrefix, event.NamePrefix},
+		{"UserCreated", clerk.UserCreated, event.UserCreated},
+		{"UserUpdated", clerk.UserUpdated, event.UserUpdated},
+		{"UserDeleted", clerk.UserDeleted, event.UserDeleted},
+		{"OrganizationCreated", clerk.OrganizationCreated, event.OrganizationCreated},
+		{"OrganizationUpdated", clerk.OrganizationUpdated, event.OrganizationUpdated},
+		{"OrganizationDeleted", clerk.OrganizationDeleted, event.OrganizationDeleted},
+		{"MembershipCreated", clerk.MembershipCreated, event.MembershipCreated},
+		{"MembershipUpdated", clerk.MembershipUpdated, event.MembershipUpdated},
+		{"MembershipDeleted", clerk.MembershipDeleted, event.MembershipDeleted},
+		{`EventName("user.created")`, clerk.EventName("user.created"), event.Name("user.created")},
+		{`EventID("msg_1")`, clerk.EventID("msg_1"), event.ID("msg_1")},
+		{`SvixID("clerk-msg_1")`, clerk.SvixID("clerk-msg_1"), event.SvixID("clerk-msg_1")},
 	} {
 		if tt.got != tt.want {
-			t.Errorf("trigger name for %s = %q; want %q", tt.clerkType, tt.got, tt.want)
-		}
-		if got := clerk.EventName(tt.clerkType); got != tt.want {
-			t.Errorf("EventName(%q) = %q; want %q, the functions' trigger", tt.clerkType, got, tt.want)
-		}
-		if !strings.HasPrefix(tt.got, clerk.EventNamePrefix) {
-			t.Errorf("trigger name %q does not start with EventNamePrefix %q", tt.got, clerk.EventNamePrefix)
+			t.Errorf("clerk.%s = %q; want %q, clerk/event's", tt.name, tt.got, tt.want)
 		}
 	}
-	if got := clerk.EventName("organizationMembership.deleted"); got != "clerk/organizationMembership.deleted" {
-		t.Errorf("EventName(organizationMembership.deleted) = %q", got)
+	if got, want := clerk.HandledEvents(), event.Handled(); !slices.Equal(got, want) {
+		t.Errorf("clerk.HandledEvents() = %q; want %q, clerk/event's", got, want)
 	}
-	if got := clerk.EventID("msg_1"); got != "clerk-msg_1" {
-		t.Errorf(`EventID("msg_1") = %q; want "clerk-msg_1"`, got)
-	}
-	for _, id := range []string{"msg_1", "msg_2abcDEF", ""} {
-		if got := clerk.SvixID(clerk.EventID(id)); got != id {
-			t.Errorf("SvixID(EventID(%q)) = %q; want %q", id, got, id)
-		}
-	}
-	if got := clerk.SvixID("01HQ-not-from-the-bridge"); got != "01HQ-not-from-the-bridge" {
-		t.Errorf("SvixID of an id without the prefix = %q; want it unchanged", got)
-	}
-}
-
-// TestHandledEvents: the events the bridge forwards by default are the nine the functions are
-// triggered by (functions' TestRegisteredFunctions holds the triggers to this list).
-func TestHandledEvents(t *testing.T) {
-	want := []string{
-		"clerk/user.created", "clerk/user.updated", "clerk/user.deleted",
-		"clerk/organization.created", "clerk/organization.updated", "clerk/organization.deleted",
-		"clerk/organizationMembership.created", "clerk/organizationMembership.updated", "clerk/organizationMembership.deleted",
-	}
-	got := clerk.HandledEvents()
-	if !slices.Equal(got, want) {
-		t.Errorf("HandledEvents() = %q; want %q", got, want)
-	}
-	got[0] = "changed"
-	if clerk.HandledEvents()[0] != want[0] {
-		t.Errorf("HandledEvents() returns a shared slice: a caller's change shows in the next call")
-	}
-	for _, name := range want {
-		if typ := strings.TrimPrefix(name, clerk.EventNamePrefix); !clerk.IsEventType(typ) {
-			t.Errorf("IsEventType(%q) = false for a handled type; want true", typ)
-		}
-	}
-}
-
-func TestIsEventType(t *testing.T) {
-	tests := []struct {
-		typ  string
-		want bool
-	}{
-		{"user.created", true},
-		{"organizationMembership.deleted", true},
-		{"subscriptionItem.pastDue", true},
-		{"email.created", true},
-		{"a1.b_2", true},
-		{strings.Repeat("a", 31) + "." + strings.Repeat("b", 32), true},  // 64 bytes
-		{strings.Repeat("a", 32) + "." + strings.Repeat("b", 32), false}, // 65 bytes
-		{"", false},
-		{"user", false},
-		{"user.", false},
-		{".created", false},
-		{"user.created.now", false},
-		{"clerk/user.created", false},
-		{"user created", false},
-		{"user-x.created", false},
-		{"1user.created", false},
-		{"user._created", false},
-		{"*", false},
-		{"usér.created", false},
-	}
-	for _, tt := range tests {
-		if got := clerk.IsEventType(tt.typ); got != tt.want {
-			t.Errorf("IsEventType(%q) = %v; want %v", tt.typ, got, tt.want)
+	for _, typ := range []string{"user.created", "user", "clerk/user.created"} {
+		if got, want := clerk.IsEventType(typ), event.IsType(typ); got != want {
+			t.Errorf("clerk.IsEventType(%q) = %v; want %v, clerk/event's", typ, got, want)
 		}
 	}
 }

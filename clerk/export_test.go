@@ -14,6 +14,7 @@ import (
 const exportHeader = "id,first_name,last_name,username,primary_email_address,primary_phone_number,verified_email_addresses,unverified_email_addresses,verified_phone_numbers,unverified_phone_numbers,totp_secret,password_digest,password_hasher"
 
 func TestReadExport(t *testing.T) {
+	t.Parallel()
 	email := func(addr string) ([]clerk.EmailAddress, *string) {
 		return []clerk.EmailAddress{{ID: "export_primary_email", EmailAddress: addr}}, ptr("export_primary_email")
 	}
@@ -84,6 +85,7 @@ func TestReadExport(t *testing.T) {
 }
 
 func TestReadExportRejects(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, csv string
 		notExport bool
@@ -109,6 +111,7 @@ func TestReadExportRejects(t *testing.T) {
 // TestExportRowMissing: an import keeps the stored picture of every row (the export has none),
 // and the stored created_at of a row without one.
 func TestExportRowMissing(t *testing.T) {
+	t.Parallel()
 	rows, err := clerk.ReadExport(strings.NewReader("id,created_at\nuser_1,1700000000\nuser_2,\n"))
 	if err != nil || len(rows) != 2 {
 		t.Fatalf("ReadExport = %+v, %v; want two rows", rows, err)

@@ -64,6 +64,7 @@ func FuzzStoreUser(f *testing.F) {
 }
 
 func TestStoreUserSeedCorpusPresent(t *testing.T) {
+	t.Parallel()
 	files, _ := filepath.Glob("testdata/fuzz/FuzzStoreUser/*")
 	if len(files) < 5 {
 		t.Errorf("testdata/fuzz/FuzzStoreUser has %d seed files; want the committed corpus (at least 5)", len(files))

@@ -55,6 +55,7 @@ const (
 // TestOrganizationExamples: Clerk's documented organization.created and organization.updated
 // map to the stored organization, and organization.deleted's data reads as its id and slug.
 func TestOrganizationExamples(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		file, wantType string
 		want           store.Organization
@@ -94,6 +95,7 @@ func TestOrganizationExamples(t *testing.T) {
 // TestMembershipExamples: Clerk's documented membership events map to the stored membership,
 // which keeps the ids and the role, and nothing of the member's public data.
 func TestMembershipExamples(t *testing.T) {
+	t.Parallel()
 	member := func(role string, updatedAt int64) store.Membership {
 		return store.Membership{ID: exampleMembershipID, OrgID: exampleOrgID, UserID: exampleMemberID, Role: role,
 			CreatedAt: 1716883200000, UpdatedAt: updatedAt}
@@ -144,6 +146,7 @@ func membership() clerk.OrganizationMembership {
 }
 
 func TestStoreOrganization(t *testing.T) {
+	t.Parallel()
 	full := store.Organization{ID: "org_1", Name: "Acme", Slug: "acme", ImageURL: "https://img.example/acme",
 		CreatedBy: "user_1", CreatedAt: 100, UpdatedAt: 200}
 	tests := []struct {
@@ -178,6 +181,7 @@ func TestStoreOrganization(t *testing.T) {
 }
 
 func TestStoreOrganizationUnusable(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		edit func(o *clerk.Organization)
@@ -203,6 +207,7 @@ func TestStoreOrganizationUnusable(t *testing.T) {
 }
 
 func TestStoreMembership(t *testing.T) {
+	t.Parallel()
 	full := store.Membership{ID: "orgmem_1", OrgID: "org_1", UserID: "user_1", Role: "org:admin", CreatedAt: 100, UpdatedAt: 200}
 	tests := []struct {
 		name string
@@ -229,6 +234,7 @@ func TestStoreMembership(t *testing.T) {
 }
 
 func TestStoreMembershipUnusable(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		edit func(m *clerk.OrganizationMembership)

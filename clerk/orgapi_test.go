@@ -14,6 +14,7 @@ import (
 // same objects a webhook carries (so that StoreOrganization and StoreMembership are the one
 // mapping), pages and filters them as asked, and tells a missing organization apart.
 func TestOrganizations(t *testing.T) {
+	t.Parallel()
 	fake := clerkfake.New(t, testKey, clerkfake.User{ID: "user_1", FirstName: "Ada", Email: "ada@example.com", CreatedAt: 500, UpdatedAt: 700})
 	acme := clerkfake.Organization{ID: "org_1", Name: "Acme", Slug: "acme", ImageURL: "https://img.clerk.com/org_1", CreatedBy: "user_1", CreatedAt: 500, UpdatedAt: 700}
 	bare := clerkfake.Organization{ID: "org_2", Name: "Bare", CreatedAt: 600, UpdatedAt: 800} // null slug and image
@@ -79,6 +80,7 @@ func TestOrganizations(t *testing.T) {
 // organization endpoint with organization_not_enabled_in_instance, which the client tells
 // apart (not as a missing organization).
 func TestOrganizationsNotEnabled(t *testing.T) {
+	t.Parallel()
 	fake := clerkfake.New(t, testKey)
 	fake.DisableOrganizations()
 	api := newAPI(t, fake, clerk.APIConfig{})
@@ -95,6 +97,7 @@ func TestOrganizationsNotEnabled(t *testing.T) {
 
 // TestOrganizationsRateLimited: the organization endpoints sit out a 429 as the users' do.
 func TestOrganizationsRateLimited(t *testing.T) {
+	t.Parallel()
 	fake := clerkfake.New(t, testKey)
 	fake.PutOrganization(clerkfake.NewOrganization("org_1", "Acme", 700))
 	fake.RateLimitOn("GET /v1/organizations?", "1")

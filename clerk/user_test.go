@@ -74,6 +74,7 @@ func derived(name string) func(u *store.User) {
 var usernameChars = regexp.MustCompile(`^[a-z0-9._-]+$`)
 
 func TestStoreUser(t *testing.T) {
+	t.Parallel()
 	noUsername := func(u *clerk.User) { u.Username = nil }
 	tests := []struct {
 		name string
@@ -191,6 +192,7 @@ func TestStoreUser(t *testing.T) {
 }
 
 func TestStoreUserUnusable(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		in   clerk.User

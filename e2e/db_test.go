@@ -17,21 +17,22 @@ import (
 	svix "github.com/svix/svix-webhooks/go"
 
 	"clerksync/store"
+	"clerksync/store/embedded"
 )
 
 // sharedDB is the FerretDB the tests write to, each in databases of its own (newDatabase):
 // started by the first test that needs it, stopped when all have ended.
 var sharedDB struct {
 	once sync.Once
-	emb  *store.Embedded
+	emb  *embedded.Server
 	err  error
 }
 
 // ferret returns the shared FerretDB, starting it on first use in the suite's directory.
-func ferret(t *testing.T) *store.Embedded {
+func ferret(t *testing.T) *embedded.Server {
 	t.Helper()
 	sharedDB.once.Do(func() {
-		sharedDB.emb, sharedDB.err = store.StartEmbedded(context.Background(), filepath.Join(suiteDir, "ferretdb"), slog.New(slog.DiscardHandler))
+		sharedDB.emb, sharedDB.err = embedded.Start(context.Background(), filepath.Join(suiteDir, "ferretdb"), slog.New(slog.DiscardHandler))
 	})
 	if sharedDB.err != nil {
 		t.Fatalf("the shared FerretDB: %v", sharedDB.err)
@@ -58,7 +59,7 @@ type database struct {
 var databases atomic.Int64
 
 // newDatabase makes a database of the test's own on the shared FerretDB, named after hint,
-// with what the embedded database has in production (store.Embedded.Open): the collections,
+// with what the embedded database has in production (embedded.Server.Open): the collections,
 // their indexes, and the _id lookup index, without which every write by _id scans the whole
 // collection. The test reads it through its store, closed when the test ends.
 func newDatabase(t *testing.T, hint string) database {
@@ -79,9 +80,9 @@ func newDatabase(t *testing.T, hint string) database {
 
 // startEmbeddedDB starts a FerretDB of the test's own and returns it and its URI without a
 // trailing slash (append "/<database>"). It stops when the test ends.
-func startEmbeddedDB(t *testing.T) (*store.Embedded, string) {
+func startEmbeddedDB(t *testing.T) (*embedded.Server, string) {
 	t.Helper()
-	emb, err := store.StartEmbedded(context.Background(), t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	emb, err := embedded.Start(context.Background(), t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 
 	"clerksync/clerk/clerkfake"
 	"clerksync/reconcile"
-	"clerksync/store"
+	"clerksync/store/embedded"
 )
 
 // TestForgetClerkInstance: a backfill refused for another instance than the recorded one goes
@@ -79,8 +79,8 @@ func TestForgetClerkInstanceRefusesARunningServicesDataDir(t *testing.T) {
 		} else {
 			_, err = forget()
 		}
-		if !failedWith(err, store.ErrDataDirInUse) {
-			t.Fatalf("%s on a running service's DATA_DIR = %v; want the error of store.ErrDataDirInUse", cmd, err)
+		if !failedWith(err, embedded.ErrDataDirInUse) {
+			t.Fatalf("%s on a running service's DATA_DIR = %v; want the error of embedded.ErrDataDirInUse", cmd, err)
 		}
 		for _, want := range []string{"DATA_DIR=" + dataDir, "stop the service"} {
 			if !strings.Contains(err.Error(), want) {

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"clerksync/store"
+	"clerksync/store/embedded"
 )
 
 // The rules that keep a production deployment safe by default (issue 11): dev mode stays on
@@ -232,7 +232,7 @@ func TestShutdownDrainsBeforeClosingTheDatabase(t *testing.T) {
 		t.Errorf("the service exited with %v after the drain; want status 0; log:\n%s", err, svc.stderr)
 	}
 	// The step's write reached the database, which closed only after it.
-	emb, err := store.StartEmbedded(context.Background(), dataDir, slog.New(slog.DiscardHandler))
+	emb, err := embedded.Start(context.Background(), dataDir, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

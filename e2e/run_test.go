@@ -24,7 +24,7 @@ func TestRunEmbeddedDatabase(t *testing.T) {
 		"INNGEST_DEV":                  "http://127.0.0.1:1",
 		"DATA_DIR":                     dataDir,
 	}).url
-	// The embedded database got the _id lookup index (store.Embedded.Open) at start.
+	// The embedded database got the _id lookup index (embedded.Server.Open) at start.
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, "app.sqlite")+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)

@@ -83,6 +83,7 @@ func failuresSince(t *testing.T, st *store.Store, since time.Time) []store.Failu
 }
 
 func TestBatchKeepsTheGuarantees(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.mustSend(deleted("user_b_gone", t1), store.Deleted)
 	h.mustSend(updated(clerkUser("user_b_newer", "Newer", "One", "newer@x.org", "", t3)), store.Inserted)
@@ -153,6 +154,7 @@ func (c *countingUsers) snapshot() map[string]int {
 // delivery is written once: one upsert, one outcome, the copy listed as a duplicate; a replay
 // of the step does the same.
 func TestBatchWritesADeliveryOnce(t *testing.T) {
+	t.Parallel()
 	eachMode(t, func(t *testing.T, h *harness) {
 		users := &countingUsers{Store: h.st}
 		m := &countingMetrics{}
@@ -199,6 +201,7 @@ func TestBatchWritesADeliveryOnce(t *testing.T) {
 // sync_failures at once, under its own event id and user id, and the rest of the batch is
 // written; the run completes, and running the step again records nothing twice.
 func TestBatchRecordsUnusableEvents(t *testing.T) {
+	t.Parallel()
 	fnID := testAppID + "-" + functions.UpdateUserID
 	noID := "event data is not a usable Clerk user: data.id is missing"
 	tests := []struct {
@@ -239,6 +242,7 @@ func TestBatchRecordsUnusableEvents(t *testing.T) {
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t)
 			m := &countingMetrics{}
 			fns := functions.New(h.st, h.st, slog.New(slog.NewTextHandler(t.Output(), nil)), functions.Config{AppID: testAppID, Metrics: m})
@@ -284,6 +288,7 @@ func failingWrites(t *testing.T, failures functions.FailureStore, m functions.Me
 // before the last fails with a retryable error and records nothing; the last one records each
 // event under its own event id and user id (not the first event's), and the run completes.
 func TestBatchRecordsFailedWritesOnTheLastAttempt(t *testing.T) {
+	t.Parallel()
 	failures := openStore(t)
 	m := &countingMetrics{}
 	fns := failingWrites(t, failures, m)
@@ -339,6 +344,7 @@ func TestBatchRecordsFailedWritesOnTheLastAttempt(t *testing.T) {
 // record-sync-failure, given that error once the database is back, records each event under
 // its own event id and user id, once however often it runs.
 func TestBatchDatabaseDownOnTheLastAttempt(t *testing.T) {
+	t.Parallel()
 	down := openStore(t)
 	if err := down.Close(context.Background()); err != nil {
 		t.Fatal(err)
@@ -368,6 +374,7 @@ func TestBatchDatabaseDownOnTheLastAttempt(t *testing.T) {
 	}
 	for _, r := range reports {
 		t.Run(r.name, func(t *testing.T) {
+			t.Parallel()
 			st := openStore(t) // the database, back
 			rec := functions.NewFailureRecorder(st, slog.New(slog.NewTextHandler(t.Output(), nil)), functions.Config{})
 			since := time.Now()
@@ -393,6 +400,7 @@ func TestBatchDatabaseDownOnTheLastAttempt(t *testing.T) {
 // TestRegisterChecksTheAppID: the functions register only on a client of the app they name in
 // the failures they record.
 func TestRegisterChecksTheAppID(t *testing.T) {
+	t.Parallel()
 	st := openStore(t)
 	tests := []struct {
 		appID   string

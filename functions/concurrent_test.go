@@ -30,6 +30,7 @@ func (h *harness) sendAtOnce(evs []event) ([]store.Outcome, []error) {
 // TestConcurrentSignups: users signing up at the same moment with the same email local part
 // and no Clerk username all get distinct usernames.
 func TestConcurrentSignups(t *testing.T) {
+	t.Parallel()
 	eachMode(t, func(t *testing.T, h *harness) {
 		const n = 20
 		evs := make([]event, n)
@@ -85,6 +86,7 @@ func deleteT3(id string) event { return deleted(id, t3) }
 // cases caught FerretDB applying a filtered update as read-then-write; the store now
 // serialises writes per user.)
 func TestConcurrentEventsForOneUser(t *testing.T) {
+	t.Parallel()
 	const rounds = 40
 	live := func(full string, updatedAt int64) func(store.User) bool {
 		return func(u store.User) bool { return !u.Deleted && u.FullName == full && u.UpdatedAt == updatedAt }

@@ -22,6 +22,7 @@ import (
 // NoRetryError that says what is wrong and names the event, counts the attempt as invalid,
 // and writes nothing.
 func TestUnreadableDataIsNotRetried(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		function string
@@ -90,6 +91,7 @@ func TestUnreadableDataIsNotRetried(t *testing.T) {
 // recorded in sync_failures at once, under its own event id (and the user id its data names),
 // while the rest of the batch is written; the run completes, so Inngest retries nothing.
 func TestBatchRecordsUnreadableEvents(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	m := &countingMetrics{}
 	fns := functions.New(h.st, h.st, slog.New(slog.NewTextHandler(t.Output(), nil)), functions.Config{AppID: testAppID, Metrics: m})

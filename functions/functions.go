@@ -8,8 +8,10 @@
 // records their permanent failures. Each decodes its event's data itself (decode.go), so that
 // data it cannot read fails the run at once instead of being retried; does its database work
 // inside step.Run, so Inngest retries it when the database fails; and relies on the store's
-// conditional writes (not on delivery order) for correctness. One function per file; upsert.go
-// and upsert_org.go hold the bodies the create and update functions share.
+// conditional writes (not on delivery order) for correctness. One function per file; run.go
+// holds the body all nine share (run: the decoding, the step, the log lines, the metrics and
+// the error policy), and upsert.go and upsert_org.go what the create and update functions
+// share.
 package functions
 
 import (
@@ -255,26 +257,9 @@ type Result struct {
 }
 
 // runLogger returns the logger for one run, carrying the ids that tie a log line to the
-// webhook delivery, the Inngest event and the user.
-func (f *Functions) runLogger(function string, eventID *string, userID string, ctx inngestgo.InputCtx) *slog.Logger {
-	id := ""
-	if eventID != nil {
-		id = *eventID
-	}
-	return f.logger.With(
-		"function", function,
-		"event_id", id,
-		"svix_id", clerk.SvixID(id),
-		"user_id", userID,
-		"run_id", ctx.RunID,
-		"attempt", ctx.Attempt,
-	)
-}
-
-// eventLogger returns the logger for one run of an organization or membership function,
-// carrying the ids that tie a log line to the webhook delivery and the Inngest event, then
-// ids (the organization's, the membership's, the user's: key, value pairs).
-func (f *Functions) eventLogger(function string, eventID *string, ctx inngestgo.InputCtx, ids ...any) *slog.Logger {
+// webhook delivery and the Inngest event, then ids (the user's, the organization's, the
+// membership's: key, value pairs), then the run's.
+func (f *Functions) runLogger(function string, eventID *string, ctx inngestgo.InputCtx, ids ...any) *slog.Logger {
 	id := ""
 	if eventID != nil {
 		id = *eventID
@@ -283,8 +268,6 @@ func (f *Functions) eventLogger(function string, eventID *string, ctx inngestgo.
 		"function", function,
 		"event_id", id,
 		"svix_id", clerk.SvixID(id),
-		"run_id", ctx.RunID,
-		"attempt", ctx.Attempt,
 	}, ids...)
-	return f.logger.With(attrs...)
+	return f.logger.With(append(attrs, "run_id", ctx.RunID, "attempt", ctx.Attempt)...)
 }

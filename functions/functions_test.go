@@ -34,6 +34,7 @@ func (sc scenario) run(t *testing.T) {
 
 // TestStoredFields: what the functions store for users whose data is awkward.
 func TestStoredFields(t *testing.T) {
+	t.Parallel()
 	primaryNotFirst := clerkUser("user_primary2nd", "Pia", "Second", "", "", t1)
 	primaryNotFirst.EmailAddresses = []clerk.EmailAddress{
 		{ID: "idn_other", EmailAddress: "other@x.org"},
@@ -86,6 +87,7 @@ func TestStoredFields(t *testing.T) {
 // TestDeleteUnknownUser: deleting a user the database never saw succeeds, and the create and
 // update that arrive later do not bring the user back.
 func TestDeleteUnknownUser(t *testing.T) {
+	t.Parallel()
 	const id = "user_deletedfirst"
 	scenario{
 		events: []event{
@@ -101,6 +103,7 @@ func TestDeleteUnknownUser(t *testing.T) {
 
 // TestExamples: Clerk's example payloads, delivered in the order given.
 func TestExamples(t *testing.T) {
+	t.Parallel()
 	const (
 		exampleID = "user_29w83sxmDNGwOuEthce5gg56FcC"
 		johnID    = "user_2g7np7Hrk0SN6kj5EDMLDaKNL0S"
@@ -178,6 +181,7 @@ func TestExamples(t *testing.T) {
 // TestUnusableEventNotRetried: events without a user id (or anything to order them by) fail
 // with a NoRetryError and write nothing.
 func TestUnusableEventNotRetried(t *testing.T) {
+	t.Parallel()
 	noTS := clerkUser("user_nots", "No", "Time", "", "", 0)
 	tests := []struct {
 		name string
@@ -205,9 +209,11 @@ func TestUnusableEventNotRetried(t *testing.T) {
 // TestDatabaseDownIsRetried: when the database fails, each function returns an ordinary error,
 // so that Inngest retries it.
 func TestDatabaseDownIsRetried(t *testing.T) {
+	t.Parallel()
 	u := clerkUser("user_dbdown", "Down", "Time", "down@x.org", "", t1)
 	for _, e := range []event{created(u), updated(u), deleted(u.ID, t2)} {
 		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t)
 			if err := h.st.Close(context.Background()); err != nil {
 				t.Fatalf("Close = %v", err)

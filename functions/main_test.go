@@ -36,10 +36,13 @@ var modes = []struct {
 	mode store.WriteMode
 }{{"conditional", store.WritesConditional}, {"by-id", store.WritesByID}}
 
-// eachMode runs f as one subtest per write mode, each with a fresh harness.
+// eachMode runs f as one subtest per write mode, each with a fresh harness, in parallel.
 func eachMode(t *testing.T, f func(t *testing.T, h *harness)) {
 	for _, m := range modes {
-		t.Run(m.name, func(t *testing.T) { f(t, newHarnessMode(t, m.mode)) })
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			f(t, newHarnessMode(t, m.mode))
+		})
 	}
 }
 

@@ -83,6 +83,7 @@ const t1, t2, t3 = int64(1_700_000_001_000), int64(1_700_000_002_000), int64(1_7
 // TestEventOrdersWithDelete: whatever the order and however often create, update and delete
 // arrive, the user ends up deleted, without personal data.
 func TestEventOrdersWithDelete(t *testing.T) {
+	t.Parallel()
 	runOrders(t, [3]string{"create", "update", "delete"}, func(id string) [3]event {
 		return [3]event{
 			created(clerkUser(id, "Ann", "Old", "ann.old@old.org", "https://img.example/1", t1)),
@@ -97,6 +98,7 @@ func TestEventOrdersWithDelete(t *testing.T) {
 // TestEventOrdersWithoutDelete: whatever the order and however often a create and two updates
 // arrive, the stored user is the newest data.
 func TestEventOrdersWithoutDelete(t *testing.T) {
+	t.Parallel()
 	runOrders(t, [3]string{"create1", "update2", "update3"}, func(id string) [3]event {
 		return [3]event{
 			created(clerkUser(id, "Ann", "Old", "ann.old@old.org", "https://img.example/1", t1)),

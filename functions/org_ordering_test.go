@@ -38,6 +38,7 @@ func runOrgOrders(t *testing.T, prefix string, labels [3]string, mkEvents func(i
 // TestOrgEventOrdersWithDelete: whatever the order and however often an organization's create,
 // update and delete arrive, it ends up deleted; a late create or update never brings it back.
 func TestOrgEventOrdersWithDelete(t *testing.T) {
+	t.Parallel()
 	runOrgOrders(t, "org", [3]string{"create", "update", "delete"}, func(id string) [3]orgEvent {
 		return [3]orgEvent{
 			orgCreated(clerkOrg(id, "Old", id+"-old", t1)),
@@ -52,6 +53,7 @@ func TestOrgEventOrdersWithDelete(t *testing.T) {
 // TestOrgEventOrdersWithoutDelete: whatever the order and however often a create and two
 // updates arrive, the stored organization is the newest data.
 func TestOrgEventOrdersWithoutDelete(t *testing.T) {
+	t.Parallel()
 	runOrgOrders(t, "org", [3]string{"create1", "update2", "update3"}, func(id string) [3]orgEvent {
 		return [3]orgEvent{
 			orgCreated(clerkOrg(id, "One", id+"-1", t1)),
@@ -69,6 +71,7 @@ func TestOrgEventOrdersWithoutDelete(t *testing.T) {
 // TestMembershipEventOrdersWithDelete: whatever the order and however often a membership's
 // create, update and delete arrive, it ends up deleted, not live.
 func TestMembershipEventOrdersWithDelete(t *testing.T) {
+	t.Parallel()
 	runOrgOrders(t, "orgmem", [3]string{"create", "update", "delete"}, func(id string) [3]orgEvent {
 		m := clerkMember(id, "org_orders", "user_"+id, "org:member", t1)
 		return [3]orgEvent{
@@ -87,6 +90,7 @@ func TestMembershipEventOrdersWithDelete(t *testing.T) {
 // role changes arrive, the stored membership is the newest, and the one live membership of its
 // user in its organization.
 func TestMembershipEventOrdersWithoutDelete(t *testing.T) {
+	t.Parallel()
 	runOrgOrders(t, "orgmem", [3]string{"create1", "update2", "update3"}, func(id string) [3]orgEvent {
 		return [3]orgEvent{
 			memCreated(clerkMember(id, "org_orders", "user_"+id, "org:member", t1)),
@@ -103,6 +107,7 @@ func TestMembershipEventOrdersWithoutDelete(t *testing.T) {
 // after, stays deleted whatever creates and updates arrive later, however new; its slug is free
 // for another organization.
 func TestDeletedOrganizationStaysDeleted(t *testing.T) {
+	t.Parallel()
 	eachMode(t, func(t *testing.T, h *harness) {
 		h.mustSendOrg(orgDeleted("org_gone_first", t2), store.Deleted)
 		h.mustSendOrg(orgCreated(clerkOrg("org_gone_first", "Late", "late", t1)), store.Skipped)
@@ -127,6 +132,7 @@ func TestDeletedOrganizationStaysDeleted(t *testing.T) {
 // membership never seen, one for an organization the database never saw) leaves no live
 // membership.
 func TestMembershipAfterOrganizationDeleted(t *testing.T) {
+	t.Parallel()
 	eachMode(t, func(t *testing.T, h *harness) {
 		h.mustSendOrg(orgCreated(clerkOrg("org_del", "Del", "del", t1)), store.Inserted)
 		h.mustSendOrg(memCreated(clerkMember("orgmem_del_a", "org_del", "user_a", "org:admin", t1)), store.Inserted)
@@ -161,6 +167,7 @@ func TestMembershipAfterOrganizationDeleted(t *testing.T) {
 // of that user arriving after the deletion leaves no live membership; the organization's other
 // members keep theirs.
 func TestMembershipAfterUserDeleted(t *testing.T) {
+	t.Parallel()
 	eachMode(t, func(t *testing.T, h *harness) {
 		h.mustSend(created(clerkUser("user_leaving", "Lea", "Ving", "lea@x.org", "", t1)), store.Inserted)
 		h.mustSendOrg(orgCreated(clerkOrg("org_u1", "U1", "u1", t1)), store.Inserted)
@@ -193,6 +200,7 @@ func TestMembershipAfterUserDeleted(t *testing.T) {
 // organization, but not with its user, and the tests call the functions without Inngest). No
 // live membership may remain. Each case is repeated, since a race shows only in some runs.
 func TestConcurrentMembershipAndDeletions(t *testing.T) {
+	t.Parallel()
 	const rounds = 20
 	eachMode(t, func(t *testing.T, h *harness) {
 		t.Run("organization deleted", func(t *testing.T) {

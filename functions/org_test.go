@@ -276,6 +276,7 @@ func exampleOrgEvent(t *testing.T, file string) orgEvent {
 // TestOrgExamples: Clerk's example organization and membership payloads, delivered in the
 // order given.
 func TestOrgExamples(t *testing.T) {
+	t.Parallel()
 	const (
 		orgID    = "org_2g7np7Hrk0SN6kj5EDMLDaKNL0S"
 		memID    = "orgmem_2g7np7Hrk0SN6kj5EDMLDaKNL0S"
@@ -392,6 +393,7 @@ func TestOrgExamples(t *testing.T) {
 // TestUnusableOrgEventsNotRetried: organization and membership events without their ids (or
 // anything to order them by) fail with a NoRetryError and write nothing.
 func TestUnusableOrgEventsNotRetried(t *testing.T) {
+	t.Parallel()
 	noTS := clerkOrg("org_nots", "No", "nots", 0)
 	memNoTS := clerkMember("orgmem_nots", "org_1", "user_1", "org:member", 0)
 	tests := []struct {
@@ -435,10 +437,12 @@ func TestUnusableOrgEventsNotRetried(t *testing.T) {
 // TestOrgDatabaseDownIsRetried: when the database fails, each organization and membership
 // function returns an ordinary error, so that Inngest retries it.
 func TestOrgDatabaseDownIsRetried(t *testing.T) {
+	t.Parallel()
 	o := clerkOrg("org_dbdown", "Down", "down", t1)
 	m := clerkMember("orgmem_dbdown", "org_dbdown", "user_dbdown", "org:member", t1)
 	for _, e := range []orgEvent{orgCreated(o), orgUpdated(o), orgDeleted(o.ID, t2), memCreated(m), memUpdated(m), memDeleted(m, t2)} {
 		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t)
 			if err := h.st.Close(context.Background()); err != nil {
 				t.Fatalf("Close = %v", err)
@@ -457,6 +461,7 @@ func TestOrgDatabaseDownIsRetried(t *testing.T) {
 // TestOrgFunctionRunMetrics: every attempt of an organization or membership function is counted
 // with its outcome.
 func TestOrgFunctionRunMetrics(t *testing.T) {
+	t.Parallel()
 	m := &countingMetrics{}
 	st := openStore(t)
 	h := &harness{t: t, ctx: t.Context(), st: st, fns: functions.New(st, st, slog.New(slog.DiscardHandler), functions.Config{AppID: testAppID, Metrics: m})}
@@ -512,6 +517,7 @@ func TestOrgFunctionRunMetrics(t *testing.T) {
 // TestOrgRunLogs: a run's log line carries the ids that tie it to the webhook delivery, the
 // Inngest event, the organization, the membership and the user.
 func TestOrgRunLogs(t *testing.T) {
+	t.Parallel()
 	st := openStore(t)
 	var logs strings.Builder
 	fns := functions.New(st, st, slog.New(slog.NewTextHandler(&logs, nil)), functions.Config{AppID: testAppID})

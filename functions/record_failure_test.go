@@ -103,6 +103,7 @@ func functionFailedInput(t *testing.T, runID, fnID, message string, first functi
 // its error under its own event id and user id (not under the run's first event), and falls
 // back to the first event when the error lists none.
 func TestRecordFailureOfABatch(t *testing.T) {
+	t.Parallel()
 	const fnID = "clerk-user-sync-update-user-from-clerk"
 	firstID := "clerk-msg_first"
 	first := functions.Event{ID: &firstID, Name: clerk.UserUpdated, Data: functions.Data{JSON: mustJSON(clerk.User{ID: "user_first"})}, Timestamp: 1}
@@ -147,6 +148,7 @@ func TestRecordFailureOfABatch(t *testing.T) {
 	}}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			st := openStore(t)
 			m := &countingMetrics{}
 			rec := functions.NewFailureRecorder(st, slog.New(slog.NewTextHandler(t.Output(), nil)), functions.Config{Metrics: m})
@@ -179,6 +181,7 @@ func TestRecordFailureOfABatch(t *testing.T) {
 }
 
 func TestRecordFailure(t *testing.T) {
+	t.Parallel()
 	st := openStore(t)
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -241,7 +244,9 @@ func TestRecordFailure(t *testing.T) {
 }
 
 func TestRecordFailureErrors(t *testing.T) {
+	t.Parallel()
 	t.Run("no run id", func(t *testing.T) {
+		t.Parallel()
 		rec := functions.NewFailureRecorder(openStore(t), slog.New(slog.DiscardHandler), functions.Config{})
 		_, err := rec.RecordFailure(t.Context(), failedInput(t, "", "clerk-user-sync-sync-user-from-clerk", "clerk-msg_x", "", 1))
 		if !inngesterrors.IsNoRetryError(err) {
@@ -249,6 +254,7 @@ func TestRecordFailureErrors(t *testing.T) {
 		}
 	})
 	t.Run("database down", func(t *testing.T) {
+		t.Parallel()
 		st := openStore(t)
 		if err := st.Close(context.Background()); err != nil {
 			t.Fatal(err)
@@ -275,6 +281,7 @@ func TestFailureExpression(t *testing.T) {
 // recorded like the users', with the id of the user the event is about: the member's for a
 // membership, none for an organization (whose data.id is the organization's).
 func TestRecordFailureOfOrgEvents(t *testing.T) {
+	t.Parallel()
 	st := openStore(t)
 	rec := functions.NewFailureRecorder(st, slog.New(slog.NewTextHandler(t.Output(), nil)), functions.Config{})
 	const ts = int64(1_700_000_000_456)
@@ -328,6 +335,7 @@ func TestRecordFailureOfOrgEvents(t *testing.T) {
 
 // TestFunctionRunMetrics: every write attempt is counted with its outcome.
 func TestFunctionRunMetrics(t *testing.T) {
+	t.Parallel()
 	m := &countingMetrics{}
 	st := openStore(t)
 	h := &harness{t: t, ctx: t.Context(), st: st, fns: functions.New(st, st, slog.New(slog.DiscardHandler), functions.Config{AppID: testAppID, Metrics: m})}

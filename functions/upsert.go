@@ -19,40 +19,23 @@ import (
 
 // upsertUser is the body of sync-user-from-clerk and update-user-from-clerk: both write the
 // user through the same guarded upsert, so a create and an update are interchangeable and
-// their order does not matter.
+// their order does not matter. A run of more than one event is a batch (upsertBatch).
 func (f *Functions) upsertUser(ctx context.Context, function string, in Input) (any, error) {
 	if len(in.Events) > 1 {
 		return f.upsertBatch(ctx, function, in)
 	}
-	evt := in.Event
-	data, err := eventData[clerk.User](evt, clerk.ErrBadUser)
-	log := f.runLogger(function, evt.ID, strings.TrimSpace(data.ID), in.InputCtx)
-	if err != nil {
-		log.Error("event data cannot be read; not retrying", "error", err)
-		f.cfg.Metrics.FunctionRun(function, OutcomeInvalid)
-		return nil, inngestgo.NoRetryError(err)
-	}
-	u, err := data.StoreUser(evt.Timestamp)
-	if err != nil {
-		log.Error("event cannot be stored; not retrying", "error", err)
-		f.cfg.Metrics.FunctionRun(function, OutcomeInvalid)
-		return nil, inngestgo.NoRetryError(err)
-	}
-	outcome, err := step.Run(ctx, "upsert-user", func(ctx context.Context) (store.Outcome, error) {
-		out, err := f.users.UpsertUser(ctx, u)
-		if err != nil {
-			log.Error("writing user failed; Inngest will retry", "error", err)
-			f.cfg.Metrics.FunctionRun(function, errorOutcome(err))
-			return "", err
-		}
-		log.Info("user written", "outcome", out, "updated_at", u.UpdatedAt)
-		f.cfg.Metrics.FunctionRun(function, string(out))
-		return out, nil
+	return run(ctx, f, function, in, write[clerk.User, store.User]{
+		step: "upsert-user", noun: "user", bad: clerk.ErrBadUser,
+		ids:     func(d clerk.User) []any { return []any{"user_id", strings.TrimSpace(d.ID)} },
+		prepare: clerk.User.StoreUser,
+		apply: func(ctx context.Context, u store.User) (store.Outcome, error) {
+			return f.users.UpsertUser(ctx, u)
+		},
+		logged: func(u store.User) []any { return []any{"updated_at", u.UpdatedAt} },
+		result: func(_ clerk.User, u store.User, out store.Outcome) any {
+			return Result{UserID: u.ID, Outcome: out}
+		},
 	})
-	if err != nil {
-		return nil, retryUnlessInvalid(err)
-	}
-	return Result{UserID: u.ID, Outcome: outcome}, nil
 }
 
 // batchWorkers bounds the concurrent writes of one batch.
@@ -177,7 +160,7 @@ func (f *Functions) writeBatch(ctx context.Context, function string, ic inngestg
 		cause      error // the first error that left an event unrecorded
 	)
 	for i, e := range events {
-		log := f.runLogger(function, &e.id, e.userID, ic)
+		log := f.runLogger(function, &e.id, ic, "user_id", e.userID)
 		if e.duplicate {
 			log.Debug("event already in the batch (a delivery sent twice); not written again")
 			res.Duplicates = append(res.Duplicates, e.id)

@@ -4,9 +4,6 @@ import (
 	"context"
 	"strings"
 
-	"github.com/inngest/inngestgo"
-	"github.com/inngest/inngestgo/step"
-
 	"clerksync/clerk"
 	"clerksync/store"
 )
@@ -33,70 +30,36 @@ type MembershipResult struct {
 // update-organization-from-clerk: both write the organization through the same guarded upsert,
 // so a create and an update are interchangeable and their order does not matter.
 func (f *Functions) upsertOrganization(ctx context.Context, function string, in Input) (any, error) {
-	evt := in.Event
-	data, err := eventData[clerk.Organization](evt, clerk.ErrBadOrganization)
-	log := f.eventLogger(function, evt.ID, in.InputCtx, "org_id", strings.TrimSpace(data.ID))
-	if err != nil {
-		log.Error("event data cannot be read; not retrying", "error", err)
-		f.cfg.Metrics.FunctionRun(function, OutcomeInvalid)
-		return nil, inngestgo.NoRetryError(err)
-	}
-	o, err := data.StoreOrganization(evt.Timestamp)
-	if err != nil {
-		log.Error("event cannot be stored; not retrying", "error", err)
-		f.cfg.Metrics.FunctionRun(function, OutcomeInvalid)
-		return nil, inngestgo.NoRetryError(err)
-	}
-	outcome, err := step.Run(ctx, "upsert-organization", func(ctx context.Context) (store.Outcome, error) {
-		out, err := f.orgs.UpsertOrganization(ctx, o)
-		if err != nil {
-			log.Error("writing organization failed; Inngest will retry", "error", err)
-			f.cfg.Metrics.FunctionRun(function, errorOutcome(err))
-			return "", err
-		}
-		log.Info("organization written", "outcome", out, "updated_at", o.UpdatedAt)
-		f.cfg.Metrics.FunctionRun(function, string(out))
-		return out, nil
+	return run(ctx, f, function, in, write[clerk.Organization, store.Organization]{
+		step: "upsert-organization", noun: "organization", bad: clerk.ErrBadOrganization,
+		ids:     func(d clerk.Organization) []any { return []any{"org_id", strings.TrimSpace(d.ID)} },
+		prepare: clerk.Organization.StoreOrganization,
+		apply: func(ctx context.Context, o store.Organization) (store.Outcome, error) {
+			return f.orgs.UpsertOrganization(ctx, o)
+		},
+		logged: func(o store.Organization) []any { return []any{"updated_at", o.UpdatedAt} },
+		result: func(_ clerk.Organization, o store.Organization, out store.Outcome) any {
+			return OrganizationResult{OrganizationID: o.ID, Outcome: out}
+		},
 	})
-	if err != nil {
-		return nil, retryUnlessInvalid(err)
-	}
-	return OrganizationResult{OrganizationID: o.ID, Outcome: outcome}, nil
 }
 
 // upsertMembership is the body of sync-membership-from-clerk and update-membership-from-clerk:
 // both write the membership through the same guarded upsert, which leaves no live membership in
 // a deleted organization or of a deleted user, whatever the order the events arrive in.
 func (f *Functions) upsertMembership(ctx context.Context, function string, in Input) (any, error) {
-	evt := in.Event
-	data, err := eventData[clerk.OrganizationMembership](evt, clerk.ErrBadMembership)
-	log := f.eventLogger(function, evt.ID, in.InputCtx, membershipIDs(data)...)
-	if err != nil {
-		log.Error("event data cannot be read; not retrying", "error", err)
-		f.cfg.Metrics.FunctionRun(function, OutcomeInvalid)
-		return nil, inngestgo.NoRetryError(err)
-	}
-	m, err := data.StoreMembership(evt.Timestamp)
-	if err != nil {
-		log.Error("event cannot be stored; not retrying", "error", err)
-		f.cfg.Metrics.FunctionRun(function, OutcomeInvalid)
-		return nil, inngestgo.NoRetryError(err)
-	}
-	outcome, err := step.Run(ctx, "upsert-membership", func(ctx context.Context) (store.Outcome, error) {
-		out, err := f.orgs.UpsertMembership(ctx, m)
-		if err != nil {
-			log.Error("writing membership failed; Inngest will retry", "error", err)
-			f.cfg.Metrics.FunctionRun(function, errorOutcome(err))
-			return "", err
-		}
-		log.Info("membership written", "outcome", out, "updated_at", m.UpdatedAt)
-		f.cfg.Metrics.FunctionRun(function, string(out))
-		return out, nil
+	return run(ctx, f, function, in, write[clerk.OrganizationMembership, store.Membership]{
+		step: "upsert-membership", noun: "membership", bad: clerk.ErrBadMembership,
+		ids:     membershipIDs,
+		prepare: clerk.OrganizationMembership.StoreMembership,
+		apply: func(ctx context.Context, m store.Membership) (store.Outcome, error) {
+			return f.orgs.UpsertMembership(ctx, m)
+		},
+		logged: func(m store.Membership) []any { return []any{"updated_at", m.UpdatedAt} },
+		result: func(_ clerk.OrganizationMembership, m store.Membership, out store.Outcome) any {
+			return MembershipResult{MembershipID: m.ID, OrganizationID: m.OrgID, UserID: m.UserID, Outcome: out}
+		},
 	})
-	if err != nil {
-		return nil, retryUnlessInvalid(err)
-	}
-	return MembershipResult{MembershipID: m.ID, OrganizationID: m.OrgID, UserID: m.UserID, Outcome: outcome}, nil
 }
 
 // membershipIDs returns the log attributes of a membership event: the organization's, the

@@ -67,6 +67,7 @@ func userRequests(fake *clerkfake.Server) []string {
 // survey and the before-run cap, the 541 users inserted first raised the cap to 60.1 and every
 // one of the 60 real users was tombstoned.)
 func TestReconcileForeignInstance(t *testing.T) {
+	t.Parallel()
 	stored := fakeUsers(60, 1000)
 	tests := []struct {
 		name     string
@@ -82,6 +83,7 @@ func TestReconcileForeignInstance(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			st := openStore(t)
 			seed(t, st, stored...)
 			if tt.recorded != "" {
@@ -141,6 +143,7 @@ func TestReconcileForeignInstance(t *testing.T) {
 // TestReconcileOverlapOverride: RECONCILE_ALLOW_MASS_DELETE lets one run through a list that
 // shares too few users with the database, and that run records the instance.
 func TestReconcileOverlapOverride(t *testing.T) {
+	t.Parallel()
 	st := openStore(t)
 	seed(t, st, fakeUsers(6, 1000)...)
 	fake := clerkfake.New(t, testKey, foreignUsers(20)...)
@@ -161,6 +164,7 @@ func TestReconcileOverlapOverride(t *testing.T) {
 // a later run with a key for another instance is refused before it reads any user, and the
 // database keeps following the first.
 func TestReconcileRecordsInstance(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		stored   int // user_01... in the database before the first run
@@ -175,6 +179,7 @@ func TestReconcileRecordsInstance(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			st := openSeeded(t, tt.stored, tt.recorded)
 			fake := clerkfake.New(t, testKey, fakeUsers(tt.inClerk, 1000)...)
 			got, err := newReconciler(t, st, fake, reconcile.Config{MaxDeleteShare: 0.1}).Run(t.Context())
@@ -203,6 +208,7 @@ func TestReconcileRecordsInstance(t *testing.T) {
 }
 
 func TestCheckImport(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		stored   int // user_01... in the database
@@ -223,6 +229,7 @@ func TestCheckImport(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			st := openSeeded(t, tt.stored, tt.recorded)
 			fake := clerkfake.New(t, testKey, fakeUsers(12, 1000)...)
 			if tt.foreign {

@@ -147,15 +147,8 @@ func (r *Reconciler) RunOrganizations(ctx context.Context) (OrganizationsSummary
 	if err != nil {
 		return sum, err
 	}
-	surveyed, notEnabled := 0, false
-	listed, err := r.survey(ctx, func(ctx context.Context, offset int) (surveyPage, error) {
-		surveyed++
-		p, err := runStep(ctx, r, fmt.Sprintf("org-survey-%d", offset), func(ctx context.Context) (surveyPage, error) {
-			return r.surveyOrgPage(ctx, offset)
-		})
-		notEnabled = notEnabled || p.NotEnabled
-		return p, err
-	})
+	orgs := organizationsKind(r)
+	listed, surveyed, notEnabled, err := surveySteps(ctx, r, orgs)
 	if err != nil {
 		return sum, err
 	}
@@ -167,7 +160,7 @@ func (r *Reconciler) RunOrganizations(ctx context.Context) (OrganizationsSummary
 		return sum, nil
 	}
 	chk, err := runStep(ctx, r, "org-check-overlap", func(ctx context.Context) (orgCheck, error) {
-		return r.checkOrgOverlap(ctx, inst, listed)
+		return r.checkOrgOverlap(ctx, orgs, inst, listed)
 	})
 	if err != nil {
 		return sum, err
@@ -178,7 +171,11 @@ func (r *Reconciler) RunOrganizations(ctx context.Context) (OrganizationsSummary
 			"clerk_instance", chk.Instance, "live_organizations", chk.Live, "listed_by_clerk", chk.Listed, "listed_and_stored", chk.Shared)
 		return sum, nil
 	}
-	orgIDs, err := r.syncOrgPages(ctx, &sum)
+	orgIDs, err := syncPages(ctx, r, orgs, func(page pageResult) {
+		sum.Pages++
+		sum.Organizations.Seen += len(page.IDs)
+		sum.Organizations.addWrites(page.writeCounts)
+	})
 	if err != nil {
 		return sum, err
 	}
@@ -197,22 +194,14 @@ func (r *Reconciler) RunOrganizations(ctx context.Context) (OrganizationsSummary
 	if err != nil {
 		return sum, err
 	}
-	seen := make(map[string]struct{}, len(orgIDs))
-	for _, id := range orgIDs {
-		seen[id] = struct{}{}
-	}
 	plan, err := runStep(ctx, r, "org-plan-deletions", func(ctx context.Context) (orgDeletionPlan, error) {
-		return r.planOrgDeletions(ctx, seen, chk, len(candidates))
+		return r.planOrgDeletions(ctx, orgs, orgIDs, chk, len(candidates))
 	})
 	if err != nil {
 		return sum, err
 	}
 	sum.Organizations.Refused, sum.Memberships.Refused = plan.RefusedOrganizations, plan.RefusedMemberships
-	err = inSteps(ctx, r, "org-delete", plan.Organizations, deleteChunk, 0,
-		func(ctx context.Context, chunk []string, stopAt time.Time) (deletionResult, error) {
-			return confirmEach(ctx, r, chunk, stopAt, "organization", r.confirmOrgDeletion)
-		},
-		sum.Organizations.addDeletions)
+	err = deleteSteps(ctx, r, orgs, plan.Organizations, sum.Organizations.addDeletions)
 	if err != nil {
 		return sum, err
 	}
@@ -236,36 +225,14 @@ func (r *Reconciler) RunOrganizations(ctx context.Context) (OrganizationsSummary
 	return sum, nil
 }
 
-// surveyOrgPage reads the page of Clerk's organization list at offset, keeping only the ids;
-// NotEnabled (and no id) when the instance has organizations turned off. It returns Clerk's or
-// the network's error.
-func (r *Reconciler) surveyOrgPage(ctx context.Context, offset int) (surveyPage, error) {
-	p, err := r.api.ListOrganizations(ctx, r.cfg.PageSize, offset)
-	if errors.Is(err, clerk.ErrOrganizationsNotEnabled) {
-		return surveyPage{NotEnabled: true}, nil
-	}
-	if err != nil {
-		r.logger.Error("reading a page of Clerk organizations failed", "offset", offset, "error", err)
-		return surveyPage{}, err
-	}
-	res := surveyPage{Count: len(p.Organizations), IDs: make([]string, 0, len(p.Organizations))}
-	for _, o := range p.Organizations {
-		if o.ID != "" {
-			res.IDs = append(res.IDs, o.ID)
-		}
-	}
-	return res, nil
-}
-
 // checkOrgOverlap compares the live organizations stored before any write with the ids on
 // Clerk's list (compareLists), counts the live memberships, and, unless the list is refused,
 // records the instance when none is recorded yet and the database has no live user. It
 // returns an error wrapping store.ErrDatabase when the database fails, and one wrapping
 // ErrWrongInstance when another instance was recorded meanwhile.
-func (r *Reconciler) checkOrgOverlap(ctx context.Context, inst instanceCheck, listed []string) (orgCheck, error) {
-	live, err := r.users.LiveOrganizationIDs(ctx)
+func (r *Reconciler) checkOrgOverlap(ctx context.Context, orgs kind[clerk.Organization], inst Instances, listed []string) (orgCheck, error) {
+	live, err := liveIDs(ctx, r, orgs)
 	if err != nil {
-		r.logger.Error("listing live organizations failed", "error", err)
 		return orgCheck{}, err
 	}
 	members, err := r.users.LiveMemberships(ctx, "", "")
@@ -277,9 +244,8 @@ func (r *Reconciler) checkOrgOverlap(ctx context.Context, inst instanceCheck, li
 	if chk.Refused || inst.Recorded != "" {
 		return chk, nil
 	}
-	users, err := r.users.LiveUserIDs(ctx)
+	users, err := liveIDs(ctx, r, usersKind(r))
 	if err != nil {
-		r.logger.Error("listing live users failed", "error", err)
 		return orgCheck{}, err
 	}
 	if len(users) > 0 {
@@ -293,91 +259,6 @@ func (r *Reconciler) checkOrgOverlap(ctx context.Context, inst instanceCheck, li
 		return orgCheck{}, err
 	}
 	return chk, nil
-}
-
-// syncOrgPages runs one org-page-N step per page of Clerk's organization list, adding what
-// they did to sum, and returns the ids on the pages, each once, in the order listed. It
-// returns the error of the first page that fails for good, or one when the list has more than
-// maxPages pages.
-func (r *Reconciler) syncOrgPages(ctx context.Context, sum *OrganizationsSummary) ([]string, error) {
-	var ids []string
-	seen := map[string]struct{}{}
-	for offset := 0; ; offset += r.cfg.PageSize {
-		if sum.Pages >= maxPages {
-			return nil, fmt.Errorf("reconcile: more than %d pages of %d organizations; raise the page size", maxPages, r.cfg.PageSize)
-		}
-		page, err := runStep(ctx, r, fmt.Sprintf("org-page-%d", offset), func(ctx context.Context) (pageResult, error) {
-			return r.syncOrgPage(ctx, offset)
-		})
-		if err != nil {
-			return nil, err
-		}
-		sum.Pages++
-		sum.Organizations.Seen += len(page.IDs)
-		sum.Organizations.addWrites(page.writeCounts)
-		for _, id := range page.IDs {
-			if _, ok := seen[id]; !ok {
-				seen[id] = struct{}{}
-				ids = append(ids, id)
-			}
-		}
-		if page.Count < r.cfg.PageSize {
-			return ids, nil
-		}
-	}
-}
-
-// syncOrgPage reads the page of organizations at offset and writes them. It returns an error
-// when Clerk cannot be read or the database fails; organizations that cannot be written are
-// counted as Failed.
-func (r *Reconciler) syncOrgPage(ctx context.Context, offset int) (pageResult, error) {
-	page, err := r.api.ListOrganizations(ctx, r.cfg.PageSize, offset)
-	if err != nil {
-		r.logger.Error("reading a page of Clerk organizations failed", "offset", offset, "error", err)
-		return pageResult{}, err
-	}
-	res := pageResult{Offset: offset, Count: len(page.Organizations), IDs: make([]string, 0, len(page.Organizations))}
-	for _, o := range page.Organizations {
-		if o.ID != "" {
-			res.IDs = append(res.IDs, o.ID)
-		}
-	}
-	if res.writeCounts, err = writeAll(ctx, page.Organizations, r.writeOrganization); err != nil {
-		return pageResult{}, err
-	}
-	return res, nil
-}
-
-// writeOrganization writes one Clerk organization through the guarded upsert. One that cannot
-// be written (no id or updated_at) is logged; its error is returned.
-func (r *Reconciler) writeOrganization(ctx context.Context, c clerk.Organization) (store.Outcome, error) {
-	o, err := c.StoreOrganization(0)
-	if err == nil {
-		var out store.Outcome
-		if out, err = r.users.UpsertOrganization(ctx, o); err == nil {
-			return out, nil
-		}
-	}
-	if !errors.Is(err, store.ErrDatabase) {
-		r.logger.Error("Clerk organization cannot be written; left out", "org_id", c.ID, "error", err)
-	}
-	return "", err
-}
-
-// writeMembership writes one Clerk membership through the guarded upsert. One that cannot be
-// written (no id, organization id, user id or updated_at) is logged; its error is returned.
-func (r *Reconciler) writeMembership(ctx context.Context, c clerk.OrganizationMembership) (store.Outcome, error) {
-	m, err := c.StoreMembership(0)
-	if err == nil {
-		var out store.Outcome
-		if out, err = r.users.UpsertMembership(ctx, m); err == nil {
-			return out, nil
-		}
-	}
-	if !errors.Is(err, store.ErrDatabase) {
-		r.logger.Error("Clerk membership cannot be written; left out", "membership_id", c.ID, "org_id", c.Organization.ID, "error", err)
-	}
-	return "", err
 }
 
 // syncMemberships reconciles the memberships of the organizations orgIDs in order, as one
@@ -454,79 +335,25 @@ func (r *Reconciler) syncOrgMemberships(ctx context.Context, orgID string) (memb
 	return res, nil
 }
 
-// planOrgDeletions lists the live organizations that no page had and applies the safety cap,
-// a share of the live organizations before the run (chk.Live), and likewise to the
-// memberships candidates (a share of chk.LiveMemberships). It returns an error wrapping
-// store.ErrDatabase when the live organizations cannot be listed.
-func (r *Reconciler) planOrgDeletions(ctx context.Context, seen map[string]struct{}, chk orgCheck, memberships int) (orgDeletionPlan, error) {
-	live, err := r.users.LiveOrganizationIDs(ctx)
+// planOrgDeletions lists the live organizations that no page had (seen lacks them) and
+// applies the safety cap (allowDeletions), a share of the live organizations before the run
+// (chk.Live), and likewise to the memberships candidates (a share of chk.LiveMemberships). It
+// returns an error wrapping store.ErrDatabase when the live organizations cannot be listed.
+func (r *Reconciler) planOrgDeletions(ctx context.Context, orgs kind[clerk.Organization], seen []string, chk orgCheck, memberships int) (orgDeletionPlan, error) {
+	candidates, err := missing(ctx, r, orgs, seen)
 	if err != nil {
-		r.logger.Error("listing live organizations failed", "error", err)
 		return orgDeletionPlan{}, err
 	}
 	var plan orgDeletionPlan
-	var orgs []string
-	for _, id := range live {
-		if _, ok := seen[id]; !ok {
-			orgs = append(orgs, id)
-		}
-	}
-	if r.allowDeletions("organizations", len(orgs), chk.Live) {
-		plan.Organizations = orgs
+	if r.allowDeletions("organizations", len(candidates), chk.Live) {
+		plan.Organizations = candidates
 	} else {
-		plan.RefusedOrganizations = len(orgs)
+		plan.RefusedOrganizations = len(candidates)
 	}
 	if !r.allowDeletions("memberships", memberships, chk.LiveMemberships) {
 		plan.RefusedMemberships = memberships
 	}
 	return plan, nil
-}
-
-// allowDeletions applies the safety cap to n deletion candidates of kind ("users",
-// "organizations", "memberships") when the database had liveBefore live ones before the run:
-// it reports whether they may go, and logs what it decided and, when it refuses, what to
-// check.
-func (r *Reconciler) allowDeletions(kind string, n, liveBefore int) bool {
-	if n == 0 {
-		return true
-	}
-	attrs := []any{"missing_from_clerk", n, "live_" + kind + "_before_run", liveBefore, "max_delete_share", r.cfg.MaxDeleteShare}
-	if float64(n) > r.cfg.MaxDeleteShare*float64(liveBefore) {
-		if !r.cfg.AllowMassDelete {
-			r.logger.Warn("reconciliation refuses a mass deletion of "+kind+": deleting none of them. Check CLERK_SECRET_KEY names the right Clerk instance; "+
-				"if these "+kind+" really are gone, "+allowOnce, attrs...)
-			return false
-		}
-		r.logger.Warn("mass deletion of "+kind+" allowed for this run (--allow-mass-delete)", attrs...)
-	}
-	r.logger.Info("live "+kind+" missing from Clerk's list; confirming each with Clerk before deleting", attrs...)
-	return true
-}
-
-// confirmOrgDeletion asks Clerk for the organization id: a 404 turns it into a tombstone, with
-// its memberships, as organization.deleted would; an organization Clerk still has is written.
-// It counts the outcome in res, and returns an error when Clerk cannot be asked or the
-// database fails (an organization that cannot be written is counted as Failed).
-func (r *Reconciler) confirmOrgDeletion(ctx context.Context, id string, res *deletionResult) error {
-	c, err := r.api.GetOrganization(ctx, id)
-	if errors.Is(err, clerk.ErrOrganizationNotFound) {
-		out, err := r.users.DeleteOrganization(ctx, id, r.cfg.Now().UnixMilli())
-		if err != nil {
-			r.logger.Error("deleting an organization missing from Clerk failed", "org_id", id, "error", err)
-			return err
-		}
-		if out == store.Deleted {
-			res.Deleted++
-			r.logger.Info("organization missing from Clerk deleted, with its memberships", "org_id", id)
-		}
-		return nil
-	}
-	if err != nil {
-		r.logger.Error("confirming a deletion with Clerk failed", "org_id", id, "error", err)
-		return err
-	}
-	out, err := r.writeOrganization(ctx, c)
-	return res.stillInClerk(out, err)
 }
 
 // confirmMembershipDeletion asks Clerk for the memberships of the candidate's user in its

@@ -157,6 +157,7 @@ func membershipChecks(fake *clerkfake.Server) []string {
 }
 
 func TestReconcileOrganizationsPaging(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		orgs      int
@@ -171,6 +172,7 @@ func TestReconcileOrganizationsPaging(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			st := openStore(t)
 			orgs := fakeOrgs(tt.orgs, 1000)
 			fake := newOrgFake(t, orgs, fakeMembers(orgs, tt.perOrg, 1000))
@@ -228,6 +230,7 @@ func TestReconcileOrganizationsPaging(t *testing.T) {
 }
 
 func TestReconcileOrganizationsWrites(t *testing.T) {
+	t.Parallel()
 	clerkOrg := clerkfake.NewOrganization("org_1", "Clerk", 2000)
 	clerkMember := clerkfake.NewMembership("org_1", "user_1", "org:admin", 2000)
 	memberID := clerkMember.ID
@@ -262,6 +265,7 @@ func TestReconcileOrganizationsWrites(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			st := openStore(t)
 			if tt.storedOrg != nil {
 				seedOrgs(t, st, []clerkfake.Organization{*tt.storedOrg}, nil)
@@ -300,6 +304,7 @@ func TestReconcileOrganizationsWrites(t *testing.T) {
 }
 
 func TestReconcileOrganizationsDeletions(t *testing.T) {
+	t.Parallel()
 	m := clerkfake.MembershipID
 	tests := []struct {
 		name      string
@@ -368,6 +373,7 @@ func TestReconcileOrganizationsDeletions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			st := openStore(t)
 			stored := fakeOrgs(tt.stored, 1000)
 			for _, id := range tt.extraOrgs {
@@ -442,6 +448,7 @@ func beforeListRead(fake *clerkfake.Server, path string, offset, n int, f func()
 // membership, when another is deleted between two pages: no page has it, but Clerk does, so
 // it is confirmed alive and written, not deleted.
 func TestReconcileOrganizationsConfirmsBeforeDeleting(t *testing.T) {
+	t.Parallel()
 	m := clerkfake.MembershipID
 	tests := []struct {
 		name   string
@@ -476,6 +483,7 @@ func TestReconcileOrganizationsConfirmsBeforeDeleting(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			st := openStore(t)
 			orgs := fakeOrgs(tt.orgs, 1000)
 			members := fakeMembers(orgs, tt.perOrg, 1000)
@@ -514,6 +522,7 @@ func TestReconcileOrganizationsConfirmsBeforeDeleting(t *testing.T) {
 // Clerk's list (read after, and lacking it) does not have it: the run read the database
 // first. One the database had before the run, with the same list, is deleted.
 func TestReconcileMembershipWrittenDuringRun(t *testing.T) {
+	t.Parallel()
 	newcomer := clerkfake.NewMembership("org_01", "user_new", "org:member", 1000)
 	tests := []struct {
 		name       string
@@ -526,6 +535,7 @@ func TestReconcileMembershipWrittenDuringRun(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			st := openStore(t)
 			orgs := fakeOrgs(1, 1000)
 			members := fakeMembers(orgs, 1, 1000)
@@ -592,6 +602,7 @@ func foreignOrgs(n int) ([]clerkfake.Organization, []clerkfake.Membership) {
 // membership; a key for another instance than the recorded one is refused before any
 // organization is read, even with the override.
 func TestReconcileOrganizationsForeignInstance(t *testing.T) {
+	t.Parallel()
 	stored := fakeOrgs(10, 1000)
 	storedMembers := fakeMembers(stored, 2, 1000)
 	tests := []struct {
@@ -607,6 +618,7 @@ func TestReconcileOrganizationsForeignInstance(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			st := openStore(t)
 			seedOrgs(t, st, stored, storedMembers)
 			if tt.recorded != "" {
@@ -649,6 +661,7 @@ func TestReconcileOrganizationsForeignInstance(t *testing.T) {
 // TestReconcileOrganizationsOverlapOverride: RECONCILE_ALLOW_MASS_DELETE lets one run through
 // a list that shares too few organizations with the database.
 func TestReconcileOrganizationsOverlapOverride(t *testing.T) {
+	t.Parallel()
 	st := openStore(t)
 	stored := fakeOrgs(6, 1000)
 	seedOrgs(t, st, stored, fakeMembers(stored, 1, 1000))
@@ -677,6 +690,7 @@ func TestReconcileOrganizationsOverlapOverride(t *testing.T) {
 // for; a later run with a key for another instance is refused before it reads any
 // organization.
 func TestReconcileOrganizationsRecordsInstance(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name         string
 		users        int // user_01... in the database
@@ -696,6 +710,7 @@ func TestReconcileOrganizationsRecordsInstance(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			st := openSeeded(t, tt.users, tt.recorded)
 			seedOrgs(t, st, fakeOrgs(tt.orgs, 1000), nil)
 			fake := newOrgFake(t, fakeOrgs(3, 1000), nil)
@@ -724,6 +739,7 @@ func TestReconcileOrganizationsRecordsInstance(t *testing.T) {
 // TestReconcileOrganizationsNotEnabled: an instance with organizations turned off has none to
 // list: the run ends after asking once, writing and deleting nothing, without an error.
 func TestReconcileOrganizationsNotEnabled(t *testing.T) {
+	t.Parallel()
 	st := openStore(t)
 	stored := fakeOrgs(3, 1000)
 	storedMembers := fakeMembers(stored, 1, 1000)
@@ -744,6 +760,7 @@ func TestReconcileOrganizationsNotEnabled(t *testing.T) {
 }
 
 func TestCheckImportOrganizations(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name         string
 		orgs         int // org_01... in the database, beside 12 users Clerk shares
@@ -762,6 +779,7 @@ func TestCheckImportOrganizations(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			st := openSeeded(t, 12, "")
 			seedOrgs(t, st, fakeOrgs(tt.orgs, 1000), nil)
 			fake := clerkfake.New(t, testKey, fakeUsers(12, 1000)...)

@@ -78,11 +78,6 @@ type Clerk interface {
 	ListMemberships(ctx context.Context, orgID string, userIDs []string, limit, offset int) (clerk.MembershipPage, error)
 }
 
-// ErrWrongInstance means the secret key reads another Clerk instance than the one the users
-// collection follows (recorded by the first reconciliation or backfill that wrote to it):
-// every stored user would look deleted. Nothing was written or deleted.
-var ErrWrongInstance = errors.New("reconcile: CLERK_SECRET_KEY belongs to another Clerk instance than the one the users collection follows")
-
 // ErrFewShared means Clerk's list shares fewer than MinSharedShare of the live users (or
 // organizations) in the database (a key for another instance, or the wrong database):
 // nothing was written.
@@ -195,6 +190,8 @@ type Reconciler struct {
 	api    Clerk
 	logger *slog.Logger
 	cfg    Config
+	// instances checks the key's Clerk instance against the database's.
+	instances *InstanceCheck
 	// budget is the deadline of each step: StepBudget, shorter in tests.
 	budget time.Duration
 	// maxOrgSteps bounds the steps of an organizations run before its deletions:
@@ -217,15 +214,8 @@ func New(users Store, api Clerk, logger *slog.Logger, cfg Config) *Reconciler {
 	if cfg.Metrics == nil {
 		cfg.Metrics = nopMetrics{}
 	}
-	return &Reconciler{users: users, api: api, logger: logger, cfg: cfg, budget: StepBudget, maxOrgSteps: maxOrgRunSteps}
-}
-
-// instanceCheck is the memoized output of the check-instance step.
-type instanceCheck struct {
-	// Instance is the Clerk instance the secret key reads.
-	Instance string `json:"instance"`
-	// Recorded is the instance the collection follows, "" when none is recorded yet.
-	Recorded string `json:"recorded"`
+	return &Reconciler{users: users, api: api, logger: logger, cfg: cfg, instances: NewInstanceCheck(api, users, StepBudget),
+		budget: StepBudget, maxOrgSteps: maxOrgRunSteps}
 }
 
 // surveyPage is the memoized output of one survey step: the ids of one page of Clerk's list.
@@ -326,18 +316,14 @@ func (r *Reconciler) Run(ctx context.Context) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
-	listed, err := r.survey(ctx, func(ctx context.Context, offset int) (surveyPage, error) {
-		return runStep(ctx, r, fmt.Sprintf("survey-%d", offset), func(ctx context.Context) (surveyPage, error) {
-			return r.surveyPage(ctx, offset)
-		})
-	})
+	users := usersKind(r)
+	listed, _, _, err := surveySteps(ctx, r, users)
 	if err != nil {
 		return sum, err
 	}
 	chk, err := runStep(ctx, r, "check-overlap", func(ctx context.Context) (Check, error) {
-		live, err := r.users.LiveUserIDs(ctx)
+		live, err := liveIDs(ctx, r, users)
 		if err != nil {
-			r.logger.Error("listing live users failed", "error", err)
 			return Check{}, err
 		}
 		return r.checkOverlap(ctx, inst, live, listed)
@@ -351,18 +337,33 @@ func (r *Reconciler) Run(ctx context.Context) (Summary, error) {
 			"clerk_instance", chk.Instance, "live_users", chk.Live, "listed_by_clerk", chk.Listed, "listed_and_stored", chk.Shared)
 		return sum, nil
 	}
-	seen, err := r.syncPages(ctx, &sum)
+	seen, err := syncPages(ctx, r, users, func(page pageResult) {
+		sum.Pages++
+		sum.Seen += len(page.IDs)
+		sum.Inserted += page.Inserted
+		sum.Updated += page.Updated
+		sum.Skipped += page.Skipped
+		sum.Failed += page.Failed
+	})
 	if err != nil {
 		return sum, err
 	}
 	plan, err := runStep(ctx, r, "plan-deletions", func(ctx context.Context) (deletionPlan, error) {
-		return r.planDeletions(ctx, seen, chk.Live)
+		return r.planDeletions(ctx, users, seen, chk.Live)
 	})
 	if err != nil {
 		return sum, err
 	}
 	sum.Refused = plan.Refused
-	if err := r.deleteCandidates(ctx, plan.Candidates, &sum); err != nil {
+	err = deleteSteps(ctx, r, users, plan.Candidates, func(res deletionResult) {
+		sum.Deleted += res.Deleted
+		sum.StillInClerk += res.StillInClerk
+		sum.Inserted += res.Inserted
+		sum.Updated += res.Updated
+		sum.Skipped += res.Skipped
+		sum.Failed += res.Failed
+	})
+	if err != nil {
 		return sum, err
 	}
 	r.logger.Info("reconciliation with Clerk done",
@@ -393,54 +394,6 @@ func retryWhenAsked(err error, now time.Time) error {
 		return err
 	}
 	return inngestgo.RetryAtError(err, now.Add(rl.RetryAfter))
-}
-
-// syncPages runs one page-N step per page of Clerk's list, adding what they did to sum, and
-// returns the ids on the pages. It returns the error of the first page that fails for good,
-// or one when the list has more than maxPages pages.
-func (r *Reconciler) syncPages(ctx context.Context, sum *Summary) (map[string]struct{}, error) {
-	seen := map[string]struct{}{}
-	for offset := 0; ; offset += r.cfg.PageSize {
-		if sum.Pages >= maxPages {
-			return nil, fmt.Errorf("reconcile: more than %d pages of %d users; raise the page size", maxPages, r.cfg.PageSize)
-		}
-		page, err := runStep(ctx, r, fmt.Sprintf("page-%d", offset), func(ctx context.Context) (pageResult, error) {
-			return r.syncPage(ctx, offset)
-		})
-		if err != nil {
-			return nil, err
-		}
-		sum.Pages++
-		sum.Seen += len(page.IDs)
-		sum.Inserted += page.Inserted
-		sum.Updated += page.Updated
-		sum.Skipped += page.Skipped
-		sum.Failed += page.Failed
-		for _, id := range page.IDs {
-			seen[id] = struct{}{}
-		}
-		if page.Count < r.cfg.PageSize {
-			return seen, nil
-		}
-	}
-}
-
-// deleteCandidates runs delete-N steps until every candidate is dealt with, each step taking
-// up to deleteChunk of them from the first one the steps before left, and adds what they did
-// to sum. It returns the error of the first step that fails for good.
-func (r *Reconciler) deleteCandidates(ctx context.Context, candidates []string, sum *Summary) error {
-	return inSteps(ctx, r, "delete", candidates, deleteChunk, 0,
-		func(ctx context.Context, chunk []string, stopAt time.Time) (deletionResult, error) {
-			return confirmEach(ctx, r, chunk, stopAt, "user", r.confirmDeletion)
-		},
-		func(res deletionResult) {
-			sum.Deleted += res.Deleted
-			sum.StillInClerk += res.StillInClerk
-			sum.Inserted += res.Inserted
-			sum.Updated += res.Updated
-			sum.Skipped += res.Skipped
-			sum.Failed += res.Failed
-		})
 }
 
 // chunkResult is the memoized output of a step that deals with a chunk of items in order and
@@ -502,18 +455,11 @@ func (r *Reconciler) CheckImport(ctx context.Context) (Check, error) {
 	if inst.Recorded != "" {
 		return Check{Instance: inst.Instance}, nil
 	}
-	chk, err := r.checkImportOf(ctx, inst, "users", r.users.LiveUserIDs, r.surveyPage)
+	chk, err := checkImportOf(ctx, r, inst, usersKind(r))
 	if err != nil {
 		return chk, err
 	}
-	orgs, err := r.checkImportOf(ctx, inst, "organizations", r.users.LiveOrganizationIDs, func(ctx context.Context, offset int) (surveyPage, error) {
-		p, err := r.surveyOrgPage(ctx, offset)
-		if p.NotEnabled {
-			// No organization in Clerk: a database with live ones shares none of them.
-			r.logger.Info("the Clerk instance has organizations turned off", "clerk_instance", inst.Instance)
-		}
-		return p, err
-	})
+	orgs, err := checkImportOf(ctx, r, inst, organizationsKind(r))
 	if err != nil {
 		return chk, err
 	}
@@ -524,108 +470,73 @@ func (r *Reconciler) CheckImport(ctx context.Context) (Check, error) {
 	return chk, nil
 }
 
-// checkImportOf is CheckImport's survey of one kind ("users", "organizations"): when the
-// database has live ones (listLive), it reads Clerk's list of them through readPage and
-// compares. It returns an error wrapping ErrFewShared when the list shares too few of them,
-// and the database's, Clerk's or the network's error.
-func (r *Reconciler) checkImportOf(ctx context.Context, inst instanceCheck, kind string, listLive func(context.Context) ([]string, error),
-	readPage func(ctx context.Context, offset int) (surveyPage, error)) (Check, error) {
-	live, err := listLive(ctx)
+// checkImportOf is CheckImport's survey of one kind k: when the database has live ones, it
+// reads Clerk's list of them and compares. It returns an error wrapping ErrFewShared when the
+// list shares too few of them, and the database's, Clerk's or the network's error.
+func checkImportOf[T any](ctx context.Context, r *Reconciler, inst Instances, k kind[T]) (Check, error) {
+	live, err := k.live(ctx)
 	if err != nil {
 		return Check{}, err
 	}
 	var listed []string
 	if len(live) > 0 {
-		r.logger.Info("no Clerk instance recorded for this database yet: reading Clerk's list once to compare it with the stored "+kind,
-			"clerk_instance", inst.Instance, "live_"+kind, len(live))
-		if listed, err = r.survey(ctx, readPage); err != nil {
+		r.logger.Info("no Clerk instance recorded for this database yet: reading Clerk's list once to compare it with the stored "+k.plural,
+			"clerk_instance", inst.Instance, "live_"+k.plural, len(live))
+		listed, err = r.survey(ctx, k.plural, func(ctx context.Context, offset int) (surveyPage, error) {
+			p, err := surveyOne(ctx, r, k, offset)
+			if p.NotEnabled {
+				// None in Clerk: a database with live ones shares none of them.
+				r.logger.Info("the Clerk instance has "+k.plural+" turned off", "clerk_instance", inst.Instance)
+			}
+			return p, err
+		})
+		if err != nil {
 			return Check{}, err
 		}
 	}
-	chk := r.compareLists(inst, kind, live, listed)
+	chk := r.compareLists(inst, k.plural, live, listed)
 	if chk.Refused {
 		return chk, fmt.Errorf("%w: only %d of the %d live %s in the database are among the %d %s of Clerk instance %s; nothing was written. "+
 			"Check that CLERK_SECRET_KEY is the secret key of the Clerk instance this database follows, and that MONGODB_URI names the right database; "+
 			"if the database really must take this instance's %s, run `clerk-user-sync backfill --allow-mass-delete` once",
-			ErrFewShared, chk.Shared, chk.Live, kind, chk.Listed, kind, chk.Instance, kind)
+			ErrFewShared, chk.Shared, chk.Live, k.plural, chk.Listed, k.plural, chk.Instance, k.plural)
 	}
 	return chk, nil
 }
 
 // checkInstance reads the Clerk instance the secret key belongs to and the one the collection
-// follows. It returns an error wrapping ErrWrongInstance (not to be retried) when they
-// differ, and the error of Clerk or the database when either cannot be read.
-func (r *Reconciler) checkInstance(ctx context.Context) (instanceCheck, error) {
-	recorded, err := r.users.ClerkInstance(ctx)
-	if err != nil {
+// follows (InstanceCheck.Compare). It returns an error wrapping ErrWrongInstance (not to be
+// retried) when they differ, and the error of Clerk or the database when either cannot be
+// read; each is logged.
+func (r *Reconciler) checkInstance(ctx context.Context) (Instances, error) {
+	inst, err := r.instances.Compare(ctx)
+	var wrong *WrongInstanceError
+	switch {
+	case errors.As(err, &wrong):
+		return Instances{}, r.wrongInstance(wrong.Key, wrong.Recorded)
+	case errors.Is(err, store.ErrDatabase):
 		r.logger.Error("reading the Clerk instance the database follows failed", "error", err)
-		return instanceCheck{}, err
-	}
-	id, err := r.api.InstanceID(ctx)
-	if err != nil {
+		return Instances{}, err
+	case err != nil:
 		r.logger.Error("reading the Clerk instance of CLERK_SECRET_KEY failed", "error", err)
-		return instanceCheck{}, err
+		return Instances{}, err
 	}
-	if recorded != "" && recorded != id {
-		return instanceCheck{}, r.wrongInstance(id, recorded)
-	}
-	return instanceCheck{Instance: id, Recorded: recorded}, nil
+	return inst, nil
 }
 
 // wrongInstance logs and returns the refusal of a key for instance keyInst when the collection
-// follows recorded: an error wrapping ErrWrongInstance that Inngest does not retry.
+// follows recorded: a *WrongInstanceError that Inngest does not retry.
 func (r *Reconciler) wrongInstance(keyInst, recorded string) error {
-	err := fmt.Errorf("%w: the key reads Clerk instance %s, the database follows %s; nothing was written or deleted. "+
-		"Check that CLERK_SECRET_KEY is the secret key of instance %s (Clerk Dashboard -> API keys). "+
-		"If the database really must follow %s from now on, run `clerk-user-sync forget-clerk-instance` with the service's database settings "+
-		`(or mongosh "$MONGODB_URI" --eval 'db.%s.deleteOne({_id: "%s"})'), then run again`,
-		ErrWrongInstance, keyInst, recorded, recorded, keyInst, store.MetaCollection, store.ClerkInstanceDoc)
+	err := &WrongInstanceError{Key: keyInst, Recorded: recorded}
 	r.logger.Error("refusing to read another Clerk instance than the database follows", "error", err)
 	return inngestgo.NoRetryError(err)
-}
-
-// survey reads Clerk's whole list, one page at a time through readPage (Run makes each page a
-// survey-N step), and returns the ids on it. It returns the error of the first page that
-// cannot be read, or one when the list has more than maxPages pages.
-func (r *Reconciler) survey(ctx context.Context, readPage func(ctx context.Context, offset int) (surveyPage, error)) ([]string, error) {
-	var ids []string
-	for offset, pages := 0, 0; ; offset, pages = offset+r.cfg.PageSize, pages+1 {
-		if pages >= maxPages {
-			return nil, fmt.Errorf("reconcile: more than %d pages of %d users; raise the page size", maxPages, r.cfg.PageSize)
-		}
-		page, err := readPage(ctx, offset)
-		if err != nil {
-			return nil, err
-		}
-		ids = append(ids, page.IDs...)
-		if page.Count < r.cfg.PageSize {
-			return ids, nil
-		}
-	}
-}
-
-// surveyPage reads the page of Clerk's list at offset, keeping only the ids. It returns
-// Clerk's or the network's error.
-func (r *Reconciler) surveyPage(ctx context.Context, offset int) (surveyPage, error) {
-	p, err := r.api.ListUsers(ctx, r.cfg.PageSize, offset)
-	if err != nil {
-		r.logger.Error("reading a page of Clerk users failed", "offset", offset, "error", err)
-		return surveyPage{}, err
-	}
-	res := surveyPage{Count: len(p.Users), IDs: make([]string, 0, len(p.Users))}
-	for _, u := range p.Users {
-		if u.ID != "" {
-			res.IDs = append(res.IDs, u.ID)
-		}
-	}
-	return res, nil
 }
 
 // checkOverlap compares the live users stored before any write with the ids on Clerk's list
 // (compareLists) and, unless that refuses, records the instance when none is recorded yet. It
 // returns an error wrapping store.ErrDatabase when the record cannot be written, and one
 // wrapping ErrWrongInstance when another instance was recorded meanwhile.
-func (r *Reconciler) checkOverlap(ctx context.Context, inst instanceCheck, live, listed []string) (Check, error) {
+func (r *Reconciler) checkOverlap(ctx context.Context, inst Instances, live, listed []string) (Check, error) {
 	chk := r.compareLists(inst, "users", live, listed)
 	if chk.Refused {
 		return chk, nil
@@ -640,7 +551,7 @@ func (r *Reconciler) checkOverlap(ctx context.Context, inst instanceCheck, live,
 // write with the ids on Clerk's list: when the database has live ones and fewer than
 // MinSharedShare of them are listed, it refuses (Refused, and a warning saying what to
 // check) unless AllowMassDelete.
-func (r *Reconciler) compareLists(inst instanceCheck, kind string, live, listed []string) Check {
+func (r *Reconciler) compareLists(inst Instances, kind string, live, listed []string) Check {
 	inList := make(map[string]struct{}, len(listed))
 	for _, id := range listed {
 		inList[id] = struct{}{}
@@ -668,7 +579,7 @@ func (r *Reconciler) compareLists(inst instanceCheck, kind string, live, listed 
 // recordInstance records inst's instance as the one the database follows when none is
 // recorded yet. It returns an error wrapping store.ErrDatabase when the record cannot be
 // written, and one wrapping ErrWrongInstance when another instance was recorded meanwhile.
-func (r *Reconciler) recordInstance(ctx context.Context, inst instanceCheck) error {
+func (r *Reconciler) recordInstance(ctx context.Context, inst Instances) error {
 	if inst.Recorded != "" {
 		return nil
 	}
@@ -683,26 +594,6 @@ func (r *Reconciler) recordInstance(ctx context.Context, inst instanceCheck) err
 	r.logger.Info("recorded the Clerk instance the database follows", "clerk_instance", inst.Instance,
 		"collection", store.MetaCollection, "_id", store.ClerkInstanceDoc)
 	return nil
-}
-
-// syncPage reads the page at offset and writes its users. It returns an error when Clerk
-// cannot be read or the database fails; users that cannot be written are counted as Failed.
-func (r *Reconciler) syncPage(ctx context.Context, offset int) (pageResult, error) {
-	page, err := r.api.ListUsers(ctx, r.cfg.PageSize, offset)
-	if err != nil {
-		r.logger.Error("reading a page of Clerk users failed", "offset", offset, "error", err)
-		return pageResult{}, err
-	}
-	res := pageResult{Offset: offset, Count: len(page.Users), IDs: make([]string, 0, len(page.Users))}
-	for _, u := range page.Users {
-		if u.ID != "" {
-			res.IDs = append(res.IDs, u.ID)
-		}
-	}
-	if res.writeCounts, err = writeAll(ctx, page.Users, r.write); err != nil {
-		return pageResult{}, err
-	}
-	return res, nil
 }
 
 // writeAll writes items through write, writeWorkers at a time, and counts the outcomes. An
@@ -749,57 +640,20 @@ func (w *writeCounts) count(o store.Outcome) {
 	}
 }
 
-// write writes one Clerk user through the guarded upsert, as a repair (store.User.Repair):
-// Clerk's record also rewrites a stored user of the same updated_at whose Clerk fields differ,
-// such as one stored by an earlier version of the service. A user that cannot be written (no
-// id or updated_at) is logged; its error is returned.
-func (r *Reconciler) write(ctx context.Context, c clerk.User) (store.Outcome, error) {
-	u, err := c.StoreUser(0)
-	if err == nil {
-		u.Repair = true
-		var out store.Outcome
-		if out, err = r.users.UpsertUser(ctx, u); err == nil {
-			return out, nil
-		}
-	}
-	if !errors.Is(err, store.ErrDatabase) {
-		r.logger.Error("Clerk user cannot be written; left out", "user_id", c.ID, "error", err)
-	}
-	return "", err
-}
-
-// planDeletions lists the live users that no page had and applies the safety cap, a share
-// of liveBefore, the live users before the run wrote anything (counting the users the run
-// just inserted would let a list of strangers delete the collection). It returns an error
-// wrapping store.ErrDatabase when the live users cannot be listed.
-func (r *Reconciler) planDeletions(ctx context.Context, seen map[string]struct{}, liveBefore int) (deletionPlan, error) {
-	live, err := r.users.LiveUserIDs(ctx)
+// planDeletions lists the live users that no page had (seen lacks them) and applies the
+// safety cap (allowDeletions), a share of liveBefore, the live users before the run wrote
+// anything (counting the users the run just inserted would let a list of strangers delete the
+// collection). It returns an error wrapping store.ErrDatabase when the live users cannot be
+// listed.
+func (r *Reconciler) planDeletions(ctx context.Context, users kind[clerk.User], seen []string, liveBefore int) (deletionPlan, error) {
+	candidates, err := missing(ctx, r, users, seen)
 	if err != nil {
-		r.logger.Error("listing live users failed", "error", err)
 		return deletionPlan{}, err
 	}
-	plan := deletionPlan{Live: liveBefore}
-	for _, id := range live {
-		if _, ok := seen[id]; !ok {
-			plan.Candidates = append(plan.Candidates, id)
-		}
+	if !r.allowDeletions("users", len(candidates), liveBefore) {
+		return deletionPlan{Live: liveBefore, Refused: len(candidates)}, nil
 	}
-	n := len(plan.Candidates)
-	if n == 0 {
-		return plan, nil
-	}
-	limit := r.cfg.MaxDeleteShare * float64(liveBefore)
-	if float64(n) > limit {
-		if !r.cfg.AllowMassDelete {
-			r.logger.Warn("reconciliation refuses a mass deletion: deleting nothing. Check CLERK_SECRET_KEY names the right Clerk instance; "+
-				"if these users really are gone, "+allowOnce,
-				"missing_from_clerk", n, "live_users_before_run", liveBefore, "max_delete_share", r.cfg.MaxDeleteShare)
-			return deletionPlan{Live: liveBefore, Refused: n}, nil
-		}
-		r.logger.Warn("mass deletion allowed for this run (--allow-mass-delete)", "missing_from_clerk", n, "live_users_before_run", liveBefore, "max_delete_share", r.cfg.MaxDeleteShare)
-	}
-	r.logger.Info("live users missing from Clerk's list; confirming each with Clerk before deleting", "candidates", n, "live_users_before_run", liveBefore)
-	return plan, nil
+	return deletionPlan{Live: liveBefore, Candidates: candidates}, nil
 }
 
 // confirmEach deals with the candidates in order, as one delete step, through confirm, which
@@ -844,31 +698,6 @@ func eachWithinBudget[T any](ctx context.Context, r *Reconciler, items []T, stop
 		done++
 	}
 	return done, nil
-}
-
-// confirmDeletion asks Clerk for the user id: a 404 turns it into a tombstone, a user Clerk
-// still has is written. It counts the outcome in res, and returns an error when Clerk cannot
-// be asked or the database fails (a user that cannot be written is counted as Failed).
-func (r *Reconciler) confirmDeletion(ctx context.Context, id string, res *deletionResult) error {
-	c, err := r.api.GetUser(ctx, id)
-	if errors.Is(err, clerk.ErrUserNotFound) {
-		out, err := r.users.DeleteUser(ctx, id, r.cfg.Now().UnixMilli())
-		if err != nil {
-			r.logger.Error("deleting a user missing from Clerk failed", "user_id", id, "error", err)
-			return err
-		}
-		if out == store.Deleted {
-			res.Deleted++
-			r.logger.Info("user missing from Clerk deleted", "user_id", id)
-		}
-		return nil
-	}
-	if err != nil {
-		r.logger.Error("confirming a deletion with Clerk failed", "user_id", id, "error", err)
-		return err
-	}
-	out, err := r.write(ctx, c)
-	return res.stillInClerk(out, err)
 }
 
 // stillInClerk counts a deletion candidate that Clerk still has, and the outcome of writing it

@@ -39,6 +39,7 @@ func listRequests(fake *clerkfake.Server) []string {
 }
 
 func TestReconcilePaging(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		users     int
@@ -53,6 +54,7 @@ func TestReconcilePaging(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			st := openStore(t)
 			fake := clerkfake.New(t, testKey, fakeUsers(tt.users, 1000)...)
 			r := newReconciler(t, st, fake, reconcile.Config{PageSize: tt.pageSize, MaxDeleteShare: 0.1})
@@ -97,6 +99,7 @@ func TestReconcilePaging(t *testing.T) {
 }
 
 func TestReconcileWrites(t *testing.T) {
+	t.Parallel()
 	clerkUser := clerkfake.NewUser("user_1", "Clerk", 2000)
 	tests := []struct {
 		name     string
@@ -113,6 +116,7 @@ func TestReconcileWrites(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			st := openStore(t)
 			if tt.stored != nil {
 				seed(t, st, *tt.stored)
@@ -162,6 +166,7 @@ func beforeWritePage(fake *clerkfake.Server, offset int, f func()) {
 // TestReconcileUserChangedBetweenPages: a sign-up between two pages shifts the list, so that
 // user_02 shows up again on the next page, changed meanwhile: its newer data wins.
 func TestReconcileUserChangedBetweenPages(t *testing.T) {
+	t.Parallel()
 	st := openStore(t)
 	fake := clerkfake.New(t, testKey, fakeUsers(4, 1000)...)
 	beforeWritePage(fake, 2, func() {
@@ -183,6 +188,7 @@ func TestReconcileUserChangedBetweenPages(t *testing.T) {
 }
 
 func TestReconcileDeletions(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		stored   int      // user_01... live in the database
@@ -237,6 +243,7 @@ func TestReconcileDeletions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			st := openStore(t)
 			seed(t, st, fakeUsers(tt.stored, 1000)...)
 			for _, id := range tt.extra {
@@ -290,6 +297,7 @@ func TestReconcileDeletions(t *testing.T) {
 }
 
 func TestReconcileRateLimit(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		limits     []string // Retry-After of the 429s the stand-in gives first
@@ -304,6 +312,7 @@ func TestReconcileRateLimit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			st := openStore(t)
 			fake := clerkfake.New(t, testKey, fakeUsers(3, 1000)...)
 			fake.RateLimit(tt.limits...)
@@ -341,6 +350,7 @@ func TestReconcileRateLimit(t *testing.T) {
 }
 
 func TestReconcileDatabaseError(t *testing.T) {
+	t.Parallel()
 	st := openStore(t)
 	if err := st.Close(t.Context()); err != nil {
 		t.Fatal(err)
@@ -356,6 +366,7 @@ func TestReconcileDatabaseError(t *testing.T) {
 }
 
 func TestReconcileWrongKey(t *testing.T) {
+	t.Parallel()
 	st := openStore(t)
 	fake := clerkfake.New(t, testKey, fakeUsers(3, 1000)...)
 	seed(t, st, fakeUsers(3, 1000)...)
@@ -374,6 +385,7 @@ func TestReconcileWrongKey(t *testing.T) {
 // included (with the username suffixed), and the run goes on to its deletions; the
 // application's document is left alone. Run as Inngest runs it, through the serve handler.
 func TestReconcileUsernameHeldByForeignDocument(t *testing.T) {
+	t.Parallel()
 	st := openStore(t)
 	srv.InsertForeignUser(t, st, "alice")
 	seed(t, st, fakeUsers(3, 1000)...)

@@ -14,6 +14,7 @@ import (
 // Clerk (the same updated_at), gives it its username back. A second run changes nothing. In
 // both write modes.
 func TestReconcileRepairsEarlierVersionUser(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []struct {
 		name string
 		mode store.WriteMode

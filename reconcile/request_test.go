@@ -25,6 +25,7 @@ import (
 // for mass deletion, refuses one on a cron run, and on a request without allow_mass_delete
 // true; the run a request with it starts deletes; the next cron run refuses again.
 func TestMassDeleteOnlyForTheRequestedRun(t *testing.T) {
+	t.Parallel()
 	st := openStore(t)
 	seed(t, st, fakeUsers(10, 1000)...)
 	fake := clerkfake.New(t, testKey, fakeUsers(5, 1000)...) // user_06 to user_10 are gone
@@ -79,6 +80,7 @@ func TestMassDeleteOnlyForTheRequestedRun(t *testing.T) {
 // the database on a cron run; the run a request with allow_mass_delete true starts goes
 // through the overlap check and the deletion cap; the next cron run is capped again.
 func TestOrganizationsOverrideOnlyForTheRequestedRun(t *testing.T) {
+	t.Parallel()
 	st := openStore(t)
 	stored := fakeOrgs(10, 1000)
 	seedOrgs(t, st, stored, fakeMembers(stored, 1, 1000))
@@ -126,6 +128,7 @@ func TestOrganizationsOverrideOnlyForTheRequestedRun(t *testing.T) {
 // reconcile.RequestEvent as triggers, and keep one run at a time (singleton, skip), with no
 // batching (Inngest ignores event ids for batched functions).
 func TestRequestTrigger(t *testing.T) {
+	t.Parallel()
 	st := openStore(t)
 	r := newReconciler(t, st, clerkfake.New(t, testKey), reconcile.Config{})
 	client, err := inngestgo.NewClient(inngestgo.ClientOpts{AppID: testAppID, Logger: slog.New(slog.DiscardHandler),

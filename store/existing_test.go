@@ -16,6 +16,7 @@ import (
 // modes alike: the event updates them (keeping their username) and an older event after it
 // changes nothing.
 func TestExistingDocuments(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		updatedAt any // nil: no updated_at field
@@ -67,6 +68,7 @@ func TestExistingDocuments(t *testing.T) {
 // TestTombstoneKeepsOnlyItsFields: a deleted user's document keeps _id, deleted, deleted_at
 // and updated_at, and nothing else: no personal data, and no field the application added.
 func TestTombstoneKeepsOnlyItsFields(t *testing.T) {
+	t.Parallel()
 	eachMode(t, func(t *testing.T, s *store.Store) {
 		ctx := t.Context()
 		mustUpsert(t, s, clerkVersion("user_t", "neo", "t", 100), store.Inserted)
@@ -94,6 +96,7 @@ func TestTombstoneKeepsOnlyItsFields(t *testing.T) {
 // TestUnknownFieldsKept: a write whose source lacks the picture and created_at (a Clerk user
 // export) leaves the stored ones as they are.
 func TestUnknownFieldsKept(t *testing.T) {
+	t.Parallel()
 	eachMode(t, func(t *testing.T, s *store.Store) {
 		ctx := t.Context()
 		v1 := clerkVersion("user_k", "", "k", 100)

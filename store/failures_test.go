@@ -13,6 +13,7 @@ import (
 )
 
 func TestRecordFailure(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openStore(t)
 	at := time.UnixMilli(1_700_000_000_123).UTC()
@@ -68,6 +69,7 @@ func TestRecordFailure(t *testing.T) {
 // run id, no run_id field) still reads back with its run id, and a failure without an event
 // id is still keyed by the run id alone.
 func TestFailuresKeyedByRunID(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openStore(t)
 	at := time.UnixMilli(1_700_000_000_000).UTC()
@@ -113,6 +115,7 @@ func TestFailuresKeyedByRunID(t *testing.T) {
 }
 
 func TestRecordFailureDatabaseDown(t *testing.T) {
+	t.Parallel()
 	s := openStore(t)
 	if err := s.Close(context.Background()); err != nil {
 		t.Fatalf("Close = %v", err)

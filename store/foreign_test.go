@@ -42,6 +42,7 @@ func checkWritten(t *testing.T, s *store.Store, u store.User) store.User {
 // written with the claim and a suffix, on a sign-up and on an update, and the holder stays as
 // it is.
 func TestUsernameHeldByNonStringID(t *testing.T) {
+	t.Parallel()
 	eachMode(t, func(t *testing.T, s *store.Store) {
 		ctx := t.Context()
 		oid := bson.NewObjectID()
@@ -71,6 +72,7 @@ func TestUsernameHeldByNonStringID(t *testing.T) {
 // the claimant gets the claim with a suffix and the rest of its event, the deleted document is
 // left as it is, and the name is the claimant's once Clerk deletes that user.
 func TestUsernameHeldByDeletedDocument(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		holder bson.D
@@ -116,6 +118,7 @@ func TestUsernameHeldByDeletedDocument(t *testing.T) {
 // deleted_at is kept when it is a number (Clerk's deletion time otherwise), and updated_at is
 // the later of deleted_at and the stored updated_at. A replay then changes nothing.
 func TestDeleteScrubsDeletedDocument(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		stored bson.D

@@ -19,6 +19,49 @@ import (
 // write goes through the store's strategy (docWrites, one per WriteMode); the callers read the
 // stored document and decide under its lock (lockIDs), in either mode.
 
+// maxRounds bounds how often a write (UpsertUser, UpsertOrganization, UpsertMembership) starts
+// over because what it read changed under it (another process's write) or because it needs one
+// more document's lock.
+const maxRounds = 16
+
+// errStale means the stored state changed since the write read it: start the write over.
+var errStale = errors.New("store: the stored document changed during the write")
+
+// needLock means the write must change another document (a user giving up a username, an
+// organization its slug, a stale membership its place) whose lock it does not hold: start
+// over holding both locks.
+type needLock struct{ id string }
+
+func (e needLock) Error() string { return "store: need the lock of " + e.id }
+
+// guardedWrite runs attempt, one attempt of the upsert of the document id (UpsertUser,
+// UpsertOrganization, UpsertMembership), under the locks of the ids in locked: id's, and once an
+// attempt has returned needLock, id's and the one it needs. It starts over while attempt
+// returns errStale or needLock, at most maxRounds times, and returns the first other result.
+// what names the kind of document in errors ("user"). It returns an error wrapping ErrDatabase
+// (and ctx's error) when ctx ends between attempts, and one wrapping ErrDatabase when the
+// documents involved kept changing for maxRounds attempts.
+func (s *Store) guardedWrite(ctx context.Context, what, id string, attempt func(locked []string) (Outcome, error)) (Outcome, error) {
+	ids := []string{id}
+	for range maxRounds {
+		unlock := s.lockIDs(ids...)
+		out, err := attempt(ids)
+		unlock()
+		var nl needLock
+		switch {
+		case errors.As(err, &nl):
+			ids = []string{id, nl.id}
+		case errors.Is(err, errStale):
+		default:
+			return out, err
+		}
+		if err := ctx.Err(); err != nil {
+			return "", dbErr("write "+what, id, err)
+		}
+	}
+	return "", fmt.Errorf("%w: write %s %s: the %ss involved kept changing during the write; retry", ErrDatabase, what, id, what)
+}
+
 // docWrites is how the store makes a write conditional on the stored document of any of its
 // collections, one per WriteMode: byIDDocs and conditionalDocs. (The users' strategies,
 // userWrites, delegate their upserts to it.) what names the kind of document in errors

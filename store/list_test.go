@@ -10,6 +10,7 @@ import (
 )
 
 func TestLiveUserIDs(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		upserts []string // user ids written, in order
@@ -47,6 +48,7 @@ func TestLiveUserIDs(t *testing.T) {
 }
 
 func TestLiveUserIDsDatabaseError(t *testing.T) {
+	t.Parallel()
 	s := openStore(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

@@ -8,7 +8,8 @@ import (
 	"clerksync/store/storetest"
 )
 
-// srv is the embedded FerretDB of this package's tests.
+// srv is the embedded FerretDB of this package's tests. Each test opens databases of its own
+// on it (openStore), so the tests run in parallel (t.Parallel).
 var srv *storetest.Server
 
 func TestMain(m *testing.M) { os.Exit(storetest.Main(m, &srv)) }

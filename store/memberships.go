@@ -213,24 +213,7 @@ func (s *Store) findMemberships(ctx context.Context, filter bson.D) ([]memberDoc
 //     created_at, then the lower id) stays live, and the other is stored as a tombstone,
 //     deleted at the newer one's updated_at.
 //
-// Why no live membership of a deleted organization survives, even when DeleteOrganization
-// runs at the same time (different Inngest concurrency keys let them overlap; likewise
-// DeleteUser): each side writes its own document first, then reads the other's.
-// DeleteOrganization writes the organization's tombstone (T), then lists the organization's
-// live memberships (L) and tombstones them; UpsertMembership reads the membership, reads the
-// organization and the user (R1), writes the membership live (W), then reads the organization
-// and the user again (R2), and tombstones the membership when either is deleted. Each read
-// sees every write completed before it (each write is one document's, and the store reads from
-// the primary with read concern local: OpenWith). If T precedes R2, R2 sees the tombstone;
-// otherwise R2 precedes T, so W precedes L, and L lists the membership. Either way the
-// membership ends as a tombstone. Deletes are final, so the two tombstone writes cannot undo
-// each other. Three more cases: R1 spares the live write when the deletion is old. A write
-// that finds the stored membership as new or newer writes nothing (Skipped), and its R1, which
-// comes after the stored version's write, is that write's check after writing: so a replay, or
-// the retry of a write whose R2 failed, still ends the membership. And a delete's cascade runs
-// again on its replay, so a cascade that failed half-way completes. The locks are never
-// nested: DeleteOrganization releases the organization's lock before it takes each
-// membership's.
+// Why no concurrent delete leaves a live membership of a tombstone: see docs/design.md.
 //
 // It returns Inserted or Updated when m is stored live, and Skipped when it is not: as new or
 // newer stored, a tombstone stored, or m stored as a tombstone by the rules above. It returns
@@ -246,24 +229,9 @@ func (s *Store) UpsertMembership(ctx context.Context, m Membership) (Outcome, er
 	case m.Deleted:
 		return "", fmt.Errorf("%w: membership %s is marked deleted: use DeleteMembership", ErrInvalidMembership, m.ID)
 	}
-	ids := []string{m.ID}
-	for range maxRounds {
-		unlock := s.lockIDs(ids...)
-		out, err := s.upsertMembership(ctx, m, ids)
-		unlock()
-		var nl needLock
-		switch {
-		case errors.As(err, &nl):
-			ids = []string{m.ID, nl.id}
-		case errors.Is(err, errStale):
-		default:
-			return out, err
-		}
-		if err := ctx.Err(); err != nil {
-			return "", dbErr("write membership", m.ID, err)
-		}
-	}
-	return "", fmt.Errorf("%w: write membership %s: the memberships involved kept changing during the write; retry", ErrDatabase, m.ID)
+	return s.guardedWrite(ctx, "membership", m.ID, func(locked []string) (Outcome, error) {
+		return s.upsertMembership(ctx, m, locked)
+	})
 }
 
 // upsertMembership is one attempt of UpsertMembership, holding the locks of the memberships in
@@ -276,7 +244,7 @@ func (s *Store) upsertMembership(ctx context.Context, m Membership, locked []str
 	case found && cur.Deleted:
 		return Skipped, nil
 	}
-	// R1: after reading the membership (see UpsertMembership).
+	// R1: after reading the membership (see docs/design.md).
 	if at, gone, err := s.partyDeleted(ctx, m); err != nil {
 		return "", err
 	} else if gone {
@@ -416,8 +384,8 @@ func (s *Store) DeleteMembership(ctx context.Context, id string, deletedAt int64
 
 // endMemberships tombstones every live membership whose field (org_id or user_id) is id,
 // deleted at deletedAt: the cascade of DeleteOrganization and DeleteUser, which call it after
-// writing their own tombstone (see UpsertMembership). One pass is enough: a membership written
-// live after the list is taken sees the tombstone in its own check after writing. On FerretDB
+// writing their own tombstone. One pass is enough: a membership written live after the list is
+// taken sees the tombstone in its own check after writing (docs/design.md). On FerretDB
 // the list scans the collection (it pushes down only _id). It returns an error wrapping
 // ErrDatabase when the database fails; the memberships ended so far stay ended, and a retry
 // ends the rest.

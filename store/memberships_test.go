@@ -93,6 +93,7 @@ func member(id, org, user, role string, createdAt, updatedAt int64) store.Member
 // each delivered twice, in every distinct order: each write's outcome is the guard's, and the
 // membership ends as its newest event, or as a tombstone.
 func TestMembershipDeliveryOrders(t *testing.T) {
+	t.Parallel()
 	eachMode(t, func(t *testing.T, s *store.Store) {
 		mustOrg(t, s, store.Organization{ID: "org_1", Name: "One", Slug: "one", UpdatedAt: 1}, store.Inserted)
 		n := 0
@@ -136,6 +137,7 @@ func TestMembershipDeliveryOrders(t *testing.T) {
 
 // TestMembershipInvalid: what UpsertMembership, DeleteMembership and GetMembership refuse.
 func TestMembershipInvalid(t *testing.T) {
+	t.Parallel()
 	s := openStore(t)
 	for _, m := range []store.Membership{
 		{OrgID: "org_1", UserID: "user_1", UpdatedAt: 1},
@@ -159,6 +161,7 @@ func TestMembershipInvalid(t *testing.T) {
 // at 150, M2 (org_1, user_1) created at 200. Whatever order the events arrive in, one
 // membership of the pair is live: the newer record, M2; M1 ends as a tombstone.
 func TestMembershipPairConflict(t *testing.T) {
+	t.Parallel()
 	m1 := member("orgmem_1", "org_1", "user_1", "org:admin", 100, 100)
 	m2 := member("orgmem_2", "org_1", "user_1", "org:member", 200, 200)
 
@@ -248,6 +251,7 @@ func TestMembershipPairConflict(t *testing.T) {
 // with the delete, or after a delete that stopped before its cascade) leaves no live
 // membership; an organization or user not stored yet does not hold a membership back.
 func TestMembershipCascades(t *testing.T) {
+	t.Parallel()
 	// setup stores org_1, org_2, user_1, user_2 and their four memberships, live.
 	setup := func(t *testing.T, s *store.Store) {
 		for _, o := range []string{"org_1", "org_2"} {
@@ -326,6 +330,7 @@ func TestMembershipCascades(t *testing.T) {
 // after writing its tombstone (a crash: the tombstone is inserted as it is). An organization
 // and a user not stored yet are no reason to wait.
 func TestLateMembership(t *testing.T) {
+	t.Parallel()
 	tombstone := func(id string, at int64) bson.D {
 		return bson.D{{Key: "_id", Value: id}, {Key: "deleted", Value: true}, {Key: "deleted_at", Value: at}, {Key: "updated_at", Value: at}}
 	}
@@ -432,6 +437,7 @@ func TestLateMembership(t *testing.T) {
 // the user) is deleted, cascade included, before the membership is written: the membership
 // must still end as a tombstone.
 func TestDeleteBetweenCheckAndWrite(t *testing.T) {
+	t.Parallel()
 	for _, party := range []string{"organization", "user"} {
 		t.Run(party, func(t *testing.T) {
 			eachMode(t, func(t *testing.T, s *store.Store) {
@@ -469,6 +475,7 @@ func TestDeleteBetweenCheckAndWrite(t *testing.T) {
 // creation and update of many of its memberships, all at the same moment, many times: every
 // write succeeds, and no membership of the deleted organization (or user) is left live.
 func TestConcurrentDeleteAndMembership(t *testing.T) {
+	t.Parallel()
 	for _, party := range []string{"organization", "user"} {
 		t.Run(party, func(t *testing.T) {
 			eachMode(t, func(t *testing.T, s *store.Store) {
@@ -746,6 +753,7 @@ func (h clerkOrgHistory) deliveries(rng *rand.Rand) []orgEvent {
 // users, their events shuffled and duplicated, delivered one after another: the collections
 // end as Clerk is, whatever the order.
 func TestRandomOrgHistory(t *testing.T) {
+	t.Parallel()
 	for seed := range uint64(3) {
 		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
 			eachMode(t, func(t *testing.T, s *store.Store) {
@@ -769,6 +777,7 @@ func TestRandomOrgHistory(t *testing.T) {
 // TestConcurrentOrgHistory: the same histories, every delivery at once from its own goroutine:
 // no write fails or deadlocks, and the collections end as Clerk is.
 func TestConcurrentOrgHistory(t *testing.T) {
+	t.Parallel()
 	for seed := range uint64(3) {
 		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
 			eachMode(t, func(t *testing.T, s *store.Store) {

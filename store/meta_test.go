@@ -11,6 +11,7 @@ import (
 )
 
 func TestRecordClerkInstance(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openStore(t)
 	if got, err := s.ClerkInstance(ctx); got != "" || err != nil {
@@ -46,6 +47,7 @@ func TestRecordClerkInstance(t *testing.T) {
 // TestRecordClerkInstanceConcurrent: of callers racing to record different instances, one
 // wins and every caller is told the winner.
 func TestRecordClerkInstanceConcurrent(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openStore(t)
 	ids := []string{"ins_a", "ins_b", "ins_c", "ins_d", "ins_e", "ins_f", "ins_g", "ins_h"}
@@ -73,6 +75,7 @@ func TestRecordClerkInstanceConcurrent(t *testing.T) {
 }
 
 func TestClerkInstanceDatabaseDown(t *testing.T) {
+	t.Parallel()
 	s := openStore(t)
 	if err := s.Close(context.Background()); err != nil {
 		t.Fatalf("Close = %v", err)
@@ -88,6 +91,7 @@ func TestClerkInstanceDatabaseDown(t *testing.T) {
 // TestClerkInstanceHandEdited: a clerk_instance document without an instance_id string (edited
 // by hand) is reported with the command that resets it, rather than read as no instance.
 func TestClerkInstanceHandEdited(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openStore(t)
 	if err := store.InsertClerkInstanceRaw(ctx, s, 42); err != nil {
@@ -103,6 +107,7 @@ func TestClerkInstanceHandEdited(t *testing.T) {
 }
 
 func TestForgetClerkInstance(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name, recorded string

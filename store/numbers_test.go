@@ -34,6 +34,7 @@ func decimal(t *testing.T, s string) bson.Decimal128 {
 // refused on insert, so the test says so instead of claiming to cover them (the reader's test
 // below covers them, for MongoDB).
 func TestUpdatedAtEveryNumber(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		stored   any
@@ -114,6 +115,7 @@ func TestUpdatedAtEveryNumber(t *testing.T) {
 // number, as MongoDB orders it) and ±Infinity. Anything else that is not a number is older
 // than any event.
 func TestUpdatedAtReader(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		stored any

@@ -185,24 +185,9 @@ func (s *Store) UpsertOrganization(ctx context.Context, o Organization) (Outcome
 	if o.ID == "" {
 		return "", fmt.Errorf("%w: no organization id", ErrInvalidOrganization)
 	}
-	ids := []string{o.ID}
-	for range maxRounds {
-		unlock := s.lockIDs(ids...)
-		out, err := s.upsertOrganization(ctx, o, ids)
-		unlock()
-		var nl needLock
-		switch {
-		case errors.As(err, &nl):
-			ids = []string{o.ID, nl.id}
-		case errors.Is(err, errStale):
-		default:
-			return out, err
-		}
-		if err := ctx.Err(); err != nil {
-			return "", dbErr("write organization", o.ID, err)
-		}
-	}
-	return "", fmt.Errorf("%w: write organization %s: the organizations involved kept changing during the write; retry", ErrDatabase, o.ID)
+	return s.guardedWrite(ctx, "organization", o.ID, func(locked []string) (Outcome, error) {
+		return s.upsertOrganization(ctx, o, locked)
+	})
 }
 
 // upsertOrganization is one attempt of UpsertOrganization, holding the locks of the
@@ -286,9 +271,9 @@ func (s *Store) clearSlug(ctx context.Context, o Organization, holderID, slug st
 // tombstone too, so that a create arriving after its delete is ignored.
 //
 // Then it tombstones every live membership of the organization (deleted at the organization's
-// deletion time), after the organization's tombstone is written: see UpsertMembership for why
-// that order leaves no live membership of a deleted organization, whatever runs at the same
-// time. A replay does it again, so a delete whose cascade failed half-way completes when
+// deletion time), after the organization's tombstone is written: docs/design.md says why that
+// order leaves no live membership of a deleted organization, whatever runs at the same time. A
+// replay does it again, so a delete whose cascade failed half-way completes when
 // retried.
 //
 // It returns Deleted, or AlreadyDeleted for a replay (the first deletion time is kept). It

@@ -121,6 +121,7 @@ func (g *guardModel) delete(deletedAt int64) store.Outcome {
 // skipped, a deletion is final), and the organization ends as its newest event, or as a
 // tombstone.
 func TestOrganizationDeliveryOrders(t *testing.T) {
+	t.Parallel()
 	eachMode(t, func(t *testing.T, s *store.Store) {
 		n := 0
 		for _, withDelete := range []bool{false, true} {
@@ -161,6 +162,7 @@ func TestOrganizationDeliveryOrders(t *testing.T) {
 // deletion time on a replay; an organization never seen gets a tombstone too; bad input is
 // ErrInvalidOrganization.
 func TestOrganizationTombstone(t *testing.T) {
+	t.Parallel()
 	eachMode(t, func(t *testing.T, s *store.Store) {
 		mustOrg(t, s, store.Organization{ID: "org_a", Name: "A", Slug: "x", UpdatedAt: 500}, store.Inserted)
 		mustDeleteOrg(t, s, "org_a", 400, store.Deleted) // an older deletion time: updated_at stays 500
@@ -200,6 +202,7 @@ func TestOrganizationTombstone(t *testing.T) {
 // slug is removed until its own newer event arrives, and a slug never blocks the rest of the
 // write.
 func TestOrganizationSlugConflict(t *testing.T) {
+	t.Parallel()
 	a100 := store.Organization{ID: "org_a", Name: "A1", Slug: "x", ImageURL: "a", CreatedBy: "user_1", CreatedAt: 10, UpdatedAt: 100}
 	a150 := store.Organization{ID: "org_a", Name: "A2", Slug: "y", ImageURL: "a", CreatedBy: "user_1", CreatedAt: 10, UpdatedAt: 150}
 	b200 := store.Organization{ID: "org_b", Name: "B1", Slug: "x", ImageURL: "b", CreatedBy: "user_2", CreatedAt: 20, UpdatedAt: 200}

@@ -39,6 +39,7 @@ func clerkA() store.User {
 // at the same updated_at, gives it its username back. Writing it again changes nothing, and
 // an event at the same updated_at repairs nothing.
 func TestRepairEarlierVersionUser(t *testing.T) {
+	t.Parallel()
 	eachMode(t, func(t *testing.T, s *store.Store) {
 		if err := store.InsertRaw(t.Context(), s, earlierA()); err != nil {
 			t.Fatal(err)
@@ -65,6 +66,7 @@ func TestRepairEarlierVersionUser(t *testing.T) {
 // TestRepairReclaimsFromStaleClaim: repaired while the stale claim still holds the username,
 // the user takes it back (its record is the newer), and the stale claimant gets a suffix.
 func TestRepairReclaimsFromStaleClaim(t *testing.T) {
+	t.Parallel()
 	eachMode(t, func(t *testing.T, s *store.Store) {
 		if err := store.InsertRaw(t.Context(), s, earlierA()); err != nil {
 			t.Fatal(err)
@@ -82,6 +84,7 @@ func TestRepairReclaimsFromStaleClaim(t *testing.T) {
 // from Clerk differs (or is missing), and not for a field its source lacks (User.Unknown); it
 // never touches a newer user or a tombstone.
 func TestRepairFields(t *testing.T) {
+	t.Parallel()
 	other := "b@example.org"
 	tests := []struct {
 		name   string
@@ -172,6 +175,7 @@ func equalDocs(a, b bson.M) bool { return reflect.DeepEqual(a, b) }
 // it: the filter lets it write over a user as new as it, and never over a newer user or a
 // tombstone, even when the read that decided it saw neither.
 func TestRepairConditionalFilter(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		stored  bson.D

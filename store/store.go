@@ -18,12 +18,13 @@
 //     after its organization or user was deleted is stored as a tombstone.
 //
 // The files: guarded.go is the guarded-write core every collection shares (its two write
-// strategies, docWrites, and the tombstone delete); users.go is the users collection (its
-// fields, reads, UpsertUser and DeleteUser); users_byid.go and users_conditional.go are the
-// users' two write strategies (see WriteMode); usernames.go is UpsertUser's username rule;
-// organizations.go and memberships.go are the organizations and memberships collections and
-// their cascades; list.go lists the live users; failures.go and meta.go are the service's own
-// collections; embedded.go is the embedded FerretDB.
+// strategies, docWrites, the upserts' lock-and-retry loop, guardedWrite, and the tombstone
+// delete); users.go is the users collection (its fields, reads, UpsertUser and DeleteUser);
+// users_byid.go and users_conditional.go are the users' two write strategies (see WriteMode);
+// usernames.go is UpsertUser's username rule; organizations.go and memberships.go are the
+// organizations and memberships collections and their cascades; list.go lists the live users;
+// failures.go and meta.go are the service's own collections. The embedded FerretDB is package
+// store/embedded, apart so that importing store links neither FerretDB nor SQLite.
 package store
 
 import (
@@ -87,9 +88,9 @@ type Store struct {
 	// order, so that two writes claiming each other's values cannot deadlock (lockIDs).
 	locks [256]sync.Mutex
 	// beforeMemberWrite, set only by this package's tests, runs in UpsertMembership between
-	// its first check of the organization and the user (R1) and its write (W), holding the
-	// membership's lock: where a concurrent deletion must be caught by the check after
-	// writing.
+	// its first check of the organization and the user (R1 in docs/design.md) and its write
+	// (W), holding the membership's lock: where a concurrent deletion must be caught by the
+	// check after writing.
 	beforeMemberWrite func(Membership)
 }
 
@@ -104,16 +105,16 @@ const (
 	WritesConditional
 	// WritesByID reads the document by _id, checks the conditions, and writes with a filter of
 	// _id alone, under the store's per-document lock. FerretDB v1 evaluates any other filter by
-	// scanning the whole collection (it pushes down only a lone _id), which made every write
-	// cost O(users); and it applies filtered updates as read-then-write anyway. Atomic for the
-	// writers of one process, which is all the embedded FerretDB ever has.
+	// scanning the whole collection (it pushes down only a lone _id), which would make every
+	// write cost O(users); and it applies filtered updates as read-then-write anyway. Atomic
+	// for the writers of one process, which is all the embedded FerretDB ever has.
 	WritesByID
 )
 
 // Open connects to the server at uri, checks that it answers, and makes sure the users,
 // organizations and memberships collections have their indexes. It returns an error wrapping
 // ErrDatabase when the server cannot be reached within ctx or refuses the indexes. (For the
-// embedded FerretDB, use Embedded.Open.)
+// embedded FerretDB, use package store/embedded's Server.Open.)
 func Open(ctx context.Context, uri, database string) (*Store, error) {
 	return OpenWith(ctx, uri, database, WritesAuto)
 }
@@ -130,7 +131,7 @@ func OpenWith(ctx context.Context, uri, database string, mode WriteMode) (*Store
 	// The guards read what they decide on from the primary, with the latest acknowledged
 	// writes (read concern local), whatever the URI asks for (readPreference,
 	// readConcernLevel): a deletion and a membership write running at once each rely on
-	// reading the other's completed write (see UpsertMembership). These are MongoDB's
+	// reading the other's completed write (docs/design.md). These are MongoDB's
 	// defaults.
 	latest := options.Collection().SetReadPreference(readpref.Primary()).SetReadConcern(readconcern.Local())
 	s := &Store{

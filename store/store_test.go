@@ -13,6 +13,7 @@ import (
 func ptr(s string) *string { return &s }
 
 func TestUpsertGuards(t *testing.T) {
+	t.Parallel()
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) { testUpsertGuards(t, openStoreMode(t, m.mode)) })
 	}
@@ -65,6 +66,7 @@ func testUpsertGuards(t *testing.T, s *store.Store) {
 }
 
 func TestConcurrentUsernames(t *testing.T) {
+	t.Parallel()
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) { testConcurrentUsernames(t, openStoreMode(t, m.mode)) })
 	}
@@ -106,6 +108,7 @@ func testConcurrentUsernames(t *testing.T, s *store.Store) {
 // TestConcurrentWritesForOneUser: an update and a delete, or two updates, of one existing user
 // at the same moment end as if applied in updated_at order, in both write modes.
 func TestConcurrentWritesForOneUser(t *testing.T) {
+	t.Parallel()
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -151,6 +154,7 @@ func TestConcurrentWritesForOneUser(t *testing.T) {
 // already, live, newer or deleted, changes nothing, and one whose derived username is taken
 // gets the next; in both write modes (on FerretDB a sign-up inserts before it reads).
 func TestSignUpReplays(t *testing.T) {
+	t.Parallel()
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -192,5 +196,20 @@ func TestSignUpReplays(t *testing.T) {
 				t.Fatalf("Get after a late sign-up = %+v, %v; want the tombstone", u, err)
 			}
 		})
+	}
+}
+
+// TestEmbeddedWriteMode: on the embedded FerretDB (whose databases storetest opens as the
+// service does, with embedded.Server.Open), WritesAuto picks the by-id writes, and an explicit
+// mode is kept.
+func TestEmbeddedWriteMode(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		mode store.WriteMode
+		want string
+	}{{store.WritesAuto, "by-id"}, {store.WritesConditional, "conditional"}, {store.WritesByID, "by-id"}} {
+		if got := store.WriteStrategy(openStoreMode(t, tc.mode)); got != tc.want {
+			t.Errorf("open in mode %d: writes %q; want %q", tc.mode, got, tc.want)
+		}
 	}
 }

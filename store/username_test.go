@@ -83,6 +83,7 @@ func checkSuffixed(t *testing.T, s *store.Store, id, base string) store.User {
 }
 
 func TestUsernameDerivedYields(t *testing.T) {
+	t.Parallel()
 	t.Run("on create", func(t *testing.T) {
 		eachMode(t, func(t *testing.T, s *store.Store) {
 			mustUpsert(t, s, clerkVersion("user_a", "", "jane", 200), store.Inserted)
@@ -121,6 +122,7 @@ func TestUsernameDerivedYields(t *testing.T) {
 }
 
 func TestUsernameClerkClaims(t *testing.T) {
+	t.Parallel()
 	t.Run("a stale claim waits for its own newer event", func(t *testing.T) {
 		eachMode(t, func(t *testing.T, s *store.Store) {
 			mustUpsert(t, s, clerkVersion("user_a", "neo", "a", 200), store.Inserted)
@@ -173,6 +175,7 @@ func TestUsernameClerkClaims(t *testing.T) {
 }
 
 func TestUsernameReleased(t *testing.T) {
+	t.Parallel()
 	// A holds the Clerk username "neo" and removes it at 200; B takes "neo" at 300. In either
 	// delivery order B ends holding neo, and A a username derived from its email.
 	for _, order := range []string{"release first", "claim first"} {
@@ -213,6 +216,7 @@ func permutations(n int) [][]int {
 }
 
 func TestUsernameSwaps(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		initial []store.User
@@ -264,6 +268,7 @@ func TestUsernameSwaps(t *testing.T) {
 // TestUsernameNeverBlocksTheRest: when every candidate username is taken, the user is written
 // without one: email, name, picture and updated_at land.
 func TestUsernameNeverBlocksTheRest(t *testing.T) {
+	t.Parallel()
 	eachMode(t, func(t *testing.T, s *store.Store) {
 		ctx := t.Context()
 		// Other users hold every candidate of user_x: "busy" and its suffixes, and "neo"'s.
@@ -299,6 +304,7 @@ func TestUsernameNeverBlocksTheRest(t *testing.T) {
 // embedded FerretDB gives them: E11000 for an insert, and for an update an InternalError
 // (code 1) saying "UNIQUE constraint failed", which is not E11000.
 func TestUniqueViolationShapes(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := openStore(t)
 	for _, id := range []string{"user_1", "user_2"} {
@@ -417,6 +423,7 @@ func checkConverged(t *testing.T, s *store.Store, final map[string]string) {
 // removals and swaps), every version delivered at once from its own goroutine in a random
 // order: no write fails or deadlocks, and the collection ends as Clerk is.
 func TestConcurrentClaims(t *testing.T) {
+	t.Parallel()
 	for seed := range uint64(3) {
 		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
 			eachMode(t, func(t *testing.T, s *store.Store) {
@@ -454,6 +461,7 @@ func TestConcurrentClaims(t *testing.T) {
 // TestSequentialClaims: the same histories, each version written before the next arrives,
 // in random orders (newest first among them).
 func TestSequentialClaims(t *testing.T) {
+	t.Parallel()
 	for seed := range uint64(4) {
 		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
 			eachMode(t, func(t *testing.T, s *store.Store) {

@@ -263,21 +263,6 @@ func (s *Store) readOne(ctx context.Context, filter bson.D, what string) (userDo
 	return decodeUser(raw)
 }
 
-// maxRounds bounds how often a write (UpsertUser, UpsertOrganization, UpsertMembership) starts
-// over because what it read changed under it (another process's write) or because it needs one
-// more document's lock.
-const maxRounds = 16
-
-// errStale means the stored state changed since the write read it: start the write over.
-var errStale = errors.New("store: the stored document changed during the write")
-
-// needLock means the write must change another document (a user giving up a username, an
-// organization its slug, a stale membership its place) whose lock it does not hold: start
-// over holding both locks.
-type needLock struct{ id string }
-
-func (e needLock) Error() string { return "store: need the lock of " + e.id }
-
 // userWrites is how the store makes a write of a user conditional on the stored user, one per
 // WriteMode: byIDWrites (users_byid.go) and conditionalWrites (users_conditional.go), which
 // hand the document write to the core every collection shares (docWrites, guarded.go) and add
@@ -354,26 +339,12 @@ func (s *Store) UpsertUser(ctx context.Context, u User) (Outcome, error) {
 	if u.ID == "" {
 		return "", fmt.Errorf("%w: no user id", ErrInvalidUser)
 	}
-	ids := []string{u.ID}
 	assumeNew := s.insertFirst(u)
-	for range maxRounds {
-		unlock := s.lockIDs(ids...)
-		out, err := s.upsert(ctx, u, ids, assumeNew)
-		unlock()
-		assumeNew = false
-		var nl needLock
-		switch {
-		case errors.As(err, &nl):
-			ids = []string{u.ID, nl.id}
-		case errors.Is(err, errStale):
-		default:
-			return out, err
-		}
-		if err := ctx.Err(); err != nil {
-			return "", dbErr("write user", u.ID, err)
-		}
-	}
-	return "", fmt.Errorf("%w: write user %s: the users involved kept changing during the write; retry", ErrDatabase, u.ID)
+	return s.guardedWrite(ctx, "user", u.ID, func(locked []string) (Outcome, error) {
+		out, err := s.upsert(ctx, u, locked, assumeNew)
+		assumeNew = false // the first attempt only
+		return out, err
+	})
 }
 
 // likelyNewWithin is how soon after its creation a user's data must have been updated for
@@ -514,8 +485,8 @@ func (s *Store) checkUnchanged(ctx context.Context, id string, cur userDoc, foun
 // replaced by its tombstone too, keeping its deleted_at when that is a number.
 //
 // Then it tombstones every live membership of the user (deleted at the user's deletion time),
-// after the user's tombstone is written: see UpsertMembership for why that order leaves no
-// live membership of a deleted user, whatever runs at the same time. A replay does it again,
+// after the user's tombstone is written: docs/design.md says why that order leaves no live
+// membership of a deleted user, whatever runs at the same time. A replay does it again,
 // so a delete whose cascade failed half-way completes when retried.
 //
 // It returns Deleted, or AlreadyDeleted for a replay (a tombstone already: the first deletion

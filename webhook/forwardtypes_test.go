@@ -14,7 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"clerksync/clerk"
+	"clerksync/clerk/event"
 	"clerksync/webhook"
 )
 
@@ -66,8 +66,9 @@ func postWith(t *testing.T, secret string, opts webhook.Options, req *http.Reque
 // Inngest; a verified event of another type is answered 200 "ignored", counted, and not sent.
 // Options.ForwardTypes and Options.ForwardAll forward more.
 func TestHandlerForwardsOnlyHandledTypes(t *testing.T) {
+	t.Parallel()
 	secret := newSecret(t)
-	handled := clerk.HandledEvents()
+	handled := event.Handled()
 	type want struct {
 		status  int
 		answer  string   // Response.Status
@@ -75,7 +76,7 @@ func TestHandlerForwardsOnlyHandledTypes(t *testing.T) {
 		metrics map[string]int
 	}
 	forwarded := func(typ string) want {
-		return want{http.StatusOK, "forwarded", []string{clerk.EventName(typ)}, map[string]int{"received": 1, "verified": 1, "forwarded": 1}}
+		return want{http.StatusOK, "forwarded", []string{event.Name(typ)}, map[string]int{"received": 1, "verified": 1, "forwarded": 1}}
 	}
 	ignored := func(label string) want {
 		return want{http.StatusOK, webhook.StatusIgnored, nil, map[string]int{"received": 1, "verified": 1, "ignored:" + label: 1}}
@@ -102,7 +103,7 @@ func TestHandlerForwardsOnlyHandledTypes(t *testing.T) {
 		{"ForwardAll: unknown type forwarded", webhook.Options{ForwardAll: true}, envelope("widget.exploded", "1716883200", `{"id":"w_1"}`), "", forwarded("widget.exploded")},
 	}
 	for _, name := range handled {
-		typ := strings.TrimPrefix(name, clerk.EventNamePrefix)
+		typ := strings.TrimPrefix(name, event.NamePrefix)
 		tests = append(tests, struct {
 			name   string
 			opts   webhook.Options
@@ -113,6 +114,7 @@ func TestHandlerForwardsOnlyHandledTypes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			signer := tt.signer
 			if signer == "" {
 				signer = secret
@@ -146,6 +148,7 @@ func TestHandlerForwardsOnlyHandledTypes(t *testing.T) {
 // TestHandlerIgnoredTypeLabelsBounded: the types counted as ignored are at most 64 distinct
 // labels; later new types are counted as "other", the first ones still under their name.
 func TestHandlerIgnoredTypeLabelsBounded(t *testing.T) {
+	t.Parallel()
 	secret := newSecret(t)
 	m := &recordingMetrics{}
 	e := echo.New()

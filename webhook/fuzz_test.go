@@ -17,7 +17,7 @@ import (
 	"github.com/labstack/echo/v4"
 	svix "github.com/svix/svix-webhooks/go"
 
-	"clerksync/clerk"
+	"clerksync/clerk/event"
 	"clerksync/webhook"
 )
 
@@ -122,14 +122,15 @@ func FuzzHandler(f *testing.F) {
 			t.Fatalf("forwarded %s: %v", sender.sent[0], err)
 		}
 		ev := evts[0]
-		if ev.ID != clerk.EventID("msg_fuzz") || !slices.Contains(clerk.HandledEvents(), ev.Name) || ev.TS <= 0 || len(ev.Data) == 0 || ev.Data[0] != '{' {
-			t.Fatalf("forwarded event id=%q name=%q ts=%d data=%.40s; want id clerk-msg_fuzz, one of clerk.HandledEvents, ts > 0, an object", ev.ID, ev.Name, ev.TS, ev.Data)
+		if ev.ID != event.ID("msg_fuzz") || !slices.Contains(event.Handled(), ev.Name) || ev.TS <= 0 || len(ev.Data) == 0 || ev.Data[0] != '{' {
+			t.Fatalf("forwarded event id=%q name=%q ts=%d data=%.40s; want id clerk-msg_fuzz, one of event.Handled, ts > 0, an object", ev.ID, ev.Name, ev.TS, ev.Data)
 		}
 	})
 }
 
 // TestFuzzSeedCorpusPresent keeps the seed corpus from disappearing unnoticed.
 func TestFuzzSeedCorpusPresent(t *testing.T) {
+	t.Parallel()
 	for _, name := range []string{"FuzzHandler"} {
 		files, _ := filepath.Glob("testdata/fuzz/" + name + "/*")
 		if len(files) < 5 {

@@ -16,7 +16,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"clerksync/clerk"
+	"clerksync/clerk/event"
 	"clerksync/webhook"
 )
 
@@ -150,7 +150,7 @@ func TestHandler_InngestRefusals(t *testing.T) {
 			if calls := m.snapshot(); !reflect.DeepEqual(calls, want) {
 				t.Errorf("metrics calls = %v; want %v", calls, want)
 			}
-			wantLog := append([]string{"svix_id=" + id, "event_id=" + clerk.EventID(id), "type=user.created", "user_id=user_1"}, tt.wantInLog...)
+			wantLog := append([]string{"svix_id=" + id, "event_id=" + event.ID(id), "type=user.created", "user_id=user_1"}, tt.wantInLog...)
 			for _, w := range wantLog {
 				if !strings.Contains(got.log, w) {
 					t.Errorf("log lacks %q; log:\n%s", w, got.log)
@@ -173,6 +173,7 @@ func TestHandler_InngestRefusals(t *testing.T) {
 // slot; once MaxInFlight of them are stuck, a webhook gets 503 at once without a send, and
 // once Inngest answers, webhooks go through again.
 func TestHandler_MaxInFlight(t *testing.T) {
+	t.Parallel()
 	const timeout = time.Second
 	secret := newSecret(t)
 	st := startStub(t, stubConfig{status: http.StatusOK, delay: time.Minute})
@@ -219,7 +220,7 @@ func TestHandler_MaxInFlight(t *testing.T) {
 		t.Fatalf("POST %s with 2 sends in flight = %d; want 503 (response %s; log:\n%s)", route, got.status, got.body, logs.String())
 	}
 	checkDelivery(t, got, false)
-	if st.receivedID(clerk.EventID(third)) {
+	if st.receivedID(event.ID(third)) {
 		t.Errorf("POST %s with 2 sends in flight reached the event API; want no send started", route)
 	}
 	if got.elapsed >= timeout {
@@ -239,8 +240,8 @@ func TestHandler_MaxInFlight(t *testing.T) {
 		id := newMsgID(t)
 		got := serve(request(id))
 		if got.status == http.StatusOK {
-			if !st.receivedID(clerk.EventID(id)) {
-				t.Errorf("POST %s = 200 but the event API did not receive %s", route, clerk.EventID(id))
+			if !st.receivedID(event.ID(id)) {
+				t.Errorf("POST %s = 200 but the event API did not receive %s", route, event.ID(id))
 			}
 			break
 		}
@@ -252,7 +253,8 @@ func TestHandler_MaxInFlight(t *testing.T) {
 }
 
 // TestHandler_BodyBufferFollowsArrivingBytes: a client announcing a large Content-Length and
-// sending a few bytes must not make the handler allocate what it announced.
+// sending a few bytes must not make the handler allocate what it announced. It is not parallel:
+// it counts the process's allocations, which another test running beside it would add to.
 func TestHandler_BodyBufferFollowsArrivingBytes(t *testing.T) {
 	e := echo.New()
 	e.POST(route, webhook.Handler(newVerifier(t, newSecret(t)), &recordingSender{}, slog.New(slog.DiscardHandler), webhook.Options{}))
@@ -301,6 +303,7 @@ func TestHandler_BodyBufferFollowsArrivingBytes(t *testing.T) {
 // TestHandler_MaxBodyBytes: Options.MaxBodyBytes caps the body, and a body over it gets 413
 // with Svix told to stop retrying.
 func TestHandler_MaxBodyBytes(t *testing.T) {
+	t.Parallel()
 	const limit = 4096
 	secret := newSecret(t)
 	tests := []struct {
@@ -320,6 +323,7 @@ func TestHandler_MaxBodyBytes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			st := startStub(t, stubConfig{status: http.StatusOK})
 			req := signedRequest(t, tt.body, signing{secret: secret, id: newMsgID(t), at: time.Now(), prefix: "svix"})
 			if tt.edit != nil {
@@ -342,6 +346,7 @@ func TestHandler_MaxBodyBytes(t *testing.T) {
 // TestHandler_LongUnverifiedIDIsCut: a request refused before verification logs at most
 // about 64 bytes of its message id header, however long the header.
 func TestHandler_LongUnverifiedIDIsCut(t *testing.T) {
+	t.Parallel()
 	const maxLogged = 100
 	long := "msg_" + strings.Repeat("Z", 60_000)
 	secret := newSecret(t)
@@ -380,6 +385,7 @@ func TestHandler_LongUnverifiedIDIsCut(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			st := startStub(t, stubConfig{status: http.StatusOK})
 
 			got := post(t, newVerifier(t, secret), newSender(t, st.srv.URL), webhook.Options{Timeout: okTimeout}, tt.req())
@@ -403,6 +409,7 @@ func TestHandler_LongUnverifiedIDIsCut(t *testing.T) {
 // TestHandler_VerifiedIDInContext: the handler puts the message id in the Echo context once
 // the signature verified it, and only then.
 func TestHandler_VerifiedIDInContext(t *testing.T) {
+	t.Parallel()
 	secret := newSecret(t)
 	valid := envelope("user.created", "1716883200", `{"id":"user_1"}`)
 	tests := []struct {
@@ -422,6 +429,7 @@ func TestHandler_VerifiedIDInContext(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			st := startStub(t, stubConfig{status: tt.stubStatus})
 			id := newMsgID(t)
 			var stored any

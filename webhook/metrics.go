@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"clerksync/clerk"
+	"clerksync/clerk/event"
 )
 
 // Metrics counts what the handler does with each request. The service implements it with
@@ -30,7 +30,7 @@ type Metrics interface {
 	WebhookRefusedByInngest(reason string)
 	// WebhookIgnored counts a verified Clerk event of a type the handler does not forward
 	// (see Options.ForwardTypes). eventType is its type when that has the shape of a Clerk
-	// type (clerk.IsEventType) and is one of the first 64 such types ignored since the handler
+	// type (event.IsType) and is one of the first 64 such types ignored since the handler
 	// was made, else IgnoredOtherType: a metric label with a bounded number of values.
 	WebhookIgnored(eventType string)
 }
@@ -53,7 +53,7 @@ type typeLabels struct {
 // label returns t when it has a Clerk type's shape and is among the first
 // maxIgnoredTypeLabels such types seen, else IgnoredOtherType.
 func (l *typeLabels) label(t string) string {
-	if !clerk.IsEventType(t) {
+	if !event.IsType(t) {
 		return IgnoredOtherType
 	}
 	l.mu.Lock()

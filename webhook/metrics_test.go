@@ -56,6 +56,7 @@ type failingReader struct{}
 func (failingReader) Read([]byte) (int, error) { return 0, errors.New("connection reset") }
 
 func TestHandlerMetrics(t *testing.T) {
+	t.Parallel()
 	secret := newSecret(t)
 	valid := envelope("user.created", "1716883200", `{"id":"user_1"}`)
 	sign := func(body []byte) *http.Request {
@@ -98,6 +99,7 @@ func TestHandlerMetrics(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			st := startStub(t, stubConfig{status: tt.stubStatus})
 			m := &recordingMetrics{}
 			e := echo.New()

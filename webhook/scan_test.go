@@ -37,6 +37,7 @@ func checkScan(t *testing.T, body []byte) bool {
 }
 
 func TestScanEnvelope(t *testing.T) {
+	t.Parallel()
 	accepted := []string{
 		`{"type":"user.created","timestamp":1716883200,"data":{"id":"user_1"}}`,
 		" \t\r\n{ \"data\" : { \"id\" : \"user_1\" , \"a\" : [ 1 , -2.5e+3 , true , false , null , \"\\u00e9\\n\" ] } , \"type\" : \"x\" } \n",
@@ -45,6 +46,7 @@ func TestScanEnvelope(t *testing.T) {
 		`{"object":"event","data":{"id":"user_é","nested":{"deep":[[[{}]]]}},"type":"user.updated"}`,
 		`{"Object":"event","types":"x","data_":1,"stamp":2,"type":"user.deleted","data":{"id":"u"}}`,
 		`{"timestamp":0,"type":"t","data":{"n":-0.0e-0}}`,
+		`{"data":` + strings.Repeat("[", maxScanDepth-1) + strings.Repeat("]", maxScanDepth-1) + `}`,
 	}
 	for _, b := range accepted {
 		if !checkScan(t, []byte(b)) {
@@ -60,6 +62,7 @@ func TestScanEnvelope(t *testing.T) {
 		`{"timestamp":1e}`, `{"timestamp":-}`, `{"timestamp":+1}`, `{"data":{"a":01}}`, `{"data":[1,]}`, `{"data":{"a":1,}}`,
 		`{"data":{"a" 1}}`, `{"data":tru}`, `{"data":nul}`, `{"data":"\x01"}`, `{"data":"\u12"}`, `{"data":"\q"}`,
 		`{"data":"abc}`, `{'type':'a'}`, `{"a":1 "b":2}`, `{"data":{"a":[1 2]}}`, "{\"data\":\"tab\there\"}",
+		`{"data":` + strings.Repeat("[", maxScanDepth) + strings.Repeat("]", maxScanDepth) + `}`,
 		`{"data":` + strings.Repeat("[", maxScanDepth+5) + strings.Repeat("]", maxScanDepth+5) + `}`,
 	}
 	for _, b := range refused {
@@ -71,6 +74,7 @@ func TestScanEnvelope(t *testing.T) {
 
 // TestScanEnvelope_ClerkExamples: every example payload is read in one pass.
 func TestScanEnvelope_ClerkExamples(t *testing.T) {
+	t.Parallel()
 	files, _ := filepath.Glob("../examples/*.json")
 	if len(files) == 0 {
 		t.Fatal("no ../examples/*.json: the repository's example payloads are missing")
@@ -100,6 +104,7 @@ func FuzzScanEnvelope(f *testing.F) {
 
 // TestForwardedResponse: the hand-built answer is Response's JSON, whatever the id.
 func TestForwardedResponse(t *testing.T) {
+	t.Parallel()
 	for _, id := range []string{"clerk-msg_2ZKXm0bXx0bmzY1jwbJqQ7Ox8Xf", "", "clerk-a\"b\\c", "clerk-<&>", "clerk-é", "clerk-\x01\x7f", "clerk-\u2028"} {
 		want, _ := json.Marshal(Response{Status: "forwarded", EventID: id})
 		if id == "" {
@@ -109,4 +114,81 @@ func TestForwardedResponse(t *testing.T) {
 			t.Errorf("forwardedResponse(%q) = %s; want %s", id, got, want)
 		}
 	}
+}
+
+func TestTopLevelID(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		data, want string
+	}{
+		{`{"id":"user_1"}`, "user_1"},
+		{` { "object" : "user" , "id" : "user_2" } `, "user_2"},
+		{`{"a":{"id":"nested"},"b":["id","x"],"c":"\"id\":","id":"user_3"}`, "user_3"},
+		{`{"n":1.5e3,"t":true,"z":null,"id":"user_4","id2":"x"}`, "user_4"},
+		{`{"id":"us\u0065r_5"}`, "user_5"},
+		{`{"id":"user_6","id":"user_7"}`, "user_6"},
+		{`{"ID":"user_8"}`, ""},
+		{`{"a":"\\","b":"}","id":"user_9"}`, "user_9"},
+		{`{"deep":` + strings.Repeat("[", 2*maxScanDepth) + strings.Repeat("]", 2*maxScanDepth) + `,"id":"user_10"}`, "user_10"},
+		{`{"id":7}`, ""},
+		{`{"id":null}`, ""},
+		{`{"email_addresses":[{"id":"idn_1"}]}`, ""},
+		{`{}`, ""},
+	}
+	for _, tt := range tests {
+		if got := topLevelID([]byte(tt.data)); got != tt.want {
+			t.Errorf("topLevelID(%.80s) = %q; want %q", tt.data, got, tt.want)
+		}
+	}
+}
+
+// FuzzTopLevelID: on any valid JSON object without duplicate keys, the scanner agrees with
+// encoding/json; on anything, it does not panic.
+func FuzzTopLevelID(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("..", "testdata", "clerk-examples", "*.json"))
+	for _, file := range files {
+		b, _ := os.ReadFile(file)
+		var env struct {
+			Data json.RawMessage `json:"data"`
+		}
+		_ = json.Unmarshal(b, &env)
+		f.Add([]byte(env.Data))
+	}
+	f.Add([]byte(`{"a":"\\","id":"x"}`))
+	f.Add([]byte("{\"id\":\"\xff\"}")) // encoding/json turns invalid UTF-8 into U+FFFD
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got := topLevelID(data)
+		var m map[string]json.RawMessage
+		if json.Unmarshal(data, &m) != nil {
+			return
+		}
+		var want string
+		_ = json.Unmarshal(m["id"], &want)
+		if countKeys(data) != len(m) {
+			return // duplicate keys: encoding/json keeps the last, the scanner the first
+		}
+		if got != want {
+			t.Fatalf("topLevelID(%s) = %q; encoding/json says %q", data, got, want)
+		}
+	})
+}
+
+// countKeys counts the top-level keys of a JSON object.
+func countKeys(data []byte) int {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if _, err := dec.Token(); err != nil {
+		return -1
+	}
+	n := 0
+	for dec.More() {
+		if _, err := dec.Token(); err != nil {
+			return -1
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return -1
+		}
+		n++
+	}
+	return n
 }

@@ -1,7 +1,7 @@
 // Package webhook is the bridge from Clerk to Inngest. Its handler verifies each Svix-signed
 // Clerk webhook on the raw body, then forwards the event to Inngest as clerk/<type>, with the
 // Svix message id as the event id, and answers 200 only once Inngest has accepted it. It
-// forwards only the types the service's functions handle (clerk.HandledEvents) and those it is
+// forwards only the types the service's functions handle (event.Handled) and those it is
 // told to (Options.ForwardTypes, Options.ForwardAll); it answers other types 200 without
 // forwarding them. It does no database work: the Inngest functions do that.
 package webhook
@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net/http"
@@ -22,7 +21,7 @@ import (
 	"github.com/inngest/inngestgo"
 	"github.com/labstack/echo/v4"
 
-	"clerksync/clerk"
+	"clerksync/clerk/event"
 )
 
 const (
@@ -82,7 +81,7 @@ type Options struct {
 	// Metrics counts each request's fate; nil counts nothing.
 	Metrics Metrics
 	// ForwardTypes are Clerk event types (session.created) forwarded to Inngest besides the
-	// ones the service's functions handle (clerk.HandledEvents), for functions of your own.
+	// ones the service's functions handle (event.Handled), for functions of your own.
 	// A verified event of any other type is answered 200 {"status":"ignored"} and not
 	// forwarded: Clerk's other events carry data this service has no use for (email.created
 	// carries one-time codes), which would stay in Inngest's event history.
@@ -99,7 +98,7 @@ func (o Options) withDefaults() Options {
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	o.MaxBodyBytes = min(o.MaxBodyBytes, math.MaxInt64-1) // readBody reads up to one byte more
+	o.MaxBodyBytes = min(o.MaxBodyBytes, math.MaxInt64-1) // ReadBody's buffer goes up to one byte more
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = DefaultMaxInFlight
 	}
@@ -168,16 +167,16 @@ func Handler(v *Verifier, s Sender, logger *slog.Logger, opts Options) echo.Hand
 			m.WebhookRejected(RejectTooLarge)
 			return abort(c, http.StatusRequestEntityTooLarge, Response{Error: tooLarge})
 		}
-		body, err := readBody(req.Body, req.ContentLength, limit)
+		body, _, err := ReadBody(req.Body, req.ContentLength, limit, nil)
+		if errors.Is(err, ErrBodyTooLarge) {
+			logger.Warn("webhook rejected: body too large", "svix_id", LoggableID(req.Header), "bytes_read", len(body), "max_body_bytes", limit)
+			m.WebhookRejected(RejectTooLarge)
+			return abort(c, http.StatusRequestEntityTooLarge, Response{Error: tooLarge})
+		}
 		if err != nil {
 			logger.Warn("webhook rejected: reading body failed", "svix_id", LoggableID(req.Header), "error", err)
 			m.WebhookRejected(RejectReadError)
 			return c.JSON(http.StatusBadRequest, Response{Error: "could not read the request body"})
-		}
-		if int64(len(body)) > limit {
-			logger.Warn("webhook rejected: body too large", "svix_id", LoggableID(req.Header), "bytes_read", len(body), "max_body_bytes", limit)
-			m.WebhookRejected(RejectTooLarge)
-			return abort(c, http.StatusRequestEntityTooLarge, Response{Error: tooLarge})
 		}
 
 		if err := v.Verify(body, req.Header); err != nil {
@@ -206,10 +205,10 @@ func Handler(v *Verifier, s Sender, logger *slog.Logger, opts Options) echo.Hand
 			return c.JSON(http.StatusOK, Response{Status: StatusIgnored, Detail: ignoredDetail})
 		}
 
-		id := clerk.EventID(svixID)
+		id := event.ID(svixID)
 		ie := inngestgo.GenericEvent[eventData]{
 			ID:        &id,
-			Name:      clerk.EventName(evt.typ),
+			Name:      event.Name(evt.typ),
 			Data:      eventData{raw: evt.data},
 			Timestamp: evt.tsMS,
 		}
@@ -262,15 +261,15 @@ const ignoredDetail = "not forwarded to Inngest: this service forwards only the 
 	"CLERK_FORWARD_EVENTS forwards more"
 
 // forwardedTypes returns the set of Clerk event types the handler forwards: those of
-// clerk.HandledEvents and opts.ForwardTypes. It returns nil when every type is forwarded
+// event.Handled and opts.ForwardTypes. It returns nil when every type is forwarded
 // (opts.ForwardAll).
 func forwardedTypes(opts Options) map[string]bool {
 	if opts.ForwardAll {
 		return nil
 	}
 	set := make(map[string]bool)
-	for _, name := range clerk.HandledEvents() {
-		set[strings.TrimPrefix(name, clerk.EventNamePrefix)] = true
+	for _, name := range event.Handled() {
+		set[strings.TrimPrefix(name, event.NamePrefix)] = true
 	}
 	for _, t := range opts.ForwardTypes {
 		set[t] = true
@@ -304,41 +303,6 @@ func LoggableID(h http.Header) string {
 		n--
 	}
 	return id[:n] + cutMark
-}
-
-// initialBodyBuffer is the largest buffer readBody starts with: a Clerk event is 0.5 to 2 KB.
-const initialBodyBuffer = 4 << 10
-
-// readBody reads at most limit+1 bytes of r (so that a larger body shows as one byte too many).
-// Its buffer starts at contentLength+1 bytes (room for the read that reports EOF), at most
-// initialBodyBuffer, and doubles as data arrives, never past limit+1: what it allocates follows
-// the bytes that arrived, not the length a client announced.
-func readBody(r io.Reader, contentLength, limit int64) ([]byte, error) {
-	size := int64(initialBodyBuffer)
-	if contentLength >= 0 && contentLength+1 < size {
-		size = contentLength + 1
-	}
-	size = min(size, limit+1)
-	buf := make([]byte, 0, size)
-	lr := io.LimitReader(r, limit+1)
-	for {
-		if len(buf) == cap(buf) {
-			if int64(len(buf)) > limit {
-				return buf, nil // one byte too many: the caller refuses it
-			}
-			grown := make([]byte, len(buf), min(2*int64(cap(buf)), limit+1))
-			copy(grown, buf)
-			buf = grown
-		}
-		n, err := lr.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
 }
 
 // forwardedResponse is the JSON of Response{Status: "forwarded", EventID: id}, built without

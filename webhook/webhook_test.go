@@ -22,7 +22,7 @@ import (
 	"github.com/labstack/echo/v4"
 	svix "github.com/svix/svix-webhooks/go"
 
-	"clerksync/clerk"
+	"clerksync/clerk/event"
 	"clerksync/webhook"
 )
 
@@ -347,8 +347,10 @@ func exampleFiles(t *testing.T) []string {
 }
 
 func TestHandler_ClerkExamples(t *testing.T) {
+	t.Parallel()
 	for _, file := range exampleFiles(t) {
 		t.Run(filepath.Base(file), func(t *testing.T) {
+			t.Parallel()
 			body, err := os.ReadFile(file)
 			if err != nil {
 				t.Fatal(err)
@@ -373,8 +375,8 @@ func TestHandler_ClerkExamples(t *testing.T) {
 			got := post(t, newVerifier(t, secret), newSender(t, st.srv.URL), webhook.Options{Timeout: okTimeout}, req)
 
 			checkForwarded(t, got, http.StatusOK, st, &stubEvent{
-				Name: clerk.EventName(env.Type),
-				ID:   clerk.EventID(id),
+				Name: event.Name(env.Type),
+				ID:   event.ID(id),
 				TS:   wantTS,
 				Data: compact(t, string(env.Data)),
 			})
@@ -396,6 +398,7 @@ func delHeader(name string) func(*http.Request) {
 }
 
 func TestHandler(t *testing.T) {
+	t.Parallel()
 	secret := newSecret(t)
 	userData := `{"id": "user_1", "note": "` + marker + `"}`
 	valid := envelope("user.created", "1716883200", userData)
@@ -421,24 +424,24 @@ func TestHandler(t *testing.T) {
 	}{
 		{
 			name: "timestamp in seconds is sent in ms", body: valid,
-			wantStatus: http.StatusOK, wantName: clerk.UserCreated, wantTS: 1716883200000, wantData: userData,
+			wantStatus: http.StatusOK, wantName: event.UserCreated, wantTS: 1716883200000, wantData: userData,
 		},
 		{
 			name: "timestamp in ms is sent unchanged", body: envelope("user.updated", "1654012824306", userData),
-			wantStatus: http.StatusOK, wantName: clerk.UserUpdated, wantTS: 1654012824306, wantData: userData,
+			wantStatus: http.StatusOK, wantName: event.UserUpdated, wantTS: 1654012824306, wantData: userData,
 		},
 		{
 			name: "webhook-* headers", body: valid, prefix: "webhook",
-			wantStatus: http.StatusOK, wantName: clerk.UserCreated, wantTS: 1716883200000, wantData: userData,
+			wantStatus: http.StatusOK, wantName: event.UserCreated, wantTS: 1716883200000, wantData: userData,
 		},
 		{
 			name: "organization.created is forwarded too", body: envelope("organization.created", "1654012591835", `{"id":"org_1","name":"Acme"}`),
-			wantStatus: http.StatusOK, wantName: clerk.EventName("organization.created"), wantTS: 1654012591835, wantData: `{"id":"org_1","name":"Acme"}`,
+			wantStatus: http.StatusOK, wantName: event.Name("organization.created"), wantTS: 1654012591835, wantData: `{"id":"org_1","name":"Acme"}`,
 		},
 		{
 			name:       "data keeps key order, big numbers and unicode",
 			body:       envelope("user.updated", "1716883200", `{ "z": 1, "a": 12345678901234567890, "f": 1.50, "u": "Zoë 😀", "n": null, "o": {"b": [1, 2], "a": {}} }`),
-			wantStatus: http.StatusOK, wantName: clerk.UserUpdated, wantTS: 1716883200000,
+			wantStatus: http.StatusOK, wantName: event.UserUpdated, wantTS: 1716883200000,
 			wantData: `{ "z": 1, "a": 12345678901234567890, "f": 1.50, "u": "Zoë 😀", "n": null, "o": {"b": [1, 2], "a": {}} }`,
 		},
 		// encoding/json (inside the SDK) escapes & < > as \u0026 \u003c \u003e: the same JSON
@@ -446,20 +449,20 @@ func TestHandler(t *testing.T) {
 		{
 			name:       "data with & < > is sent unchanged",
 			body:       envelope("user.updated", "1716883200", `{"first_name":"Tom & Jerry","last_name":"<b>"}`),
-			wantStatus: http.StatusOK, wantName: clerk.UserUpdated, wantTS: 1716883200000,
+			wantStatus: http.StatusOK, wantName: event.UserUpdated, wantTS: 1716883200000,
 			wantData: `{"first_name":"Tom & Jerry","last_name":"<b>"}`,
 		},
 		{
 			name: "200 KB of metadata within the limit", body: envelope("user.updated", "1716883200", hugeMetadata),
-			wantStatus: http.StatusOK, wantName: clerk.UserUpdated, wantTS: 1716883200000, wantData: hugeMetadata,
+			wantStatus: http.StatusOK, wantName: event.UserUpdated, wantTS: 1716883200000, wantData: hugeMetadata,
 		},
 		{
 			name: "unicode and emoji names", body: envelope("user.created", "1716883200", unicodeUser),
-			wantStatus: http.StatusOK, wantName: clerk.UserCreated, wantTS: 1716883200000, wantData: unicodeUser,
+			wantStatus: http.StatusOK, wantName: event.UserCreated, wantTS: 1716883200000, wantData: unicodeUser,
 		},
 		{
 			name: "every nullable field null", body: envelope("user.created", "1716883200", nullUser),
-			wantStatus: http.StatusOK, wantName: clerk.UserCreated, wantTS: 1716883200000, wantData: nullUser,
+			wantStatus: http.StatusOK, wantName: event.UserCreated, wantTS: 1716883200000, wantData: nullUser,
 		},
 		{name: "empty body", body: []byte{}, wantStatus: http.StatusBadRequest},
 		{name: "invalid UTF-8", body: envelope("user.created", "1716883200", "{\"first_name\":\"\xff\xfe\"}"), wantStatus: http.StatusBadRequest},
@@ -529,6 +532,7 @@ func TestHandler(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			signer := tt.signer
 			if signer == "" {
 				signer = secret
@@ -548,7 +552,7 @@ func TestHandler(t *testing.T) {
 
 			var want *stubEvent
 			if tt.wantName != "" {
-				want = &stubEvent{Name: tt.wantName, ID: clerk.EventID(id), TS: tt.wantTS, Data: compact(t, tt.wantData)}
+				want = &stubEvent{Name: tt.wantName, ID: event.ID(id), TS: tt.wantTS, Data: compact(t, tt.wantData)}
 			}
 			checkForwarded(t, got, tt.wantStatus, st, want)
 			// Every 400 here is a verified body that is not a Clerk event: a retry cannot change
@@ -567,6 +571,7 @@ func TestHandler(t *testing.T) {
 }
 
 func TestHandler_EnvelopeWithoutTimestamp(t *testing.T) {
+	t.Parallel()
 	secret := newSecret(t)
 	id := newMsgID(t)
 	at := time.Now()
@@ -578,11 +583,12 @@ func TestHandler_EnvelopeWithoutTimestamp(t *testing.T) {
 
 	// The documented fallback: the signature's timestamp (seconds), in ms.
 	checkForwarded(t, got, http.StatusOK, st, &stubEvent{
-		Name: clerk.UserDeleted, ID: clerk.EventID(id), TS: at.Unix() * 1000, Data: compact(t, data),
+		Name: event.UserDeleted, ID: event.ID(id), TS: at.Unix() * 1000, Data: compact(t, data),
 	})
 }
 
 func TestHandler_RotatedSecret(t *testing.T) {
+	t.Parallel()
 	previous, current := newSecret(t), newSecret(t)
 	body := envelope("user.created", "1716883200", `{"id":"user_1"}`)
 	tests := []struct {
@@ -596,6 +602,7 @@ func TestHandler_RotatedSecret(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			id := newMsgID(t)
 			st := startStub(t, stubConfig{status: http.StatusOK})
 			req := signedRequest(t, body, signing{secret: tt.signer, id: id, at: time.Now(), prefix: "svix"})
@@ -604,7 +611,7 @@ func TestHandler_RotatedSecret(t *testing.T) {
 
 			var want *stubEvent
 			if tt.wantStatus == http.StatusOK {
-				want = &stubEvent{Name: clerk.UserCreated, ID: clerk.EventID(id), TS: 1716883200000, Data: compact(t, `{"id":"user_1"}`)}
+				want = &stubEvent{Name: event.UserCreated, ID: event.ID(id), TS: 1716883200000, Data: compact(t, `{"id":"user_1"}`)}
 			}
 			checkForwarded(t, got, tt.wantStatus, st, want)
 		})
@@ -663,6 +670,7 @@ func TestHandler_SendFailure(t *testing.T) {
 }
 
 func TestNewVerifier(t *testing.T) {
+	t.Parallel()
 	good := newSecret(t)
 	tests := []struct {
 		name    string

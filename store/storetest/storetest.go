@@ -19,11 +19,12 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"clerksync/store"
+	"clerksync/store/embedded"
 )
 
 // Server is the embedded FerretDB of one test package.
 type Server struct {
-	emb *store.Embedded
+	emb *embedded.Server
 	n   atomic.Int64
 	// names holds the database name of each store Open returned.
 	names sync.Map // *store.Store -> string
@@ -39,7 +40,7 @@ func Main(m *testing.M, srv **Server) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	e, err := store.StartEmbedded(context.Background(), dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	e, err := embedded.Start(context.Background(), dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -53,8 +54,9 @@ func Main(m *testing.M, srv **Server) int {
 func (s *Server) URI() string { return s.emb.URI() }
 
 // Open opens a new database on the server for one test, in the given write mode, as the
-// service opens its embedded database (Embedded.Open, with the _id lookup index), and closes it
-// when the test ends. It fails the test when the database cannot be opened or indexed.
+// service opens its embedded database (embedded.Server.Open, with the _id lookup index), and
+// closes it when the test ends. It fails the test when the database cannot be opened or
+// indexed.
 func (s *Server) Open(t testing.TB, mode store.WriteMode) *store.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -62,7 +64,7 @@ func (s *Server) Open(t testing.TB, mode store.WriteMode) *store.Store {
 	name := fmt.Sprintf("t%d", s.n.Add(1))
 	st, err := s.emb.Open(ctx, name, mode)
 	if err != nil {
-		t.Fatalf("Embedded.Open(%s) = %v", name, err)
+		t.Fatalf("embedded.Server.Open(%s) = %v", name, err)
 	}
 	s.names.Store(st, name)
 	t.Cleanup(func() { _ = st.Close(context.Background()) })

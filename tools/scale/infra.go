@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"clerksync/store"
+	"clerksync/store/embedded"
 )
 
 // pgBinDirs are where Debian's postgresql package puts its programs.
@@ -211,7 +211,7 @@ func startRedis(ctx context.Context, dir string, cl *cleanups) (*proc, string, e
 }
 
 // ferretHelper is this program run again with -ferretdb-helper: a FerretDB server
-// (store.StartEmbedded) in a process of its own, shared by the replicas.
+// (embedded.Start) in a process of its own, shared by the replicas.
 type ferretHelper struct {
 	p     *proc
 	uri   string // mongodb://127.0.0.1:<port>/ (no database)
@@ -277,7 +277,7 @@ func startFerret(ctx context.Context, dir string, cl *cleanups) (*ferretHelper, 
 }
 
 // indexIDs asks the helper to give database's collections FerretDB's missing _id lookup index
-// (store.Embedded.IndexIDs), as the service does for its own embedded database: without it
+// (embedded.Server.IndexIDs), as the service does for its own embedded database: without it
 // every write on FerretDB scans the collection.
 func (f *ferretHelper) indexIDs(database string) error {
 	if _, err := fmt.Fprintf(f.cmdW, "index %s\n", database); err != nil {
@@ -296,7 +296,7 @@ func (f *ferretHelper) indexIDs(database string) error {
 // runFerretHelper is the helper's main: it starts FerretDB under dir, prints "uri <uri>",
 // then answers "index <database>" lines until its input ends, then stops FerretDB.
 func runFerretHelper(dir string) int {
-	emb, err := store.StartEmbedded(context.Background(), dir, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	emb, err := embedded.Start(context.Background(), dir, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -6,7 +6,7 @@
 // It starts, in a temporary directory it removes at the end (also on failure or Ctrl-C):
 // PostgreSQL and Redis (Debian's postgresql and redis-server, installed with apt-get when
 // missing) for `inngest start`, the pinned Inngest server (tools/inngest/build.sh), one
-// FerretDB server (store.StartEmbedded, in this program run again as a helper process) shared
+// FerretDB server (embedded.Start, in this program run again as a helper process) shared
 // by the replicas, the service's replicas (.bin/clerk-user-sync, production settings: Inngest
 // keys, INNGEST_BASE_URL, MONGODB_URI), and a round-robin load balancer in this process in
 // front of them for the webhooks and for Inngest's calls to /api/inngest alike.

@@ -1,4 +1,4 @@
-package main
+package httpapi
 
 import (
 	"context"
@@ -10,35 +10,54 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"golang.org/x/sync/singleflight"
 
 	"clerksync/clerk"
+	"clerksync/reconcile"
 	"clerksync/store"
 )
 
-// userSyncer is what POST /api/sync/users/:id needs: Clerk's user, and the store's guarded
-// upsert and read.
-type userSyncer interface {
+// SyncUser is what POST /api/sync/users/:id needs: the bearer token callers must send, Clerk's
+// Backend API, the store, and the metrics.
+type SyncUser struct {
+	// Token is SYNC_API_TOKEN; a request without it gets 401 (as does every request when it
+	// is empty).
+	Token string
+	// Clerk reads the user and the key's Clerk instance.
+	Clerk SyncClerk
+	// Store is written to and read from.
+	Store SyncStore
+	// Metrics counts each request; nil counts nothing.
+	Metrics SyncMetrics
+}
+
+// SyncClerk is what the on-demand sync needs of Clerk's Backend API (clerk.API implements it):
+// the user, and the Clerk instance of the key.
+type SyncClerk interface {
 	GetUser(ctx context.Context, id string) (clerk.User, error)
 	InstanceID(ctx context.Context) (string, error)
 }
 
-// syncStore is the storage the on-demand sync writes to and reads from.
-type syncStore interface {
+// SyncStore is the storage the on-demand sync writes to and reads from (store.Store implements
+// it): the guarded upsert, the read back, and the Clerk instance the database follows.
+type SyncStore interface {
 	UpsertUser(ctx context.Context, u store.User) (store.Outcome, error)
 	Get(ctx context.Context, id string) (store.User, error)
 	ClerkInstance(ctx context.Context) (string, error)
 }
 
-// syncMetrics counts the on-demand syncs (metrics implements it): one call per request, with
-// its result (one of syncResults) and how long the answer took.
-type syncMetrics interface {
+// SyncMetrics counts the on-demand syncs: one call per request, with its result (one of
+// SyncResults) and how long the answer took.
+type SyncMetrics interface {
 	SyncRequest(result string, elapsed time.Duration)
 }
+
+// nopSyncMetrics counts nothing.
+type nopSyncMetrics struct{}
+
+func (nopSyncMetrics) SyncRequest(string, time.Duration) {}
 
 // Results of POST /api/sync/users/:id, the label values of clerksync_sync_requests_total.
 const (
@@ -56,12 +75,15 @@ const (
 	syncDBUnavailable    = "database_unavailable"
 )
 
-// syncResults lists every result, so that each series exists from the start.
-var syncResults = []string{syncSynced, syncGone, syncNotFound, syncUnauthorized, syncInvalidID, syncOtherInstance,
-	syncKeyRefused, syncRateLimited, syncClerkUnavailable, syncOtherUser, syncUnstorable, syncDBUnavailable}
+// SyncResults returns every result of POST /api/sync/users/:id (the label values of
+// clerksync_sync_requests_total), so that each series can exist from the start.
+func SyncResults() []string {
+	return []string{syncSynced, syncGone, syncNotFound, syncUnauthorized, syncInvalidID, syncOtherInstance,
+		syncKeyRefused, syncRateLimited, syncClerkUnavailable, syncOtherUser, syncUnstorable, syncDBUnavailable}
+}
 
-// syncedUser is the stored user as POST /api/sync/users/:id answers it.
-type syncedUser struct {
+// SyncedUser is the stored user as POST /api/sync/users/:id answers it.
+type SyncedUser struct {
 	ID             string  `json:"id"`
 	Email          *string `json:"email"`
 	FullName       string  `json:"full_name"`
@@ -116,14 +138,18 @@ const keyRefusedMessage = "Clerk refused this service's CLERK_SECRET_KEY (401): 
 // the operator sets a valid key; the long Retry-After, because a retry every second cannot
 // succeed before then and only sends Clerk more requests with a refused key.
 //
-// Concurrent requests share one check of the Clerk instance (singleflight), and no lock is
-// held across a call to Clerk or the database. Each request is counted in m.
-func handleSyncUser(token string, api userSyncer, users syncStore, m syncMetrics, logger *slog.Logger) echo.HandlerFunc {
+// Concurrent requests share one check of the Clerk instance (reconcile.InstanceCheck.Passed),
+// and no lock is held across a call to Clerk or the database. Each request is counted in d.Metrics.
+func handleSyncUser(d SyncUser, logger *slog.Logger) echo.HandlerFunc {
 	h := &syncHandler{
-		token: token, api: api, users: users, logger: logger,
-		check:         &instanceCheck{api: api, users: users},
+		token: d.Token, api: d.Clerk, db: d.Store, logger: logger,
+		check:         reconcile.NewInstanceCheck(d.Clerk, d.Store, syncTimeout),
 		keyRefusedLog: &throttledLog{every: configLogEvery},
 		otherInstLog:  &throttledLog{every: configLogEvery},
+	}
+	m := d.Metrics
+	if m == nil {
+		m = nopSyncMetrics{}
 	}
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -136,19 +162,19 @@ func handleSyncUser(token string, api userSyncer, users syncStore, m syncMetrics
 // syncHandler is the state of POST /api/sync/users/:id.
 type syncHandler struct {
 	token  string
-	api    userSyncer
-	users  syncStore
+	api    SyncClerk
+	db     SyncStore
 	logger *slog.Logger
-	check  *instanceCheck
+	check  *reconcile.InstanceCheck
 	// keyRefusedLog and otherInstLog hold back repeats of configuration errors.
 	keyRefusedLog, otherInstLog *throttledLog
 }
 
-// serve answers one request, and returns its result (one of syncResults) and the error of
+// serve answers one request, and returns its result (one of SyncResults) and the error of
 // writing the answer.
 func (h *syncHandler) serve(c echo.Context) (string, error) {
 	got, ok := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
-	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(h.token)) != 1 {
+	if !ok || h.token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(h.token)) != 1 {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="clerk-user-sync"`)
 		return syncUnauthorized, c.JSON(http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token; send Authorization: Bearer <SYNC_API_TOKEN>"})
 	}
@@ -162,10 +188,11 @@ func (h *syncHandler) serve(c echo.Context) (string, error) {
 	defer cancel()
 	log := h.logger.With("user_id", id, "route", "sync")
 
-	if err := h.check.ok(ctx); err != nil {
-		if errors.Is(err, errOtherInstance) {
+	if err := h.check.Passed(ctx); err != nil {
+		var wrong *reconcile.WrongInstanceError
+		if errors.As(err, &wrong) {
 			h.otherInstLog.log(log, slog.LevelError, "on-demand sync refused", "error", err)
-			return syncOtherInstance, c.JSON(http.StatusConflict, map[string]string{"error": err.Error()})
+			return syncOtherInstance, c.JSON(http.StatusConflict, map[string]string{"error": otherInstanceMessage(wrong)})
 		}
 		return h.clerkFailed(c, log, err, "checking the Clerk instance failed", "could not check the Clerk instance; retry")
 	}
@@ -185,18 +212,18 @@ func (h *syncHandler) serve(c echo.Context) (string, error) {
 		return syncUnstorable, c.JSON(http.StatusUnprocessableEntity, map[string]string{"error": "Clerk's user cannot be stored: " + err.Error()})
 	}
 	su.Repair = true // Clerk's record: it also repairs a stored user of the same updated_at
-	out, err := h.users.UpsertUser(ctx, su)
+	out, err := h.db.UpsertUser(ctx, su)
 	if err != nil {
 		log.Error("on-demand sync: writing the user failed", "error", err)
 		return syncDBUnavailable, unavailable(c, 1, "could not write the user; retry")
 	}
-	stored, err := h.users.Get(ctx, id)
+	stored, err := h.db.Get(ctx, id)
 	if err != nil {
 		log.Error("on-demand sync: reading the user back failed", "error", err)
 		return syncDBUnavailable, unavailable(c, 1, "could not read the user back; retry")
 	}
 	log.Info("user synced on demand", "outcome", out)
-	body := syncedUser{
+	body := SyncedUser{
 		ID: stored.ID, Email: stored.Email, FullName: stored.FullName, Username: stored.Username,
 		ProfilePicture: stored.ProfilePicture, CreatedAt: stored.CreatedAt, UpdatedAt: stored.UpdatedAt,
 		Deleted: stored.Deleted, Outcome: out,
@@ -261,59 +288,9 @@ func (t *throttledLog) log(logger *slog.Logger, level slog.Level, msg string, ar
 	logger.Log(context.Background(), level, msg, args...)
 }
 
-// errOtherInstance means CLERK_SECRET_KEY belongs to another Clerk instance than the one the
-// database follows (sync_metadata).
-var errOtherInstance = errors.New("CLERK_SECRET_KEY belongs to another Clerk instance than the one this database follows; see forget-clerk-instance")
-
-// instanceCheck compares the key's Clerk instance with the database's, and remembers a pass:
-// the on-demand sync writes only for the instance the reconciliation follows. Concurrent
-// callers share one check in flight.
-type instanceCheck struct {
-	api   userSyncer
-	users syncStore
-
-	passed atomic.Bool
-	flight singleflight.Group
-}
-
-// ok returns nil once the key's instance is the recorded one (or none is recorded), an error
-// wrapping errOtherInstance when it is not, Clerk's or the database's error otherwise (asked
-// again on the next call), and ctx's error when ctx ends first. A call made while a check is
-// in flight waits for that check's result instead of starting another; the check runs under
-// its own timeout, so that one caller giving up does not fail the others.
-func (c *instanceCheck) ok(ctx context.Context) error {
-	if c.passed.Load() {
-		return nil
-	}
-	ch := c.flight.DoChan("instance", func() (any, error) {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), syncTimeout)
-		defer cancel()
-		return nil, c.run(cctx)
-	})
-	select {
-	case r := <-ch:
-		return r.Err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// run is one check: it reads the recorded instance and, when there is one, the key's.
-func (c *instanceCheck) run(ctx context.Context) error {
-	recorded, err := c.users.ClerkInstance(ctx)
-	if err != nil {
-		return err
-	}
-	if recorded == "" {
-		return nil // with none recorded yet, ask again next time
-	}
-	key, err := c.api.InstanceID(ctx)
-	if err != nil {
-		return err
-	}
-	if key != recorded {
-		return errors.Join(errOtherInstance, errors.New("key's instance "+key+", database's "+recorded))
-	}
-	c.passed.Store(true)
-	return nil
+// otherInstanceMessage is the 409 answer's error while CLERK_SECRET_KEY reads another Clerk
+// instance than the database follows.
+func otherInstanceMessage(e *reconcile.WrongInstanceError) string {
+	return "CLERK_SECRET_KEY belongs to another Clerk instance than the one this database follows; see forget-clerk-instance\n" +
+		"key's instance " + e.Key + ", database's " + e.Recorded
 }

@@ -1,4 +1,4 @@
-package main
+package httpapi
 
 import (
 	"bytes"
@@ -15,45 +15,53 @@ import (
 
 	"github.com/inngest/inngestgo"
 	"golang.org/x/sync/semaphore"
+
+	"clerksync/webhook"
 )
 
-// inngestPath is the route Inngest calls: invocations (POST), syncs (PUT), inspection (GET).
-const inngestPath = "/api/inngest"
+// InngestPath is the route Inngest calls: invocations (POST), syncs (PUT), inspection (GET).
+const InngestPath = "/api/inngest"
 
 // Limits of the requests to /api/inngest, whose bodies the SDK would read whole before it
 // checks their signature (docs/operations.md, "Limits").
 const (
-	// maxInngestBodyBytes caps one request: Inngest pushes at most 4 MiB of event and step
+	// MaxInngestBodyBytes caps one request: Inngest pushes at most 4 MiB of event and step
 	// state to an SDK (beyond that it asks the SDK to fetch the state, which inngestgo v0.15
-	// does not do), plus room for the run's context.
-	maxInngestBodyBytes = 5 << 20
+	// does not do), plus room for the run's context. The SDK's own limit is set to it.
+	MaxInngestBodyBytes = 5 << 20
 	// inngestBodyBudget bounds the buffered bytes of all the requests being read or run at
 	// once: two requests of the largest size, or thousands of the usual few kilobytes. A
 	// request that would go beyond it gets 503, which Inngest retries. The SDK's copy of each
 	// body and its decoding come on top: allow about three times the budget.
-	inngestBodyBudget = 2 * maxInngestBodyBytes
+	inngestBodyBudget = 2 * MaxInngestBodyBytes
 	// inngestBodyTimeout bounds how long the body of a request whose signature is not yet
 	// verified may take to arrive, once its headers are in (outside dev mode): Inngest sends
-	// its bodies at once, and a stalled upload is cut well before the server's readTimeout.
+	// its bodies at once, and a stalled upload is cut well before the server's read timeout.
 	inngestBodyTimeout = 10 * time.Second
 	// inngestSyncTimeout bounds the wait for a sync's registration with Inngest (the SDK's own
 	// call has no timeout); the server that asked gives up after 10 s.
 	inngestSyncTimeout = 8 * time.Second
 	// inngestSignatureMaxAge is how old a signature's timestamp may be, as the SDK checks it.
 	inngestSignatureMaxAge = 5 * time.Minute
-	// scratchBytes is the size of the unreserved buffer that a body's first bytes, and each
-	// read past the reserved buffer, land in.
-	scratchBytes = 4 << 10
 )
 
-var (
-	errBodyTooLarge = errors.New("request body too large")
-	errBodyBudget   = errors.New("too many request bytes in flight")
-)
+// Inngest is what /api/inngest needs: the two SDK handlers the guard stands in front of, and
+// the keys it checks signatures with.
+type Inngest struct {
+	// Serve runs invocations (POST) and answers inspections (GET).
+	Serve http.Handler
+	// Sync answers syncs (PUT): a second SDK handler with the same functions, whose lock
+	// invocations never wait on.
+	Sync http.Handler
+	// Dev runs unsigned requests, as the SDK does in dev mode (INNGEST_DEV).
+	Dev bool
+	// SigningKey and SigningKeyFallback sign Inngest's requests outside dev mode.
+	SigningKey, SigningKeyFallback string
+}
 
 // inngestGuard stands in front of the SDK's handlers on /api/inngest. Outside dev mode it
 // refuses, before reading any body, a request without a fresh X-Inngest-Signature; it reads
-// the bodies itself within a budget (see readReserved); it verifies the signature of GET and
+// the bodies itself within a budget (see webhook.ReadBody); it verifies the signature of GET and
 // PUT itself (the SDK checks POST's, but answers an unverified GET with its configuration and
 // an unsigned PUT by registering the app); and it sends PUT to a handler of its own, so that a
 // sync that hangs on Inngest never holds the lock the SDK takes around it against invocations.
@@ -78,13 +86,13 @@ type inngestGuard struct {
 	logger   *slog.Logger
 }
 
-// newInngestGuard returns the guard of the SDK handlers serve and sync, with the service's
-// limits. Outside dev mode it requires signatures by signingKey (or signingKeyFallback).
-func newInngestGuard(serve, sync http.Handler, dev bool, signingKey, signingKeyFallback string, logger *slog.Logger) *inngestGuard {
+// newInngestGuard returns the guard of in's SDK handlers, with the service's limits. Outside
+// dev mode it requires signatures by in.SigningKey (or in.SigningKeyFallback).
+func newInngestGuard(in Inngest, logger *slog.Logger) *inngestGuard {
 	return &inngestGuard{
-		serve: serve, sync: sync, dev: dev,
-		signingKey: signingKey, signingKeyFallback: signingKeyFallback,
-		limit: maxInngestBodyBytes, budget: inngestBodyBudget, sem: semaphore.NewWeighted(inngestBodyBudget),
+		serve: in.Serve, sync: in.Sync, dev: in.Dev,
+		signingKey: in.SigningKey, signingKeyFallback: in.SigningKeyFallback,
+		limit: MaxInngestBodyBytes, budget: inngestBodyBudget, sem: semaphore.NewWeighted(inngestBodyBudget),
 		bodyTimeout: inngestBodyTimeout, syncTimeout: inngestSyncTimeout,
 		syncing: make(chan struct{}, 1),
 		logger:  logger,
@@ -114,14 +122,15 @@ func (g *inngestGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusRequestEntityTooLarge, "request body larger than "+strconv.FormatInt(g.limit, 10)+" bytes")
 		return
 	}
-	body, reserved, err := readReserved(r.Body, g.limit, g.sem)
+	// The announced length sizes nothing: each growth of the buffer is reserved as bytes arrive.
+	body, reserved, err := webhook.ReadBody(r.Body, -1, g.limit, g.sem.TryAcquire)
 	defer g.sem.Release(reserved)
 	switch {
-	case errors.Is(err, errBodyTooLarge):
+	case errors.Is(err, webhook.ErrBodyTooLarge):
 		g.logger.Warn("Inngest request refused: body too large", "method", r.Method, "bytes_read", len(body), "max", g.limit)
 		writeJSONError(w, http.StatusRequestEntityTooLarge, "request body larger than "+strconv.FormatInt(g.limit, 10)+" bytes")
 		return
-	case errors.Is(err, errBodyBudget):
+	case errors.Is(err, webhook.ErrBodyBudget):
 		g.logger.Warn("Inngest request refused: too many request bytes in flight; Inngest retries it", "method", r.Method, "bytes_read", len(body), "budget", g.budget)
 		w.Header().Set("Retry-After", "1")
 		writeJSONError(w, http.StatusServiceUnavailable, "busy: too many large requests in flight; retry")
@@ -259,54 +268,4 @@ func writeJSONError(w http.ResponseWriter, status int, msg string) {
 	w.WriteHeader(status)
 	b, _ := json.Marshal(map[string]string{"error": msg})
 	_, _ = w.Write(append(b, '\n'))
-}
-
-// readReserved reads r whole, reserving from sem the buffer it grows as bytes arrive: the first
-// bytes, and each read past the buffer's room, land in a small unreserved scratch, and only
-// then is the buffer grown (doubling, never past limit+1 bytes), its growth reserved without
-// waiting. A request that sent nothing holds nothing. It returns what it read and how many
-// bytes it reserved (which the caller releases, also on error); the error wraps
-// errBodyTooLarge past limit bytes, errBodyBudget when sem has no room for a growth, or is the
-// reader's.
-func readReserved(r io.Reader, limit int64, sem *semaphore.Weighted) ([]byte, int64, error) {
-	var (
-		buf      []byte
-		reserved int64
-		scratch  [scratchBytes]byte
-	)
-	for {
-		var (
-			n   int
-			err error
-		)
-		if len(buf) < cap(buf) {
-			n, err = r.Read(buf[len(buf):cap(buf)])
-			buf = buf[:len(buf)+n]
-		} else {
-			n, err = r.Read(scratch[:])
-			if n > 0 {
-				need := int64(len(buf) + n)
-				if need > limit {
-					return buf, reserved, errBodyTooLarge
-				}
-				size := min(max(need, 2*int64(cap(buf))), limit+1)
-				if !sem.TryAcquire(size - int64(cap(buf))) {
-					return buf, reserved, errBodyBudget
-				}
-				reserved += size - int64(cap(buf))
-				grown := make([]byte, len(buf), size)
-				copy(grown, buf)
-				buf = append(grown, scratch[:n]...)
-			}
-		}
-		if int64(len(buf)) > limit {
-			return buf, reserved, errBodyTooLarge
-		}
-		if err == io.EOF {
-			return buf, reserved, nil
-		}
-		if err != nil {
-			return buf, reserved, err
-		}
-	}
 }

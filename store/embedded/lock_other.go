@@ -1,6 +1,6 @@
 //go:build !unix
 
-package store
+package embedded
 
 // lockDir takes no lock where flock is missing (Windows, Plan 9, wasm): the service runs in
 // Linux containers, and there only one process at a time opens a DATA_DIR (see the unix

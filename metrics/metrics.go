@@ -1,8 +1,9 @@
-package main
+// Package metrics holds the service's Prometheus metrics. Prometheus implements the small
+// Metrics interfaces of webhook, functions, reconcile and httpapi, so that those packages stay
+// free of Prometheus.
+package metrics
 
 import (
-	"clerksync/reconcile"
-
 	"log/slog"
 	"net/http"
 	"time"
@@ -12,14 +13,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"clerksync/functions"
+	"clerksync/httpapi"
+	"clerksync/reconcile"
 	"clerksync/store"
 	"clerksync/webhook"
 )
 
-// metrics holds the service's Prometheus metrics, on the registry given to newMetrics (never
-// the global default one). It implements webhook.Metrics and functions.Metrics, so that those
-// packages stay free of Prometheus.
-type metrics struct {
+// Prometheus holds the service's metrics, on the registry given to New (never the global
+// default one). It implements webhook.Metrics, functions.Metrics, reconcile.Metrics and
+// httpapi.SyncMetrics.
+type Prometheus struct {
 	reg *prometheus.Registry
 
 	webhooksReceived  prometheus.Counter
@@ -43,10 +46,12 @@ type metrics struct {
 	lastSynced   prometheus.Gauge
 }
 
-// newMetrics creates the metrics on reg, with the Go runtime and process collectors. Every
-// label value known in advance starts at 0, so dashboards and alerts see the series at once.
-func newMetrics(reg *prometheus.Registry) *metrics {
-	m := &metrics{
+// New creates the metrics on reg, with the Go runtime and process collectors. Every label
+// value known in advance starts at 0, so dashboards and alerts see the series at once. It
+// panics when reg already holds one of them (prometheus.Registry.MustRegister): give it a
+// registry of its own.
+func New(reg *prometheus.Registry) *Prometheus {
+	m := &Prometheus{
 		reg: reg,
 		webhooksReceived: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "clerksync_webhooks_received_total",
@@ -127,7 +132,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		m.forwardFailures, m.refusedByInngest, m.forwardDuration, m.functionRuns, m.reconcileRuns, m.reconcileUsers,
 		m.reconcileOrgRuns, m.reconcileOrgs, m.syncRequests, m.syncDuration,
 	)
-	for _, r := range syncResults {
+	for _, r := range httpapi.SyncResults() {
 		m.syncRequests.WithLabelValues(r)
 	}
 	for _, r := range webhook.RejectReasons() {
@@ -163,46 +168,54 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	return m
 }
 
-// handler returns the handler of GET /metrics: the registry in Prometheus's text format.
-func (m *metrics) handler(logger *slog.Logger) http.Handler {
+// Handler returns the handler of GET /metrics: the registry in Prometheus's text format. Its
+// own errors are logged to logger at warn and counted on the registry.
+func (m *Prometheus) Handler(logger *slog.Logger) http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
 		Registry: m.reg, // also counts the handler's own errors
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	})
 }
 
-func (m *metrics) WebhookReceived() { m.webhooksReceived.Inc() }
-func (m *metrics) WebhookVerified() {
+// WebhookReceived counts a request to POST /api/webhooks/clerk (webhook.Metrics).
+func (m *Prometheus) WebhookReceived() { m.webhooksReceived.Inc() }
+
+// WebhookVerified counts a webhook whose signature verified, and moves the last-verified gauge.
+func (m *Prometheus) WebhookVerified() {
 	m.webhooksVerified.Inc()
 	m.lastVerified.SetToCurrentTime()
 }
-func (m *metrics) WebhookRejected(reason string) { m.webhooksRejected.WithLabelValues(reason).Inc() }
 
-func (m *metrics) WebhookForwarded(elapsed time.Duration) {
+// WebhookRejected counts a refused webhook, by webhook.RejectReasons reason.
+func (m *Prometheus) WebhookRejected(reason string) { m.webhooksRejected.WithLabelValues(reason).Inc() }
+
+// WebhookForwarded counts an event Inngest accepted, and how long the send took.
+func (m *Prometheus) WebhookForwarded(elapsed time.Duration) {
 	m.webhooksForwarded.Inc()
 	m.forwardDuration.Observe(elapsed.Seconds())
 }
 
-func (m *metrics) WebhookForwardFailed(elapsed time.Duration) {
+// WebhookForwardFailed counts an event Inngest did not accept, and how long the send took.
+func (m *Prometheus) WebhookForwardFailed(elapsed time.Duration) {
 	m.forwardFailures.Inc()
 	m.forwardDuration.Observe(elapsed.Seconds())
 }
 
 // WebhookIgnored counts a verified event of a type not forwarded, by its type (bounded by the
 // webhook handler: see webhook.Metrics).
-func (m *metrics) WebhookIgnored(eventType string) {
+func (m *Prometheus) WebhookIgnored(eventType string) {
 	m.webhooksIgnored.WithLabelValues(eventType).Inc()
 }
 
 // WebhookRefusedByInngest counts an event Inngest refused, by webhook.Refused* reason.
-func (m *metrics) WebhookRefusedByInngest(reason string) {
+func (m *Prometheus) WebhookRefusedByInngest(reason string) {
 	m.refusedByInngest.WithLabelValues(reason).Inc()
 }
 
 // FunctionRun counts one function run's outcome; a sync run that wrote or skipped its event
 // (any outcome but error and invalid, and not record-sync-failure's) also moves the
 // last-success gauge.
-func (m *metrics) FunctionRun(function, outcome string) {
+func (m *Prometheus) FunctionRun(function, outcome string) {
 	m.functionRuns.WithLabelValues(function, outcome).Inc()
 	if function != functions.RecordFailureID && outcome != functions.OutcomeError && outcome != functions.OutcomeInvalid {
 		m.lastSynced.SetToCurrentTime()
@@ -210,14 +223,14 @@ func (m *metrics) FunctionRun(function, outcome string) {
 }
 
 // SyncRequest counts one answer of POST /api/sync/users/{id} by its result (one of
-// syncResults), and how long it took.
-func (m *metrics) SyncRequest(result string, elapsed time.Duration) {
+// httpapi.SyncResults), and how long it took.
+func (m *Prometheus) SyncRequest(result string, elapsed time.Duration) {
 	m.syncRequests.WithLabelValues(result).Inc()
 	m.syncDuration.Observe(elapsed.Seconds())
 }
 
 // Reconciled counts one finished reconciliation (reconcile.Metrics).
-func (m *metrics) Reconciled(sum reconcile.Summary, err error) {
+func (m *Prometheus) Reconciled(sum reconcile.Summary, err error) {
 	outcome := "ok"
 	if err != nil {
 		outcome = "error"
@@ -233,7 +246,7 @@ func (m *metrics) Reconciled(sum reconcile.Summary, err error) {
 
 // ReconciledOrganizations counts one finished reconciliation of the organizations
 // (reconcile.Metrics).
-func (m *metrics) ReconciledOrganizations(sum reconcile.OrganizationsSummary, err error) {
+func (m *Prometheus) ReconciledOrganizations(sum reconcile.OrganizationsSummary, err error) {
 	outcome := "ok"
 	if err != nil {
 		outcome = "error"

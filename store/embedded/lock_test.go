@@ -1,6 +1,6 @@
 //go:build unix
 
-package store_test
+package embedded_test
 
 import (
 	"bufio"
@@ -16,34 +16,35 @@ import (
 	"time"
 
 	"clerksync/store"
+	"clerksync/store/embedded"
 )
 
 // startEmbedded starts an embedded FerretDB in dir, with its messages discarded.
-func startEmbedded(dir string) (*store.Embedded, error) {
-	return store.StartEmbedded(context.Background(), dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
+func startEmbedded(dir string) (*embedded.Server, error) {
+	return embedded.Start(context.Background(), dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
 // wantInUse fails the test unless err is the refusal of dir, held by the process pid, and came
 // at once (within took).
 func wantInUse(t *testing.T, err error, dir string, pid int, took time.Duration) {
 	t.Helper()
-	if !errors.Is(err, store.ErrDataDirInUse) {
-		t.Fatalf("StartEmbedded(%s) while another holds it = %v; want an error wrapping ErrDataDirInUse", dir, err)
+	if !errors.Is(err, embedded.ErrDataDirInUse) {
+		t.Fatalf("Start(%s) while another holds it = %v; want an error wrapping ErrDataDirInUse", dir, err)
 	}
 	for _, want := range []string{dir, fmt.Sprintf("process %d", pid), "stop that one first"} {
 		if !strings.Contains(err.Error(), want) {
-			t.Errorf("StartEmbedded(%s) error %q does not say %q", dir, err, want)
+			t.Errorf("Start(%s) error %q does not say %q", dir, err, want)
 		}
 	}
 	if took > 2*time.Second {
-		t.Errorf("StartEmbedded(%s) took %v to refuse; want at once", dir, took)
+		t.Errorf("Start(%s) took %v to refuse; want at once", dir, took)
 	}
 }
 
-// TestEmbeddedLocksDataDir: while an embedded server runs on a data directory, a second one
+// TestLocksDataDir: while an embedded server runs on a data directory, a second one
 // on the same directory is refused at once, naming the directory and the holder; once the
 // first has stopped, the directory opens again, its data intact.
-func TestEmbeddedLocksDataDir(t *testing.T) {
+func TestLocksDataDir(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dir := t.TempDir()
@@ -71,7 +72,7 @@ func TestEmbeddedLocksDataDir(t *testing.T) {
 	first.Stop()
 	again, err := startEmbedded(dir)
 	if err != nil {
-		t.Fatalf("StartEmbedded(%s) after Stop = %v; want the directory free again", dir, err)
+		t.Fatalf("Start(%s) after Stop = %v; want the directory free again", dir, err)
 	}
 	t.Cleanup(again.Stop)
 	st, err = again.Open(ctx, "locked", store.WritesAuto)
@@ -85,13 +86,13 @@ func TestEmbeddedLocksDataDir(t *testing.T) {
 }
 
 // holdDirEnv names the data directory the helper process of
-// TestEmbeddedLockReleasedWhenHolderDies holds.
-const holdDirEnv = "STORE_TEST_HOLD_DATA_DIR"
+// TestLockReleasedWhenHolderDies holds.
+const holdDirEnv = "EMBEDDED_TEST_HOLD_DATA_DIR"
 
-// TestEmbeddedLockReleasedWhenHolderDies: another process running the embedded database on a
+// TestLockReleasedWhenHolderDies: another process running the embedded database on a
 // data directory keeps this one out; killed (SIGKILL: no Stop, no clean-up), it leaves the
 // directory free, since the operating system drops its lock.
-func TestEmbeddedLockReleasedWhenHolderDies(t *testing.T) {
+func TestLockReleasedWhenHolderDies(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^$") // init makes it the helper
 
@@ -141,14 +142,13 @@ func TestEmbeddedLockReleasedWhenHolderDies(t *testing.T) {
 	_ = cmd.Wait()
 	emb, err = startEmbedded(dir)
 	if err != nil {
-		t.Fatalf("StartEmbedded(%s) after its holder was killed = %v; want the directory free", dir, err)
+		t.Fatalf("Start(%s) after its holder was killed = %v; want the directory free", dir, err)
 	}
 	emb.Stop()
 }
 
 // init turns the test binary into the helper process of
-// TestEmbeddedLockReleasedWhenHolderDies when holdDirEnv is set, before TestMain starts the
-// package's own server.
+// TestLockReleasedWhenHolderDies when holdDirEnv is set, before any test runs.
 func init() {
 	if dir := os.Getenv(holdDirEnv); dir != "" {
 		holdDataDir(dir)

@@ -1,6 +1,6 @@
 //go:build unix
 
-package store
+package embedded
 
 import (
 	"errors"
@@ -16,7 +16,7 @@ import (
 // which the operating system releases when the process ends, however it ends. The lock file
 // holds the process id of its holder, for the error of the next process that tries. It
 // returns the function that releases the lock, or an error wrapping ErrDataDirInUse when
-// another process (or another StartEmbedded of this one) holds it, and the file system's
+// another process (or another Start of this one) holds it, and the file system's
 // error when the lock file cannot be opened.
 func lockDir(dir string) (func(), error) {
 	path := filepath.Join(dir, LockFile)

@@ -1,4 +1,8 @@
-package store
+// Package embedded runs FerretDB (v1, with its SQLite backend) inside the process, as the
+// service's database when no MONGODB_URI is set, and opens a store on it with what FerretDB
+// needs besides (the _id lookup index). It is apart from package store so that what imports
+// store alone (webhook, clerk, functions) links neither FerretDB nor SQLite.
+package embedded
 
 import (
 	"context"
@@ -12,13 +16,15 @@ import (
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 	_ "modernc.org/sqlite" // the SQLite driver FerretDB itself uses, for IndexIDs
+
+	"clerksync/store"
 )
 
-// LockFile is the file in the data directory whose lock StartEmbedded holds while the server
+// LockFile is the file in the data directory whose lock Start holds while the server
 // runs, so that a second process cannot open the same SQLite files.
 const LockFile = "clerk-user-sync.lock"
 
-// ErrDataDirInUse means another process (or another Embedded of this one) runs the embedded
+// ErrDataDirInUse means another process (or another Server of this one) runs the embedded
 // database on the same data directory: two servers on the same SQLite files would each cache
 // and write them on their own, so the second is refused.
 var ErrDataDirInUse = errors.New("embedded database: the data directory is in use by another process")
@@ -34,23 +40,23 @@ func inUse(dir, holder string) error {
 		ErrDataDirInUse, who, dir, LockFile)
 }
 
-// Embedded is a FerretDB server running inside this process, storing its data in SQLite files
+// Server is a FerretDB server running inside this process, storing its data in SQLite files
 // under a directory. It speaks the MongoDB wire protocol on a loopback port; its Open opens the
 // store on it with what FerretDB needs besides (the _id lookup index).
-type Embedded struct {
+type Server struct {
 	dir    string
 	uri    string
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-// StartEmbedded starts FerretDB with its SQLite backend on 127.0.0.1 at a free port, keeping
+// Start starts FerretDB with its SQLite backend on 127.0.0.1 at a free port, keeping
 // its data under dir (created if missing). The server runs until Stop is called or ctx ends;
 // for that long it holds an exclusive lock on dir (LockFile), released when the server has
 // stopped or the process ends. logger receives FerretDB's own messages. It returns an error
 // wrapping ErrDataDirInUse, at once, when another process holds dir; and an error when dir
 // cannot be created or the server cannot start.
-func StartEmbedded(ctx context.Context, dir string, logger *slog.Logger) (*Embedded, error) {
+func Start(ctx context.Context, dir string, logger *slog.Logger) (*Server, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("embedded database: data directory %q: %w", dir, err)
@@ -73,7 +79,7 @@ func StartEmbedded(ctx context.Context, dir string, logger *slog.Logger) (*Embed
 		return nil, fmt.Errorf("embedded database: start FerretDB in %q: %w", abs, err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	e := &Embedded{dir: abs, uri: f.MongoDBURI(), cancel: cancel, done: make(chan struct{})}
+	e := &Server{dir: abs, uri: f.MongoDBURI(), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(e.done)
 		defer unlock() // once FerretDB has closed its SQLite files
@@ -83,27 +89,27 @@ func StartEmbedded(ctx context.Context, dir string, logger *slog.Logger) (*Embed
 }
 
 // URI returns the mongodb:// connection string of the embedded server (without a database).
-func (e *Embedded) URI() string { return e.uri }
+func (e *Server) URI() string { return e.uri }
 
 // Stop shuts the server down and waits until it has closed its listener and its SQLite files
 // and released its lock on the data directory.
-func (e *Embedded) Stop() {
+func (e *Server) Stop() {
 	e.cancel()
 	<-e.done
 }
 
 // Open opens the store on the database named database of this server, in the given write
-// mode (WritesAuto picks WritesByID here), and gives its collections the _id lookup index
+// mode (store.WritesAuto picks store.WritesByID here), and gives its collections the _id lookup index
 // (IndexIDs): everything the embedded database needs, in one call. It returns an error
-// wrapping ErrDatabase when the server does not answer within ctx or refuses the users
-// collection's indexes, and an error naming the SQLite file (not wrapping ErrDatabase) when the
+// wrapping store.ErrDatabase when the server does not answer within ctx or refuses the
+// collections' indexes, and an error naming the SQLite file (not wrapping it) when the
 // _id lookup index cannot be made; the store is closed then.
-func (e *Embedded) Open(ctx context.Context, database string, mode WriteMode) (*Store, error) {
-	s, err := OpenWith(ctx, e.uri, database, mode)
+func (e *Server) Open(ctx context.Context, database string, mode store.WriteMode) (*store.Store, error) {
+	s, err := store.OpenWith(ctx, e.uri, database, mode)
 	if err != nil {
 		return nil, err
 	}
-	// OpenWith has created the users, organizations and memberships collections (with their
+	// store.OpenWith has created the users, organizations and memberships collections (with their
 	// indexes): IndexIDs indexes every collection the database has, these three among them.
 	if err := e.IndexIDs(ctx, database); err != nil {
 		_ = s.Close(context.Background())
@@ -124,7 +130,7 @@ func (e *Embedded) Open(ctx context.Context, database string, mode WriteMode) (*
 // write costs O(users). The extra index (named <table>__id_lookup, unseen by FerretDB, dropped
 // with its table) makes those lookups O(log users). It is idempotent and cheap when the
 // indexes exist.
-func (e *Embedded) IndexIDs(ctx context.Context, database string) error {
+func (e *Server) IndexIDs(ctx context.Context, database string) error {
 	file := filepath.Join(e.dir, database+".sqlite")
 	if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
 		return nil

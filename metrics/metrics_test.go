@@ -1,4 +1,4 @@
-package main
+package metrics_test
 
 import (
 	"errors"
@@ -16,11 +16,11 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"clerksync/httpapi"
+	"clerksync/metrics"
 	"clerksync/reconcile"
 	"clerksync/webhook"
 )
-
-// The metrics of the running service are tested from the outside in e2e/metrics_test.go.
 
 // scrape GETs /metrics and parses it with Prometheus's own text parser.
 func scrape(t *testing.T, base string) map[string]metricFamily {
@@ -64,10 +64,18 @@ func scrape(t *testing.T, base string) map[string]metricFamily {
 // counter's or a gauge's value, or a histogram's sample count.
 type metricFamily map[string]float64
 
-func TestReconcileMetrics(t *testing.T) {
-	m := newMetrics(prometheus.NewRegistry())
-	srv := httptest.NewServer(m.handler(slog.New(slog.DiscardHandler)))
+// serve starts GET /metrics of a fresh m.
+func serve(t *testing.T) (*metrics.Prometheus, string) {
+	t.Helper()
+	m := metrics.New(prometheus.NewRegistry())
+	srv := httptest.NewServer(m.Handler(slog.New(slog.DiscardHandler)))
 	t.Cleanup(srv.Close)
+	return m, srv.URL
+}
+
+func TestReconcileMetrics(t *testing.T) {
+	t.Parallel()
+	m, url := serve(t)
 	m.Reconciled(reconcile.Summary{Pages: 2, Seen: 7, Inserted: 2, Updated: 1, Skipped: 3, Failed: 1, Deleted: 1}, nil)
 	m.Reconciled(reconcile.Summary{Pages: 1, Seen: 3, Skipped: 3, Refused: 4}, nil)
 	m.Reconciled(reconcile.Summary{}, errors.New("clerk answered 401"))
@@ -76,7 +84,7 @@ func TestReconcileMetrics(t *testing.T) {
 		Memberships:   reconcile.Counts{Updated: 5, Refused: 2},
 	}, nil)
 	m.ReconciledOrganizations(reconcile.OrganizationsSummary{}, errors.New("clerk answered 429"))
-	got := scrape(t, srv.URL)
+	got := scrape(t, url)
 	tests := []struct {
 		family, labels string
 		want           float64
@@ -107,16 +115,15 @@ func TestReconcileMetrics(t *testing.T) {
 // TestWebhookIgnoredMetric: the events the webhook handler does not forward are counted by
 // type in clerksync_webhooks_ignored_total.
 func TestWebhookIgnoredMetric(t *testing.T) {
-	m := newMetrics(prometheus.NewRegistry())
-	srv := httptest.NewServer(m.handler(slog.New(slog.DiscardHandler)))
-	t.Cleanup(srv.Close)
-	if got := scrape(t, srv.URL)["clerksync_webhooks_ignored_total"]; !reflect.DeepEqual(got, metricFamily{"type=other": 0}) {
+	t.Parallel()
+	m, url := serve(t)
+	if got := scrape(t, url)["clerksync_webhooks_ignored_total"]; !reflect.DeepEqual(got, metricFamily{"type=other": 0}) {
 		t.Errorf("clerksync_webhooks_ignored_total before any event = %v; want other at 0", got)
 	}
 	m.WebhookIgnored("email.created")
 	m.WebhookIgnored("email.created")
 	m.WebhookIgnored(webhook.IgnoredOtherType)
-	got := scrape(t, srv.URL)["clerksync_webhooks_ignored_total"]
+	got := scrape(t, url)["clerksync_webhooks_ignored_total"]
 	want := metricFamily{"type=email.created": 2, "type=other": 1}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("clerksync_webhooks_ignored_total = %v; want %v", got, want)
@@ -127,8 +134,9 @@ func TestWebhookIgnoredMetric(t *testing.T) {
 // (the alert rules among them) is one the service registers, so a rename cannot leave an
 // alert watching nothing.
 func TestDocumentedMetricsExist(t *testing.T) {
+	t.Parallel()
 	reg := prometheus.NewRegistry()
-	newMetrics(reg)
+	metrics.New(reg)
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +152,7 @@ func TestDocumentedMetricsExist(t *testing.T) {
 		}
 	}
 	for _, doc := range []string{"README.md", "docs/operations.md"} {
-		raw, err := os.ReadFile(doc)
+		raw, err := os.ReadFile("../" + doc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,6 +163,32 @@ func TestDocumentedMetricsExist(t *testing.T) {
 		for _, name := range names {
 			if !have[name] {
 				t.Errorf("%s names %s; the service registers no such metric", doc, name)
+			}
+		}
+	}
+}
+
+// TestLabelledSeriesStartAtZero: every result of the on-demand sync and every webhook refusal
+// reason is a series from the start, at 0, so that alerts on them see a value before the first
+// one happens.
+func TestLabelledSeriesStartAtZero(t *testing.T) {
+	t.Parallel()
+	_, url := serve(t)
+	got := scrape(t, url)
+	for _, tt := range []struct {
+		family, label string
+		values        []string
+	}{
+		{"clerksync_sync_requests_total", "result", httpapi.SyncResults()},
+		{"clerksync_webhooks_rejected_total", "reason", webhook.RejectReasons()},
+		{"clerksync_webhook_refused_by_inngest_total", "reason", webhook.RefusedReasons()},
+	} {
+		if len(tt.values) == 0 {
+			t.Errorf("%s: no %s values to start; want some", tt.family, tt.label)
+		}
+		for _, v := range tt.values {
+			if n, ok := got[tt.family][tt.label+"="+v]; !ok || n != 0 {
+				t.Errorf("%s{%s=%q} before anything = %g (present %v); want 0", tt.family, tt.label, v, n, ok)
 			}
 		}
 	}

@@ -1,4 +1,4 @@
-package main
+package httpapi
 
 import (
 	"log/slog"
@@ -53,11 +53,10 @@ func cutForLog(s string, n int) string {
 // webhooks, the Svix message id (as verified, or else cut by webhook.LoggableID: anyone can
 // send the header). It never logs a body, a signature or any other header.
 //
-// It does what Echo's RequestLogger middleware did here (with HandleError: an error is
-// handed to Echo's error handler first, so that the line has the status it set, 404, 405 or
-// 500), with less work per request: the line goes straight to the logger's handler, without
-// the call-site look-up (runtime.Callers) that slog.Logger makes for every record and that no
-// handler of the service uses.
+// A handler's error goes to Echo's error handler first, so that the line has the status it
+// set (404, 405, 500). The line goes straight to the logger's handler, without the call-site
+// look-up (runtime.Callers) that slog.Logger makes for every record and that no handler of the
+// service uses.
 func requestLogger(logger *slog.Logger) echo.MiddlewareFunc {
 	h := logger.Handler()
 	return func(next echo.HandlerFunc) echo.HandlerFunc {

@@ -1,4 +1,4 @@
-package store_test
+package embedded_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"clerksync/store"
+	"clerksync/store/embedded"
 )
 
 // TestIndexIDs asks SQLite how it runs the query FerretDB makes for a lookup by _id: a scan of
@@ -59,33 +60,28 @@ func TestIndexIDs(t *testing.T) {
 	}
 }
 
-// TestEmbeddedOpen: Embedded.Open gives the users, organizations and memberships collections
-// their _id lookup index by itself, before any write, and WritesAuto picks the by-id writes
-// there; opening again (in another mode) changes nothing.
-func TestEmbeddedOpen(t *testing.T) {
+// TestOpen: Server.Open gives the users, organizations and memberships collections their _id
+// lookup index by itself, before any write, in every write mode; opening again (in another
+// mode) changes nothing, and the store reads what it writes. (That WritesAuto picks the by-id
+// writes here is store's TestEmbeddedWriteMode, through storetest.)
+func TestOpen(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	emb, err := store.StartEmbedded(context.Background(), dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	emb, err := embedded.Start(context.Background(), dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(emb.Stop)
-	for _, tc := range []struct {
-		mode store.WriteMode
-		want string
-	}{{store.WritesAuto, "by-id"}, {store.WritesConditional, "conditional"}, {store.WritesByID, "by-id"}} {
-		st, err := emb.Open(ctx, "opened", tc.mode)
+	for _, mode := range []store.WriteMode{store.WritesAuto, store.WritesConditional, store.WritesByID} {
+		st, err := emb.Open(ctx, "opened", mode)
 		if err != nil {
-			t.Fatalf("Embedded.Open(mode %d) = %v", tc.mode, err)
+			t.Fatalf("Server.Open(mode %d) = %v", mode, err)
 		}
 		t.Cleanup(func() { _ = st.Close(context.Background()) })
-		if got := store.WriteStrategy(st); got != tc.want {
-			t.Errorf("Embedded.Open(mode %d) writes %q; want %q", tc.mode, got, tc.want)
-		}
 		for _, coll := range []string{store.Collection, store.OrganizationsCollection, store.MembershipsCollection} {
 			if plan := lookupPlanOf(t, ctx, dir, "opened", coll); !strings.Contains(plan, "USING INDEX "+coll+"_") || strings.Contains(plan, "SCAN") {
-				t.Errorf("find by _id in %s after Embedded.Open(mode %d): plan %q; want SEARCH ... USING INDEX", coll, tc.mode, plan)
+				t.Errorf("find by _id in %s after Server.Open(mode %d): plan %q; want SEARCH ... USING INDEX", coll, mode, plan)
 			}
 		}
 	}
@@ -142,7 +138,7 @@ func lookupPlanOf(t *testing.T, ctx context.Context, dir, database, coll string)
 
 // BenchmarkEmbeddedGetByID reads users by _id from an embedded FerretDB holding 2,000 users of
 // about 1.5 KB each, without and with IndexIDs: O(users) per read against O(log users).
-// go test -run '^$' -bench EmbeddedGetByID ./store
+// go test -run '^$' -bench EmbeddedGetByID ./store/embedded
 func BenchmarkEmbeddedGetByID(b *testing.B) {
 	ctx := context.Background()
 	emb, st := startOwnEmbedded(b, b.TempDir(), "bench")
@@ -169,14 +165,14 @@ func BenchmarkEmbeddedGetByID(b *testing.B) {
 	b.Run("indexed", get)
 }
 
-// startOwnEmbedded starts an embedded FerretDB in dir (not the package's shared one, whose
-// databases storetest opens with Embedded.Open) and opens the store on its database as on any
-// server (store.Open), so without the _id lookup index. Both stop when the test ends.
-func startOwnEmbedded(tb testing.TB, dir, database string) (*store.Embedded, *store.Store) {
+// startOwnEmbedded starts an embedded FerretDB in dir and opens the store on its database as on
+// any server (store.Open, not Server.Open), so without the _id lookup index. Both stop when the
+// test ends.
+func startOwnEmbedded(tb testing.TB, dir, database string) (*embedded.Server, *store.Store) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	emb, err := store.StartEmbedded(context.Background(), dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	emb, err := embedded.Start(context.Background(), dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		tb.Fatal(err)
 	}
