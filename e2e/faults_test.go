@@ -243,21 +243,25 @@ func (s *stack) testMixedLoad(t *testing.T) {
 		}
 		return fmt.Sprintf("%s: got %+v, %v; want %+v", m.id, got, err, m)
 	}
-	// Each poll reads the users that did not equal their model yet; once all have, all are
-	// read again: one changed since it first did would differ now.
+	// Each poll reads the users that did not equal their model yet, in order, up to the first
+	// that still differs (arrived); once all have, all are read again: one changed since it
+	// first did would differ now.
 	pending := model
-	for deadline := time.Now().Add(burstWait); len(pending) > 0; time.Sleep(time.Second) {
-		var still []mixedUser
-		var example string
-		for _, m := range pending {
-			if why := differs(m); why != "" {
-				still = append(still, m)
-				example = cmp.Or(example, why)
-			}
+	for deadline := time.Now().Add(burstWait); ; time.Sleep(time.Second) {
+		pending = pending[arrived(pending, func(m mixedUser) bool { return differs(m) == "" }):]
+		if len(pending) == 0 {
+			break
 		}
-		pending = still
-		if len(pending) > 0 && time.Now().After(deadline) {
-			t.Fatalf("%d of %d users differ from the model after %v, e.g. %s", len(pending), users, burstWait, example)
+		if time.Now().After(deadline) {
+			var example string
+			still := 0
+			for _, m := range pending {
+				if why := differs(m); why != "" {
+					still++
+					example = cmp.Or(example, why)
+				}
+			}
+			t.Fatalf("%d of %d users differ from the model after %v, e.g. %s", still, users, burstWait, example)
 		}
 	}
 	for _, m := range model {

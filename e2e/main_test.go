@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"testing"
 )
@@ -48,6 +49,8 @@ func runSuite(m *testing.M) int {
 	}
 	defer os.RemoveAll(suiteDir)
 	defer stopSharedDB()
+	// The shared FerretDB runs in this process: see devServerGOGC.
+	debug.SetGCPercent(400)
 	serviceBin = filepath.Join(suiteDir, "clerk-user-sync")
 	build := exec.Command("go", "build", "-o", serviceBin, "..")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr

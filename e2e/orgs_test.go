@@ -143,26 +143,32 @@ func (s *stack) testOrgBurst(t *testing.T) {
 
 	// The end state: live memberships are those of live orgs and live users, with the newer
 	// role; deleted orgs are tombstones; renamed slugs held.
+	checkOrg := func(o int) error {
+		id := fmt.Sprintf("org_burst_%02d", o)
+		org, err := s.users.GetOrganization(ctx, id)
+		if err != nil {
+			return fmt.Errorf("organization %s: %v", id, err)
+		}
+		if deletedOrg(o) != org.Deleted || (!org.Deleted && org.Slug != fmt.Sprintf("renamed-%02d", o)) {
+			return fmt.Errorf("organization %s = %+v", id, org)
+		}
+		for k := range perOrg {
+			mid := fmt.Sprintf("orgmem_burst_%02d_%d", o, k)
+			m, err := s.users.GetMembership(ctx, mid)
+			if err != nil {
+				return fmt.Errorf("membership %s: %v", mid, err)
+			}
+			wantLive := !deletedOrg(o) && !deletedUser(userOf(o, k))
+			if m.Deleted == wantLive || (wantLive && (m.Role != "org:admin" || m.UpdatedAt != 1700000004000)) {
+				return fmt.Errorf("membership %s = %+v; want live %v with role org:admin", mid, m, wantLive)
+			}
+		}
+		return nil
+	}
 	check := func() error {
 		for o := range orgs {
-			id := fmt.Sprintf("org_burst_%02d", o)
-			org, err := s.users.GetOrganization(ctx, id)
-			if err != nil {
-				return fmt.Errorf("organization %s: %v", id, err)
-			}
-			if deletedOrg(o) != org.Deleted || (!org.Deleted && org.Slug != fmt.Sprintf("renamed-%02d", o)) {
-				return fmt.Errorf("organization %s = %+v", id, org)
-			}
-			for k := range perOrg {
-				mid := fmt.Sprintf("orgmem_burst_%02d_%d", o, k)
-				m, err := s.users.GetMembership(ctx, mid)
-				if err != nil {
-					return fmt.Errorf("membership %s: %v", mid, err)
-				}
-				wantLive := !deletedOrg(o) && !deletedUser(userOf(o, k))
-				if m.Deleted == wantLive || (wantLive && (m.Role != "org:admin" || m.UpdatedAt != 1700000004000)) {
-					return fmt.Errorf("membership %s = %+v; want live %v with role org:admin", mid, m, wantLive)
-				}
+			if err := checkOrg(o); err != nil {
+				return err
 			}
 		}
 		all, err := s.users.LiveMemberships(ctx, "", "")
@@ -188,9 +194,18 @@ func (s *stack) testOrgBurst(t *testing.T) {
 		}
 		return nil
 	}
+	// Each poll reads the organizations in order up to the first not yet in its end state
+	// (arrived), then, once all are, checks the whole end state again.
+	pending := make([]int, orgs)
+	for o := range pending {
+		pending[o] = o
+	}
 	for deadline := time.Now().Add(burstWait); ; time.Sleep(500 * time.Millisecond) {
-		err := check()
-		if err == nil {
+		pending = pending[arrived(pending, func(o int) bool { return checkOrg(o) == nil }):]
+		var err error
+		if len(pending) > 0 {
+			err = checkOrg(pending[0])
+		} else if err = check(); err == nil {
 			return
 		}
 		if time.Now().After(deadline) {
