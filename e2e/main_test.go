@@ -49,7 +49,8 @@ func runSuite(m *testing.M) int {
 	}
 	defer os.RemoveAll(suiteDir)
 	defer stopSharedDB()
-	// The shared FerretDB runs in this process: see devServerGOGC.
+	// The shared FerretDB runs in this process, which spent a fifth of its CPU time collecting
+	// garbage at the default GOGC of 100 (docs/performance.md#the-test-run).
 	debug.SetGCPercent(400)
 	serviceBin = filepath.Join(suiteDir, "clerk-user-sync")
 	build := exec.Command("go", "build", "-o", serviceBin, "..")

@@ -97,10 +97,14 @@ type stackOptions struct {
 // here on FerretDB, since no MongoDB server installs on these machines).
 var writeModes = []string{"auto", "conditional"}
 
-// eachWriteMode runs f as one subtest per write mode.
+// eachWriteMode runs f as one subtest per write mode, the modes in parallel: each has a stack
+// of its own.
 func eachWriteMode(t *testing.T, f func(t *testing.T, mode string)) {
 	for _, mode := range writeModes {
-		t.Run(mode, func(t *testing.T) { f(t, mode) })
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			f(t, mode)
+		})
 	}
 }
 
@@ -225,8 +229,8 @@ func (s *stack) startDevServer(t *testing.T) {
 	}
 	cmd := exec.Command(s.bin, "dev", "--config", filepath.Join(s.dir, "inngest.json"),
 		"--retry-interval", strconv.Itoa(retry), "--connect-gateway-port", strconv.Itoa(freePort(t)))
+
 	cmd.Dir = s.dir // no inngest.json of the repository's is picked up by accident
-	cmd.Env = append(os.Environ(), "GOGC="+devServerGOGC)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -260,11 +264,6 @@ func (s *stack) startDevServer(t *testing.T) {
 	}
 	t.Fatalf("the dev server did not sync the app's %d functions within 90s; its log:\n%s", s.servedFunctions(), s.devLog())
 }
-
-// devServerGOGC is the dev servers' GOGC: they spend a good part of the suite's CPU time
-// collecting garbage at the default of 100, and the machine has memory to spare
-// (docs/performance.md#the-test-run).
-const devServerGOGC = "400"
 
 // stopDevServer stops the dev server (and whatever it started) and waits for it to exit.
 func (s *stack) stopDevServer() {
