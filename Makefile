@@ -5,10 +5,13 @@
 dev:
 	tools/dev.sh
 
-# The test command (CI runs it too): builds the pinned Inngest dev server when missing (5-10
-# minutes once, cached after) so that the end-to-end tests run, then every test.
+# The test command (CI runs it too), in two tiers. The short tier is every package's tests
+# without the dev server (`go test -short ./...` alone is the quick check: e2e/ skips). The
+# end-to-end tier is e2e/: it builds the pinned Inngest dev server when missing (5-10 minutes
+# once, cached after) and the service's binary, and drives both from the outside.
 test:
-	INNGEST_BIN="$$(tools/inngest/build.sh)" go test ./...
+	go test -short ./...
+	INNGEST_BIN="$$(tools/inngest/build.sh)" go test ./e2e/
 
 # Build the pinned Inngest dev server into .bin/inngest.
 inngest:

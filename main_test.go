@@ -4,42 +4,17 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/base64"
-	"fmt"
 	"io"
-	"log/slog"
-	"net/http"
-	"net/url"
-	"os"
-	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"clerksync/store/embedded"
 )
 
-// syncBuffer is an io.Writer that run can write to while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+// The service itself, started, is tested from the outside in e2e/; these are the tests of
+// run's own behaviour: the settings it refuses, --help, the configuration it reads.
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
+// newSecret returns a fresh Svix signing secret.
 func newSecret(t testing.TB) string {
 	t.Helper()
 	key := make([]byte, 24)
@@ -52,161 +27,6 @@ func newSecret(t testing.TB) string {
 // env returns a getenv over m.
 func env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
-}
-
-var listenRE = regexp.MustCompile(`listening on (http://localhost:\d+)`)
-
-// service is the whole service started through run.
-type service struct {
-	url    string      // base URL, http://localhost:PORT
-	stderr *syncBuffer // its log
-}
-
-// startRun starts the whole service through run. The service stops when the test ends, and
-// the test fails if run then returns an error.
-func startRun(t *testing.T, vars map[string]string) *service {
-	t.Helper()
-	svc, stop, done := startRunControlled(t, vars)
-	t.Cleanup(func() {
-		stop()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run returned %v after shutdown; stderr:\n%s", err, svc.stderr)
-			}
-		case <-time.After(20 * time.Second):
-			t.Errorf("run did not return within 20s of its context ending")
-		}
-	})
-	return svc
-}
-
-// startRunControlled starts the whole service through run and returns it with the function
-// that ends run's context (as a shutdown signal does) and the channel run's result arrives on.
-// The caller waits for that result.
-func startRunControlled(t *testing.T, vars map[string]string) (*service, context.CancelFunc, <-chan error) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"clerk-user-sync"}, env(vars), stdout, stderr) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if m := listenRE.FindStringSubmatch(stdout.String()); m != nil {
-			return &service{url: m[1], stderr: stderr}, cancel, done
-		}
-		select {
-		case err := <-done:
-			cancel()
-			t.Fatalf("run returned early: %v; stderr:\n%s", err, stderr)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	cancel()
-	t.Fatalf("run did not print its address within 30s; stdout:\n%s\nstderr:\n%s", stdout, stderr)
-	return nil, nil, nil
-}
-
-func TestRunEmbeddedDatabase(t *testing.T) {
-	dataDir := t.TempDir()
-	base := startRun(t, map[string]string{
-		"PORT":                         "0",
-		"CLERK_WEBHOOK_SIGNING_SECRET": newSecret(t),
-		"INNGEST_DEV":                  "http://127.0.0.1:1",
-		"DATA_DIR":                     dataDir,
-	}).url
-	// The embedded database got the _id lookup index (embedded.Server.Open) at start.
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, "app.sqlite")+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var indexes int
-	err = db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'users_%__id_lookup'`).Scan(&indexes)
-	db.Close()
-	if err != nil || indexes != 1 {
-		t.Errorf("_id lookup indexes on the users table in %s/app.sqlite = %d, %v; want 1", dataDir, indexes, err)
-	}
-	tests := []struct {
-		method, path string
-		want         int
-		wantBody     string
-	}{
-		{"GET", "/", 200, "running"},
-		{"GET", "/healthz", 200, `"ok"`},
-		{"GET", "/readyz", 200, `"ready"`},
-		{"GET", "/api/inngest", 200, "function_count"},
-		{"POST", "/api/webhooks/clerk", 401, "signature"},
-		{"DELETE", "/api/inngest", 405, ""},
-		{"GET", "/nope", 404, ""},
-	}
-	for _, tt := range tests {
-		req, err := http.NewRequest(tt.method, base+tt.path, strings.NewReader(`{"type":"user.created","data":{}}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", tt.method, tt.path, err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != tt.want || !strings.Contains(string(body), tt.wantBody) {
-			t.Errorf("%s %s = %d %q; want %d containing %q", tt.method, tt.path, resp.StatusCode, body, tt.want, tt.wantBody)
-		}
-	}
-}
-
-func TestRunWithMongoDBURI(t *testing.T) {
-	emb, err := embedded.Start(context.Background(), t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Stop)
-	dataDir := t.TempDir()
-	// Credentials in the URI, as in production (FerretDB takes PLAIN ones without checking them).
-	uri, err := url.Parse(strings.TrimSuffix(emb.URI(), "/") + "/appdb?authMechanism=PLAIN")
-	if err != nil {
-		t.Fatal(err)
-	}
-	uri.User = url.UserPassword("svc", "pa55-in-uri")
-	svc := startRun(t, map[string]string{
-		"PORT":                         "0",
-		"CLERK_WEBHOOK_SIGNING_SECRET": newSecret(t),
-		"INNGEST_EVENT_KEY":            "test-event-key",
-		"INNGEST_SIGNING_KEY":          "signkey-test-0123456789abcdef",
-		"INNGEST_SERVE_URL":            "https://sync.example.com/api/inngest",
-		"MONGODB_URI":                  uri.String(),
-		"DATA_DIR":                     dataDir,
-	})
-	base := svc.url
-	// The log names the server and the database in use, never the credentials.
-	logged := svc.stderr.String()
-	if want := fmt.Sprintf("msg=\"using MongoDB\" hosts=%s database=appdb", uri.Host); !strings.Contains(logged, want) {
-		t.Errorf("the start-up log lacks %q:\n%s", want, logged)
-	}
-	if strings.Contains(logged, "pa55-in-uri") || strings.Contains(logged, "svc:") {
-		t.Errorf("the start-up log shows MONGODB_URI's credentials:\n%s", logged)
-	}
-	resp, err := http.Get(base + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET /readyz = %d; want 200", resp.StatusCode)
-	}
-	// In cloud mode the serve handler refuses unsigned calls.
-	resp, err = http.Post(base+"/api/inngest?fnId=x", "application/json", strings.NewReader(`{}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("unsigned POST /api/inngest = %d; want 401", resp.StatusCode)
-	}
-	if entries := mustReadDir(t, dataDir); len(entries) != 0 {
-		t.Errorf("DATA_DIR has %d entries with MONGODB_URI set; want the embedded database unused", len(entries))
-	}
 }
 
 func TestRunRefusesToStart(t *testing.T) {
@@ -339,13 +159,4 @@ func TestReadConfigDatabase(t *testing.T) {
 			t.Errorf("hosts logged for MONGODB_URI=%q = %q; want %q", tt.uri, got, tt.wantHosts)
 		}
 	}
-}
-
-func mustReadDir(t *testing.T, dir string) []os.DirEntry {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return entries
 }

@@ -76,8 +76,8 @@ func serve(t *testing.T) (*metrics.Prometheus, string) {
 func TestReconcileMetrics(t *testing.T) {
 	t.Parallel()
 	m, url := serve(t)
-	m.Reconciled(reconcile.Summary{Pages: 2, Seen: 7, Inserted: 2, Updated: 1, Skipped: 3, Failed: 1, Deleted: 1}, nil)
-	m.Reconciled(reconcile.Summary{Pages: 1, Seen: 3, Skipped: 3, Refused: 4}, nil)
+	m.Reconciled(reconcile.Summary{Pages: 2, Counts: reconcile.Counts{Seen: 7, Inserted: 2, Updated: 1, Skipped: 3, Failed: 1, Deleted: 1}}, nil)
+	m.Reconciled(reconcile.Summary{Pages: 1, Counts: reconcile.Counts{Seen: 3, Skipped: 3, Refused: 4}}, nil)
 	m.Reconciled(reconcile.Summary{}, errors.New("clerk answered 401"))
 	m.ReconciledOrganizations(reconcile.OrganizationsSummary{
 		Organizations: reconcile.Counts{Inserted: 3, Deleted: 1},

@@ -89,7 +89,7 @@ func TestDeleteStepsSplitWithinBudget(t *testing.T) {
 	if want := []string{"GET /v1/users/user_gone1", "GET /v1/users/user_gone2", "GET /v1/users/user_gone3"}; !reflect.DeepEqual(lookups, want) {
 		t.Errorf("lookups = %q; want %q (no lookup started that the budget cannot finish)", lookups, want)
 	}
-	if want := (reconcile.Summary{Pages: 1, Seen: 10, Skipped: 10, Deleted: 3}); got != want {
+	if want := (reconcile.Summary{Pages: 1, Counts: reconcile.Counts{Seen: 10, Skipped: 10, Deleted: 3}}); got != want {
 		t.Errorf("run output = %+v; want %+v", got, want)
 	}
 	for _, id := range gone {
@@ -203,7 +203,7 @@ func TestReconcileAcrossRetries(t *testing.T) {
 	if !reflect.DeepEqual(retries, wantRetries) {
 		t.Errorf("failed steps (step, Retry-After) = %v; want %v", retries, wantRetries)
 	}
-	want := reconcile.Summary{Pages: 3, Seen: 10, Updated: 10, Deleted: 2}
+	want := reconcile.Summary{Pages: 3, Counts: reconcile.Counts{Seen: 10, Updated: 10, Deleted: 2}}
 	if got != want {
 		t.Errorf("run output = %+v; want %+v", got, want)
 	}

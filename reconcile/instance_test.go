@@ -152,7 +152,7 @@ func TestReconcileOverlapOverride(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run = %v", err)
 	}
-	if want := (reconcile.Summary{Pages: 3, Seen: 20, Inserted: 20, Deleted: 6}); got != want {
+	if want := (reconcile.Summary{Pages: 3, Counts: reconcile.Counts{Seen: 20, Inserted: 20, Deleted: 6}}); got != want {
 		t.Errorf("Run = %+v; want %+v", got, want)
 	}
 	if rec, err := st.ClerkInstance(t.Context()); rec != foreignInstance || err != nil {
@@ -172,10 +172,10 @@ func TestReconcileRecordsInstance(t *testing.T) {
 		recorded string
 		want     reconcile.Summary
 	}{
-		{"empty database (first import)", 0, 5, "", reconcile.Summary{Pages: 1, Seen: 5, Inserted: 5}},
-		{"database sharing every user", 5, 5, "", reconcile.Summary{Pages: 1, Seen: 5, Skipped: 5}},
-		{"database sharing half its users", 10, 5, "", reconcile.Summary{Pages: 1, Seen: 5, Skipped: 5, Refused: 5}},
-		{"instance already recorded", 5, 5, clerkfake.DefaultInstance, reconcile.Summary{Pages: 1, Seen: 5, Skipped: 5}},
+		{"empty database (first import)", 0, 5, "", reconcile.Summary{Pages: 1, Counts: reconcile.Counts{Seen: 5, Inserted: 5}}},
+		{"database sharing every user", 5, 5, "", reconcile.Summary{Pages: 1, Counts: reconcile.Counts{Seen: 5, Skipped: 5}}},
+		{"database sharing half its users", 10, 5, "", reconcile.Summary{Pages: 1, Counts: reconcile.Counts{Seen: 5, Skipped: 5, Refused: 5}}},
+		{"instance already recorded", 5, 5, clerkfake.DefaultInstance, reconcile.Summary{Pages: 1, Counts: reconcile.Counts{Seen: 5, Skipped: 5}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

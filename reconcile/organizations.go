@@ -35,7 +35,7 @@ type OrganizationsSummary struct {
 	NotEnabled bool `json:"organizations_not_enabled,omitempty"`
 }
 
-// Counts is what a reconciliation did to the organizations, or to the memberships.
+// Counts is what a reconciliation did to the users, the organizations or the memberships.
 type Counts struct {
 	// Seen counts those on Clerk's lists.
 	Seen int `json:"seen"`

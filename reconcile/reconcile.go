@@ -160,24 +160,10 @@ const writeWorkers = 4
 
 // Summary is what a reconciliation did; the Inngest dashboard shows it as the run's output.
 type Summary struct {
-	// Pages and Seen count the pages read and the users on them.
+	// Pages counts the pages read.
 	Pages int `json:"pages"`
-	Seen  int `json:"seen"`
-	// Inserted, Updated and Skipped count the upserts' outcomes (Skipped: the database had
-	// that version or a newer one, or a tombstone).
-	Inserted int `json:"inserted"`
-	Updated  int `json:"updated"`
-	Skipped  int `json:"skipped"`
-	// Failed counts users that could not be written (no usable data); each
-	// is logged.
-	Failed int `json:"failed"`
-	// Deleted counts live users that Clerk no longer has, now tombstones.
-	Deleted int `json:"deleted"`
-	// StillInClerk counts live users missing from the pages that Clerk still has (offset
-	// paging skips a user when another is deleted between pages); they are written instead.
-	StillInClerk int `json:"still_in_clerk"`
-	// Refused counts the deletions not made because they exceeded MaxDeleteShare.
-	Refused int `json:"refused"`
+	// Counts is what the run did to the users: Seen counts those on Clerk's list.
+	Counts
 	// RefusedForeign is true when the run wrote and deleted nothing because Clerk's list
 	// shared fewer than MinSharedShare of the live users (a key for another instance?).
 	RefusedForeign bool `json:"refused_foreign"`
@@ -340,10 +326,7 @@ func (r *Reconciler) Run(ctx context.Context) (Summary, error) {
 	seen, err := syncPages(ctx, r, users, func(page pageResult) {
 		sum.Pages++
 		sum.Seen += len(page.IDs)
-		sum.Inserted += page.Inserted
-		sum.Updated += page.Updated
-		sum.Skipped += page.Skipped
-		sum.Failed += page.Failed
+		sum.addWrites(page.writeCounts)
 	})
 	if err != nil {
 		return sum, err
@@ -355,14 +338,7 @@ func (r *Reconciler) Run(ctx context.Context) (Summary, error) {
 		return sum, err
 	}
 	sum.Refused = plan.Refused
-	err = deleteSteps(ctx, r, users, plan.Candidates, func(res deletionResult) {
-		sum.Deleted += res.Deleted
-		sum.StillInClerk += res.StillInClerk
-		sum.Inserted += res.Inserted
-		sum.Updated += res.Updated
-		sum.Skipped += res.Skipped
-		sum.Failed += res.Failed
-	})
+	err = deleteSteps(ctx, r, users, plan.Candidates, sum.addDeletions)
 	if err != nil {
 		return sum, err
 	}

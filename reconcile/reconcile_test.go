@@ -63,7 +63,7 @@ func TestReconcilePaging(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Run = %v", err)
 			}
-			want := reconcile.Summary{Pages: tt.wantPages, Seen: tt.users, Inserted: tt.users}
+			want := reconcile.Summary{Pages: tt.wantPages, Counts: reconcile.Counts{Seen: tt.users, Inserted: tt.users}}
 			if got != want {
 				t.Errorf("first Run = %+v; want %+v", got, want)
 			}
@@ -90,7 +90,7 @@ func TestReconcilePaging(t *testing.T) {
 			if err != nil {
 				t.Fatalf("second Run = %v", err)
 			}
-			want = reconcile.Summary{Pages: tt.wantPages, Seen: tt.users, Skipped: tt.users}
+			want = reconcile.Summary{Pages: tt.wantPages, Counts: reconcile.Counts{Seen: tt.users, Skipped: tt.users}}
 			if got != want {
 				t.Errorf("second Run = %+v; want %+v", got, want)
 			}
@@ -108,11 +108,11 @@ func TestReconcileWrites(t *testing.T) {
 		want     reconcile.Summary
 		wantName string // stored full_name afterwards ("" for a tombstone)
 	}{
-		{"missing user inserted", nil, false, reconcile.Summary{Pages: 1, Seen: 1, Inserted: 1}, "Clerk Doe"},
-		{"older stored user updated", ptr(clerkfake.NewUser("user_1", "Old", 1000)), false, reconcile.Summary{Pages: 1, Seen: 1, Updated: 1}, "Clerk Doe"},
-		{"same version unchanged", ptr(clerkfake.NewUser("user_1", "Clerk", 2000)), false, reconcile.Summary{Pages: 1, Seen: 1, Skipped: 1}, "Clerk Doe"},
-		{"newer webhook write kept", ptr(clerkfake.NewUser("user_1", "Webhook", 3000)), false, reconcile.Summary{Pages: 1, Seen: 1, Skipped: 1}, "Webhook Doe"},
-		{"tombstone kept", ptr(clerkfake.NewUser("user_1", "Old", 1000)), true, reconcile.Summary{Pages: 1, Seen: 1, Skipped: 1}, ""},
+		{"missing user inserted", nil, false, reconcile.Summary{Pages: 1, Counts: reconcile.Counts{Seen: 1, Inserted: 1}}, "Clerk Doe"},
+		{"older stored user updated", ptr(clerkfake.NewUser("user_1", "Old", 1000)), false, reconcile.Summary{Pages: 1, Counts: reconcile.Counts{Seen: 1, Updated: 1}}, "Clerk Doe"},
+		{"same version unchanged", ptr(clerkfake.NewUser("user_1", "Clerk", 2000)), false, reconcile.Summary{Pages: 1, Counts: reconcile.Counts{Seen: 1, Skipped: 1}}, "Clerk Doe"},
+		{"newer webhook write kept", ptr(clerkfake.NewUser("user_1", "Webhook", 3000)), false, reconcile.Summary{Pages: 1, Counts: reconcile.Counts{Seen: 1, Skipped: 1}}, "Webhook Doe"},
+		{"tombstone kept", ptr(clerkfake.NewUser("user_1", "Old", 1000)), true, reconcile.Summary{Pages: 1, Counts: reconcile.Counts{Seen: 1, Skipped: 1}}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -178,7 +178,7 @@ func TestReconcileUserChangedBetweenPages(t *testing.T) {
 		t.Fatalf("Run = %v", err)
 	}
 	// Pages: [01 02], [02' 03], [04]. user_00 lands before offset 2: the next run gets it.
-	want := reconcile.Summary{Pages: 3, Seen: 5, Inserted: 4, Updated: 1}
+	want := reconcile.Summary{Pages: 3, Counts: reconcile.Counts{Seen: 5, Inserted: 4, Updated: 1}}
 	if got != want {
 		t.Errorf("Run = %+v; want %+v", got, want)
 	}
@@ -206,20 +206,20 @@ func TestReconcileDeletions(t *testing.T) {
 	}{
 		{
 			name: "user missing from Clerk tombstoned", stored: 10, extra: []string{"user_gone"}, inClerk: 10, share: 0.1,
-			want:     reconcile.Summary{Pages: 1, Seen: 10, Skipped: 10, Deleted: 1},
+			want:     reconcile.Summary{Pages: 1, Counts: reconcile.Counts{Seen: 10, Skipped: 10, Deleted: 1}},
 			wantGone: []string{"user_gone"}, wantGets: []string{"user_gone"},
 		},
 		{
 			name: "tombstones are not deleted again", stored: 10, tombs: []string{"user_old"}, inClerk: 10, share: 0.1,
-			want: reconcile.Summary{Pages: 1, Seen: 10, Skipped: 10},
+			want: reconcile.Summary{Pages: 1, Counts: reconcile.Counts{Seen: 10, Skipped: 10}},
 		},
 		{
 			name: "mass deletion refused", stored: 10, inClerk: 5, share: 0.1,
-			want: reconcile.Summary{Pages: 1, Seen: 5, Skipped: 5, Refused: 5},
+			want: reconcile.Summary{Pages: 1, Counts: reconcile.Counts{Seen: 5, Skipped: 5, Refused: 5}},
 		},
 		{
 			name: "mass deletion allowed by override", stored: 10, inClerk: 5, share: 0.1, allow: true,
-			want:     reconcile.Summary{Pages: 1, Seen: 5, Skipped: 5, Deleted: 5},
+			want:     reconcile.Summary{Pages: 1, Counts: reconcile.Counts{Seen: 5, Skipped: 5, Deleted: 5}},
 			wantGone: []string{"user_06", "user_07", "user_08", "user_09", "user_10"},
 			wantGets: []string{"user_06", "user_07", "user_08", "user_09", "user_10"},
 		},
@@ -227,17 +227,17 @@ func TestReconcileDeletions(t *testing.T) {
 			// 30 sign-ups and 2 users gone: the cap is 10% of the 10 live users before the run
 			// (1), not of the 40 after its inserts (4).
 			name: "cap counts the live users before the run", stored: 8, extra: []string{"user_gone1", "user_gone2"}, inClerk: 38, share: 0.1,
-			want: reconcile.Summary{Pages: 1, Seen: 38, Inserted: 30, Skipped: 8, Refused: 2},
+			want: reconcile.Summary{Pages: 1, Counts: reconcile.Counts{Seen: 38, Inserted: 30, Skipped: 8, Refused: 2}},
 		},
 		{
 			name: "share 0 refuses any deletion", stored: 10, extra: []string{"user_gone"}, inClerk: 10, share: 0,
-			want: reconcile.Summary{Pages: 1, Seen: 10, Skipped: 10, Refused: 1},
+			want: reconcile.Summary{Pages: 1, Counts: reconcile.Counts{Seen: 10, Skipped: 10, Refused: 1}},
 		},
 		{
 			// Removing user_01 after page 0 shifts user_03 onto page 0: no page has it, but
 			// Clerk does, so it is kept (and written).
 			name: "user skipped by paging is confirmed alive", stored: 6, inClerk: 6, pageSize: 2, share: 0.5, removeAt2: "user_01",
-			want:     reconcile.Summary{Pages: 3, Seen: 5, Skipped: 6, StillInClerk: 1},
+			want:     reconcile.Summary{Pages: 3, Counts: reconcile.Counts{Seen: 5, Skipped: 6, StillInClerk: 1}},
 			wantGets: []string{"user_03"},
 		},
 	}
@@ -335,7 +335,7 @@ func TestReconcileRateLimit(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Run = %v", err)
 			}
-			if want := (reconcile.Summary{Pages: 2, Seen: 3, Inserted: 3}); got != want {
+			if want := (reconcile.Summary{Pages: 2, Counts: reconcile.Counts{Seen: 3, Inserted: 3}}); got != want {
 				t.Errorf("Run = %+v; want %+v", got, want)
 			}
 			if elapsed < tt.minTime {
@@ -396,7 +396,7 @@ func TestReconcileUsernameHeldByForeignDocument(t *testing.T) {
 	r := newReconciler(t, st, fake, reconcile.Config{MaxDeleteShare: 0.5})
 
 	_, got := driveRun(t, r, 30)
-	if want := (reconcile.Summary{Pages: 1, Seen: 3, Updated: 3, Deleted: 1}); got != want {
+	if want := (reconcile.Summary{Pages: 1, Counts: reconcile.Counts{Seen: 3, Updated: 3, Deleted: 1}}); got != want {
 		t.Errorf("run output = %+v; want %+v", got, want)
 	}
 	for _, c := range inClerk {

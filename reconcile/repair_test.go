@@ -46,7 +46,7 @@ func TestReconcileRepairsEarlierVersionUser(t *testing.T) {
 			fake := clerkfake.New(t, testKey, a, b)
 			r := newReconciler(t, st, fake, reconcile.Config{MaxDeleteShare: 0.1})
 			got, err := r.Run(t.Context())
-			if want := (reconcile.Summary{Pages: 1, Seen: 2, Updated: 1, Skipped: 1}); err != nil || got != want {
+			if want := (reconcile.Summary{Pages: 1, Counts: reconcile.Counts{Seen: 2, Updated: 1, Skipped: 1}}); err != nil || got != want {
 				t.Errorf("Run = %+v, %v; want %+v", got, err, want)
 			}
 			if u := get(t, st, "user_a"); u.Username != "x" || u.ClerkUsername != "x" || u.UpdatedAt != 100 {
@@ -56,7 +56,7 @@ func TestReconcileRepairsEarlierVersionUser(t *testing.T) {
 				t.Errorf("user_b after the run = %+v; want username y", u)
 			}
 			got, err = r.Run(t.Context())
-			if want := (reconcile.Summary{Pages: 1, Seen: 2, Skipped: 2}); err != nil || got != want {
+			if want := (reconcile.Summary{Pages: 1, Counts: reconcile.Counts{Seen: 2, Skipped: 2}}); err != nil || got != want {
 				t.Errorf("second Run = %+v, %v; want %+v", got, err, want)
 			}
 		})

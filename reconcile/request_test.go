@@ -39,7 +39,7 @@ func TestMassDeleteOnlyForTheRequestedRun(t *testing.T) {
 		return ids
 	}
 	all := []string{"user_01", "user_02", "user_03", "user_04", "user_05", "user_06", "user_07", "user_08", "user_09", "user_10"}
-	refused := reconcile.Summary{Pages: 1, Seen: 5, Skipped: 5, Refused: 5}
+	refused := reconcile.Summary{Pages: 1, Counts: reconcile.Counts{Seen: 5, Skipped: 5, Refused: 5}}
 	steps := []struct {
 		name     string
 		evt      map[string]any
@@ -52,7 +52,7 @@ func TestMassDeleteOnlyForTheRequestedRun(t *testing.T) {
 		{`request with allow_mass_delete "true" (not a boolean)`, requestEvent(map[string]any{"allow_mass_delete": "true"}), refused, all},
 		{"another event with allow_mass_delete true", map[string]any{"name": "inngest/function.invoked", "data": map[string]any{"allow_mass_delete": true}}, refused, all},
 		{"request with allow_mass_delete true", requestEvent(map[string]any{"allow_mass_delete": true}),
-			reconcile.Summary{Pages: 1, Seen: 5, Skipped: 5, Deleted: 5}, all[:5]},
+			reconcile.Summary{Pages: 1, Counts: reconcile.Counts{Seen: 5, Skipped: 5, Deleted: 5}}, all[:5]},
 	}
 	for _, s := range steps {
 		if _, got := driveRunOn(t, r, s.evt, 30); got != s.want {
@@ -67,7 +67,7 @@ func TestMassDeleteOnlyForTheRequestedRun(t *testing.T) {
 	for _, id := range all[3:5] {
 		fake.Remove(id)
 	}
-	if _, got := driveRun(t, r, 30); got != (reconcile.Summary{Pages: 1, Seen: 3, Skipped: 3, Refused: 2}) {
+	if _, got := driveRun(t, r, 30); got != (reconcile.Summary{Pages: 1, Counts: reconcile.Counts{Seen: 3, Skipped: 3, Refused: 2}}) {
 		t.Errorf("cron run after the requested one = %+v; want the 2 deletions refused", got)
 	}
 	if got := live(); !slices.Equal(got, all[:5]) {

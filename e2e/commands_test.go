@@ -1,9 +1,7 @@
-package main
+package e2e
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"net/url"
 	"strings"
 	"testing"
@@ -14,6 +12,7 @@ import (
 // service at HOST and PORT.
 
 func TestSendAndHealthcheckShareTheServiceSettings(t *testing.T) {
+	parallel(t)
 	eventAPI, accepted := startEventAPI(t)
 	// Two secrets, one per line, as a rotation pastes them: the service accepts both.
 	secrets := newSecret(t) + "\n" + newSecret(t)
@@ -23,7 +22,7 @@ func TestSendAndHealthcheckShareTheServiceSettings(t *testing.T) {
 		"INNGEST_DEV":                  eventAPI,
 		"DATA_DIR":                     t.TempDir(),
 	}
-	svc := startRun(t, vars)
+	svc := startService(t, vars)
 	u, _ := url.Parse(svc.url)
 	vars["PORT"] = u.Port()
 
@@ -53,13 +52,12 @@ func TestSendAndHealthcheckShareTheServiceSettings(t *testing.T) {
 			for k, val := range tt.change {
 				v[k] = val
 			}
-			var stdout bytes.Buffer
-			err := run(context.Background(), append([]string{"clerk-user-sync"}, tt.args...), env(v), &stdout, io.Discard)
+			stdout, _, err := command(context.Background(), t, v, tt.args...)
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Fatalf("%s = %v; want error containing %q", strings.Join(tt.args, " "), err, tt.wantErr)
 			}
-			if !strings.Contains(stdout.String(), tt.wantOut) {
-				t.Errorf("%s printed %q; want it to contain %q", strings.Join(tt.args, " "), stdout.String(), tt.wantOut)
+			if !strings.Contains(stdout, tt.wantOut) {
+				t.Errorf("%s printed %q; want it to contain %q", strings.Join(tt.args, " "), stdout, tt.wantOut)
 			}
 		})
 	}

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bufio"
@@ -10,10 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -59,13 +57,14 @@ func nonLoopbackIP() string {
 }
 
 func TestListenAddressByMode(t *testing.T) {
+	parallel(t)
 	external := nonLoopbackIP()
 	if external == "" {
 		t.Log("this machine has no non-loopback IPv4 address: only the logged listen addresses are checked")
 	}
-	_, dbURI := startEmbeddedDB(t)
+	db := newDatabase(t, "listen")
 	dev := map[string]string{"INNGEST_DEV": "http://127.0.0.1:1"}
-	cloud := map[string]string{"INNGEST_EVENT_KEY": "evtkey-listen", "INNGEST_SIGNING_KEY": "signkey-prod-0123456789abcdef", "INNGEST_SERVE_URL": "https://sync.example.com/api/inngest", "INNGEST_BASE_URL": "http://127.0.0.1:1", "MONGODB_URI": dbURI + "/listen"}
+	cloud := map[string]string{"INNGEST_EVENT_KEY": "evtkey-listen", "INNGEST_SIGNING_KEY": "signkey-prod-0123456789abcdef", "INNGEST_SERVE_URL": "https://sync.example.com/api/inngest", "INNGEST_BASE_URL": "http://127.0.0.1:1", "MONGODB_URI": db.uri}
 	tests := []struct {
 		name         string
 		mode, change map[string]string
@@ -79,13 +78,14 @@ func TestListenAddressByMode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // a service of its own
 			vars := map[string]string{"PORT": "0", "CLERK_WEBHOOK_SIGNING_SECRET": newSecret(t), "DATA_DIR": t.TempDir()}
 			for _, m := range []map[string]string{tt.mode, tt.change} {
 				for k, v := range m {
 					vars[k] = v
 				}
 			}
-			svc := startRun(t, vars)
+			svc := startService(t, vars)
 			addr := logValue(t, svc, listenAddrRE)
 			host, port, _ := net.SplitHostPort(addr)
 			if host == "0.0.0.0" || host == "::" {
@@ -94,7 +94,7 @@ func TestListenAddressByMode(t *testing.T) {
 			if host != tt.wantAddr {
 				t.Errorf("listen address = %s; want host %s", addr, tt.wantAddr)
 			}
-			warned := strings.Contains(svc.stderr.String(), `level=WARN msg="dev mode (INNGEST_DEV): /api/inngest runs any unsigned request`)
+			warned := strings.Contains(svc.log(), `level=WARN msg="dev mode (INNGEST_DEV): /api/inngest runs any unsigned request`)
 			if warned != tt.wantWarning {
 				t.Errorf("dev-mode warning logged = %v; want %v; log:\n%s", warned, tt.wantWarning, svc.stderr)
 			}
@@ -113,8 +113,9 @@ func TestListenAddressByMode(t *testing.T) {
 }
 
 func TestEmbeddedDatabaseWhenChosenInCloudMode(t *testing.T) {
+	parallel(t)
 	dataDir := t.TempDir()
-	svc := startRun(t, map[string]string{
+	svc := startService(t, map[string]string{
 		"PORT":                         "0",
 		"CLERK_WEBHOOK_SIGNING_SECRET": newSecret(t),
 		"INNGEST_EVENT_KEY":            "evtkey-embedded",
@@ -138,7 +139,8 @@ func TestEmbeddedDatabaseWhenChosenInCloudMode(t *testing.T) {
 }
 
 func TestMetricsOnTheirOwnListener(t *testing.T) {
-	svc := startRun(t, map[string]string{
+	parallel(t)
+	svc := startService(t, map[string]string{
 		"PORT":                         "0",
 		"CLERK_WEBHOOK_SIGNING_SECRET": newSecret(t),
 		"INNGEST_DEV":                  "http://127.0.0.1:1",
@@ -193,21 +195,21 @@ func startRequest(t *testing.T, base, method, path string, body []byte, n int) n
 }
 
 func TestShutdownDrainsBeforeClosingTheDatabase(t *testing.T) {
+	parallel(t)
 	dataDir := t.TempDir()
-	svc, stop, done := startRunControlled(t, map[string]string{
+	svc := launchService(t, map[string]string{
 		"PORT":                         "0",
 		"CLERK_WEBHOOK_SIGNING_SECRET": newSecret(t),
 		"INNGEST_DEV":                  "http://127.0.0.1:1", // dev mode: the test can call a step unsigned
 		"DATA_DIR":                     dataDir,
 		"SHUTDOWN_TIMEOUT":             "10s",
 	})
-	defer stop()
 	// Inngest is running a step when the deploy's SIGTERM arrives: the request is in flight.
 	body := invokeBody("user_drained", "Drained")
 	path := "/api/inngest?" + url.Values{"fnId": {"clerk-user-sync-sync-user-from-clerk"}, "stepId": {"step"}}.Encode()
 	conn := startRequest(t, svc.url, http.MethodPost, path, body, 10)
 	time.Sleep(200 * time.Millisecond)
-	stop()
+	svc.signal(t, syscall.SIGTERM)
 	// The shutdown is under way. An embedded FerretDB stopped now would close its listener at
 	// once and its open connections 3 s later: the step below would find no database.
 	time.Sleep(3500 * time.Millisecond)
@@ -224,13 +226,10 @@ func TestShutdownDrainsBeforeClosingTheDatabase(t *testing.T) {
 	if resp.StatusCode >= 300 {
 		t.Errorf("step request in flight at shutdown = %d %s; want it run to completion (2xx)", resp.StatusCode, respBody)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run = %v after the drain; want nil", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("run did not return within 20s of the signal")
+	if exited, err := svc.wait(20 * time.Second); !exited {
+		t.Fatal("the service did not exit within 20s of the signal")
+	} else if err != nil {
+		t.Errorf("the service exited with %v after the drain; want status 0; log:\n%s", err, svc.stderr)
 	}
 	// The step's write reached the database, which closed only after it.
 	emb, err := embedded.Start(context.Background(), dataDir, slog.New(slog.DiscardHandler))
@@ -245,76 +244,46 @@ func TestShutdownDrainsBeforeClosingTheDatabase(t *testing.T) {
 }
 
 func TestShutdownCutsRequestsPastTheTimeout(t *testing.T) {
-	svc, stop, done := startRunControlled(t, map[string]string{
+	parallel(t)
+	svc := launchService(t, map[string]string{
 		"PORT":                         "0",
 		"CLERK_WEBHOOK_SIGNING_SECRET": newSecret(t),
 		"INNGEST_DEV":                  "http://127.0.0.1:1",
 		"DATA_DIR":                     t.TempDir(),
 		"SHUTDOWN_TIMEOUT":             "1s",
 	})
-	defer stop()
 	// A webhook whose client stalls: it would hold the drain until the read timeout (15 s).
 	startRequest(t, svc.url, http.MethodPost, "/api/webhooks/clerk", []byte(`{"type":"user.created","data":{}}`), 5)
 	time.Sleep(200 * time.Millisecond)
-	stop()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run = %v after a drain that ran past SHUTDOWN_TIMEOUT; want nil (a deploy is not a failure)", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not return within 10s of the signal with SHUTDOWN_TIMEOUT=1s")
+	svc.signal(t, syscall.SIGTERM)
+	if exited, err := svc.wait(10 * time.Second); !exited {
+		t.Fatal("the service did not exit within 10s of the signal with SHUTDOWN_TIMEOUT=1s")
+	} else if err != nil {
+		t.Errorf("the service exited with %v after a drain that ran past SHUTDOWN_TIMEOUT; want status 0 (a deploy is not a failure)", err)
 	}
-	if !strings.Contains(svc.stderr.String(), "outlived the shutdown timeout") {
+	if !strings.Contains(svc.log(), "outlived the shutdown timeout") {
 		t.Errorf("no warning about the requests cut at shutdown; log:\n%s", svc.stderr)
 	}
 }
 
 func TestSecondSignalExitsAtOnce(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), serviceEnv+"=1", "PORT="+port, "CLERK_WEBHOOK_SIGNING_SECRET="+newSecret(t),
-		"INNGEST_DEV=http://127.0.0.1:1", "DATA_DIR="+t.TempDir(), "SHUTDOWN_TIMEOUT=15s")
-	logs := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
-	base := "http://127.0.0.1:" + port
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get(base + "/healthz"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the service did not start within 30s:\n%s", logs)
-		}
-	}
+	parallel(t)
+	svc := launchService(t, map[string]string{
+		"PORT":                         "0",
+		"CLERK_WEBHOOK_SIGNING_SECRET": newSecret(t),
+		"INNGEST_DEV":                  "http://127.0.0.1:1",
+		"DATA_DIR":                     t.TempDir(),
+		"SHUTDOWN_TIMEOUT":             "15s",
+	})
 	// A stalled webhook keeps the drain going (up to the 15 s read timeout).
-	startRequest(t, base, http.MethodPost, "/api/webhooks/clerk", []byte(`{"type":"user.created","data":{}}`), 5)
+	startRequest(t, svc.url, http.MethodPost, "/api/webhooks/clerk", []byte(`{"type":"user.created","data":{}}`), 5)
 	time.Sleep(200 * time.Millisecond)
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	svc.signal(t, syscall.SIGTERM)
+	if exited, _ := svc.wait(time.Second); exited {
+		t.Fatalf("the service exited at the first signal with a request in flight; want it draining:\n%s", svc.stderr)
 	}
-	select {
-	case <-exited:
-		t.Fatalf("the service exited at the first signal with a request in flight; want it draining:\n%s", logs)
-	case <-time.After(time.Second):
-	}
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-exited:
-	case <-time.After(5 * time.Second):
-		t.Fatalf("the service still runs 5s after a second signal; want it to exit at once:\n%s", logs)
+	svc.signal(t, os.Interrupt)
+	if exited, _ := svc.wait(5 * time.Second); !exited {
+		t.Fatalf("the service still runs 5s after a second signal; want it to exit at once:\n%s", svc.stderr)
 	}
 }

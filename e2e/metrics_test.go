@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -91,18 +91,18 @@ func scrape(t *testing.T, base string) map[string]metricFamily {
 type metricFamily map[string]float64
 
 func TestMetricsEndpoint(t *testing.T) {
+	parallel(t)
 	eventAPI, accepted := startEventAPI(t)
 	secret := newSecret(t)
-	svc := startRun(t, map[string]string{
+	svc := startService(t, map[string]string{
 		"PORT":                         "0",
 		"CLERK_WEBHOOK_SIGNING_SECRET": secret,
 		"INNGEST_DEV":                  eventAPI,
 		"DATA_DIR":                     t.TempDir(),
 		"WEBHOOK_FORWARD_TIMEOUT":      "1s",
 	})
-	// Signed posts through the e2e harness's post, against this service.
-	clerk := &stack{t: t, wh: mustWebhook(t, secret), appURL: svc.url}
-	forger := &stack{t: t, wh: mustWebhook(t, newSecret(t)), appURL: svc.url}
+	clerk := newPoster(t, secret, svc.url)
+	forger := newPoster(t, newSecret(t), svc.url)
 	event := func(id string) []byte { return clerkUserEvent("user.created", id, "Metric", "", 1700000000000) }
 	if before := scrape(t, svc.url); before["clerksync_last_verified_webhook_timestamp_seconds"][""] != 0 || before["clerksync_last_sync_success_timestamp_seconds"][""] != 0 {
 		t.Errorf("the last-webhook and last-sync gauges before anything arrived = %v, %v; want 0",

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -61,6 +61,17 @@ func (p *overlapProbe) DeleteUser(ctx context.Context, id string, deletedAt int6
 	return p.next.DeleteUser(ctx, id, deletedAt)
 }
 
+// busy returns how many writes are running.
+func (p *overlapProbe) busy() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, k := range p.inFlight {
+		n += k
+	}
+	return n
+}
+
 func (p *overlapProbe) counts() (writes, overlaps int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -72,9 +83,7 @@ func (p *overlapProbe) counts() (writes, overlaps int) {
 // events for a few users at once. With the limit the server never runs two writes of one user
 // at the same time; without it, it does (which shows the probe can see an overlap).
 func TestInngestSerialisesWritesPerUser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts the Inngest dev server twice")
-	}
+	stacks(t)
 	tests := []struct {
 		name        string
 		without     bool
@@ -85,15 +94,23 @@ func TestInngestSerialisesWritesPerUser(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := &stack{t: t, bin: devServerBinary(t), dir: t.TempDir()}
+			s := &stack{bin: devServerBinary(t), dir: t.TempDir()}
 			s.devPort = freePort(t)
 			s.devURL = fmt.Sprintf("http://127.0.0.1:%d", s.devPort)
-			_, dbURI := startEmbeddedDB(t)
-			users := openTestStore(t, dbURI+"/ordering", "ordering")
+			users := newDatabase(t, "ordering").store
 			probe := &overlapProbe{next: users, hold: 150 * time.Millisecond, inFlight: map[string]int{}}
 
 			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-			client, err := inngestgo.NewClient(inngestOptions(inngestConfig{appID: "clerk-user-sync", devURL: s.devURL}, logger))
+			// The service's client options in dev mode (inngest.go's inngestOptions).
+			client, err := inngestgo.NewClient(inngestgo.ClientOpts{
+				AppID:           "clerk-user-sync",
+				Logger:          logger,
+				Dev:             inngestgo.BoolPtr(true),
+				EventKey:        inngestgo.StrPtr("dev"),
+				APIBaseURL:      &s.devURL,
+				EventAPIBaseURL: &s.devURL,
+				AllowInBandSync: inngestgo.BoolPtr(false),
+			})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,8 +121,8 @@ func TestInngestSerialisesWritesPerUser(t *testing.T) {
 			app := httptest.NewServer(client.Serve())
 			t.Cleanup(app.Close)
 			s.appURL = app.URL
-			s.writeDevConfig()
-			s.startDevServer()
+			s.writeDevConfig(t)
+			s.startDevServer(t)
 
 			// 4 users, each created, updated 5 times and (two of them) deleted: 26 events,
 			// shuffled and sent at once.
@@ -144,10 +161,11 @@ func TestInngestSerialisesWritesPerUser(t *testing.T) {
 			}
 			wg.Wait()
 
-			// Every event written once (the probe sees one write per run), then the overlaps.
+			// Every event written once (the probe sees one write per run) and no write still
+			// running, then the overlaps.
 			deadline := time.Now().Add(60 * time.Second)
 			for {
-				if writes, _ := probe.counts(); writes >= len(events) {
+				if writes, _ := probe.counts(); writes >= len(events) && probe.busy() == 0 {
 					break
 				}
 				if time.Now().After(deadline) {
@@ -156,7 +174,6 @@ func TestInngestSerialisesWritesPerUser(t *testing.T) {
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
-			time.Sleep(2 * probe.hold) // let the last writes finish
 			writes, overlaps := probe.counts()
 			t.Logf("%d writes, %d overlapping another write of the same user", writes, overlaps)
 			if got := overlaps > 0; got != tt.wantOverlap {

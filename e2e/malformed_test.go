@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"fmt"
@@ -12,7 +12,7 @@ import (
 	"clerksync/store"
 )
 
-// The tests of events whose data the functions cannot read, through the real dev server. A
+// The tests of events whose data the functions cannot read, through the real dev server. The
 // call log (stackOptions.countCalls) counts the attempts of each run.
 
 // malformed is a webhook of a handled type whose data the webhook bridge forwards (valid JSON,
@@ -41,18 +41,16 @@ var malformedEvents = []malformed{
 		functions.UpdateMembershipID, "user_malformed_m", clerk.ErrBadMembership},
 }
 
-// TestMalformedEventDataFailsAtOnce: an event whose data its function cannot decode fails its
-// run on the first attempt, not after Inngest's 10 retries, and record-sync-failure stores it
-// in sync_failures once, with an error that says why and names the event.
-func TestMalformedEventDataFailsAtOnce(t *testing.T) {
-	s := startStackWith(t, stackOptions{countCalls: true})
-	since := time.Now().Add(-2 * time.Second)
+// testMalformedEventData: an event whose data its function cannot decode fails its run on
+// the first attempt, not after Inngest's 10 retries, and record-sync-failure stores it in
+// sync_failures once, with an error that says why and names the event.
+func (s *stack) testMalformedEventData(t *testing.T) {
 	stamp := time.Now().UnixNano()
 	msgID := func(i int) string { return fmt.Sprintf("msg_malformed_%d_%d", i, stamp) }
 	// All at once: on a version that retries them, their retries overlap.
 	for i, m := range malformedEvents {
 		body := fmt.Sprintf(`{"object":"event","type":%q,"timestamp":1700000000000,"data":%s}`, m.typ, m.data)
-		s.mustPost([]byte(body), msgID(i), http.StatusOK)
+		s.mustPost(t, []byte(body), msgID(i), http.StatusOK)
 	}
 	// Readable events beside them, one per kind of data, are written as ever.
 	readable := []struct {
@@ -64,13 +62,12 @@ func TestMalformedEventDataFailsAtOnce(t *testing.T) {
 		{clerk.MembershipCreated, string(membershipEvent("organizationMembership.created", "orgmem_readable", "org_readable", "user_readable", "org:member", 1700000000000)), fmt.Sprintf("msg_readable_mem_%d", stamp)},
 	}
 	for _, r := range readable {
-		s.mustPost([]byte(r.body), r.msgID, http.StatusOK)
+		s.mustPost(t, []byte(r.body), r.msgID, http.StatusOK)
 	}
 	for i, m := range malformedEvents {
 		t.Run(m.name, func(t *testing.T) {
-			s.t = t
 			eventID := clerk.EventID(msgID(i))
-			runs := s.waitRunsSettled(clerk.EventName(m.typ), eventID, since, 1)
+			runs := s.waitRunsSettled(t, eventID)
 			if len(runs) != 1 || runs[0].Status != "Failed" {
 				t.Fatalf("runs of %s for %s = %+v; want one, Failed", m.function, eventID, runs)
 			}
@@ -78,7 +75,7 @@ func TestMalformedEventDataFailsAtOnce(t *testing.T) {
 			if len(calls) != 1 || calls[0].Attempt != 0 || !calls[0].NoRetry {
 				t.Errorf("calls of run %s (%s) = %+v; want exactly one, attempt 0, answered not to retry", runs[0].RunID, m.function, calls)
 			}
-			f := s.waitOneFailure(eventID)
+			f := s.waitOneFailure(t, eventID)
 			if f.RunID != runs[0].RunID || f.FunctionID != "clerk-user-sync-"+m.function || f.EventName != clerk.EventName(m.typ) || f.UserID != m.userID {
 				t.Errorf("recorded failure = %+v; want run %s, function clerk-user-sync-%s, event %s, user id %q", f, runs[0].RunID, m.function, clerk.EventName(m.typ), m.userID)
 			}
@@ -88,10 +85,9 @@ func TestMalformedEventDataFailsAtOnce(t *testing.T) {
 		})
 	}
 	t.Run("ReadableEventsBesideThem", func(t *testing.T) {
-		s.t = t
 		for _, r := range readable {
 			eventID := clerk.EventID(r.msgID)
-			runs := s.waitRunsSettled(r.name, eventID, since, 1)
+			runs := s.waitRunsSettled(t, eventID)
 			if len(runs) != 1 || runs[0].Status != "Completed" || runs[0].Output.Outcome != string(store.Inserted) {
 				t.Errorf("runs for %s (%s) = %+v; want one, Completed, with outcome inserted", eventID, r.name, runs)
 				continue
@@ -104,37 +100,7 @@ func TestMalformedEventDataFailsAtOnce(t *testing.T) {
 			}
 		}
 	})
-	s.t = t
 	if _, err := s.users.Get(t.Context(), "user_malformed_emails"); err != store.ErrNotFound {
 		t.Errorf("Get(user_malformed_emails) = %v; want ErrNotFound (nothing written)", err)
 	}
-}
-
-// waitOneFailure waits until sync_failures has a failure for eventID, gives a duplicate time
-// to land, and returns the one failure, failing the test unless there is exactly one.
-func (s *stack) waitOneFailure(eventID string) store.Failure {
-	t := s.t
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		got, err := s.failuresFor(eventID)
-		if err == nil && len(got) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no failure recorded for %s after 60s (last error %v); dev server log:\n%s", eventID, err, s.devLog())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	// The dev server's REST API does not list the recorder's runs: give a duplicate, if any,
-	// time to land.
-	time.Sleep(2 * time.Second)
-	got, err := s.failuresFor(eventID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 1 {
-		t.Fatalf("%d failures recorded for %s; want exactly 1: %+v", len(got), eventID, got)
-	}
-	return got[0]
 }

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"net/http"
@@ -11,16 +11,17 @@ import (
 // CLERK_FORWARD_EVENTS lists, and answers any other type 200 without forwarding it, counting
 // it in clerksync_webhooks_ignored_total.
 func TestForwardEventsReachInngest(t *testing.T) {
+	parallel(t)
 	eventAPI, accepted := startEventAPI(t)
 	secret := newSecret(t)
-	svc := startRun(t, map[string]string{
+	svc := startService(t, map[string]string{
 		"PORT":                         "0",
 		"CLERK_WEBHOOK_SIGNING_SECRET": secret,
 		"INNGEST_DEV":                  eventAPI,
 		"DATA_DIR":                     t.TempDir(),
 		"CLERK_FORWARD_EVENTS":         "email.created",
 	})
-	clerk := &stack{t: t, wh: mustWebhook(t, secret), appURL: svc.url}
+	clerk := newPoster(t, secret, svc.url)
 	event := func(typ string) []byte {
 		return []byte(`{"object":"event","type":"` + typ + `","timestamp":1716883200000,"data":{"id":"x_1","data":{"otp_code":"123456"}}}`)
 	}
@@ -45,7 +46,7 @@ func TestForwardEventsReachInngest(t *testing.T) {
 	if want := (metricFamily{"type=session.created": 1, "type=other": 0}); !reflect.DeepEqual(ignored, want) {
 		t.Errorf("clerksync_webhooks_ignored_total = %v; want %v", ignored, want)
 	}
-	if log := svc.stderr.String(); !strings.Contains(log, "CLERK_FORWARD_EVENTS") || !strings.Contains(log, "email.created") {
+	if log := svc.log(); !strings.Contains(log, "CLERK_FORWARD_EVENTS") || !strings.Contains(log, "email.created") {
 		t.Errorf("the start log does not say CLERK_FORWARD_EVENTS forwards email.created; log:\n%s", log)
 	}
 }

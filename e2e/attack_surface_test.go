@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bufio"
@@ -21,9 +21,25 @@ import (
 	"clerksync/store"
 )
 
+// The service's HTTP timeouts (serve.go): a client that has not sent its request's headers,
+// or its whole request, by then is cut.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 15 * time.Second
+)
+
+// cutForLog returns s, cut to its first n bytes with a mark when longer, for failure messages.
+func cutForLog(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…(cut)"
+}
+
 // attackRoutes is every route the service can serve (all of them on: SYNC_API_TOKEN set,
-// /metrics on PORT), as httpapi's TestRoutes lists them for httpapi.NewHandler; the attack
-// tests try each one with every credential state.
+// /metrics on PORT): a copy of the list the root package's TestAttackSurfaceListsEveryRoute
+// holds the service's routes to (a black-box test cannot list them). The attack tests try each
+// one with every credential state.
 var attackRoutes = []string{
 	"GET /", "GET /healthz", "GET /readyz", "GET /metrics",
 	"POST /api/webhooks/clerk",
@@ -82,11 +98,11 @@ func startAttackFixture(t *testing.T, dev bool) *attackFixture {
 	}
 	f.inngest = startStandInInngest(t, nil)
 	f.clerk = clerkfake.New(t, f.clerkKey, clerkfake.NewUser("user_atksync", "Synced", 1000))
-	_, dbURI := startEmbeddedDB(t)
+	db := newDatabase(t, "attack")
 	vars := map[string]string{
 		"PORT":                         "0",
 		"CLERK_WEBHOOK_SIGNING_SECRET": f.secret,
-		"MONGODB_URI":                  dbURI + "/attack",
+		"MONGODB_URI":                  db.uri,
 		"CLERK_SECRET_KEY":             f.clerkKey,
 		"CLERK_API_URL":                f.clerk.URL,
 		"SYNC_API_TOKEN":               f.syncToken,
@@ -100,10 +116,10 @@ func startAttackFixture(t *testing.T, dev bool) *attackFixture {
 		vars["INNGEST_BASE_URL"] = f.inngest.url
 		vars["INNGEST_SERVE_URL"] = serveURL
 	}
-	svc := startRun(t, vars)
+	svc := startService(t, vars)
 	f.url, f.stderr = svc.url, svc.stderr
 	f.host = strings.TrimPrefix(f.url, "http://")
-	f.users = openTestStore(t, dbURI+"/attack", "attack")
+	f.users = db.store
 	f.secrets = map[string]string{
 		"the webhook secret":           strings.TrimPrefix(f.secret, "whsec_"),
 		"the signing key":              strings.TrimPrefix(f.signingKey, "signkey-prod-"),
@@ -112,7 +128,7 @@ func startAttackFixture(t *testing.T, dev bool) *attackFixture {
 		"the Clerk secret key":         f.clerkKey,
 		"Inngest's address":            strings.TrimPrefix(f.inngest.url, "http://"),
 		"Clerk's address":              strings.TrimPrefix(f.clerk.URL, "http://"),
-		"the database's address":       strings.TrimPrefix(strings.TrimPrefix(dbURI, "mongodb://"), "/"),
+		"the database's address":       strings.TrimPrefix(db.base, "mongodb://"),
 		"the SDK's inspection":         "function_count",
 		"which keys are set":           "has_signing_key",
 		"the SDK's registration error": "fn/register",
@@ -330,9 +346,9 @@ func (f *attackFixture) send(c attackCase) (result, error) {
 	return result{status: resp.StatusCode, body: string(body)}, nil
 }
 
-func TestAttackSurfaceProduction(t *testing.T) { t.Parallel(); testAttackSurface(t, false) }
+func TestAttackSurfaceProduction(t *testing.T) { parallel(t); testAttackSurface(t, false) }
 
-func TestAttackSurfaceDevMode(t *testing.T) { t.Parallel(); testAttackSurface(t, true) }
+func TestAttackSurfaceDevMode(t *testing.T) { parallel(t); testAttackSurface(t, true) }
 
 func testAttackSurface(t *testing.T, dev bool) {
 	f := startAttackFixture(t, dev)

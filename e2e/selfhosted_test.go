@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"fmt"
@@ -23,9 +23,10 @@ import (
 // the database through the server's signed invocations, and the reconcile command's event runs
 // the reconciliation.
 func TestSelfHostedServerSyncsAndRuns(t *testing.T) {
+	stacks(t)
 	bin := devServerBinary(t)
 	dir := t.TempDir()
-	_, dbURI := startEmbeddedDB(t)
+	db := newDatabase(t, "selfhosted")
 	svcPort, innPort := freePort(t), freePort(t)
 	hexKey := strings.Repeat("5e1f", 16)
 	eventKey := "evtkey-selfhosted"
@@ -41,13 +42,13 @@ func TestSelfHostedServerSyncsAndRuns(t *testing.T) {
 		"INNGEST_SIGNING_KEY":          "signkey-prod-" + hexKey,
 		"INNGEST_BASE_URL":             fmt.Sprintf("http://127.0.0.1:%d", innPort),
 		"INNGEST_SERVE_URL":            serve,
-		"MONGODB_URI":                  dbURI + "/selfhosted",
+		"MONGODB_URI":                  db.uri,
 		"CLERK_SECRET_KEY":             "sk_test_selfhosted",
 		"CLERK_API_URL":                fake.URL,
 		"LOG_LEVEL":                    "info",
 	}
-	svc := startRun(t, vars)
-	users := openTestStore(t, dbURI+"/selfhosted", "selfhosted")
+	svc := startService(t, vars)
+	users := db.store
 
 	logf, err := os.Create(filepath.Join(dir, "inngest.log"))
 	if err != nil {
@@ -92,11 +93,11 @@ func TestSelfHostedServerSyncsAndRuns(t *testing.T) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	if strings.Contains(svc.stderr.String(), "Inngest request refused") {
+	if strings.Contains(svc.log(), "Inngest request refused") {
 		t.Errorf("the service refused a request of the real server:\n%s", svc.stderr)
 	}
 
-	clerk := &stack{t: t, wh: mustWebhook(t, secret), appURL: svc.url}
+	clerk := newPoster(t, secret, svc.url)
 	if got, err := clerk.post(clerkUserEvent("user.created", "user_selfhosted", "Selfhosted", "self@example.com", 1700000000000), "msg_selfhosted_1"); err != nil || got != http.StatusOK {
 		t.Fatalf("POST /api/webhooks/clerk = %d, %v; want 200", got, err)
 	}
@@ -121,9 +122,8 @@ func TestSelfHostedServerSyncsAndRuns(t *testing.T) {
 
 	// The reconciliations, which the server accepted with both their cron and their event
 	// trigger, run when the reconcile command asks.
-	var stdout, stderr syncBuffer
-	if err := run(t.Context(), []string{"clerk-user-sync", "reconcile"}, env(vars), &stdout, &stderr); err != nil {
-		t.Fatalf("reconcile = %v; stderr:\n%s", err, &stderr)
+	if _, stderr, err := command(t.Context(), t, vars, "reconcile"); err != nil {
+		t.Fatalf("reconcile = %v; stderr:\n%s", err, stderr)
 	}
 	waitUser("user_from_clerk", "Reconciled")
 }

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"encoding/json"
@@ -13,6 +13,7 @@ import (
 // displaced from its Clerk username by a stale claim that was renamed since, gets the username
 // back at the same updated_at; asked again, nothing changes.
 func TestSyncRepairsEarlierVersionUser(t *testing.T) {
+	parallel(t)
 	a := clerkfake.NewUser("user_a", "Ada", 100)
 	a.Username = "x"
 	fake := clerkfake.New(t, "sk_test_repair", a)

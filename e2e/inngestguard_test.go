@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bufio"
@@ -24,6 +24,10 @@ import (
 
 // serveURL is the INNGEST_SERVE_URL of the production-mode tests.
 const serveURL = "https://sync.example.com/api/inngest"
+
+// inngestSyncTimeout is how long the service waits for Inngest to answer a sync's
+// registration (inngestguard.go) before it answers 504.
+const inngestSyncTimeout = 8 * time.Second
 
 // standInInngest is an Inngest API that records the app registrations it receives
 // (POST /fn/register), answering them as its answer func says, and accepts events (POST
@@ -126,19 +130,19 @@ type prodService struct {
 
 func startProdService(t *testing.T, baseURL string) *prodService {
 	t.Helper()
-	_, dbURI := startEmbeddedDB(t)
+	db := newDatabase(t, "guard")
 	p := &prodService{signingKey: "signkey-prod-" + strings.Repeat("0123456789abcdef", 4)}
-	p.service = startRun(t, map[string]string{
+	p.service = startService(t, map[string]string{
 		"PORT":                         "0",
 		"CLERK_WEBHOOK_SIGNING_SECRET": newSecret(t),
 		"INNGEST_EVENT_KEY":            "evtkey-guard",
 		"INNGEST_SIGNING_KEY":          p.signingKey,
 		"INNGEST_BASE_URL":             baseURL,
 		"INNGEST_SERVE_URL":            serveURL,
-		"MONGODB_URI":                  dbURI + "/guard",
+		"MONGODB_URI":                  db.uri,
 		"LOG_LEVEL":                    "info",
 	})
-	p.users = openTestStore(t, dbURI+"/guard", "guard")
+	p.users = db.store
 	return p
 }
 
@@ -201,7 +205,7 @@ func (p *prodService) invoke(t *testing.T, user string) (int, string) {
 var configurationLeaks = []string{"function_count", "has_event_key", "has_signing_key", "has_signing_key_fallback", "sdk_version", "\"mode\"", "127.0.0.1", "fn/register", "functions"}
 
 func TestUnsignedSyncOrInspectionTellsAndRegistersNothing(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	inngest := startStandInInngest(t, nil)
 	p := startProdService(t, inngest.url)
 	attacker := map[string]string{"X-Forwarded-Proto": "https", "Content-Type": "application/json"}
@@ -250,13 +254,13 @@ func TestUnsignedSyncOrInspectionTellsAndRegistersNothing(t *testing.T) {
 	if regs := inngest.registrations(); len(regs) != 0 {
 		t.Errorf("Inngest received %d registrations (the first for %q); want none", len(regs), regs[0].URL)
 	}
-	if got, want := strings.Count(p.stderr.String(), "Inngest request refused"), len(tests); got != want {
+	if got, want := strings.Count(p.log(), "Inngest request refused"), len(tests); got != want {
 		t.Errorf("log lines of refused Inngest requests at LOG_LEVEL=info = %d; want %d:\n%s", got, want, p.stderr)
 	}
 }
 
 func TestSignedSyncRegistersTheConfiguredURL(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	inngest := startStandInInngest(t, nil)
 	p := startProdService(t, inngest.url)
 	// As the server sends it (deploy.Ping): the URL it pings, signed. A replayed or proxied
@@ -290,13 +294,13 @@ func TestSignedSyncRegistersTheConfiguredURL(t *testing.T) {
 	if steps == 0 {
 		t.Errorf("the registration lists no function steps: %+v", regs[0])
 	}
-	if !strings.Contains(p.stderr.String(), `msg="Inngest sync" status=200`) {
+	if !strings.Contains(p.log(), `msg="Inngest sync" status=200`) {
 		t.Errorf("the sync is not logged at LOG_LEVEL=info:\n%s", p.stderr)
 	}
 }
 
 func TestHangingSyncHoldsNoInvocation(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	release := make(chan struct{})
 	inngest := startStandInInngest(t, func(w http.ResponseWriter, r *http.Request) {
 		select { // Inngest never answers the registration
@@ -354,7 +358,7 @@ func TestHangingSyncHoldsNoInvocation(t *testing.T) {
 }
 
 func TestSyncFailureNamesNoInternalURL(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := startProdService(t, "http://127.0.0.1:1") // Inngest unreachable
 	body := []byte(`{"url":"` + serveURL + `"}`)
 	got, answer := p.do(t, http.MethodPut, "/api/inngest", "", body, map[string]string{"X-Inngest-Signature": sign(t, p.signingKey, time.Now(), body)})
@@ -366,7 +370,7 @@ func TestSyncFailureNamesNoInternalURL(t *testing.T) {
 			t.Errorf("signed PUT /api/inngest answered %q, which names %q", answer, leak)
 		}
 	}
-	if !strings.Contains(p.stderr.String(), "Inngest sync failed") || !strings.Contains(p.stderr.String(), "127.0.0.1:1") {
+	if log := p.log(); !strings.Contains(log, "Inngest sync failed") || !strings.Contains(log, "127.0.0.1:1") {
 		t.Errorf("the log does not say why the sync failed:\n%s", p.stderr)
 	}
 	if got, answer := p.do(t, http.MethodPut, "/api/inngest", "", body, nil); got != http.StatusUnauthorized || strings.Contains(answer, "127.0.0.1") {
@@ -375,7 +379,7 @@ func TestSyncFailureNamesNoInternalURL(t *testing.T) {
 }
 
 func TestStalledUploadsHoldNoBodyBudget(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := startProdService(t, "http://127.0.0.1:1")
 	host := strings.TrimPrefix(p.url, "http://")
 	const stalled = 700

@@ -1,7 +1,6 @@
-package main
+package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -81,6 +80,7 @@ func (r *eventRecorder) posted() []postedEvent {
 // and without an event id, so that each call asks for a run of its own; it prints the event's
 // id and where to watch the runs. Wrong settings or arguments send nothing.
 func TestReconcileCommand(t *testing.T) {
+	parallel(t)
 	const eventKey = "evtkey-reconcile-0123456789"
 	cloud := startEventRecorder(t, eventKey)
 	dev := startEventRecorder(t, "")
@@ -122,8 +122,7 @@ func TestReconcileCommand(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := len(cloud.posted()) + len(dev.posted())
-			var stdout, stderr bytes.Buffer
-			err := run(t.Context(), append([]string{"clerk-user-sync", "reconcile"}, tt.args...), env(tt.vars), &stdout, &stderr)
+			stdout, stderr, err := command(t.Context(), t, tt.vars, append([]string{"reconcile"}, tt.args...)...)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("reconcile %s = %v; want an error containing %q", strings.Join(tt.args, " "), err, tt.wantErr)
@@ -137,7 +136,7 @@ func TestReconcileCommand(t *testing.T) {
 				return
 			}
 			if err != nil {
-				t.Fatalf("reconcile %s = %v; stderr:\n%s", strings.Join(tt.args, " "), err, &stderr)
+				t.Fatalf("reconcile %s = %v; stderr:\n%s", strings.Join(tt.args, " "), err, stderr)
 			}
 			posted := tt.to.posted()
 			if len(posted) == 0 {
@@ -151,8 +150,8 @@ func TestReconcileCommand(t *testing.T) {
 				t.Errorf("event posted with key %q; want INNGEST_EVENT_KEY", got.Key)
 			}
 			for _, want := range tt.wantOut {
-				if !strings.Contains(stdout.String(), want) {
-					t.Errorf("reconcile printed %q; want it to say %q", &stdout, want)
+				if !strings.Contains(stdout, want) {
+					t.Errorf("reconcile printed %q; want it to say %q", stdout, want)
 				}
 			}
 		})

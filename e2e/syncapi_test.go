@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bufio"
@@ -20,6 +20,7 @@ import (
 // stand-in Backend API: a user missing from the database appears, a wrong token is refused,
 // a deleted user stays deleted, and a newer stored version is kept.
 func TestSyncUserOnDemand(t *testing.T) {
+	parallel(t)
 	const key = "sk_test_ondemand"
 	token := strings.Repeat("t0k3n", 8)
 	fake := clerkfake.New(t, key,
@@ -27,8 +28,8 @@ func TestSyncUserOnDemand(t *testing.T) {
 		clerkfake.NewUser("user_deleted", "Ghost", 9000),
 		clerkfake.NewUser("user_newer", "Stale", 1000),
 	)
-	_, dbURI := startEmbeddedDB(t)
-	users := openTestStore(t, dbURI+"/ondemand", "ondemand")
+	db := newDatabase(t, "ondemand")
+	users := db.store
 	ctx := context.Background()
 	if err := clerkfake.Seed(ctx, users, clerkfake.NewUser("user_deleted", "Ghost", 1000), clerkfake.NewUser("user_newer", "Newer", 5000)); err != nil {
 		t.Fatal(err)
@@ -36,11 +37,11 @@ func TestSyncUserOnDemand(t *testing.T) {
 	if _, err := users.DeleteUser(ctx, "user_deleted", 2000); err != nil {
 		t.Fatal(err)
 	}
-	svc := startRun(t, map[string]string{
+	svc := startService(t, map[string]string{
 		"PORT":                         "0",
 		"CLERK_WEBHOOK_SIGNING_SECRET": newSecret(t),
 		"INNGEST_DEV":                  "http://127.0.0.1:1",
-		"MONGODB_URI":                  dbURI + "/ondemand",
+		"MONGODB_URI":                  db.uri,
 		"CLERK_SECRET_KEY":             key,
 		"CLERK_API_URL":                fake.URL,
 		"SYNC_API_TOKEN":               token,
@@ -97,7 +98,8 @@ func TestSyncUserOnDemand(t *testing.T) {
 }
 
 func TestSyncRouteOffWithoutToken(t *testing.T) {
-	svc := startRun(t, map[string]string{
+	parallel(t)
+	svc := startService(t, map[string]string{
 		"PORT":                         "0",
 		"CLERK_WEBHOOK_SIGNING_SECRET": newSecret(t),
 		"INNGEST_DEV":                  "http://127.0.0.1:1",
@@ -119,12 +121,12 @@ func TestSyncRouteOffWithoutToken(t *testing.T) {
 func syncService(t *testing.T, fake *clerkfake.Server, vars map[string]string) (*service, string, *store.Store) {
 	t.Helper()
 	token := strings.Repeat("t0k3n", 8)
-	_, dbURI := startEmbeddedDB(t)
+	db := newDatabase(t, "sync")
 	env := map[string]string{
 		"PORT":                         "0",
 		"CLERK_WEBHOOK_SIGNING_SECRET": newSecret(t),
 		"INNGEST_DEV":                  "http://127.0.0.1:1",
-		"MONGODB_URI":                  dbURI + "/sync",
+		"MONGODB_URI":                  db.uri,
 		"CLERK_SECRET_KEY":             fake.Key,
 		"CLERK_API_URL":                fake.URL,
 		"SYNC_API_TOKEN":               token,
@@ -133,7 +135,17 @@ func syncService(t *testing.T, fake *clerkfake.Server, vars map[string]string) (
 	for k, v := range vars {
 		env[k] = v
 	}
-	return startRun(t, env), token, openTestStore(t, dbURI+"/sync", "sync")
+	return startService(t, env), token, db.store
+}
+
+// syncedUser is the answer of POST /api/sync/users/{id} that syncs: the user as stored, and
+// what this call's write did (syncapi.go).
+type syncedUser struct {
+	ID       string        `json:"id"`
+	FullName string        `json:"full_name"`
+	Username string        `json:"username,omitempty"`
+	Deleted  bool          `json:"deleted,omitempty"`
+	Outcome  store.Outcome `json:"outcome"`
 }
 
 // syncAnswer is one answer of POST /api/sync/users/{id}.
@@ -180,7 +192,7 @@ func checkSyncMetrics(t *testing.T, base string, want map[string]float64, wantAn
 func logLines(t *testing.T, svc *service, msg string) []map[string]any {
 	t.Helper()
 	var out []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(svc.stderr.String()))
+	sc := bufio.NewScanner(strings.NewReader(svc.log()))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		var line map[string]any
@@ -195,6 +207,7 @@ func logLines(t *testing.T, svc *service, msg string) []map[string]any {
 // with an answer that says the shape and does not repeat the id, and a log line that keeps
 // only its start.
 func TestSyncRefusesInvalidIDs(t *testing.T) {
+	parallel(t)
 	fake := clerkfake.New(t, "sk_test_ids", clerkfake.NewUser("user_abc", "Abc", 1000), clerkfake.NewUser("user_29w83sxmDNGwOuEthce5gg56FcC", "Real", 1000))
 	svc, token, users := syncService(t, fake, nil)
 	huge := "user_" + strings.Repeat("A", 60<<10)
@@ -234,8 +247,7 @@ func TestSyncRefusesInvalidIDs(t *testing.T) {
 	}
 	checkSyncMetrics(t, svc.url, map[string]float64{"invalid_id": float64(len(bad)), "synced": 2}, float64(len(bad)+2))
 	// No log line carries more than a short start of the 60 KB id.
-	time.Sleep(100 * time.Millisecond) // the request line is written after the answer
-	if logs := svc.stderr.String(); strings.Contains(logs, huge[:300]) {
+	if logs := svc.log(); strings.Contains(logs, huge[:300]) {
 		t.Errorf("the log holds 300+ bytes of the 60 KB id; want it cut")
 	}
 	if lines := logLines(t, svc, "not a Clerk user id"); len(lines) != len(bad) {
@@ -246,6 +258,7 @@ func TestSyncRefusesInvalidIDs(t *testing.T) {
 // TestSyncOtherUserAnswered: when Clerk's answer carries another id than asked, nothing is
 // written, the caller gets 502, and an error is logged.
 func TestSyncOtherUserAnswered(t *testing.T) {
+	parallel(t)
 	fake := clerkfake.New(t, "sk_test_other", clerkfake.NewUser("user_asked", "Asked", 1000), clerkfake.NewUser("user_other", "Other", 1000))
 	fake.AnswerAs("user_asked", "user_other")
 	svc, token, users := syncService(t, fake, nil)
@@ -268,8 +281,10 @@ func TestSyncOtherUserAnswered(t *testing.T) {
 // CLERK_SECRET_KEY (not the key), one error log line for repeated requests, and a metric;
 // whether Clerk refuses the instance check or the user read.
 func TestSyncKeyRefused(t *testing.T) {
+	parallel(t)
 	for _, recorded := range []bool{false, true} {
 		t.Run(fmt.Sprintf("instance recorded %v", recorded), func(t *testing.T) {
+			t.Parallel() // a service and a database of its own
 			const revoked = "sk_test_revokedKeyValue42"
 			fake := clerkfake.New(t, "sk_test_valid", clerkfake.NewUser("user_a", "A", 1000))
 			svc, token, users := syncService(t, fake, map[string]string{"CLERK_SECRET_KEY": revoked})
@@ -292,7 +307,7 @@ func TestSyncKeyRefused(t *testing.T) {
 			if len(lines) != 1 || lines[0]["level"] != "ERROR" {
 				t.Errorf("log lines about the refused key after %d requests = %v; want one at ERROR", n, lines)
 			}
-			if strings.Contains(svc.stderr.String(), revoked) {
+			if strings.Contains(svc.log(), revoked) {
 				t.Errorf("the log holds the secret key")
 			}
 			checkSyncMetrics(t, svc.url, map[string]float64{"clerk_key_refused": n, "clerk_unavailable": 0}, n)
@@ -305,6 +320,7 @@ func TestSyncKeyRefused(t *testing.T) {
 // concurrent syncs all get the check's answer (409 while the key is another instance's, then
 // 200) in about 2 s, from one request to Clerk each time; a passed check is remembered.
 func TestSyncSharesInstanceCheck(t *testing.T) {
+	parallel(t)
 	const n = 30
 	var fakeUsers []clerkfake.User
 	for i := range n {

@@ -1,8 +1,6 @@
-package main
+package e2e
 
 import (
-	"context"
-	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,34 +11,16 @@ import (
 	"clerksync/store"
 )
 
-// servedFunctions returns how many functions the service offers Inngest, from its serve
-// handler's introspection (GET /api/inngest), or -1 when it does not answer.
-func (s *stack) servedFunctions() int {
-	resp, err := http.Get(s.appURL + "/api/inngest")
-	if err != nil {
-		return -1
-	}
-	defer resp.Body.Close()
-	var in struct {
-		FunctionCount *int `json:"function_count"`
-	}
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&in) != nil || in.FunctionCount == nil {
-		return -1
-	}
-	return *in.FunctionCount
-}
-
 // testPermanentFailureRecorded: an event sync-user-from-clerk can never apply (no user id)
 // fails its run for good; the dev server then sends inngest/function.failed, and
 // record-sync-failure stores exactly one failure for it.
 func (s *stack) testPermanentFailureRecorded(t *testing.T) {
-	s.t = t
 	since := time.Now().Add(-2 * time.Second)
 	const msgID = "msg_fail_noid"
 	eventID := clerk.EventID(msgID)
-	s.mustPost([]byte(`{"type":"user.created","data":{"first_name":"X"}}`), msgID, http.StatusOK)
+	s.mustPost(t, []byte(`{"type":"user.created","data":{"first_name":"X"}}`), msgID, http.StatusOK)
 
-	runs := s.waitRunsSettled(clerk.UserCreated, eventID, since, 1)
+	runs := s.waitRunsSettled(t, eventID)
 	if len(runs) != 1 || runs[0].Status != "Failed" {
 		t.Fatalf("runs of sync-user-from-clerk for %s = %+v; want one, Failed", eventID, runs)
 	}
@@ -52,23 +32,11 @@ func (s *stack) testPermanentFailureRecorded(t *testing.T) {
 		EventID:    eventID,
 		EventName:  clerk.UserCreated,
 	}
-	f := s.waitOneFailure(eventID)
+	f := s.waitOneFailure(t, eventID)
 	if f.RunID != want.RunID || f.FunctionID != want.FunctionID || f.EventID != want.EventID || f.EventName != want.EventName || f.UserID != "" {
 		t.Errorf("recorded failure = %+v; want run %s, function %s, event %s (%s), no user id", f, want.RunID, want.FunctionID, want.EventID, want.EventName)
 	}
 	if !strings.Contains(f.Error, clerk.ErrBadUser.Error()) || f.FailedAt.Before(since) || f.FailedAt.After(time.Now().Add(time.Minute)) {
 		t.Errorf("recorded failure = %+v; want the run's error (%q) and a failure time after %v", f, clerk.ErrBadUser, since)
 	}
-}
-
-// failuresFor returns the recorded failures of runs started by the event with the given id.
-func (s *stack) failuresFor(eventID string) ([]store.Failure, error) {
-	all, err := s.users.Failures(context.Background())
-	var out []store.Failure
-	for _, f := range all {
-		if f.EventID == eventID {
-			out = append(out, f)
-		}
-	}
-	return out, err
 }

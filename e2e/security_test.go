@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bufio"
@@ -19,40 +19,38 @@ import (
 	svix "github.com/svix/svix-webhooks/go"
 
 	"clerksync/store"
-	"clerksync/store/embedded"
 )
 
 // cloudService starts the service through run in Inngest Cloud mode (keys, no INNGEST_DEV)
-// against an embedded FerretDB the test can read and stop.
+// against a database the test can read, reached through a proxy the test can cut.
 type cloudService struct {
 	*service
 	secret, eventKey, signingKey string
-	emb                          *embedded.Server
+	db                           *proxy
 	users                        *store.Store
 }
 
 func startCloudService(t *testing.T) *cloudService {
 	t.Helper()
-	emb, dbURI := startEmbeddedDB(t)
-	uri := dbURI + "/cloud"
+	db := newDatabase(t, "cloud")
 	c := &cloudService{
 		secret:     newSecret(t),
 		eventKey:   "evtkey-" + strings.Repeat("e", 40),
 		signingKey: "signkey-prod-" + strings.Repeat("0123456789abcdef", 4),
-		emb:        emb,
+		db:         startProxy(t, strings.TrimPrefix(db.base, "mongodb://")),
+		users:      db.store,
 	}
-	c.service = startRun(t, map[string]string{
+	c.service = startService(t, map[string]string{
 		"PORT":                         "0",
 		"CLERK_WEBHOOK_SIGNING_SECRET": c.secret,
 		"INNGEST_EVENT_KEY":            c.eventKey,
 		"INNGEST_SIGNING_KEY":          c.signingKey,
 		"INNGEST_SERVE_URL":            "https://sync.example.com/api/inngest",
 		"INNGEST_BASE_URL":             "http://127.0.0.1:1", // no Inngest Cloud from tests
-		"MONGODB_URI":                  uri,
+		"MONGODB_URI":                  "mongodb://" + c.db.addr() + "/" + db.name,
 		"WEBHOOK_FORWARD_TIMEOUT":      "6s", // longer than the SDK's 5 attempts against a refused connection (about 3.5 s), so their error is what gets logged
 		"LOG_LEVEL":                    "debug",
 	})
-	c.users = openTestStore(t, uri, "cloud")
 	return c
 }
 
@@ -73,6 +71,7 @@ func invokeBody(userID, firstName string) []byte {
 }
 
 func TestCloudModeServeHandlerRequiresSignature(t *testing.T) {
+	parallel(t)
 	c := startCloudService(t)
 	fnURL := c.url + "/api/inngest?" + url.Values{"fnId": {"clerk-user-sync-sync-user-from-clerk"}, "stepId": {"step"}}.Encode()
 	sign := func(key string, at time.Time, body []byte) string {
@@ -128,6 +127,7 @@ func TestCloudModeServeHandlerRequiresSignature(t *testing.T) {
 }
 
 func TestLogsHoldNoSecretsOrBodies(t *testing.T) {
+	parallel(t)
 	c := startCloudService(t)
 	wh, _ := svix.NewWebhook(c.secret)
 	other, _ := svix.NewWebhook(newSecret(t))
@@ -161,7 +161,7 @@ func TestLogsHoldNoSecretsOrBodies(t *testing.T) {
 		resp.Body.Close()
 	}
 
-	logs := c.stderr.String()
+	logs := c.log()
 	if !strings.Contains(logs, "msg_log_forged") {
 		t.Fatalf("the log does not mention the rejected delivery; is it logging at all?\n%s", logs)
 	}
@@ -188,8 +188,8 @@ func TestLogsHoldNoSecretsOrBodies(t *testing.T) {
 }
 
 func TestSlowClientsAreCut(t *testing.T) {
-	t.Parallel()
-	base := startRun(t, map[string]string{
+	parallel(t)
+	base := startService(t, map[string]string{
 		"PORT":                         "0",
 		"CLERK_WEBHOOK_SIGNING_SECRET": newSecret(t),
 		"INNGEST_DEV":                  "http://127.0.0.1:1",
@@ -243,8 +243,9 @@ func TestSlowClientsAreCut(t *testing.T) {
 }
 
 func TestErrorResponsesRevealNoInternals(t *testing.T) {
+	parallel(t)
 	c := startCloudService(t)
-	c.emb.Stop() // the database goes away
+	c.db.cut() // the database goes away: connections closed, new ones refused
 	internals := []string{"mongo", "dial tcp", "connection refused", "server selection", "goroutine", ".go:", "ferretdb", "127.0.0.1:"}
 	requests := []struct {
 		method, path, body string

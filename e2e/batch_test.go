@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"fmt"
@@ -34,8 +34,7 @@ type batchRun struct {
 
 // waitBatchRun waits until the call log has seen exactly one run with both events, and that
 // run has ended; it returns the run and its calls. Both events must have landed in one batch.
-func (s *stack) waitBatchRun(first, second string) (batchRun, []fnCall) {
-	t := s.t
+func (s *stack) waitBatchRun(t *testing.T, first, second string) (batchRun, []fnCall) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -62,17 +61,17 @@ func (s *stack) waitBatchRun(first, second string) (batchRun, []fnCall) {
 // delivery received twice once, and record a malformed event of a batch without holding back
 // or retrying the rest.
 func TestBatchesThroughTheDevServer(t *testing.T) {
-	s := startStackWith(t, stackOptions{countCalls: true, env: map[string]string{"INNGEST_BATCH_SIZE": "2"}})
+	stacks(t)
+	s := startStack(t, stackOptions{countCalls: true, env: map[string]string{"INNGEST_BATCH_SIZE": "2"}})
 	stamp := time.Now().UnixNano()
 
 	t.Run("SameDeliveryTwice", func(t *testing.T) {
-		s.t = t
 		msgID := fmt.Sprintf("msg_batch_dup_%d", stamp)
 		eventID := clerk.EventID(msgID)
 		body := clerkUserEvent("user.created", "user_batch_dup", "Dup", "batchdup@example.org", 1700000000001)
-		s.mustPost(body, msgID, http.StatusOK)
-		s.mustPost(body, msgID, http.StatusOK) // Svix retrying the delivery
-		run, calls := s.waitBatchRun(eventID, eventID)
+		s.mustPost(t, body, msgID, http.StatusOK)
+		s.mustPost(t, body, msgID, http.StatusOK) // Svix retrying the delivery
+		run, calls := s.waitBatchRun(t, eventID, eventID)
 		if len(calls) == 0 || len(calls[0].EventIDs) != 2 {
 			t.Fatalf("calls of run %s = %+v; want the batch to hold both events", run.RunID, calls)
 		}
@@ -82,16 +81,15 @@ func TestBatchesThroughTheDevServer(t *testing.T) {
 			len(run.Output.Duplicates) != 1 || run.Output.Duplicates[0] != eventID {
 			t.Errorf("batch run = %+v; want Completed, written once (user_batch_dup inserted), duplicates [%s]", run, eventID)
 		}
-		s.waitUser("user_batch_dup", time.Second, func(u store.User, err error) bool { return err == nil && u.FullName == "Dup Tester" })
+		s.waitUser(t, "user_batch_dup", time.Second, func(u store.User, err error) bool { return err == nil && u.FullName == "Dup Tester" })
 	})
 
 	t.Run("MalformedEventInABatch", func(t *testing.T) {
-		s.t = t
 		good, bad := fmt.Sprintf("msg_batch_good_%d", stamp), fmt.Sprintf("msg_batch_bad_%d", stamp)
-		s.mustPost(clerkUserEvent("user.created", "user_batch_good", "Good", "batchgood@example.org", 1700000000001), good, http.StatusOK)
-		s.mustPost([]byte(`{"object":"event","type":"user.created","timestamp":1700000000001,"data":`+
+		s.mustPost(t, clerkUserEvent("user.created", "user_batch_good", "Good", "batchgood@example.org", 1700000000001), good, http.StatusOK)
+		s.mustPost(t, []byte(`{"object":"event","type":"user.created","timestamp":1700000000001,"data":`+
 			`{"object":"user","id":"user_batch_bad","email_addresses":{"id":"idn_1","email_address":"b@example.org"},"updated_at":1700000000001}}`), bad, http.StatusOK)
-		run, calls := s.waitBatchRun(clerk.EventID(good), clerk.EventID(bad))
+		run, calls := s.waitBatchRun(t, clerk.EventID(good), clerk.EventID(bad))
 		for _, c := range calls {
 			if c.Attempt != 0 {
 				t.Errorf("calls of run %s = %+v; want every call on attempt 0 (no retry)", run.RunID, calls)
@@ -101,11 +99,11 @@ func TestBatchesThroughTheDevServer(t *testing.T) {
 		if run.Status != "Completed" || len(run.Output.Written) != 1 || len(run.Output.Failed) != 1 || run.Output.Failed[0].EventID != clerk.EventID(bad) {
 			t.Errorf("batch run = %+v; want Completed, the good event written and the malformed one failed", run)
 		}
-		s.waitUser("user_batch_good", time.Second, func(u store.User, err error) bool { return err == nil && u.FullName == "Good Tester" })
+		s.waitUser(t, "user_batch_good", time.Second, func(u store.User, err error) bool { return err == nil && u.FullName == "Good Tester" })
 		if _, err := s.users.Get(t.Context(), "user_batch_bad"); err != store.ErrNotFound {
 			t.Errorf("Get(user_batch_bad) = %v; want ErrNotFound", err)
 		}
-		f := s.waitOneFailure(clerk.EventID(bad))
+		f := s.waitOneFailure(t, clerk.EventID(bad))
 		if f.RunID != run.RunID || f.FunctionID != "clerk-user-sync-"+functions.SyncUserID || f.UserID != "user_batch_bad" ||
 			!strings.Contains(f.Error, clerk.ErrBadUser.Error()) || !strings.Contains(f.Error, "cannot be read") {
 			t.Errorf("recorded failure = %+v; want run %s, function %s, user user_batch_bad, an error saying the data cannot be read", f, run.RunID, functions.SyncUserID)
