@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"clerksync/clerk"
+	"clerksync/clerk/event"
 )
 
 // config is every setting of the service, one struct per concern, read once from the
@@ -244,7 +244,7 @@ func (s *settings) forwardEvents() (types []string, all bool) {
 		switch {
 		case v == "*" || strings.EqualFold(v, "all"):
 			all = true
-		case clerk.IsEventType(v):
+		case event.IsType(v):
 			if !slices.Contains(types, v) {
 				types = append(types, v)
 			}

@@ -12,7 +12,7 @@ import (
 
 	svix "github.com/svix/svix-webhooks/go"
 
-	"clerksync/clerk"
+	"clerksync/clerk/event"
 )
 
 // baselineHandler is the least any bridge must do, written plainly with net/http: read the
@@ -43,7 +43,7 @@ func baselineHandler(wh *svix.Webhook, post func(ctx context.Context, payload []
 			ts *= 1000
 		}
 		payload, err := json.Marshal([]any{map[string]any{
-			"id": clerk.EventID(r.Header.Get("svix-id")), "name": clerk.EventName(env.Type), "data": env.Data, "ts": ts,
+			"id": event.ID(r.Header.Get("svix-id")), "name": event.Name(env.Type), "data": env.Data, "ts": ts,
 		}})
 		if err != nil {
 			http.Error(w, "encode", http.StatusInternalServerError)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"clerksync/clerk"
+	"clerksync/clerk/event"
 	"clerksync/functions"
 	"clerksync/store"
 )
@@ -67,7 +68,7 @@ func TestBatchesThroughTheDevServer(t *testing.T) {
 
 	t.Run("SameDeliveryTwice", func(t *testing.T) {
 		msgID := fmt.Sprintf("msg_batch_dup_%d", stamp)
-		eventID := clerk.EventID(msgID)
+		eventID := event.ID(msgID)
 		body := clerkUserEvent("user.created", "user_batch_dup", "Dup", "batchdup@example.org", 1700000000001)
 		s.mustPost(t, body, msgID, http.StatusOK)
 		s.mustPost(t, body, msgID, http.StatusOK) // Svix retrying the delivery
@@ -89,26 +90,26 @@ func TestBatchesThroughTheDevServer(t *testing.T) {
 		s.mustPost(t, clerkUserEvent("user.created", "user_batch_good", "Good", "batchgood@example.org", 1700000000001), good, http.StatusOK)
 		s.mustPost(t, []byte(`{"object":"event","type":"user.created","timestamp":1700000000001,"data":`+
 			`{"object":"user","id":"user_batch_bad","email_addresses":{"id":"idn_1","email_address":"b@example.org"},"updated_at":1700000000001}}`), bad, http.StatusOK)
-		run, calls := s.waitBatchRun(t, clerk.EventID(good), clerk.EventID(bad))
+		run, calls := s.waitBatchRun(t, event.ID(good), event.ID(bad))
 		for _, c := range calls {
 			if c.Attempt != 0 {
 				t.Errorf("calls of run %s = %+v; want every call on attempt 0 (no retry)", run.RunID, calls)
 				break
 			}
 		}
-		if run.Status != "Completed" || len(run.Output.Written) != 1 || len(run.Output.Failed) != 1 || run.Output.Failed[0].EventID != clerk.EventID(bad) {
+		if run.Status != "Completed" || len(run.Output.Written) != 1 || len(run.Output.Failed) != 1 || run.Output.Failed[0].EventID != event.ID(bad) {
 			t.Errorf("batch run = %+v; want Completed, the good event written and the malformed one failed", run)
 		}
 		s.waitUser(t, "user_batch_good", time.Second, func(u store.User, err error) bool { return err == nil && u.FullName == "Good Tester" })
 		if _, err := s.users.Get(t.Context(), "user_batch_bad"); err != store.ErrNotFound {
 			t.Errorf("Get(user_batch_bad) = %v; want ErrNotFound", err)
 		}
-		f := s.waitOneFailure(t, clerk.EventID(bad))
+		f := s.waitOneFailure(t, event.ID(bad))
 		if f.RunID != run.RunID || f.FunctionID != "clerk-user-sync-"+functions.SyncUserID || f.UserID != "user_batch_bad" ||
 			!strings.Contains(f.Error, clerk.ErrBadUser.Error()) || !strings.Contains(f.Error, "cannot be read") {
 			t.Errorf("recorded failure = %+v; want run %s, function %s, user user_batch_bad, an error saying the data cannot be read", f, run.RunID, functions.SyncUserID)
 		}
-		if got, err := s.failuresFor(clerk.EventID(good)); err != nil || len(got) != 0 {
+		if got, err := s.failuresFor(event.ID(good)); err != nil || len(got) != 0 {
 			t.Errorf("failures of the good event = %+v, %v; want none", got, err)
 		}
 	})

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"clerksync/clerk"
+	"clerksync/clerk/event"
 	"clerksync/functions"
 	"clerksync/store"
 )
@@ -17,7 +18,7 @@ import (
 func (s *stack) testPermanentFailureRecorded(t *testing.T) {
 	since := time.Now().Add(-2 * time.Second)
 	const msgID = "msg_fail_noid"
-	eventID := clerk.EventID(msgID)
+	eventID := event.ID(msgID)
 	s.mustPost(t, []byte(`{"type":"user.created","data":{"first_name":"X"}}`), msgID, http.StatusOK)
 
 	runs := s.waitRunsSettled(t, eventID)
@@ -30,7 +31,7 @@ func (s *stack) testPermanentFailureRecorded(t *testing.T) {
 		RunID:      failedRun,
 		FunctionID: "clerk-user-sync-" + functions.SyncUserID,
 		EventID:    eventID,
-		EventName:  clerk.UserCreated,
+		EventName:  event.UserCreated,
 	}
 	f := s.waitOneFailure(t, eventID)
 	if f.RunID != want.RunID || f.FunctionID != want.FunctionID || f.EventID != want.EventID || f.EventName != want.EventName || f.UserID != "" {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"clerksync/clerk"
+	"clerksync/clerk/event"
 	"clerksync/functions"
 	"clerksync/store"
 )
@@ -57,16 +58,16 @@ func (s *stack) testMalformedEventData(t *testing.T) {
 		name, body string
 		msgID      string
 	}{
-		{clerk.UserCreated, string(clerkUserEvent("user.created", "user_readable", "Read", "read@example.org", 1700000000000)), fmt.Sprintf("msg_readable_user_%d", stamp)},
-		{clerk.OrganizationCreated, string(orgEvent("organization.created", "org_readable", "readable", 1700000000000)), fmt.Sprintf("msg_readable_org_%d", stamp)},
-		{clerk.MembershipCreated, string(membershipEvent("organizationMembership.created", "orgmem_readable", "org_readable", "user_readable", "org:member", 1700000000000)), fmt.Sprintf("msg_readable_mem_%d", stamp)},
+		{event.UserCreated, string(clerkUserEvent("user.created", "user_readable", "Read", "read@example.org", 1700000000000)), fmt.Sprintf("msg_readable_user_%d", stamp)},
+		{event.OrganizationCreated, string(orgEvent("organization.created", "org_readable", "readable", 1700000000000)), fmt.Sprintf("msg_readable_org_%d", stamp)},
+		{event.MembershipCreated, string(membershipEvent("organizationMembership.created", "orgmem_readable", "org_readable", "user_readable", "org:member", 1700000000000)), fmt.Sprintf("msg_readable_mem_%d", stamp)},
 	}
 	for _, r := range readable {
 		s.mustPost(t, []byte(r.body), r.msgID, http.StatusOK)
 	}
 	for i, m := range malformedEvents {
 		t.Run(m.name, func(t *testing.T) {
-			eventID := clerk.EventID(msgID(i))
+			eventID := event.ID(msgID(i))
 			runs := s.waitRunsSettled(t, eventID)
 			if len(runs) != 1 || runs[0].Status != "Failed" {
 				t.Fatalf("runs of %s for %s = %+v; want one, Failed", m.function, eventID, runs)
@@ -76,8 +77,8 @@ func (s *stack) testMalformedEventData(t *testing.T) {
 				t.Errorf("calls of run %s (%s) = %+v; want exactly one, attempt 0, answered not to retry", runs[0].RunID, m.function, calls)
 			}
 			f := s.waitOneFailure(t, eventID)
-			if f.RunID != runs[0].RunID || f.FunctionID != "clerk-user-sync-"+m.function || f.EventName != clerk.EventName(m.typ) || f.UserID != m.userID {
-				t.Errorf("recorded failure = %+v; want run %s, function clerk-user-sync-%s, event %s, user id %q", f, runs[0].RunID, m.function, clerk.EventName(m.typ), m.userID)
+			if f.RunID != runs[0].RunID || f.FunctionID != "clerk-user-sync-"+m.function || f.EventName != event.Name(m.typ) || f.UserID != m.userID {
+				t.Errorf("recorded failure = %+v; want run %s, function clerk-user-sync-%s, event %s, user id %q", f, runs[0].RunID, m.function, event.Name(m.typ), m.userID)
 			}
 			if !strings.Contains(f.Error, m.bad.Error()) || !strings.Contains(f.Error, eventID) || !strings.Contains(f.Error, "cannot be read") {
 				t.Errorf("recorded error = %q; want it to say %q, that the data cannot be read, and name event %s", f.Error, m.bad, eventID)
@@ -86,7 +87,7 @@ func (s *stack) testMalformedEventData(t *testing.T) {
 	}
 	t.Run("ReadableEventsBesideThem", func(t *testing.T) {
 		for _, r := range readable {
-			eventID := clerk.EventID(r.msgID)
+			eventID := event.ID(r.msgID)
 			runs := s.waitRunsSettled(t, eventID)
 			if len(runs) != 1 || runs[0].Status != "Completed" || runs[0].Output.Outcome != string(store.Inserted) {
 				t.Errorf("runs for %s (%s) = %+v; want one, Completed, with outcome inserted", eventID, r.name, runs)

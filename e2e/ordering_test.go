@@ -13,7 +13,7 @@ import (
 
 	"github.com/inngest/inngestgo"
 
-	"clerksync/clerk"
+	"clerksync/clerk/event"
 	"clerksync/functions"
 	"clerksync/store"
 )
@@ -136,15 +136,15 @@ func TestInngestSerialisesWritesPerUser(t *testing.T) {
 				id := fmt.Sprintf("user_order_%d", u)
 				for v := range 6 {
 					at := int64(1700000000000 + v*1000)
-					name := clerk.UserUpdated
+					name := event.UserUpdated
 					if v == 0 {
-						name = clerk.UserCreated
+						name = event.UserCreated
 					}
 					events = append(events, ev{name, map[string]any{"id": id, "first_name": fmt.Sprintf("V%d", v), "created_at": 1700000000000, "updated_at": at}})
 					want[id] = at
 				}
 				if u < 2 {
-					events = append(events, ev{clerk.UserDeleted, map[string]any{"id": id, "deleted": true, "object": "user"}})
+					events = append(events, ev{event.UserDeleted, map[string]any{"id": id, "deleted": true, "object": "user"}})
 					want[id] = -1
 				}
 			}

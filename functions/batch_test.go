@@ -17,6 +17,7 @@ import (
 	inngesterrors "github.com/inngest/inngestgo/errors"
 
 	"clerksync/clerk"
+	clerkevent "clerksync/clerk/event"
 	"clerksync/functions"
 	"clerksync/store"
 )
@@ -26,7 +27,7 @@ const testAppID = "clerk-user-sync"
 
 // batchInput builds the input of a batched run of clerk/user.created events (see batchOf).
 func batchInput(users ...clerk.User) functions.Input {
-	return batchOf(clerk.UserCreated, users...)
+	return batchOf(clerkevent.UserCreated, users...)
 }
 
 // batchOf builds the input of a batched run of events named name, one per user, each with the
@@ -52,7 +53,7 @@ func rawBatch(name string, items ...batchItem) functions.Input {
 	var in functions.Input
 	n := eventCounter.Add(1)
 	for i, it := range items {
-		id := clerk.EventID(fmt.Sprintf("msg_batch%d_%d_%s", n, i, it.key))
+		id := clerkevent.ID(fmt.Sprintf("msg_batch%d_%d_%s", n, i, it.key))
 		in.Events = append(in.Events, functions.Event{ID: &id, Name: name, Data: functions.Data{JSON: it.data}, Timestamp: it.ts})
 	}
 	in.Event = in.Events[0]
@@ -221,8 +222,8 @@ func TestBatchRecordsUnusableEvents(t *testing.T) {
 		wantRuns:  map[string]int{"update-user-from-clerk/inserted": 1, "update-user-from-clerk/skipped": 1, "update-user-from-clerk/invalid": 4},
 		want: func(in functions.Input) []store.Failure {
 			return []store.Failure{
-				{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 1), EventName: clerk.UserUpdated, Error: noID},
-				{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 2), EventName: clerk.UserUpdated, UserID: "user_bu_nots",
+				{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 1), EventName: clerkevent.UserUpdated, Error: noID},
+				{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 2), EventName: clerkevent.UserUpdated, UserID: "user_bu_nots",
 					Error: "event data is not a usable Clerk user: user user_bu_nots has no data.updated_at and the event no ts"},
 			}
 		},
@@ -235,8 +236,8 @@ func TestBatchRecordsUnusableEvents(t *testing.T) {
 		wantRuns: map[string]int{"update-user-from-clerk/invalid": 4},
 		want: func(in functions.Input) []store.Failure {
 			return []store.Failure{
-				{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 0), EventName: clerk.UserUpdated, Error: noID},
-				{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 1), EventName: clerk.UserUpdated, Error: noID},
+				{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 0), EventName: clerkevent.UserUpdated, Error: noID},
+				{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 1), EventName: clerkevent.UserUpdated, Error: noID},
 			}
 		},
 	}}
@@ -246,7 +247,7 @@ func TestBatchRecordsUnusableEvents(t *testing.T) {
 			h := newHarness(t)
 			m := &countingMetrics{}
 			fns := functions.New(h.st, h.st, slog.New(slog.NewTextHandler(t.Output(), nil)), functions.Config{AppID: testAppID, Metrics: m})
-			in := batchOf(clerk.UserUpdated, tc.users...)
+			in := batchOf(clerkevent.UserUpdated, tc.users...)
 			since := time.Now()
 			for _, attempt := range []string{"first run", "step run again"} {
 				res, err := fns.UpdateUser(h.ctx, in)
@@ -300,7 +301,7 @@ func TestBatchRecordsFailedWritesOnTheLastAttempt(t *testing.T) {
 	fnID := testAppID + "-" + functions.SyncUserID
 	var wantRecorded []store.Failure
 	for i, id := range []string{"user_bf_1", "user_bf_2", "user_bf_3"} {
-		wantRecorded = append(wantRecorded, store.Failure{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, i), EventName: clerk.UserCreated, UserID: id})
+		wantRecorded = append(wantRecorded, store.Failure{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, i), EventName: clerkevent.UserCreated, UserID: id})
 	}
 	steps := []struct {
 		attempt int
@@ -363,9 +364,9 @@ func TestBatchDatabaseDownOnTheLastAttempt(t *testing.T) {
 
 	fnID := testAppID + "-" + functions.SyncUserID
 	want := []store.Failure{
-		{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 0), EventName: clerk.UserCreated, UserID: "user_bd_1", Error: "database"},
-		{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 1), EventName: clerk.UserCreated, Error: "data.id is missing"},
-		{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 2), EventName: clerk.UserCreated, UserID: "user_bd_3", Error: "database"},
+		{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 0), EventName: clerkevent.UserCreated, UserID: "user_bd_1", Error: "database"},
+		{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 1), EventName: clerkevent.UserCreated, Error: "data.id is missing"},
+		{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 2), EventName: clerkevent.UserCreated, UserID: "user_bd_3", Error: "database"},
 	}
 	// How Inngest may report the step's error: as it is, or as the SDK's unhandled step error.
 	reports := []struct{ name, message string }{

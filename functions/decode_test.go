@@ -13,6 +13,7 @@ import (
 	inngesterrors "github.com/inngest/inngestgo/errors"
 
 	"clerksync/clerk"
+	clerkevent "clerksync/clerk/event"
 	"clerksync/functions"
 	"clerksync/store"
 )
@@ -31,20 +32,20 @@ func TestUnreadableDataIsNotRetried(t *testing.T) {
 		bad      error
 		stored   string // "user", "organization" or "membership" id the data names: must stay unwritten
 	}{
-		{"user id a number", functions.SyncUserID, clerk.UserCreated, `{"id":42,"updated_at":1}`, clerk.ErrBadUser, ""},
-		{"email_addresses an object", functions.UpdateUserID, clerk.UserUpdated,
+		{"user id a number", functions.SyncUserID, clerkevent.UserCreated, `{"id":42,"updated_at":1}`, clerk.ErrBadUser, ""},
+		{"email_addresses an object", functions.UpdateUserID, clerkevent.UserUpdated,
 			`{"id":"user_unreadable","email_addresses":{"id":"idn_1","email_address":"a@x.org"},"updated_at":1}`, clerk.ErrBadUser, "user user_unreadable"},
-		{"deleted user id a number", functions.DeleteUserID, clerk.UserDeleted, `{"id":42,"deleted":true}`, clerk.ErrBadUser, ""},
-		{"organization updated_at a string", functions.SyncOrganizationID, clerk.OrganizationCreated,
+		{"deleted user id a number", functions.DeleteUserID, clerkevent.UserDeleted, `{"id":42,"deleted":true}`, clerk.ErrBadUser, ""},
+		{"organization updated_at a string", functions.SyncOrganizationID, clerkevent.OrganizationCreated,
 			`{"id":"org_unreadable","name":"N","updated_at":"yesterday"}`, clerk.ErrBadOrganization, "organization org_unreadable"},
-		{"organization name a list", functions.UpdateOrganizationID, clerk.OrganizationUpdated,
+		{"organization name a list", functions.UpdateOrganizationID, clerkevent.OrganizationUpdated,
 			`{"id":"org_unreadable2","name":["N"],"updated_at":1}`, clerk.ErrBadOrganization, "organization org_unreadable2"},
-		{"deleted organization id a number", functions.DeleteOrganizationID, clerk.OrganizationDeleted, `{"id":42,"deleted":true}`, clerk.ErrBadOrganization, ""},
-		{"membership organization a string", functions.SyncMembershipID, clerk.MembershipCreated,
+		{"deleted organization id a number", functions.DeleteOrganizationID, clerkevent.OrganizationDeleted, `{"id":42,"deleted":true}`, clerk.ErrBadOrganization, ""},
+		{"membership organization a string", functions.SyncMembershipID, clerkevent.MembershipCreated,
 			`{"id":"orgmem_unreadable","organization":"org_1","public_user_data":{"user_id":"user_1"},"updated_at":1}`, clerk.ErrBadMembership, "membership orgmem_unreadable"},
-		{"membership role a number", functions.UpdateMembershipID, clerk.MembershipUpdated,
+		{"membership role a number", functions.UpdateMembershipID, clerkevent.MembershipUpdated,
 			`{"id":"orgmem_unreadable2","role":7,"organization":{"id":"org_1"},"public_user_data":{"user_id":"user_1"},"updated_at":1}`, clerk.ErrBadMembership, "membership orgmem_unreadable2"},
-		{"deleted membership id a number", functions.DeleteMembershipID, clerk.MembershipDeleted, `{"id":42}`, clerk.ErrBadMembership, ""},
+		{"deleted membership id a number", functions.DeleteMembershipID, clerkevent.MembershipDeleted, `{"id":42}`, clerk.ErrBadMembership, ""},
 	}
 	st := openStore(t)
 	for _, tc := range tests {
@@ -95,7 +96,7 @@ func TestBatchRecordsUnreadableEvents(t *testing.T) {
 	h := newHarness(t)
 	m := &countingMetrics{}
 	fns := functions.New(h.st, h.st, slog.New(slog.NewTextHandler(t.Output(), nil)), functions.Config{AppID: testAppID, Metrics: m})
-	in := rawBatch(clerk.UserCreated,
+	in := rawBatch(clerkevent.UserCreated,
 		batchItem{data: mustJSON(clerkUser("user_bx_good", "Good", "One", "good@x.org", "", t1)), ts: t1, key: "good"},
 		batchItem{data: json.RawMessage(`{"id":42,"updated_at":1}`), ts: t1, key: "idnumber"},
 		batchItem{data: json.RawMessage(`{"id":"user_bx_emails","email_addresses":{"id":"idn_1"},"updated_at":1}`), ts: t1, key: "emails"},
@@ -112,8 +113,8 @@ func TestBatchRecordsUnreadableEvents(t *testing.T) {
 	fnID := testAppID + "-" + functions.SyncUserID
 	got := failuresSince(t, h.st, since)
 	want := []store.Failure{
-		{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 1), EventName: clerk.UserCreated},
-		{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 2), EventName: clerk.UserCreated, UserID: "user_bx_emails"},
+		{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 1), EventName: clerkevent.UserCreated},
+		{RunID: in.InputCtx.RunID, FunctionID: fnID, EventID: eventID(in, 2), EventName: clerkevent.UserCreated, UserID: "user_bx_emails"},
 	}
 	for i := range got {
 		if !strings.Contains(got[i].Error, clerk.ErrBadUser.Error()) || !strings.Contains(got[i].Error, "cannot be read") || !strings.Contains(got[i].Error, got[i].EventID) {

@@ -23,7 +23,7 @@ import (
 	"github.com/inngest/inngest/pkg/enums"
 	"github.com/inngest/inngestgo"
 
-	"clerksync/clerk"
+	clerkevent "clerksync/clerk/event"
 	"clerksync/store"
 )
 
@@ -189,21 +189,21 @@ func (f *Functions) Register(client inngestgo.Client) error {
 	}
 	if _, err := inngestgo.CreateFunction(client,
 		inngestgo.FunctionOpts{ID: SyncUserID, Name: "Sync user from Clerk", Retries: inngestgo.IntPtr(maxRetries), BatchEvents: batch, Concurrency: upsertLimit},
-		inngestgo.EventTrigger(clerk.UserCreated, nil),
+		inngestgo.EventTrigger(clerkevent.UserCreated, nil),
 		f.SyncUser,
 	); err != nil {
 		return err
 	}
 	if _, err := inngestgo.CreateFunction(client,
 		inngestgo.FunctionOpts{ID: UpdateUserID, Name: "Update user from Clerk", Retries: inngestgo.IntPtr(maxRetries), BatchEvents: batch, Concurrency: upsertLimit},
-		inngestgo.EventTrigger(clerk.UserUpdated, nil),
+		inngestgo.EventTrigger(clerkevent.UserUpdated, nil),
 		f.UpdateUser,
 	); err != nil {
 		return err
 	}
 	if _, err := inngestgo.CreateFunction(client,
 		inngestgo.FunctionOpts{ID: DeleteUserID, Name: "Delete user with Clerk", Retries: inngestgo.IntPtr(maxRetries), Concurrency: perUser},
-		inngestgo.EventTrigger(clerk.UserDeleted, nil),
+		inngestgo.EventTrigger(clerkevent.UserDeleted, nil),
 		f.DeleteUser,
 	); err != nil {
 		return err
@@ -226,27 +226,27 @@ func (f *Functions) registerOrgs(client inngestgo.Client) error {
 		return inngestgo.FunctionOpts{ID: id, Name: name, Retries: inngestgo.IntPtr(maxRetries), Concurrency: limit}
 	}
 	if _, err := inngestgo.CreateFunction(client, opts(SyncOrganizationID, "Sync organization from Clerk", perOrg),
-		inngestgo.EventTrigger(clerk.OrganizationCreated, nil), f.SyncOrganization); err != nil {
+		inngestgo.EventTrigger(clerkevent.OrganizationCreated, nil), f.SyncOrganization); err != nil {
 		return err
 	}
 	if _, err := inngestgo.CreateFunction(client, opts(UpdateOrganizationID, "Update organization from Clerk", perOrg),
-		inngestgo.EventTrigger(clerk.OrganizationUpdated, nil), f.UpdateOrganization); err != nil {
+		inngestgo.EventTrigger(clerkevent.OrganizationUpdated, nil), f.UpdateOrganization); err != nil {
 		return err
 	}
 	if _, err := inngestgo.CreateFunction(client, opts(DeleteOrganizationID, "Delete organization with Clerk", perOrg),
-		inngestgo.EventTrigger(clerk.OrganizationDeleted, nil), f.DeleteOrganization); err != nil {
+		inngestgo.EventTrigger(clerkevent.OrganizationDeleted, nil), f.DeleteOrganization); err != nil {
 		return err
 	}
 	if _, err := inngestgo.CreateFunction(client, opts(SyncMembershipID, "Sync membership from Clerk", perMembershipOrg),
-		inngestgo.EventTrigger(clerk.MembershipCreated, nil), f.SyncMembership); err != nil {
+		inngestgo.EventTrigger(clerkevent.MembershipCreated, nil), f.SyncMembership); err != nil {
 		return err
 	}
 	if _, err := inngestgo.CreateFunction(client, opts(UpdateMembershipID, "Update membership from Clerk", perMembershipOrg),
-		inngestgo.EventTrigger(clerk.MembershipUpdated, nil), f.UpdateMembership); err != nil {
+		inngestgo.EventTrigger(clerkevent.MembershipUpdated, nil), f.UpdateMembership); err != nil {
 		return err
 	}
 	_, err := inngestgo.CreateFunction(client, opts(DeleteMembershipID, "Delete membership with Clerk", perMembershipOrg),
-		inngestgo.EventTrigger(clerk.MembershipDeleted, nil), f.DeleteMembership)
+		inngestgo.EventTrigger(clerkevent.MembershipDeleted, nil), f.DeleteMembership)
 	return err
 }
 
@@ -267,7 +267,7 @@ func (f *Functions) runLogger(function string, eventID *string, ctx inngestgo.In
 	attrs := append([]any{
 		"function", function,
 		"event_id", id,
-		"svix_id", clerk.SvixID(id),
+		"svix_id", clerkevent.SvixID(id),
 	}, ids...)
 	return f.logger.With(append(attrs, "run_id", ctx.RunID, "attempt", ctx.Attempt)...)
 }

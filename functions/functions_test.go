@@ -8,6 +8,7 @@ import (
 	inngesterrors "github.com/inngest/inngestgo/errors"
 
 	"clerksync/clerk"
+	clerkevent "clerksync/clerk/event"
 	"clerksync/store"
 )
 
@@ -190,7 +191,7 @@ func TestUnusableEventNotRetried(t *testing.T) {
 		{"create without id", created(clerkUser("", "No", "Id", "noid@x.org", "", t1))},
 		{"update with blank id", updated(clerkUser("  ", "No", "Id", "noid@x.org", "", t1))},
 		{"delete without id", deleted("", t1)},
-		{"create without updated_at or ts", event{name: clerk.UserCreated, user: noTS}},
+		{"create without updated_at or ts", event{name: clerkevent.UserCreated, user: noTS}},
 	}
 	h := newHarness(t)
 	for _, tc := range tests {

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"clerksync/clerk"
+	clerkevent "clerksync/clerk/event"
 	"clerksync/functions"
 	"clerksync/store"
 	"clerksync/store/storetest"
@@ -75,29 +76,29 @@ func (h *harness) sub(t *testing.T) *harness {
 
 // event is one Inngest event as the webhook bridge sends it. For a delete only user.ID is used.
 type event struct {
-	name string // clerk.UserCreated, UserUpdated or UserDeleted
+	name string // clerkevent.UserCreated, UserUpdated or UserDeleted
 	user clerk.User
 	ts   int64 // the event's ts, Unix milliseconds
 }
 
 func created(u clerk.User) event {
-	return event{name: clerk.UserCreated, user: u, ts: u.UpdatedAt}
+	return event{name: clerkevent.UserCreated, user: u, ts: u.UpdatedAt}
 }
 
 func updated(u clerk.User) event {
-	return event{name: clerk.UserUpdated, user: u, ts: u.UpdatedAt}
+	return event{name: clerkevent.UserUpdated, user: u, ts: u.UpdatedAt}
 }
 
 func deleted(id string, ts int64) event {
-	return event{name: clerk.UserDeleted, user: clerk.User{ID: id}, ts: ts}
+	return event{name: clerkevent.UserDeleted, user: clerk.User{ID: id}, ts: ts}
 }
 
 // String names the call the event makes, for failure messages: SyncUser(user_1).
 func (e event) String() string {
 	fn := map[string]string{
-		clerk.UserCreated: "SyncUser",
-		clerk.UserUpdated: "UpdateUser",
-		clerk.UserDeleted: "DeleteUser",
+		clerkevent.UserCreated: "SyncUser",
+		clerkevent.UserUpdated: "UpdateUser",
+		clerkevent.UserDeleted: "DeleteUser",
 	}[e.name]
 	return fmt.Sprintf("%s(%s)", fn, e.user.ID)
 }
@@ -110,7 +111,7 @@ func input[T any](name string, data T, ts int64) functions.Input {
 // rawInput builds the function input the Inngest SDK would pass for an event whose data is the
 // JSON data.
 func rawInput(name string, data json.RawMessage, ts int64) functions.Input {
-	id := clerk.EventID(fmt.Sprintf("msg_%d", eventCounter.Add(1)))
+	id := clerkevent.ID(fmt.Sprintf("msg_%d", eventCounter.Add(1)))
 	return functions.Input{Event: functions.Event{ID: &id, Name: name, Data: functions.Data{JSON: data}, Timestamp: ts}}
 }
 
@@ -128,11 +129,11 @@ func (h *harness) send(e event) (store.Outcome, error) {
 	var res any
 	var err error
 	switch e.name {
-	case clerk.UserCreated:
+	case clerkevent.UserCreated:
 		res, err = h.fns.SyncUser(h.ctx, input(e.name, e.user, e.ts))
-	case clerk.UserUpdated:
+	case clerkevent.UserUpdated:
 		res, err = h.fns.UpdateUser(h.ctx, input(e.name, e.user, e.ts))
-	case clerk.UserDeleted:
+	case clerkevent.UserDeleted:
 		data := clerk.DeletedObject{ID: e.user.ID, Deleted: true}
 		res, err = h.fns.DeleteUser(h.ctx, input(e.name, data, e.ts))
 	default:
@@ -265,5 +266,5 @@ func exampleEvent(t *testing.T, file string) event {
 	if ts < 100_000_000_000 {
 		ts *= 1000
 	}
-	return event{name: clerk.EventName(env.Type), user: env.Data, ts: ts}
+	return event{name: clerkevent.Name(env.Type), user: env.Data, ts: ts}
 }

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"clerksync/clerk"
+	clerkevent "clerksync/clerk/event"
 	"clerksync/store"
 )
 
@@ -29,7 +29,7 @@ type model struct {
 }
 
 func (m *model) apply(e event) store.Outcome {
-	return m.next(e.name == clerk.UserDeleted, e.user.UpdatedAt)
+	return m.next(e.name == clerkevent.UserDeleted, e.user.UpdatedAt)
 }
 
 // next applies a deletion (isDelete) or an upsert of data updated at updatedAt to the model, and

@@ -15,41 +15,42 @@ import (
 	inngesterrors "github.com/inngest/inngestgo/errors"
 
 	"clerksync/clerk"
+	clerkevent "clerksync/clerk/event"
 	"clerksync/functions"
 	"clerksync/store"
 )
 
 // orgEvent is one organization or membership event as the webhook bridge sends it.
 type orgEvent struct {
-	name string                       // clerk.OrganizationCreated, ..., clerk.MembershipDeleted
+	name string                       // clerkevent.OrganizationCreated, ..., clerkevent.MembershipDeleted
 	org  clerk.Organization           // organization events; a deletion sends only its id and slug
 	mem  clerk.OrganizationMembership // membership events; a deletion sends the whole membership
 	ts   int64                        // the event's ts, Unix milliseconds
 }
 
 func orgCreated(o clerk.Organization) orgEvent {
-	return orgEvent{name: clerk.OrganizationCreated, org: o, ts: o.UpdatedAt}
+	return orgEvent{name: clerkevent.OrganizationCreated, org: o, ts: o.UpdatedAt}
 }
 
 func orgUpdated(o clerk.Organization) orgEvent {
-	return orgEvent{name: clerk.OrganizationUpdated, org: o, ts: o.UpdatedAt}
+	return orgEvent{name: clerkevent.OrganizationUpdated, org: o, ts: o.UpdatedAt}
 }
 
 func orgDeleted(id string, ts int64) orgEvent {
-	return orgEvent{name: clerk.OrganizationDeleted, org: clerk.Organization{ID: id}, ts: ts}
+	return orgEvent{name: clerkevent.OrganizationDeleted, org: clerk.Organization{ID: id}, ts: ts}
 }
 
 func memCreated(m clerk.OrganizationMembership) orgEvent {
-	return orgEvent{name: clerk.MembershipCreated, mem: m, ts: m.UpdatedAt}
+	return orgEvent{name: clerkevent.MembershipCreated, mem: m, ts: m.UpdatedAt}
 }
 
 func memUpdated(m clerk.OrganizationMembership) orgEvent {
-	return orgEvent{name: clerk.MembershipUpdated, mem: m, ts: m.UpdatedAt}
+	return orgEvent{name: clerkevent.MembershipUpdated, mem: m, ts: m.UpdatedAt}
 }
 
 // memDeleted is the deletion of m at ts, carrying m as it was, as Clerk sends it.
 func memDeleted(m clerk.OrganizationMembership, ts int64) orgEvent {
-	return orgEvent{name: clerk.MembershipDeleted, mem: m, ts: ts}
+	return orgEvent{name: clerkevent.MembershipDeleted, mem: m, ts: ts}
 }
 
 // isMembership reports whether the event is a membership's.
@@ -77,12 +78,12 @@ func (e orgEvent) updatedAt() int64 {
 // String names the call the event makes, for failure messages: SyncMembership(orgmem_1).
 func (e orgEvent) String() string {
 	fn := map[string]string{
-		clerk.OrganizationCreated: "SyncOrganization",
-		clerk.OrganizationUpdated: "UpdateOrganization",
-		clerk.OrganizationDeleted: "DeleteOrganization",
-		clerk.MembershipCreated:   "SyncMembership",
-		clerk.MembershipUpdated:   "UpdateMembership",
-		clerk.MembershipDeleted:   "DeleteMembership",
+		clerkevent.OrganizationCreated: "SyncOrganization",
+		clerkevent.OrganizationUpdated: "UpdateOrganization",
+		clerkevent.OrganizationDeleted: "DeleteOrganization",
+		clerkevent.MembershipCreated:   "SyncMembership",
+		clerkevent.MembershipUpdated:   "UpdateMembership",
+		clerkevent.MembershipDeleted:   "DeleteMembership",
 	}[e.name]
 	return fmt.Sprintf("%s(%s)", fn, e.id())
 }
@@ -93,18 +94,18 @@ func (h *harness) sendOrg(e orgEvent) (store.Outcome, error) {
 	var res any
 	var err error
 	switch e.name {
-	case clerk.OrganizationCreated:
+	case clerkevent.OrganizationCreated:
 		res, err = h.fns.SyncOrganization(h.ctx, input(e.name, e.org, e.ts))
-	case clerk.OrganizationUpdated:
+	case clerkevent.OrganizationUpdated:
 		res, err = h.fns.UpdateOrganization(h.ctx, input(e.name, e.org, e.ts))
-	case clerk.OrganizationDeleted:
+	case clerkevent.OrganizationDeleted:
 		data := clerk.DeletedOrganization{ID: e.org.ID, Slug: e.org.Slug, Deleted: true}
 		res, err = h.fns.DeleteOrganization(h.ctx, input(e.name, data, e.ts))
-	case clerk.MembershipCreated:
+	case clerkevent.MembershipCreated:
 		res, err = h.fns.SyncMembership(h.ctx, input(e.name, e.mem, e.ts))
-	case clerk.MembershipUpdated:
+	case clerkevent.MembershipUpdated:
 		res, err = h.fns.UpdateMembership(h.ctx, input(e.name, e.mem, e.ts))
-	case clerk.MembershipDeleted:
+	case clerkevent.MembershipDeleted:
 		res, err = h.fns.DeleteMembership(h.ctx, input(e.name, e.mem, e.ts))
 	default:
 		h.t.Fatalf("unknown event name %q", e.name)
@@ -262,7 +263,7 @@ func exampleOrgEvent(t *testing.T, file string) orgEvent {
 	if ts < 100_000_000_000 {
 		ts *= 1000
 	}
-	e := orgEvent{name: clerk.EventName(env.Type), ts: ts}
+	e := orgEvent{name: clerkevent.Name(env.Type), ts: ts}
 	data := any(&e.org)
 	if e.isMembership() {
 		data = &e.mem
@@ -403,12 +404,12 @@ func TestUnusableOrgEventsNotRetried(t *testing.T) {
 	}{
 		{"organization create without id", orgCreated(clerkOrg("", "No Id", "noid", t1)), clerk.ErrBadOrganization},
 		{"organization update with blank id", orgUpdated(clerkOrg(" \t", "No Id", "noid", t1)), clerk.ErrBadOrganization},
-		{"organization create without updated_at or ts", orgEvent{name: clerk.OrganizationCreated, org: noTS}, clerk.ErrBadOrganization},
+		{"organization create without updated_at or ts", orgEvent{name: clerkevent.OrganizationCreated, org: noTS}, clerk.ErrBadOrganization},
 		{"organization delete without id", orgDeleted("", t1), clerk.ErrBadOrganization},
 		{"membership create without id", memCreated(clerkMember("", "org_1", "user_1", "org:member", t1)), clerk.ErrBadMembership},
 		{"membership create without organization id", memCreated(clerkMember("orgmem_noorg", "", "user_1", "org:member", t1)), clerk.ErrBadMembership},
 		{"membership update without user id", memUpdated(clerkMember("orgmem_nouser", "org_1", " ", "org:member", t1)), clerk.ErrBadMembership},
-		{"membership update without updated_at or ts", orgEvent{name: clerk.MembershipUpdated, mem: memNoTS}, clerk.ErrBadMembership},
+		{"membership update without updated_at or ts", orgEvent{name: clerkevent.MembershipUpdated, mem: memNoTS}, clerk.ErrBadMembership},
 		{"membership delete without id", memDeleted(clerkMember("", "org_1", "user_1", "org:member", t1), t2), clerk.ErrBadMembership},
 	}
 	h := newHarness(t)

@@ -11,6 +11,7 @@ import (
 	inngesterrors "github.com/inngest/inngestgo/errors"
 
 	"clerksync/clerk"
+	clerkevent "clerksync/clerk/event"
 	"clerksync/functions"
 	"clerksync/store"
 )
@@ -55,15 +56,15 @@ func TestStoreErrorPolicy(t *testing.T) {
 		in      functions.Input
 		invalid error // the store's error for input it refuses, of the function's kind
 	}{
-		{functions.SyncUserID, (*functions.Functions).SyncUser, input(clerk.UserCreated, user, t1), store.ErrInvalidUser},
-		{functions.UpdateUserID, (*functions.Functions).UpdateUser, input(clerk.UserUpdated, user, t1), store.ErrInvalidUser},
-		{functions.DeleteUserID, (*functions.Functions).DeleteUser, input(clerk.UserDeleted, clerk.DeletedObject{ID: user.ID, Deleted: true}, t2), store.ErrInvalidUser},
-		{functions.SyncOrganizationID, (*functions.Functions).SyncOrganization, input(clerk.OrganizationCreated, org, t1), store.ErrInvalidOrganization},
-		{functions.UpdateOrganizationID, (*functions.Functions).UpdateOrganization, input(clerk.OrganizationUpdated, org, t1), store.ErrInvalidOrganization},
-		{functions.DeleteOrganizationID, (*functions.Functions).DeleteOrganization, input(clerk.OrganizationDeleted, clerk.DeletedOrganization{ID: org.ID, Deleted: true}, t2), store.ErrInvalidOrganization},
-		{functions.SyncMembershipID, (*functions.Functions).SyncMembership, input(clerk.MembershipCreated, mem, t1), store.ErrInvalidMembership},
-		{functions.UpdateMembershipID, (*functions.Functions).UpdateMembership, input(clerk.MembershipUpdated, mem, t1), store.ErrInvalidMembership},
-		{functions.DeleteMembershipID, (*functions.Functions).DeleteMembership, input(clerk.MembershipDeleted, mem, t2), store.ErrInvalidMembership},
+		{functions.SyncUserID, (*functions.Functions).SyncUser, input(clerkevent.UserCreated, user, t1), store.ErrInvalidUser},
+		{functions.UpdateUserID, (*functions.Functions).UpdateUser, input(clerkevent.UserUpdated, user, t1), store.ErrInvalidUser},
+		{functions.DeleteUserID, (*functions.Functions).DeleteUser, input(clerkevent.UserDeleted, clerk.DeletedObject{ID: user.ID, Deleted: true}, t2), store.ErrInvalidUser},
+		{functions.SyncOrganizationID, (*functions.Functions).SyncOrganization, input(clerkevent.OrganizationCreated, org, t1), store.ErrInvalidOrganization},
+		{functions.UpdateOrganizationID, (*functions.Functions).UpdateOrganization, input(clerkevent.OrganizationUpdated, org, t1), store.ErrInvalidOrganization},
+		{functions.DeleteOrganizationID, (*functions.Functions).DeleteOrganization, input(clerkevent.OrganizationDeleted, clerk.DeletedOrganization{ID: org.ID, Deleted: true}, t2), store.ErrInvalidOrganization},
+		{functions.SyncMembershipID, (*functions.Functions).SyncMembership, input(clerkevent.MembershipCreated, mem, t1), store.ErrInvalidMembership},
+		{functions.UpdateMembershipID, (*functions.Functions).UpdateMembership, input(clerkevent.MembershipUpdated, mem, t1), store.ErrInvalidMembership},
+		{functions.DeleteMembershipID, (*functions.Functions).DeleteMembership, input(clerkevent.MembershipDeleted, mem, t2), store.ErrInvalidMembership},
 	}
 	for _, policy := range []struct {
 		name    string

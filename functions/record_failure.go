@@ -12,7 +12,7 @@ import (
 	"github.com/inngest/inngestgo"
 	"github.com/inngest/inngestgo/step"
 
-	"clerksync/clerk"
+	clerkevent "clerksync/clerk/event"
 	"clerksync/store"
 )
 
@@ -179,7 +179,7 @@ func (r *FailureRecorder) failureAttrs(f store.Failure, ic inngestgo.InputCtx) [
 		"failed_function", f.FunctionID,
 		"failed_run_id", f.RunID,
 		"event_id", f.EventID,
-		"svix_id", clerk.SvixID(f.EventID),
+		"svix_id", clerkevent.SvixID(f.EventID),
 		"user_id", f.UserID,
 		"run_id", ic.RunID,
 	}
@@ -225,11 +225,11 @@ func userIDOf(name string, data json.RawMessage) string {
 	}
 	var id any
 	switch {
-	case strings.HasPrefix(name, clerk.EventNamePrefix+"organizationMembership."):
+	case strings.HasPrefix(name, clerkevent.NamePrefix+"organizationMembership."):
 		if json.Unmarshal(data, &d) == nil {
 			id = d.PublicUserData.UserID
 		}
-	case strings.HasPrefix(name, clerk.EventNamePrefix+"organization."):
+	case strings.HasPrefix(name, clerkevent.NamePrefix+"organization."):
 	default:
 		if json.Unmarshal(data, &d) == nil {
 			id = d.ID

@@ -18,6 +18,7 @@ import (
 	inngesterrors "github.com/inngest/inngestgo/errors"
 
 	"clerksync/clerk"
+	clerkevent "clerksync/clerk/event"
 	"clerksync/functions"
 	"clerksync/store"
 )
@@ -61,7 +62,7 @@ func failedInput(t *testing.T, runID, functionID, eventID, userID string, ts int
 			"function_id": functionID,
 			"run_id":      runID,
 			"error":       map[string]any{"name": "Error", "message": "event data is not a usable Clerk user: data.id is missing", "error": "invalid status code: 400"},
-			"event":       map[string]any{"name": clerk.UserCreated, "id": eventID, "ts": float64(1.7e12), "user": map[string]any{}, "data": data},
+			"event":       map[string]any{"name": clerkevent.UserCreated, "id": eventID, "ts": float64(1.7e12), "user": map[string]any{}, "data": data},
 			"events":      []any{},
 		},
 	}
@@ -106,14 +107,14 @@ func TestRecordFailureOfABatch(t *testing.T) {
 	t.Parallel()
 	const fnID = "clerk-user-sync-update-user-from-clerk"
 	firstID := "clerk-msg_first"
-	first := functions.Event{ID: &firstID, Name: clerk.UserUpdated, Data: functions.Data{JSON: mustJSON(clerk.User{ID: "user_first"})}, Timestamp: 1}
+	first := functions.Event{ID: &firstID, Name: clerkevent.UserUpdated, Data: functions.Data{JSON: mustJSON(clerk.User{ID: "user_first"})}, Timestamp: 1}
 	const head = "2 of the batch's 3 events were neither written nor recorded in sync_failures: store: database error: down"
 	const list = `unrecorded events: [{"event_id":"clerk-msg_2","event_name":"clerk/user.updated","user_id":"user_2","error":"store: database error: upsert user_2: down"},` +
 		`{"event_id":"clerk-msg_3","event_name":"clerk/user.updated","error":"event data is not a usable Clerk user: data.id is missing"}]`
 	listed := func(runID string) []store.Failure {
 		return []store.Failure{
-			{RunID: runID, FunctionID: fnID, EventID: "clerk-msg_2", EventName: clerk.UserUpdated, UserID: "user_2", Error: "store: database error: upsert user_2: down"},
-			{RunID: runID, FunctionID: fnID, EventID: "clerk-msg_3", EventName: clerk.UserUpdated, Error: "event data is not a usable Clerk user: data.id is missing"},
+			{RunID: runID, FunctionID: fnID, EventID: "clerk-msg_2", EventName: clerkevent.UserUpdated, UserID: "user_2", Error: "store: database error: upsert user_2: down"},
+			{RunID: runID, FunctionID: fnID, EventID: "clerk-msg_3", EventName: clerkevent.UserUpdated, Error: "event data is not a usable Clerk user: data.id is missing"},
 		}
 	}
 	tests := []struct {
@@ -135,14 +136,14 @@ func TestRecordFailureOfABatch(t *testing.T) {
 		name:    "the list cut short: the first event",
 		message: head + "\n" + list[:60],
 		want: func(runID, message string) []store.Failure {
-			return []store.Failure{{RunID: runID, FunctionID: fnID, EventID: firstID, EventName: clerk.UserUpdated, UserID: "user_first", Error: message}}
+			return []store.Failure{{RunID: runID, FunctionID: fnID, EventID: firstID, EventName: clerkevent.UserUpdated, UserID: "user_first", Error: message}}
 		},
 		wantEventIDs: []string{firstID},
 	}, {
 		name:    "no list: the first event",
 		message: "store: database error: upsert user_first: down",
 		want: func(runID, message string) []store.Failure {
-			return []store.Failure{{RunID: runID, FunctionID: fnID, EventID: firstID, EventName: clerk.UserUpdated, UserID: "user_first", Error: message}}
+			return []store.Failure{{RunID: runID, FunctionID: fnID, EventID: firstID, EventName: clerkevent.UserUpdated, UserID: "user_first", Error: message}}
 		},
 		wantEventIDs: []string{firstID},
 	}}
@@ -214,9 +215,9 @@ func TestRecordFailure(t *testing.T) {
 		t.Fatalf("Failures = %v", err)
 	}
 	want := []store.Failure{
-		{RunID: "01RUNFAIL1", FunctionID: fnID, EventID: "clerk-msg_fail1", EventName: clerk.UserCreated,
+		{RunID: "01RUNFAIL1", FunctionID: fnID, EventID: "clerk-msg_fail1", EventName: clerkevent.UserCreated,
 			Error: "event data is not a usable Clerk user: data.id is missing", FailedAt: time.UnixMilli(ts).UTC()},
-		{RunID: "01RUNFAIL2", FunctionID: "clerk-user-sync-delete-user-with-clerk", EventID: "clerk-msg_fail2", EventName: clerk.UserCreated,
+		{RunID: "01RUNFAIL2", FunctionID: "clerk-user-sync-delete-user-with-clerk", EventID: "clerk-msg_fail2", EventName: clerkevent.UserCreated,
 			UserID: "user_2", Error: "event data is not a usable Clerk user: data.id is missing", FailedAt: time.UnixMilli(ts + 1).UTC()},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -290,11 +291,11 @@ func TestRecordFailureOfOrgEvents(t *testing.T) {
 		data                 map[string]any
 		wantUserID           string
 	}{
-		{"01RUNORG", functions.SyncOrganizationID, clerk.OrganizationCreated, map[string]any{"id": "org_1", "name": "Acme"}, ""},
-		{"01RUNORGDEL", functions.DeleteOrganizationID, clerk.OrganizationDeleted, map[string]any{"id": "org_1", "slug": "acme", "deleted": true}, ""},
-		{"01RUNMEM", functions.UpdateMembershipID, clerk.MembershipUpdated,
+		{"01RUNORG", functions.SyncOrganizationID, clerkevent.OrganizationCreated, map[string]any{"id": "org_1", "name": "Acme"}, ""},
+		{"01RUNORGDEL", functions.DeleteOrganizationID, clerkevent.OrganizationDeleted, map[string]any{"id": "org_1", "slug": "acme", "deleted": true}, ""},
+		{"01RUNMEM", functions.UpdateMembershipID, clerkevent.MembershipUpdated,
 			map[string]any{"id": "orgmem_1", "organization": map[string]any{"id": "org_1"}, "public_user_data": map[string]any{"user_id": "user_9", "first_name": "Jane"}}, "user_9"},
-		{"01RUNMEMBAD", functions.SyncMembershipID, clerk.MembershipCreated, map[string]any{"id": "orgmem_2", "public_user_data": map[string]any{"user_id": 7}}, ""},
+		{"01RUNMEMBAD", functions.SyncMembershipID, clerkevent.MembershipCreated, map[string]any{"id": "orgmem_2", "public_user_data": map[string]any{"user_id": 7}}, ""},
 	}
 	var want []store.Failure
 	for _, tc := range tests {

@@ -17,7 +17,7 @@ import (
 	"github.com/inngest/inngest/pkg/enums"
 	"github.com/inngest/inngestgo"
 
-	"clerksync/clerk"
+	clerkevent "clerksync/clerk/event"
 	"clerksync/functions"
 )
 
@@ -86,15 +86,15 @@ func TestRegisteredFunctions(t *testing.T) {
 		id, event string
 		key       string // "": no concurrency limit
 	}{
-		{functions.SyncUserID, clerk.UserCreated, userKey},
-		{functions.UpdateUserID, clerk.UserUpdated, userKey},
-		{functions.DeleteUserID, clerk.UserDeleted, userKey},
-		{functions.SyncOrganizationID, clerk.OrganizationCreated, orgKey},
-		{functions.UpdateOrganizationID, clerk.OrganizationUpdated, orgKey},
-		{functions.DeleteOrganizationID, clerk.OrganizationDeleted, orgKey},
-		{functions.SyncMembershipID, clerk.MembershipCreated, memberKey},
-		{functions.UpdateMembershipID, clerk.MembershipUpdated, memberKey},
-		{functions.DeleteMembershipID, clerk.MembershipDeleted, memberKey},
+		{functions.SyncUserID, clerkevent.UserCreated, userKey},
+		{functions.UpdateUserID, clerkevent.UserUpdated, userKey},
+		{functions.DeleteUserID, clerkevent.UserDeleted, userKey},
+		{functions.SyncOrganizationID, clerkevent.OrganizationCreated, orgKey},
+		{functions.UpdateOrganizationID, clerkevent.OrganizationUpdated, orgKey},
+		{functions.DeleteOrganizationID, clerkevent.OrganizationDeleted, orgKey},
+		{functions.SyncMembershipID, clerkevent.MembershipCreated, memberKey},
+		{functions.UpdateMembershipID, clerkevent.MembershipUpdated, memberKey},
+		{functions.DeleteMembershipID, clerkevent.MembershipDeleted, memberKey},
 	}
 	wantIDs := []string{functions.RecordFailureID}
 	for _, w := range want {
@@ -170,8 +170,8 @@ func TestRegisteredFunctions(t *testing.T) {
 			t.Errorf("functions synced = %q; want %q", ids(got), wantIDs)
 		}
 	})
-	t.Run("the sync functions' triggers are clerk.HandledEvents", func(t *testing.T) {
-		// The webhook bridge forwards by default only clerk.HandledEvents: a function
+	t.Run("the sync functions' triggers are clerkevent.Handled", func(t *testing.T) {
+		// The webhook bridge forwards by default only clerkevent.Handled: a function
 		// triggered by another event would never run.
 		var triggers []string
 		for id, f := range synced(t, functions.New(st, st, slog.New(slog.DiscardHandler), functions.Config{AppID: testAppID})) {
@@ -182,11 +182,11 @@ func TestRegisteredFunctions(t *testing.T) {
 				triggers = append(triggers, tr.Event)
 			}
 		}
-		handled := clerk.HandledEvents()
+		handled := clerkevent.Handled()
 		slices.Sort(triggers)
 		slices.Sort(handled)
 		if !slices.Equal(triggers, handled) {
-			t.Errorf("the sync functions' triggers = %q; want clerk.HandledEvents() = %q", triggers, handled)
+			t.Errorf("the sync functions' triggers = %q; want clerkevent.Handled() = %q", triggers, handled)
 		}
 	})
 	t.Run("record-sync-failure covers every sync function", func(t *testing.T) {
