@@ -82,7 +82,7 @@ type attackFixture struct {
 	dev                                     bool
 	inngest                                 *standInInngest
 	clerk                                   *clerkfake.Server
-	users                                   *store.Store
+	store                                   *store.Store
 	stderr                                  *syncBuffer
 	secrets                                 map[string]string // what no answer may contain
 }
@@ -119,7 +119,7 @@ func startAttackFixture(t *testing.T, dev bool) *attackFixture {
 	svc := startService(t, vars)
 	f.url, f.stderr = svc.url, svc.stderr
 	f.host = strings.TrimPrefix(f.url, "http://")
-	f.users = db.store
+	f.store = db.store
 	f.secrets = map[string]string{
 		"the webhook secret":           strings.TrimPrefix(f.secret, "whsec_"),
 		"the signing key":              strings.TrimPrefix(f.signingKey, "signkey-prod-"),
@@ -413,7 +413,7 @@ func testAttackSurface(t *testing.T, dev bool) {
 			continue
 		}
 		id := "user_atk_invoke_" + c.state
-		_, err := f.users.Get(t.Context(), id)
+		_, err := f.store.Get(t.Context(), id)
 		if stored, want := err == nil, c.user != ""; stored != want {
 			t.Errorf("POST /api/inngest with %s credentials: user %s stored = %v; want %v", c.state, id, stored, want)
 		}
@@ -443,7 +443,7 @@ func testAttackSurface(t *testing.T, dev bool) {
 			}
 		}
 	}
-	if _, err := f.users.Get(t.Context(), "user_atksync"); err != nil {
+	if _, err := f.store.Get(t.Context(), "user_atksync"); err != nil {
 		t.Errorf("the valid on-demand sync's user: %v; want it stored", err)
 	}
 }

@@ -101,7 +101,7 @@ func TestBatchesThroughTheDevServer(t *testing.T) {
 			t.Errorf("batch run = %+v; want Completed, the good event written and the malformed one failed", run)
 		}
 		s.waitUser(t, "user_batch_good", time.Second, func(u store.User, err error) bool { return err == nil && u.FullName == "Good Tester" })
-		if _, err := s.users.Get(t.Context(), "user_batch_bad"); err != store.ErrNotFound {
+		if _, err := s.store.Get(t.Context(), "user_batch_bad"); err != store.ErrNotFound {
 			t.Errorf("Get(user_batch_bad) = %v; want ErrNotFound", err)
 		}
 		f := s.waitOneFailure(t, event.ID(bad))

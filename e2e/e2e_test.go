@@ -210,7 +210,7 @@ func (s *stack) testDuplicateDelivery(t *testing.T) {
 	if len(runs) != 1 {
 		t.Errorf("dev server ran %d function runs for 3 posts of one delivery; want 1: %+v", len(runs), runs)
 	}
-	ids, err := s.users.LiveUserIDs(context.Background())
+	ids, err := s.store.LiveUserIDs(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +252,7 @@ func (s *stack) testDevServerDown(t *testing.T) {
 	if elapsed := time.Since(start); err != nil || got != http.StatusServiceUnavailable || elapsed > 10*time.Second {
 		t.Fatalf("POST with the dev server down = %d, %v after %v; want 503 well within 15s", got, err, elapsed)
 	}
-	if _, err := s.users.Get(context.Background(), "user_down1"); err != store.ErrNotFound {
+	if _, err := s.store.Get(context.Background(), "user_down1"); err != store.ErrNotFound {
 		t.Fatalf("user_down1 after a 503: %v; want ErrNotFound (nothing written)", err)
 	}
 

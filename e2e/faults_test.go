@@ -231,7 +231,7 @@ func (s *stack) testMixedLoad(t *testing.T) {
 
 	// differs returns how the stored user differs from its model, or "" when it does not.
 	differs := func(m mixedUser) string {
-		got, err := s.users.Get(context.Background(), m.id)
+		got, err := s.store.Get(context.Background(), m.id)
 		ok := err == nil
 		if m.deleted {
 			ok = ok && isTombstone(got, err) && got.DeletedAt == m.deleteAt
@@ -275,7 +275,7 @@ func (s *stack) testMixedLoad(t *testing.T) {
 			deleted++
 			continue
 		}
-		u, _ := s.users.Get(context.Background(), m.id)
+		u, _ := s.store.Get(context.Background(), m.id)
 		if live[u.Username] {
 			t.Errorf("username %q is not unique among live users", u.Username)
 		}

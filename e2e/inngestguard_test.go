@@ -125,7 +125,7 @@ func (s *standInInngest) registrations() []registration {
 type prodService struct {
 	*service
 	signingKey string
-	users      *store.Store
+	store      *store.Store
 }
 
 func startProdService(t *testing.T, baseURL string) *prodService {
@@ -142,7 +142,7 @@ func startProdService(t *testing.T, baseURL string) *prodService {
 		"MONGODB_URI":                  db.uri,
 		"LOG_LEVEL":                    "info",
 	})
-	p.users = db.store
+	p.store = db.store
 	return p
 }
 
@@ -340,7 +340,7 @@ func TestHangingSyncHoldsNoInvocation(t *testing.T) {
 		if got, body := p.invoke(t, user); got >= 300 {
 			t.Errorf("signed POST /api/inngest while a sync hangs = %d %s; want 2xx", got, body)
 		}
-		if _, err := p.users.Get(context.Background(), user); err != nil {
+		if _, err := p.store.Get(context.Background(), user); err != nil {
 			t.Errorf("user %s after its invocation: %v; want it stored", user, err)
 		}
 	}

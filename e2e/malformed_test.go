@@ -101,7 +101,7 @@ func (s *stack) testMalformedEventData(t *testing.T) {
 			}
 		}
 	})
-	if _, err := s.users.Get(t.Context(), "user_malformed_emails"); err != store.ErrNotFound {
+	if _, err := s.store.Get(t.Context(), "user_malformed_emails"); err != store.ErrNotFound {
 		t.Errorf("Get(user_malformed_emails) = %v; want ErrNotFound (nothing written)", err)
 	}
 }

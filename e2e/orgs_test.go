@@ -30,22 +30,22 @@ func (s *stack) testOrgExamples(t *testing.T) {
 		file string
 		done func() bool
 	}{
-		{"openapi-organization.created.json", func() bool { o, err := s.users.GetOrganization(ctx, org); return err == nil && o.Slug == "acme-corp" }},
+		{"openapi-organization.created.json", func() bool { o, err := s.store.GetOrganization(ctx, org); return err == nil && o.Slug == "acme-corp" }},
 		{"openapi-organization.updated.json", func() bool {
-			o, err := s.users.GetOrganization(ctx, org)
+			o, err := s.store.GetOrganization(ctx, org)
 			return err == nil && o.UpdatedAt > 1716883200000
 		}},
 		{"openapi-organizationMembership.created.json", func() bool {
-			m, err := s.users.GetMembership(ctx, mem)
+			m, err := s.store.GetMembership(ctx, mem)
 			return err == nil && !m.Deleted && m.OrgID == org && m.UserID == "user_2h8op3Isl1QR7tKu5FGNfaLKEoU"
 		}},
 		{"openapi-organizationMembership.updated.json", func() bool {
-			m, err := s.users.GetMembership(ctx, mem)
+			m, err := s.store.GetMembership(ctx, mem)
 			return err == nil && !m.Deleted && m.Role != ""
 		}},
-		{"openapi-organizationMembership.deleted.json", func() bool { m, err := s.users.GetMembership(ctx, mem); return err == nil && m.Deleted }},
+		{"openapi-organizationMembership.deleted.json", func() bool { m, err := s.store.GetMembership(ctx, mem); return err == nil && m.Deleted }},
 		{"openapi-organization.deleted.json", func() bool {
-			o, err := s.users.GetOrganization(ctx, org)
+			o, err := s.store.GetOrganization(ctx, org)
 			return err == nil && o.Deleted && o.Slug == ""
 		}},
 	}
@@ -145,7 +145,7 @@ func (s *stack) testOrgBurst(t *testing.T) {
 	// role; deleted orgs are tombstones; renamed slugs held.
 	checkOrg := func(o int) error {
 		id := fmt.Sprintf("org_burst_%02d", o)
-		org, err := s.users.GetOrganization(ctx, id)
+		org, err := s.store.GetOrganization(ctx, id)
 		if err != nil {
 			return fmt.Errorf("organization %s: %v", id, err)
 		}
@@ -154,7 +154,7 @@ func (s *stack) testOrgBurst(t *testing.T) {
 		}
 		for k := range perOrg {
 			mid := fmt.Sprintf("orgmem_burst_%02d_%d", o, k)
-			m, err := s.users.GetMembership(ctx, mid)
+			m, err := s.store.GetMembership(ctx, mid)
 			if err != nil {
 				return fmt.Errorf("membership %s: %v", mid, err)
 			}
@@ -171,7 +171,7 @@ func (s *stack) testOrgBurst(t *testing.T) {
 				return err
 			}
 		}
-		all, err := s.users.LiveMemberships(ctx, "", "")
+		all, err := s.store.LiveMemberships(ctx, "", "")
 		if err != nil {
 			return err
 		}

@@ -27,7 +27,7 @@ type cloudService struct {
 	*service
 	secret, eventKey, signingKey string
 	db                           *proxy
-	users                        *store.Store
+	store                        *store.Store
 }
 
 func startCloudService(t *testing.T) *cloudService {
@@ -38,7 +38,7 @@ func startCloudService(t *testing.T) *cloudService {
 		eventKey:   "evtkey-" + strings.Repeat("e", 40),
 		signingKey: "signkey-prod-" + strings.Repeat("0123456789abcdef", 4),
 		db:         startProxy(t, strings.TrimPrefix(db.base, "mongodb://")),
-		users:      db.store,
+		store:      db.store,
 	}
 	c.service = startService(t, map[string]string{
 		"PORT":                         "0",
@@ -109,7 +109,7 @@ func TestCloudModeServeHandlerRequiresSignature(t *testing.T) {
 			}
 			respBody, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			_, getErr := c.users.Get(context.Background(), tt.user)
+			_, getErr := c.store.Get(context.Background(), tt.user)
 			if tt.wantAuth {
 				if resp.StatusCode >= 400 || getErr != nil {
 					t.Errorf("signed POST /api/inngest = %d %s, user stored: %v; want it run (2xx) and the user stored", resp.StatusCode, respBody, getErr)

@@ -59,7 +59,7 @@ type stack struct {
 	appURL  string
 	devURL  string
 	devPort int
-	users   *store.Store
+	store   *store.Store
 
 	bin, dir string
 	opts     stackOptions
@@ -118,7 +118,7 @@ func startStack(t *testing.T, opts stackOptions) *stack {
 	s.wh = mustWebhook(t, s.secret)
 
 	db := newDatabase(t, "stack")
-	s.users = db.store // directly, not through the proxy
+	s.store = db.store // directly, not through the proxy
 	uri := db.uri
 	if opts.dbProxy {
 		s.dbProxy = startProxy(t, strings.TrimPrefix(db.base, "mongodb://"))
@@ -410,7 +410,7 @@ func (s *stack) waitUser(t *testing.T, id string, timeout time.Duration, ok func
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		u, err := s.users.Get(context.Background(), id)
+		u, err := s.store.Get(context.Background(), id)
 		if ok(u, err) {
 			return u
 		}
@@ -487,7 +487,7 @@ func (s *stack) waitRunsSettled(t *testing.T, eventID string) []devRun {
 
 // failuresFor returns the recorded failures of runs started by the event with the given id.
 func (s *stack) failuresFor(eventID string) ([]store.Failure, error) {
-	all, err := s.users.Failures(context.Background())
+	all, err := s.store.Failures(context.Background())
 	var out []store.Failure
 	for _, f := range all {
 		if f.EventID == eventID {
@@ -530,7 +530,7 @@ func (s *stack) waitOneFailure(t *testing.T, eventID string) store.Failure {
 func (s *stack) waitAllUsers(t *testing.T, ids []string, timeout time.Duration) {
 	t.Helper()
 	ctx := context.Background()
-	stored := func(id string) bool { _, err := s.users.Get(ctx, id); return err == nil }
+	stored := func(id string) bool { _, err := s.store.Get(ctx, id); return err == nil }
 	for missing, deadline := ids, time.Now().Add(timeout); ; time.Sleep(500 * time.Millisecond) {
 		missing = missing[arrived(missing, stored):]
 		if len(missing) == 0 {
@@ -548,13 +548,13 @@ func (s *stack) waitAllUsers(t *testing.T, ids []string, timeout time.Duration) 
 	}
 	usernames := map[string]bool{}
 	for _, id := range ids {
-		u, _ := s.users.Get(context.Background(), id)
+		u, _ := s.store.Get(context.Background(), id)
 		if u.Deleted || usernames[u.Username] {
 			t.Errorf("user %s: %+v: deleted or username not unique", id, u)
 		}
 		usernames[u.Username] = true
 	}
-	n, err := s.users.Count(context.Background())
+	n, err := s.store.Count(context.Background())
 	if err != nil || n != int64(len(ids)) {
 		t.Errorf("the collection holds %d documents, %v; want exactly %d (none twice)", n, err, len(ids))
 	}

@@ -165,7 +165,7 @@ func (s *stack) testConcurrentClaims(t *testing.T) {
 		var wrong []string
 		got := map[string]store.User{}
 		for id, name := range final {
-			u, err := s.users.Get(context.Background(), id)
+			u, err := s.store.Get(context.Background(), id)
 			got[id] = u
 			switch {
 			case err != nil || u.Deleted || u.UpdatedAt != newest[id]:
