@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"clerksync/metrics/metricstest"
 )
 
 // TestForwardEventsReachInngest: the service forwards the handled types and the ones
@@ -42,8 +44,8 @@ func TestForwardEventsReachInngest(t *testing.T) {
 			t.Errorf("after POST of %s, the event API holds %d events; want %d", p.typ, n, p.wantAccepted)
 		}
 	}
-	ignored := scrape(t, svc.url)["clerksync_webhooks_ignored_total"]
-	if want := (metricFamily{"type=session.created": 1, "type=other": 0}); !reflect.DeepEqual(ignored, want) {
+	ignored := metricstest.Scrape(t, svc.url)["clerksync_webhooks_ignored_total"]
+	if want := (metricstest.Family{"type=session.created": 1, "type=other": 0}); !reflect.DeepEqual(ignored, want) {
 		t.Errorf("clerksync_webhooks_ignored_total = %v; want %v", ignored, want)
 	}
 	if log := svc.log(); !strings.Contains(log, "CLERK_FORWARD_EVENTS") || !strings.Contains(log, "email.created") {

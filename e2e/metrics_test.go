@@ -11,9 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
+	"clerksync/metrics/metricstest"
 	"clerksync/webhook"
 )
 
@@ -48,48 +46,6 @@ func startEventAPI(t *testing.T) (url string, accepted *atomic.Int64) {
 	return srv.URL, accepted
 }
 
-// scrape GETs /metrics and parses it with Prometheus's own text parser.
-func scrape(t *testing.T, base string) map[string]metricFamily {
-	t.Helper()
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /metrics = %d; want 200", resp.StatusCode)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("GET /metrics: not the Prometheus text format: %v", err)
-	}
-	out := map[string]metricFamily{}
-	for name, f := range fams {
-		mf := metricFamily{}
-		for _, m := range f.GetMetric() {
-			var labels []string
-			for _, l := range m.GetLabel() {
-				labels = append(labels, l.GetName()+"="+l.GetValue())
-			}
-			v := m.GetCounter().GetValue()
-			if h := m.GetHistogram(); h != nil {
-				v = float64(h.GetSampleCount())
-			}
-			if g := m.GetGauge(); g != nil {
-				v = g.GetValue()
-			}
-			mf[strings.Join(labels, ",")] = v
-		}
-		out[name] = mf
-	}
-	return out
-}
-
-// metricFamily maps a series' labels ("function=x,outcome=y", "" for none) to its value: a
-// counter's or a gauge's value, or a histogram's sample count.
-type metricFamily map[string]float64
-
 func TestMetricsEndpoint(t *testing.T) {
 	parallel(t)
 	eventAPI, accepted := startEventAPI(t)
@@ -104,7 +60,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	clerk := newPoster(t, secret, svc.url)
 	forger := newPoster(t, newSecret(t), svc.url)
 	event := func(id string) []byte { return clerkUserEvent("user.created", id, "Metric", "", 1700000000000) }
-	if before := scrape(t, svc.url); before["clerksync_last_verified_webhook_timestamp_seconds"][""] != 0 || before["clerksync_last_sync_success_timestamp_seconds"][""] != 0 {
+	if before := metricstest.Scrape(t, svc.url); before["clerksync_last_verified_webhook_timestamp_seconds"][""] != 0 || before["clerksync_last_sync_success_timestamp_seconds"][""] != 0 {
 		t.Errorf("the last-webhook and last-sync gauges before anything arrived = %v, %v; want 0",
 			before["clerksync_last_verified_webhook_timestamp_seconds"], before["clerksync_last_sync_success_timestamp_seconds"])
 	}
@@ -151,7 +107,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		resp.Body.Close()
 	}
 
-	got := scrape(t, svc.url)
+	got := metricstest.Scrape(t, svc.url)
 	tests := []struct {
 		name, labels string
 		want         float64

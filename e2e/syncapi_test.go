@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"clerksync/clerk/clerkfake"
+	"clerksync/metrics/metricstest"
 	"clerksync/store"
 )
 
@@ -177,7 +178,7 @@ func postSync(t *testing.T, base, token, rawID string) syncAnswer {
 // duration histogram's count with wantAnswers.
 func checkSyncMetrics(t *testing.T, base string, want map[string]float64, wantAnswers float64) {
 	t.Helper()
-	got := scrape(t, base)
+	got := metricstest.Scrape(t, base)
 	for result, n := range want {
 		if v, ok := got["clerksync_sync_requests_total"]["result="+result]; !ok || v != n {
 			t.Errorf("GET /metrics: clerksync_sync_requests_total{result=%q} = %g (present %v); want %g", result, v, ok, n)

@@ -3,66 +3,21 @@ package metrics_test
 import (
 	"errors"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"reflect"
 	"regexp"
-	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"clerksync/httpapi"
 	"clerksync/metrics"
+	"clerksync/metrics/metricstest"
 	"clerksync/reconcile"
 	"clerksync/webhook"
 )
-
-// scrape GETs /metrics and parses it with Prometheus's own text parser.
-func scrape(t *testing.T, base string) map[string]metricFamily {
-	t.Helper()
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /metrics = %d; want 200", resp.StatusCode)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("GET /metrics: not the Prometheus text format: %v", err)
-	}
-	out := map[string]metricFamily{}
-	for name, f := range fams {
-		mf := metricFamily{}
-		for _, m := range f.GetMetric() {
-			var labels []string
-			for _, l := range m.GetLabel() {
-				labels = append(labels, l.GetName()+"="+l.GetValue())
-			}
-			v := m.GetCounter().GetValue()
-			if h := m.GetHistogram(); h != nil {
-				v = float64(h.GetSampleCount())
-			}
-			if g := m.GetGauge(); g != nil {
-				v = g.GetValue()
-			}
-			mf[strings.Join(labels, ",")] = v
-		}
-		out[name] = mf
-	}
-	return out
-}
-
-// metricFamily maps a series' labels ("function=x,outcome=y", "" for none) to its value: a
-// counter's or a gauge's value, or a histogram's sample count.
-type metricFamily map[string]float64
 
 // serve starts GET /metrics of a fresh m.
 func serve(t *testing.T) (*metrics.Prometheus, string) {
@@ -84,7 +39,7 @@ func TestReconcileMetrics(t *testing.T) {
 		Memberships:   reconcile.Counts{Updated: 5, Refused: 2},
 	}, nil)
 	m.ReconciledOrganizations(reconcile.OrganizationsSummary{}, errors.New("clerk answered 429"))
-	got := scrape(t, url)
+	got := metricstest.Scrape(t, url)
 	tests := []struct {
 		family, labels string
 		want           float64
@@ -117,14 +72,14 @@ func TestReconcileMetrics(t *testing.T) {
 func TestWebhookIgnoredMetric(t *testing.T) {
 	t.Parallel()
 	m, url := serve(t)
-	if got := scrape(t, url)["clerksync_webhooks_ignored_total"]; !reflect.DeepEqual(got, metricFamily{"type=other": 0}) {
+	if got := metricstest.Scrape(t, url)["clerksync_webhooks_ignored_total"]; !reflect.DeepEqual(got, metricstest.Family{"type=other": 0}) {
 		t.Errorf("clerksync_webhooks_ignored_total before any event = %v; want other at 0", got)
 	}
 	m.WebhookIgnored("email.created")
 	m.WebhookIgnored("email.created")
 	m.WebhookIgnored(webhook.IgnoredOtherType)
-	got := scrape(t, url)["clerksync_webhooks_ignored_total"]
-	want := metricFamily{"type=email.created": 2, "type=other": 1}
+	got := metricstest.Scrape(t, url)["clerksync_webhooks_ignored_total"]
+	want := metricstest.Family{"type=email.created": 2, "type=other": 1}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("clerksync_webhooks_ignored_total = %v; want %v", got, want)
 	}
@@ -174,7 +129,7 @@ func TestDocumentedMetricsExist(t *testing.T) {
 func TestLabelledSeriesStartAtZero(t *testing.T) {
 	t.Parallel()
 	_, url := serve(t)
-	got := scrape(t, url)
+	got := metricstest.Scrape(t, url)
 	for _, tt := range []struct {
 		family, label string
 		values        []string
