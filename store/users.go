@@ -83,7 +83,8 @@ const (
 	// Skipped: the event was not applied, because the stored document is as new or newer (a
 	// replay or an event that arrived late) or was deleted; or, for a membership, because it
 	// is stored as a tombstone instead (its organization or user is deleted, or a newer
-	// membership holds its organization and user).
+	// membership holds its organization and user). The upserts that tell their Change
+	// (UpsertUserChange, ...) tell the stored version apart: AlreadyStored.
 	Skipped Outcome = "skipped"
 	// Deleted: the document was turned into a tombstone (or a tombstone was created for a
 	// document the collection never saw, so that late events cannot create it).
