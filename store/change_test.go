@@ -92,6 +92,11 @@ func TestUserChangeUnsetAndUnchanged(t *testing.T) {
 			if want := []string{"email", "username", "clerk_username"}; err != nil || got.Outcome != store.Updated || !reflect.DeepEqual(got.Fields, want) {
 				t.Errorf("UpsertUserChange(no email, no clerk username) = %+v, %v; want updated, fields %q (username alpha -> a)", got, err, want)
 			}
+			// A null email written again is no change either.
+			u.UpdatedAt = 35
+			if got, err := s.UpsertUserChange(ctx, u); err != nil || got.Outcome != store.Updated || len(got.Fields) != 0 {
+				t.Errorf("UpsertUserChange(same fields, email null, newer) = %+v, %v; want updated, no field", got, err)
+			}
 			// A user stored before the record existed (no _sync_change): already stored, no field.
 			if err := store.InsertRaw(ctx, s, bson.D{{Key: "_id", Value: "user_old"}, {Key: "full_name", Value: "Old"}, {Key: "updated_at", Value: int64(40)}}); err != nil {
 				t.Fatal(err)

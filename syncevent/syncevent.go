@@ -42,16 +42,27 @@ const (
 
 // The names of the events, Name(object, kind).
 const (
+	// UserCreated is sent after a user was inserted: clerk-sync/user.created.
 	UserCreated = NamePrefix + ObjectUser + "." + Created
+	// UserUpdated is sent after a newer version of a user replaced the stored one.
 	UserUpdated = NamePrefix + ObjectUser + "." + Updated
+	// UserDeleted is sent after a user became a tombstone.
 	UserDeleted = NamePrefix + ObjectUser + "." + Deleted
 
+	// OrganizationCreated is sent after an organization was inserted.
 	OrganizationCreated = NamePrefix + ObjectOrganization + "." + Created
+	// OrganizationUpdated is sent after a newer version of an organization replaced the
+	// stored one.
 	OrganizationUpdated = NamePrefix + ObjectOrganization + "." + Updated
+	// OrganizationDeleted is sent after an organization became a tombstone (its memberships
+	// end with it, without events of their own).
 	OrganizationDeleted = NamePrefix + ObjectOrganization + "." + Deleted
 
+	// MembershipCreated is sent after a membership was inserted live.
 	MembershipCreated = NamePrefix + ObjectMembership + "." + Created
+	// MembershipUpdated is sent after a newer version of a membership replaced the stored one.
 	MembershipUpdated = NamePrefix + ObjectMembership + "." + Updated
+	// MembershipDeleted is sent after a membership became a tombstone by its own deletion.
 	MembershipDeleted = NamePrefix + ObjectMembership + "." + Deleted
 )
 
