@@ -8,7 +8,9 @@
 // records their permanent failures. Each decodes its event's data itself (decode.go), so that
 // data it cannot read fails the run at once instead of being retried; does its database work
 // inside step.Run, so Inngest retries it when the database fails; and relies on the store's
-// conditional writes (not on delivery order) for correctness. One function per file; run.go
+// conditional writes (not on delivery order) for correctness. With Config.Events, the step
+// that applies a change also sends its event (package syncevent), after the write. One
+// function per file; run.go
 // holds the body all nine share (run: the decoding, the step, the log lines, the metrics and
 // the error policy), and upsert.go and upsert_org.go what the create and update functions
 // share.
