@@ -120,3 +120,20 @@ func TestForwardEventsSettings(t *testing.T) {
 		})
 	}
 }
+
+// TestSyncEventsSetting: SYNC_EVENTS is off unless set to 1 (true, yes), and a value that is
+// neither yes nor no is refused with its name.
+func TestSyncEventsSetting(t *testing.T) {
+	for _, tt := range []struct {
+		value   string
+		want    bool
+		wantErr bool
+	}{{"", false, false}, {"0", false, false}, {"1", true, false}, {"yes", true, false}, {"on", false, true}} {
+		s := &settings{getenv: env(map[string]string{"INNGEST_DEV": "1", "SYNC_EVENTS": tt.value})}
+		c := s.inngest()
+		gotErr := s.err() != nil
+		if c.events != tt.want || gotErr != tt.wantErr || (gotErr && !strings.Contains(s.err().Error(), "SYNC_EVENTS")) {
+			t.Errorf("SYNC_EVENTS=%q: events %v, error %v; want %v, error %v", tt.value, c.events, s.err(), tt.want, tt.wantErr)
+		}
+	}
+}

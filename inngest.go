@@ -39,6 +39,8 @@ type inngestConfig struct {
 	env                string
 	baseURL            string
 	batchSize          int
+	// events turns on the events emitted after each applied change (SYNC_EVENTS).
+	events bool
 	// serveURL is the URL of /api/inngest as Inngest reaches it (INNGEST_SERVE_URL): the URL a
 	// sync registers. Required outside dev mode; nil in dev mode when unset, where the SDK
 	// takes it from the dev server's request.
@@ -55,6 +57,7 @@ var inngestSettings = []setting{
 	{name: "INNGEST_ENV", help: "Inngest branch environment name, for branch deploys."},
 	{name: "INNGEST_BASE_URL", help: "Self-hosted Inngest server URL (API and event API); needs both keys, and /api/inngest requires the server's signature as with Inngest Cloud."},
 	{name: "INNGEST_APP_ID", value: "clerk-user-sync", help: "The app's id in Inngest; function ids are <app id>-<function id>."},
+	{name: "SYNC_EVENTS", def: "unset: off", help: "1: after each change applied to the database, send Inngest an event (clerk-sync/user.created, .updated, .deleted; the same for organization and organizationMembership) for workflows of your own, with a deterministic id, inside the step that writes (no extra run or step). Off by default: each is one more event in your Inngest plan's count, and nothing listens until you write a workflow."},
 	{name: "INNGEST_BATCH_SIZE", value: "0", help: "Above 1: up to this many create/update events per Inngest run (each still a guarded upsert, which also stands in for Inngest's event-id deduplication: Inngest does not apply it to batches); for bursts. 0: one run per event."},
 }
 
@@ -86,6 +89,7 @@ func (s *settings) inngest() inngestConfig {
 		}
 		c.serveURL = u
 	}
+	c.events = s.flag("SYNC_EVENTS")
 	if n, err := strconv.Atoi(s.get("INNGEST_BATCH_SIZE")); err != nil || n < 0 || n > 1000 {
 		s.fail(errors.New("INNGEST_BATCH_SIZE must be a whole number from 0 to 1000"))
 	} else {
@@ -209,7 +213,7 @@ func newInngest(c inngestConfig, clerkc clerkConfig, db *store.Store, m *metrics
 		if err != nil {
 			return inngestApp{}, fmt.Errorf("inngest client: %w", err)
 		}
-		if err := registerFunctions(client, clerkc, c.batchSize, db, m, logger); err != nil {
+		if err := registerFunctions(client, c, clerkc, db, m, logger); err != nil {
 			return inngestApp{}, fmt.Errorf("inngest functions: %w", err)
 		}
 		if c.serveURL == nil {
@@ -223,6 +227,9 @@ func newInngest(c inngestConfig, clerkc clerkConfig, db *store.Store, m *metrics
 		}
 	}
 	app.serve, app.sync = handlers[0], handlers[1]
+	if c.events {
+		logger.Info("SYNC_EVENTS is on: each change applied to the database sends its event", "names", "clerk-sync/<user|organization|organizationMembership>.<created|updated|deleted>")
+	}
 	if clerkc.secretKey == "" {
 		logger.Info("CLERK_SECRET_KEY is not set: no scheduled reconciliation with Clerk")
 	} else {
@@ -233,10 +240,15 @@ func newInngest(c inngestConfig, clerkc clerkConfig, db *store.Store, m *metrics
 }
 
 // registerFunctions registers every function of the service on client: the user, organization
-// and membership functions, record-sync-failure, and the two reconciliations when clerkc has a
-// secret key. It returns the SDK's error when it refuses one.
-func registerFunctions(client inngestgo.Client, clerkc clerkConfig, batchSize int, db *store.Store, m *metrics.Prometheus, logger *slog.Logger) error {
-	if err := functions.New(db, db, logger, functions.Config{AppID: client.AppID(), BatchSize: batchSize, Metrics: m}).Register(client); err != nil {
+// and membership functions (sending their events through client when c.events is set),
+// record-sync-failure, and the two reconciliations when clerkc has a secret key. It returns the
+// SDK's error when it refuses one.
+func registerFunctions(client inngestgo.Client, c inngestConfig, clerkc clerkConfig, db *store.Store, m *metrics.Prometheus, logger *slog.Logger) error {
+	fcfg := functions.Config{AppID: client.AppID(), BatchSize: c.batchSize, Metrics: m}
+	if c.events {
+		fcfg.Events = keyRedactingClient{Client: client, eventKey: c.eventKey}
+	}
+	if err := functions.New(db, db, logger, fcfg).Register(client); err != nil {
 		return err
 	}
 	// record-sync-failure: the sync functions' permanent failures, in sync_failures.

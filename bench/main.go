@@ -66,9 +66,13 @@ func main() {
 		baseline   = flag.Float64("baseline", 0, "row 3 only: the one-run-per-event baseline in users/s, instead of measuring it with row 2")
 		keep       = flag.Bool("keep", false, "keep the processes' logs (the folder is printed)")
 		noopIDs    = flag.Bool("noop-ids", false, "give the no-op app's events idempotency ids, like the bridge's clerk-<svix-id> (to see what they cost the dev server)")
+		syncEvents = flag.Bool("sync-events", false, "run the service with SYNC_EVENTS=1 (rows 2 and 3): each applied sign-up also sends clerk-sync/user.created, which nothing listens to")
 	)
 	flag.Parse()
 	b := &bench{serviceBin: abs(*serviceBin), inngestBin: abs(*inngestBin), c: *e2eC, runs: max(1, *runs), bridgeRuns: max(1, *bridgeRuns), dir: mustTemp(), noopIDs: *noopIDs}
+	if *syncEvents {
+		b.serviceEnv = append(b.serviceEnv, "SYNC_EVENTS=1")
+	}
 	if *keep {
 		logf("logs in %s", b.dir)
 	} else {
@@ -116,7 +120,9 @@ type bench struct {
 	bridgeRuns             int // rounds of each combination of row 1
 	dir                    string
 	noopIDs                bool
-	seq                    atomic.Int64
+	// serviceEnv adds to the service's settings in every end-to-end row (-sync-events).
+	serviceEnv []string
+	seq        atomic.Int64
 }
 
 // ints parses a comma-separated list of whole numbers, leaving out what is not one.
@@ -430,7 +436,7 @@ func (b *bench) startE2E(noop bool, extraEnv ...string) *e2eStack {
 		s.app = b.start("noop", append(env, "MONGODB_URI="+dbURI+"/noop"), self(), "serve-noop")
 		appID, fns, dbName = "bench-noop", 1, "noop"
 	} else {
-		s.app = b.start("service", append(env, "MONGODB_URI="+dbURI+"/bench", "LOG_LEVEL=warn"), b.serviceBin)
+		s.app = b.start("service", append(append(env, "MONGODB_URI="+dbURI+"/bench", "LOG_LEVEL=warn"), b.serviceEnv...), b.serviceBin)
 	}
 	waitHTTP(s.appURL+"/healthz", 30*time.Second, nil)
 	// The app has made its collection: give it the _id lookup index the service adds to its

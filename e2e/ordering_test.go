@@ -47,18 +47,18 @@ func (p *overlapProbe) leave(id string) {
 	p.inFlight[id]--
 }
 
-func (p *overlapProbe) UpsertUser(ctx context.Context, u store.User) (store.Outcome, error) {
+func (p *overlapProbe) UpsertUserChange(ctx context.Context, u store.User) (store.Change, error) {
 	p.enter(u.ID)
 	defer p.leave(u.ID)
 	time.Sleep(p.hold)
-	return p.next.UpsertUser(ctx, u)
+	return p.next.UpsertUserChange(ctx, u)
 }
 
-func (p *overlapProbe) DeleteUser(ctx context.Context, id string, deletedAt int64) (store.Outcome, error) {
+func (p *overlapProbe) DeleteUserChange(ctx context.Context, id string, deletedAt int64) (store.Change, error) {
 	p.enter(id)
 	defer p.leave(id)
 	time.Sleep(p.hold)
-	return p.next.DeleteUser(ctx, id, deletedAt)
+	return p.next.DeleteUserChange(ctx, id, deletedAt)
 }
 
 // busy returns how many writes are running.

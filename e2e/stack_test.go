@@ -90,6 +90,13 @@ type stackOptions struct {
 	countCalls bool
 	// env adds to the service's settings (INNGEST_BATCH_SIZE, say).
 	env map[string]string
+	// otherApps are the serve URLs of more Inngest apps the dev server syncs beside the
+	// service (inngest.json's sdk-url is a list): functions of the test's own, triggered by
+	// the service's events.
+	otherApps []string
+	// beforeDev, when set, is called with the stack (its service, database and dev server URL
+	// known) just before the dev server starts: to serve the otherApps.
+	beforeDev func(s *stack)
 }
 
 // writeModes are the store's write modes the guarantee tests run in: auto (on FerretDB, writes
@@ -153,6 +160,9 @@ func startStack(t *testing.T, opts stackOptions) *stack {
 		s.calls.setTarget(t, s.appURL)
 	}
 	s.writeDevConfig(t)
+	if opts.beforeDev != nil {
+		opts.beforeDev(s)
+	}
 	s.startDevServer(t)
 	return s
 }
@@ -209,6 +219,7 @@ func (s *stack) writeDevConfig(t *testing.T) {
 	if s.calls != nil {
 		cfg["sdk-url"] = []string{s.calls.url + "/api/inngest"}
 	}
+	cfg["sdk-url"] = append(cfg["sdk-url"].([]string), s.opts.otherApps...)
 	cfg["port"] = strconv.Itoa(s.devPort)
 	out, _ := json.Marshal(cfg)
 	if err := os.WriteFile(filepath.Join(s.dir, "inngest.json"), out, 0o600); err != nil {

@@ -126,22 +126,22 @@ func TestBatchKeepsTheGuarantees(t *testing.T) {
 	}
 }
 
-// countingUsers is the store, counting the calls of UpsertUser per user id: each call is a
-// write (or a skip the store decides on after reading the user).
+// countingUsers is the store, counting the calls of UpsertUserChange per user id: each call is
+// a write (or a skip the store decides on after reading the user).
 type countingUsers struct {
 	*store.Store
 	mu      sync.Mutex
 	upserts map[string]int
 }
 
-func (c *countingUsers) UpsertUser(ctx context.Context, u store.User) (store.Outcome, error) {
+func (c *countingUsers) UpsertUserChange(ctx context.Context, u store.User) (store.Change, error) {
 	c.mu.Lock()
 	if c.upserts == nil {
 		c.upserts = map[string]int{}
 	}
 	c.upserts[u.ID]++
 	c.mu.Unlock()
-	return c.Store.UpsertUser(ctx, u)
+	return c.Store.UpsertUserChange(ctx, u)
 }
 
 func (c *countingUsers) snapshot() map[string]int {

@@ -6,6 +6,7 @@ import (
 
 	"clerksync/clerk"
 	"clerksync/store"
+	"clerksync/syncevent"
 )
 
 // DeleteMembership is delete-membership-with-clerk, run for each
@@ -26,8 +27,9 @@ func (f *Functions) DeleteMembership(ctx context.Context, in Input) (any, error)
 			}
 			return deletionAt(id, ts), nil
 		},
-		apply: func(ctx context.Context, d deletion) (store.Outcome, error) {
-			return f.orgs.DeleteMembership(ctx, d.id, d.at)
+		object: syncevent.ObjectMembership, id: func(d deletion) string { return d.id },
+		apply: func(ctx context.Context, d deletion) (store.Change, error) {
+			return f.orgs.DeleteMembershipChange(ctx, d.id, d.at)
 		},
 		result: func(m clerk.OrganizationMembership, d deletion, out store.Outcome) any {
 			return MembershipResult{

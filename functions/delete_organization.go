@@ -6,6 +6,7 @@ import (
 
 	"clerksync/clerk"
 	"clerksync/store"
+	"clerksync/syncevent"
 )
 
 // DeleteOrganization is delete-organization-with-clerk, run for each
@@ -27,8 +28,9 @@ func (f *Functions) DeleteOrganization(ctx context.Context, in Input) (any, erro
 			}
 			return deletionAt(id, ts), nil
 		},
-		apply: func(ctx context.Context, d deletion) (store.Outcome, error) {
-			return f.orgs.DeleteOrganization(ctx, d.id, d.at)
+		object: syncevent.ObjectOrganization, id: func(d deletion) string { return d.id },
+		apply: func(ctx context.Context, d deletion) (store.Change, error) {
+			return f.orgs.DeleteOrganizationChange(ctx, d.id, d.at)
 		},
 		result: func(_ clerk.DeletedOrganization, d deletion, out store.Outcome) any {
 			return OrganizationResult{OrganizationID: d.id, Outcome: out}

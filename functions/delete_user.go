@@ -7,6 +7,7 @@ import (
 
 	"clerksync/clerk"
 	"clerksync/store"
+	"clerksync/syncevent"
 )
 
 // DeleteUser is delete-user-with-clerk, run for each clerk/user.deleted event. It turns the
@@ -26,8 +27,9 @@ func (f *Functions) DeleteUser(ctx context.Context, in Input) (any, error) {
 			}
 			return deletionAt(id, ts), nil
 		},
-		apply: func(ctx context.Context, d deletion) (store.Outcome, error) {
-			return f.users.DeleteUser(ctx, d.id, d.at)
+		object: syncevent.ObjectUser, id: func(d deletion) string { return d.id },
+		apply: func(ctx context.Context, d deletion) (store.Change, error) {
+			return f.users.DeleteUserChange(ctx, d.id, d.at)
 		},
 		result: func(_ clerk.DeletedObject, d deletion, out store.Outcome) any {
 			return Result{UserID: d.id, Outcome: out}

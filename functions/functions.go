@@ -8,7 +8,9 @@
 // records their permanent failures. Each decodes its event's data itself (decode.go), so that
 // data it cannot read fails the run at once instead of being retried; does its database work
 // inside step.Run, so Inngest retries it when the database fails; and relies on the store's
-// conditional writes (not on delivery order) for correctness. One function per file; run.go
+// conditional writes (not on delivery order) for correctness. With Config.Events, the step
+// that applies a change also sends its event (package syncevent), after the write. One
+// function per file; run.go
 // holds the body all nine share (run: the decoding, the step, the log lines, the metrics and
 // the error policy), and upsert.go and upsert_org.go what the create and update functions
 // share.
@@ -87,28 +89,36 @@ func concurrencyOne(key string) []inngestgo.ConfigStepConcurrency {
 	return []inngestgo.ConfigStepConcurrency{{Limit: 1, Key: &key, Scope: enums.ConcurrencyScopeEnv}}
 }
 
-// UserStore is the storage the functions write to. *store.Store implements it.
+// UserStore is the storage the functions write to. *store.Store implements it. Each write
+// tells what it changed (store.Change), for the event the functions emit after it.
 type UserStore interface {
-	// UpsertUser writes u unless the stored user is as new or newer, or deleted.
-	UpsertUser(ctx context.Context, u store.User) (store.Outcome, error)
-	// DeleteUser turns the user into a tombstone that no later upsert brings back.
-	DeleteUser(ctx context.Context, id string, deletedAt int64) (store.Outcome, error)
+	// UpsertUserChange writes u unless the stored user is as new or newer, or deleted.
+	UpsertUserChange(ctx context.Context, u store.User) (store.Change, error)
+	// DeleteUserChange turns the user into a tombstone that no later upsert brings back.
+	DeleteUserChange(ctx context.Context, id string, deletedAt int64) (store.Change, error)
 }
 
 // OrgStore is the storage the organization and membership functions write to. *store.Store
-// implements it.
+// implements it. Each write tells what it changed (store.Change).
 type OrgStore interface {
-	// UpsertOrganization writes o unless the stored organization is as new or newer, or
+	// UpsertOrganizationChange writes o unless the stored organization is as new or newer, or
 	// deleted.
-	UpsertOrganization(ctx context.Context, o store.Organization) (store.Outcome, error)
-	// DeleteOrganization turns the organization into a tombstone that no later upsert brings
-	// back, and deletes its memberships.
-	DeleteOrganization(ctx context.Context, id string, deletedAt int64) (store.Outcome, error)
-	// UpsertMembership writes m unless the stored membership is as new or newer, or deleted;
-	// it leaves no live membership in a deleted organization or of a deleted user.
-	UpsertMembership(ctx context.Context, m store.Membership) (store.Outcome, error)
-	// DeleteMembership turns the membership into a tombstone that no later upsert brings back.
-	DeleteMembership(ctx context.Context, id string, deletedAt int64) (store.Outcome, error)
+	UpsertOrganizationChange(ctx context.Context, o store.Organization) (store.Change, error)
+	// DeleteOrganizationChange turns the organization into a tombstone that no later upsert
+	// brings back, and deletes its memberships.
+	DeleteOrganizationChange(ctx context.Context, id string, deletedAt int64) (store.Change, error)
+	// UpsertMembershipChange writes m unless the stored membership is as new or newer, or
+	// deleted; it leaves no live membership in a deleted organization or of a deleted user.
+	UpsertMembershipChange(ctx context.Context, m store.Membership) (store.Change, error)
+	// DeleteMembershipChange turns the membership into a tombstone that no later upsert brings
+	// back.
+	DeleteMembershipChange(ctx context.Context, id string, deletedAt int64) (store.Change, error)
+}
+
+// EventSender sends an event to Inngest: inngestgo.Client implements it. Send returns the
+// event's id, or an error when Inngest did not take the event.
+type EventSender interface {
+	Send(ctx context.Context, evt any) (string, error)
 }
 
 // The service's store is what New looks for in its users argument.
@@ -134,6 +144,12 @@ type Config struct {
 	// argument, when it implements OrgStore (as *store.Store does); with neither, Register
 	// leaves those six functions out (for tests whose store knows only users).
 	Orgs OrgStore
+	// Events, when not nil, is where the functions send the event of each change they apply
+	// (package syncevent), inside the step that writes it: an applied change, or a retry
+	// that finds its own version already stored, sends one (with the same id); a stale,
+	// duplicate-of-older or refused change sends none. A failed send fails the step, which
+	// Inngest retries. Nil: no events (SYNC_EVENTS unset).
+	Events EventSender
 	// WithoutUserOrdering leaves out the concurrency limits that serialise the runs of one
 	// user (UserConcurrencyKey) and of one organization (OrgConcurrencyKey,
 	// MembershipConcurrencyKey): only for the test that shows what the limits prevent.

@@ -20,23 +20,23 @@ import (
 // err.
 type failingStore struct{ err error }
 
-func (s failingStore) UpsertUser(context.Context, store.User) (store.Outcome, error) {
-	return "", s.err
+func (s failingStore) UpsertUserChange(context.Context, store.User) (store.Change, error) {
+	return store.Change{}, s.err
 }
-func (s failingStore) DeleteUser(context.Context, string, int64) (store.Outcome, error) {
-	return "", s.err
+func (s failingStore) DeleteUserChange(context.Context, string, int64) (store.Change, error) {
+	return store.Change{}, s.err
 }
-func (s failingStore) UpsertOrganization(context.Context, store.Organization) (store.Outcome, error) {
-	return "", s.err
+func (s failingStore) UpsertOrganizationChange(context.Context, store.Organization) (store.Change, error) {
+	return store.Change{}, s.err
 }
-func (s failingStore) DeleteOrganization(context.Context, string, int64) (store.Outcome, error) {
-	return "", s.err
+func (s failingStore) DeleteOrganizationChange(context.Context, string, int64) (store.Change, error) {
+	return store.Change{}, s.err
 }
-func (s failingStore) UpsertMembership(context.Context, store.Membership) (store.Outcome, error) {
-	return "", s.err
+func (s failingStore) UpsertMembershipChange(context.Context, store.Membership) (store.Change, error) {
+	return store.Change{}, s.err
 }
-func (s failingStore) DeleteMembership(context.Context, string, int64) (store.Outcome, error) {
-	return "", s.err
+func (s failingStore) DeleteMembershipChange(context.Context, string, int64) (store.Change, error) {
+	return store.Change{}, s.err
 }
 
 // TestStoreErrorPolicy: the nine functions treat the store's errors alike. A write the store

@@ -15,6 +15,7 @@ import (
 
 	"clerksync/clerk"
 	"clerksync/store"
+	"clerksync/syncevent"
 )
 
 // upsertUser is the body of sync-user-from-clerk and update-user-from-clerk: both write the
@@ -28,8 +29,9 @@ func (f *Functions) upsertUser(ctx context.Context, function string, in Input) (
 		step: "upsert-user", noun: "user", bad: clerk.ErrBadUser,
 		ids:     func(d clerk.User) []any { return []any{"user_id", strings.TrimSpace(d.ID)} },
 		prepare: clerk.User.StoreUser,
-		apply: func(ctx context.Context, u store.User) (store.Outcome, error) {
-			return f.users.UpsertUser(ctx, u)
+		object:  syncevent.ObjectUser, id: func(u store.User) string { return u.ID },
+		apply: func(ctx context.Context, u store.User) (store.Change, error) {
+			return f.users.UpsertUserChange(ctx, u)
 		},
 		logged: func(u store.User) []any { return []any{"updated_at", u.UpdatedAt} },
 		result: func(_ clerk.User, u store.User, out store.Outcome) any {
@@ -134,6 +136,7 @@ func (f *Functions) upsertBatch(ctx context.Context, function string, in Input) 
 // first failure) when an event was neither written nor recorded in the failure store.
 func (f *Functions) writeBatch(ctx context.Context, function string, ic inngestgo.InputCtx, events []batchEvent) (BatchResult, error) {
 	outs := make([]store.Outcome, len(events))
+	evtIDs := make([]string, len(events))
 	errs := make([]error, len(events))
 	var g errgroup.Group
 	g.SetLimit(batchWorkers)
@@ -146,8 +149,15 @@ func (f *Functions) writeBatch(ctx context.Context, function string, ic inngestg
 			continue
 		}
 		g.Go(func() error {
-			// Each event keeps its own error: one failed write must not stop the others.
-			outs[i], errs[i] = f.users.UpsertUser(ctx, e.user)
+			// Each event keeps its own error: one failed write (or send) must not stop the
+			// others. A user applied (or found already stored) sends its event; a failed send
+			// leaves the event unwritten for this attempt, and the retry, which finds the
+			// version stored, sends the same event.
+			change, err := f.users.UpsertUserChange(ctx, e.user)
+			if err == nil {
+				evtIDs[i], err = f.emit(ctx, syncevent.ObjectUser, e.user.ID, change)
+			}
+			outs[i], errs[i] = reported(change), err
 			return nil
 		})
 	}
@@ -168,7 +178,7 @@ func (f *Functions) writeBatch(ctx context.Context, function string, ic inngestg
 		}
 		err := errs[i]
 		if err == nil {
-			log.Debug("user written", "outcome", outs[i], "updated_at", e.user.UpdatedAt)
+			log.Debug("user written", "outcome", outs[i], "updated_at", e.user.UpdatedAt, "sync_event_id", evtIDs[i])
 			f.cfg.Metrics.FunctionRun(function, string(outs[i]))
 			res.Written = append(res.Written, Result{UserID: e.user.ID, Outcome: outs[i]})
 			continue

@@ -6,6 +6,7 @@ import (
 
 	"clerksync/clerk"
 	"clerksync/store"
+	"clerksync/syncevent"
 )
 
 // OrganizationResult is what a run of an organization function returns; the Inngest dashboard
@@ -34,8 +35,9 @@ func (f *Functions) upsertOrganization(ctx context.Context, function string, in 
 		step: "upsert-organization", noun: "organization", bad: clerk.ErrBadOrganization,
 		ids:     func(d clerk.Organization) []any { return []any{"org_id", strings.TrimSpace(d.ID)} },
 		prepare: clerk.Organization.StoreOrganization,
-		apply: func(ctx context.Context, o store.Organization) (store.Outcome, error) {
-			return f.orgs.UpsertOrganization(ctx, o)
+		object:  syncevent.ObjectOrganization, id: func(o store.Organization) string { return o.ID },
+		apply: func(ctx context.Context, o store.Organization) (store.Change, error) {
+			return f.orgs.UpsertOrganizationChange(ctx, o)
 		},
 		logged: func(o store.Organization) []any { return []any{"updated_at", o.UpdatedAt} },
 		result: func(_ clerk.Organization, o store.Organization, out store.Outcome) any {
@@ -52,8 +54,9 @@ func (f *Functions) upsertMembership(ctx context.Context, function string, in In
 		step: "upsert-membership", noun: "membership", bad: clerk.ErrBadMembership,
 		ids:     membershipIDs,
 		prepare: clerk.OrganizationMembership.StoreMembership,
-		apply: func(ctx context.Context, m store.Membership) (store.Outcome, error) {
-			return f.orgs.UpsertMembership(ctx, m)
+		object:  syncevent.ObjectMembership, id: func(m store.Membership) string { return m.ID },
+		apply: func(ctx context.Context, m store.Membership) (store.Change, error) {
+			return f.orgs.UpsertMembershipChange(ctx, m)
 		},
 		logged: func(m store.Membership) []any { return []any{"updated_at", m.UpdatedAt} },
 		result: func(_ clerk.OrganizationMembership, m store.Membership, out store.Outcome) any {

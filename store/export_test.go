@@ -113,5 +113,6 @@ func CompareUpdatedAt(v any, updatedAt int64) int {
 // does after reading a stored user, without reading it: what the write's own guard does when
 // the user changed since the read. In WritesConditional, that is the filter alone.
 func WriteUserUnread(ctx context.Context, s *Store, u User, name string) (Outcome, error) {
-	return s.writes.upsert(ctx, u, name, true)
+	set, unset := userFields(u, name)
+	return s.writes.upsert(ctx, u, set, unset, true)
 }

@@ -41,7 +41,7 @@ func (e needLock) Error() string { return "store: need the lock of " + e.id }
 // what names the kind of document in errors ("user"). It returns an error wrapping ErrDatabase
 // (and ctx's error) when ctx ends between attempts, and one wrapping ErrDatabase when the
 // documents involved kept changing for maxRounds attempts.
-func (s *Store) guardedWrite(ctx context.Context, what, id string, attempt func(locked []string) (Outcome, error)) (Outcome, error) {
+func (s *Store) guardedWrite(ctx context.Context, what, id string, attempt func(locked []string) (Change, error)) (Change, error) {
 	ids := []string{id}
 	for range maxRounds {
 		unlock := s.lockIDs(ids...)
@@ -56,10 +56,10 @@ func (s *Store) guardedWrite(ctx context.Context, what, id string, attempt func(
 			return out, err
 		}
 		if err := ctx.Err(); err != nil {
-			return "", dbErr("write "+what, id, err)
+			return Change{}, dbErr("write "+what, id, err)
 		}
 	}
-	return "", fmt.Errorf("%w: write %s %s: the %ss involved kept changing during the write; retry", ErrDatabase, what, id, what)
+	return Change{}, fmt.Errorf("%w: write %s %s: the %ss involved kept changing during the write; retry", ErrDatabase, what, id, what)
 }
 
 // docWrites is how the store makes a write conditional on the stored document of any of its

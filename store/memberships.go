@@ -103,6 +103,9 @@ type memberDoc struct {
 	// RawUpdatedAt is updated_at as stored (Type 0 when missing), to match it exactly in a
 	// conditional write.
 	RawUpdatedAt bson.RawValue
+	// raw is the document as read by readMembership (nil otherwise), to tell what a write
+	// changes (recordChange) and what the stored version's write changed (alreadyStored).
+	raw bson.Raw
 }
 
 // decodeMembership reads a memberships document. It fails only when the document has no
@@ -132,7 +135,9 @@ func (s *Store) readMembership(ctx context.Context, filter bson.D, what string) 
 	if err != nil {
 		return memberDoc{}, err
 	}
-	return decodeMembership(raw)
+	d, err := decodeMembership(raw)
+	d.raw = raw
+	return d, err
 }
 
 // currentMembership returns the stored membership id and whether there is one, or an error
@@ -221,43 +226,56 @@ func (s *Store) findMemberships(ctx context.Context, filter bson.D) ([]memberDoc
 // wrapping ErrDatabase when the database fails or the memberships involved kept changing
 // during the write; both are worth retrying except the first.
 func (s *Store) UpsertMembership(ctx context.Context, m Membership) (Outcome, error) {
+	c, err := s.UpsertMembershipChange(ctx, m)
+	return c.legacy(), err
+}
+
+// UpsertMembershipChange is UpsertMembership, telling what the write changed (see Change):
+// Inserted or Updated with the names of the stored fields it changed (also recorded in the
+// document, _sync_change); AlreadyStored when the stored membership is live with m's
+// updated_at (and stays live), with the fields its write recorded; Skipped when m is not
+// stored live. Its errors are UpsertMembership's.
+func (s *Store) UpsertMembershipChange(ctx context.Context, m Membership) (Change, error) {
 	switch {
 	case m.ID == "":
-		return "", fmt.Errorf("%w: no membership id", ErrInvalidMembership)
+		return Change{}, fmt.Errorf("%w: no membership id", ErrInvalidMembership)
 	case m.OrgID == "" || m.UserID == "":
-		return "", fmt.Errorf("%w: membership %s has no organization id or no user id", ErrInvalidMembership, m.ID)
+		return Change{}, fmt.Errorf("%w: membership %s has no organization id or no user id", ErrInvalidMembership, m.ID)
 	case m.Deleted:
-		return "", fmt.Errorf("%w: membership %s is marked deleted: use DeleteMembership", ErrInvalidMembership, m.ID)
+		return Change{}, fmt.Errorf("%w: membership %s is marked deleted: use DeleteMembership", ErrInvalidMembership, m.ID)
 	}
-	return s.guardedWrite(ctx, "membership", m.ID, func(locked []string) (Outcome, error) {
+	return s.guardedWrite(ctx, "membership", m.ID, func(locked []string) (Change, error) {
 		return s.upsertMembership(ctx, m, locked)
 	})
 }
 
 // upsertMembership is one attempt of UpsertMembership, holding the locks of the memberships in
 // locked (m.ID among them). It returns errStale or needLock when the attempt must start over.
-func (s *Store) upsertMembership(ctx context.Context, m Membership, locked []string) (Outcome, error) {
+func (s *Store) upsertMembership(ctx context.Context, m Membership, locked []string) (Change, error) {
 	cur, found, err := s.currentMembership(ctx, m.ID)
 	switch {
 	case err != nil:
-		return "", err
+		return Change{}, err
 	case found && cur.Deleted:
-		return Skipped, nil
+		return Change{Outcome: Skipped}, nil
 	}
 	// R1: after reading the membership (see docs/design.md).
 	if at, gone, err := s.partyDeleted(ctx, m); err != nil {
-		return "", err
+		return Change{}, err
 	} else if gone {
 		return skippedAfter(s.endMembership(ctx, m.ID, found, at, max(m.UpdatedAt, cur.UpdatedAt)))
 	}
-	if found && cmpMillis(cur.RawUpdatedAt, m.UpdatedAt) >= 0 {
-		return Skipped, nil
+	if found && cmpMillis(cur.RawUpdatedAt, m.UpdatedAt) == 0 {
+		return alreadyStored(cur.raw, m.UpdatedAt), nil
+	}
+	if found && cmpMillis(cur.RawUpdatedAt, m.UpdatedAt) > 0 {
+		return Change{Outcome: Skipped}, nil
 	}
 	if s.beforeMemberWrite != nil {
 		s.beforeMemberWrite(m)
 	}
 	key := liveKey(m.OrgID, m.UserID)
-	set := membershipFields(m)
+	set, change := recordChange(membershipFields(m), nil, cur.raw, found, m.UpdatedAt)
 	for retired := 0; ; {
 		out, err := s.docs.upsert(ctx, s.members, "membership", m.ID, m.UpdatedAt, set, nil, found)
 		if err == nil {
@@ -265,52 +283,53 @@ func (s *Store) upsertMembership(ctx context.Context, m Membership, locked []str
 			at, gone, err := s.partyDeleted(ctx, m)
 			switch {
 			case err != nil:
-				return "", err
+				return Change{}, err
 			case gone:
 				return skippedAfter(s.endMembership(ctx, m.ID, true, at, m.UpdatedAt))
 			}
-			return out, nil
+			change.Outcome = out
+			return change, nil
 		}
 		if !isDuplicate(err) {
-			return "", err
+			return Change{}, err
 		}
 		// A unique index refused the write: m.ID (another process inserted the membership,
 		// or wrote a newer version) or the pair. Tell them apart.
 		if now, nowFound, err := s.currentMembership(ctx, m.ID); err != nil {
-			return "", err
+			return Change{}, err
 		} else if nowFound != found || (found && (now.Deleted || now.UpdatedAt != cur.UpdatedAt)) {
-			return "", errStale
+			return Change{}, errStale
 		}
 		holder, err := s.readMembership(ctx, bson.D{{Key: fieldLiveKey, Value: key}}, "live membership "+key)
 		switch {
 		case errors.Is(err, ErrNotFound) || (err == nil && holder.ID == m.ID):
-			return "", errStale // ended, or ours, since the write: try again
+			return Change{}, errStale // ended, or ours, since the write: try again
 		case err != nil:
-			return "", err
+			return Change{}, err
 		}
 		if supersedes(holder.UpdatedAt, holder.CreatedAt, holder.ID, m.UpdatedAt, m.CreatedAt, m.ID) {
 			// m is the membership that Clerk deleted before creating the holder.
 			return skippedAfter(s.endMembership(ctx, m.ID, found, holder.UpdatedAt, max(m.UpdatedAt, cur.UpdatedAt)))
 		}
 		if !slices.Contains(locked, holder.ID) {
-			return "", needLock{holder.ID}
+			return Change{}, needLock{holder.ID}
 		}
 		if retired++; retired > 3 {
-			return "", errStale
+			return Change{}, errStale
 		}
 		if err := s.retireMembership(ctx, m, holder.ID, key); err != nil {
-			return "", err
+			return Change{}, err
 		}
 	}
 }
 
 // skippedAfter returns Skipped after a tombstone write of the membership that succeeded, and
 // err otherwise.
-func skippedAfter(err error) (Outcome, error) {
+func skippedAfter(err error) (Change, error) {
 	if err != nil {
-		return "", err
+		return Change{}, err
 	}
-	return Skipped, nil
+	return Change{Outcome: Skipped}, nil
 }
 
 // partyDeleted reads m's organization and user, and reports whether either is a tombstone,
@@ -375,11 +394,21 @@ func (s *Store) retireMembership(ctx context.Context, m Membership, holderID, ke
 // when the membership ended with its organization or user). It returns ErrInvalidMembership
 // when id is empty and an error wrapping ErrDatabase when the database fails.
 func (s *Store) DeleteMembership(ctx context.Context, id string, deletedAt int64) (Outcome, error) {
+	c, err := s.DeleteMembershipChange(ctx, id, deletedAt)
+	return c.Outcome, err
+}
+
+// DeleteMembershipChange is DeleteMembership, telling the tombstone's deleted_at too
+// (Change.At: the first deletion's, for AlreadyDeleted). Its errors are DeleteMembership's.
+func (s *Store) DeleteMembershipChange(ctx context.Context, id string, deletedAt int64) (Change, error) {
 	if id == "" {
-		return "", fmt.Errorf("%w: no membership id", ErrInvalidMembership)
+		return Change{}, fmt.Errorf("%w: no membership id", ErrInvalidMembership)
 	}
-	out, _, err := s.deleteDoc(ctx, s.members, "membership", id, deletedAt)
-	return out, err
+	out, at, err := s.deleteDoc(ctx, s.members, "membership", id, deletedAt)
+	if err != nil {
+		return Change{}, err
+	}
+	return Change{Outcome: out, At: at, Fields: []string{}}, nil
 }
 
 // endMemberships tombstones every live membership whose field (org_id or user_id) is id,

@@ -88,6 +88,9 @@ type orgDoc struct {
 	// RawUpdatedAt is updated_at as stored (Type 0 when missing), to match it exactly in a
 	// conditional write.
 	RawUpdatedAt bson.RawValue
+	// raw is the document as read, to tell what a write changes (recordChange) and what the
+	// stored version's write changed (alreadyStored).
+	raw bson.Raw
 }
 
 // decodeOrganization reads an organizations document. It fails only when the document has no
@@ -118,7 +121,9 @@ func (s *Store) readOrganization(ctx context.Context, filter bson.D, what string
 	if err != nil {
 		return orgDoc{}, err
 	}
-	return decodeOrganization(raw)
+	d, err := decodeOrganization(raw)
+	d.raw = raw
+	return d, err
 }
 
 // currentOrganization returns the stored organization id and whether there is one, or an error
@@ -178,14 +183,25 @@ func (s *Store) LiveOrganizationIDs(ctx context.Context) ([]string, error) {
 // and o takes it; otherwise o is written without a slug. Either organization gets its slug
 // back with its own newer event.
 //
-// It returns Inserted, Updated or Skipped. It returns ErrInvalidOrganization when o has no ID,
-// and an error wrapping ErrDatabase when the database fails or the organizations involved kept
-// changing during the write; both are worth retrying except the first.
+// It returns Inserted, Updated or Skipped (UpsertOrganizationChange's AlreadyStored too). It
+// returns ErrInvalidOrganization when o has no ID, and an error wrapping ErrDatabase when the
+// database fails or the organizations involved kept changing during the write; both are worth
+// retrying except the first.
 func (s *Store) UpsertOrganization(ctx context.Context, o Organization) (Outcome, error) {
+	c, err := s.UpsertOrganizationChange(ctx, o)
+	return c.legacy(), err
+}
+
+// UpsertOrganizationChange is UpsertOrganization, telling what the write changed (see Change):
+// Inserted or Updated with the names of the stored fields it changed (also recorded in the
+// document, _sync_change); AlreadyStored when the stored organization is live with o's
+// updated_at, with the fields its write recorded; Skipped when it is newer or deleted. Its
+// errors are UpsertOrganization's.
+func (s *Store) UpsertOrganizationChange(ctx context.Context, o Organization) (Change, error) {
 	if o.ID == "" {
-		return "", fmt.Errorf("%w: no organization id", ErrInvalidOrganization)
+		return Change{}, fmt.Errorf("%w: no organization id", ErrInvalidOrganization)
 	}
-	return s.guardedWrite(ctx, "organization", o.ID, func(locked []string) (Outcome, error) {
+	return s.guardedWrite(ctx, "organization", o.ID, func(locked []string) (Change, error) {
 		return s.upsertOrganization(ctx, o, locked)
 	})
 }
@@ -193,13 +209,15 @@ func (s *Store) UpsertOrganization(ctx context.Context, o Organization) (Outcome
 // upsertOrganization is one attempt of UpsertOrganization, holding the locks of the
 // organizations in locked (o.ID among them). It returns errStale or needLock when the attempt
 // must start over.
-func (s *Store) upsertOrganization(ctx context.Context, o Organization, locked []string) (Outcome, error) {
+func (s *Store) upsertOrganization(ctx context.Context, o Organization, locked []string) (Change, error) {
 	cur, found, err := s.currentOrganization(ctx, o.ID)
 	switch {
 	case err != nil:
-		return "", err
+		return Change{}, err
+	case found && !cur.Deleted && cmpMillis(cur.RawUpdatedAt, o.UpdatedAt) == 0:
+		return alreadyStored(cur.raw, o.UpdatedAt), nil
 	case found && (cur.Deleted || cmpMillis(cur.RawUpdatedAt, o.UpdatedAt) >= 0):
-		return Skipped, nil
+		return Change{Outcome: Skipped}, nil
 	}
 	slugs := []string{o.Slug}
 	if o.Slug != "" {
@@ -209,45 +227,47 @@ func (s *Store) upsertOrganization(ctx context.Context, o Organization, locked [
 	for i := 0; i < len(slugs); i++ {
 		slug := slugs[i]
 		set, unset := organizationFields(o, slug)
+		set, change := recordChange(set, unset, cur.raw, found, o.UpdatedAt)
 		out, err := s.docs.upsert(ctx, s.orgs, "organization", o.ID, o.UpdatedAt, set, unset, found)
 		if err == nil {
-			return out, nil
+			change.Outcome = out
+			return change, nil
 		}
 		if !isDuplicate(err) {
-			return "", err
+			return Change{}, err
 		}
 		// A unique index refused the write: o.ID (another process inserted the organization,
 		// or wrote a newer version) or the slug. Tell them apart.
 		if now, nowFound, err := s.currentOrganization(ctx, o.ID); err != nil {
-			return "", err
+			return Change{}, err
 		} else if nowFound != found || (found && (now.Deleted || now.UpdatedAt != cur.UpdatedAt || now.Slug != cur.Slug)) {
-			return "", errStale
+			return Change{}, errStale
 		}
 		if slug == "" {
-			return "", errStale
+			return Change{}, errStale
 		}
 		holder, err := s.readOrganization(ctx, bson.D{{Key: fieldSlug, Value: slug}}, "slug "+slug)
 		switch {
 		case errors.Is(err, ErrNotFound) || (err == nil && holder.ID == o.ID):
-			return "", errStale // freed, or ours, since the write: try again
+			return Change{}, errStale // freed, or ours, since the write: try again
 		case err != nil:
-			return "", err
+			return Change{}, err
 		}
 		if !supersedes(o.UpdatedAt, o.CreatedAt, o.ID, holder.UpdatedAt, holder.CreatedAt, holder.ID) {
 			continue // o's claim is the stale one: without a slug
 		}
 		if !slices.Contains(locked, holder.ID) {
-			return "", needLock{holder.ID}
+			return Change{}, needLock{holder.ID}
 		}
 		if cleared++; cleared > 3 {
-			return "", errStale
+			return Change{}, errStale
 		}
 		if err := s.clearSlug(ctx, o, holder.ID, slug); err != nil {
-			return "", err
+			return Change{}, err
 		}
 		i-- // the slug again, now free
 	}
-	return "", errStale // unreachable: the last candidate ("") cannot collide on a slug
+	return Change{}, errStale // unreachable: the last candidate ("") cannot collide on a slug
 }
 
 // clearSlug removes the slug from the organization holderID, which holds slug with a record
@@ -280,15 +300,22 @@ func (s *Store) clearSlug(ctx context.Context, o Organization, holderID, slug st
 // returns ErrInvalidOrganization when id is empty and an error wrapping ErrDatabase when the
 // database fails.
 func (s *Store) DeleteOrganization(ctx context.Context, id string, deletedAt int64) (Outcome, error) {
+	c, err := s.DeleteOrganizationChange(ctx, id, deletedAt)
+	return c.Outcome, err
+}
+
+// DeleteOrganizationChange is DeleteOrganization, telling the tombstone's deleted_at too
+// (Change.At: the first deletion's, for AlreadyDeleted). Its errors are DeleteOrganization's.
+func (s *Store) DeleteOrganizationChange(ctx context.Context, id string, deletedAt int64) (Change, error) {
 	if id == "" {
-		return "", fmt.Errorf("%w: no organization id", ErrInvalidOrganization)
+		return Change{}, fmt.Errorf("%w: no organization id", ErrInvalidOrganization)
 	}
 	out, at, err := s.deleteDoc(ctx, s.orgs, "organization", id, deletedAt)
 	if err != nil {
-		return "", err
+		return Change{}, err
 	}
 	if err := s.endMemberships(ctx, fieldOrgID, id, at); err != nil {
-		return "", err
+		return Change{}, err
 	}
-	return out, nil
+	return Change{Outcome: out, At: at, Fields: []string{}}, nil
 }

@@ -83,7 +83,8 @@ const (
 	// Skipped: the event was not applied, because the stored document is as new or newer (a
 	// replay or an event that arrived late) or was deleted; or, for a membership, because it
 	// is stored as a tombstone instead (its organization or user is deleted, or a newer
-	// membership holds its organization and user).
+	// membership holds its organization and user). The upserts that tell their Change
+	// (UpsertUserChange, ...) tell the stored version apart: AlreadyStored.
 	Skipped Outcome = "skipped"
 	// Deleted: the document was turned into a tombstone (or a tombstone was created for a
 	// document the collection never saw, so that late events cannot create it).
@@ -188,6 +189,9 @@ type userDoc struct {
 	// NotClerk is set (by holderOf alone) for a document whose _id is not a string: not a
 	// Clerk user, so the service never writes it. Its User holds only the username.
 	NotClerk bool
+	// raw is the document as read by readOne (nil otherwise), to tell what a write changes
+	// (recordChange) and what the stored version's write changed (alreadyStored).
+	raw bson.Raw
 }
 
 // decodeUser reads a users document. It fails only when the document has no string _id.
@@ -260,7 +264,9 @@ func (s *Store) readOne(ctx context.Context, filter bson.D, what string) (userDo
 	if err != nil {
 		return userDoc{}, dbErr("find user", what, err)
 	}
-	return decodeUser(raw)
+	d, err := decodeUser(raw)
+	d.raw = raw
+	return d, err
 }
 
 // userWrites is how the store makes a write of a user conditional on the stored user, one per
@@ -276,9 +282,10 @@ func (s *Store) readOne(ctx context.Context, filter bson.D, what string) (userDo
 //     resolve: another user holds the username, or the document was inserted meanwhile;
 //   - any other failure wrapped in ErrDatabase.
 type userWrites interface {
-	// upsert writes u, with the username name ("" for none), as newer than the stored user;
-	// found says whether the caller read one. It returns Inserted or Updated.
-	upsert(ctx context.Context, u User, name string, found bool) (Outcome, error)
+	// upsert writes u as newer than the stored user, setting set and removing unset (u's
+	// fields, userFields, with the record of the change); found says whether the caller read
+	// one. It returns Inserted or Updated.
+	upsert(ctx context.Context, u User, set, unset bson.D, found bool) (Outcome, error)
 	// rename changes the username of h, a user as the caller read it, to next ("" removes
 	// it), only while h still holds the username it was read with.
 	rename(ctx context.Context, h userDoc, next string) error
@@ -332,15 +339,26 @@ func renameWhere(ctx context.Context, users *mongo.Collection, filter bson.D, id
 //     the email or id), with a suffix when another user holds that.
 //   - When no candidate is free, the user is written without a username.
 //
-// It returns Inserted, Updated or Skipped. It returns ErrInvalidUser when u has no ID, and an
-// error wrapping ErrDatabase when the database fails or the users involved kept changing
-// during the write; both are worth retrying except the first.
+// It returns Inserted, Updated or Skipped (UpsertUserChange's AlreadyStored too). It returns
+// ErrInvalidUser when u has no ID, and an error wrapping ErrDatabase when the database fails
+// or the users involved kept changing during the write; both are worth retrying except the
+// first.
 func (s *Store) UpsertUser(ctx context.Context, u User) (Outcome, error) {
+	c, err := s.UpsertUserChange(ctx, u)
+	return c.legacy(), err
+}
+
+// UpsertUserChange is UpsertUser, telling what the write changed (see Change): Inserted or
+// Updated with the names of the stored fields it changed (which it also records in the
+// document, _sync_change); AlreadyStored when the stored user is live with u's updated_at (and
+// no repair applies), with the fields its write recorded; Skipped when the stored user is
+// newer or deleted. Its errors are UpsertUser's.
+func (s *Store) UpsertUserChange(ctx context.Context, u User) (Change, error) {
 	if u.ID == "" {
-		return "", fmt.Errorf("%w: no user id", ErrInvalidUser)
+		return Change{}, fmt.Errorf("%w: no user id", ErrInvalidUser)
 	}
 	assumeNew := s.insertFirst(u)
-	return s.guardedWrite(ctx, "user", u.ID, func(locked []string) (Outcome, error) {
+	return s.guardedWrite(ctx, "user", u.ID, func(locked []string) (Change, error) {
 		out, err := s.upsert(ctx, u, locked, assumeNew)
 		assumeNew = false // the first attempt only
 		return out, err
@@ -366,37 +384,43 @@ func (s *Store) insertFirst(u User) bool {
 // upsert is one attempt of UpsertUser, holding the locks of the users in locked (u.ID among
 // them); assumeNew skips the read, taking the user for one the collection does not have (see
 // insertFirst). It returns errStale or needLock when the attempt must start over.
-func (s *Store) upsert(ctx context.Context, u User, locked []string, assumeNew bool) (Outcome, error) {
+func (s *Store) upsert(ctx context.Context, u User, locked []string, assumeNew bool) (Change, error) {
 	var cur userDoc
 	found := false
 	if !assumeNew {
 		var err error
 		if cur, found, err = s.current(ctx, u.ID); err != nil {
-			return "", err
+			return Change{}, err
 		}
 	}
 	if found && !writesOver(u, cur) {
-		return Skipped, nil
+		if !cur.Deleted && cmpMillis(cur.RawUpdatedAt, u.UpdatedAt) == 0 {
+			return alreadyStored(cur.raw, u.UpdatedAt), nil
+		}
+		return Change{Outcome: Skipped}, nil
 	}
 	names := usernamesFor(u, cur, found)
 	displaced := 0
 	for i := 0; i < len(names); i++ {
 		name := names[i]
-		out, err := s.writes.upsert(ctx, u, name, found)
+		set, unset := userFields(u, name)
+		set, change := recordChange(set, unset, cur.raw, found, u.UpdatedAt)
+		out, err := s.writes.upsert(ctx, u, set, unset, found)
 		if err == nil {
-			return out, nil
+			change.Outcome = out
+			return change, nil
 		}
 		if !isDuplicate(err) {
-			return "", err
+			return Change{}, err
 		}
 		// A unique index refused the write: u.ID (another process inserted the user, or wrote
 		// a newer version) or the username. Tell them apart.
 		if err := s.checkUnchanged(ctx, u.ID, cur, found); err != nil {
-			return "", err
+			return Change{}, err
 		}
 		switch name {
 		case "":
-			return "", errStale
+			return Change{}, errStale
 		case u.ClerkUsername:
 		default:
 			continue // a derived username is taken: the next candidate
@@ -405,25 +429,25 @@ func (s *Store) upsert(ctx context.Context, u User, locked []string, assumeNew b
 		holder, err := s.holderOf(ctx, name)
 		switch {
 		case errors.Is(err, ErrNotFound) || (err == nil && holder.ID == u.ID):
-			return "", errStale // freed, or ours, since the write: try again
+			return Change{}, errStale // freed, or ours, since the write: try again
 		case err != nil:
-			return "", err
+			return Change{}, err
 		}
 		if !yields(holder, u) {
 			continue // the claim with a suffix
 		}
 		if !slices.Contains(locked, holder.ID) {
-			return "", needLock{holder.ID}
+			return Change{}, needLock{holder.ID}
 		}
 		if displaced++; displaced > 3 {
-			return "", errStale
+			return Change{}, errStale
 		}
 		if err := s.displace(ctx, u, holder.ID, name); err != nil {
-			return "", err
+			return Change{}, err
 		}
 		i-- // the claim again, now free
 	}
-	return "", errStale // unreachable: the last candidate ("") cannot collide on a username
+	return Change{}, errStale // unreachable: the last candidate ("") cannot collide on a username
 }
 
 // writesOver reports whether UpsertUser writes u over cur, the stored user: when cur is live
@@ -493,15 +517,23 @@ func (s *Store) checkUnchanged(ctx context.Context, id string, cur userDoc, foun
 // time is kept). It returns ErrInvalidUser when id is empty and an error wrapping ErrDatabase when the database
 // fails.
 func (s *Store) DeleteUser(ctx context.Context, id string, deletedAt int64) (Outcome, error) {
+	c, err := s.DeleteUserChange(ctx, id, deletedAt)
+	return c.Outcome, err
+}
+
+// DeleteUserChange is DeleteUser, telling the tombstone's deleted_at too (Change.At: the first
+// deletion's, for AlreadyDeleted), so that a replay names the deletion as the first did. Its
+// errors are DeleteUser's.
+func (s *Store) DeleteUserChange(ctx context.Context, id string, deletedAt int64) (Change, error) {
 	if id == "" {
-		return "", fmt.Errorf("%w: no user id", ErrInvalidUser)
+		return Change{}, fmt.Errorf("%w: no user id", ErrInvalidUser)
 	}
 	out, at, err := s.deleteDoc(ctx, s.users, "user", id, deletedAt)
 	if err != nil {
-		return "", err
+		return Change{}, err
 	}
 	if err := s.endMemberships(ctx, fieldUserID, id, at); err != nil {
-		return "", err
+		return Change{}, err
 	}
-	return out, nil
+	return Change{Outcome: out, At: at, Fields: []string{}}, nil
 }

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
@@ -16,8 +18,7 @@ import (
 type byIDWrites struct{ users *mongo.Collection }
 
 // upsert inserts u when the caller found no stored user, and updates it by _id otherwise.
-func (w byIDWrites) upsert(ctx context.Context, u User, name string, found bool) (Outcome, error) {
-	set, unset := userFields(u, name)
+func (w byIDWrites) upsert(ctx context.Context, u User, set, unset bson.D, found bool) (Outcome, error) {
 	return byIDDocs{}.upsert(ctx, w.users, "user", u.ID, u.UpdatedAt, set, unset, found)
 }
 

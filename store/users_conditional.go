@@ -21,8 +21,7 @@ type conditionalWrites struct{ users *mongo.Collection }
 // filter holds the guard. A repair (u.Repair) also updates a user with the same updated_at,
 // which UpsertUser found differing from u: its filter is {_id, updated_at not > new, deleted
 // != true}, so it still never writes over a newer user or a tombstone.
-func (w conditionalWrites) upsert(ctx context.Context, u User, name string, found bool) (Outcome, error) {
-	set, unset := userFields(u, name)
+func (w conditionalWrites) upsert(ctx context.Context, u User, set, unset bson.D, found bool) (Outcome, error) {
 	if u.Repair {
 		return upsertWhere(ctx, w.users, "user", u.ID, notAbove(u.UpdatedAt), set, unset)
 	}
