@@ -348,6 +348,7 @@ const (
 	connectMaxConcurrency = 100
 	connectStaleAfter     = 90 * time.Second
 	connectRetryMax       = 30 * time.Second
+	connectDialTimeout    = 40 * time.Second // the SDK's start-up gives up at 30s
 	connectWatchInterval  = time.Second
 )
 
@@ -404,9 +405,7 @@ func (w *connectWorker) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		// The connection outlives ctx: close drains it at shutdown. Only the dial stops with ctx.
 		connCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		stopDial := context.AfterFunc(ctx, cancel)
-		conn, err := w.dial(connCtx)
-		stopDial()
+		conn, err := w.dialOnce(ctx, connCtx, cancel)
 		if err != nil {
 			cancel()
 			if ctx.Err() != nil {
@@ -442,6 +441,43 @@ func (w *connectWorker) run(ctx context.Context) {
 		w.logger.Warn("the Inngest connection stayed down; dialling anew", "instance_id", w.id, "state", conn.State(), "after", connectStaleAfter)
 		_ = conn.Close()
 		cancel()
+	}
+}
+
+// dialOnce dials with connCtx as the connection's lifetime, and gives up on the dial when ctx
+// ends or after connectDialTimeout. inngestgo v0.15.1's Connect never returns when its
+// start-up ends (its 30s limit, or connCtx cancelled) while it waits to retry: its retry loop
+// blocks on a channel no one reads any more. Such a dial is left behind (cancel stops its
+// worker pool), and the connection it might still return is closed.
+func (w *connectWorker) dialOnce(ctx, connCtx context.Context, cancel context.CancelFunc) (connect.WorkerConnection, error) {
+	type dialed struct {
+		conn connect.WorkerConnection
+		err  error
+	}
+	res := make(chan dialed, 1)
+	go func() {
+		conn, err := w.dial(connCtx)
+		res <- dialed{conn, err}
+	}()
+	abandon := func() {
+		cancel()
+		go func() {
+			if d := <-res; d.conn != nil {
+				_ = d.conn.Close()
+			}
+		}()
+	}
+	timer := time.NewTimer(connectDialTimeout)
+	defer timer.Stop()
+	select {
+	case d := <-res:
+		return d.conn, d.err
+	case <-ctx.Done():
+		abandon()
+		return nil, ctx.Err()
+	case <-timer.C:
+		abandon()
+		return nil, fmt.Errorf("no connection within %v", connectDialTimeout)
 	}
 }
 
