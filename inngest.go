@@ -343,10 +343,11 @@ func eventTransport() *http.Transport {
 // replica at once (and the SDK's worker pool), set here so that the SDK does not read
 // INNGEST_CONNECT_MAX_WORKER_CONCURRENCY from the environment. connectStaleAfter is how long
 // the connection may stay other than active before the worker dials anew: inngestgo v0.15.1
-// gives up reconnecting after 5 attempts and then stays RECONNECTING for good.
+// gives up reconnecting after 5 attempts, and at once when the connection drops without a
+// close reason (a gateway restarted or unreachable), and then stays RECONNECTING for good.
 const (
 	connectMaxConcurrency = 100
-	connectStaleAfter     = 90 * time.Second
+	connectStaleAfter     = 15 * time.Second
 	connectRetryMax       = 30 * time.Second
 	connectDialTimeout    = 40 * time.Second // the SDK's start-up gives up at 30s
 	connectWatchInterval  = time.Second

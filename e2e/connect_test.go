@@ -1,0 +1,105 @@
+package e2e
+
+import (
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"clerksync/store"
+)
+
+// The Connect mode tests: the service dials the dev server's Connect gateway
+// (INNGEST_CONNECT) and the dev server has no URL of the service's.
+
+// TestConnectBurst: in Connect mode a burst of sign-ups is stored, each user once, with no
+// /api/inngest on the service.
+func TestConnectBurst(t *testing.T) {
+	stacks(t)
+	s := startStack(t, stackOptions{connect: true})
+	for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodPut} {
+		req, _ := http.NewRequest(method, s.appURL+"/api/inngest", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s /api/inngest in Connect mode = %d; want 404", method, resp.StatusCode)
+		}
+	}
+	const n = 200
+	ids, bodies := make([]string, n), make([][]byte, n)
+	for i := range n {
+		ids[i], bodies[i] = signUp("connect", i)
+	}
+	for i, c := range s.postAll(bodies, ids, nil) {
+		if c != http.StatusOK {
+			t.Fatalf("sign-up %d = %d; want 200", i, c)
+		}
+	}
+	s.waitAllUsers(t, ids, 2*time.Minute)
+	t.Logf("counted: all %d users stored once, run over the Connect gateway", n)
+}
+
+// TestConnectWorkerKilledDuringBurst: the service in Connect mode is SIGKILLed a third of the
+// way into a burst of sign-ups and started again 2s later with the same instance id; the
+// webhooks that failed are re-sent, as Svix does. Every user is stored, and once.
+func TestConnectWorkerKilledDuringBurst(t *testing.T) {
+	stacks(t)
+	s := startStack(t, stackOptions{connect: true, fixedPort: true, retryInterval: 2})
+	const n = 300
+	ids, bodies := make([]string, n), make([][]byte, n)
+	for i := range n {
+		ids[i], bodies[i] = signUp("connkill", i)
+	}
+	var restarted sync.WaitGroup
+	codes := s.postAll(bodies, ids, func(i int) {
+		time.Sleep(15 * time.Millisecond) // spread the burst over the kill and the restart
+		if i == n/3 {
+			s.killService()
+			restarted.Add(1)
+			go func() {
+				defer restarted.Done()
+				time.Sleep(2 * time.Second)
+				s.restartService(t)
+			}()
+		}
+	})
+	restarted.Wait()
+	var failed []int
+	for i, c := range codes {
+		if c < 200 || c >= 300 {
+			failed = append(failed, i)
+		}
+	}
+	for _, i := range failed {
+		c, err := s.post(bodies[i], ids[i])
+		for attempt := 1; err != nil && attempt < 5; attempt++ {
+			time.Sleep(100 * time.Millisecond)
+			c, err = s.post(bodies[i], ids[i])
+		}
+		if c != http.StatusOK {
+			t.Fatalf("re-sent sign-up %d = %d, %v; want 200", i, c, err)
+		}
+	}
+	s.waitAllUsers(t, ids, 3*time.Minute)
+	t.Logf("injected: SIGKILL of the Connect worker at sign-up %d of %d, restarted 2s later; %d webhooks re-sent; counted: all %d users stored once", n/3, n, len(failed), n)
+}
+
+// TestConnectReconnectsAfterTheServerRestarts: the dev server (its gateway with it) stops and
+// starts again; the service reports not ready meanwhile, connects again on its own, and the
+// next sign-up is stored. inngestgo v0.15.1 alone gives up on a connection dropped this way.
+func TestConnectReconnectsAfterTheServerRestarts(t *testing.T) {
+	stacks(t)
+	s := startStack(t, stackOptions{connect: true})
+	s.stopDevServer()
+	s.waitFor(t, 30*time.Second, "GET /readyz to answer 503 with the dev server stopped", func() bool { return !s.ready() })
+	s.startDevServer(t)
+	start := time.Now()
+	s.waitSynced(t)
+	t.Logf("measured: connected and ready again %v after the dev server answered", time.Since(start).Round(time.Second))
+	id, body := signUp("reconnect", 0)
+	s.mustPost(t, body, id, http.StatusOK)
+	s.waitUser(t, id, 30*time.Second, func(_ store.User, err error) bool { return err == nil })
+}
