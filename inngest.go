@@ -385,17 +385,26 @@ func connectInstanceID(c inngestConfig, hostname func() (string, error)) (string
 }
 
 // connectWorker keeps the service's Connect worker connected to Inngest: run dials until the
-// connection is active, and dials anew when it stays inactive for connectStaleAfter; Ready
+// connection is active, and dials anew when it stays inactive for staleAfter; Ready
 // reports the connection to /readyz; close ends it at shutdown.
 type connectWorker struct {
 	dial   func(ctx context.Context) (connect.WorkerConnection, error)
 	id     string
 	logger *slog.Logger
+	// staleAfter, dialTimeout and watchEvery are connectStaleAfter, connectDialTimeout and
+	// connectWatchInterval (newConnectWorker), shorter in tests.
+	staleAfter, dialTimeout, watchEvery time.Duration
 
 	mu      sync.Mutex
 	conn    connect.WorkerConnection // nil until connected, and while dialling anew
 	cancel  context.CancelFunc       // ends conn's lifetime, after its Close
 	stopped bool
+}
+
+// newConnectWorker returns the worker that dials with dial, as instance id, logging to logger.
+func newConnectWorker(dial func(ctx context.Context) (connect.WorkerConnection, error), id string, logger *slog.Logger) *connectWorker {
+	return &connectWorker{dial: dial, id: id, logger: logger,
+		staleAfter: connectStaleAfter, dialTimeout: connectDialTimeout, watchEvery: connectWatchInterval}
 }
 
 // run dials Inngest and watches the connection until ctx ends; it logs each failed dial and
@@ -439,14 +448,14 @@ func (w *connectWorker) run(ctx context.Context) {
 		w.mu.Lock()
 		w.conn, w.cancel = nil, nil
 		w.mu.Unlock()
-		w.logger.Warn("the Inngest connection stayed down; dialling anew", "instance_id", w.id, "state", conn.State(), "after", connectStaleAfter)
+		w.logger.Warn("the Inngest connection stayed down; dialling anew", "instance_id", w.id, "state", conn.State(), "after", w.staleAfter)
 		_ = conn.Close()
 		cancel()
 	}
 }
 
 // dialOnce dials with connCtx as the connection's lifetime, and gives up on the dial when ctx
-// ends or after connectDialTimeout. inngestgo v0.15.1's Connect never returns when its
+// ends or after dialTimeout. inngestgo v0.15.1's Connect never returns when its
 // start-up ends (its 30s limit, or connCtx cancelled) while it waits to retry: its retry loop
 // blocks on a channel no one reads any more. Such a dial is left behind (cancel stops its
 // worker pool), and the connection it might still return is closed.
@@ -468,7 +477,7 @@ func (w *connectWorker) dialOnce(ctx, connCtx context.Context, cancel context.Ca
 			}
 		}()
 	}
-	timer := time.NewTimer(connectDialTimeout)
+	timer := time.NewTimer(w.dialTimeout)
 	defer timer.Stop()
 	select {
 	case d := <-res:
@@ -478,14 +487,14 @@ func (w *connectWorker) dialOnce(ctx, connCtx context.Context, cancel context.Ca
 		return nil, ctx.Err()
 	case <-timer.C:
 		abandon()
-		return nil, fmt.Errorf("no connection within %v", connectDialTimeout)
+		return nil, fmt.Errorf("no connection within %v", w.dialTimeout)
 	}
 }
 
 // watch logs conn's changes of state until ctx ends (false) or conn has not been active for
-// connectStaleAfter, or was closed by the SDK (true: dial anew).
+// staleAfter, or was closed by the SDK (true: dial anew).
 func (w *connectWorker) watch(ctx context.Context, conn connect.WorkerConnection) bool {
-	t := time.NewTicker(connectWatchInterval)
+	t := time.NewTicker(w.watchEvery)
 	defer t.Stop()
 	last, lastActive := connect.ConnectionStateActive, time.Now()
 	for {
@@ -502,7 +511,7 @@ func (w *connectWorker) watch(ctx context.Context, conn connect.WorkerConnection
 		switch {
 		case st == connect.ConnectionStateActive:
 			lastActive = time.Now()
-		case st == connect.ConnectionStateClosed, time.Since(lastActive) > connectStaleAfter:
+		case st == connect.ConnectionStateClosed, time.Since(lastActive) > w.staleAfter:
 			return true
 		}
 	}

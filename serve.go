@@ -60,7 +60,7 @@ func runServer(ctx context.Context, stop context.CancelFunc, getenv func(string)
 		if err != nil {
 			return err
 		}
-		worker = &connectWorker{dial: dialConnect(app, id), id: id, logger: logger}
+		worker = newConnectWorker(dialConnect(app, id), id, logger)
 		deps.Worker = worker
 	}
 	handler := httpapi.NewHandler(deps)
