@@ -12,10 +12,19 @@ import (
 // The Connect mode tests: the service dials the dev server's Connect gateway
 // (INNGEST_CONNECT) and the dev server has no URL of the service's.
 
+// connectStacks skips the test as devServerBinary does, and leaves it sequential: the dev
+// server's gateway and executor talk over fixed gRPC ports (50052, 50053), so with two dev
+// servers running, one's gateway may reach the other's executor, and runs go astray. go test
+// runs the sequential tests one at a time, before the parallel ones (stacks, parallel) start.
+func connectStacks(t *testing.T) {
+	t.Helper()
+	devServerBinary(t)
+}
+
 // TestConnectBurst: in Connect mode a burst of sign-ups is stored, each user once, with no
 // /api/inngest on the service.
 func TestConnectBurst(t *testing.T) {
-	stacks(t)
+	connectStacks(t)
 	s := startStack(t, stackOptions{connect: true})
 	for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodPut} {
 		req, _ := http.NewRequest(method, s.appURL+"/api/inngest", nil)
@@ -46,21 +55,46 @@ func TestConnectBurst(t *testing.T) {
 // way into a burst of sign-ups and started again 2s later with the same instance id; the
 // webhooks that failed are re-sent, as Svix does. Every user is stored, and once.
 func TestConnectWorkerKilledDuringBurst(t *testing.T) {
-	stacks(t)
-	s := startStack(t, stackOptions{connect: true, fixedPort: true, retryInterval: 2})
+	connectStacks(t)
+	connectBurstWithRestart(t, "connkill", "SIGKILL", func(t *testing.T, s *stack) { s.killService() })
+}
+
+// TestConnectWorkerStoppedDuringBurst: as TestConnectWorkerKilledDuringBurst, with SIGTERM, as a
+// deploy stops a replica: the service drains and exits with status 0 within its
+// SHUTDOWN_TIMEOUT, and nothing is lost or written twice.
+func TestConnectWorkerStoppedDuringBurst(t *testing.T) {
+	connectStacks(t)
+	connectBurstWithRestart(t, "connterm", "SIGTERM", func(t *testing.T, s *stack) {
+		s.mu.Lock()
+		svc := s.svc
+		s.mu.Unlock()
+		start := time.Now()
+		exited, err := svc.stop(15 * time.Second)
+		if !exited || err != nil {
+			t.Errorf("the service after SIGTERM mid-burst: exited %v, %v after %v; want status 0 within SHUTDOWN_TIMEOUT (10s); log:\n%s", exited, err, time.Since(start), svc.stderr)
+		}
+		t.Logf("measured: the service exited %v after SIGTERM mid-burst", time.Since(start).Round(time.Millisecond))
+	})
+}
+
+// connectBurstWithRestart posts 300 sign-ups to a Connect mode stack, stops the service with
+// stop a third of the way in and starts it again 2s later with the same instance id, re-sends
+// the webhooks that failed as Svix does, and checks every user is stored, and once.
+func connectBurstWithRestart(t *testing.T, prefix, how string, stop func(t *testing.T, s *stack)) {
+	s := startStack(t, stackOptions{connect: true, fixedPort: true, retryInterval: 2, env: map[string]string{"SHUTDOWN_TIMEOUT": "10s"}})
 	const n = 300
 	ids, bodies := make([]string, n), make([][]byte, n)
 	for i := range n {
-		ids[i], bodies[i] = signUp("connkill", i)
+		ids[i], bodies[i] = signUp(prefix, i)
 	}
 	var restarted sync.WaitGroup
 	codes := s.postAll(bodies, ids, func(i int) {
-		time.Sleep(15 * time.Millisecond) // spread the burst over the kill and the restart
+		time.Sleep(15 * time.Millisecond) // spread the burst over the stop and the restart
 		if i == n/3 {
-			s.killService()
 			restarted.Add(1)
 			go func() {
 				defer restarted.Done()
+				stop(t, s)
 				time.Sleep(2 * time.Second)
 				s.restartService(t)
 			}()
@@ -84,14 +118,14 @@ func TestConnectWorkerKilledDuringBurst(t *testing.T) {
 		}
 	}
 	s.waitAllUsers(t, ids, 3*time.Minute)
-	t.Logf("injected: SIGKILL of the Connect worker at sign-up %d of %d, restarted 2s later; %d webhooks re-sent; counted: all %d users stored once", n/3, n, len(failed), n)
+	t.Logf("injected: %s of the Connect worker at sign-up %d of %d, restarted 2s later; %d webhooks re-sent; counted: all %d users stored once", how, n/3, n, len(failed), n)
 }
 
 // TestConnectReconnectsAfterTheServerRestarts: the dev server (its gateway with it) stops and
 // starts again; the service reports not ready meanwhile, connects again on its own, and the
 // next sign-up is stored. inngestgo v0.15.1 alone gives up on a connection dropped this way.
 func TestConnectReconnectsAfterTheServerRestarts(t *testing.T) {
-	stacks(t)
+	connectStacks(t)
 	s := startStack(t, stackOptions{connect: true})
 	s.stopDevServer()
 	s.waitFor(t, 30*time.Second, "GET /readyz to answer 503 with the dev server stopped", func() bool { return !s.ready() })
