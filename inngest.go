@@ -355,7 +355,9 @@ const (
 
 // dialConnect returns how the service's Connect worker dials Inngest: the functions of
 // app.client, as worker instanceID, reading WebSocket messages up to the size /api/inngest
-// accepts (Clerk payloads can exceed the SDK's 32 KB default). The dial blocks until the
+// accepts: Inngest sends at most 4 MiB of event and step state. ConnectOpts' documentation
+// gives 32 KB as the default, which Clerk payloads exceed; v0.15.1's code uses 10 MB. Set, the
+// limit is the same in both modes whatever the SDK's default. The dial blocks until the
 // connection is active, ctx ends, or the SDK gives up (30s at most); ctx is the connection's
 // lifetime, not only the dial's (the SDK's worker pool stops with it).
 func dialConnect(app inngestApp, instanceID string) func(ctx context.Context) (connect.WorkerConnection, error) {

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -136,4 +138,24 @@ func TestConnectReconnectsAfterTheServerRestarts(t *testing.T) {
 	id, body := signUp("reconnect", 0)
 	s.mustPost(t, body, id, http.StatusOK)
 	s.waitUser(t, id, 30*time.Second, func(_ store.User, err error) bool { return err == nil })
+}
+
+// TestConnectLargePayload: a sign-up of 300 KB (Clerk's metadata can be that large; the
+// webhook takes up to 512 KiB) reaches the function over the Connect gateway: the worker reads
+// messages as large as /api/inngest's bodies, not the 32 KB ConnectOpts' documentation gives
+// as the default (with the limit set to 32 KB, the user is never stored).
+func TestConnectLargePayload(t *testing.T) {
+	connectStacks(t)
+	s := startStack(t, stackOptions{connect: true})
+	var envelope map[string]any
+	if err := json.Unmarshal(clerkUserEvent("user.created", "user_connbig", "Big", "big@example.org", 1700000000000), &envelope); err != nil {
+		t.Fatal(err)
+	}
+	envelope["data"].(map[string]any)["unsafe_metadata"] = map[string]any{"notes": strings.Repeat("n", 300<<10)}
+	body, _ := json.Marshal(envelope)
+	s.mustPost(t, body, "msg_connbig", http.StatusOK)
+	s.waitUser(t, "user_connbig", 30*time.Second, func(u store.User, err error) bool { return err == nil && u.FullName == "Big Tester" })
+	if !s.ready() {
+		t.Errorf("GET /readyz after a %d-byte event = not ready; want the connection still up", len(body))
+	}
 }
