@@ -159,3 +159,20 @@ func TestConnectLargePayload(t *testing.T) {
 		t.Errorf("GET /readyz after a %d-byte event = not ready; want the connection still up", len(body))
 	}
 }
+
+// TestConnectEndToEnd runs the guarantee tests (endToEndCases) in Connect mode, as TestEndToEnd
+// does in serve mode, in the default write mode: all but those that find an event's runs
+// through the call log, which needs Inngest to call the service.
+func TestConnectEndToEnd(t *testing.T) {
+	connectStacks(t)
+	s := startStack(t, stackOptions{connect: true})
+	for _, bursts := range []bool{false, true} {
+		var wg sync.WaitGroup
+		for _, c := range endToEndCases {
+			if c.burst == bursts && !c.callLog {
+				wg.Go(func() { t.Run(c.name, func(t *testing.T) { c.run(s, t) }) })
+			}
+		}
+		wg.Wait()
+	}
+}
