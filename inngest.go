@@ -10,9 +10,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/inngest/inngestgo"
+	"github.com/inngest/inngestgo/connect"
 
 	"clerksync/functions"
 	"clerksync/httpapi"
@@ -45,6 +47,12 @@ type inngestConfig struct {
 	// sync registers. Required outside dev mode; nil in dev mode when unset, where the SDK
 	// takes it from the dev server's request.
 	serveURL *url.URL
+	// connect makes the service dial Inngest's Connect gateway instead of serving
+	// /api/inngest (INNGEST_CONNECT).
+	connect bool
+	// instanceID is the Connect worker's id (INNGEST_INSTANCE_ID); empty means this machine's
+	// hostname, read when the worker starts.
+	instanceID string
 }
 
 // inngestSettings are the Inngest settings, for --help.
@@ -53,7 +61,9 @@ var inngestSettings = []setting{
 	{name: "INNGEST_EVENT_KEY", help: "Inngest event key (required with INNGEST_SIGNING_KEY unless INNGEST_DEV is set)."},
 	{name: "INNGEST_SIGNING_KEY", help: "Inngest signing key (signkey-<env>-<hex>); every request to /api/inngest must carry its signature, or it is refused before its body is read."},
 	{name: "INNGEST_SIGNING_KEY_FALLBACK", help: "Previous signing key, accepted while rotating keys."},
-	{name: "INNGEST_SERVE_URL", def: "required unless INNGEST_DEV", help: "The URL Inngest calls to run the functions, as Inngest reaches it (https://sync.example.com/api/inngest). A sync (a signed PUT /api/inngest) registers this URL, never one taken from the request. Optional in dev mode."},
+	{name: "INNGEST_CONNECT", def: "unset: serve /api/inngest", help: "1: the service dials Inngest's Connect gateway and runs the functions over that connection, and /api/inngest is not served (404); for workers Inngest cannot reach. Needs INNGEST_SIGNING_KEY outside dev mode; refused with INNGEST_SERVE_URL. See the README's Connect mode."},
+	{name: "INNGEST_INSTANCE_ID", def: "the hostname", help: "With INNGEST_CONNECT: this replica's worker id in Inngest, stable across restarts and unique per replica."},
+	{name: "INNGEST_SERVE_URL", def: "required unless INNGEST_DEV or INNGEST_CONNECT", help: "The URL Inngest calls to run the functions, as Inngest reaches it (https://sync.example.com/api/inngest). A sync (a signed PUT /api/inngest) registers this URL, never one taken from the request. Optional in dev mode."},
 	{name: "INNGEST_ENV", help: "Inngest branch environment name, for branch deploys."},
 	{name: "INNGEST_BASE_URL", help: "Self-hosted Inngest server URL (API and event API); needs both keys, and /api/inngest requires the server's signature as with Inngest Cloud."},
 	{name: "INNGEST_APP_ID", value: "clerk-user-sync", help: "The app's id in Inngest; function ids are <app id>-<function id>."},
@@ -81,6 +91,15 @@ func (s *settings) inngest() inngestConfig {
 		signingKeyFallback: s.get("INNGEST_SIGNING_KEY_FALLBACK"),
 		env:                s.get("INNGEST_ENV"),
 		baseURL:            s.get("INNGEST_BASE_URL"),
+		connect:            s.flag("INNGEST_CONNECT"),
+		instanceID:         s.get("INNGEST_INSTANCE_ID"),
+	}
+	if c.connect && s.value("INNGEST_SERVE_URL") != "" {
+		s.fail(errors.New("INNGEST_SERVE_URL is set together with INNGEST_CONNECT: in Connect mode Inngest reaches the functions over the connection the service opens, " +
+			"and /api/inngest is not served; unset INNGEST_SERVE_URL, or unset INNGEST_CONNECT to serve /api/inngest at that URL"))
+	}
+	if c.instanceID != "" && !c.connect {
+		s.fail(errors.New("INNGEST_INSTANCE_ID is set without INNGEST_CONNECT: it names a Connect worker; set INNGEST_CONNECT=1, or unset INNGEST_INSTANCE_ID"))
 	}
 	if raw := s.get("INNGEST_SERVE_URL"); raw != "" {
 		u, err := parseServeURL(raw)
@@ -116,10 +135,11 @@ func (s *settings) inngest() inngestConfig {
 					"(signkey-<env>-<hex>); for a self-hosted server, signkey-prod-<the hex key given to inngest start --signing-key>", k.name))
 			}
 		}
-		if c.serveURL == nil {
+		if c.serveURL == nil && !c.connect {
 			s.fail(errors.New("INNGEST_SERVE_URL is not set: set it to the URL at which Inngest reaches this service's /api/inngest, " +
 				"for example https://sync.example.com/api/inngest (Inngest Cloud) or http://clerk-user-sync:3000/api/inngest (a self-hosted server on the same network). " +
-				"A sync registers that URL with Inngest; outside dev mode it is never taken from a request"))
+				"A sync registers that URL with Inngest; outside dev mode it is never taken from a request. " +
+				"Or set INNGEST_CONNECT=1 for the service to dial Inngest instead"))
 		}
 		return c
 	}
@@ -192,7 +212,8 @@ func (c inngestConfig) mode() string {
 // inspections (GET); sync answers syncs (PUT). The SDK holds a handler's write lock for the
 // whole of a sync's registration with Inngest, on an HTTP client without a timeout, and every
 // invocation takes that lock to find its function: with a handler of its own, a sync that
-// hangs holds no invocation back.
+// hangs holds no invocation back. In Connect mode serve and sync are nil: the functions are
+// run over the Connect worker's connection (connectWorker), from client's registrations.
 type inngestApp struct {
 	client      inngestgo.Client
 	serve, sync http.Handler
@@ -207,7 +228,10 @@ type inngestApp struct {
 // function.
 func newInngest(c inngestConfig, clerkc clerkConfig, db *store.Store, m *metrics.Prometheus, logger *slog.Logger) (inngestApp, error) {
 	var app inngestApp
-	var handlers [2]http.Handler
+	handlers := make([]http.Handler, 2)
+	if c.connect {
+		handlers = handlers[:1] // only the client: there is no /api/inngest to serve
+	}
 	for i := range handlers {
 		client, err := inngestgo.NewClient(inngestOptions(c, logger))
 		if err != nil {
@@ -216,7 +240,9 @@ func newInngest(c inngestConfig, clerkc clerkConfig, db *store.Store, m *metrics
 		if err := registerFunctions(client, c, clerkc, db, m, logger); err != nil {
 			return inngestApp{}, fmt.Errorf("inngest functions: %w", err)
 		}
-		if c.serveURL == nil {
+		if c.connect {
+			// nothing to serve: connectWorker runs client's functions
+		} else if c.serveURL == nil {
 			handlers[i] = client.Serve()
 		} else {
 			origin, path := c.serveURL.Scheme+"://"+c.serveURL.Host, c.serveURL.Path
@@ -226,7 +252,9 @@ func newInngest(c inngestConfig, clerkc clerkConfig, db *store.Store, m *metrics
 			app.client = client
 		}
 	}
-	app.serve, app.sync = handlers[0], handlers[1]
+	if !c.connect {
+		app.serve, app.sync = handlers[0], handlers[1]
+	}
 	if c.events {
 		logger.Info("SYNC_EVENTS is on: each change applied to the database sends its event", "names", "clerk-sync/<user|organization|organizationMembership>.<created|updated|deleted>")
 	}
@@ -321,4 +349,224 @@ func eventTransport() *http.Transport {
 	t.MaxIdleConns = 256
 	t.MaxIdleConnsPerHost = 64
 	return t
+}
+
+// Connect mode's constants. connectMaxConcurrency caps the runs the gateway sends this
+// replica at once (and the SDK's worker pool), set here so that the SDK does not read
+// INNGEST_CONNECT_MAX_WORKER_CONCURRENCY from the environment. connectStaleAfter is how long
+// the connection may stay other than active before the worker dials anew: inngestgo v0.15.1
+// gives up reconnecting after 5 attempts, and at once when the connection drops without a
+// close reason (a gateway restarted or unreachable), and then stays RECONNECTING for good.
+const (
+	connectMaxConcurrency = 100
+	connectStaleAfter     = 15 * time.Second
+	connectRetryMax       = 30 * time.Second
+	connectDialTimeout    = 40 * time.Second // the SDK's start-up gives up at 30s
+	connectWatchInterval  = time.Second
+)
+
+// dialConnect returns how the service's Connect worker dials Inngest: the functions of
+// app.client, as worker instanceID, reading WebSocket messages up to the size /api/inngest
+// accepts: Inngest sends at most 4 MiB of event and step state. ConnectOpts' documentation
+// gives 32 KB as the default, which Clerk payloads exceed; v0.15.1's code uses 10 MB. Set, the
+// limit is the same in both modes whatever the SDK's default. The dial blocks until the
+// connection is active, ctx ends, or the SDK gives up (30s at most); ctx is the connection's
+// lifetime, not only the dial's (the SDK's worker pool stops with it).
+func dialConnect(app inngestApp, instanceID string) func(ctx context.Context) (connect.WorkerConnection, error) {
+	readLimit := int64(httpapi.MaxInngestBodyBytes)
+	concurrency := int64(connectMaxConcurrency)
+	return func(ctx context.Context) (connect.WorkerConnection, error) {
+		return inngestgo.Connect(ctx, inngestgo.ConnectOpts{
+			Apps:                 []inngestgo.Client{app.client},
+			InstanceID:           &instanceID,
+			MaxWorkerConcurrency: &concurrency,
+			MessageReadLimit:     &readLimit,
+		})
+	}
+}
+
+// connectInstanceID returns the Connect worker's id: INNGEST_INSTANCE_ID, else hostname's
+// answer. It returns an error saying to set INNGEST_INSTANCE_ID when there is no hostname.
+func connectInstanceID(c inngestConfig, hostname func() (string, error)) (string, error) {
+	if c.instanceID != "" {
+		return c.instanceID, nil
+	}
+	h, err := hostname()
+	if err != nil || h == "" {
+		return "", fmt.Errorf("INNGEST_CONNECT: this machine has no hostname to name the worker (%v); set INNGEST_INSTANCE_ID to a name stable across restarts and unique per replica", err)
+	}
+	return h, nil
+}
+
+// connectWorker keeps the service's Connect worker connected to Inngest: run dials until the
+// connection is active, and dials anew when it stays inactive for staleAfter; Ready
+// reports the connection to /readyz; close ends it at shutdown.
+type connectWorker struct {
+	dial   func(ctx context.Context) (connect.WorkerConnection, error)
+	id     string
+	logger *slog.Logger
+	// staleAfter, dialTimeout and watchEvery are connectStaleAfter, connectDialTimeout and
+	// connectWatchInterval (newConnectWorker), shorter in tests.
+	staleAfter, dialTimeout, watchEvery time.Duration
+
+	mu      sync.Mutex
+	conn    connect.WorkerConnection // nil until connected, and while dialling anew
+	cancel  context.CancelFunc       // ends conn's lifetime, after its Close
+	stopped bool
+}
+
+// newConnectWorker returns the worker that dials with dial, as instance id, logging to logger.
+func newConnectWorker(dial func(ctx context.Context) (connect.WorkerConnection, error), id string, logger *slog.Logger) *connectWorker {
+	return &connectWorker{dial: dial, id: id, logger: logger,
+		staleAfter: connectStaleAfter, dialTimeout: connectDialTimeout, watchEvery: connectWatchInterval}
+}
+
+// run dials Inngest and watches the connection until ctx ends; it logs each failed dial and
+// each change of the connection's state. It returns when ctx ends; close then ends the
+// connection.
+func (w *connectWorker) run(ctx context.Context) {
+	backoff := time.Second
+	for ctx.Err() == nil {
+		// The connection outlives ctx: close drains it at shutdown. Only the dial stops with ctx.
+		connCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		conn, err := w.dialOnce(ctx, connCtx, cancel)
+		if err != nil {
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			w.logger.Warn("cannot connect to Inngest (INNGEST_CONNECT); retrying: check that INNGEST_DEV or INNGEST_BASE_URL reaches Inngest and that its Connect gateway is reachable from here",
+				"instance_id", w.id, "error", err, "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, connectRetryMax)
+			continue
+		}
+		w.mu.Lock()
+		if w.stopped {
+			w.mu.Unlock()
+			_ = conn.Close()
+			cancel()
+			return
+		}
+		w.conn, w.cancel = conn, cancel
+		w.mu.Unlock()
+		w.logger.Info("connected to Inngest: running the functions over the Connect gateway", "instance_id", w.id)
+		backoff = time.Second
+		if !w.watch(ctx, conn) {
+			return
+		}
+		w.mu.Lock()
+		w.conn, w.cancel = nil, nil
+		w.mu.Unlock()
+		w.logger.Warn("the Inngest connection stayed down; dialling anew", "instance_id", w.id, "state", conn.State(), "after", w.staleAfter)
+		_ = conn.Close()
+		cancel()
+	}
+}
+
+// dialOnce dials with connCtx as the connection's lifetime, and gives up on the dial when ctx
+// ends or after dialTimeout. inngestgo v0.15.1's Connect never returns when its
+// start-up ends (its 30s limit, or connCtx cancelled) while it waits to retry: its retry loop
+// blocks on a channel no one reads any more. Such a dial is left behind (cancel stops its
+// worker pool), and the connection it might still return is closed.
+func (w *connectWorker) dialOnce(ctx, connCtx context.Context, cancel context.CancelFunc) (connect.WorkerConnection, error) {
+	type dialed struct {
+		conn connect.WorkerConnection
+		err  error
+	}
+	res := make(chan dialed, 1)
+	go func() {
+		conn, err := w.dial(connCtx)
+		res <- dialed{conn, err}
+	}()
+	abandon := func() {
+		cancel()
+		go func() {
+			if d := <-res; d.conn != nil {
+				_ = d.conn.Close()
+			}
+		}()
+	}
+	timer := time.NewTimer(w.dialTimeout)
+	defer timer.Stop()
+	select {
+	case d := <-res:
+		return d.conn, d.err
+	case <-ctx.Done():
+		abandon()
+		return nil, ctx.Err()
+	case <-timer.C:
+		abandon()
+		return nil, fmt.Errorf("no connection within %v", w.dialTimeout)
+	}
+}
+
+// watch logs conn's changes of state until ctx ends (false) or conn has not been active for
+// staleAfter, or was closed by the SDK (true: dial anew).
+func (w *connectWorker) watch(ctx context.Context, conn connect.WorkerConnection) bool {
+	t := time.NewTicker(w.watchEvery)
+	defer t.Stop()
+	last, lastActive := connect.ConnectionStateActive, time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+		st := conn.State()
+		if st != last {
+			w.logger.Info("Inngest connection", "state", st, "was", last, "instance_id", w.id)
+			last = st
+		}
+		switch {
+		case st == connect.ConnectionStateActive:
+			lastActive = time.Now()
+		case st == connect.ConnectionStateClosed, time.Since(lastActive) > w.staleAfter:
+			return true
+		}
+	}
+}
+
+// Ready returns nil while the worker's connection is active, else an error saying what it is
+// doing (for /readyz, which answers it).
+func (w *connectWorker) Ready() error {
+	w.mu.Lock()
+	conn := w.conn
+	w.mu.Unlock()
+	if conn == nil {
+		return errors.New("not connected to Inngest yet (INNGEST_CONNECT)")
+	}
+	if st := conn.State(); st != connect.ConnectionStateActive {
+		return fmt.Errorf("the Inngest connection is %s (INNGEST_CONNECT)", strings.ToLower(string(st)))
+	}
+	return nil
+}
+
+// close ends the worker after run has returned: the connection stops taking work, the runs in
+// flight finish and send their results, and the connection closes, within timeout. inngestgo
+// v0.15.1's Close waits for runs in flight for 5s at most; runs still going then, or at
+// timeout, are retried by Inngest once their lease lapses. close logs a warning then.
+func (w *connectWorker) close(timeout time.Duration) {
+	w.mu.Lock()
+	w.stopped = true
+	conn, cancel := w.conn, w.cancel
+	w.mu.Unlock()
+	if conn == nil {
+		return
+	}
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- conn.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			w.logger.Warn("closing the Inngest connection", "error", err)
+		}
+	case <-time.After(timeout):
+		w.logger.Warn("runs in flight outlived the shutdown timeout; Inngest retries their steps", "timeout", timeout)
+	}
 }

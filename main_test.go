@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -76,6 +77,9 @@ func TestRunRefusesToStart(t *testing.T) {
 		{"sync token too short", map[string]string{"SYNC_API_TOKEN": "short", "CLERK_SECRET_KEY": "sk_test_x"}, "at least 32 characters"},
 		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
 		{"mass-delete override still set", map[string]string{"RECONCILE_ALLOW_MASS_DELETE": "1"}, "Unset it, and let one run through with `clerk-user-sync reconcile --allow-mass-delete`"},
+		{"Connect with a serve URL", map[string]string{"INNGEST_CONNECT": "1", "INNGEST_SERVE_URL": "https://sync.example.com/api/inngest"}, "INNGEST_SERVE_URL is set together with INNGEST_CONNECT"},
+		{"Connect not yes or no", map[string]string{"INNGEST_CONNECT": "gateway"}, `INNGEST_CONNECT="gateway" must be 1 or unset`},
+		{"instance id without Connect", map[string]string{"INNGEST_INSTANCE_ID": "sync-0"}, "INNGEST_INSTANCE_ID is set without INNGEST_CONNECT"},
 		{"unknown command", map[string]string{"_args": "serve-forever"}, "unknown command"},
 	}
 	for _, tt := range tests {
@@ -157,6 +161,74 @@ func TestReadConfigDatabase(t *testing.T) {
 		}
 		if got := cfg.db.mongoHosts; got != tt.wantHosts {
 			t.Errorf("hosts logged for MONGODB_URI=%q = %q; want %q", tt.uri, got, tt.wantHosts)
+		}
+	}
+}
+
+// TestReadConfigConnect: Connect mode needs no INNGEST_SERVE_URL, in dev mode or with the keys,
+// and takes the worker's id from INNGEST_INSTANCE_ID.
+func TestReadConfigConnect(t *testing.T) {
+	cloud := map[string]string{
+		"CLERK_WEBHOOK_SIGNING_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+		"INNGEST_EVENT_KEY":            "k",
+		"INNGEST_SIGNING_KEY":          "signkey-prod-0a1b",
+		"MONGODB_URI":                  "mongodb://127.0.0.1:1/app",
+		"INNGEST_CONNECT":              "1",
+	}
+	tests := []struct {
+		name   string
+		change map[string]string
+		wantID string
+	}{
+		{"cloud", nil, ""},
+		{"cloud with an instance id", map[string]string{"INNGEST_INSTANCE_ID": "sync-0"}, "sync-0"},
+		{"dev", map[string]string{"INNGEST_EVENT_KEY": "", "INNGEST_SIGNING_KEY": "", "INNGEST_DEV": "1", "MONGODB_URI": ""}, ""},
+	}
+	for _, tt := range tests {
+		vars := map[string]string{}
+		for k, v := range cloud {
+			vars[k] = v
+		}
+		for k, v := range tt.change {
+			vars[k] = v
+		}
+		cfg, err := readConfig(env(vars))
+		if err != nil {
+			t.Errorf("%s: readConfig = %v; want nil", tt.name, err)
+			continue
+		}
+		if !cfg.inngest.connect || cfg.inngest.serveURL != nil || cfg.inngest.instanceID != tt.wantID {
+			t.Errorf("%s: connect, serve URL, instance id = %v, %v, %q; want true, <nil>, %q", tt.name, cfg.inngest.connect, cfg.inngest.serveURL, cfg.inngest.instanceID, tt.wantID)
+		}
+	}
+}
+
+func TestConnectInstanceID(t *testing.T) {
+	host := func(name string, err error) func() (string, error) {
+		return func() (string, error) { return name, err }
+	}
+	tests := []struct {
+		name     string
+		set      string
+		hostname func() (string, error)
+		want     string
+		wantErr  string
+	}{
+		{"set", "sync-0", host("vm", nil), "sync-0", ""},
+		{"the hostname", "", host("clerk-user-sync-7d9f-x2x4", nil), "clerk-user-sync-7d9f-x2x4", ""},
+		{"no hostname", "", host("", errors.New("uname failed")), "", "set INNGEST_INSTANCE_ID"},
+		{"empty hostname", "", host("", nil), "", "set INNGEST_INSTANCE_ID"},
+	}
+	for _, tt := range tests {
+		got, err := connectInstanceID(inngestConfig{connect: true, instanceID: tt.set}, tt.hostname)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%s: connectInstanceID = %q, %v; want an error containing %q", tt.name, got, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("%s: connectInstanceID = %q, %v; want %q", tt.name, got, err, tt.want)
 		}
 	}
 }

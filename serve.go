@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -52,7 +53,17 @@ func runServer(ctx context.Context, stop context.CancelFunc, getenv func(string)
 	if err != nil {
 		return err
 	}
-	handler := httpapi.NewHandler(edgeDeps(cfg, verifier, db, app, m, logger))
+	deps := edgeDeps(cfg, verifier, db, app, m, logger)
+	var worker *connectWorker
+	if cfg.inngest.connect {
+		id, err := connectInstanceID(cfg.inngest, os.Hostname)
+		if err != nil {
+			return err
+		}
+		worker = newConnectWorker(dialConnect(app, id), id, logger)
+		deps.Worker = worker
+	}
+	handler := httpapi.NewHandler(deps)
 
 	addr := net.JoinHostPort(cfg.http.host, cfg.http.port)
 	ln, err := net.Listen("tcp", addr)
@@ -75,31 +86,59 @@ func runServer(ctx context.Context, stop context.CancelFunc, getenv func(string)
 		logger.Info("serving /metrics on its own listener", "addr", mln.Addr().String())
 	}
 
-	if cfg.inngest.devURL != "" {
+	inngestRoute := "/api/inngest"
+	workerDone := make(chan struct{})
+	if worker != nil {
+		inngestRoute = "Connect worker " + worker.id + ", no /api/inngest"
+		go func() {
+			defer close(workerDone)
+			worker.run(ctx)
+		}()
+	} else {
+		close(workerDone)
+	}
+	if cfg.inngest.devURL != "" && worker == nil {
 		logger.Warn("dev mode (INNGEST_DEV): /api/inngest runs any unsigned request, so anyone who reaches this port can write and delete users; "+
 			"never expose it to a network others use, and unset INNGEST_DEV in production", "listen", ln.Addr().String())
 	}
 	serveURL := "taken from the dev server's sync"
-	if cfg.inngest.serveURL != nil {
+	switch {
+	case worker != nil:
+		serveURL = "none: Connect mode (INNGEST_CONNECT)"
+	case cfg.inngest.serveURL != nil:
 		serveURL = cfg.inngest.serveURL.String()
 	}
 	logger.Info("listening", "addr", ln.Addr().String(), "inngest", cfg.inngest.mode(), "app_id", cfg.inngest.appID, "serve_url", serveURL)
-	fmt.Fprintf(stdout, "clerk-user-sync listening on http://localhost:%d (webhook: /api/webhooks/clerk, Inngest: /api/inngest)\n", ln.Addr().(*net.TCPAddr).Port)
+	fmt.Fprintf(stdout, "clerk-user-sync listening on http://localhost:%d (webhook: /api/webhooks/clerk, Inngest: %s)\n", ln.Addr().(*net.TCPAddr).Port, inngestRoute)
 
+	// drain stops the Connect worker's dialling, then drains the HTTP servers and the
+	// worker's runs in flight together within the shutdown timeout.
+	drain := func() {
+		var wg sync.WaitGroup
+		wg.Go(func() { shutdown(servers, cfg.http.shutdownTimeout, logger) })
+		if worker != nil {
+			wg.Go(func() {
+				<-workerDone
+				worker.close(cfg.http.shutdownTimeout)
+			})
+		}
+		wg.Wait()
+	}
 	select {
 	case err := <-serveErr:
-		shutdown(servers, cfg.http.shutdownTimeout, logger)
+		stop() // ends ctx, and with it the worker's dialling
+		drain()
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
 	stop() // from here a second SIGINT or SIGTERM ends the process at once (Go's default action)
-	logger.Info("shutting down: draining in-flight requests before closing the database; a second signal exits at once", "timeout", cfg.http.shutdownTimeout)
-	shutdown(servers, cfg.http.shutdownTimeout, logger)
+	logger.Info("shutting down: draining in-flight requests and runs before closing the database; a second signal exits at once", "timeout", cfg.http.shutdownTimeout)
+	drain()
 	return nil
 }
 
 // edgeDeps returns what the service's routes need, as cfg turns them on: the webhook, the
-// guarded /api/inngest, /readyz on db, /metrics unless METRICS_ADDR gives it a listener of its
+// guarded /api/inngest (not in Connect mode), /readyz on db, /metrics unless METRICS_ADDR gives it a listener of its
 // own, and the on-demand sync with SYNC_API_TOKEN. It logs which Clerk event types are
 // forwarded besides the handled ones.
 func edgeDeps(cfg config, v *webhook.Verifier, db *store.Store, app inngestApp, m *metrics.Prometheus, logger *slog.Logger) httpapi.Deps {
@@ -117,9 +156,11 @@ func edgeDeps(cfg config, v *webhook.Verifier, db *store.Store, app inngestApp, 
 			Options: webhook.Options{Timeout: cfg.webhook.forwardTimeout, MaxBodyBytes: cfg.webhook.maxEventBytes, Metrics: m,
 				ForwardTypes: cfg.webhook.forwardTypes, ForwardAll: cfg.webhook.forwardAll},
 		},
-		Inngest: &httpapi.Inngest{Serve: app.serve, Sync: app.sync, Dev: cfg.inngest.devURL != "",
-			SigningKey: cfg.inngest.signingKey, SigningKeyFallback: cfg.inngest.signingKeyFallback},
 		DB: db,
+	}
+	if !cfg.inngest.connect { // in Connect mode Inngest reaches the functions over the worker's connection
+		d.Inngest = &httpapi.Inngest{Serve: app.serve, Sync: app.sync, Dev: cfg.inngest.devURL != "",
+			SigningKey: cfg.inngest.signingKey, SigningKeyFallback: cfg.inngest.signingKeyFallback}
 	}
 	if cfg.http.metricsAddr == "" {
 		d.Metrics = m.Handler(logger)

@@ -97,6 +97,9 @@ type stackOptions struct {
 	// beforeDev, when set, is called with the stack (its service, database and dev server URL
 	// known) just before the dev server starts: to serve the otherApps.
 	beforeDev func(s *stack)
+	// connect runs the service in Connect mode (INNGEST_CONNECT, with an INNGEST_INSTANCE_ID
+	// that its restarts keep): the dev server has no app URL, and the service dials it.
+	connect bool
 }
 
 // writeModes are the store's write modes the guarantee tests run in: auto (on FerretDB, writes
@@ -152,8 +155,19 @@ func startStack(t *testing.T, opts stackOptions) *stack {
 		s.calls = startCallLog(t)
 		s.env["INNGEST_SERVE_URL"] = s.calls.url + "/api/inngest" // the URL the sync registers
 	}
+	if opts.connect {
+		s.env["INNGEST_CONNECT"] = "1"
+		s.env["INNGEST_INSTANCE_ID"] = "e2e-" + db.name
+	}
 	for k, v := range opts.env {
 		s.env[k] = v
+	}
+	if opts.connect { // the dev server first: the service dials it
+		s.writeDevConfig(t)
+		s.startDevServer(t)
+		s.startService(t)
+		s.waitSynced(t)
+		return s
 	}
 	s.startService(t)
 	if s.calls != nil {
@@ -214,10 +228,14 @@ func (s *stack) writeDevConfig(t *testing.T) {
 	if err := json.Unmarshal(raw, &cfg); err != nil {
 		t.Fatalf("inngest.json: %v", err)
 	}
-	u, _ := url.Parse(s.appURL)
-	cfg["sdk-url"] = []string{fmt.Sprintf("http://127.0.0.1:%s/api/inngest", u.Port())}
-	if s.calls != nil {
+	switch {
+	case s.opts.connect:
+		delete(cfg, "sdk-url") // nothing to call: the service connects
+	case s.calls != nil:
 		cfg["sdk-url"] = []string{s.calls.url + "/api/inngest"}
+	default:
+		u, _ := url.Parse(s.appURL)
+		cfg["sdk-url"] = []string{fmt.Sprintf("http://127.0.0.1:%s/api/inngest", u.Port())}
 	}
 	cfg["sdk-url"] = append(cfg["sdk-url"].([]string), s.opts.otherApps...)
 	cfg["port"] = strconv.Itoa(s.devPort)
@@ -227,7 +245,8 @@ func (s *stack) writeDevConfig(t *testing.T) {
 	}
 }
 
-// startDevServer starts the dev server with the test's inngest.json and waits for the sync.
+// startDevServer starts the dev server with the test's inngest.json and waits for the sync
+// (in Connect mode, until it answers: the service, started next, syncs when it connects).
 func (s *stack) startDevServer(t *testing.T) {
 	t.Helper()
 	logf, err := os.OpenFile(filepath.Join(s.dir, "inngest-dev.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
@@ -257,14 +276,47 @@ func (s *stack) startDevServer(t *testing.T) {
 	s.dev, s.devDone = cmd, done
 	s.mu.Unlock()
 	t.Cleanup(s.stopDevServer)
+	if s.opts.connect {
+		s.waitDev(t, "answer", func() bool {
+			resp, err := http.Get(s.devURL + "/")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode < 500
+		})
+		return
+	}
+	s.waitSynced(t)
+}
 
-	deadline := time.Now().Add(90 * time.Second)
-	for time.Now().Before(deadline) {
+// waitSynced waits until the dev server lists the app's functions: as many as the service
+// serves, or in Connect mode some, once the service is ready (connected).
+func (s *stack) waitSynced(t *testing.T) {
+	t.Helper()
+	s.waitDev(t, "sync the app's functions", func() bool {
 		var fns []struct {
 			Slug string `json:"slug"`
 			ID   string `json:"id"`
 		}
-		if err := s.devGet("/v1/apps/clerk-user-sync/functions", &fns); err == nil && len(fns) > 0 && len(fns) == s.servedFunctions() {
+		if err := s.devGet("/v1/apps/clerk-user-sync/functions", &fns); err != nil || len(fns) == 0 {
+			return false
+		}
+		if s.opts.connect {
+			return s.ready()
+		}
+		return len(fns) == s.servedFunctions()
+	})
+}
+
+// waitDev waits up to 90s for cond, failing the test if the dev server exits first.
+func (s *stack) waitDev(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	s.mu.Lock()
+	done := s.devDone
+	s.mu.Unlock()
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); {
+		if cond() {
 			return
 		}
 		select {
@@ -273,7 +325,17 @@ func (s *stack) startDevServer(t *testing.T) {
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-	t.Fatalf("the dev server did not sync the app's %d functions within 90s; its log:\n%s", s.servedFunctions(), s.devLog())
+	t.Fatalf("the dev server did not %s within 90s; its log:\n%s", what, s.devLog())
+}
+
+// ready reports whether the service's GET /readyz answers 200.
+func (s *stack) ready() bool {
+	resp, err := http.Get(s.appURL + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 // stopDevServer stops the dev server (and whatever it started) and waits for it to exit.

@@ -26,10 +26,16 @@ func handleHealthz() echo.HandlerFunc {
 	}
 }
 
-// handleReadyz is GET /readyz: 200 when db answers a ping within readyTimeout, else 503 (the
-// database's error is logged, not answered).
-func handleReadyz(db Pinger, logger *slog.Logger) echo.HandlerFunc {
+// handleReadyz is GET /readyz: 200 when db answers a ping within readyTimeout and worker (when
+// not nil) is connected to Inngest, else 503. The worker's error is answered; the database's
+// is logged, not answered.
+func handleReadyz(db Pinger, worker Readier, logger *slog.Logger) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if worker != nil {
+			if err := worker.Ready(); err != nil {
+				return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+			}
+		}
 		ctx, cancel := context.WithTimeout(c.Request().Context(), readyTimeout)
 		defer cancel()
 		if err := db.Ping(ctx); err != nil {

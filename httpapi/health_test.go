@@ -48,3 +48,40 @@ func TestHealth(t *testing.T) {
 		})
 	}
 }
+
+// fakeWorker is the Inngest Connect worker as /readyz asks it: it answers err.
+type fakeWorker struct{ err error }
+
+func (w fakeWorker) Ready() error { return w.err }
+
+// TestReadyzAsksTheConnectWorker: in Connect mode /readyz is 503 with the worker's error while
+// the worker is not connected, even though the database answers; 200 once it is.
+func TestReadyzAsksTheConnectWorker(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		worker   error
+		ping     error
+		want     int
+		wantBody string
+	}{
+		{"connected", nil, nil, http.StatusOK, `{"status":"ready"}` + "\n"},
+		{"connecting", errors.New("not connected to Inngest yet (INNGEST_CONNECT)"), nil, http.StatusServiceUnavailable,
+			`{"error":"not connected to Inngest yet (INNGEST_CONNECT)","status":"unavailable"}` + "\n"},
+		{"reconnecting", errors.New("the Inngest connection is reconnecting (INNGEST_CONNECT)"), nil, http.StatusServiceUnavailable,
+			`{"error":"the Inngest connection is reconnecting (INNGEST_CONNECT)","status":"unavailable"}` + "\n"},
+		{"connected, database down", nil, errors.New("no server"), http.StatusServiceUnavailable,
+			`{"error":"the database does not answer","status":"unavailable"}` + "\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			logger, _ := textLogger()
+			rec := httptest.NewRecorder()
+			NewHandler(Deps{Logger: logger, DB: &fakePinger{err: tt.ping}, Worker: fakeWorker{tt.worker}}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+			if rec.Code != tt.want || rec.Body.String() != tt.wantBody {
+				t.Errorf("GET /readyz = %d %q; want %d %q", rec.Code, rec.Body, tt.want, tt.wantBody)
+			}
+		})
+	}
+}

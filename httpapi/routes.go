@@ -26,6 +26,9 @@ type Deps struct {
 	Inngest *Inngest
 	// DB is what GET /readyz asks.
 	DB Pinger
+	// Worker is the Inngest Connect worker, which GET /readyz also asks in Connect mode; nil
+	// when the service serves /api/inngest (then Inngest is nil).
+	Worker Readier
 	// Metrics is GET /metrics; nil when the metrics have a listener of their own
 	// (NewMetricsHandler).
 	Metrics http.Handler
@@ -44,6 +47,12 @@ type Webhook struct {
 // Pinger is what GET /readyz needs of the database.
 type Pinger interface {
 	Ping(ctx context.Context) error
+}
+
+// Readier is what GET /readyz needs of the Inngest Connect worker: Ready returns nil while it
+// is connected, else an error that /readyz answers as it is.
+type Readier interface {
+	Ready() error
 }
 
 // NewHandler returns the handler of every route of d, with the request log and a recovery
@@ -67,7 +76,7 @@ func newRouter(d Deps) *echo.Echo {
 	e.GET("/", handleRoot())
 	e.GET("/healthz", handleHealthz())
 	if d.DB != nil {
-		e.GET("/readyz", handleReadyz(d.DB, logger))
+		e.GET("/readyz", handleReadyz(d.DB, d.Worker, logger))
 	}
 	if d.Metrics != nil {
 		e.GET("/metrics", echo.WrapHandler(d.Metrics))
