@@ -1,5 +1,5 @@
 # Make targets for local work; CI runs .ci/run.
-.PHONY: dev test inngest send bench scale-test
+.PHONY: dev test test-connect inngest send bench scale-test
 
 # The whole local stack: Inngest dev server + the service + embedded database.
 dev:
@@ -12,6 +12,11 @@ dev:
 test:
 	go test -short ./...
 	INNGEST_BIN="$$(tools/inngest/build.sh)" go test ./e2e/
+
+# The Connect-mode tier (CI runs it after make test): e2e's Connect tests, one at a time, each
+# with the only dev server on the machine (its gRPC ports are fixed: see e2e/connect_test.go).
+test-connect:
+	INNGEST_BIN="$$(tools/inngest/build.sh)" E2E_CONNECT=1 go test -run '^TestConnect' ./e2e/
 
 # Build the pinned Inngest dev server into .bin/inngest.
 inngest:

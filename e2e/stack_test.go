@@ -228,16 +228,20 @@ func (s *stack) writeDevConfig(t *testing.T) {
 	if err := json.Unmarshal(raw, &cfg); err != nil {
 		t.Fatalf("inngest.json: %v", err)
 	}
+	var urls []string
 	switch {
-	case s.opts.connect:
-		delete(cfg, "sdk-url") // nothing to call: the service connects
+	case s.opts.connect: // nothing to call: the service connects
 	case s.calls != nil:
-		cfg["sdk-url"] = []string{s.calls.url + "/api/inngest"}
+		urls = []string{s.calls.url + "/api/inngest"}
 	default:
 		u, _ := url.Parse(s.appURL)
-		cfg["sdk-url"] = []string{fmt.Sprintf("http://127.0.0.1:%s/api/inngest", u.Port())}
+		urls = []string{fmt.Sprintf("http://127.0.0.1:%s/api/inngest", u.Port())}
 	}
-	cfg["sdk-url"] = append(cfg["sdk-url"].([]string), s.opts.otherApps...)
+	urls = append(urls, s.opts.otherApps...)
+	delete(cfg, "sdk-url")
+	if len(urls) > 0 {
+		cfg["sdk-url"] = urls
+	}
 	cfg["port"] = strconv.Itoa(s.devPort)
 	out, _ := json.Marshal(cfg)
 	if err := os.WriteFile(filepath.Join(s.dir, "inngest.json"), out, 0o600); err != nil {
