@@ -28,11 +28,9 @@ func connectStacks(t *testing.T) {
 	devServerBinary(t)
 }
 
-// TestConnectBurst: in Connect mode a burst of sign-ups is stored, each user once, with no
+// testConnectBurst: in Connect mode a burst of sign-ups is stored, each user once, with no
 // /api/inngest on the service.
-func TestConnectBurst(t *testing.T) {
-	connectStacks(t)
-	s := startStack(t, stackOptions{connect: true})
+func (s *stack) testConnectBurst(t *testing.T) {
 	for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodPut} {
 		req, _ := http.NewRequest(method, s.appURL+"/api/inngest", nil)
 		resp, err := http.DefaultClient.Do(req)
@@ -54,7 +52,7 @@ func TestConnectBurst(t *testing.T) {
 			t.Fatalf("sign-up %d = %d; want 200", i, c)
 		}
 	}
-	s.waitAllUsers(t, ids, 2*time.Minute)
+	s.waitUsersOnce(t, ids, 2*time.Minute)
 	t.Logf("counted: all %d users stored once, run over the Connect gateway", n)
 }
 
@@ -145,13 +143,11 @@ func TestConnectReconnectsAfterTheServerRestarts(t *testing.T) {
 	s.waitUser(t, id, 30*time.Second, func(_ store.User, err error) bool { return err == nil })
 }
 
-// TestConnectLargePayload: a sign-up of 300 KB (Clerk's metadata can be that large; the
+// testConnectLargePayload: a sign-up of 300 KB (Clerk's metadata can be that large; the
 // webhook takes up to 512 KiB) reaches the function over the Connect gateway: the worker reads
 // messages as large as /api/inngest's bodies, not the 32 KB ConnectOpts' documentation gives
 // as the default (with the limit set to 32 KB, the user is never stored).
-func TestConnectLargePayload(t *testing.T) {
-	connectStacks(t)
-	s := startStack(t, stackOptions{connect: true})
+func (s *stack) testConnectLargePayload(t *testing.T) {
 	var envelope map[string]any
 	if err := json.Unmarshal(clerkUserEvent("user.created", "user_connbig", "Big", "big@example.org", 1700000000000), &envelope); err != nil {
 		t.Fatal(err)
@@ -167,13 +163,18 @@ func TestConnectLargePayload(t *testing.T) {
 
 // TestConnectEndToEnd runs the guarantee tests (endToEndCases) in Connect mode, as TestEndToEnd
 // does in serve mode, in the default write mode: all but those that find an event's runs
-// through the call log, which needs Inngest to call the service.
+// through the call log, which needs Inngest to call the service; and beside them, on the same
+// stack, a sign-up of 300 KB and a burst of sign-ups with no /api/inngest.
 func TestConnectEndToEnd(t *testing.T) {
 	connectStacks(t)
 	s := startStack(t, stackOptions{connect: true})
+	cases := append([]endToEndCase{
+		{name: "LargePayload", run: (*stack).testConnectLargePayload},
+		{name: "BurstOf200SignUpsWithoutTheRoute", burst: true, run: (*stack).testConnectBurst},
+	}, endToEndCases...)
 	for _, bursts := range []bool{false, true} {
 		var wg sync.WaitGroup
-		for _, c := range endToEndCases {
+		for _, c := range cases {
 			if c.burst == bursts && !c.callLog {
 				wg.Go(func() { t.Run(c.name, func(t *testing.T) { c.run(s, t) }) })
 			}

@@ -54,14 +54,17 @@ func isTombstone(u store.User, err error) bool {
 // endToEndCases are the guarantee tests that share one whole stack per write mode: each
 // posts events of its own ids only, and asserts only what became of those. A burst posts
 // hundreds of events at once.
-var endToEndCases = []struct {
+// endToEndCase is one guarantee test run against a shared stack.
+type endToEndCase struct {
 	name  string
 	burst bool
 	// callLog: the case finds an event's runs through the call log (stackOptions.countCalls),
 	// which Connect mode has none of: TestConnectEndToEnd leaves it out.
 	callLog bool
 	run     func(s *stack, t *testing.T)
-}{
+}
+
+var endToEndCases = []endToEndCase{
 	{"ClerkExamplesInOrder", false, false, (*stack).testExamples},
 	{"SameDeliveryThreeTimes", false, true, (*stack).testDuplicateDelivery},
 	{"OutOfOrder", false, true, (*stack).testOutOfOrder},
