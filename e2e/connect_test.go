@@ -1,14 +1,20 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"maps"
+	"math/rand"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"clerksync/metrics/metricstest"
 	"clerksync/store"
 )
 
@@ -181,4 +187,73 @@ func TestConnectEndToEnd(t *testing.T) {
 		}
 		wg.Wait()
 	}
+}
+
+// TestConnectTwoWorkersShareTheLoad: two workers of the app (two services with instance ids of
+// their own, one database) connect to one dev server; 100 users' shuffled and duplicated
+// versions, posted to either, end as the newest version of each, and both workers ran
+// functions. (Per-user order is Inngest's concurrency key, the same in both modes; the store's
+// guarded writes keep the end state right whichever worker runs a user's events.)
+func TestConnectTwoWorkersShareTheLoad(t *testing.T) {
+	connectStacks(t)
+	s := startStack(t, stackOptions{connect: true})
+	env := maps.Clone(s.env)
+	env["PORT"] = "0"
+	env["INNGEST_INSTANCE_ID"] = s.env["INNGEST_INSTANCE_ID"] + "-b"
+	b := startService(t, env)
+	other := &stack{appURL: b.url}
+	s.waitFor(t, 60*time.Second, "the second worker connected (GET /readyz = 200)", other.ready)
+
+	rng := rand.New(rand.NewSource(22))
+	const users = 100
+	newest := map[string]string{}
+	var bodies [][]byte
+	var ids []string
+	for u := range users {
+		id := fmt.Sprintf("user_two%03d", u)
+		for k := range 3 {
+			typ := "user.updated"
+			if k == 0 {
+				typ = "user.created"
+			}
+			name := fmt.Sprintf("Two%dv%d", u, k)
+			bodies = append(bodies, clerkUserEvent(typ, id, name, fmt.Sprintf("two%d@example.org", u), int64(1700000000000+k*1000)))
+			ids = append(ids, fmt.Sprintf("msg_two_%d_%d", u, k))
+			newest[id] = name + " Tester"
+		}
+	}
+	for range 60 { // Svix re-deliveries of the same messages
+		i := rng.Intn(len(bodies))
+		bodies, ids = append(bodies, bodies[i]), append(ids, ids[i])
+	}
+	rng.Shuffle(len(bodies), func(i, j int) {
+		bodies[i], bodies[j] = bodies[j], bodies[i]
+		ids[i], ids[j] = ids[j], ids[i]
+	})
+	posters := []poster{{wh: s.wh, appURL: s.appURL}, {wh: s.wh, appURL: b.url}}
+	for i := range bodies {
+		if c, err := posters[i%2].post(bodies[i], ids[i]); err != nil || c != http.StatusOK {
+			t.Fatalf("POST delivery %d (%s) = %d, %v; want 200", i, ids[i], c, err)
+		}
+	}
+	pending := slices.Sorted(maps.Keys(newest))
+	s.waitFor(t, 2*time.Minute, "every user at its newest version", func() bool {
+		pending = pending[arrived(pending, func(id string) bool {
+			u, err := s.store.Get(context.Background(), id)
+			return err == nil && u.FullName == newest[id]
+		}):]
+		return len(pending) == 0
+	})
+	runs := func(url string) float64 {
+		var n float64
+		for _, v := range metricstest.Scrape(t, url)["clerksync_function_runs_total"] {
+			n += v
+		}
+		return n
+	}
+	a, bn := runs(s.appURL), runs(b.url)
+	if a == 0 || bn == 0 {
+		t.Errorf("function runs: worker A %v, worker B %v; want both to have run some", a, bn)
+	}
+	t.Logf("counted: %d deliveries (%d distinct) for %d users, all at their newest version; function runs: worker A %v, worker B %v", len(bodies), users*3, users, a, bn)
 }
