@@ -93,103 +93,141 @@ func TestInngestSerialisesWritesPerUser(t *testing.T) {
 		{"without it", true, true},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := &stack{bin: devServerBinary(t), dir: t.TempDir()}
-			s.devPort = freePort(t)
-			s.devURL = fmt.Sprintf("http://127.0.0.1:%d", s.devPort)
-			users := newDatabase(t, "ordering").store
-			probe := &overlapProbe{next: users, hold: 150 * time.Millisecond, inFlight: map[string]int{}}
+		t.Run(tt.name, func(t *testing.T) { countOverlaps(t, tt.without, tt.wantOverlap, false) })
+	}
+}
 
-			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-			// The service's client options in dev mode (inngest.go's inngestOptions).
-			client, err := inngestgo.NewClient(inngestgo.ClientOpts{
-				AppID:           "clerk-user-sync",
-				Logger:          logger,
-				Dev:             inngestgo.BoolPtr(true),
-				EventKey:        inngestgo.StrPtr("dev"),
-				APIBaseURL:      &s.devURL,
-				EventAPIBaseURL: &s.devURL,
-				AllowInBandSync: inngestgo.BoolPtr(false),
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			fns := functions.New(probe, users, logger, functions.Config{AppID: client.AppID(), WithoutUserOrdering: tt.without})
-			if err := fns.Register(client); err != nil {
-				t.Fatal(err)
-			}
-			app := httptest.NewServer(client.Serve())
-			t.Cleanup(app.Close)
-			s.appURL = app.URL
-			s.writeDevConfig(t)
-			s.startDevServer(t)
+// TestConnectSerialisesWritesPerUser is TestInngestSerialisesWritesPerUser in Connect mode: the
+// functions run over a Connect worker of the test's own, and the per-user limit still keeps a
+// user's writes from overlapping, where without it they overlap.
+func TestConnectSerialisesWritesPerUser(t *testing.T) {
+	connectStacks(t)
+	t.Run("with the per-user limit", func(t *testing.T) { countOverlaps(t, false, false, true) })
+	t.Run("without it", func(t *testing.T) { countOverlaps(t, true, true, true) })
+}
 
-			// 4 users, each created, updated 5 times and (two of them) deleted: 26 events,
-			// shuffled and sent at once.
-			type ev struct {
-				name string
-				data map[string]any
-			}
-			var events []ev
-			want := map[string]int64{}
-			for u := range 4 {
-				id := fmt.Sprintf("user_order_%d", u)
-				for v := range 6 {
-					at := int64(1700000000000 + v*1000)
-					name := event.UserUpdated
-					if v == 0 {
-						name = event.UserCreated
-					}
-					events = append(events, ev{name, map[string]any{"id": id, "first_name": fmt.Sprintf("V%d", v), "created_at": 1700000000000, "updated_at": at}})
-					want[id] = at
-				}
-				if u < 2 {
-					events = append(events, ev{event.UserDeleted, map[string]any{"id": id, "deleted": true, "object": "user"}})
-					want[id] = -1
-				}
-			}
-			rand.Shuffle(len(events), func(i, j int) { events[i], events[j] = events[j], events[i] })
-			var wg sync.WaitGroup
-			for i, e := range events {
-				wg.Go(func() {
-					id := fmt.Sprintf("clerk-msg_order_%d", i)
-					evt := inngestgo.Event{ID: &id, Name: e.name, Data: e.data, Timestamp: time.Now().UnixMilli()}
-					if _, err := client.Send(context.Background(), evt); err != nil {
-						t.Errorf("send %s: %v", e.name, err)
-					}
-				})
-			}
-			wg.Wait()
+// countOverlaps runs the user functions (with the per-user limit, or without it) in this
+// process against the real dev server, served over HTTP or, with connect, over a Connect
+// worker; sends 26 events for 4 users at once; and checks that every event was written once,
+// whether writes of one user overlapped (wantOverlap), and the users' end states.
+func countOverlaps(t *testing.T, without, wantOverlap, connect bool) {
+	s := &stack{bin: devServerBinary(t), dir: t.TempDir()}
+	s.devPort = freePort(t)
+	s.devURL = fmt.Sprintf("http://127.0.0.1:%d", s.devPort)
+	users := newDatabase(t, "ordering").store
+	probe := &overlapProbe{next: users, hold: 150 * time.Millisecond, inFlight: map[string]int{}}
 
-			// Every event written once (the probe sees one write per run) and no write still
-			// running, then the overlaps.
-			deadline := time.Now().Add(60 * time.Second)
-			for {
-				if writes, _ := probe.counts(); writes >= len(events) && probe.busy() == 0 {
-					break
-				}
-				if time.Now().After(deadline) {
-					writes, _ := probe.counts()
-					t.Fatalf("writes seen = %d after 60s; want %d; dev server log:\n%s", writes, len(events), s.devLog())
-				}
-				time.Sleep(100 * time.Millisecond)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// The service's client options in dev mode (inngest.go's inngestOptions).
+	client, err := inngestgo.NewClient(inngestgo.ClientOpts{
+		AppID:           "clerk-user-sync",
+		Logger:          logger,
+		Dev:             inngestgo.BoolPtr(true),
+		EventKey:        inngestgo.StrPtr("dev"),
+		APIBaseURL:      &s.devURL,
+		EventAPIBaseURL: &s.devURL,
+		AllowInBandSync: inngestgo.BoolPtr(false),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fns := functions.New(probe, users, logger, functions.Config{AppID: client.AppID(), WithoutUserOrdering: without})
+	if err := fns.Register(client); err != nil {
+		t.Fatal(err)
+	}
+	if connect {
+		s.opts.connect = true // the dev server has no app URL: the worker dials it
+		s.writeDevConfig(t)
+		s.startDevServer(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		instance := "e2e-ordering"
+		conn, err := inngestgo.Connect(ctx, inngestgo.ConnectOpts{Apps: []inngestgo.Client{client}, InstanceID: &instance})
+		if err != nil {
+			cancel()
+			t.Fatalf("connect to the dev server: %v", err)
+		}
+		t.Cleanup(func() {
+			_ = conn.Close()
+			cancel()
+		})
+		s.waitDev(t, "list the worker's functions", func() bool {
+			var fns []struct {
+				Slug string `json:"slug"`
 			}
-			writes, overlaps := probe.counts()
-			t.Logf("%d writes, %d overlapping another write of the same user", writes, overlaps)
-			if got := overlaps > 0; got != tt.wantOverlap {
-				t.Errorf("overlapping writes of one user = %d; want overlap %v", overlaps, tt.wantOverlap)
+			return s.devGet("/v1/apps/clerk-user-sync/functions", &fns) == nil && len(fns) > 0
+		})
+	} else {
+		app := httptest.NewServer(client.Serve())
+		t.Cleanup(app.Close)
+		s.appURL = app.URL
+		s.writeDevConfig(t)
+		s.startDevServer(t)
+	}
+
+	// 4 users, each created, updated 5 times and (two of them) deleted: 26 events,
+	// shuffled and sent at once.
+	type ev struct {
+		name string
+		data map[string]any
+	}
+	var events []ev
+	want := map[string]int64{}
+	for u := range 4 {
+		id := fmt.Sprintf("user_order_%d", u)
+		for v := range 6 {
+			at := int64(1700000000000 + v*1000)
+			name := event.UserUpdated
+			if v == 0 {
+				name = event.UserCreated
 			}
-			for id, at := range want {
-				u, err := users.Get(context.Background(), id)
-				switch {
-				case err != nil:
-					t.Errorf("user %s: %v", id, err)
-				case at < 0 && !u.Deleted:
-					t.Errorf("user %s = %+v; want deleted", id, u)
-				case at > 0 && u.UpdatedAt != at:
-					t.Errorf("user %s updated_at = %d; want %d", id, u.UpdatedAt, at)
-				}
+			events = append(events, ev{name, map[string]any{"id": id, "first_name": fmt.Sprintf("V%d", v), "created_at": 1700000000000, "updated_at": at}})
+			want[id] = at
+		}
+		if u < 2 {
+			events = append(events, ev{event.UserDeleted, map[string]any{"id": id, "deleted": true, "object": "user"}})
+			want[id] = -1
+		}
+	}
+	rand.Shuffle(len(events), func(i, j int) { events[i], events[j] = events[j], events[i] })
+	var wg sync.WaitGroup
+	for i, e := range events {
+		wg.Go(func() {
+			id := fmt.Sprintf("clerk-msg_order_%d", i)
+			evt := inngestgo.Event{ID: &id, Name: e.name, Data: e.data, Timestamp: time.Now().UnixMilli()}
+			if _, err := client.Send(context.Background(), evt); err != nil {
+				t.Errorf("send %s: %v", e.name, err)
 			}
 		})
+	}
+	wg.Wait()
+
+	// Every event written once (the probe sees one write per run) and no write still
+	// running, then the overlaps.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if writes, _ := probe.counts(); writes >= len(events) && probe.busy() == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			writes, _ := probe.counts()
+			t.Fatalf("writes seen = %d after 60s; want %d; dev server log:\n%s", writes, len(events), s.devLog())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	writes, overlaps := probe.counts()
+	t.Logf("%d writes, %d overlapping another write of the same user", writes, overlaps)
+	if got := overlaps > 0; got != wantOverlap {
+		t.Errorf("overlapping writes of one user = %d; want overlap %v", overlaps, wantOverlap)
+	}
+	for id, at := range want {
+		u, err := users.Get(context.Background(), id)
+		switch {
+		case err != nil:
+			t.Errorf("user %s: %v", id, err)
+		case at < 0 && !u.Deleted:
+			t.Errorf("user %s = %+v; want deleted", id, u)
+		case at > 0 && u.UpdatedAt != at:
+			t.Errorf("user %s updated_at = %d; want %d", id, u.UpdatedAt, at)
+		}
 	}
 }
