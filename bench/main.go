@@ -53,23 +53,28 @@ func main() {
 		}
 	}
 	var (
-		serviceBin = flag.String("service", ".bin/clerk-user-sync", "the service binary")
-		inngestBin = flag.String("inngest", ".bin/inngest", "the Inngest dev server binary")
-		n          = flag.Int("n", 20000, "webhooks per load run (row 1; at these rates 5,000 last a third of a second, too short for a steady p99)")
-		cs         = flag.String("c", "16,32", "row 1: concurrent clients, one row per value (and per payload size)")
-		payloads   = flag.String("payload", "1200,2000", "row 1: webhook body sizes in bytes, one row per value (and per concurrency)")
-		e2eC       = flag.Int("e2e-c", 16, "concurrent clients of rows 2 and 3")
-		runs       = flag.Int("runs", 3, "row 2: runs of each size (service and baseline alternating); the table has the median")
-		bridgeRuns = flag.Int("bridge-runs", 5, "row 1: rounds of each combination (service, baseline, baseline, service); the table has the median")
-		e2eSizes   = flag.String("e2e", "1000,10000", "sign-up counts for rows 2 and 3")
-		rows       = flag.String("rows", "1,2,3,4,5", "rows to run")
-		baseline   = flag.Float64("baseline", 0, "row 3 only: the one-run-per-event baseline in users/s, instead of measuring it with row 2")
-		keep       = flag.Bool("keep", false, "keep the processes' logs (the folder is printed)")
-		noopIDs    = flag.Bool("noop-ids", false, "give the no-op app's events idempotency ids, like the bridge's clerk-<svix-id> (to see what they cost the dev server)")
-		syncEvents = flag.Bool("sync-events", false, "run the service with SYNC_EVENTS=1 (rows 2 and 3): each applied sign-up also sends clerk-sync/user.created, which nothing listens to")
+		serviceBin  = flag.String("service", ".bin/clerk-user-sync", "the service binary")
+		inngestBin  = flag.String("inngest", ".bin/inngest", "the Inngest dev server binary")
+		n           = flag.Int("n", 20000, "webhooks per load run (row 1; at these rates 5,000 last a third of a second, too short for a steady p99)")
+		cs          = flag.String("c", "16,32", "row 1: concurrent clients, one row per value (and per payload size)")
+		payloads    = flag.String("payload", "1200,2000", "row 1: webhook body sizes in bytes, one row per value (and per concurrency)")
+		e2eC        = flag.Int("e2e-c", 16, "concurrent clients of rows 2 and 3")
+		runs        = flag.Int("runs", 3, "row 2: runs of each size (service and baseline alternating); the table has the median")
+		bridgeRuns  = flag.Int("bridge-runs", 5, "row 1: rounds of each combination (service, baseline, baseline, service); the table has the median")
+		e2eSizes    = flag.String("e2e", "1000,10000", "sign-up counts for rows 2 and 3")
+		rows        = flag.String("rows", "1,2,3,4,5", "rows to run")
+		baseline    = flag.Float64("baseline", 0, "row 3 only: the one-run-per-event baseline in users/s, instead of measuring it with row 2")
+		keep        = flag.Bool("keep", false, "keep the processes' logs (the folder is printed)")
+		noopIDs     = flag.Bool("noop-ids", false, "give the no-op app's events idempotency ids, like the bridge's clerk-<svix-id> (to see what they cost the dev server)")
+		connectMode = flag.Bool("connect", false, "run the service in Connect mode (rows 2 and 3): INNGEST_CONNECT=1, the dev server given no URL of the service's; the no-op baseline stays in serve mode")
+		syncEvents  = flag.Bool("sync-events", false, "run the service with SYNC_EVENTS=1 (rows 2 and 3): each applied sign-up also sends clerk-sync/user.created, which nothing listens to")
 	)
 	flag.Parse()
 	b := &bench{serviceBin: abs(*serviceBin), inngestBin: abs(*inngestBin), c: *e2eC, runs: max(1, *runs), bridgeRuns: max(1, *bridgeRuns), dir: mustTemp(), noopIDs: *noopIDs}
+	if *connectMode {
+		b.connect = true
+		b.serviceEnv = append(b.serviceEnv, "INNGEST_CONNECT=1", "INNGEST_INSTANCE_ID=bench")
+	}
 	if *syncEvents {
 		b.serviceEnv = append(b.serviceEnv, "SYNC_EVENTS=1")
 	}
@@ -120,9 +125,12 @@ type bench struct {
 	bridgeRuns             int // rounds of each combination of row 1
 	dir                    string
 	noopIDs                bool
-	// serviceEnv adds to the service's settings in every end-to-end row (-sync-events).
+	// serviceEnv adds to the service's settings in every end-to-end row (-sync-events,
+	// -connect).
 	serviceEnv []string
-	seq        atomic.Int64
+	// connect: the service runs in Connect mode (-connect), so the dev server gets no URL of it.
+	connect bool
+	seq     atomic.Int64
 }
 
 // ints parses a comma-separated list of whole numbers, leaving out what is not one.
@@ -442,8 +450,11 @@ func (b *bench) startE2E(noop bool, extraEnv ...string) *e2eStack {
 	// The app has made its collection: give it the _id lookup index the service adds to its
 	// embedded database (embedded.Server.IndexIDs), the no-op app's as well as the service's.
 	exitOn(emb.IndexIDs(context.Background(), dbName))
-	s.dev = b.start("inngest", nil, b.inngestBin, "dev", "--no-discovery", "-u", s.appURL+"/api/inngest",
-		"--port", strconv.Itoa(devPort), "--connect-gateway-port", strconv.Itoa(freePort()))
+	devArgs := []string{"dev", "--no-discovery", "--port", strconv.Itoa(devPort), "--connect-gateway-port", strconv.Itoa(freePort())}
+	if noop || !b.connect {
+		devArgs = append(devArgs, "-u", s.appURL+"/api/inngest")
+	}
+	s.dev = b.start("inngest", nil, append([]string{b.inngestBin}, devArgs...)...)
 	waitHTTP(s.devURL+"/v1/apps/"+appID+"/functions", 90*time.Second, func(body []byte) bool {
 		var v []json.RawMessage
 		return json.Unmarshal(body, &v) == nil && len(v) >= fns // the service may serve more (failure recorder)
