@@ -37,7 +37,7 @@ func TestProdCompose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range checkProdCompose(raw, os.ReadFile) {
+	for _, p := range checkProdCompose(raw, os.ReadFile, false) {
 		t.Error(p)
 	}
 }
@@ -211,7 +211,7 @@ func TestProdComposeCatchesMistakes(t *testing.T) {
 				}
 				return os.ReadFile(name)
 			}
-			probs := checkProdCompose(files[prodComposePath], read)
+			probs := checkProdCompose(files[prodComposePath], read, false)
 			for _, p := range probs {
 				if strings.Contains(p, tt.wantInProb) {
 					return
@@ -223,8 +223,11 @@ func TestProdComposeCatchesMistakes(t *testing.T) {
 }
 
 // checkProdCompose returns what is wrong with the production compose file raw; readFile
-// reads the files it names (the files it mounts, tools/inngest/go.mod).
-func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []string {
+// reads the files it names (the files it mounts, tools/inngest/go.mod). connect says which
+// variant raw is: serve mode (docker-compose.prod.yml), where Inngest calls the replicas
+// through the load balancer, or Connect mode (with docker-compose.connect.yml on top), where
+// the replicas dial Inngest's Connect gateway.
+func checkProdCompose(raw []byte, readFile func(string) ([]byte, error), connect bool) []string {
 	var probs []string
 	fail := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
 
@@ -345,7 +348,7 @@ func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []strin
 		fail("lb publishes %d ports on the network; want one public port", len(public))
 	}
 
-	probs = append(probs, checkProdNetworks(c)...)
+	probs = append(probs, checkProdNetworks(c, connect)...)
 
 	// Start order.
 	for _, tt := range []struct{ svc, dep string }{
@@ -380,7 +383,14 @@ func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []strin
 		sdkURL = v
 	}
 	first := env(prodReplicas[0])
+	// alike is a replica's environment less its Connect worker's id, which differs by design.
+	alike := func(envs map[string]string) map[string]string {
+		m := maps.Clone(envs)
+		delete(m, "INNGEST_INSTANCE_ID")
+		return m
+	}
 	var maxEventBytes int64
+	instances := map[string]string{} // Connect worker id -> the replica it names
 	for _, name := range prodReplicas {
 		svc := c.Services[name]
 		envs := env(name)
@@ -390,11 +400,34 @@ func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []strin
 		if svc.Image != c.Services[prodReplicas[0]].Image {
 			fail("%s image = %q; want the same image as %s", name, svc.Image, prodReplicas[0])
 		}
-		if !maps.Equal(envs, first) {
+		if !maps.Equal(alike(envs), alike(first)) {
 			fail("%s environment differs from %s's: the replicas must be configured alike", name, prodReplicas[0])
 		}
 		if _, ok := svc.Environment["INNGEST_DEV"]; ok {
 			fail("%s sets INNGEST_DEV: dev mode runs unsigned requests to /api/inngest, never in production", name)
+		}
+		if connect {
+			// Connect mode: the replica dials Inngest, as a worker of its own, and registers no URL.
+			if v := strings.ToLower(strings.TrimSpace(envs["INNGEST_CONNECT"])); v != "1" && v != "true" && v != "yes" {
+				fail("%s INNGEST_CONNECT = %q; want 1 in the Connect variant: the replica must dial Inngest's gateway, as nothing calls its /api/inngest", name, envs["INNGEST_CONNECT"])
+			}
+			if v := strings.TrimSpace(envs["INNGEST_SERVE_URL"]); v != "" {
+				fail("%s INNGEST_SERVE_URL = %q; want it unset or empty in Connect mode: there is no /api/inngest to register (the service refuses both)", name, v)
+			}
+			// The worker's id: INNGEST_INSTANCE_ID, else the hostname. A container's default
+			// hostname is its id, which changes whenever compose recreates it.
+			id, from := strings.TrimSpace(envs["INNGEST_INSTANCE_ID"]), "INNGEST_INSTANCE_ID"
+			if id == "" {
+				id, from = svc.Hostname, "hostname"
+			}
+			switch other, taken := instances[id]; {
+			case id == "":
+				fail("%s has no Connect instance id (INNGEST_INSTANCE_ID or hostname): its worker would be named by the container's id, which changes whenever compose recreates it", name)
+			case taken:
+				fail("%s and %s share the Connect instance id %q (%s): each replica must be a worker of its own", other, name, id, from)
+			default:
+				instances[id] = name
+			}
 		}
 		cfg, err := readConfig(func(k string) string { return envs[k] })
 		if err != nil {
@@ -448,7 +481,7 @@ func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []strin
 			fail("%s INNGEST_SIGNING_KEY = %q; want signkey-<env>-%s, the server's signing key with the SDK's prefix", name, cfg.inngest.signingKey, serverSigningKey)
 		}
 		// The URL the service registers with Inngest is where Inngest calls it.
-		if got := envs["INNGEST_SERVE_URL"]; got == "" || got != sdkURL {
+		if got := envs["INNGEST_SERVE_URL"]; !connect && (got == "" || got != sdkURL) {
 			fail("%s INNGEST_SERVE_URL = %q; want %q, where inngest calls the replicas (its -u)", name, got, sdkURL)
 		}
 		// The on-demand sync: optional, off unless the operator sets the token.
@@ -499,10 +532,29 @@ func checkProdCompose(raw []byte, readFile func(string) ([]byte, error)) []strin
 		pw, _ := rd.User.Password()
 		probs = append(probs, checkProdRedis(c, env("redis"), command("redis"), pw, mounted, readFile)...)
 	}
-	u, err := url.Parse(sdkURL)
-	if err != nil || u.Hostname() != "lb" || u.Path != "/api/inngest" {
+	u := &url.URL{}
+	if connect {
+		// Nothing serves /api/inngest: inngest start would try to sync it every 5 s for ever.
+		if sdkURL != "" {
+			fail("inngest -u = %q in Connect mode; want none: the functions register when each replica connects, and nothing serves /api/inngest", sdkURL)
+		}
+		// The gateway: on no port of the host. The replicas reach it on their own network.
+		gateway := inngestSetting("connect-gateway-port")
+		if gateway == "" {
+			gateway = "8289" // inngest start's default
+		}
+		for _, p := range inngest.Ports {
+			if pp, err := parsePort(p); err == nil && pp.target == gateway {
+				fail("inngest publishes its Connect gateway (port %s) on the host (%q); only the replicas may reach it, on their network", gateway, p)
+			}
+		}
+		if gateway == prodInngestPort(inngestCmd) {
+			fail("inngest's Connect gateway port %s is its API port", gateway)
+		}
+	} else if su, err := url.Parse(sdkURL); err != nil || su.Hostname() != "lb" || su.Path != "/api/inngest" {
 		fail("inngest -u = %q; want http://lb:<port>/api/inngest, through the load balancer to every replica", sdkURL)
-		u = &url.URL{}
+	} else {
+		u = su
 	}
 
 	// The load balancer: its configuration names every replica, and lets through what each
@@ -539,10 +591,15 @@ func prodInngestSetting(cmd []string, env map[string]string, flag string) string
 }
 
 // checkProdNetworks checks who can reach whom. The load balancer faces the internet: it shares
-// a network with the replicas (to proxy to them) and with Inngest (which calls the replicas
-// through it), and none with a database. The replicas share one with MongoDB and Inngest;
-// Inngest one with PostgreSQL and Redis. The databases' networks are internal: no route out.
-func checkProdNetworks(c composeFile) []string {
+// a network with the replicas (to proxy to them) and, in serve mode, with Inngest (which calls
+// the replicas through it), and none with a database. The replicas share one with MongoDB and
+// Inngest; Inngest one with PostgreSQL and Redis. The databases' networks are internal: no
+// route out. A service that publishes a port joins a network that is not internal (Docker
+// publishes no port of a container on internal networks only: moby/moby#36174). In Connect
+// mode Inngest's gateway listens on every interface of its container (":<port>",
+// pkg/connect/service.go in github.com/inngest/inngest v1.12.1), so Inngest shares networks
+// with the replicas and its own PostgreSQL and Redis only: not the load balancer, not MongoDB.
+func checkProdNetworks(c composeFile, connect bool) []string {
 	var probs []string
 	fail := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
 	for _, name := range sortedKeys(c.Services) {
@@ -570,7 +627,10 @@ func checkProdNetworks(c composeFile) []string {
 		must = append(must, [2]string{"lb", r}, [2]string{r, "mongodb"}, [2]string{r, "inngest"})
 		mustNot = append(mustNot, [2]string{r, "postgres"}, [2]string{r, "redis"})
 	}
-	must = append(must, [2]string{"inngest", "postgres"}, [2]string{"inngest", "redis"}, [2]string{"lb", "inngest"})
+	must = append(must, [2]string{"inngest", "postgres"}, [2]string{"inngest", "redis"})
+	if !connect {
+		must = append(must, [2]string{"lb", "inngest"})
+	}
 	mustNot = append(mustNot, [2]string{"lb", "mongodb"}, [2]string{"lb", "postgres"}, [2]string{"lb", "redis"},
 		[2]string{"mongodb", "postgres"}, [2]string{"mongodb", "redis"})
 	for _, p := range must {
@@ -587,6 +647,23 @@ func checkProdNetworks(c composeFile) []string {
 		for _, n := range c.Services[db].Networks {
 			if nw, ok := c.Networks[n]; ok && (nw == nil || !nw.Internal) {
 				fail("network %s (of %s) is not internal: a database needs no route out", n, db)
+			}
+		}
+	}
+	for _, name := range sortedKeys(c.Services) {
+		svc := c.Services[name]
+		if len(svc.Ports) == 0 {
+			continue
+		}
+		if !slices.ContainsFunc(svc.Networks, func(n string) bool { nw := c.Networks[n]; return nw == nil || !nw.Internal }) {
+			fail("%s publishes %q but all its networks (%q) are internal: Docker publishes no port of such a container", name, svc.Ports, svc.Networks)
+		}
+	}
+	if connect {
+		reach := append([]string{"inngest", "postgres", "redis"}, prodReplicas...)
+		for _, name := range sortedKeys(c.Services) {
+			if s := shared(name, "inngest"); !slices.Contains(reach, name) && len(s) > 0 {
+				fail("%s shares networks %q with inngest, whose Connect gateway listens on every network it joins: only the replicas (and Inngest's PostgreSQL and Redis) may reach it", name, s)
 			}
 		}
 	}

@@ -34,6 +34,7 @@ type composeFile struct {
 		Networks        composeNetworks `yaml:"networks"`
 		Restart         string          `yaml:"restart"`
 		StopGracePeriod string          `yaml:"stop_grace_period"`
+		Hostname        string          `yaml:"hostname"`
 	} `yaml:"services"`
 	Volumes  map[string]any `yaml:"volumes"`
 	Networks map[string]*struct {
