@@ -103,57 +103,57 @@ func (w *workflows) seen() (welcomed, updated []seenEvent) {
 // TestSyncEventsTriggerWorkflows: with SYNC_EVENTS=1, a workflow triggered by the service's
 // clerk-sync/user.created finds the user in the database when it runs; an update applied
 // triggers clerk-sync/user.updated once, and a stale update (older than the stored user)
-// triggers nothing.
+// triggers nothing. It runs in the default write mode: the store's and the functions' tests
+// cover the already-stored version, which a retry sends again, in both modes.
 func TestSyncEventsTriggerWorkflows(t *testing.T) {
 	stacks(t)
-	eachWriteMode(t, func(t *testing.T, mode string) {
-		port := freePort(t)
-		var w *workflows
-		s := startStack(t, stackOptions{writeMode: mode, countCalls: true, env: map[string]string{"SYNC_EVENTS": "1"},
-			otherApps: []string{fmt.Sprintf("http://127.0.0.1:%d/api/inngest", port)},
-			beforeDev: func(s *stack) { w = startWorkflows(t, port, s.devURL, s.store) }})
-		s.waitFor(t, 60*time.Second, "the dev server syncs the workflows' app", func() bool {
-			var fns []struct {
-				Slug string `json:"slug"`
-			}
-			return s.devGet("/v1/apps/"+workflowAppID+"/functions", &fns) == nil && len(fns) == 2
-		})
-
-		const id, t1, t2, stale = "user_evt1", 1700000001000, 1700000002000, 1700000001500
-		s.mustPost(t, clerkUserEvent("user.created", id, "Ada", "ada@example.org", t1), "msg_evt_create", http.StatusOK)
-		s.waitFor(t, 60*time.Second, "the welcome workflow runs", func() bool {
-			welcomed, _ := w.seen()
-			return len(welcomed) > 0
-		})
-		welcomed, _ := w.seen()
-		wantID := syncevent.ID(syncevent.ObjectUser, syncevent.Created, id, t1)
-		if got := welcomed[0]; got.err != nil || got.user.ID != id || got.user.FullName != "Ada Tester" || got.user.UpdatedAt != t1 ||
-			got.id != wantID || got.event.ID != id || got.event.Change != syncevent.Created || got.event.UpdatedAt != t1 {
-			t.Errorf("welcome workflow saw event %s %+v and read the user %+v, %v; want event %s about %s, and the user stored (Ada Tester at %d)",
-				got.id, got.event, got.user, got.err, wantID, id, t1)
+	const mode = "auto"
+	port := freePort(t)
+	var w *workflows
+	s := startStack(t, stackOptions{writeMode: mode, countCalls: true, env: map[string]string{"SYNC_EVENTS": "1"},
+		otherApps: []string{fmt.Sprintf("http://127.0.0.1:%d/api/inngest", port)},
+		beforeDev: func(s *stack) { w = startWorkflows(t, port, s.devURL, s.store) }})
+	s.waitFor(t, 60*time.Second, "the dev server syncs the workflows' app", func() bool {
+		var fns []struct {
+			Slug string `json:"slug"`
 		}
-
-		s.mustPost(t, clerkUserEvent("user.updated", id, "Grace", "ada@example.org", t2), "msg_evt_update", http.StatusOK)
-		s.waitFor(t, 60*time.Second, "the update workflow runs", func() bool {
-			_, updated := w.seen()
-			return len(updated) > 0
-		})
-		s.mustPost(t, clerkUserEvent("user.updated", id, "Stale", "ada@example.org", stale), "msg_evt_stale", http.StatusOK)
-		if runs := s.waitRunsSettled(t, "clerk-msg_evt_stale"); len(runs) != 1 || runs[0].Output.Outcome != string(store.Skipped) {
-			t.Errorf("runs of the stale update = %+v; want one, skipped", runs)
-		}
-		// The stale update's step has ended: an event it sent would have been sent by now, and
-		// its workflow run started within the dev server's scheduling delay.
-		time.Sleep(5 * time.Second)
-		welcomed, updated := w.seen()
-		wantUpdate := seenEvent{id: syncevent.ID(syncevent.ObjectUser, syncevent.Updated, id, t2),
-			event: syncevent.Data{ID: id, Change: syncevent.Updated, UpdatedAt: t2, ChangedFields: []string{"full_name"}}}
-		if len(updated) != 1 || updated[0].id != wantUpdate.id || !slices.Equal(updated[0].event.ChangedFields, wantUpdate.event.ChangedFields) ||
-			updated[0].event.UpdatedAt != t2 {
-			t.Errorf("update workflow runs = %+v; want one, for %+v (none for the stale update)", updated, wantUpdate)
-		}
-		if len(welcomed) != 1 {
-			t.Errorf("welcome workflow runs = %d; want 1", len(welcomed))
-		}
+		return s.devGet("/v1/apps/"+workflowAppID+"/functions", &fns) == nil && len(fns) == 2
 	})
+
+	const id, t1, t2, stale = "user_evt1", 1700000001000, 1700000002000, 1700000001500
+	s.mustPost(t, clerkUserEvent("user.created", id, "Ada", "ada@example.org", t1), "msg_evt_create", http.StatusOK)
+	s.waitFor(t, 60*time.Second, "the welcome workflow runs", func() bool {
+		welcomed, _ := w.seen()
+		return len(welcomed) > 0
+	})
+	welcomed, _ := w.seen()
+	wantID := syncevent.ID(syncevent.ObjectUser, syncevent.Created, id, t1)
+	if got := welcomed[0]; got.err != nil || got.user.ID != id || got.user.FullName != "Ada Tester" || got.user.UpdatedAt != t1 ||
+		got.id != wantID || got.event.ID != id || got.event.Change != syncevent.Created || got.event.UpdatedAt != t1 {
+		t.Errorf("welcome workflow saw event %s %+v and read the user %+v, %v; want event %s about %s, and the user stored (Ada Tester at %d)",
+			got.id, got.event, got.user, got.err, wantID, id, t1)
+	}
+
+	s.mustPost(t, clerkUserEvent("user.updated", id, "Grace", "ada@example.org", t2), "msg_evt_update", http.StatusOK)
+	s.waitFor(t, 60*time.Second, "the update workflow runs", func() bool {
+		_, updated := w.seen()
+		return len(updated) > 0
+	})
+	s.mustPost(t, clerkUserEvent("user.updated", id, "Stale", "ada@example.org", stale), "msg_evt_stale", http.StatusOK)
+	if runs := s.waitRunsSettled(t, "clerk-msg_evt_stale"); len(runs) != 1 || runs[0].Output.Outcome != string(store.Skipped) {
+		t.Errorf("runs of the stale update = %+v; want one, skipped", runs)
+	}
+	// The stale update's step has ended: an event it sent would have been sent by now, and
+	// its workflow run started within the dev server's scheduling delay.
+	time.Sleep(5 * time.Second)
+	welcomed, updated := w.seen()
+	wantUpdate := seenEvent{id: syncevent.ID(syncevent.ObjectUser, syncevent.Updated, id, t2),
+		event: syncevent.Data{ID: id, Change: syncevent.Updated, UpdatedAt: t2, ChangedFields: []string{"full_name"}}}
+	if len(updated) != 1 || updated[0].id != wantUpdate.id || !slices.Equal(updated[0].event.ChangedFields, wantUpdate.event.ChangedFields) ||
+		updated[0].event.UpdatedAt != t2 {
+		t.Errorf("update workflow runs = %+v; want one, for %+v (none for the stale update)", updated, wantUpdate)
+	}
+	if len(welcomed) != 1 {
+		t.Errorf("welcome workflow runs = %d; want 1", len(welcomed))
+	}
 }
