@@ -95,18 +95,8 @@ func TestFaultServiceKilledDuringBurst(t *testing.T) {
 		if len(failed) == 0 {
 			t.Logf("no webhook failed: the kill fell between requests")
 		}
-		// Svix re-sends what failed, with the same id, and again when the connection fails: a
-		// connection kept alive from before the kill can still be handed out.
-		for _, i := range failed {
-			c, err := s.post(bodies[i], ids[i])
-			for attempt := 1; err != nil && attempt < 5; attempt++ {
-				time.Sleep(100 * time.Millisecond)
-				c, err = s.post(bodies[i], ids[i])
-			}
-			if c != http.StatusOK {
-				t.Fatalf("re-sent sign-up %d = %d, %v; want 200", i, c, err)
-			}
-		}
+		// Svix re-sends what failed, with the same id (resend).
+		s.resend(t, bodies, ids, failed)
 		s.waitAllUsers(t, ids, 3*time.Minute)
 		t.Logf("counted: all %d users stored once (%d accepted first time, %d re-sent)", n, len(accepted), len(failed))
 	})

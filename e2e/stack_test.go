@@ -656,3 +656,20 @@ func arrived[T any](pending []T, done func(T) bool) int {
 	}
 	return len(pending)
 }
+
+// resend posts again, as Svix does, the deliveries whose indexes are in failed, with the same
+// ids, retrying a post whose connection fails (one kept alive from before a kill can still be
+// handed out) up to 5 times; it fails the test unless each is answered 200.
+func (s *stack) resend(t *testing.T, bodies [][]byte, ids []string, failed []int) {
+	t.Helper()
+	for _, i := range failed {
+		c, err := s.post(bodies[i], ids[i])
+		for attempt := 1; err != nil && attempt < 5; attempt++ {
+			time.Sleep(100 * time.Millisecond)
+			c, err = s.post(bodies[i], ids[i])
+		}
+		if c != http.StatusOK {
+			t.Fatalf("re-sent delivery %d (%s) = %d, %v; want 200", i, ids[i], c, err)
+		}
+	}
+}
