@@ -13,7 +13,7 @@ test:
 	go test -short ./...
 	INNGEST_BIN="$$(tools/inngest/build.sh)" go test ./e2e/
 
-# The Connect-mode tier (CI runs it after make test): e2e's Connect tests, one at a time, each
+# The Connect-mode tier (by hand for now; README, Test it): e2e's Connect tests, one at a time, each
 # with the only dev server on the machine (its gRPC ports are fixed: see e2e/connect_test.go).
 test-connect:
 	INNGEST_BIN="$$(tools/inngest/build.sh)" E2E_CONNECT=1 go test -run '^TestConnect' ./e2e/

@@ -21,15 +21,15 @@ import (
 // The Connect mode tests: the service dials the dev server's Connect gateway
 // (INNGEST_CONNECT) and the dev server has no URL of the service's.
 
-// connectStacks skips the test unless E2E_CONNECT is set (make test-connect, which CI runs
-// after make test), then as devServerBinary does, and leaves it sequential: the dev server's
+// connectStacks skips the test unless E2E_CONNECT is set (make test-connect, run by hand, not
+// in CI yet: README, Test it), then as devServerBinary does, and leaves it sequential: the dev server's
 // gateway and executor talk over fixed gRPC ports (50052, 50053), so with two dev servers
 // running, one's gateway may reach the other's executor, and runs go astray. So the Connect
 // tests cannot run beside the others; in their own tier they also keep make test's time.
 func connectStacks(t *testing.T) {
 	t.Helper()
 	if os.Getenv("E2E_CONNECT") == "" {
-		t.Skip("Connect-mode test: runs in its own tier, make test-connect (CI runs it)")
+		t.Skip("Connect-mode test: runs in its own tier, make test-connect (not in CI yet: README, Test it)")
 	}
 	devServerBinary(t)
 }
