@@ -2,7 +2,12 @@ module clerksync/tools/inngest
 
 go 1.24.0
 
-require github.com/inngest/inngest v1.12.1
+require (
+	github.com/inngest/inngest v1.12.1
+	github.com/mattn/go-isatty v0.0.20
+	github.com/spf13/viper v1.10.1
+	github.com/urfave/cli/v3 v3.3.8
+)
 
 require (
 	cloud.google.com/go/auth v0.8.1 // indirect
@@ -120,7 +125,6 @@ require (
 	github.com/lmittmann/tint v1.1.0 // indirect
 	github.com/lucasb-eyer/go-colorful v1.2.0 // indirect
 	github.com/magiconair/properties v1.8.10 // indirect
-	github.com/mattn/go-isatty v0.0.20 // indirect
 	github.com/mattn/go-runewidth v0.0.13 // indirect
 	github.com/matttproud/golang_protobuf_extensions/v2 v2.0.0 // indirect
 	github.com/mitchellh/copystructure v1.2.0 // indirect
@@ -161,7 +165,6 @@ require (
 	github.com/spf13/cast v1.4.1 // indirect
 	github.com/spf13/jwalterweatherman v1.1.0 // indirect
 	github.com/spf13/pflag v1.0.5 // indirect
-	github.com/spf13/viper v1.10.1 // indirect
 	github.com/sqlc-dev/pqtype v0.3.0 // indirect
 	github.com/stoewer/go-strcase v1.3.0 // indirect
 	github.com/subosito/gotenv v1.2.0 // indirect
@@ -169,7 +172,6 @@ require (
 	github.com/tidwall/btree v1.7.0 // indirect
 	github.com/twmb/franz-go v1.18.1 // indirect
 	github.com/twmb/franz-go/pkg/kmsg v1.9.0 // indirect
-	github.com/urfave/cli/v3 v3.3.8 // indirect
 	github.com/valyala/fastjson v1.6.4 // indirect
 	github.com/vektah/gqlparser/v2 v2.5.15 // indirect
 	github.com/xhit/go-str2duration/v2 v2.1.0 // indirect
