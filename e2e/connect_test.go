@@ -7,10 +7,12 @@ import (
 	"maps"
 	"math/rand"
 	"net/http"
-	"os"
+	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,20 +21,8 @@ import (
 )
 
 // The Connect mode tests: the service dials the dev server's Connect gateway
-// (INNGEST_CONNECT) and the dev server has no URL of the service's.
-
-// connectStacks skips the test unless E2E_CONNECT is set (make test-connect, run by hand, not
-// in CI yet: README, Test it), then as devServerBinary does, and leaves it sequential: the dev server's
-// gateway and executor talk over fixed gRPC ports (50052, 50053), so with two dev servers
-// running, one's gateway may reach the other's executor, and runs go astray. So the Connect
-// tests cannot run beside the others; in their own tier they also keep make test's time.
-func connectStacks(t *testing.T) {
-	t.Helper()
-	if os.Getenv("E2E_CONNECT") == "" {
-		t.Skip("Connect-mode test: runs in its own tier, make test-connect (not in CI yet: README, Test it)")
-	}
-	devServerBinary(t)
-}
+// (INNGEST_CONNECT) and the dev server has no URL of the service's. They run beside the
+// others: each dev server has gRPC ports of its own (grpcPorts).
 
 // testConnectBurst: in Connect mode a burst of sign-ups is stored, each user once, with no
 // /api/inngest on the service.
@@ -58,7 +48,7 @@ func (s *stack) testConnectBurst(t *testing.T) {
 			t.Fatalf("sign-up %d = %d; want 200", i, c)
 		}
 	}
-	s.waitUsersOnce(t, ids, 2*time.Minute)
+	s.waitUsersOnce(t, ids, burstWait)
 	t.Logf("counted: all %d users stored once, run over the Connect gateway", n)
 }
 
@@ -66,7 +56,7 @@ func (s *stack) testConnectBurst(t *testing.T) {
 // way into a burst of sign-ups and started again 2s later with the same instance id; the
 // webhooks that failed are re-sent, as Svix does. Every user is stored, and once.
 func TestConnectWorkerKilledDuringBurst(t *testing.T) {
-	connectStacks(t)
+	stacks(t)
 	connectBurstWithRestart(t, "connkill", "SIGKILL", func(t *testing.T, s *stack) { s.killService() })
 }
 
@@ -74,7 +64,7 @@ func TestConnectWorkerKilledDuringBurst(t *testing.T) {
 // deploy stops a replica: the service drains and exits with status 0 within its
 // SHUTDOWN_TIMEOUT, and nothing is lost or written twice.
 func TestConnectWorkerStoppedDuringBurst(t *testing.T) {
-	connectStacks(t)
+	stacks(t)
 	connectBurstWithRestart(t, "connterm", "SIGTERM", func(t *testing.T, s *stack) {
 		s.mu.Lock()
 		svc := s.svc
@@ -120,7 +110,7 @@ func connectBurstWithRestart(t *testing.T, prefix, how string, stop func(t *test
 	}
 	// Svix re-sends what failed (resend).
 	s.resend(t, bodies, ids, failed)
-	s.waitAllUsers(t, ids, 3*time.Minute)
+	s.waitAllUsers(t, ids, burstWait)
 	t.Logf("injected: %s of the Connect worker at sign-up %d of %d, restarted 2s later; %d webhooks re-sent; counted: all %d users stored once", how, n/3, n, len(failed), n)
 }
 
@@ -128,7 +118,7 @@ func connectBurstWithRestart(t *testing.T, prefix, how string, stop func(t *test
 // starts again; the service reports not ready meanwhile, connects again on its own, and the
 // next sign-up is stored. inngestgo v0.15.1 alone gives up on a connection dropped this way.
 func TestConnectReconnectsAfterTheServerRestarts(t *testing.T) {
-	connectStacks(t)
+	stacks(t)
 	s := startStack(t, stackOptions{connect: true})
 	s.stopDevServer()
 	s.waitFor(t, 30*time.Second, "GET /readyz to answer 503 with the dev server stopped", func() bool { return !s.ready() })
@@ -164,7 +154,7 @@ func (s *stack) testConnectLargePayload(t *testing.T) {
 // through the call log, which needs Inngest to call the service; and beside them, on the same
 // stack, a sign-up of 300 KB and a burst of sign-ups with no /api/inngest.
 func TestConnectEndToEnd(t *testing.T) {
-	connectStacks(t)
+	stacks(t)
 	s := startStack(t, stackOptions{connect: true})
 	cases := append([]endToEndCase{
 		{name: "LargePayload", run: (*stack).testConnectLargePayload},
@@ -187,7 +177,7 @@ func TestConnectEndToEnd(t *testing.T) {
 // functions. (Per-user order is Inngest's concurrency key, the same in both modes; the store's
 // guarded writes keep the end state right whichever worker runs a user's events.)
 func TestConnectTwoWorkersShareTheLoad(t *testing.T) {
-	connectStacks(t)
+	stacks(t)
 	s := startStack(t, stackOptions{connect: true})
 	env := maps.Clone(s.env)
 	env["PORT"] = "0"
@@ -229,7 +219,7 @@ func TestConnectTwoWorkersShareTheLoad(t *testing.T) {
 		}
 	}
 	pending := slices.Sorted(maps.Keys(newest))
-	s.waitFor(t, 2*time.Minute, "every user at its newest version", func() bool {
+	s.waitFor(t, burstWait, "every user at its newest version", func() bool {
 		pending = pending[arrived(pending, func(id string) bool {
 			u, err := s.store.Get(context.Background(), id)
 			return err == nil && u.FullName == newest[id]
@@ -248,4 +238,39 @@ func TestConnectTwoWorkersShareTheLoad(t *testing.T) {
 		t.Errorf("function runs: worker A %v, worker B %v; want both to have run some", a, bn)
 	}
 	t.Logf("counted: %d deliveries (%d distinct) for %d users, all at their newest version; function runs: worker A %v, worker B %v", len(bodies), users*3, users, a, bn)
+}
+
+// TestConnectBesideAnotherDevServer: with another Inngest server on the machine holding the
+// release's fixed Connect gRPC ports (50052, 50053: `make dev`, another suite), a Connect mode
+// stack still runs its functions, its dev server having ports of its own (grpcPorts). On
+// shared ports the worker connects and is ready, and nothing it is sent ever runs: the failure
+// that kept these tests out of CI.
+func TestConnectBesideAnotherDevServer(t *testing.T) {
+	stacks(t)
+	other := &stack{bin: devServerBinary(t), dir: t.TempDir()}
+	other.devPort = freePort(t)
+	other.devURL = fmt.Sprintf("http://127.0.0.1:%d", other.devPort)
+	cmd := exec.Command(other.bin, "dev", "--no-discovery", "--no-poll", "--port", strconv.Itoa(other.devPort),
+		"--connect-gateway-port", strconv.Itoa(freePort(t)))
+	cmd.Dir = other.dir // its environment has no gRPC ports: it takes 50052 and 50053, or fails to
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+	})
+	other.waitFor(t, 60*time.Second, "the other dev server to answer", func() bool {
+		resp, err := http.Get(other.devURL + "/")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
+
+	s := startStack(t, stackOptions{connect: true})
+	id, body := signUp("beside", 0)
+	s.mustPost(t, body, id, http.StatusOK)
+	s.waitUser(t, id, 60*time.Second, func(_ store.User, err error) bool { return err == nil })
 }

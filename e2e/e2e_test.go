@@ -81,9 +81,9 @@ var endToEndCases = []endToEndCase{
 }
 
 // burstWait bounds how long a burst case waits for the database to hold what it posted. The
-// bursts of both write modes run at once, thousands of runs through two dev servers sharing
-// the machine's cores with every other test: on a quiet 2-core machine they end within about a
-// minute.
+// bursts of both write modes and of Connect mode run at once, thousands of runs through three
+// dev servers sharing the machine's cores with every other test: on a quiet 2-core machine they
+// end within about a minute.
 const burstWait = 6 * time.Minute
 
 // TestEndToEnd runs the guarantee tests (endToEndCases) in each write mode, against one stack

@@ -101,7 +101,7 @@ func TestInngestSerialisesWritesPerUser(t *testing.T) {
 // functions run over a Connect worker of the test's own, and the per-user limit still keeps a
 // user's writes from overlapping, where without it they overlap.
 func TestConnectSerialisesWritesPerUser(t *testing.T) {
-	connectStacks(t)
+	stacks(t)
 	t.Run("with the per-user limit", func(t *testing.T) { countOverlaps(t, false, false, true) })
 	t.Run("without it", func(t *testing.T) { countOverlaps(t, true, true, true) })
 }

@@ -58,6 +58,7 @@ func TestSelfHostedServerSyncsAndRuns(t *testing.T) {
 		"--connect-gateway-port", strconv.Itoa(freePort(t)), "--sqlite-dir", dir,
 		"--signing-key", hexKey, "--event-key", eventKey, "-u", serve, "--retry-interval", "1")
 	cmd.Dir = dir // no inngest.json of the repository's
+	cmd.Env = append(os.Environ(), grpcPorts(t)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

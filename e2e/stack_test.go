@@ -265,6 +265,7 @@ func (s *stack) startDevServer(t *testing.T) {
 		"--retry-interval", strconv.Itoa(retry), "--connect-gateway-port", strconv.Itoa(freePort(t)))
 
 	cmd.Dir = s.dir // no inngest.json of the repository's is picked up by accident
+	cmd.Env = append(os.Environ(), grpcPorts(t)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -292,6 +293,17 @@ func (s *stack) startDevServer(t *testing.T) {
 		return
 	}
 	s.waitSynced(t)
+}
+
+// grpcPorts returns the settings that give a dev server gRPC ports of its own for its Connect
+// gateway and executor (tools/inngest's command reads them; the server alone fixes them at
+// 50052 and 50053). With shared ports, one server's gateway can hand its runs to another's
+// executor, and they are lost: the Connect tests could not run beside the others.
+func grpcPorts(t *testing.T) []string {
+	return []string{
+		"INNGEST_CONNECT_GATEWAY_GRPC_PORT=" + strconv.Itoa(freePort(t)),
+		"INNGEST_CONNECT_EXECUTOR_GRPC_PORT=" + strconv.Itoa(freePort(t)),
+	}
 }
 
 // waitSynced waits until the dev server lists the app's functions: as many as the service
@@ -631,7 +643,7 @@ func (s *stack) waitUsersOnce(t *testing.T, ids []string, timeout time.Duration)
 					still = append(still, id)
 				}
 			}
-			t.Fatalf("%d of %d users missing after %v, e.g. %v", len(still), len(ids), timeout, still[:min(5, len(still))])
+			t.Fatalf("%d of %d users missing after %v, e.g. %v\n%s", len(still), len(ids), timeout, still[:min(5, len(still))], s.diagnosis())
 		}
 	}
 	usernames := map[string]bool{}
@@ -642,6 +654,33 @@ func (s *stack) waitUsersOnce(t *testing.T, ids []string, timeout time.Duration)
 		}
 		usernames[u.Username] = true
 	}
+}
+
+// diagnosis returns what a failed wait should show: the function runs the service counted (by
+// function and outcome), the end of its log and the end of the dev server's.
+func (s *stack) diagnosis() string {
+	s.mu.Lock()
+	svc := s.svc
+	s.mu.Unlock()
+	var b strings.Builder
+	if resp, err := http.Get(s.appURL + "/metrics"); err != nil {
+		fmt.Fprintf(&b, "GET /metrics: %v\n", err)
+	} else {
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		b.WriteString("the service's function runs:\n")
+		for line := range strings.Lines(string(raw)) {
+			if strings.HasPrefix(line, "clerksync_function_runs_total{") {
+				b.WriteString("  " + line)
+			}
+		}
+	}
+	if svc != nil {
+		log := svc.stderr.String()
+		fmt.Fprintf(&b, "the service's log ends:\n%s\n", log[max(0, len(log)-3000):])
+	}
+	fmt.Fprintf(&b, "the dev server's log ends:\n%s", s.devLog())
+	return b.String()
 }
 
 // arrived returns how many of pending, from the first on, done accepts, reading them in order
