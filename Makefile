@@ -1,5 +1,5 @@
 # Make targets for local work; CI runs .ci/run.
-.PHONY: dev test test-connect inngest send bench scale-test
+.PHONY: dev test inngest send bench scale-test
 
 # The whole local stack: Inngest dev server + the service + embedded database.
 dev:
@@ -8,17 +8,13 @@ dev:
 # The test command (CI runs it too), in two tiers. The short tier is every package's tests
 # without the dev server (`go test -short ./...` alone is the quick check: e2e/ skips). The
 # end-to-end tier is e2e/: it builds the pinned Inngest dev server when missing (5-10 minutes
-# once, cached after) and the service's binary, and drives both from the outside.
+# once, cached after) and the service's binary, and drives both from the outside, in serve and
+# in Connect mode.
 test:
 	go test -short ./...
 	INNGEST_BIN="$$(tools/inngest/build.sh)" go test ./e2e/
 
-# The Connect-mode tier (by hand for now; README, Test it): e2e's Connect tests, one at a time, each
-# with the only dev server on the machine (its gRPC ports are fixed: see e2e/connect_test.go).
-test-connect:
-	INNGEST_BIN="$$(tools/inngest/build.sh)" E2E_CONNECT=1 go test -run '^TestConnect' ./e2e/
-
-# Build the pinned Inngest dev server into .bin/inngest.
+# Build the pinned Inngest server (tools/inngest) into .bin/inngest.
 inngest:
 	tools/inngest/build.sh
 
