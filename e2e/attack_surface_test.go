@@ -80,6 +80,7 @@ type attackFixture struct {
 	eventKey                                string
 	otherSecret                             string
 	dev                                     bool
+	connect                                 bool // INNGEST_CONNECT: no /api/inngest, and not ready (no gateway)
 	inngest                                 *standInInngest
 	clerk                                   *clerkfake.Server
 	store                                   *store.Store
@@ -87,10 +88,10 @@ type attackFixture struct {
 	secrets                                 map[string]string // what no answer may contain
 }
 
-func startAttackFixture(t *testing.T, dev bool) *attackFixture {
+func startAttackFixture(t *testing.T, dev, connect bool) *attackFixture {
 	t.Helper()
 	f := &attackFixture{
-		secret: newSecret(t), otherSecret: newSecret(t), dev: dev,
+		secret: newSecret(t), otherSecret: newSecret(t), dev: dev, connect: connect,
 		signingKey: "signkey-prod-" + strings.Repeat("a1b2c3d4", 8),
 		syncToken:  strings.Repeat("t0k3n", 8),
 		clerkKey:   "sk_test_attack",
@@ -108,9 +109,15 @@ func startAttackFixture(t *testing.T, dev bool) *attackFixture {
 		"SYNC_API_TOKEN":               f.syncToken,
 		"LOG_LEVEL":                    "info",
 	}
-	if dev {
+	switch {
+	case dev:
 		vars["INNGEST_DEV"] = f.inngest.url
-	} else {
+	case connect: // the stand-in has no Connect gateway: the worker never connects
+		vars["INNGEST_EVENT_KEY"] = f.eventKey
+		vars["INNGEST_SIGNING_KEY"] = f.signingKey
+		vars["INNGEST_BASE_URL"] = f.inngest.url
+		vars["INNGEST_CONNECT"] = "1"
+	default:
 		vars["INNGEST_EVENT_KEY"] = f.eventKey
 		vars["INNGEST_SIGNING_KEY"] = f.signingKey
 		vars["INNGEST_BASE_URL"] = f.inngest.url
@@ -164,7 +171,7 @@ func (f *attackFixture) attackCases(t *testing.T) []attackCase {
 	for _, path := range []string{"/", "/healthz", "/readyz", "/metrics"} {
 		route := "GET " + path
 		for _, st := range []struct{ state, auth string }{{"none", ""}, {"wrong", "Bearer " + strings.Repeat("x", 40)}, {"forged", "Basic YWRtaW46YWRtaW4="}, {"stale", "Bearer " + f.syncToken[:len(f.syncToken)-1]}, {"valid", "Bearer " + f.syncToken}} {
-			c := attackCase{route: route, state: st.state, method: http.MethodGet, path: path, want: []int{http.StatusOK}}
+			c := attackCase{route: route, state: st.state, method: http.MethodGet, path: path, want: []int{f.publicStatus(path)}}
 			if st.auth != "" {
 				c.header = map[string]string{"Authorization": st.auth}
 			}
@@ -172,7 +179,7 @@ func (f *attackFixture) attackCases(t *testing.T) []attackCase {
 		}
 		cases = append(cases,
 			attackCase{route: route, state: "oversized", method: http.MethodGet, path: path, header: map[string]string{"X-Pad": strings.Repeat("p", 70<<10)}, want: []int{http.StatusRequestHeaderFieldsTooLarge}},
-			withWant(stalled(route, http.MethodGet, path), http.StatusOK)) // answered without reading the body
+			withWant(stalled(route, http.MethodGet, path), f.publicStatus(path))) // answered without reading the body
 	}
 
 	// The webhook: only the endpoint's secret, fresh, forwards.
@@ -252,6 +259,14 @@ func (f *attackFixture) attackCases(t *testing.T) []attackCase {
 		c := attackCase{route: route, state: state, method: method, path: path, header: sig, body: body}
 		ok := state == "valid" || f.dev
 		switch {
+		case f.connect: // no such route, whatever is sent
+			if state == "oversized" {
+				c.body, c.contentLength = nil, 6<<20
+			}
+			if state == "stalled" {
+				c.contentLength = 100
+			}
+			c.want = []int{http.StatusNotFound}
 		case state == "oversized":
 			c.body = nil
 			c.header["X-Inngest-Signature"] = fmt.Sprintf("t=%d&s=%s", now.Unix(), strings.Repeat("0", 64))
@@ -290,7 +305,10 @@ func (f *attackFixture) attackCases(t *testing.T) []attackCase {
 		"DELETE /api/sync/users/user_atksync", "DELETE /api/inngest", "PATCH /api/inngest", "OPTIONS /api/inngest", "POST /healthz", "DELETE /metrics", "PUT /"} {
 		method, path, _ := strings.Cut(r, " ")
 		c := attackCase{route: "unserved", state: r, method: method, path: path, header: map[string]string{"Authorization": "Bearer " + f.syncToken}, want: []int{http.StatusMethodNotAllowed}}
-		if method == http.MethodOptions {
+		switch {
+		case f.connect && path == "/api/inngest":
+			c.want = []int{http.StatusNotFound} // no route at that path at all
+		case method == http.MethodOptions:
 			c.want = []int{http.StatusNoContent} // Echo's answer to a preflight: the Allow header, nothing run
 		}
 		cases = append(cases, c)
@@ -346,12 +364,25 @@ func (f *attackFixture) send(c attackCase) (result, error) {
 	return result{status: resp.StatusCode, body: string(body)}, nil
 }
 
-func TestAttackSurfaceProduction(t *testing.T) { parallel(t); testAttackSurface(t, false) }
+// publicStatus is what a public route answers whatever is sent: 200, but for GET /readyz in
+// Connect mode, where the worker has no gateway to connect to, 503.
+func (f *attackFixture) publicStatus(path string) int {
+	if f.connect && path == "/readyz" {
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusOK
+}
 
-func TestAttackSurfaceDevMode(t *testing.T) { parallel(t); testAttackSurface(t, true) }
+func TestAttackSurfaceProduction(t *testing.T) { parallel(t); testAttackSurface(t, false, false) }
 
-func testAttackSurface(t *testing.T, dev bool) {
-	f := startAttackFixture(t, dev)
+func TestAttackSurfaceDevMode(t *testing.T) { parallel(t); testAttackSurface(t, true, false) }
+
+// TestAttackSurfaceConnect: in Connect mode (production keys) every /api/inngest route and
+// method answers 404 in every credential state, and the other routes as in serve mode.
+func TestAttackSurfaceConnect(t *testing.T) { parallel(t); testAttackSurface(t, false, true) }
+
+func testAttackSurface(t *testing.T, dev, connect bool) {
+	f := startAttackFixture(t, dev, connect)
 	cases := f.attackCases(t)
 
 	// Every route is tried in every credential state.

@@ -150,12 +150,14 @@ func (s *stack) testConnectLargePayload(t *testing.T) {
 }
 
 // TestConnectEndToEnd runs the guarantee tests (endToEndCases) in Connect mode, as TestEndToEnd
-// does in serve mode, in the default write mode: all but those that find an event's runs
-// through the call log, which needs Inngest to call the service; and beside them, on the same
-// stack, a sign-up of 300 KB and a burst of sign-ups with no /api/inngest.
+// does in serve mode, in the default write mode: every one, finding an event's runs through
+// the dev server's event API and a run's calls in the service's log, as Inngest does not call
+// the service; and beside them, on the same stack, a sign-up of 300 KB and a burst of sign-ups
+// with no /api/inngest.
 func TestConnectEndToEnd(t *testing.T) {
 	stacks(t)
-	s := startStack(t, stackOptions{connect: true})
+	// The service's log stands in for the call log (callsOf).
+	s := startStack(t, stackOptions{connect: true, env: map[string]string{"LOG_LEVEL": "info", "LOG_FORMAT": "json"}})
 	cases := append([]endToEndCase{
 		{name: "LargePayload", run: (*stack).testConnectLargePayload},
 		{name: "BurstOf200SignUpsWithoutTheRoute", burst: true, run: (*stack).testConnectBurst},
@@ -163,7 +165,7 @@ func TestConnectEndToEnd(t *testing.T) {
 	for _, bursts := range []bool{false, true} {
 		var wg sync.WaitGroup
 		for _, c := range cases {
-			if c.burst == bursts && !c.callLog {
+			if c.burst == bursts {
 				wg.Go(func() { t.Run(c.name, func(t *testing.T) { c.run(s, t) }) })
 			}
 		}
@@ -253,7 +255,7 @@ func TestConnectBesideAnotherDevServer(t *testing.T) {
 	cmd := exec.Command(other.bin, "dev", "--no-discovery", "--no-poll", "--port", strconv.Itoa(other.devPort),
 		"--connect-gateway-port", strconv.Itoa(freePort(t)))
 	cmd.Dir = other.dir // its environment has no gRPC ports: it takes 50052 and 50053, or fails to
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -51,33 +51,30 @@ func isTombstone(u store.User, err error) bool {
 	return err == nil && u.Deleted && u.Email == nil && u.FullName == "" && u.Username == "" && u.ProfilePicture == ""
 }
 
-// endToEndCases are the guarantee tests that share one whole stack per write mode: each
-// posts events of its own ids only, and asserts only what became of those. A burst posts
-// hundreds of events at once.
 // endToEndCase is one guarantee test run against a shared stack.
 type endToEndCase struct {
 	name  string
 	burst bool
-	// callLog: the case finds an event's runs through the call log (stackOptions.countCalls),
-	// which Connect mode has none of: TestConnectEndToEnd leaves it out.
-	callLog bool
-	run     func(s *stack, t *testing.T)
+	run   func(s *stack, t *testing.T)
 }
 
+// endToEndCases are the guarantee tests that share one whole stack per write mode (and one in
+// Connect mode): each posts events of its own ids only, and asserts only what became of those.
+// A burst posts hundreds of events at once.
 var endToEndCases = []endToEndCase{
-	{"ClerkExamplesInOrder", false, false, (*stack).testExamples},
-	{"SameDeliveryThreeTimes", false, true, (*stack).testDuplicateDelivery},
-	{"OutOfOrder", false, true, (*stack).testOutOfOrder},
-	{"PermanentFailureRecorded", false, true, (*stack).testPermanentFailureRecorded},
-	{"UsernameSwapNewestFirst", false, true, (*stack).testUsernameSwapNewestFirst},
-	{"DerivedUsernamesYield", false, false, (*stack).testDerivedUsernamesYield},
-	{"RemovedUsernameReleased", false, false, (*stack).testRemovedUsernameReleased},
-	{"OrganizationExamplesInOrder", false, false, (*stack).testOrgExamples},
-	{"MalformedEventDataFailsAtOnce", false, true, (*stack).testMalformedEventData},
-	{"BurstOf200SignUps", true, false, (*stack).testBurst},
-	{"ThirtyUsersClaimingAtOnce", true, false, (*stack).testConcurrentClaims},
-	{"FortyOrgsShuffledAndDuplicated", true, false, (*stack).testOrgBurst},
-	{"FaultMixedLoad", true, false, (*stack).testMixedLoad},
+	{"ClerkExamplesInOrder", false, (*stack).testExamples},
+	{"SameDeliveryThreeTimes", false, (*stack).testDuplicateDelivery},
+	{"OutOfOrder", false, (*stack).testOutOfOrder},
+	{"PermanentFailureRecorded", false, (*stack).testPermanentFailureRecorded},
+	{"UsernameSwapNewestFirst", false, (*stack).testUsernameSwapNewestFirst},
+	{"DerivedUsernamesYield", false, (*stack).testDerivedUsernamesYield},
+	{"RemovedUsernameReleased", false, (*stack).testRemovedUsernameReleased},
+	{"OrganizationExamplesInOrder", false, (*stack).testOrgExamples},
+	{"MalformedEventDataFailsAtOnce", false, (*stack).testMalformedEventData},
+	{"BurstOf200SignUps", true, (*stack).testBurst},
+	{"ThirtyUsersClaimingAtOnce", true, (*stack).testConcurrentClaims},
+	{"FortyOrgsShuffledAndDuplicated", true, (*stack).testOrgBurst},
+	{"FaultMixedLoad", true, (*stack).testMixedLoad},
 }
 
 // burstWait bounds how long a burst case waits for the database to hold what it posted. The

@@ -72,7 +72,7 @@ func (s *stack) testMalformedEventData(t *testing.T) {
 			if len(runs) != 1 || runs[0].Status != "Failed" {
 				t.Fatalf("runs of %s for %s = %+v; want one, Failed", m.function, eventID, runs)
 			}
-			calls := s.calls.forRun(runs[0].RunID)
+			calls := s.callsOf(runs[0].RunID)
 			if len(calls) != 1 || calls[0].Attempt != 0 || !calls[0].NoRetry {
 				t.Errorf("calls of run %s (%s) = %+v; want exactly one, attempt 0, answered not to retry", runs[0].RunID, m.function, calls)
 			}
@@ -93,9 +93,13 @@ func (s *stack) testMalformedEventData(t *testing.T) {
 				t.Errorf("runs for %s (%s) = %+v; want one, Completed, with outcome inserted", eventID, r.name, runs)
 				continue
 			}
-			for _, c := range s.calls.forRun(runs[0].RunID) {
+			calls := s.callsOf(runs[0].RunID)
+			if len(calls) == 0 {
+				t.Errorf("calls of run %s (%s): none; want at least one", runs[0].RunID, r.name)
+			}
+			for _, c := range calls {
 				if c.Attempt != 0 {
-					t.Errorf("calls of run %s (%s) = %+v; want every call on attempt 0", runs[0].RunID, r.name, s.calls.forRun(runs[0].RunID))
+					t.Errorf("calls of run %s (%s) = %+v; want every call on attempt 0", runs[0].RunID, r.name, s.callsOf(runs[0].RunID))
 					break
 				}
 			}

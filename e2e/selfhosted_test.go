@@ -60,7 +60,7 @@ func TestSelfHostedServerSyncsAndRuns(t *testing.T) {
 	cmd.Dir = dir // no inngest.json of the repository's
 	cmd.Env = append(os.Environ(), grpcPorts(t)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

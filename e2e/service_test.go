@@ -127,6 +127,7 @@ func spawnService(vars map[string]string) (*service, error) {
 	svc.cmd = exec.Command(serviceBin)
 	svc.cmd.Env = processEnv(vars)
 	svc.cmd.Stdout, svc.cmd.Stderr = svc.stdout, svc.stderr
+	svc.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // gone with the tests, even after a timeout's panic
 	if err := svc.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %v", serviceBin, err)
 	}

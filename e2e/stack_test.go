@@ -67,6 +67,7 @@ type stack struct {
 	dbProxy  *proxy            // with opts.dbProxy
 	calls    *callLog          // with opts.countCalls
 	svc      *service
+	posted   sync.Map // svix id → when it was first posted (time.Time): where runsOf looks
 
 	mu      sync.Mutex // guards svc, dev and devDone, which the fault tests stop and start again
 	dev     *exec.Cmd
@@ -267,7 +268,9 @@ func (s *stack) startDevServer(t *testing.T) {
 	cmd.Dir = s.dir // no inngest.json of the repository's is picked up by accident
 	cmd.Env = append(os.Environ(), grpcPorts(t)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group, to stop whatever it starts; killed with the tests, even when a
+	// timeout's panic skips the cleanups (a dev server left running takes a core).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", s.bin, err)
 	}
@@ -459,6 +462,7 @@ func (p poster) post(body []byte, msgID string) (int, error) {
 
 // post posts body as delivery msgID to the stack's service.
 func (s *stack) post(body []byte, msgID string) (int, error) {
+	s.posted.LoadOrStore(msgID, time.Now())
 	return poster{wh: s.wh, appURL: s.appURL}.post(body, msgID)
 }
 
@@ -522,11 +526,32 @@ func (s *stack) waitFor(t *testing.T, timeout time.Duration, what string, cond f
 
 // devRun is a function run as the dev server's REST API shows it.
 type devRun struct {
-	RunID  string `json:"run_id"`
-	Status string `json:"status"`
-	Output struct {
+	RunID  string    `json:"run_id"`
+	Status string    `json:"status"`
+	Output runOutput `json:"output"`
+}
+
+// runOutput is a run's output: an object, or a string (a failed run's error; in Connect mode
+// the dev server also shows a run's result as the JSON text of it).
+type runOutput struct {
+	Outcome string `json:"outcome"`
+	Text    string `json:"-"` // the output when it is a string
+}
+
+// UnmarshalJSON reads the output as an object, or as a string holding one or some other text.
+func (o *runOutput) UnmarshalJSON(b []byte) error {
+	var text string
+	if json.Unmarshal(b, &text) == nil {
+		o.Text = text
+		b = []byte(text)
+	}
+	var obj struct {
 		Outcome string `json:"outcome"`
-	} `json:"output"`
+	}
+	if json.Unmarshal(b, &obj) == nil {
+		o.Outcome = obj.Outcome
+	}
+	return nil
 }
 
 // ended reports whether the run has ended, whatever its outcome.
@@ -534,12 +559,22 @@ func (r devRun) ended() bool {
 	return r.Status == "Completed" || r.Status == "Failed" || r.Status == "Cancelled"
 }
 
-// runsOf returns the runs the dev server has called the service for with the event eventID
-// among their events (the call log's), each as the dev server shows it now. Inngest keeps a
-// duplicate of an event id as an event, but starts no run for it.
+// runsOf returns the runs of the event eventID, each as the dev server shows it now: those
+// the dev server has called the service for with the event among their events (the call
+// log's), or without a call log (Connect mode) those the dev server's event API lists for
+// it. Inngest keeps a duplicate of an event id as an event, but starts no run for it.
 func (s *stack) runsOf(eventID string) ([]devRun, error) {
+	var ids []string
+	if s.calls != nil {
+		ids = s.calls.runsWith(eventID)
+	} else {
+		var err error
+		if ids, err = s.eventRunIDs(eventID); err != nil {
+			return nil, err
+		}
+	}
 	var runs []devRun
-	for _, id := range s.calls.runsWith(eventID) {
+	for _, id := range ids {
 		var run devRun
 		if err := s.devGet("/v1/runs/"+id, &run); err != nil {
 			return nil, err
@@ -549,14 +584,78 @@ func (s *stack) runsOf(eventID string) ([]devRun, error) {
 	return runs, nil
 }
 
-// waitRunsSettled waits until the dev server has called the service for a run of the event
-// eventID, and every run of it has ended; it returns them. It needs the call log
-// (stackOptions.countCalls).
+// callsOf returns the calls of the function run runID: the call log's, or without one (Connect
+// mode: Inngest does not call the service) those the service logged, one line per call that
+// ran the function's step or refused its event (LOG_FORMAT json, LOG_LEVEL info), NoRetry
+// being a refusal ("not retrying").
+func (s *stack) callsOf(runID string) []fnCall {
+	if s.calls != nil {
+		return s.calls.forRun(runID)
+	}
+	s.mu.Lock()
+	svc := s.svc
+	s.mu.Unlock()
+	var calls []fnCall
+	for line := range strings.Lines(svc.stderr.String()) {
+		var l struct {
+			Msg     string `json:"msg"`
+			RunID   string `json:"run_id"`
+			Attempt int    `json:"attempt"`
+			EventID string `json:"event_id"`
+		}
+		if json.Unmarshal([]byte(line), &l) == nil && l.RunID == runID {
+			calls = append(calls, fnCall{RunID: l.RunID, Attempt: l.Attempt, EventIDs: []string{l.EventID}, NoRetry: strings.Contains(l.Msg, "not retrying")})
+		}
+	}
+	return calls
+}
+
+// eventRunIDs returns the ids of the runs that the events with the id eventID started, from
+// the dev server's event API: the events received since the webhook was first posted (newest
+// first, 51 a page), and each one's runs.
+func (s *stack) eventRunIDs(eventID string) ([]string, error) {
+	since := time.Now().Add(-time.Hour) // the API's own default
+	if at, ok := s.posted.Load(strings.TrimPrefix(eventID, "clerk-")); ok {
+		since = at.(time.Time).Add(-5 * time.Second)
+	}
+	var ids []string
+	for cursor := ""; ; {
+		q := url.Values{"limit": {"51"}, "received_after": {since.UTC().Format(time.RFC3339Nano)}}
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		var events []struct {
+			InternalID string `json:"internal_id"`
+			ID         string `json:"id"`
+		}
+		if err := s.devGet("/v1/events?"+q.Encode(), &events); err != nil {
+			return nil, err
+		}
+		for _, e := range events {
+			if e.ID != eventID {
+				continue
+			}
+			var runs []struct {
+				RunID string `json:"run_id"`
+			}
+			if err := s.devGet("/v1/events/"+e.InternalID+"/runs", &runs); err != nil {
+				return nil, err
+			}
+			for _, r := range runs {
+				ids = append(ids, r.RunID)
+			}
+		}
+		if len(events) < 51 {
+			return ids, nil
+		}
+		cursor = events[len(events)-1].InternalID
+	}
+}
+
+// waitRunsSettled waits until the dev server has a run of the event eventID, and every run of
+// it has ended; it returns them.
 func (s *stack) waitRunsSettled(t *testing.T, eventID string) []devRun {
 	t.Helper()
-	if s.calls == nil {
-		t.Fatal("waitRunsSettled needs the stack's call log (stackOptions.countCalls)")
-	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		runs, err := s.runsOf(eventID)
