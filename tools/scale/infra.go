@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/inngest/inngestgo"
+
 	"clerksync/store/embedded"
 )
 
@@ -378,6 +380,21 @@ func startInngest(ctx context.Context, bin, dir, pgURI, redisURI, eventKey, sign
 		return nil, err
 	}
 	return s, nil
+}
+
+// signedRequest returns a request without a body to url, signed as the server signs its
+// requests to apps (X-Inngest-Signature, with the SDK's form of the signing key).
+func (s *inngestServer) signedRequest(method, url string) (*http.Request, error) {
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := inngestgo.Sign(context.Background(), time.Now(), []byte("signkey-test-"+s.signingKey), nil)
+	if err != nil {
+		return nil, fmt.Errorf("sign %s %s: %w", method, url, err)
+	}
+	req.Header.Set(inngestgo.HeaderKeySignature, sig)
+	return req, nil
 }
 
 // functions returns the slugs of the functions the server has registered for app.

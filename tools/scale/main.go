@@ -630,8 +630,14 @@ func runOnce(ctx context.Context, cfg config, pg *postgres, tmp string, idx int,
 
 // syncApp waits until the Inngest server has registered the app's functions (as many as the
 // replicas serve), asking the app to sync through the balancer (PUT /api/inngest) every 5 s.
+// Both requests are signed with the signing key, as Inngest signs them: the service answers an
+// unsigned one 401.
 func syncApp(ctx context.Context, inn *inngestServer, lbURL string) error {
-	resp, err := http.Get(lbURL + "/api/inngest")
+	req, err := inn.signedRequest(http.MethodGet, lbURL+"/api/inngest")
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("GET /api/inngest through the balancer: %w", err)
 	}
@@ -654,7 +660,10 @@ func syncApp(ctx context.Context, inn *inngestServer, lbURL string) error {
 		}
 		if time.Since(lastPut) > 5*time.Second {
 			lastPut = time.Now()
-			req, _ := http.NewRequest(http.MethodPut, lbURL+"/api/inngest", nil)
+			req, err := inn.signedRequest(http.MethodPut, lbURL+"/api/inngest")
+			if err != nil {
+				return false
+			}
 			if resp, err := http.DefaultClient.Do(req); err == nil {
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
