@@ -34,9 +34,10 @@ bench:
 
 # The scale test (not part of `make test`): `inngest start` on PostgreSQL and Redis (installed with
 # apt-get when missing), one FerretDB server, 1 then 3 replicas of the service behind a load
-# balancer, 5,000 sign-ups plus updates, deletes and duplicates, a replica killed mid-burst; checks
-# the database against the model and prints the throughput table. Smaller or other runs:
-# make scale-test SCALE_ARGS="-users 500 -replicas 3" (tools/scale, `-h` lists the flags).
+# balancer, each count in serve mode and in Connect mode, 5,000 sign-ups plus updates, deletes and
+# duplicates, a replica killed mid-burst; checks the database against the model and prints the
+# throughput table, both modes side by side. Smaller or other runs:
+# make scale-test SCALE_ARGS="-users 500 -replicas 3 -modes connect" (tools/scale, `-h` lists the flags).
 SCALE_ARGS ?=
 scale-test:
 	go build -o .bin/clerk-user-sync .

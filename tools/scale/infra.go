@@ -13,11 +13,13 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/inngest/inngestgo"
 
 	"clerksync/store/embedded"
 )
@@ -321,84 +323,50 @@ func runFerretHelper(dir string) int {
 
 // inngestServer is `inngest start`: the self-hosted Inngest server, on PostgreSQL and Redis.
 type inngestServer struct {
-	p          *proc
-	url        string
-	signingKey string // hex, as `inngest start` takes it
+	p           *proc
+	url         string
+	signingKey  string // hex, as `inngest start` takes it
+	gatewayPort int    // the Connect gateway's WebSocket port (--connect-gateway-port)
+	grpcPorts   [2]int // the Connect gateway's and executor's gRPC ports
 }
 
-// inngestServerCmd matches the command line of an Inngest server, as `pgrep -f 'inngest
-// (dev|start)'` does.
-var inngestServerCmd = regexp.MustCompile(`inngest (dev|start)`)
-
-// otherInngest lists the Inngest servers running on this machine (dev or start), which bind
-// fixed ports (gRPC 50052/50053) that a second server cannot share. It reads /proc itself
-// rather than needing pgrep.
-func otherInngest() string {
-	var found []string
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, d := range dirs {
-		if filepath.Base(d) == strconv.Itoa(os.Getpid()) {
-			continue
-		}
-		raw, err := os.ReadFile(filepath.Join(d, "cmdline"))
-		if err != nil || len(raw) == 0 {
-			continue
-		}
-		cmd := strings.TrimSpace(strings.ReplaceAll(string(raw), "\x00", " "))
-		if inngestServerCmd.MatchString(cmd) {
-			found = append(found, filepath.Base(d)+" "+cmd)
-		}
-	}
-	return strings.Join(found, "\n")
-}
-
-// waitNoOtherInngest waits until no Inngest server runs on this machine.
-func waitNoOtherInngest(ctx context.Context, max time.Duration) error {
-	start, said := time.Now(), time.Time{}
-	for {
-		others := otherInngest()
-		if others == "" {
-			return nil
-		}
-		if time.Since(start) > max {
-			return fmt.Errorf("another Inngest server still runs after %v (only one can run at a time: gRPC ports 50052/50053 are fixed):\n%s", max, others)
-		}
-		if time.Since(said) > 30*time.Second {
-			logf("waiting for the other Inngest server(s) to end (only one may run at a time):\n%s", others)
-			said = time.Now()
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-// startInngest starts `inngest start` with the given stores and keys, syncing appURL.
+// startInngest starts `inngest start` with the given stores and keys, syncing appURL (none
+// when empty: Connect mode), with Connect gRPC ports of its own
+// (INNGEST_CONNECT_GATEWAY_GRPC_PORT and INNGEST_CONNECT_EXECUTOR_GRPC_PORT, which
+// tools/inngest's command reads): the server's own 50052 and 50053 may belong to another
+// Inngest server on this machine, and a gateway that shares them with another server's
+// executor loses its runs.
 func startInngest(ctx context.Context, bin, dir, pgURI, redisURI, eventKey, signingKey, appURL string, retryInterval int, cl *cleanups) (*inngestServer, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+	var ports [4]int // HTTP API, Connect gateway, gateway gRPC, executor gRPC
+	for i := 0; i < len(ports); {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(ports[:i], p) {
+			ports[i] = p
+			i++
+		}
 	}
-	gw, err := freePort()
-	if err != nil {
-		return nil, err
-	}
+	port, gw := ports[0], ports[1]
 	args := []string{bin, "start", "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--connect-gateway-port", strconv.Itoa(gw),
 		"--postgres-uri", pgURI, "--redis-uri", redisURI, "--event-key", eventKey, "--signing-key", signingKey,
-		"-u", appURL, "--no-ui", "--log-level", "warn"}
+		"--no-ui", "--log-level", "warn"}
+	if appURL != "" {
+		args = append(args, "-u", appURL)
+	}
 	if retryInterval > 0 {
 		args = append(args, "--retry-interval", strconv.Itoa(retryInterval))
 	}
+	env := cleanEnv("INNGEST_CONNECT_GATEWAY_GRPC_PORT="+strconv.Itoa(ports[2]), "INNGEST_CONNECT_EXECUTOR_GRPC_PORT="+strconv.Itoa(ports[3]))
 	// The working directory is the run's own: `inngest start` reads an inngest.json from its
 	// directory and every parent, and the repository has one (the dev server's).
-	p, err := startProc(procSpec{name: "inngest", args: args, env: cleanEnv(), dir: dir, log: filepath.Join(dir, "inngest.log")})
+	p, err := startProc(procSpec{name: "inngest", args: args, env: env, dir: dir, log: filepath.Join(dir, "inngest.log")})
 	if err != nil {
 		return nil, err
 	}
 	cl.add(func() { p.stop(syscall.SIGTERM, 5*time.Second) }) // its data is thrown away
-	s := &inngestServer{p: p, url: fmt.Sprintf("http://127.0.0.1:%d", port), signingKey: signingKey}
+	s := &inngestServer{p: p, url: fmt.Sprintf("http://127.0.0.1:%d", port), signingKey: signingKey, gatewayPort: gw, grpcPorts: [2]int{ports[2], ports[3]}}
 	err = waitFor(ctx, "Inngest server", p, 90*time.Second, 200*time.Millisecond, func() bool {
 		c := http.Client{Timeout: 2 * time.Second}
 		resp, err := c.Get(s.url + "/health")
@@ -412,6 +380,21 @@ func startInngest(ctx context.Context, bin, dir, pgURI, redisURI, eventKey, sign
 		return nil, err
 	}
 	return s, nil
+}
+
+// signedRequest returns a request without a body to url, signed as the server signs its
+// requests to apps (X-Inngest-Signature, with the SDK's form of the signing key).
+func (s *inngestServer) signedRequest(method, url string) (*http.Request, error) {
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := inngestgo.Sign(context.Background(), time.Now(), []byte("signkey-test-"+s.signingKey), nil)
+	if err != nil {
+		return nil, fmt.Errorf("sign %s %s: %w", method, url, err)
+	}
+	req.Header.Set(inngestgo.HeaderKeySignature, sig)
+	return req, nil
 }
 
 // functions returns the slugs of the functions the server has registered for app.

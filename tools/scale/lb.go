@@ -17,8 +17,8 @@ import (
 	"time"
 )
 
-// balancer is a round-robin reverse proxy in front of the replicas, for the webhooks and for
-// Inngest's calls to /api/inngest alike, with passive health checks: a replica that refuses
+// balancer is a round-robin reverse proxy in front of the replicas, for the webhooks and (in
+// serve mode) Inngest's calls to /api/inngest alike, with passive health checks: a replica that refuses
 // a connection is skipped for a second, and a request whose attempt fails (refused, reset,
 // closed mid-request) is retried on a replica it has not tried yet; with none left it answers
 // 502, which Svix (here the poster) and Inngest retry. Both kinds of request are idempotent by

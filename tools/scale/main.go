@@ -1,26 +1,34 @@
 // Command scale-test is `make scale-test` (not part of `make test`): the service as production
 // runs it, several replicas on a self-hosted Inngest, under a burst of sign-ups, updates and
 // deletes, with a replica killed mid-burst; it checks that the database ends equal to the
-// model of what Clerk sent, and records the throughput with one and with three replicas.
+// model of what Clerk sent, and records the throughput with one and with three replicas, in
+// serve mode and in Connect mode.
 //
 // It starts, in a temporary directory it removes at the end (also on failure or Ctrl-C):
 // PostgreSQL and Redis (Debian's postgresql and redis-server, installed with apt-get when
-// missing) for `inngest start`, the pinned Inngest server (tools/inngest/build.sh), one
-// FerretDB server (embedded.Start, in this program run again as a helper process) shared
-// by the replicas, the service's replicas (.bin/clerk-user-sync, production settings: Inngest
-// keys, INNGEST_BASE_URL, MONGODB_URI), and a round-robin load balancer in this process in
-// front of them for the webhooks and for Inngest's calls to /api/inngest alike.
+// missing) for `inngest start`, the pinned Inngest server (tools/inngest/build.sh, with Connect
+// gRPC ports of its own: INNGEST_CONNECT_GATEWAY_GRPC_PORT and
+// INNGEST_CONNECT_EXECUTOR_GRPC_PORT, so that other Inngest servers on the machine do not
+// matter), one FerretDB server (embedded.Start, in this program run again as a helper process)
+// shared by the replicas, the service's replicas (.bin/clerk-user-sync, production settings:
+// Inngest keys, INNGEST_BASE_URL, MONGODB_URI), and a round-robin load balancer in this process
+// in front of them.
 //
-// For each replica count (-replicas 1,3) it starts everything afresh, posts the load through
-// the balancer like Svix (each delivery signed with the real Svix library, re-sent with the
-// same svix id until it gets 2xx), kills one replica with SIGKILL a third into the burst and
-// restarts it 2 s later (in runs with several replicas; -kill), waits until the database
-// equals the model (or stops changing), checks it, and prints PASS or FAIL with the
-// differences, then one markdown table of the figures. Exit status 1 on any FAIL.
+// Two modes (-modes serve,connect). In serve mode each replica serves /api/inngest at the
+// balancer's URL (INNGEST_SERVE_URL), which `inngest start -u` syncs, and the balancer carries
+// the webhooks and Inngest's calls alike. In Connect mode each replica runs with
+// INNGEST_CONNECT=1 and an INNGEST_INSTANCE_ID of its own (kept across its restart) and dials
+// the server's Connect gateway (the server hands out ws://<INNGEST_BASE_URL's host>:
+// <--connect-gateway-port>/v0/connect); nothing syncs by URL, and the balancer carries only
+// the webhooks.
 //
-// Only one Inngest server may run on a machine at a time (its gRPC ports 50052 and 50053 are
-// fixed): before starting its own, it waits until no other `inngest dev` or `inngest start`
-// runs.
+// For each replica count (-replicas 1,3) and each mode it starts everything afresh, posts the
+// load through the balancer like Svix (each delivery signed with the real Svix library, re-sent
+// with the same svix id until it gets 2xx), kills one replica with SIGKILL a third into the
+// burst and restarts it 2 s later (in runs with several replicas; -kill), waits until the
+// database equals the model (or stops changing), checks it, and prints PASS or FAIL with the
+// differences, then one markdown table of the figures, the modes of one replica count side by
+// side. Exit status 1 on any FAIL.
 package main
 
 import (
@@ -67,9 +75,15 @@ type config struct {
 	retryInterval int
 	serviceEnv    []string
 	keep          bool
-	waitInngest   time.Duration
 	lbHold        time.Duration
+	modes         []string
 }
+
+// The modes a run can take (-modes).
+const (
+	modeServe   = "serve"   // the replicas serve /api/inngest behind the balancer
+	modeConnect = "connect" // the replicas dial the Connect gateway (INNGEST_CONNECT=1)
+)
 
 type envList []string
 
@@ -100,7 +114,7 @@ func main() {
 		inngestBin  = flag.String("inngest", "", "the Inngest server binary (default: what tools/inngest/build.sh prints)")
 		retry       = flag.Int("retry-interval", 0, "inngest start --retry-interval in seconds (0: Inngest's own backoff)")
 		keep        = flag.Bool("keep", false, "keep the temporary directory (every process's log) and print its path")
-		waitInngest = flag.Duration("wait-inngest", 30*time.Minute, "how long to wait for another Inngest server on this machine to end")
+		modes       = flag.String("modes", "serve,connect", "modes to run each replica count in, comma-separated: serve (/api/inngest behind the balancer), connect (INNGEST_CONNECT=1, the replicas dial the gateway)")
 		lbHold      = flag.Duration("lb-hold", 0, "how long the balancer holds a request while every replica is down (0: 502 at once, as nginx)")
 		serviceEnv  envList
 	)
@@ -110,7 +124,7 @@ func main() {
 		os.Exit(runFerretHelper(*helper))
 	}
 	cfg := config{users: *users, concurrency: *concurrency, kill: *kill, restartAfter: *restart, deadline: *deadline, quiet: *quiet,
-		serviceBin: *serviceBin, inngestBin: *inngestBin, retryInterval: *retry, serviceEnv: serviceEnv, keep: *keep, waitInngest: *waitInngest, lbHold: *lbHold,
+		serviceBin: *serviceBin, inngestBin: *inngestBin, retryInterval: *retry, serviceEnv: serviceEnv, keep: *keep, lbHold: *lbHold,
 		load: loadConfig{users: *users, updates: *updates, deletes: *deletes, duplicates: *dups, seed: *seed}}
 	for _, s := range strings.Split(*replicas, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -119,6 +133,15 @@ func main() {
 			os.Exit(2)
 		}
 		cfg.replicas = append(cfg.replicas, n)
+	}
+	for _, m := range strings.Split(*modes, ",") {
+		switch m = strings.TrimSpace(m); m {
+		case modeServe, modeConnect:
+			cfg.modes = append(cfg.modes, m)
+		default:
+			fmt.Fprintf(os.Stderr, "-modes %q: want serve, connect or both (serve,connect)\n", *modes)
+			os.Exit(2)
+		}
 	}
 	switch cfg.kill {
 	case "multi", "all", "none":
@@ -200,23 +223,28 @@ func run(cfg config) int {
 	logf("PostgreSQL on 127.0.0.1:%d (user %s)", pg.port, pg.user)
 
 	var results []*result
-	for i, n := range cfg.replicas {
-		r, err := runOnce(ctx, cfg, pg, tmp, i+1, n, root)
-		if err != nil {
-			if r != nil {
-				r.problems = append(r.problems, err.Error())
-				results = append(results, r)
+	idx := 0
+runs:
+	for _, n := range cfg.replicas {
+		for _, mode := range cfg.modes {
+			idx++
+			r, err := runOnce(ctx, cfg, pg, tmp, idx, mode, n, root)
+			if err != nil {
+				if r != nil {
+					r.problems = append(r.problems, err.Error())
+					results = append(results, r)
+				}
+				logf("run %d (%s, %d replicas): ERROR: %v", idx, mode, n, err)
+				if ctx.Err() != nil {
+					break runs
+				}
+				if r == nil {
+					results = append(results, &result{mode: mode, replicas: n, users: cfg.users, problems: []string{err.Error()}})
+				}
+				continue
 			}
-			logf("run %d (%d replicas): ERROR: %v", i+1, n, err)
-			if ctx.Err() != nil {
-				break
-			}
-			if r == nil {
-				results = append(results, &result{replicas: n, users: cfg.users, problems: []string{err.Error()}})
-			}
-			continue
+			results = append(results, r)
 		}
-		results = append(results, r)
 	}
 	report(os.Stdout, cfg, results)
 	for _, r := range results {
@@ -224,7 +252,7 @@ func run(cfg config) int {
 			return 1
 		}
 	}
-	if len(results) < len(cfg.replicas) {
+	if len(results) < len(cfg.replicas)*len(cfg.modes) {
 		return 1
 	}
 	return 0
@@ -232,6 +260,7 @@ func run(cfg config) int {
 
 // result is what one run measured and found.
 type result struct {
+	mode       string // modeServe or modeConnect
 	replicas   int
 	killed     bool
 	users      int
@@ -266,12 +295,19 @@ type replica struct {
 	port  int
 	env   []string
 	dir   string
-	p     *proc
+	// connect: the replica runs in Connect mode, and is up once GET /readyz answers 200 (its
+	// worker connected), not only /healthz.
+	connect bool
+	// runsBefore counts the function attempts it made before it was killed (its counter
+	// starts again at 0 with the process).
+	runsBefore int
+	p          *proc
 }
 
 func (r *replica) url() string { return fmt.Sprintf("http://127.0.0.1:%d", r.port) }
 
-// start starts the replica and waits until it answers /healthz.
+// start starts the replica and waits until it answers /healthz (in Connect mode /readyz: it
+// is connected to the gateway).
 func (r *replica) start(ctx context.Context, bin string) error {
 	p, err := startProc(procSpec{name: fmt.Sprintf("replica %d", r.index), args: []string{bin}, env: r.env, dir: r.dir,
 		log: filepath.Join(r.dir, fmt.Sprintf("replica-%d.log", r.index))})
@@ -279,7 +315,11 @@ func (r *replica) start(ctx context.Context, bin string) error {
 		return err
 	}
 	r.p = p
-	return waitFor(ctx, fmt.Sprintf("replica %d", r.index), p, 60*time.Second, 50*time.Millisecond, func() bool { return httpOK(r.url() + "/healthz") })
+	path := "/healthz"
+	if r.connect {
+		path = "/readyz"
+	}
+	return waitFor(ctx, fmt.Sprintf("replica %d (GET %s = 200)", r.index, path), p, 90*time.Second, 50*time.Millisecond, func() bool { return httpOK(r.url() + path) })
 }
 
 func (r *replica) stop() {
@@ -288,17 +328,49 @@ func (r *replica) stop() {
 	}
 }
 
-// runOnce starts a fresh stack with n replicas, posts the load, and checks the database.
-func runOnce(ctx context.Context, cfg config, pg *postgres, tmp string, idx, n int, root *cleanups) (*result, error) {
+// functionRuns returns the function attempts the replica has made since it started: the sum
+// of its clerksync_function_runs_total, read from its /metrics.
+func (r *replica) functionRuns() (int, error) {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(r.url() + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET /metrics = %d", resp.StatusCode)
+	}
+	total := 0.0
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, "clerksync_function_runs_total{") {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			return 0, fmt.Errorf("GET /metrics: %q: %w", line, err)
+		}
+		total += v
+	}
+	return int(total), nil
+}
+
+// runOnce starts a fresh stack with n replicas in mode, posts the load, and checks the database.
+func runOnce(ctx context.Context, cfg config, pg *postgres, tmp string, idx int, mode string, n int, root *cleanups) (*result, error) {
 	tag := fmt.Sprintf("r%d", idx)
-	dir := filepath.Join(tmp, fmt.Sprintf("run%d-%dreplicas", idx, n))
+	dir := filepath.Join(tmp, fmt.Sprintf("run%d-%s-%dreplicas", idx, mode, n))
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, err
 	}
 	cl := &cleanups{}
 	defer cl.close()
 	root.add(cl.close) // for a second Ctrl-C, which closes root at once
-	logf("run %d: %d replica(s); logs under %s", idx, n, dir)
+	logf("run %d: %s mode, %d replica(s); logs under %s", idx, mode, n, dir)
+	connect := mode == modeConnect
 
 	eventKey, signingKey := randomHex(16), randomHex(32)
 	raw := make([]byte, 24)
@@ -330,7 +402,7 @@ func runOnce(ctx context.Context, cfg config, pg *postgres, tmp string, idx, n i
 		if err != nil {
 			return nil, err
 		}
-		reps[i] = &replica{index: i + 1, port: port, dir: dir}
+		reps[i] = &replica{index: i + 1, port: port, dir: dir, connect: connect}
 		hosts[i] = fmt.Sprintf("127.0.0.1:%d", port)
 	}
 	lb, err := startBalancer(hosts, cfg.lbHold)
@@ -338,31 +410,39 @@ func runOnce(ctx context.Context, cfg config, pg *postgres, tmp string, idx, n i
 		return nil, err
 	}
 	cl.add(lb.close)
-	// The replicas need the Inngest server's URL, and the server the balancer's: the server
-	// starts first (it syncs through the balancer, retrying until a replica answers), once no
-	// other Inngest server runs on this machine.
-	logf("run %d: waiting until no other Inngest server runs, then starting inngest start (PostgreSQL, Redis)", idx)
-	if err := waitNoOtherInngest(ctx, cfg.waitInngest); err != nil {
-		return nil, err
+	// The replicas need the Inngest server's URL. In serve mode the server needs the
+	// balancer's: it starts first, and syncs through the balancer, retrying until a replica
+	// answers. In Connect mode it syncs no URL: each replica registers the functions when it
+	// connects.
+	appURL := lb.url + "/api/inngest"
+	if connect {
+		appURL = ""
 	}
-	inn, err := startInngest(ctx, cfg.inngestBin, dir, pgURI, redisURI, eventKey, signingKey, lb.url+"/api/inngest", cfg.retryInterval, cl)
+	logf("run %d: starting inngest start (PostgreSQL, Redis)", idx)
+	inn, err := startInngest(ctx, cfg.inngestBin, dir, pgURI, redisURI, eventKey, signingKey, appURL, cfg.retryInterval, cl)
 	if err != nil {
 		return nil, err
 	}
-	logf("run %d: Inngest server at %s", idx, inn.url)
+	logf("run %d: Inngest server at %s (Connect gateway on port %d, gRPC ports %d and %d)", idx, inn.url, inn.gatewayPort, inn.grpcPorts[0], inn.grpcPorts[1])
 
 	for _, r := range reps {
-		r.env = cleanEnv(append([]string{
+		env := []string{
 			"PORT=" + strconv.Itoa(r.port),
 			"HOST=127.0.0.1",
 			"CLERK_WEBHOOK_SIGNING_SECRET=" + secret,
 			"INNGEST_EVENT_KEY=" + eventKey,
 			"INNGEST_SIGNING_KEY=signkey-test-" + signingKey,
 			"INNGEST_BASE_URL=" + inn.url,
-			"INNGEST_SERVE_URL=" + lb.url + "/api/inngest",
 			"MONGODB_URI=" + dbURI,
 			"LOG_LEVEL=warn",
-		}, cfg.serviceEnv...)...)
+		}
+		if connect {
+			// The worker's id stays with the replica across its restart, as a pod name would.
+			env = append(env, "INNGEST_CONNECT=1", fmt.Sprintf("INNGEST_INSTANCE_ID=scale-%s-replica-%d", tag, r.index))
+		} else {
+			env = append(env, "INNGEST_SERVE_URL="+lb.url+"/api/inngest")
+		}
+		r.env = cleanEnv(append(env, cfg.serviceEnv...)...)
 		cl.add(r.stop)
 		if err := r.start(ctx, cfg.serviceBin); err != nil {
 			return nil, err
@@ -373,16 +453,23 @@ func runOnce(ctx context.Context, cfg config, pg *postgres, tmp string, idx, n i
 	if err := ferret.indexIDs(database); err != nil {
 		return nil, err
 	}
-	logf("run %d: %d replica(s) up behind the balancer at %s", idx, n, lb.url)
-	if err := syncApp(ctx, inn, lb.url); err != nil {
-		return nil, err
+	if connect {
+		logf("run %d: %d replica(s) connected to the gateway, behind the balancer at %s for the webhooks", idx, n, lb.url)
+		if err := waitRegistered(ctx, inn); err != nil {
+			return nil, err
+		}
+	} else {
+		logf("run %d: %d replica(s) up behind the balancer at %s", idx, n, lb.url)
+		if err := syncApp(ctx, inn, lb.url); err != nil {
+			return nil, err
+		}
 	}
 
 	h := generate(cfg.load, tag)
-	res := &result{replicas: n, users: cfg.users, distinct: len(h.messages), deliveries: len(h.deliveries), counts: h.counts}
+	res := &result{mode: mode, replicas: n, users: cfg.users, distinct: len(h.messages), deliveries: len(h.deliveries), counts: h.counts}
 	res.killed = cfg.kill == "all" || (cfg.kill == "multi" && n > 1)
-	logf("run %d: posting %d deliveries (%d user.created, %d user.updated, %d user.deleted, %d duplicates), %d at a time",
-		idx, len(h.deliveries), h.counts["user.created"], h.counts["user.updated"], h.counts["user.deleted"], len(h.deliveries)-len(h.messages), cfg.concurrency)
+	logf("run %d (%s): posting %d deliveries (%d user.created, %d user.updated, %d user.deleted, %d duplicates), %d at a time",
+		idx, mode, len(h.deliveries), h.counts["user.created"], h.counts["user.updated"], h.counts["user.deleted"], len(h.deliveries)-len(h.messages), cfg.concurrency)
 
 	parts := []string{"inngest", "PostgreSQL", "Redis", "FerretDB"}
 	for _, r := range reps {
@@ -423,6 +510,9 @@ func runOnce(ctx context.Context, cfg config, pg *postgres, tmp string, idx, n i
 		killWG.Add(1)
 		go func() {
 			defer killWG.Done()
+			if runs, err := victim.functionRuns(); err == nil {
+				victim.runsBefore = runs
+			}
 			meter.ending(fmt.Sprintf("replica %d", victim.index))
 			victim.p.kill()
 			killedAt := time.Since(start)
@@ -516,8 +606,21 @@ func runOnce(ctx context.Context, cfg config, pg *postgres, tmp string, idx, n i
 	lb.errMu.Lock()
 	res.lbSamples = append(res.lbSamples, lb.samples...)
 	lb.errMu.Unlock()
-	for _, b := range lb.backends {
-		res.perReplica = append(res.perReplica, fmt.Sprintf("%d webhooks + %d /api/inngest", b.webhooks.Load(), b.inngest.Load()))
+	for i, b := range lb.backends {
+		line := fmt.Sprintf("%d webhooks", b.webhooks.Load())
+		if !connect {
+			line += fmt.Sprintf(" + %d /api/inngest", b.inngest.Load())
+		}
+		runs, err := reps[i].functionRuns()
+		switch {
+		case err != nil:
+			line += fmt.Sprintf(", function attempts unknown (%v)", err)
+		case reps[i].runsBefore > 0:
+			line += fmt.Sprintf(", %d function attempts (%d before the kill)", reps[i].runsBefore+runs, reps[i].runsBefore)
+		default:
+			line += fmt.Sprintf(", %d function attempts", runs)
+		}
+		res.perReplica = append(res.perReplica, line)
 	}
 	if !res.pass() {
 		res.problems = append(res.problems, logErrors(dir)...)
@@ -527,8 +630,14 @@ func runOnce(ctx context.Context, cfg config, pg *postgres, tmp string, idx, n i
 
 // syncApp waits until the Inngest server has registered the app's functions (as many as the
 // replicas serve), asking the app to sync through the balancer (PUT /api/inngest) every 5 s.
+// Both requests are signed with the signing key, as Inngest signs them: the service answers an
+// unsigned one 401.
 func syncApp(ctx context.Context, inn *inngestServer, lbURL string) error {
-	resp, err := http.Get(lbURL + "/api/inngest")
+	req, err := inn.signedRequest(http.MethodGet, lbURL+"/api/inngest")
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("GET /api/inngest through the balancer: %w", err)
 	}
@@ -551,7 +660,10 @@ func syncApp(ctx context.Context, inn *inngestServer, lbURL string) error {
 		}
 		if time.Since(lastPut) > 5*time.Second {
 			lastPut = time.Now()
-			req, _ := http.NewRequest(http.MethodPut, lbURL+"/api/inngest", nil)
+			req, err := inn.signedRequest(http.MethodPut, lbURL+"/api/inngest")
+			if err != nil {
+				return false
+			}
 			if resp, err := http.DefaultClient.Do(req); err == nil {
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
@@ -563,6 +675,23 @@ func syncApp(ctx context.Context, inn *inngestServer, lbURL string) error {
 		return fmt.Errorf("%w (registered: %v, %v; want %d functions)", err, last, lastErr, want)
 	}
 	logf("Inngest registered %d functions (concurrency limits in brackets):\n  %s", len(last), strings.Join(last, "\n  "))
+	return nil
+}
+
+// waitRegistered waits, in Connect mode, until the Inngest server lists the app's functions:
+// every replica is connected by then (each waited for its /readyz), and a worker registers all
+// its functions when it connects.
+func waitRegistered(ctx context.Context, inn *inngestServer) error {
+	var last []string
+	var lastErr error
+	err := waitFor(ctx, "the app's registration over Connect", inn.p, 90*time.Second, 250*time.Millisecond, func() bool {
+		last, lastErr = inn.functions(appID)
+		return lastErr == nil && len(last) > 0
+	})
+	if err != nil {
+		return fmt.Errorf("%w (registered: %v, %v)", err, last, lastErr)
+	}
+	logf("Inngest registered %d functions over Connect (concurrency limits in brackets):\n  %s", len(last), strings.Join(last, "\n  "))
 	return nil
 }
 
@@ -617,14 +746,14 @@ func report(w io.Writer, cfg config, results []*result) {
 		if !r.pass() {
 			verdict = "FAIL"
 		}
-		fmt.Fprintf(w, "== %d replica(s): %s\n", r.replicas, verdict)
+		fmt.Fprintf(w, "== %s mode, %d replica(s): %s\n", r.mode, r.replicas, verdict)
 		if r.stats != nil {
 			fmt.Fprintf(w, "   deliveries: %d (%d distinct: %d user.created, %d user.updated, %d user.deleted; %d duplicates)\n",
 				r.deliveries, r.distinct, r.counts["user.created"], r.counts["user.updated"], r.counts["user.deleted"], r.deliveries-r.distinct)
 			fmt.Fprintf(w, "   accepted: %d of %d (%d at the first attempt; %d attempts) in %.1f s, %.0f deliveries/s; non-2xx answers: %s\n",
 				r.stats.accepted.Load(), r.deliveries, r.stats.firstTry.Load(), r.stats.attempts.Load(), r.accepted.Seconds(),
 				float64(r.stats.accepted.Load())/max(r.accepted.Seconds(), 0.001), r.stats.statusSummary())
-			fmt.Fprintf(w, "   balancer: %d attempts failed (retried on the next replica: %s), %d requests answered 502 (no replica left); answered per replica: %s\n",
+			fmt.Fprintf(w, "   balancer: %d attempts failed (retried on the next replica: %s), %d requests answered 502 (no replica left); per replica: %s\n",
 				r.lbRetries, r.lbErrors, r.lbFailed, strings.Join(r.perReplica, "; "))
 		}
 		for _, s := range r.lbSamples {
@@ -653,32 +782,43 @@ func report(w io.Writer, cfg config, results []*result) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Command: `make scale-test`%s (%s)\n", makeArgs(), strings.Join(os.Args, " "))
-	fmt.Fprintf(w, "Machine: %d cores, %s, %s; the pinned `inngest start` on PostgreSQL and Redis, FerretDB, round-robin balancer.\n\n",
+	fmt.Fprintf(w, "Machine: %d cores, %s, %s; the pinned `inngest start` on PostgreSQL and Redis, FerretDB, round-robin balancer (serve mode: webhooks and /api/inngest; Connect mode: webhooks only).\n\n",
 		runtime.NumCPU(), osName(), time.Now().Format("2006-01-02"))
-	fmt.Fprintln(w, "| replicas | replica killed mid-burst | sign-ups | deliveries (distinct + duplicates) | all accepted after | sign-ups/s at the webhook | database = model after | sign-ups/s end to end | result |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| mode | replicas | replica killed mid-burst | sign-ups | deliveries (distinct + duplicates) | all accepted after | sign-ups/s at the webhook | database = model after | sign-ups/s end to end | end to end vs serve | result |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
+	// The serve-mode rate of each replica count, for the Connect rows' ratio.
+	serveRate := map[int]float64{}
+	for _, r := range results {
+		if r.mode == modeServe && r.converged {
+			serveRate[r.replicas] = float64(r.users) / r.endToEnd.Seconds()
+		}
+	}
 	for _, r := range results {
 		killed := "no"
 		if r.killed {
 			killed = fmt.Sprintf("yes (down %v)", cfg.restartAfter)
 		}
-		acc, accRate, e2e, e2eRate := "-", "-", "-", "-"
+		acc, accRate, e2e, e2eRate, ratio := "-", "-", "-", "-", "-"
 		if r.stats != nil && r.accepted > 0 {
 			acc = fmt.Sprintf("%.1f s", r.accepted.Seconds())
 			accRate = fmt.Sprintf("%.0f", float64(r.users)/r.accepted.Seconds())
 		}
 		if r.converged {
+			rate := float64(r.users) / r.endToEnd.Seconds()
 			e2e = fmt.Sprintf("%.1f s", r.endToEnd.Seconds())
-			e2eRate = fmt.Sprintf("%.1f", float64(r.users)/r.endToEnd.Seconds())
+			e2eRate = fmt.Sprintf("%.1f", rate)
+			if base, ok := serveRate[r.replicas]; ok && r.mode != modeServe {
+				ratio = fmt.Sprintf("%.2fx", rate/base)
+			}
 		}
 		verdict := "PASS"
 		if !r.pass() {
 			verdict = "FAIL"
 		}
-		fmt.Fprintf(w, "| %d | %s | %d | %d + %d | %s | %s | %s | %s | %s |\n", r.replicas, killed, r.users, r.distinct, r.deliveries-r.distinct, acc, accRate, e2e, e2eRate, verdict)
+		fmt.Fprintf(w, "| %s | %d | %s | %d | %d + %d | %s | %s | %s | %s | %s | %s |\n", r.mode, r.replicas, killed, r.users, r.distinct, r.deliveries-r.distinct, acc, accRate, e2e, e2eRate, ratio, verdict)
 	}
 	fmt.Fprintln(w)
-	all := len(results) == len(cfg.replicas)
+	all := len(results) == len(cfg.replicas)*len(cfg.modes)
 	for _, r := range results {
 		all = all && r.pass()
 	}
