@@ -150,10 +150,13 @@ func (s *stack) testConnectLargePayload(t *testing.T) {
 }
 
 // TestConnectEndToEnd runs the guarantee tests (endToEndCases) in Connect mode, as TestEndToEnd
-// does in serve mode, in the default write mode: every one, finding an event's runs through
-// the dev server's event API and a run's calls in the service's log, as Inngest does not call
-// the service; and beside them, on the same stack, a sign-up of 300 KB and a burst of sign-ups
-// with no /api/inngest.
+// does in serve mode, in the default write mode: every one that is not a burst, finding an
+// event's runs through the dev server's event API and a run's calls in the service's log, as
+// Inngest does not call the service; and beside them, on the same stack, a sign-up of 300 KB
+// and a burst of sign-ups with no /api/inngest. The other bursts test the store's rules under
+// load, which serve mode's stacks do; in Connect mode, the kill, stop and two-worker tests
+// below carry shuffled, duplicated and interrupted bursts (thousands more runs here would
+// double the tier's time on 2 cores).
 func TestConnectEndToEnd(t *testing.T) {
 	stacks(t)
 	// The service's log stands in for the call log (callsOf).
@@ -165,7 +168,7 @@ func TestConnectEndToEnd(t *testing.T) {
 	for _, bursts := range []bool{false, true} {
 		var wg sync.WaitGroup
 		for _, c := range cases {
-			if c.burst == bursts {
+			if c.burst == bursts && (!c.burst || c.name == "BurstOf200SignUpsWithoutTheRoute") {
 				wg.Go(func() { t.Run(c.name, func(t *testing.T) { c.run(s, t) }) })
 			}
 		}
