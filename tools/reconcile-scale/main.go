@@ -47,6 +47,7 @@ type options struct {
 	serviceBin string
 	mongoURI   string
 	timeout    time.Duration
+	stall      time.Duration
 	reconcile  bool
 	backfill   bool
 	dir        string
@@ -75,6 +76,7 @@ func run() error {
 	flag.StringVar(&o.serviceBin, "service", ".bin/clerk-user-sync", "the service binary (go build -o .bin/clerk-user-sync .)")
 	flag.StringVar(&o.mongoURI, "mongodb-uri", os.Getenv("MONGODB_URI"), "MongoDB server (without a database) to measure on; empty: an embedded FerretDB")
 	flag.DurationVar(&o.timeout, "timeout", 20*time.Minute, "longest one reconciliation run or backfill may take before it is stopped")
+	flag.DurationVar(&o.stall, "stall", 3*time.Minute, "stop a run that has made no Clerk request for this long (a stuck run)")
 	flag.BoolVar(&o.reconcile, "reconcile", true, "measure a reconciliation run")
 	flag.BoolVar(&o.backfill, "backfill", true, "measure a backfill")
 	flag.StringVar(&o.dir, "dir", "", "working directory for logs and the embedded database (default: a new temporary one, removed after)")
@@ -318,6 +320,7 @@ func measureReconcile(ctx context.Context, o options, fake *clerkfake.Server, db
 	var run devRun
 	deadline := start.Add(o.timeout)
 	lastLog := time.Now()
+	lastReqs, lastProgress := before.Requests, time.Now()
 	for {
 		run, err = dev.run(runID)
 		if err == nil && run.ended() {
@@ -329,6 +332,13 @@ func measureReconcile(ctx context.Context, o options, fake *clerkfake.Server, db
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			res.outcome = fmt.Sprintf("TIMEOUT: still %s after %v; cancelled", run.Status, o.timeout)
+			_ = dev.cancel(runID)
+			break
+		}
+		if now := fake.Stats().Requests; now != lastReqs {
+			lastReqs, lastProgress = now, time.Now()
+		} else if time.Since(lastProgress) > o.stall {
+			res.outcome = fmt.Sprintf("STALLED: still %s, no Clerk request for %v; cancelled", run.Status, o.stall)
 			_ = dev.cancel(runID)
 			break
 		}
@@ -351,6 +361,9 @@ func measureReconcile(ctx context.Context, o options, fake *clerkfake.Server, db
 	if res.outcome == "" {
 		res.outcome = run.Status + ": " + clip(string(run.Output), 400)
 	}
+	if dup := strings.Count(dev.p.logTail(1<<30), "duplicate response"); dup > 0 {
+		res.outcome += fmt.Sprintf(" [dev server: %d× \"error handling generator response: duplicate response\"]", dup)
+	}
 	if tr, err := dev.trace(runID); err == nil {
 		res.steps, res.attempts, res.largest, res.largestStep, res.traceTotal = tr.Steps, tr.Attempts, tr.Largest, tr.LargestStep, tr.Total
 		if len(tr.Failed) > 0 {
@@ -359,7 +372,7 @@ func measureReconcile(ctx context.Context, o options, fake *clerkfake.Server, db
 	} else {
 		res.outcome += " [trace: " + err.Error() + "]"
 	}
-	if st8.Largest > res.largest {
+	if res.largest == 0 || st8.Largest > res.largest+100 { // the state wraps each output in {"data":...}
 		res.largest, res.largestStep = st8.Largest, "hashed id "+st8.Step
 	}
 	if live, err := st.LiveUserIDs(ctx); err == nil {
