@@ -51,7 +51,8 @@ type User struct {
 const DefaultInstance = "ins_fake2kXcLeRkInStAnCe0001"
 
 // Server is the stand-in. Its users, organizations and memberships are listed in the order
-// they were added (Clerk's order_by=+created_at for those added oldest first).
+// they were added (Clerk's order_by=+created_at for those added oldest first): the users
+// Prepend added, then the generated ones (Generate), then those New, Start and Put added.
 type Server struct {
 	// URL is the API's base URL, ending in /v1: what CLERK_API_URL would be.
 	URL string
