@@ -1,5 +1,5 @@
 # Make targets for local work; CI runs .ci/run.
-.PHONY: dev test inngest send bench scale-test
+.PHONY: dev test inngest send bench scale-test reconcile-scale
 
 # The whole local stack: Inngest dev server + the service + embedded database.
 dev:
@@ -45,3 +45,15 @@ scale-test:
 	go build -o .bin/clerk-user-sync .
 	go build -o .bin/scale-test ./tools/scale
 	.bin/scale-test -inngest "$$(tools/inngest/build.sh)" $(SCALE_ARGS)
+
+# The reconciliation's scale measurement (not part of `make test`; docs/reconciliation.md, At scale:
+# measured): clerkfake serves N generated users with Clerk's rate limit and page size, the service
+# and the real dev server (serve mode) run one reconciliation, then `backfill` imports the same users
+# into a fresh database; it prints wall time, Clerk requests, steps, step output and state sizes and
+# peak RSS per size. Other sizes or settings (tools/reconcile-scale, `-h` lists the flags):
+# make reconcile-scale RECONCILE_SCALE_ARGS="-users 1000000 -preload 0.5 -rate 100 -timeout 20m"
+RECONCILE_SCALE_ARGS ?=
+reconcile-scale:
+	go build -o .bin/clerk-user-sync .
+	go build -o .bin/reconcile-scale ./tools/reconcile-scale
+	.bin/reconcile-scale -inngest "$$(tools/inngest/build.sh)" $(RECONCILE_SCALE_ARGS)

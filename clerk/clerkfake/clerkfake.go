@@ -1,7 +1,8 @@
 // Package clerkfake is a stand-in for the parts of Clerk's Backend API the service reads, for
-// tests: GET /v1/users (limit, offset), GET /v1/users/count and GET /v1/users/{id}, answering
-// in the shapes Clerk documents (a JSON array of User objects; {"object":"total_count",...}; a
-// User or a 404 {"errors":[{"code":"resource_not_found",...}]}); GET /v1/organizations, GET
+// tests and for measurements against large instances: GET /v1/users (limit, offset), GET
+// /v1/users/count and GET /v1/users/{id}, answering in the shapes Clerk documents (a JSON array
+// of User objects; {"object":"total_count",...}; a User or a 404
+// {"errors":[{"code":"resource_not_found",...}]}); GET /v1/organizations, GET
 // /v1/organizations/{id} and GET /v1/organizations/{id}/memberships (limit, offset, user_id),
 // answering {"data":[...],"total_count":N} lists of Organization and OrganizationMembership
 // objects, or the same 404 (or, with organizations turned off, Clerk's
@@ -9,6 +10,12 @@
 // whose key id is the instance id). It checks the secret key (401 authentication_invalid
 // otherwise), and gives 429 with Retry-After, answers late, or answers another user, on
 // request.
+//
+// New starts one for a test; Start serves one on a listener of the caller's, for a command.
+// Generate gives it any number of users computed from their index (GeneratedUser), so that a
+// million users cost next to no memory; LimitRate enforces a rate limit as Clerk's Backend API
+// does (1,000 requests per 10 s on production instances, 100 on development ones), and Stats
+// counts the requests and the 429s.
 package clerkfake
 
 import (
@@ -18,6 +25,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -43,63 +51,111 @@ type User struct {
 const DefaultInstance = "ins_fake2kXcLeRkInStAnCe0001"
 
 // Server is the stand-in. Its users, organizations and memberships are listed in the order
-// they were added (Clerk's order_by=+created_at for those added oldest first).
+// they were added (Clerk's order_by=+created_at for those added oldest first): the users
+// Prepend added, then the generated ones (Generate), then those New, Start and Put added.
 type Server struct {
 	// URL is the API's base URL, ending in /v1: what CLERK_API_URL would be.
 	URL string
 	// Key is the secret key requests must carry as "Authorization: Bearer <Key>".
 	Key string
 
-	mu           sync.Mutex
-	users        []User
-	orgs         []Organization
-	members      []Membership
-	orgsDisabled bool           // the organization endpoints answer organization_not_enabled_in_instance
-	keyIDs       []string       // the kid of each key GET /v1/jwks serves
-	signingKey   *rsa.PublicKey // generated on the first GET /v1/jwks
-	limits       []rateLimit    // the 429s still to give, one per matching request
-	delays       []delay
-	requests     []string
-	beforeList   map[string]func(offset int) // by the list's path
-	answerAs     map[string]string           // GET /v1/users/{key} answers the user {value}
+	mu             sync.Mutex
+	users          userList
+	orgs           []Organization
+	members        []Membership
+	orgsDisabled   bool           // the organization endpoints answer organization_not_enabled_in_instance
+	keyIDs         []string       // the kid of each key GET /v1/jwks serves
+	signingKey     *rsa.PublicKey // generated on the first GET /v1/jwks
+	limits         []rateLimit    // the 429s still to give, one per matching request
+	delays         []delay
+	requests       []string
+	beforeList     map[string]func(offset int) // by the list's path
+	answerAs       map[string]string           // GET /v1/users/{key} answers the user {value}
+	rate           rateLimiter                 // LimitRate's limit; none when its n is 0
+	now            func() time.Time            // the rate limiter's clock
+	total, tooMany int64                       // Stats
+	close          func() error                // stops Start's server
+}
+
+// newServer returns a stand-in, not serving yet, that has users and checks the key key.
+func newServer(key string, users []User) *Server {
+	return &Server{Key: key, users: userList{tail: slices.Clone(users)}, keyIDs: []string{DefaultInstance}, now: time.Now}
 }
 
 // New starts a stand-in serving users to requests with the secret key key; it stops when the
 // test ends.
 func New(t testing.TB, key string, users ...User) *Server {
 	t.Helper()
-	s := &Server{Key: key, users: slices.Clone(users), keyIDs: []string{DefaultInstance}}
+	s := newServer(key, users)
 	srv := httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(srv.Close)
 	s.URL = srv.URL + "/v1"
+	s.close = func() error { srv.Close(); return nil }
 	return s
+}
+
+// Start serves a stand-in on ln, which the caller picked (net.Listen("tcp",
+// "127.0.0.1:8090"), say), with users and the secret key key, until Close. Its URL is
+// http://<ln's address>/v1.
+func Start(ln net.Listener, key string, users ...User) *Server {
+	s := newServer(key, users)
+	srv := &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }() // ends with http.ErrServerClosed once Close is called
+	s.URL = "http://" + ln.Addr().String() + "/v1"
+	s.close = srv.Close
+	return s
+}
+
+// Close stops serving and closes the open connections. It returns the listener's closing
+// error, if any.
+func (s *Server) Close() error { return s.close() }
+
+// Generate makes the list hold n generated users, GeneratedUser(0) to GeneratedUser(n-1), in
+// that order, after the users Prepend added and before those Put added at the end. They are
+// computed when served, not stored. Put replaces one of them (by its id) where it is, and
+// Remove removes it, as for any other user. Generate forgets the replacements and removals
+// of an earlier Generate.
+func (s *Server) Generate(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.users.generate(n)
+}
+
+// Stats is what the stand-in has counted since it started.
+type Stats struct {
+	// Requests counts every request received, whatever the answer.
+	Requests int64
+	// RateLimited counts those answered 429 (by LimitRate's limit, or asked for with
+	// RateLimit).
+	RateLimited int64
+}
+
+// Stats returns the counts so far.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Stats{Requests: s.total, RateLimited: s.tooMany}
 }
 
 // Put adds u at the end of the list, or replaces the user with u's id where it is.
 func (s *Server) Put(u User) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if i := s.index(u.ID); i >= 0 {
-		s.users[i] = u
-		return
-	}
-	s.users = append(s.users, u)
+	s.users.put(u)
 }
 
 // Prepend adds u at the start of the list, shifting every other user one place on.
 func (s *Server) Prepend(u User) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.users = append([]User{u}, s.users...)
+	s.users.prepend(u)
 }
 
 // Remove deletes the user with the given id, shifting the later users one place back.
 func (s *Server) Remove(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if i := s.index(id); i >= 0 {
-		s.users = slices.Delete(s.users, i, i+1)
-	}
+	s.users.remove(id)
 }
 
 // AnswerAs makes GET /v1/users/{id} answer the user otherID instead, as a proxy or cache in
@@ -185,10 +241,6 @@ func (s *Server) Requests() []string {
 	return slices.Clone(s.requests)
 }
 
-func (s *Server) index(id string) int {
-	return slices.IndexFunc(s.users, func(u User) bool { return u.ID == id })
-}
-
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	req := r.Method + " " + r.URL.EscapedPath()
 	if q := r.URL.Query().Encode(); q != "" {
@@ -200,9 +252,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
+	s.total++
+	retryAfter, limited := "", false
 	if i := slices.IndexFunc(s.limits, func(l rateLimit) bool { return strings.HasPrefix(req, l.prefix) }); i >= 0 {
-		retryAfter := s.limits[i].retryAfter
+		retryAfter, limited = s.limits[i].retryAfter, true
 		s.limits = slices.Delete(s.limits, i, i+1)
+	} else if r.URL.Path != "/v1/jwks" { // Clerk does not rate-limit GET /v1/jwks
+		retryAfter, limited = s.rate.take(s.now())
+	}
+	if limited {
+		s.tooMany++
 		s.requests = append(s.requests, "429 "+req)
 		s.mu.Unlock()
 		if retryAfter != "" {
@@ -252,14 +311,14 @@ func (s *Server) serveUsers(w http.ResponseWriter, r *http.Request) {
 		}
 		s.mu.Lock()
 		page := []any{}
-		for i := offset; i < len(s.users) && i < offset+limit; i++ {
-			page = append(page, clerkUser(s.users[i]))
+		for i := offset; i < s.users.len() && i < offset+limit; i++ {
+			page = append(page, clerkUser(s.users.at(i)))
 		}
 		s.mu.Unlock()
 		writeJSON(w, http.StatusOK, page)
 	case path == "/count":
 		s.mu.Lock()
-		n := len(s.users)
+		n := s.users.len()
 		s.mu.Unlock()
 		writeJSON(w, http.StatusOK, map[string]any{"object": "total_count", "total_count": n})
 	default:
@@ -268,13 +327,9 @@ func (s *Server) serveUsers(w http.ResponseWriter, r *http.Request) {
 		if other, ok := s.answerAs[id]; ok {
 			id = other
 		}
-		i := s.index(id)
-		var u User
-		if i >= 0 {
-			u = s.users[i]
-		}
+		u, found := s.users.lookup(id)
 		s.mu.Unlock()
-		if i < 0 {
+		if !found {
 			writeError(w, http.StatusNotFound, "resource_not_found", "User not found")
 			return
 		}
@@ -334,6 +389,7 @@ func (s *Server) serveJWKS(w http.ResponseWriter) {
 func (s *Server) log(req string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.total++
 	s.requests = append(s.requests, req)
 }
 

@@ -238,8 +238,8 @@ func (s *Server) serveMemberships(w http.ResponseWriter, r *http.Request, orgID 
 	for j := offset; j < len(matching) && j < offset+limit; j++ {
 		m := matching[j]
 		var u *User
-		if k := s.index(m.UserID); k >= 0 {
-			u = &s.users[k]
+		if found, ok := s.users.lookup(m.UserID); ok {
+			u = &found
 		}
 		page = append(page, clerkMembership(m, org, u))
 	}

@@ -1,0 +1,577 @@
+// Command reconcile-scale measures reconciliation and backfill against a large Clerk instance
+// (issue 23; docs/reconciliation.md, "At scale: measured"). For each size it serves that many
+// generated users from clerk/clerkfake (computed, not stored), with Clerk's rate limit and page
+// size enforced, optionally pre-loads a share of them into the database (embedded FerretDB, or
+// -mongodb-uri), starts the service's binary and the real Inngest dev server (serve mode),
+// requests one reconciliation (`clerk-user-sync reconcile`) and waits for the run of
+// reconcile-users-with-clerk to end; then it runs `clerk-user-sync backfill` into a fresh
+// database. It prints, per size: wall time, Clerk requests and 429s, the run's steps, its
+// largest step output and largest memoized state, the service's peak RSS, and the outcome.
+//
+// Build the binaries first (make reconcile-scale does):
+//
+//	go build -o .bin/clerk-user-sync . && go build -o .bin/reconcile-scale ./tools/reconcile-scale
+//	.bin/reconcile-scale -inngest "$(tools/inngest/build.sh)" -users 10000,100000
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"clerksync/clerk/clerkfake"
+	"clerksync/reconcile"
+	"clerksync/store"
+	"clerksync/store/embedded"
+)
+
+// options are the command's flags.
+type options struct {
+	sizes      []int
+	preload    float64
+	rate       int
+	window     time.Duration
+	inngestBin string
+	serviceBin string
+	mongoURI   string
+	timeout    time.Duration
+	stall      time.Duration
+	reconcile  bool
+	backfill   bool
+	dir        string
+}
+
+// secretKey is the Clerk secret key the fake accepts and the service is given.
+const secretKey = "sk_test_reconcile_scale"
+
+// appID is the service's Inngest app id.
+const appID = "clerk-user-sync"
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "reconcile-scale:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var o options
+	sizes := flag.String("users", "10000,100000", "comma-separated sizes: generated Clerk users per measurement")
+	flag.Float64Var(&o.preload, "preload", 0, "share (0 to 1) of the users written to the database before the reconciliation (0: a first import)")
+	flag.IntVar(&o.rate, "rate", clerkfake.ProductionRate, "Clerk rate limit: requests per -rate-window (1000: a production instance, 100: a development one; 0: none)")
+	flag.DurationVar(&o.window, "rate-window", clerkfake.RateWindow, "the rate limit's window")
+	flag.StringVar(&o.inngestBin, "inngest", ".bin/inngest", "the Inngest dev server binary (tools/inngest/build.sh prints its path)")
+	flag.StringVar(&o.serviceBin, "service", ".bin/clerk-user-sync", "the service binary (go build -o .bin/clerk-user-sync .)")
+	flag.StringVar(&o.mongoURI, "mongodb-uri", os.Getenv("MONGODB_URI"), "MongoDB server (without a database) to measure on; empty: an embedded FerretDB")
+	flag.DurationVar(&o.timeout, "timeout", 20*time.Minute, "longest one reconciliation run or backfill may take before it is stopped")
+	flag.DurationVar(&o.stall, "stall", 3*time.Minute, "stop a run that has made no Clerk request for this long (a stuck run)")
+	flag.BoolVar(&o.reconcile, "reconcile", true, "measure a reconciliation run")
+	flag.BoolVar(&o.backfill, "backfill", true, "measure a backfill")
+	flag.StringVar(&o.dir, "dir", "", "working directory for logs and the embedded database (default: a new temporary one, removed after)")
+	flag.Parse()
+	for _, s := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(strings.ReplaceAll(s, "_", "")))
+		if err != nil || n < 1 {
+			return fmt.Errorf("-users %q: want positive integers", *sizes)
+		}
+		o.sizes = append(o.sizes, n)
+	}
+	if o.preload < 0 || o.preload > 1 {
+		return fmt.Errorf("-preload %v: want 0 to 1", o.preload)
+	}
+	bins := []*string{&o.serviceBin}
+	if o.reconcile {
+		bins = append(bins, &o.inngestBin)
+	}
+	for _, bin := range bins {
+		abs, err := filepath.Abs(*bin)
+		if err != nil {
+			return err
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return fmt.Errorf("%s: %w (make reconcile-scale builds it)", *bin, err)
+		}
+		*bin = abs
+	}
+	if o.dir == "" {
+		d, err := os.MkdirTemp("", "reconcile-scale-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		o.dir = d
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	fake := clerkfake.Start(ln, secretKey)
+	defer fake.Close()
+	fake.LimitRate(o.rate, o.window)
+
+	db, err := openDatabases(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer db.close()
+
+	logf("working directory %s; Clerk stand-in at %s, rate limit %d per %v; database %s", o.dir, fake.URL, o.rate, o.window, db.where())
+	var rows []result
+	for _, n := range o.sizes {
+		fake.Generate(n)
+		if o.reconcile {
+			r := measureReconcile(ctx, o, fake, db, n)
+			rows = append(rows, r)
+			logf("%s", r.line())
+		}
+		if o.backfill {
+			r := measureBackfill(ctx, o, fake, db, n)
+			rows = append(rows, r)
+			logf("%s", r.line())
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	printTable(os.Stdout, o, rows)
+	return ctx.Err()
+}
+
+// databases is where the measurements write: an embedded FerretDB, or a MongoDB server.
+type databases struct {
+	emb *embedded.Server
+	uri string // without a database
+}
+
+// openDatabases starts the embedded FerretDB under o.dir, unless o.mongoURI names a server.
+func openDatabases(ctx context.Context, o options) (*databases, error) {
+	if o.mongoURI != "" {
+		return &databases{uri: strings.TrimSuffix(o.mongoURI, "/")}, nil
+	}
+	emb, err := embedded.Start(ctx, filepath.Join(o.dir, "ferretdb"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return nil, err
+	}
+	return &databases{emb: emb, uri: strings.TrimSuffix(emb.URI(), "/")}, nil
+}
+
+func (d *databases) where() string {
+	if d.emb != nil {
+		return "embedded FerretDB at " + d.uri
+	}
+	return d.uri
+}
+
+// open opens the store on a new database named name.
+func (d *databases) open(ctx context.Context, name string) (*store.Store, error) {
+	if d.emb != nil {
+		return d.emb.Open(ctx, name, store.WritesAuto)
+	}
+	return store.Open(ctx, d.uri+"/"+name, name)
+}
+
+func (d *databases) close() {
+	if d.emb != nil {
+		d.emb.Stop()
+	}
+}
+
+// result is one measurement: a reconciliation run or a backfill at one size.
+type result struct {
+	what        string // "reconcile" or "backfill"
+	users       int
+	preloaded   int
+	preloadTime time.Duration
+	wall        time.Duration
+	requests    int64 // Clerk requests for the users (organizations' not counted)
+	tooMany     int64 // of which 429s
+	allRequests int64 // every Clerk request, the organizations run's too
+	steps       int   // the run's steps (trace), or the most memoized at once
+	attempts    int
+	largest     int // bytes of the largest step output
+	largestStep string
+	state       int   // bytes of the largest memoized state seen while the run ran
+	stateSteps  int   // step outputs in it
+	traceTotal  int   // bytes of every step output, from the trace
+	rss         int64 // the service's (or backfill's) peak RSS
+	stored      int   // live users in the database afterwards
+	outcome     string
+}
+
+// line is r in one log line.
+func (r result) line() string {
+	return fmt.Sprintf("%s %d users: %s, %d Clerk requests (%d 429), %d steps (%d executions), largest step output %s (%s), state %s in %d outputs (trace total %s), peak RSS %s, %d live users stored; %s",
+		r.what, r.users, r.wall.Round(100*time.Millisecond), r.requests, r.tooMany, r.steps, r.attempts, size(r.largest), r.largestStep,
+		size(r.state), r.stateSteps, size(r.traceTotal), size(int(r.rss)), r.stored, r.outcome)
+}
+
+// measureReconcile measures one run of reconcile-users-with-clerk over n users, of which the
+// share o.preload is in the database before.
+func measureReconcile(ctx context.Context, o options, fake *clerkfake.Server, dbs *databases, n int) result {
+	res := result{what: "reconcile", users: n}
+	fail := func(err error) result {
+		res.outcome = "ERROR: " + err.Error()
+		return res
+	}
+	name := fmt.Sprintf("rscale_r%d_%d", n, time.Now().Unix())
+	st, err := dbs.open(ctx, name)
+	if err != nil {
+		return fail(err)
+	}
+	defer st.Close(context.Background())
+	res.preloaded = int(o.preload * float64(n))
+	if res.preloaded > 0 {
+		t0 := time.Now()
+		if err := preload(ctx, st, res.preloaded); err != nil {
+			return fail(fmt.Errorf("preload: %w", err))
+		}
+		res.preloadTime = time.Since(t0)
+		logf("reconcile %d: %d users pre-loaded in %v", n, res.preloaded, res.preloadTime.Round(time.Second))
+	}
+
+	dir := filepath.Join(o.dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fail(err)
+	}
+	svcPort, err := freePort()
+	if err != nil {
+		return fail(err)
+	}
+	devPort, err := freePort()
+	if err != nil {
+		return fail(err)
+	}
+	devURL := fmt.Sprintf("http://127.0.0.1:%d", devPort)
+	env := cleanEnv(
+		"PORT="+strconv.Itoa(svcPort), "HOST=127.0.0.1",
+		"INNGEST_DEV="+devURL,
+		"MONGODB_URI="+dbs.uri+"/"+name,
+		"CLERK_SECRET_KEY="+secretKey, "CLERK_API_URL="+fake.URL,
+		"CLERK_WEBHOOK_SIGNING_SECRET=whsec_cmVjb25jaWxlLXNjYWxlLW9ubHktc2VjcmV0",
+		"LOG_LEVEL=info",
+	)
+	svc, err := startProc("clerk-user-sync", []string{o.serviceBin}, env, dir, filepath.Join(dir, "service.log"))
+	if err != nil {
+		return fail(err)
+	}
+	defer svc.stop(10 * time.Second)
+	svcURL := fmt.Sprintf("http://127.0.0.1:%d", svcPort)
+	if err := waitFor(ctx, "the service", svc, 60*time.Second, func() bool { return httpOK(svcURL + "/readyz") }); err != nil {
+		return fail(err)
+	}
+	// The dev server's own port is fixed before it starts: the service sends to it.
+	dev, err := startDevServerAt(ctx, o.inngestBin, dir, svcURL+"/api/inngest", devPort)
+	if err != nil {
+		return fail(err)
+	}
+	defer dev.p.stop(10 * time.Second)
+	var usersFn string
+	err = waitFor(ctx, "the dev server's sync of the service", dev.p, 90*time.Second, func() bool {
+		fns, err := dev.functions(appID)
+		for _, f := range fns {
+			if strings.HasSuffix(f.Slug, reconcile.FunctionID) {
+				usersFn = f.UUID
+			}
+		}
+		return err == nil && usersFn != ""
+	})
+	if err != nil {
+		return fail(err)
+	}
+
+	before := fake.Stats()
+	reqsBefore := len(fake.Requests())
+	start := time.Now()
+	eventID, err := requestReconciliation(ctx, o.serviceBin, devURL, dir)
+	if err != nil {
+		return fail(err)
+	}
+	var runID string
+	err = waitFor(ctx, "the run of "+reconcile.FunctionID, dev.p, 60*time.Second, func() bool {
+		runs, _ := dev.eventRuns(eventID)
+		for _, r := range runs {
+			if r.FunctionID == usersFn {
+				runID = r.RunID
+			}
+		}
+		return runID != ""
+	})
+	if err != nil {
+		return fail(err)
+	}
+	logf("reconcile %d: run %s started (event %s); logs in %s", n, runID, eventID, dir)
+	watch := dev.watchState(runID, 500*time.Millisecond)
+	var run devRun
+	deadline := start.Add(o.timeout)
+	lastLog := time.Now()
+	lastReqs, lastProgress := before.Requests, time.Now()
+	for {
+		run, err = dev.run(runID)
+		if err == nil && run.ended() {
+			break
+		}
+		if svc.exited() {
+			res.outcome = "the service exited: " + lastLine(svc.logTail(2000))
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			res.outcome = fmt.Sprintf("TIMEOUT: still %s after %v; cancelled", run.Status, o.timeout)
+			_ = dev.cancel(runID)
+			break
+		}
+		if now := fake.Stats().Requests; now != lastReqs {
+			lastReqs, lastProgress = now, time.Now()
+		} else if time.Since(lastProgress) > o.stall {
+			res.outcome = fmt.Sprintf("STALLED: still %s, no Clerk request for %v; cancelled", run.Status, o.stall)
+			_ = dev.cancel(runID)
+			break
+		}
+		if time.Since(lastLog) > time.Minute {
+			s := fake.Stats()
+			logf("reconcile %d: %s after %v, %d Clerk requests so far", n, run.Status, time.Since(start).Round(time.Second), s.Requests-before.Requests)
+			lastLog = time.Now()
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	res.wall = time.Since(start)
+	if rss, err := vmHWM(svc.cmd.Process.Pid); err == nil {
+		res.rss = rss
+	}
+	st8 := watch.end()
+	res.state, res.stateSteps = st8.Total, st8.Steps
+	after := fake.Stats()
+	res.allRequests = after.Requests - before.Requests
+	res.requests, res.tooMany = countRequests(fake.Requests()[reqsBefore:], filepath.Join(dir, "clerk-requests.log"))
+	if res.outcome == "" {
+		res.outcome = run.Status + ": " + clip(string(run.Output), 400)
+	}
+	if dup := strings.Count(dev.p.logTail(1<<30), "duplicate response"); dup > 0 {
+		res.outcome += fmt.Sprintf(" [dev server: %d× \"error handling generator response: duplicate response\"]", dup)
+	}
+	if tr, err := dev.trace(runID); err == nil {
+		res.steps, res.attempts, res.largest, res.largestStep, res.traceTotal = tr.Steps, tr.Attempts, tr.Largest, tr.LargestStep, tr.Total
+		if len(tr.Failed) > 0 {
+			res.outcome += fmt.Sprintf(" [failed steps: %s]", clip(strings.Join(tr.Failed, ", "), 200))
+		}
+	} else {
+		res.outcome += " [trace: " + err.Error() + "]"
+	}
+	if res.largest == 0 || st8.Largest > res.largest+100 { // the state wraps each output in {"data":...}
+		res.largest, res.largestStep = st8.Largest, "hashed id "+st8.Step
+	}
+	if live, err := st.LiveUserIDs(ctx); err == nil {
+		res.stored = len(live)
+	}
+	return res
+}
+
+var eventIDRE = regexp.MustCompile(`event id (\S+)`)
+
+// requestReconciliation runs `clerk-user-sync reconcile` against the dev server and returns
+// the id of the event it sent.
+func requestReconciliation(ctx context.Context, bin, devURL, dir string) (string, error) {
+	env := cleanEnv("INNGEST_DEV="+devURL, "CLERK_SECRET_KEY="+secretKey, "LOG_LEVEL=warn")
+	out := filepath.Join(dir, "reconcile-command.log")
+	p, err := startProc("clerk-user-sync reconcile", []string{bin, "reconcile"}, env, dir, out)
+	if err != nil {
+		return "", err
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		p.stop(time.Second)
+		return "", ctx.Err()
+	}
+	b, _ := os.ReadFile(out)
+	m := eventIDRE.FindStringSubmatch(string(b))
+	if !p.cmd.ProcessState.Success() || m == nil {
+		return "", fmt.Errorf("clerk-user-sync reconcile: %s", clip(string(b), 600))
+	}
+	return m[1], nil
+}
+
+// preload writes the generated users 0 to k-1 as the webhooks would, 8 at a time.
+func preload(ctx context.Context, st *store.Store, k int) error {
+	const workers = 8
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	next := make(chan int)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := clerkfake.Seed(ctx, st, clerkfake.GeneratedUser(i)); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := 0; i < k && ctx.Err() == nil; i++ {
+		mu.Lock()
+		failed := firstErr != nil
+		mu.Unlock()
+		if failed {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	return firstErr
+}
+
+// measureBackfill measures `clerk-user-sync backfill` of n users into a fresh database.
+func measureBackfill(ctx context.Context, o options, fake *clerkfake.Server, dbs *databases, n int) result {
+	res := result{what: "backfill", users: n}
+	name := fmt.Sprintf("rscale_b%d_%d", n, time.Now().Unix())
+	st, err := dbs.open(ctx, name) // creates the collections and, embedded, their _id index
+	if err != nil {
+		res.outcome = "ERROR: " + err.Error()
+		return res
+	}
+	defer st.Close(context.Background())
+	dir := filepath.Join(o.dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		res.outcome = "ERROR: " + err.Error()
+		return res
+	}
+	env := cleanEnv("MONGODB_URI="+dbs.uri+"/"+name, "CLERK_SECRET_KEY="+secretKey, "CLERK_API_URL="+fake.URL, "LOG_LEVEL=info")
+	before := fake.Stats()
+	reqsBefore := len(fake.Requests())
+	start := time.Now()
+	p, err := startProc("clerk-user-sync backfill", []string{o.serviceBin, "backfill"}, env, dir, filepath.Join(dir, "backfill.log"))
+	if err != nil {
+		res.outcome = "ERROR: " + err.Error()
+		return res
+	}
+	timer := time.NewTimer(o.timeout)
+	defer timer.Stop()
+	select {
+	case <-p.done:
+	case <-timer.C:
+		res.outcome = fmt.Sprintf("TIMEOUT: stopped after %v", o.timeout)
+		p.stop(10 * time.Second)
+	case <-ctx.Done():
+		res.outcome = "interrupted"
+		p.stop(10 * time.Second)
+	}
+	res.wall = time.Since(start)
+	res.rss = p.maxRSS()
+	after := fake.Stats()
+	res.allRequests = after.Requests - before.Requests
+	res.requests, res.tooMany = countRequests(fake.Requests()[reqsBefore:], filepath.Join(dir, "clerk-requests.log"))
+	if res.outcome == "" {
+		status := "exit 0"
+		if !p.cmd.ProcessState.Success() {
+			status = "FAILED (" + p.cmd.ProcessState.String() + ")"
+		}
+		res.outcome = status + ": " + clip(summaryLine(p.logTail(4000)), 300)
+	}
+	if live, err := st.LiveUserIDs(ctx); err == nil {
+		res.stored = len(live)
+	}
+	return res
+}
+
+// countRequests counts the requests for users among reqs (those for organizations left out)
+// and the 429s among them, and writes every one of reqs to the file logPath, one a line.
+func countRequests(reqs []string, logPath string) (users, tooMany int64) {
+	_ = os.WriteFile(logPath, []byte(strings.Join(reqs, "\n")+"\n"), 0o644)
+	for _, r := range reqs {
+		if strings.Contains(r, "/v1/organizations") {
+			continue
+		}
+		users++
+		if strings.HasPrefix(r, "429 ") {
+			tooMany++
+		}
+	}
+	return users, tooMany
+}
+
+// summaryLine picks the backfill's summary ("backfill done: ...") or its error from its output.
+func summaryLine(out string) string {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.HasPrefix(lines[i], "backfill done") || strings.Contains(lines[i], "backfill stopped") || strings.Contains(lines[i], "Error") {
+			return strings.TrimSpace(lines[i])
+		}
+	}
+	return lastLine(out)
+}
+
+// printTable writes the results as the Markdown table of docs/reconciliation.md.
+func printTable(w io.Writer, o options, rows []result) {
+	fmt.Fprintf(w, "\nClerk rate limit %d per %v; pre-loaded share %.2f; run timeout %v.\n\n", o.rate, o.window, o.preload, o.timeout)
+	fmt.Fprintln(w, "| what | users | wall time | Clerk requests (429s) | steps (executions) | largest step output | largest state | peak RSS | live users after | outcome |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+	for _, r := range rows {
+		steps, largest, state := "-", "-", "-"
+		if r.what == "reconcile" {
+			steps = fmt.Sprintf("%d (%d)", r.steps, r.attempts)
+			largest = size(r.largest)
+			state = fmt.Sprintf("%s (%d outputs)", size(r.state), r.stateSteps)
+		}
+		fmt.Fprintf(w, "| %s | %d | %v | %d (%d) | %s | %s | %s | %s | %d | %s |\n",
+			r.what, r.users, r.wall.Round(100*time.Millisecond), r.requests, r.tooMany, steps, largest, state, size(int(r.rss)), r.stored,
+			strings.ReplaceAll(clip(r.outcome, 160), "|", "/"))
+	}
+}
+
+// size renders n bytes as KiB or MiB.
+func size(n int) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.0f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// clip shortens s to n bytes.
+func clip(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// lastLine returns the last non-empty line of s.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+// logf prints a progress line on stderr.
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s %s\n", time.Now().UTC().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
