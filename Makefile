@@ -13,8 +13,8 @@ dev:
 # parallel; run together, the two parts' bursts overload 2 cores and time out.
 test:
 	go test -short ./...
-	INNGEST_BIN="$$(tools/inngest/build.sh)" go test -skip '^TestConnect' ./e2e/
-	INNGEST_BIN="$$(tools/inngest/build.sh)" go test -run '^TestConnect' ./e2e/
+	INNGEST_BIN="$$(tools/inngest/build.sh)" go test -timeout 20m -skip '^TestConnect' ./e2e/
+	INNGEST_BIN="$$(tools/inngest/build.sh)" go test -timeout 20m -run '^TestConnect' ./e2e/
 
 # Build the pinned Inngest server (tools/inngest) into .bin/inngest.
 inngest:
