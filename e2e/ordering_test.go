@@ -150,7 +150,7 @@ func countOverlaps(t *testing.T, without, wantOverlap, connect bool) {
 			_ = conn.Close()
 			cancel()
 		})
-		s.waitDev(t, "list the worker's functions", func() bool {
+		s.waitDev(t, "list the worker's functions", connectSyncWait, func() bool {
 			var fns []struct {
 				Slug string `json:"slug"`
 			}

@@ -285,7 +285,7 @@ func (s *stack) startDevServer(t *testing.T) {
 	s.mu.Unlock()
 	t.Cleanup(s.stopDevServer)
 	if s.opts.connect {
-		s.waitDev(t, "answer", func() bool {
+		s.waitDev(t, "answer", 90*time.Second, func() bool {
 			resp, err := http.Get(s.devURL + "/")
 			if err != nil {
 				return false
@@ -310,10 +310,15 @@ func grpcPorts(t *testing.T) []string {
 }
 
 // waitSynced waits until the dev server lists the app's functions: as many as the service
-// serves, or in Connect mode some, once the service is ready (connected).
+// serves, or in Connect mode some, once the service is ready (connected). In Connect mode it
+// waits up to connectSyncWait: the service's dial may time out and be retried (connectWorker).
 func (s *stack) waitSynced(t *testing.T) {
 	t.Helper()
-	s.waitDev(t, "sync the app's functions", func() bool {
+	within := 90 * time.Second
+	if s.opts.connect {
+		within = connectSyncWait
+	}
+	s.waitDev(t, "sync the app's functions", within, func() bool {
 		var fns []struct {
 			Slug string `json:"slug"`
 			ID   string `json:"id"`
@@ -328,23 +333,39 @@ func (s *stack) waitSynced(t *testing.T) {
 	})
 }
 
-// waitDev waits up to 90s for cond, failing the test if the dev server exits first.
-func (s *stack) waitDev(t *testing.T, what string, cond func() bool) {
+// connectSyncWait is how long a Connect mode stack may take to connect: three of the
+// service's dials (a dial gives up after 40s, the SDK's start-up after 30s), on 2 cores
+// shared by the Connect tests' seven stacks.
+const connectSyncWait = 150 * time.Second
+
+// waitDev waits up to within for cond, failing the test if the dev server exits first. The
+// failure shows the end of the dev server's log, and of the service's when it runs.
+func (s *stack) waitDev(t *testing.T, what string, within time.Duration, cond func() bool) {
 	t.Helper()
 	s.mu.Lock()
-	done := s.devDone
+	done, svc := s.devDone, s.svc
 	s.mu.Unlock()
-	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); {
+	svcLog := func() string {
+		if svc == nil {
+			return ""
+		}
+		b := svc.stderr.String()
+		if len(b) > 4000 {
+			b = b[len(b)-4000:]
+		}
+		return "\nthe service's log:\n" + b
+	}
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); {
 		if cond() {
 			return
 		}
 		select {
 		case <-done:
-			t.Fatalf("the dev server exited during start-up; its log:\n%s", s.devLog())
+			t.Fatalf("the dev server exited during start-up; its log:\n%s%s", s.devLog(), svcLog())
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-	t.Fatalf("the dev server did not %s within 90s; its log:\n%s", what, s.devLog())
+	t.Fatalf("the dev server did not %s within %v; its log:\n%s%s", what, within, s.devLog(), svcLog())
 }
 
 // ready reports whether the service's GET /readyz answers 200.
