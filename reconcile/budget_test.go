@@ -199,7 +199,7 @@ func TestReconcileAcrossRetries(t *testing.T) {
 			t.Errorf("call %+v: Retry-After without a failed step", c)
 		}
 	}
-	wantRetries := []retry{{"check-instance", "2m0s"}, {"survey-8", "1m30s"}, {"delete-1", "1m15s"}}
+	wantRetries := []retry{{"check-instance", "2m0s"}, {"list-8", "1m30s"}, {"delete-1", "1m15s"}}
 	if !reflect.DeepEqual(retries, wantRetries) {
 		t.Errorf("failed steps (step, Retry-After) = %v; want %v", retries, wantRetries)
 	}
