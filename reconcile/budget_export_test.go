@@ -14,10 +14,9 @@ func SetMaxOrgSteps(r *Reconciler, n int) { r.maxOrgSteps = n }
 // tests of the hand-over to the next run need not read hundreds of pages.
 func SetMaxRunSteps(r *Reconciler, n int) { r.maxRunSteps = n }
 
-// SetPassChunks sets how many live users a find-deletions step compares, and how many marks a
-// clear or cleanup step deletes, so that tests of those steps need not write tens of
-// thousands of users.
-func SetPassChunks(r *Reconciler, find, forget int) { r.findChunk, r.forgetChunk = find, forget }
+// SetFindChunk sets how many live users a find-deletions step compares, so that tests of those
+// steps need not write tens of thousands of users.
+func SetFindChunk(r *Reconciler, n int) { r.findChunk = n }
 
 // SetSender makes r send ContinueEvent through s instead of the client Register gets, so that
 // tests can drive the next run without an Inngest server.

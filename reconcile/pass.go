@@ -46,8 +46,6 @@ const (
 	// findChunk is how many live users one find-deletions step compares with the ids the
 	// write steps marked.
 	findChunk = 20_000
-	// forgetChunk is how many marks one clear or cleanup step deletes.
-	forgetChunk = 20_000
 	// passStaleAfter is how long a pass's lease lasts without a step: past it, a new pass may
 	// take over (the old one's run has failed for good, or was cancelled).
 	passStaleAfter = 30 * time.Minute
@@ -118,9 +116,9 @@ type (
 	claimResult struct {
 		Busy string `json:"busy,omitempty"`
 	}
-	// forgetResult is a clear or cleanup step's: the marks it deleted.
+	// forgetResult is clear-marks's or drop-marks's: the collections of marks it dropped.
 	forgetResult struct {
-		Forgot int `json:"forgot"`
+		Dropped int `json:"dropped"`
 	}
 	// surveyCount is a survey step's (list-N): Count users on the page, of which Listed not on
 	// an earlier page, of which Shared live in the database.
@@ -213,7 +211,7 @@ func (r *Reconciler) Run(ctx context.Context) (Summary, error) {
 //     renews it too.
 //   - check-instance (each run) reads which Clerk instance the secret key belongs to and
 //     refuses another one than the collection follows (or than the pass's first run found).
-//   - clear-N delete the marks an earlier pass left, forgetChunk at a time.
+//   - clear-marks drops the marks an earlier pass left (one that never ended).
 //   - list-N read one page of Clerk's list each, mark its ids (listed) and count those live in
 //     the database; check-overlap counts the live users and refuses a list that shares fewer
 //     than MinSharedShare of them, and records the instance when none is recorded yet.
@@ -224,7 +222,7 @@ func (r *Reconciler) Run(ctx context.Context) (Summary, error) {
 //     their count (a share of the live users before the pass).
 //   - delete-N confirm up to deleteChunk candidates each with Clerk (404: gone), in _id
 //     order, and tombstone those gone; N counts the candidates dealt with before.
-//   - cleanup-N delete the pass's marks; end-pass ends its lease.
+//   - drop-marks drops the pass's marks; end-pass ends its lease.
 //
 // Each step runs within StepBudget and outputs counts and cursors only. When the run has
 // taken maxRunSteps-1 steps before the pass is done, runPass returns errHandOver and the
@@ -296,21 +294,17 @@ func (p *passRun) next(ctx context.Context) error {
 	users := usersKind(r)
 	switch st.Phase {
 	case phaseClear, phaseCleanup:
-		prefix, others, then := "clear", true, phaseSurvey
+		id, keep, then := "clear-marks", st.Pass, phaseSurvey
 		if st.Phase == phaseCleanup {
-			prefix, others, then = "cleanup", false, phaseEnd
+			id, keep, then = "drop-marks", "", phaseEnd
 		}
-		res, err := passStep(ctx, p, fmt.Sprintf("%s-%d", prefix, st.Offset), func(ctx context.Context) (forgetResult, error) {
-			n, err := r.users.ForgetReconcileMarks(ctx, passScope, st.Pass, others, r.forgetChunk)
-			return forgetResult{Forgot: n}, err
-		})
-		if err != nil {
+		if _, err := passStep(ctx, p, id, func(ctx context.Context) (forgetResult, error) {
+			n, err := r.users.ForgetReconcileMarks(ctx, passScope, keep)
+			return forgetResult{Dropped: n}, err
+		}); err != nil {
 			return err
 		}
-		st.Offset += res.Forgot
-		if res.Forgot < r.forgetChunk {
-			st.Phase, st.Offset = then, 0
-		}
+		st.Phase, st.Offset = then, 0
 	case phaseSurvey:
 		res, err := passStep(ctx, p, fmt.Sprintf("list-%d", st.Offset), func(ctx context.Context) (surveyCount, error) {
 			return r.surveyUsers(ctx, users, st.Pass, st.Offset)
@@ -471,7 +465,7 @@ func (r *Reconciler) findCandidates(ctx context.Context, pass string, step int, 
 	if len(live) == 0 {
 		return findResult{}, nil
 	}
-	seen, err := r.users.ReconcileMarked(ctx, pass, setSeen, live)
+	seen, err := r.users.ReconcileMarked(ctx, passScope, pass, setSeen, live)
 	if err != nil {
 		r.logger.Error("reading the users seen failed", "error", err)
 		return findResult{}, err
@@ -498,7 +492,7 @@ func (r *Reconciler) findCandidates(ctx context.Context, pass string, step int, 
 // Clerk (confirmGone), starting none after stopAt but the first (confirmEach). It returns an
 // error when the candidates cannot be read, or when the first cannot be confirmed.
 func (r *Reconciler) deleteCandidates(ctx context.Context, users kind[clerk.User], pass, cursor string, stopAt time.Time) (deleteStep, error) {
-	ids, err := r.users.ReconcileMarksAfter(ctx, pass, setCandidates, cursor, deleteChunk)
+	ids, err := r.users.ReconcileMarksAfter(ctx, passScope, pass, setCandidates, cursor, deleteChunk)
 	if err != nil {
 		r.logger.Error("reading deletion candidates failed", "error", err)
 		return deleteStep{}, err

@@ -66,13 +66,13 @@ type Store interface {
 	// MarkReconciled marks ids in the set of pass, as step saw them, and returns those no
 	// other step marked before.
 	MarkReconciled(ctx context.Context, scope, pass, set string, step int, ids []string) ([]string, error)
-	// ReconcileMarked returns those of ids (ascending) marked in the set of pass.
-	ReconcileMarked(ctx context.Context, pass, set string, ids []string) ([]string, error)
-	// ReconcileMarksAfter returns the first limit ids of the set of pass after after.
-	ReconcileMarksAfter(ctx context.Context, pass, set, after string, limit int) ([]string, error)
-	// ForgetReconcileMarks deletes up to limit marks of scope's passes: of every pass but pass
-	// (others), or of pass; it returns how many.
-	ForgetReconcileMarks(ctx context.Context, scope, pass string, others bool, limit int) (int, error)
+	// ReconcileMarked returns those of ids (ascending) marked in the set of scope's pass.
+	ReconcileMarked(ctx context.Context, scope, pass, set string, ids []string) ([]string, error)
+	// ReconcileMarksAfter returns the first limit ids of the set of scope's pass after after.
+	ReconcileMarksAfter(ctx context.Context, scope, pass, set, after string, limit int) ([]string, error)
+	// ForgetReconcileMarks drops the marks of scope's passes but keep's ("": all); it returns
+	// how many collections it dropped.
+	ForgetReconcileMarks(ctx context.Context, scope, keep string) (int, error)
 	// ClaimReconcilePass leases scope's reconciliation to pass (a new pass: takeOver), or
 	// renews its lease; an error wrapping store.ErrPassBusy when another pass holds it.
 	ClaimReconcilePass(ctx context.Context, scope, pass string, takeOver bool, now time.Time, staleAfter time.Duration) error
@@ -226,10 +226,9 @@ type Reconciler struct {
 	// maxRunSteps bounds the steps of one run of the users' pass, the hand-over included:
 	// defaultMaxRunSteps, fewer in tests.
 	maxRunSteps int
-	// findChunk and forgetChunk are how many live users a find-deletions step compares, and
-	// how many marks a clear or cleanup step deletes: findChunk and forgetChunk, fewer in
+	// findChunk is how many live users a find-deletions step compares: findChunk, fewer in
 	// tests.
-	findChunk, forgetChunk int
+	findChunk int
 	// sender sends ContinueEvent: the client Register creates the function on, unless set.
 	sender EventSender
 }
@@ -250,7 +249,7 @@ func New(users Store, api Clerk, logger *slog.Logger, cfg Config) *Reconciler {
 		cfg.Metrics = nopMetrics{}
 	}
 	return &Reconciler{users: users, api: api, logger: logger, cfg: cfg, instances: NewInstanceCheck(api, users, StepBudget),
-		budget: StepBudget, maxOrgSteps: maxOrgRunSteps, maxRunSteps: defaultMaxRunSteps, findChunk: findChunk, forgetChunk: forgetChunk}
+		budget: StepBudget, maxOrgSteps: maxOrgRunSteps, maxRunSteps: defaultMaxRunSteps, findChunk: findChunk}
 }
 
 // surveyPage is the memoized output of one survey step: the ids of one page of Clerk's list.

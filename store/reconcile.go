@@ -14,19 +14,19 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-// ReconcileCollection is the name of the collection where a reconciliation pass records what
-// it has seen, so that its memoized steps carry counts and cursors rather than lists of ids:
-// one small document per id and set, {_id: "<pass>/<set>/<id>", scope, pass, step}. A pass
-// forgets its marks when it ends, and those of an earlier pass that never ended when it
-// starts (ForgetReconcileMarks).
-const ReconcileCollection = "reconcile_passes"
+// ReconcilePrefix starts the names of the collections where a reconciliation pass records
+// what it has seen, so that its memoized steps carry counts and cursors rather than lists of
+// ids: reconcile_<scope>_<pass>_<set> (for example reconcile_users_01J..._seen), one small
+// document {_id: <Clerk id>, step} per id. Dropping a pass's collections is what forgets it:
+// one cheap command each, where deleting millions of documents from one collection would take
+// FerretDB v1 a scan per batch. A pass forgets its marks when it ends, and those of an earlier
+// pass that never ended when it starts (ForgetReconcileMarks).
+const ReconcilePrefix = "reconcile_"
 
-// The field names of the ReconcileCollection documents and of the pass lease (in
-// MetaCollection).
+// The field names of the marks, and of the pass lease (in MetaCollection).
 const (
-	fieldScope     = "scope"
-	fieldPass      = "pass"
 	fieldStep      = "step"
+	fieldPass      = "pass"
 	fieldHeartbeat = "heartbeat_at"
 	fieldDone      = "done"
 )
@@ -39,145 +39,158 @@ const reconcileDocPrefix = "reconcile_pass_"
 // (ClaimReconcilePass).
 var ErrPassBusy = errors.New("store: another reconciliation pass is going")
 
-// marks returns the ReconcileCollection, in the users collection's database.
-func (s *Store) marks() *mongo.Collection {
-	return s.users.Database().Collection(ReconcileCollection)
-}
+// ErrInvalidPass means a reconciliation scope, pass or set name cannot name a collection: each
+// must be letters, digits, '-' or '.', and not empty.
+var ErrInvalidPass = errors.New("store: invalid reconciliation pass name")
 
-// createReconcileIndexes creates the ReconcileCollection with an index on (scope, pass), so
-// that it exists when the store opens (the embedded database gives every collection that
-// exists then its _id lookup index), and forgetting a pass need not scan it on MongoDB. It
-// returns an error wrapping ErrDatabase when the server refuses it.
-func (s *Store) createReconcileIndexes(ctx context.Context) error {
-	_, err := s.marks().Indexes().CreateOne(ctx, mongo.IndexModel{
-		Keys:    bson.D{{Key: fieldScope, Value: 1}, {Key: fieldPass, Value: 1}},
-		Options: options.Index().SetName("scope_pass"),
-	})
-	if err != nil {
-		return fmt.Errorf("%w: create index on %s: %v", ErrDatabase, ReconcileCollection, err)
+// marks returns the collection of the set of scope's pass. It returns an error wrapping
+// ErrInvalidPass when a name is empty or holds another character than letters, digits, '-' and '.'.
+func (s *Store) marks(scope, pass, set string) (*mongo.Collection, error) {
+	for _, name := range []string{scope, pass, set} {
+		if name == "" || strings.IndexFunc(name, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.')
+		}) >= 0 {
+			return nil, fmt.Errorf("%w: %q", ErrInvalidPass, name)
+		}
 	}
-	return nil
+	return s.users.Database().Collection(ReconcilePrefix + scope + "_" + pass + "_" + set), nil
 }
-
-// markID is the _id of the mark of id in the set of pass.
-func markID(pass, set, id string) string { return pass + "/" + set + "/" + id }
 
 // MarkReconciled records ids (Clerk ids, none empty) in the set (for example "listed",
 // "seen") of the reconciliation pass of scope (for example "users"), as step (a number the
 // caller gives each of its steps) saw them. It returns the ids that no other step had marked
-// before, in the order given: those this call marked, and those an earlier attempt of the same
-// step did (so that a retried step counts what it saw once more, and an id that two steps saw,
-// offset paging having shifted it, is counted once). It returns an error wrapping ErrDatabase
-// when the database fails.
+// before, in the order given, each once: those this call marked, and those an earlier attempt
+// of the same step did (so that a retried step counts what it saw once more, and an id that two
+// steps saw, offset paging having shifted it, is counted once). It returns an error wrapping
+// ErrInvalidPass for a name that cannot name a collection, and one wrapping ErrDatabase when
+// the database fails.
 func (s *Store) MarkReconciled(ctx context.Context, scope, pass, set string, step int, ids []string) ([]string, error) {
-	if len(ids) == 0 {
-		return nil, nil
+	c, err := s.marks(scope, pass, set)
+	if err != nil || len(ids) == 0 {
+		return nil, err
 	}
 	docs := make([]any, len(ids))
 	for i, id := range ids {
-		docs[i] = bson.D{{Key: fieldID, Value: markID(pass, set, id)}, {Key: fieldScope, Value: scope}, {Key: fieldPass, Value: pass}, {Key: fieldStep, Value: step}}
+		docs[i] = bson.D{{Key: fieldID, Value: id}, {Key: fieldStep, Value: step}}
 	}
-	_, err := s.marks().InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	_, err = c.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
 	dup := map[int]bool{}
 	if err != nil {
 		var bwe mongo.BulkWriteException
 		if !errors.As(err, &bwe) || bwe.WriteConcernError != nil {
-			return nil, dbErr("mark", pass+"/"+set, err)
+			return nil, dbErr("mark", c.Name(), err)
 		}
 		for _, we := range bwe.WriteErrors {
 			if we.Code != 11000 && (we.Code != 1 || !strings.Contains(we.Message, "UNIQUE constraint failed")) {
-				return nil, dbErr("mark", pass+"/"+set, err)
+				return nil, dbErr("mark", c.Name(), err)
 			}
 			dup[we.Index] = true
 		}
 	}
+	// The marks made before (by this step's earlier attempt, by another step, or twice in
+	// this call), read in one request: rare, as a step is seldom retried and paging seldom
+	// shifts.
+	var dupIDs []string
+	for i := range dup {
+		dupIDs = append(dupIDs, ids[i])
+	}
+	stepOf := map[string]int64{}
+	if len(dupIDs) > 0 {
+		cur, err := c.Find(ctx, bson.D{{Key: fieldID, Value: bson.D{{Key: "$in", Value: dupIDs}}}})
+		if err != nil {
+			return nil, dbErr("read marks", c.Name(), err)
+		}
+		defer cur.Close(context.WithoutCancel(ctx))
+		for cur.Next(ctx) {
+			id, _ := cur.Current.Lookup(fieldID).StringValueOK()
+			n, _ := cur.Current.Lookup(fieldStep).AsInt64OK()
+			stepOf[id] = n
+		}
+		if err := cur.Err(); err != nil {
+			return nil, dbErr("read marks", c.Name(), err)
+		}
+	}
 	fresh := make([]string, 0, len(ids))
+	taken := map[string]bool{}
 	for i, id := range ids {
-		if !dup[i] {
-			fresh = append(fresh, id)
+		if taken[id] {
 			continue
 		}
-		// Marked before: by this step's earlier attempt, or by another step (or twice on
-		// this page). One lookup by _id each, which FerretDB answers from an index.
-		raw, err := s.marks().FindOne(ctx, idIs(markID(pass, set, id))).Raw()
-		if err != nil {
-			return nil, dbErr("read mark", markID(pass, set, id), err)
-		}
-		if n, ok := raw.Lookup(fieldStep).AsInt64OK(); ok && n == int64(step) && !slices.Contains(fresh, id) {
+		if n, ok := stepOf[id]; !dup[i] || (ok && n == int64(step)) {
 			fresh = append(fresh, id)
+			taken[id] = true
 		}
 	}
 	return fresh, nil
 }
 
 // ReconcileMarked returns those of ids (ascending, as LiveUserIDsAfter returns them) that the
-// set of pass holds, ascending. It reads the marks between the first and the last id: one
-// range of _id (on FerretDB v1, which pushes down no range, one scan of the collection). It
-// returns an error wrapping ErrDatabase when the read fails.
-func (s *Store) ReconcileMarked(ctx context.Context, pass, set string, ids []string) ([]string, error) {
-	if len(ids) == 0 {
-		return nil, nil
+// set of scope's pass holds, ascending. It reads the marks between the first and the last id:
+// one range of _id (on FerretDB v1, which pushes down no range, one scan of the set). It
+// returns an error wrapping ErrInvalidPass or ErrDatabase when the read fails.
+func (s *Store) ReconcileMarked(ctx context.Context, scope, pass, set string, ids []string) ([]string, error) {
+	c, err := s.marks(scope, pass, set)
+	if err != nil || len(ids) == 0 {
+		return nil, err
 	}
 	want := make(map[string]struct{}, len(ids))
 	for _, id := range ids {
 		want[id] = struct{}{}
 	}
-	prefix := markID(pass, set, "")
-	filter := bson.D{{Key: fieldID, Value: bson.D{{Key: "$gte", Value: prefix + ids[0]}, {Key: "$lte", Value: prefix + ids[len(ids)-1]}}}}
+	filter := bson.D{{Key: fieldID, Value: bson.D{{Key: "$gte", Value: ids[0]}, {Key: "$lte", Value: ids[len(ids)-1]}}}}
 	var got []string
-	err := eachID(ctx, s.marks(), filter, func(id string) {
-		if rest, ok := strings.CutPrefix(id, prefix); ok {
-			if _, ok := want[rest]; ok {
-				got = append(got, rest)
-			}
+	err = eachID(ctx, c, filter, func(id string) {
+		if _, ok := want[id]; ok {
+			got = append(got, id)
 		}
 	})
 	if err != nil {
-		return nil, dbErr("read marks", prefix, err)
+		return nil, dbErr("read marks", c.Name(), err)
 	}
 	slices.Sort(got)
-	return slices.Compact(got), nil
+	return got, nil
 }
 
-// ReconcileMarksAfter returns the first limit ids (ascending) of the set of pass that come
-// after after ("" for the first ones). It returns an error wrapping ErrDatabase when the read
-// fails.
-func (s *Store) ReconcileMarksAfter(ctx context.Context, pass, set, after string, limit int) ([]string, error) {
-	prefix := markID(pass, set, "")
-	// "/" + 1 is "0": every mark of the set sorts below prefix's end.
-	end := prefix[:len(prefix)-1] + "0"
-	filter := bson.D{{Key: fieldID, Value: bson.D{{Key: "$gt", Value: prefix + after}, {Key: "$lt", Value: end}}}}
-	ids, err := smallestIDs(ctx, s.marks(), filter, limit)
+// ReconcileMarksAfter returns the first limit ids (ascending) of the set of scope's pass that
+// come after after ("" for the first ones). It returns an error wrapping ErrInvalidPass or
+// ErrDatabase when the read fails.
+func (s *Store) ReconcileMarksAfter(ctx context.Context, scope, pass, set, after string, limit int) ([]string, error) {
+	c, err := s.marks(scope, pass, set)
 	if err != nil {
-		return nil, dbErr("read marks", prefix, err)
+		return nil, err
 	}
-	for i, id := range ids {
-		ids[i] = id[len(prefix):]
+	ids, err := smallestIDs(ctx, c, bson.D{{Key: fieldID, Value: bson.D{{Key: "$gt", Value: after}}}}, limit)
+	if err != nil {
+		return nil, dbErr("read marks", c.Name(), err)
 	}
 	return ids, nil
 }
 
-// ForgetReconcileMarks deletes up to limit marks of the reconciliation passes of scope: those
-// of every pass but pass when others is true (the marks an earlier pass left), and those of
-// pass otherwise (at its end). It returns how many it deleted (fewer than limit: none are
-// left), and an error wrapping ErrDatabase when the database fails.
-func (s *Store) ForgetReconcileMarks(ctx context.Context, scope, pass string, others bool, limit int) (int, error) {
-	var which any = pass
-	if others {
-		which = bson.D{{Key: "$ne", Value: pass}}
+// ForgetReconcileMarks drops the collections of the marks of scope's reconciliation passes:
+// every pass's but keep's ("" for none kept). It returns how many it dropped, an error wrapping
+// ErrInvalidPass for a scope that cannot name a collection, and one wrapping ErrDatabase when
+// the database fails.
+func (s *Store) ForgetReconcileMarks(ctx context.Context, scope, keep string) (int, error) {
+	if _, err := s.marks(scope, "p", "s"); err != nil {
+		return 0, err
 	}
-	filter := bson.D{{Key: fieldScope, Value: scope}, {Key: fieldPass, Value: which}}
-	ids, err := smallestIDs(ctx, s.marks(), filter, limit)
-	if err != nil || len(ids) == 0 {
-		return 0, dbErrOrNil("read marks", scope, err)
-	}
-	// The smallest ids matching the filter: the _id range holds no other match.
-	del := append(filter, bson.E{Key: fieldID, Value: bson.D{{Key: "$gte", Value: ids[0]}, {Key: "$lte", Value: ids[len(ids)-1]}}})
-	res, err := s.marks().DeleteMany(ctx, del)
+	db := s.users.Database()
+	names, err := db.ListCollectionNames(ctx, bson.D{})
 	if err != nil {
-		return 0, dbErr("forget marks", scope, err)
+		return 0, dbErr("list", "collections", err)
 	}
-	return int(res.DeletedCount), nil
+	prefix := ReconcilePrefix + scope + "_"
+	n := 0
+	for _, name := range names {
+		if !strings.HasPrefix(name, prefix) || (keep != "" && strings.HasPrefix(name, prefix+keep+"_")) {
+			continue
+		}
+		if err := db.Collection(name).Drop(ctx); err != nil {
+			return n, dbErr("drop", name, err)
+		}
+		n++
+	}
+	return n, nil
 }
 
 // LiveUserIDsAfter returns the ids of the first limit live users (ascending) whose id comes
@@ -323,12 +336,4 @@ func (h *maxHeap) Pop() any {
 	x := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return x
-}
-
-// dbErrOrNil is dbErr, or nil for no error.
-func dbErrOrNil(op, id string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return dbErr(op, id, err)
 }

@@ -47,14 +47,14 @@ func TestMarkReconciled(t *testing.T) {
 		t.Errorf("MarkReconciled(pass p2) = %q, %v; want [user_a]", got, err)
 	}
 
-	got, err := s.ReconcileMarked(ctx, "p1", "listed", []string{"user_0", "user_b", "user_bb", "user_e", "user_z"})
+	got, err := s.ReconcileMarked(ctx, "users", "p1", "listed", []string{"user_0", "user_b", "user_bb", "user_e", "user_z"})
 	if want := []string{"user_b", "user_e"}; err != nil || !slices.Equal(got, want) {
 		t.Errorf("ReconcileMarked = %q, %v; want %q", got, err, want)
 	}
 
 	var paged []string
 	for after := ""; ; {
-		page, err := s.ReconcileMarksAfter(ctx, "p1", "listed", after, 4)
+		page, err := s.ReconcileMarksAfter(ctx, "users", "p1", "listed", after, 4)
 		if err != nil {
 			t.Fatalf("ReconcileMarksAfter(%q) = %v", after, err)
 		}
@@ -68,27 +68,33 @@ func TestMarkReconciled(t *testing.T) {
 		t.Errorf("ReconcileMarksAfter, pages of 4 = %q; want %q", paged, want)
 	}
 
-	// Forgetting the other passes leaves p1's marks; forgetting p1 then leaves p2's.
-	forget := func(pass string, others bool) (total int) {
-		for {
-			n, err := s.ForgetReconcileMarks(ctx, "users", pass, others, 3)
-			if err != nil {
-				t.Fatalf("ForgetReconcileMarks(%s, %t) = %v", pass, others, err)
-			}
-			total += n
-			if n < 3 {
-				return total
-			}
+	// Forgetting the other passes leaves p1's sets; forgetting all then leaves none, but
+	// another scope's.
+	if _, err := s.MarkReconciled(ctx, "organizations", "p2", "listed", 0, []string{"org_a"}); err != nil {
+		t.Fatal(err)
+	}
+	forget := func(keep string, want int) {
+		t.Helper()
+		if n, err := s.ForgetReconcileMarks(ctx, "users", keep); err != nil || n != want {
+			t.Errorf("ForgetReconcileMarks(users, keep %q) = %d, %v; want %d collections dropped", keep, n, err, want)
 		}
 	}
-	if n := forget("p1", true); n != 1 {
-		t.Errorf("ForgetReconcileMarks(all but p1) deleted %d; want 1", n)
+	forget("p1", 1)
+	if got, _ := s.ReconcileMarksAfter(ctx, "users", "p1", "listed", "", 10); len(got) != 6 {
+		t.Errorf("marks of p1 after forgetting the others: %q; want its 6", got)
 	}
-	if n := forget("p1", false); n != 7 {
-		t.Errorf("ForgetReconcileMarks(p1) deleted %d; want 7", n)
+	if got, _ := s.ReconcileMarksAfter(ctx, "users", "p2", "listed", "", 10); len(got) != 0 {
+		t.Errorf("marks of p2 after forgetting them: %q; want none", got)
 	}
-	if got, _ := s.ReconcileMarksAfter(ctx, "p1", "listed", "", 10); len(got) != 0 {
+	forget("", 2)
+	if got, _ := s.ReconcileMarksAfter(ctx, "users", "p1", "seen", "", 10); len(got) != 0 {
 		t.Errorf("marks of p1 after forgetting them: %q; want none", got)
+	}
+	if got, _ := s.ReconcileMarksAfter(ctx, "organizations", "p2", "listed", "", 10); len(got) != 1 {
+		t.Errorf("marks of another scope after forgetting the users': %q; want its 1", got)
+	}
+	if _, err := s.MarkReconciled(ctx, "users", "p_1", "listed", 0, []string{"user_a"}); !errors.Is(err, store.ErrInvalidPass) {
+		t.Errorf("MarkReconciled(pass p_1) = %v; want an error wrapping ErrInvalidPass", err)
 	}
 }
 

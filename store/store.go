@@ -160,7 +160,6 @@ func OpenWith(ctx context.Context, uri, database string, mode WriteMode) (*Store
 		func(ctx context.Context) error { return createUserIndexes(ctx, s.users) },
 		s.createOrganizationIndexes,
 		s.createMembershipIndexes,
-		s.createReconcileIndexes,
 	} {
 		if err := create(ctx); err != nil {
 			_ = client.Disconnect(context.Background())
