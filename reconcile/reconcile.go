@@ -1,7 +1,9 @@
 // Package reconcile brings the users collection back in line with Clerk, for what webhooks
 // missed: reconcile-users-with-clerk (a cron Inngest function) pages through Clerk's Backend
 // API and writes every user through the store's guarded upsert, so it never overwrites a newer
-// webhook write, then tombstones the live users Clerk no longer has, with a safety cap. Before
+// webhook write, then tombstones the live users Clerk no longer has, with a safety cap; its
+// steps keep counts and cursors (what they saw is marked in the database), and a pass longer
+// than one run's steps goes on in the next run (pass.go). Before
 // it writes anything it checks that the secret key reads the Clerk instance the collection
 // follows, and that Clerk's list shares enough users with the collection.
 // reconcile-organizations-with-clerk does the same for the organizations and, organization by

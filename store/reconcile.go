@@ -241,7 +241,8 @@ func (s *Store) CountLiveUsersAmong(ctx context.Context, ids []string) (int, err
 // at a time even when it spans several Inngest runs. A new pass (takeOver) gets the lease when
 // no other pass holds it: none has, the holder has ended (EndReconcilePass), or its last claim
 // is older than staleAfter (a pass whose run failed for good). A pass going on (not takeOver)
-// keeps it only while it still holds it. Each claim renews the lease's time. It returns an
+// keeps it only while it still holds it and has not ended. Each claim renews the lease's
+// time. It returns an
 // error wrapping ErrPassBusy, naming the holder, when the lease is another pass's, and one
 // wrapping ErrDatabase when the database fails. (The read and the write are two requests: the
 // Inngest function's singleton already keeps two new passes from claiming at once.)
@@ -259,6 +260,9 @@ func (s *Store) ClaimReconcilePass(ctx context.Context, scope, pass string, take
 		fresh := now.Sub(time.UnixMilli(at)) < staleAfter
 		if holder != pass && (!takeOver || (!done && fresh)) {
 			return fmt.Errorf("%w: pass %s holds %s (last claimed %s)", ErrPassBusy, holder, docID, time.UnixMilli(at).UTC().Format(time.RFC3339))
+		}
+		if holder == pass && done && !takeOver {
+			return fmt.Errorf("%w: pass %s has ended (%s)", ErrPassBusy, pass, docID)
 		}
 	}
 	doc := bson.D{{Key: fieldPass, Value: pass}, {Key: fieldHeartbeat, Value: now.UTC()}, {Key: fieldDone, Value: false}}

@@ -172,6 +172,7 @@ func TestClaimReconcilePass(t *testing.T) {
 		{"the old pass cannot end another's", "p1", false, 52 * time.Minute, true, false},
 		{"so a third is refused", "p3", true, 53 * time.Minute, false, true},
 		{"p2 ends", "p2", false, 54 * time.Minute, true, false},
+		{"an ended pass cannot go on", "p2", false, 54 * time.Minute, false, true},
 		{"a new pass claims an ended lease", "p3", true, 55 * time.Minute, false, false},
 	}
 	for _, st := range steps {
