@@ -3,6 +3,7 @@ package reconcile_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -328,5 +329,32 @@ func TestPassOneAtATime(t *testing.T) {
 	}
 	if _, again := driveRunOn(t, r, requestEvent(nil), 200); again.SkippedBusy || again.Seen != 40 {
 		t.Errorf("a pass after it = %+v; want a whole pass", again)
+	}
+}
+
+// TestPassInstanceCheckedEachRun: every run of a pass checks the key's Clerk instance again, so
+// a key changed between two runs (to another instance's) stops the pass before it writes.
+func TestPassInstanceCheckedEachRun(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	seed(t, st, fakeUsers(60, 1000)...)
+	fake := clerkfake.New(t, testKey, fakeUsers(60, 2000)...)
+	var once sync.Once
+	fake.BeforeList(func(offset int) {
+		if offset == 30 {
+			once.Do(func() { fake.SetInstance("ins_another") })
+		}
+	})
+	r := newReconciler(t, st, fake, reconcile.Config{PageSize: 10, MaxDeleteShare: 0.5})
+	reconcile.SetMaxRunSteps(r, 8) // start, check, clear, list-0 ... list-30, hand-over
+	got, err := r.Run(t.Context())
+	if !errors.Is(err, reconcile.ErrWrongInstance) {
+		t.Fatalf("Run = %+v, %v; want an error wrapping ErrWrongInstance from the second run's check", got, err)
+	}
+	if got.Pages != 0 {
+		t.Errorf("Run wrote %d pages; want none", got.Pages)
+	}
+	if u := get(t, st, "user_01"); u.UpdatedAt != 1000 {
+		t.Errorf("user_01 updated_at = %d; want 1000, unwritten", u.UpdatedAt)
 	}
 }
