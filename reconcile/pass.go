@@ -159,25 +159,26 @@ type (
 
 // passStep runs f as the pass's step id (runStep), unless the run has no step left but the
 // hand-over: then it returns errHandOver. Unless it is start-pass, the step first renews the
-// pass's lease, and fails for good when another pass has taken it over.
+// pass's lease (ahead of f's budget: runStepAfter), and fails for good when another pass has
+// taken it over.
 func passStep[T any](ctx context.Context, p *passRun, id string, f func(context.Context) (T, error)) (T, error) {
 	var zero T
 	if p.r.maxRunSteps > 0 && p.steps >= p.r.maxRunSteps-1 {
 		return zero, errHandOver
 	}
 	p.steps++
-	return runStep(ctx, p.r, id, func(ctx context.Context) (T, error) {
-		if id != "start-pass" {
-			if err := p.r.users.ClaimReconcilePass(ctx, passScope, p.st.Pass, false, p.r.cfg.Now(), passStaleAfter); err != nil {
-				if errors.Is(err, store.ErrPassBusy) {
-					p.r.logger.Error("another reconciliation pass has taken over: stopping this one", "pass", p.st.Pass, "error", err)
-					return zero, inngestgo.NoRetryError(err)
-				}
-				return zero, err
+	var renew func(context.Context) error
+	if id != "start-pass" {
+		renew = func(ctx context.Context) error {
+			err := p.r.users.ClaimReconcilePass(ctx, passScope, p.st.Pass, false, p.r.cfg.Now(), passStaleAfter)
+			if errors.Is(err, store.ErrPassBusy) {
+				p.r.logger.Error("another reconciliation pass has taken over: stopping this one", "pass", p.st.Pass, "error", err)
+				return inngestgo.NoRetryError(err)
 			}
+			return err
 		}
-		return f(ctx)
-	})
+	}
+	return runStepAfter(ctx, p.r, id, renew, f)
 }
 
 // newPassID returns a fresh pass id, for a pass run outside Inngest.

@@ -325,13 +325,33 @@ type deletionResult struct {
 // said when to come back, the error is an inngestgo.RetryAtError at that time, returned from
 // inside the step so that Inngest retries the step then.
 func runStep[T any](ctx context.Context, r *Reconciler, id string, f func(context.Context) (T, error)) (T, error) {
+	return runStepAfter(ctx, r, id, nil, f)
+}
+
+// runStepAfter is runStep with before (nil: none) run first in the step, within
+// beforeBudget of its own, ahead of f's budget: a step fails with before's error.
+func runStepAfter[T any](ctx context.Context, r *Reconciler, id string, before func(context.Context) error, f func(context.Context) (T, error)) (T, error) {
 	return step.Run(ctx, id, func(ctx context.Context) (T, error) {
+		if before != nil {
+			bctx, cancel := context.WithTimeout(ctx, beforeBudget)
+			err := before(bctx)
+			cancel()
+			if err != nil {
+				var zero T
+				return zero, err
+			}
+		}
 		ctx, cancel := context.WithTimeout(ctx, r.budget)
 		defer cancel()
 		res, err := f(clerk.WithMaxRetryWait(ctx, maxStepWait))
 		return res, retryWhenAsked(err, time.Now())
 	})
 }
+
+// beforeBudget is the deadline of what a step does before its own work (runStepAfter): the
+// users' pass renews its lease there, so that the renewal does not eat into the step's budget.
+// A step takes at most StepBudget plus beforeBudget, within the server's write timeout.
+const beforeBudget = 10 * time.Second
 
 // retryWhenAsked returns err, as an inngestgo.RetryAtError at now plus Clerk's Retry-After when
 // err is a 429 that carried one, and unchanged otherwise (nil stays nil).
