@@ -28,6 +28,8 @@ type inngestCall struct {
 	// RetryAt is when the answer asked Inngest to call again (its Retry-After header), zero
 	// when it did not say.
 	RetryAt time.Time
+	// At is when the call was made.
+	At time.Time
 	// Data is the step's output, for a StepRun.
 	Data json.RawMessage
 }
@@ -136,9 +138,10 @@ func driveFunctionFrom(t *testing.T, register func(inngestgo.Client, string) err
 	attempt := 0
 	for range maxCalls {
 		rec := httptest.NewRecorder()
+		at := time.Now()
 		handler.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/?fnId="+testAppID+"-"+fnID,
 			bytes.NewReader(invokeBody(t, evt, steps, stack, attempt))))
-		call := inngestCall{RetryAt: retryAtHeader(t, rec.Header())}
+		call := inngestCall{RetryAt: retryAtHeader(t, rec.Header()), At: at}
 		switch rec.Code {
 		case http.StatusOK:
 			return append(calls, call), json.RawMessage(rec.Body.Bytes())
