@@ -240,7 +240,7 @@ func TestPassAcrossRuns(t *testing.T) {
 // run held every id, when the pass they end spans runs.
 func TestPassSafetyAcrossRuns(t *testing.T) {
 	t.Parallel()
-	const n = 3000
+	const n, pageSize = 1500, 100
 	users := func(prefix string, from, to int, updatedAt int64) []clerkfake.User {
 		var us []clerkfake.User
 		for i := from; i <= to; i++ {
@@ -261,7 +261,7 @@ func TestPassSafetyAcrossRuns(t *testing.T) {
 		{
 			name:    "a third of the users gone: cap refused",
 			inClerk: users("user", 1, 2*n/3, 1000),
-			want:    reconcile.Summary{Pages: 2*n/3/250 + 1, Counts: reconcile.Counts{Seen: 2 * n / 3, Skipped: 2 * n / 3, Refused: n / 3}},
+			want:    reconcile.Summary{Pages: 2*n/3/pageSize + 1, Counts: reconcile.Counts{Seen: 2 * n / 3, Skipped: 2 * n / 3, Refused: n / 3}},
 		},
 	}
 	for _, tt := range tests {
@@ -270,7 +270,7 @@ func TestPassSafetyAcrossRuns(t *testing.T) {
 			st := openStore(t)
 			seed(t, st, users("user", 1, n, 1000)...)
 			fake := clerkfake.New(t, testKey, tt.inClerk...)
-			r := newReconciler(t, st, fake, reconcile.Config{PageSize: 250, MaxDeleteShare: 0.1})
+			r := newReconciler(t, st, fake, reconcile.Config{PageSize: pageSize, MaxDeleteShare: 0.1})
 			reconcile.SetFindChunk(r, 400)
 			reconcile.SetMaxRunSteps(r, 6)
 			got, err := r.Run(t.Context())
