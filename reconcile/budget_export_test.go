@@ -9,3 +9,15 @@ func SetStepBudget(r *Reconciler, d time.Duration) { r.budget = d }
 // SetMaxOrgSteps bounds the steps of r's organizations runs before their deletions to n
 // instead of maxOrgRunSteps, so that tests of the bound need not list hundreds of pages.
 func SetMaxOrgSteps(r *Reconciler, n int) { r.maxOrgSteps = n }
+
+// SetMaxRunSteps bounds the steps of one run of r's users' pass to n instead of 800, so that
+// tests of the hand-over to the next run need not read hundreds of pages.
+func SetMaxRunSteps(r *Reconciler, n int) { r.maxRunSteps = n }
+
+// SetFindChunk sets how many live users a find-deletions step compares, so that tests of those
+// steps need not write tens of thousands of users.
+func SetFindChunk(r *Reconciler, n int) { r.findChunk = n }
+
+// SetSender makes r send ContinueEvent through s instead of the client Register gets, so that
+// tests can drive the next run without an Inngest server.
+func SetSender(r *Reconciler, s EventSender) { r.sender = s }

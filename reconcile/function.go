@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 
 	"github.com/inngest/inngest/pkg/enums"
 	"github.com/inngest/inngestgo"
@@ -35,37 +36,87 @@ const AllowMassDeleteField = "allow_mass_delete"
 const maxRetries = 5
 
 // Register creates reconcile-users-with-clerk on client, run on the cron schedule (for example
-// DefaultSchedule) and on RequestEvent, so that client's serve handler offers it to Inngest.
-// Only one run is active at a time: a run scheduled or requested while another is still going
-// is skipped. Each run has the safety checks of r's Config except AllowMassDelete, which only
-// a RequestEvent asking for it turns on, for the run it starts (forRun). It returns an error if
+// DefaultSchedule), on RequestEvent, and on ContinueEvent (a pass that needs more than one
+// run), so that client's serve handler offers it to Inngest; it sends ContinueEvent through
+// client unless r has a sender already. One pass at a time: a run scheduled or requested while
+// another is still going is skipped (the function's singleton, which leaves ContinueEvent out,
+// so that a pass's next run is never skipped), and one that starts while a pass spanning
+// several runs is going does nothing (the pass's lease in the database; Summary.SkippedBusy).
+// Each run has the safety checks of r's Config except AllowMassDelete, which only a
+// RequestEvent asking for it turns on, for the pass it starts (forRun). It returns an error if
 // the SDK rejects the function's configuration.
 func (r *Reconciler) Register(client inngestgo.Client, schedule string) error {
+	if r.sender == nil {
+		r.sender = client
+	}
 	_, err := inngestgo.CreateFunction(client,
 		inngestgo.FunctionOpts{
-			ID:        FunctionID,
-			Name:      "Reconcile users with Clerk",
-			Retries:   inngestgo.IntPtr(maxRetries),
-			Singleton: &inngestgo.ConfigSingleton{Mode: enums.SingletonModeSkip},
+			ID:      FunctionID,
+			Name:    "Reconcile users with Clerk",
+			Retries: inngestgo.IntPtr(maxRetries),
+			Singleton: &inngestgo.ConfigSingleton{
+				Mode: enums.SingletonModeSkip,
+				// false for ContinueEvent: no singleton (Inngest's "not a singleton").
+				Key: inngestgo.StrPtr(`event.name != "` + ContinueEvent + `"`),
+			},
 		},
-		triggers(schedule),
+		append(triggers(schedule), inngestgo.EventTrigger(ContinueEvent, nil)),
 		r.reconcileRun,
 	)
 	return err
 }
 
-// reconcileRun is the function's body: one reconciliation, its summary as the run's output.
-// When Clerk answers 429, the step that got it returns an inngestgo.RetryAtError itself (see
-// runStep): Inngest reports a failed step's own error and ignores what the function returns
-// after it, so wrapping Run's error here would not reach Inngest.
+// reconcileRun is the function's body: one run of a users' pass (runPass), a new one or the
+// one ContinueEvent carries. When the pass is done, its summary is the run's output; when the
+// run's steps are spent first, the step continue-pass sends ContinueEvent with the pass's
+// state, and the output is the summary so far (Continued). When Clerk answers 429, the step
+// that got it returns an inngestgo.RetryAtError itself (see runStep): Inngest reports a failed
+// step's own error and ignores what the function returns after it, so wrapping the error here
+// would not reach Inngest.
 func (r *Reconciler) reconcileRun(ctx context.Context, in inngestgo.Input[map[string]any]) (any, error) {
 	// Inngest calls the function once per step, replaying the steps done: hence Debug.
-	r = r.forRun(in.Event)
-	r.logger.Debug("reconciliation with Clerk invoked", "run_id", in.InputCtx.RunID, "attempt", in.InputCtx.Attempt)
-	sum, err := r.Run(ctx)
-	// Past Run, the run is over (an unfinished run leaves Run through the SDK's step control).
-	r.cfg.Metrics.Reconciled(sum, err)
-	return sum, err
+	r, st, err := r.usersRun(in.Event, in.InputCtx.RunID)
+	if err != nil {
+		r.logger.Error("reconciliation with Clerk cannot go on", "error", err)
+		return nil, inngestgo.NoRetryError(err)
+	}
+	r.logger.Debug("reconciliation with Clerk invoked", "run_id", in.InputCtx.RunID, "attempt", in.InputCtx.Attempt, "pass", st.Pass, "pass_run", st.Run)
+	st, err = r.runPass(ctx, st)
+	if errors.Is(err, errHandOver) {
+		next := st
+		next.Run++
+		if _, err := runStep(ctx, r, "continue-pass", func(ctx context.Context) (string, error) {
+			return r.sender.Send(ctx, continuation(next))
+		}); err != nil {
+			return nil, err
+		}
+		r.logger.Info("reconciliation with Clerk goes on in the next run", "pass", st.Pass, "next_run", next.Run, "phase", st.Phase)
+		sum := st.Summary
+		sum.Continued = true
+		return sum, nil
+	}
+	// Past runPass, the pass is over (an unfinished run leaves it through the SDK's step
+	// control, or hands over above).
+	r.cfg.Metrics.Reconciled(st.Summary, err)
+	return st.Summary, err
+}
+
+// usersRun returns the reconciler and the pass state of the run of reconcile-users-with-clerk
+// that evt started (the run runID): a new pass (forRun), or the one a ContinueEvent carries,
+// with its AllowMassDelete. It returns an error when a ContinueEvent carries no pass.
+func (r *Reconciler) usersRun(evt inngestgo.GenericEvent[map[string]any], runID string) (*Reconciler, passState, error) {
+	if evt.Name != ContinueEvent {
+		run := r.forRun(evt)
+		return run, passState{Pass: runID, AllowMassDelete: run.cfg.AllowMassDelete}, nil
+	}
+	run := *r
+	st, err := passOf(evt.Data)
+	if err != nil {
+		return &run, passState{}, err
+	}
+	run.cfg.AllowMassDelete = st.AllowMassDelete
+	run.logger = r.logger.With("event", ContinueEvent, "pass", st.Pass, AllowMassDeleteField, st.AllowMassDelete)
+	return &run, st, nil
 }
 
 // RegisterOrganizations creates reconcile-organizations-with-clerk on client, run on the cron

@@ -28,6 +28,8 @@ type inngestCall struct {
 	// RetryAt is when the answer asked Inngest to call again (its Retry-After header), zero
 	// when it did not say.
 	RetryAt time.Time
+	// At is when the call was made.
+	At time.Time
 	// Data is the step's output, for a StepRun.
 	Data json.RawMessage
 }
@@ -136,9 +138,10 @@ func driveFunctionFrom(t *testing.T, register func(inngestgo.Client, string) err
 	attempt := 0
 	for range maxCalls {
 		rec := httptest.NewRecorder()
+		at := time.Now()
 		handler.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/?fnId="+testAppID+"-"+fnID,
 			bytes.NewReader(invokeBody(t, evt, steps, stack, attempt))))
-		call := inngestCall{RetryAt: retryAtHeader(t, rec.Header())}
+		call := inngestCall{RetryAt: retryAtHeader(t, rec.Header()), At: at}
 		switch rec.Code {
 		case http.StatusOK:
 			return append(calls, call), json.RawMessage(rec.Body.Bytes())
@@ -177,7 +180,7 @@ func invokeBody(t *testing.T, evt map[string]any, steps map[string]json.RawMessa
 	b, err := json.Marshal(map[string]any{
 		"event": evt, "events": []any{evt}, "steps": steps,
 		"ctx": map[string]any{
-			"fn_id": "6f1d3c2a-5b8e-4f7a-9c0d-1e2f3a4b5c6d", "run_id": "01JRUNRUNRUNRUNRUNRUNRUNRU",
+			"fn_id": "6f1d3c2a-5b8e-4f7a-9c0d-1e2f3a4b5c6d", "run_id": runIDOf(evt),
 			"attempt": attempt, "stack": map[string]any{"current": len(stack), "stack": stack},
 		},
 	})
@@ -185,6 +188,15 @@ func invokeBody(t *testing.T, evt map[string]any, steps map[string]json.RawMessa
 		t.Fatal(err)
 	}
 	return b
+}
+
+// runIDOf is the id of the run that evt starts: 01JRUNRUNRUNRUNRUNRUNRUNRU for the cron event,
+// another for each other event id, as Inngest gives each run its own.
+func runIDOf(evt map[string]any) string {
+	if id, ok := evt["id"].(string); ok && id != cronEvent()["id"] {
+		return "run-" + id
+	}
+	return "01JRUNRUNRUNRUNRUNRUNRUNRU"
 }
 
 // retryAtHeader returns the time of the Retry-After header the serve handler answered with

@@ -1,7 +1,9 @@
 // Package reconcile brings the users collection back in line with Clerk, for what webhooks
 // missed: reconcile-users-with-clerk (a cron Inngest function) pages through Clerk's Backend
 // API and writes every user through the store's guarded upsert, so it never overwrites a newer
-// webhook write, then tombstones the live users Clerk no longer has, with a safety cap. Before
+// webhook write, then tombstones the live users Clerk no longer has, with a safety cap; its
+// steps keep counts and cursors (what they saw is marked in the database), and a pass longer
+// than one run's steps goes on in the next run (pass.go). Before
 // it writes anything it checks that the secret key reads the Clerk instance the collection
 // follows, and that Clerk's list shares enough users with the collection.
 // reconcile-organizations-with-clerk does the same for the organizations and, organization by
@@ -54,6 +56,37 @@ type Store interface {
 	// RecordClerkInstance records id as that instance unless one is recorded already; it
 	// returns the instance recorded afterwards.
 	RecordClerkInstance(ctx context.Context, id string, at time.Time) (string, error)
+
+	// The users' pass's bookkeeping (see runPass), which keeps its memoized steps small.
+
+	// CountLiveUsers counts the users not deleted.
+	CountLiveUsers(ctx context.Context) (int, error)
+	// CountLiveUsersAmong counts the users not deleted among ids.
+	CountLiveUsersAmong(ctx context.Context, ids []string) (int, error)
+	// LiveUserIDsAfter returns the first limit ids of users not deleted after after, ascending.
+	LiveUserIDsAfter(ctx context.Context, after string, limit int) ([]string, error)
+	// MarkReconciled marks ids in the set of pass, as step saw them, and returns those no
+	// other step marked before.
+	MarkReconciled(ctx context.Context, scope, pass, set string, step int, ids []string) ([]string, error)
+	// ReconcileMarked returns those of ids (ascending) marked in the set of scope's pass.
+	ReconcileMarked(ctx context.Context, scope, pass, set string, ids []string) ([]string, error)
+	// ReconcileMarksAfter returns the first limit ids of the set of scope's pass after after.
+	ReconcileMarksAfter(ctx context.Context, scope, pass, set, after string, limit int) ([]string, error)
+	// ForgetReconcileMarks drops the marks of scope's passes but keep's ("": all); it returns
+	// how many collections it dropped.
+	ForgetReconcileMarks(ctx context.Context, scope, keep string) (int, error)
+	// ClaimReconcilePass leases scope's reconciliation to pass (a new pass: takeOver), or
+	// renews its lease; an error wrapping store.ErrPassBusy when another pass holds it.
+	ClaimReconcilePass(ctx context.Context, scope, pass string, takeOver bool, now time.Time, staleAfter time.Duration) error
+	// EndReconcilePass ends pass's lease.
+	EndReconcilePass(ctx context.Context, scope, pass string, now time.Time) error
+}
+
+// EventSender sends an event to Inngest: the users' pass sends ContinueEvent through it. An
+// inngestgo.Client implements it.
+type EventSender interface {
+	// Send sends evt and returns its id.
+	Send(ctx context.Context, evt any) (string, error)
 }
 
 // Clerk is where reconciliation reads the users, organizations and memberships from.
@@ -133,8 +166,9 @@ type nopMetrics struct{}
 func (nopMetrics) Reconciled(Summary, error)                           {}
 func (nopMetrics) ReconciledOrganizations(OrganizationsSummary, error) {}
 
-// maxPages bounds the pages of one pass over Clerk's list (a run makes two: the survey, then
-// the writes), so that a run stays below Inngest's limit of 1,000 steps.
+// maxPages bounds the pages of one pass over Clerk's organizations (a run makes two: the
+// survey, then the writes), so that a run stays below Inngest's limit of 1,000 steps. (The
+// users' pass goes on in a next run instead: see runPass.)
 const maxPages = 450
 
 // deleteChunk is the most deletion candidates one step confirms and deletes.
@@ -167,6 +201,14 @@ type Summary struct {
 	// RefusedForeign is true when the run wrote and deleted nothing because Clerk's list
 	// shared fewer than MinSharedShare of the live users (a key for another instance?).
 	RefusedForeign bool `json:"refused_foreign"`
+	// Runs counts the Inngest runs the pass took, when more than one (0 otherwise).
+	Runs int `json:"runs,omitempty"`
+	// Continued is true in the output of a run that handed its pass on to the next run
+	// (ContinueEvent): the summary so far. The last run's output covers the whole pass.
+	Continued bool `json:"continued,omitempty"`
+	// SkippedBusy is true when the run did nothing because another pass was going (one that
+	// spans several runs, which the function's singleton does not cover).
+	SkippedBusy bool `json:"skipped_busy,omitempty"`
 }
 
 // Reconciler reconciles the users collection (Run), and the organizations and memberships
@@ -183,6 +225,14 @@ type Reconciler struct {
 	// maxOrgSteps bounds the steps of an organizations run before its deletions:
 	// maxOrgRunSteps, fewer in tests.
 	maxOrgSteps int
+	// maxRunSteps bounds the steps of one run of the users' pass, the hand-over included:
+	// defaultMaxRunSteps, fewer in tests.
+	maxRunSteps int
+	// findChunk is how many live users a find-deletions step compares: findChunk, fewer in
+	// tests.
+	findChunk int
+	// sender sends ContinueEvent: the client Register creates the function on, unless set.
+	sender EventSender
 }
 
 // New returns a Reconciler reading users, organizations and memberships from api, writing
@@ -201,7 +251,7 @@ func New(users Store, api Clerk, logger *slog.Logger, cfg Config) *Reconciler {
 		cfg.Metrics = nopMetrics{}
 	}
 	return &Reconciler{users: users, api: api, logger: logger, cfg: cfg, instances: NewInstanceCheck(api, users, StepBudget),
-		budget: StepBudget, maxOrgSteps: maxOrgRunSteps}
+		budget: StepBudget, maxOrgSteps: maxOrgRunSteps, maxRunSteps: defaultMaxRunSteps, findChunk: findChunk}
 }
 
 // surveyPage is the memoized output of one survey step: the ids of one page of Clerk's list.
@@ -256,14 +306,6 @@ type pageResult struct {
 	writeCounts
 }
 
-// deletionPlan is the memoized output of the plan-deletions step.
-type deletionPlan struct {
-	// Live counts the live users before the run, the base of the safety cap.
-	Live       int      `json:"live"`
-	Candidates []string `json:"candidates,omitempty"`
-	Refused    int      `json:"refused,omitempty"`
-}
-
 // deletionResult is the memoized output of one delete step.
 type deletionResult struct {
 	// Done counts the candidates the step dealt with, from the first of its chunk on; the
@@ -277,90 +319,39 @@ type deletionResult struct {
 	Failed       int `json:"failed"`
 }
 
-// Run reconciles once, in steps, and writes nothing before its checks have passed:
-// check-instance reads which Clerk instance the secret key belongs to and refuses another one
-// than the collection follows; each survey-N step (survey-0, survey-500, ...) reads one page of
-// Clerk's list, keeping only the ids; check-overlap compares them with the live users stored,
-// refuses a list that shares fewer than MinSharedShare of them, and records the instance when
-// none is recorded yet. Then each page-N step reads its page again and writes every user on it
-// through the guarded upsert; plan-deletions lists the live users missing from the pages and
-// applies the safety cap (a share of the live users before the run), and each delete-N step
-// confirms up to 100 of them with Clerk (404: gone) and tombstones those gone, N being the
-// index of its first candidate. Each step runs within StepBudget. Inside an Inngest run each
-// step is retried on its own (a refused instance is not retried), no earlier than Clerk's
-// Retry-After; outside one (tests, backfill) the steps run inline.
-//
-// It returns the summary so far and the first error that a step gave up on: an error
-// wrapping ErrWrongInstance, store.ErrDatabase, clerk.ErrRateLimited (also an
-// inngestgo.RetryAtError when Clerk said when to come back), context.DeadlineExceeded (a step
-// ran out of its budget), or Clerk's or the network's error. Refusing a mass deletion, or a
-// list that shares too few users, is not an error: the summary reports it (Refused,
-// RefusedForeign) and the log says what to check and how to allow it.
-func (r *Reconciler) Run(ctx context.Context) (Summary, error) {
-	var sum Summary
-	inst, err := runStep(ctx, r, "check-instance", r.checkInstance)
-	if err != nil {
-		return sum, err
-	}
-	users := usersKind(r)
-	listed, _, _, err := surveySteps(ctx, r, users)
-	if err != nil {
-		return sum, err
-	}
-	chk, err := runStep(ctx, r, "check-overlap", func(ctx context.Context) (Check, error) {
-		live, err := liveIDs(ctx, r, users)
-		if err != nil {
-			return Check{}, err
-		}
-		return r.checkOverlap(ctx, inst, live, listed)
-	})
-	if err != nil {
-		return sum, err
-	}
-	if chk.Refused {
-		sum.RefusedForeign = true
-		r.logger.Info("reconciliation with Clerk done: refused, nothing written or deleted", "refused_foreign", true,
-			"clerk_instance", chk.Instance, "live_users", chk.Live, "listed_by_clerk", chk.Listed, "listed_and_stored", chk.Shared)
-		return sum, nil
-	}
-	seen, err := syncPages(ctx, r, users, func(page pageResult) {
-		sum.Pages++
-		sum.Seen += len(page.IDs)
-		sum.addWrites(page.writeCounts)
-	})
-	if err != nil {
-		return sum, err
-	}
-	plan, err := runStep(ctx, r, "plan-deletions", func(ctx context.Context) (deletionPlan, error) {
-		return r.planDeletions(ctx, users, seen, chk.Live)
-	})
-	if err != nil {
-		return sum, err
-	}
-	sum.Refused = plan.Refused
-	err = deleteSteps(ctx, r, users, plan.Candidates, sum.addDeletions)
-	if err != nil {
-		return sum, err
-	}
-	r.logger.Info("reconciliation with Clerk done",
-		"pages", sum.Pages, "seen", sum.Seen, "inserted", sum.Inserted, "updated", sum.Updated, "skipped", sum.Skipped,
-		"failed", sum.Failed, "deleted", sum.Deleted, "still_in_clerk", sum.StillInClerk, "refused", sum.Refused)
-	return sum, nil
-}
-
 // runStep runs f as the step id (inline outside an Inngest run) within r's step budget: f's
 // context ends that long after the step starts, and under it Clerk's 429s are waited out only
 // up to maxStepWait. It returns f's result and error; when f failed on a 429 whose Retry-After
 // said when to come back, the error is an inngestgo.RetryAtError at that time, returned from
 // inside the step so that Inngest retries the step then.
 func runStep[T any](ctx context.Context, r *Reconciler, id string, f func(context.Context) (T, error)) (T, error) {
+	return runStepAfter(ctx, r, id, nil, f)
+}
+
+// runStepAfter is runStep with before (nil: none) run first in the step, within
+// beforeBudget of its own, ahead of f's budget: a step fails with before's error.
+func runStepAfter[T any](ctx context.Context, r *Reconciler, id string, before func(context.Context) error, f func(context.Context) (T, error)) (T, error) {
 	return step.Run(ctx, id, func(ctx context.Context) (T, error) {
+		if before != nil {
+			bctx, cancel := context.WithTimeout(ctx, beforeBudget)
+			err := before(bctx)
+			cancel()
+			if err != nil {
+				var zero T
+				return zero, err
+			}
+		}
 		ctx, cancel := context.WithTimeout(ctx, r.budget)
 		defer cancel()
 		res, err := f(clerk.WithMaxRetryWait(ctx, maxStepWait))
 		return res, retryWhenAsked(err, time.Now())
 	})
 }
+
+// beforeBudget is the deadline of what a step does before its own work (runStepAfter): the
+// users' pass renews its lease there, so that the renewal does not eat into the step's budget.
+// A step takes at most StepBudget plus beforeBudget, within the server's write timeout.
+const beforeBudget = 10 * time.Second
 
 // retryWhenAsked returns err, as an inngestgo.RetryAtError at now plus Clerk's Retry-After when
 // err is a 429 that carried one, and unchanged otherwise (nil stays nil).
@@ -508,12 +499,13 @@ func (r *Reconciler) wrongInstance(keyInst, recorded string) error {
 	return inngestgo.NoRetryError(err)
 }
 
-// checkOverlap compares the live users stored before any write with the ids on Clerk's list
-// (compareLists) and, unless that refuses, records the instance when none is recorded yet. It
-// returns an error wrapping store.ErrDatabase when the record cannot be written, and one
-// wrapping ErrWrongInstance when another instance was recorded meanwhile.
-func (r *Reconciler) checkOverlap(ctx context.Context, inst Instances, live, listed []string) (Check, error) {
-	chk := r.compareLists(inst, "users", live, listed)
+// checkOverlap compares live, the live users stored before any write, with the listed users
+// on Clerk's list, shared of them live in the database (compareCounts) and, unless that
+// refuses, records the instance when none is recorded yet. It returns an error wrapping
+// store.ErrDatabase when the record cannot be written, and one wrapping ErrWrongInstance when
+// another instance was recorded meanwhile.
+func (r *Reconciler) checkOverlap(ctx context.Context, inst Instances, live, listed, shared int) (Check, error) {
+	chk := r.compareCounts(inst, "users", live, listed, shared)
 	if chk.Refused {
 		return chk, nil
 	}
@@ -532,12 +524,19 @@ func (r *Reconciler) compareLists(inst Instances, kind string, live, listed []st
 	for _, id := range listed {
 		inList[id] = struct{}{}
 	}
-	chk := Check{Instance: inst.Instance, Live: len(live), Listed: len(inList)}
+	shared := 0
 	for _, id := range live {
 		if _, ok := inList[id]; ok {
-			chk.Shared++
+			shared++
 		}
 	}
+	return r.compareCounts(inst, kind, len(live), len(inList), shared)
+}
+
+// compareCounts is compareLists on counts: live ones stored, listed on Clerk's list (each
+// once), shared of the live ones listed.
+func (r *Reconciler) compareCounts(inst Instances, kind string, live, listed, shared int) Check {
+	chk := Check{Instance: inst.Instance, Live: live, Listed: listed, Shared: shared}
 	attrs := []any{"clerk_instance", inst.Instance, "live_" + kind, chk.Live, "listed_by_clerk", chk.Listed, "listed_and_stored", chk.Shared, "min_shared_share", r.cfg.MinSharedShare}
 	if chk.Live > 0 && float64(chk.Shared) < r.cfg.MinSharedShare*float64(chk.Live) {
 		if !r.cfg.AllowMassDelete {
@@ -614,22 +613,6 @@ func (w *writeCounts) count(o store.Outcome) {
 	default:
 		w.Skipped++
 	}
-}
-
-// planDeletions lists the live users that no page had (seen lacks them) and applies the
-// safety cap (allowDeletions), a share of liveBefore, the live users before the run wrote
-// anything (counting the users the run just inserted would let a list of strangers delete the
-// collection). It returns an error wrapping store.ErrDatabase when the live users cannot be
-// listed.
-func (r *Reconciler) planDeletions(ctx context.Context, users kind[clerk.User], seen []string, liveBefore int) (deletionPlan, error) {
-	candidates, err := missing(ctx, r, users, seen)
-	if err != nil {
-		return deletionPlan{}, err
-	}
-	if !r.allowDeletions("users", len(candidates), liveBefore) {
-		return deletionPlan{Live: liveBefore, Refused: len(candidates)}, nil
-	}
-	return deletionPlan{Live: liveBefore, Candidates: candidates}, nil
 }
 
 // confirmEach deals with the candidates in order, as one delete step, through confirm, which

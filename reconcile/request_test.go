@@ -160,6 +160,7 @@ func TestRequestTrigger(t *testing.T) {
 			Triggers  []trigger `json:"triggers"`
 			Singleton *struct {
 				Mode enums.SingletonMode `json:"mode"`
+				Key  string              `json:"key"`
 			} `json:"singleton"`
 			BatchEvents json.RawMessage `json:"batchEvents"`
 		} `json:"functions"`
@@ -167,16 +168,24 @@ func TestRequestTrigger(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
 		t.Fatalf("in-band sync answer: %v\n%s", err, rec.Body)
 	}
-	want := []trigger{{Cron: schedule}, {Event: reconcile.RequestEvent}}
 	seen := map[string]bool{}
 	for _, f := range body.Functions {
 		id := strings.TrimPrefix(f.ID, testAppID+"-")
 		seen[id] = true
+		// The users' pass goes on in a next run, which its own event starts: the singleton
+		// leaves that one event out (its key is false for it, which Inngest takes for "not a
+		// singleton"), so that the run that sent it, still ending, cannot make it skipped.
+		want := []trigger{{Cron: schedule}, {Event: reconcile.RequestEvent}}
+		wantKey := ""
+		if id == reconcile.FunctionID {
+			want = append(want, trigger{Event: reconcile.ContinueEvent})
+			wantKey = `event.name != "` + reconcile.ContinueEvent + `"`
+		}
 		if !slices.Equal(f.Triggers, want) {
 			t.Errorf("%s triggers = %+v; want %+v", id, f.Triggers, want)
 		}
-		if f.Singleton == nil || f.Singleton.Mode != enums.SingletonModeSkip {
-			t.Errorf("%s singleton = %+v; want mode skip (one run at a time)", id, f.Singleton)
+		if f.Singleton == nil || f.Singleton.Mode != enums.SingletonModeSkip || f.Singleton.Key != wantKey {
+			t.Errorf("%s singleton = %+v; want mode skip (one run at a time), key %q", id, f.Singleton, wantKey)
 		}
 		if len(f.BatchEvents) > 0 && string(f.BatchEvents) != "null" {
 			t.Errorf("%s batchEvents = %s; want none", id, f.BatchEvents)

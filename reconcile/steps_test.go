@@ -57,12 +57,15 @@ func TestMemoizedSteps(t *testing.T) {
 	}
 	const inst = `"instance":"` + clerkfake.DefaultInstance + `"`
 	usersPages := []memoized{
+		{"start-pass", `{}`},
 		{"check-instance", `{` + inst + `,"recorded":""}`},
-		{"survey-0", `{"count":4,"ids":["user_01","user_02","user_03","user_04"]}`},
-		{"survey-4", `{"count":2,"ids":["user_05","user_06"]}`},
+		{"clear-marks", `{"dropped":0}`},
+		{"list-0", `{"count":4,"listed":4,"listed_and_stored":4}`},
+		{"list-4", `{"count":2,"listed":2,"listed_and_stored":1}`},
 		{"check-overlap", `{` + inst + `,"live":7,"listed":6,"listed_and_stored":5,"refused":false}`},
-		{"page-0", `{"offset":0,"count":4,"ids":["user_01","user_02","user_03","user_04"],"inserted":0,"updated":4,"skipped":0,"failed":0}`},
-		{"page-4", `{"offset":4,"count":2,"ids":["user_05","user_06"],"inserted":1,"updated":1,"skipped":0,"failed":0}`},
+		{"write-0", `{"offset":0,"count":4,"inserted":0,"updated":4,"skipped":0,"failed":0}`},
+		{"write-4", `{"offset":4,"count":2,"inserted":1,"updated":1,"skipped":0,"failed":0}`},
+		{"find-deletions-0", `{"scanned":8,"found":2,"last":"user_gone2"}`},
 	}
 	orgsPages := []memoized{
 		{"check-instance", `{` + inst + `,"recorded":""}`},
@@ -78,8 +81,11 @@ func TestMemoizedSteps(t *testing.T) {
 		cfg:   reconcile.Config{PageSize: 4, MaxDeleteShare: 0.5},
 		setup: usersSetup,
 		steps: append(usersPages[:len(usersPages):len(usersPages)],
-			memoized{"plan-deletions", `{"live":7,"candidates":["user_gone1","user_gone2"]}`},
-			memoized{"delete-0", `{"done":2,"deleted":2,"still_in_clerk":0,"inserted":0,"updated":0,"skipped":0,"failed":0}`},
+			memoized{"cap-deletions", `{"live":7,"candidates":2,"refused":0}`},
+			memoized{"delete-0", `{"done":2,"deleted":2,"still_in_clerk":0,"inserted":0,"updated":0,"skipped":0,"failed":0,"fetched":2,"last":"user_gone2"}`},
+			// the marks: listed, seen, candidates
+			memoized{"drop-marks", `{"dropped":3}`},
+			memoized{"end-pass", `{}`},
 		),
 		output: `{"pages":2,"seen":6,"inserted":1,"updated":5,"skipped":0,"failed":0,"deleted":2,"still_in_clerk":0,"refused":0,"refused_foreign":false}`,
 	}, {
@@ -87,7 +93,9 @@ func TestMemoizedSteps(t *testing.T) {
 		cfg:   reconcile.Config{PageSize: 4, MaxDeleteShare: 0.1},
 		setup: usersSetup,
 		steps: append(usersPages[:len(usersPages):len(usersPages)],
-			memoized{"plan-deletions", `{"live":7,"refused":2}`},
+			memoized{"cap-deletions", `{"live":7,"candidates":2,"refused":2}`},
+			memoized{"drop-marks", `{"dropped":3}`},
+			memoized{"end-pass", `{}`},
 		),
 		output: `{"pages":2,"seen":6,"inserted":1,"updated":5,"skipped":0,"failed":0,"deleted":0,"still_in_clerk":0,"refused":2,"refused_foreign":false}`,
 	}, {

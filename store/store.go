@@ -23,7 +23,8 @@
 // users_byid.go and users_conditional.go are the users' two write strategies (see WriteMode);
 // usernames.go is UpsertUser's username rule; organizations.go and memberships.go are the
 // organizations and memberships collections and their cascades; list.go lists the live users;
-// failures.go and meta.go are the service's own collections. The embedded FerretDB is package
+// failures.go and meta.go are the service's own collections, and reconcile.go the marks and
+// the lease of a reconciliation pass. The embedded FerretDB is package
 // store/embedded, apart so that importing store links neither FerretDB nor SQLite.
 package store
 

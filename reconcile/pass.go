@@ -1,0 +1,536 @@
+package reconcile
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/inngest/inngestgo"
+
+	"clerksync/clerk"
+	"clerksync/store"
+)
+
+// ContinueEvent is the event a run of reconcile-users-with-clerk sends when its pass needs more
+// steps than one run may take (maxRunSteps): its data's "pass" field carries the pass's state
+// (where it stands, and its summary so far), and the run it starts goes on from there. Its id is
+// the pass's id and the run's number, so that a retried send starts no second run. The
+// function's singleton leaves this event out (a continuation must not be skipped because the
+// run that sent it is still ending); the pass's lease in the database keeps one pass at a time.
+const ContinueEvent = "clerk-sync/reconcile.users.continue"
+
+// passField is the field of ContinueEvent's data that holds the pass's state.
+const passField = "pass"
+
+// passScope is the users' pass's scope in the store's marks and lease.
+const passScope = "users"
+
+// The sets of ids a users' pass marks in the database.
+const (
+	// setListed: the ids the survey steps read on Clerk's list (counted once each).
+	setListed = "listed"
+	// setSeen: the ids the write steps read on Clerk's list: no deletion candidates.
+	setSeen = "seen"
+	// setCandidates: the live users no write step saw, found by the find-deletions steps.
+	setCandidates = "candidates"
+)
+
+const (
+	// defaultMaxRunSteps is how many steps one run of the users' pass takes, the hand-over to
+	// the next run included: Inngest allows 1,000 per run, so 200 stay spare.
+	defaultMaxRunSteps = 800
+	// findChunk is how many live users one find-deletions step compares with the ids the
+	// write steps marked.
+	findChunk = 20_000
+	// passStaleAfter is how long a pass's lease lasts without a step: past it, a new pass may
+	// take over (the old one's run has failed for good, or was cancelled).
+	passStaleAfter = 30 * time.Minute
+)
+
+// errHandOver ends a run whose steps are spent before its pass is: the next run goes on.
+var errHandOver = errors.New("reconcile: this run's steps are spent; the pass goes on in the next run")
+
+// phase is where a users' pass stands.
+type phase string
+
+// The phases of a users' pass, in order.
+const (
+	phaseStart   phase = ""
+	phaseClear   phase = "clear"
+	phaseSurvey  phase = "survey"
+	phaseOverlap phase = "overlap"
+	phaseWrite   phase = "write"
+	phaseFind    phase = "find"
+	phaseCap     phase = "cap"
+	phaseDelete  phase = "delete"
+	phaseCleanup phase = "cleanup"
+	phaseEnd     phase = "end"
+	phaseDone    phase = "done"
+)
+
+// passState is where a users' pass stands between two steps: what ContinueEvent carries to
+// the next run. It holds counts and cursors, never a list of ids.
+type passState struct {
+	// Pass is the pass's id: the id of its first run.
+	Pass string `json:"pass"`
+	// Run counts the runs of the pass before the current one.
+	Run int `json:"run"`
+	// AllowMassDelete is the first run's (RequestEvent with allow_mass_delete).
+	AllowMassDelete bool `json:"allow_mass_delete,omitempty"`
+	// Instance is the Clerk instance the first run's check found.
+	Instance string `json:"instance,omitempty"`
+	Phase    phase  `json:"phase"`
+	// Offset is the offset of the next page of Clerk's list (survey, write), or the count
+	// of what the phase dealt with so far (the N of the next step's id).
+	Offset int `json:"offset"`
+	// Cursor is the last id the phase dealt with (find, delete).
+	Cursor string `json:"cursor,omitempty"`
+	// Listed and Shared count the users on Clerk's list and the live ones among them.
+	Listed int `json:"listed"`
+	Shared int `json:"listed_and_stored"`
+	// Check is check-overlap's outcome.
+	Check Check `json:"check"`
+	// Found counts the deletion candidates.
+	Found int `json:"found"`
+	// Summary is the pass's summary so far.
+	Summary Summary `json:"summary"`
+}
+
+// passRun is one run of a users' pass: its state and the steps it has taken.
+type passRun struct {
+	r     *Reconciler
+	st    passState
+	steps int
+	inst  Instances
+}
+
+// Outputs of the users' pass's steps, as Inngest memoizes them: counts and cursors, each of a
+// size that does not grow with the users' count.
+type (
+	// claimResult is start-pass's: Busy names the pass that holds the lease ("" when this one
+	// got it).
+	claimResult struct {
+		Busy string `json:"busy,omitempty"`
+	}
+	// forgetResult is clear-marks's or drop-marks's: the collections of marks it dropped.
+	forgetResult struct {
+		Dropped int `json:"dropped"`
+	}
+	// surveyCount is a survey step's (list-N): Count users on the page, of which Listed not on
+	// an earlier page, of which Shared live in the database.
+	surveyCount struct {
+		Count  int `json:"count"`
+		Listed int `json:"listed"`
+		Shared int `json:"listed_and_stored"`
+	}
+	// writeResult is a write step's (write-N).
+	writeResult struct {
+		Offset int `json:"offset"`
+		// Count is how many users Clerk returned; fewer than the page size ends the list.
+		Count int `json:"count"`
+		writeCounts
+	}
+	// findResult is a find-deletions step's: it compared Scanned live users, up to Last, and
+	// found Found candidates among them.
+	findResult struct {
+		Scanned int    `json:"scanned"`
+		Found   int    `json:"found"`
+		Last    string `json:"last,omitempty"`
+	}
+	// capResult is cap-deletions's.
+	capResult struct {
+		// Live counts the live users before the pass wrote anything, the base of the cap.
+		Live       int `json:"live"`
+		Candidates int `json:"candidates"`
+		Refused    int `json:"refused"`
+	}
+	// deleteStep is a delete step's: it read Fetched candidates and dealt with Done of them,
+	// up to Last.
+	deleteStep struct {
+		deletionResult
+		Fetched int    `json:"fetched"`
+		Last    string `json:"last,omitempty"`
+	}
+)
+
+// passStep runs f as the pass's step id (runStep), unless the run has no step left but the
+// hand-over: then it returns errHandOver. Unless it is start-pass, the step first renews the
+// pass's lease (ahead of f's budget: runStepAfter), and fails for good when another pass has
+// taken it over.
+func passStep[T any](ctx context.Context, p *passRun, id string, f func(context.Context) (T, error)) (T, error) {
+	var zero T
+	if p.r.maxRunSteps > 0 && p.steps >= p.r.maxRunSteps-1 {
+		return zero, errHandOver
+	}
+	p.steps++
+	var renew func(context.Context) error
+	if id != "start-pass" {
+		renew = func(ctx context.Context) error {
+			err := p.r.users.ClaimReconcilePass(ctx, passScope, p.st.Pass, false, p.r.cfg.Now(), passStaleAfter)
+			if errors.Is(err, store.ErrPassBusy) {
+				p.r.logger.Error("another reconciliation pass has taken over: stopping this one", "pass", p.st.Pass, "error", err)
+				return inngestgo.NoRetryError(err)
+			}
+			return err
+		}
+	}
+	return runStepAfter(ctx, p.r, id, renew, f)
+}
+
+// newPassID returns a fresh pass id, for a pass run outside Inngest.
+func newPassID(now time.Time) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("run-%d-%s", now.UnixMilli(), hex.EncodeToString(b[:]))
+}
+
+// Run reconciles the users once, in steps (see runPass), outside Inngest: the steps run
+// inline, and when a run's steps are spent the next run goes on at once, in this call. It
+// returns the pass's summary and the first error a step gave up on (see runPass).
+func (r *Reconciler) Run(ctx context.Context) (Summary, error) {
+	st := passState{Pass: newPassID(r.cfg.Now()), AllowMassDelete: r.cfg.AllowMassDelete}
+	for {
+		var err error
+		st, err = r.runPass(ctx, st)
+		if errors.Is(err, errHandOver) {
+			st.Run++
+			continue
+		}
+		return st.Summary, err
+	}
+}
+
+// runPass runs the users' pass from st for one run, and returns where it stands. It writes
+// nothing to the users before its checks have passed:
+//
+//   - start-pass (a new pass) takes the pass's lease, or ends the pass at once when another
+//     pass holds it (Summary.SkippedBusy); resume-pass (each next run) renews it. Every step
+//     renews it too.
+//   - check-instance (each run) reads which Clerk instance the secret key belongs to and
+//     refuses another one than the collection follows (or than the pass's first run found).
+//   - clear-marks drops the marks an earlier pass left (one that never ended).
+//   - list-N read one page of Clerk's list each, mark its ids (listed) and count those live in
+//     the database; check-overlap counts the live users and refuses a list that shares fewer
+//     than MinSharedShare of them, and records the instance when none is recorded yet.
+//   - write-N read each page again, write every user on it through the guarded upsert, and
+//     mark its ids (seen).
+//   - find-deletions-N compare findChunk live users at a time, in _id order, with the seen
+//     marks, and mark those missing (candidates); cap-deletions applies the safety cap to
+//     their count (a share of the live users before the pass).
+//   - delete-N confirm up to deleteChunk candidates each with Clerk (404: gone), in _id
+//     order, and tombstone those gone; N counts the candidates dealt with before.
+//   - drop-marks drops the pass's marks; end-pass ends its lease.
+//
+// Each step runs within StepBudget and outputs counts and cursors only. When the run has
+// taken maxRunSteps-1 steps before the pass is done, runPass returns errHandOver and the
+// state to go on from. Otherwise it returns the first error that a step gave up on: an error
+// wrapping ErrWrongInstance, store.ErrDatabase, store.ErrPassBusy (another pass took over),
+// clerk.ErrRateLimited (also an inngestgo.RetryAtError when Clerk said when to come back),
+// context.DeadlineExceeded (a step ran out of its budget), or Clerk's or the network's error.
+// Refusing a mass deletion, or a list that shares too few users, is not an error: the summary
+// reports it (Refused, RefusedForeign) and the log says what to check and how to allow it.
+func (r *Reconciler) runPass(ctx context.Context, st passState) (passState, error) {
+	p := &passRun{r: r, st: st}
+	err := p.run(ctx)
+	return p.st, err
+}
+
+// run is runPass's body; p.st moves on with each step.
+func (p *passRun) run(ctx context.Context) error {
+	r, st := p.r, &p.st
+	if st.Phase == phaseStart {
+		res, err := passStep(ctx, p, "start-pass", func(ctx context.Context) (claimResult, error) {
+			err := r.users.ClaimReconcilePass(ctx, passScope, st.Pass, true, r.cfg.Now(), passStaleAfter)
+			if errors.Is(err, store.ErrPassBusy) {
+				return claimResult{Busy: err.Error()}, nil
+			}
+			return claimResult{}, err
+		})
+		if err != nil {
+			return err
+		}
+		if res.Busy != "" {
+			r.logger.Warn("another reconciliation pass of the users is going: this run does nothing", "pass", st.Pass, "busy", res.Busy)
+			st.Summary.SkippedBusy = true
+			st.Phase = phaseDone
+			return nil
+		}
+		st.Phase = phaseClear
+	} else {
+		if _, err := passStep(ctx, p, "resume-pass", func(context.Context) (struct{}, error) { return struct{}{}, nil }); err != nil {
+			return err
+		}
+	}
+	inst, err := passStep(ctx, p, "check-instance", r.checkInstance)
+	if err != nil {
+		return err
+	}
+	if st.Instance != "" && inst.Instance != st.Instance {
+		return r.wrongInstance(inst.Instance, st.Instance)
+	}
+	st.Instance, p.inst = inst.Instance, inst
+	for st.Phase != phaseDone {
+		if err := p.next(ctx); err != nil {
+			return err
+		}
+	}
+	sum := st.Summary
+	if st.Run > 0 {
+		st.Summary.Runs = st.Run + 1
+	}
+	r.logger.Info("reconciliation with Clerk done", "pass", st.Pass, "runs", st.Run+1,
+		"pages", sum.Pages, "seen", sum.Seen, "inserted", sum.Inserted, "updated", sum.Updated, "skipped", sum.Skipped,
+		"failed", sum.Failed, "deleted", sum.Deleted, "still_in_clerk", sum.StillInClerk, "refused", sum.Refused,
+		"refused_foreign", sum.RefusedForeign)
+	return nil
+}
+
+// next takes the pass's next step.
+func (p *passRun) next(ctx context.Context) error {
+	r, st := p.r, &p.st
+	users := usersKind(r)
+	switch st.Phase {
+	case phaseClear, phaseCleanup:
+		id, keep, then := "clear-marks", st.Pass, phaseSurvey
+		if st.Phase == phaseCleanup {
+			id, keep, then = "drop-marks", "", phaseEnd
+		}
+		if _, err := passStep(ctx, p, id, func(ctx context.Context) (forgetResult, error) {
+			n, err := r.users.ForgetReconcileMarks(ctx, passScope, keep)
+			return forgetResult{Dropped: n}, err
+		}); err != nil {
+			return err
+		}
+		st.Phase, st.Offset = then, 0
+	case phaseSurvey:
+		res, err := passStep(ctx, p, fmt.Sprintf("list-%d", st.Offset), func(ctx context.Context) (surveyCount, error) {
+			return r.surveyUsers(ctx, users, st.Pass, st.Offset)
+		})
+		if err != nil {
+			return err
+		}
+		st.Listed += res.Listed
+		st.Shared += res.Shared
+		st.Offset += r.cfg.PageSize
+		if res.Count < r.cfg.PageSize {
+			st.Phase, st.Offset = phaseOverlap, 0
+		}
+	case phaseOverlap:
+		chk, err := passStep(ctx, p, "check-overlap", func(ctx context.Context) (Check, error) {
+			live, err := r.users.CountLiveUsers(ctx)
+			if err != nil {
+				r.logger.Error("counting live users failed", "error", err)
+				return Check{}, err
+			}
+			return r.checkOverlap(ctx, p.inst, live, st.Listed, st.Shared)
+		})
+		if err != nil {
+			return err
+		}
+		st.Check = chk
+		st.Phase = phaseWrite
+		if chk.Refused {
+			st.Summary.RefusedForeign = true
+			r.logger.Info("reconciliation with Clerk refused: nothing written or deleted", "refused_foreign", true,
+				"clerk_instance", chk.Instance, "live_users", chk.Live, "listed_by_clerk", chk.Listed, "listed_and_stored", chk.Shared)
+			st.Phase = phaseCleanup
+		}
+	case phaseWrite:
+		res, err := passStep(ctx, p, fmt.Sprintf("write-%d", st.Offset), func(ctx context.Context) (writeResult, error) {
+			return r.writeUsers(ctx, users, st.Pass, st.Offset)
+		})
+		if err != nil {
+			return err
+		}
+		st.Summary.Pages++
+		st.Summary.Seen += res.Count
+		st.Summary.addWrites(res.writeCounts)
+		st.Offset += r.cfg.PageSize
+		if res.Count < r.cfg.PageSize {
+			st.Phase, st.Offset = phaseFind, 0
+		}
+	case phaseFind:
+		res, err := passStep(ctx, p, fmt.Sprintf("find-deletions-%d", st.Offset), func(ctx context.Context) (findResult, error) {
+			return r.findCandidates(ctx, st.Pass, st.Offset, st.Cursor)
+		})
+		if err != nil {
+			return err
+		}
+		st.Found += res.Found
+		st.Offset += res.Scanned
+		if res.Last != "" {
+			st.Cursor = res.Last
+		}
+		if res.Scanned < r.findChunk {
+			st.Phase, st.Offset, st.Cursor = phaseCap, 0, ""
+		}
+	case phaseCap:
+		res, err := passStep(ctx, p, "cap-deletions", func(context.Context) (capResult, error) {
+			res := capResult{Live: st.Check.Live, Candidates: st.Found}
+			if !r.allowDeletions("users", st.Found, st.Check.Live) {
+				res.Refused = st.Found
+			}
+			return res, nil
+		})
+		if err != nil {
+			return err
+		}
+		st.Summary.Refused = res.Refused
+		st.Phase = phaseDelete
+		if res.Refused > 0 || res.Candidates == 0 {
+			st.Phase = phaseCleanup
+		}
+	case phaseDelete:
+		res, err := passStep(ctx, p, fmt.Sprintf("delete-%d", st.Offset), func(ctx context.Context) (deleteStep, error) {
+			return r.deleteCandidates(ctx, users, st.Pass, st.Cursor, time.Now().Add(r.budget/2))
+		})
+		if err != nil {
+			return err
+		}
+		st.Summary.addDeletions(res.deletionResult)
+		st.Offset += res.Done
+		if res.Last != "" {
+			st.Cursor = res.Last
+		}
+		if res.Fetched < deleteChunk && res.Done >= res.Fetched {
+			st.Phase, st.Offset, st.Cursor = phaseCleanup, 0, ""
+		}
+	case phaseEnd:
+		if _, err := passStep(ctx, p, "end-pass", func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, r.users.EndReconcilePass(ctx, passScope, st.Pass, r.cfg.Now())
+		}); err != nil {
+			return err
+		}
+		st.Phase = phaseDone
+	default:
+		return inngestgo.NoRetryError(fmt.Errorf("reconcile: pass %s has an unknown phase %q", st.Pass, st.Phase))
+	}
+	return nil
+}
+
+// surveyUsers reads the page of Clerk's users at offset, marks its ids as listed, and counts
+// those no earlier page had and, of those, the live users in the database. It returns Clerk's,
+// the network's or the database's error.
+func (r *Reconciler) surveyUsers(ctx context.Context, users kind[clerk.User], pass string, offset int) (surveyCount, error) {
+	page, err := users.list(ctx, r.cfg.PageSize, offset)
+	if err != nil {
+		r.logger.Error("reading a page of Clerk users failed", "offset", offset, "error", err)
+		return surveyCount{}, err
+	}
+	fresh, err := r.users.MarkReconciled(ctx, passScope, pass, setListed, offset, pageIDs(users, page))
+	if err != nil {
+		r.logger.Error("marking the users listed failed", "offset", offset, "error", err)
+		return surveyCount{}, err
+	}
+	shared, err := r.users.CountLiveUsersAmong(ctx, fresh)
+	if err != nil {
+		r.logger.Error("reading the users listed failed", "offset", offset, "error", err)
+		return surveyCount{}, err
+	}
+	return surveyCount{Count: len(page), Listed: len(fresh), Shared: shared}, nil
+}
+
+// writeUsers reads the page of Clerk's users at offset, writes what it holds and marks its ids
+// as seen (none of them is a deletion candidate). It returns an error when Clerk cannot be
+// read or the database fails; users that cannot be written are counted as Failed.
+func (r *Reconciler) writeUsers(ctx context.Context, users kind[clerk.User], pass string, offset int) (writeResult, error) {
+	page, err := users.list(ctx, r.cfg.PageSize, offset)
+	if err != nil {
+		r.logger.Error("reading a page of Clerk users failed", "offset", offset, "error", err)
+		return writeResult{}, err
+	}
+	res := writeResult{Offset: offset, Count: len(page)}
+	if res.writeCounts, err = writeAll(ctx, page, users.write); err != nil {
+		return writeResult{}, err
+	}
+	if _, err := r.users.MarkReconciled(ctx, passScope, pass, setSeen, offset, pageIDs(users, page)); err != nil {
+		r.logger.Error("marking the users seen failed", "offset", offset, "error", err)
+		return writeResult{}, err
+	}
+	return res, nil
+}
+
+// findCandidates compares the next findChunk live users after cursor with the ids the write
+// steps saw, and marks those missing as deletion candidates (step is the count of live users
+// compared before). It returns an error wrapping store.ErrDatabase when the database fails.
+func (r *Reconciler) findCandidates(ctx context.Context, pass string, step int, cursor string) (findResult, error) {
+	live, err := r.users.LiveUserIDsAfter(ctx, cursor, r.findChunk)
+	if err != nil {
+		r.logger.Error("listing live users failed", "error", err)
+		return findResult{}, err
+	}
+	if len(live) == 0 {
+		return findResult{}, nil
+	}
+	seen, err := r.users.ReconcileMarked(ctx, passScope, pass, setSeen, live)
+	if err != nil {
+		r.logger.Error("reading the users seen failed", "error", err)
+		return findResult{}, err
+	}
+	var missing []string
+	for i, j := 0, 0; i < len(live); i++ {
+		for j < len(seen) && seen[j] < live[i] {
+			j++
+		}
+		if j < len(seen) && seen[j] == live[i] {
+			continue
+		}
+		missing = append(missing, live[i])
+	}
+	marked, err := r.users.MarkReconciled(ctx, passScope, pass, setCandidates, step, missing)
+	if err != nil {
+		r.logger.Error("marking deletion candidates failed", "error", err)
+		return findResult{}, err
+	}
+	return findResult{Scanned: len(live), Found: len(marked), Last: live[len(live)-1]}, nil
+}
+
+// deleteCandidates reads the next deleteChunk candidates after cursor and confirms each with
+// Clerk (confirmGone), starting none after stopAt but the first (confirmEach). It returns an
+// error when the candidates cannot be read, or when the first cannot be confirmed.
+func (r *Reconciler) deleteCandidates(ctx context.Context, users kind[clerk.User], pass, cursor string, stopAt time.Time) (deleteStep, error) {
+	ids, err := r.users.ReconcileMarksAfter(ctx, passScope, pass, setCandidates, cursor, deleteChunk)
+	if err != nil {
+		r.logger.Error("reading deletion candidates failed", "error", err)
+		return deleteStep{}, err
+	}
+	res, err := confirmEach(ctx, r, ids, stopAt, users.singular, func(ctx context.Context, id string, res *deletionResult) error {
+		return confirmGone(ctx, r, users, id, res)
+	})
+	if err != nil {
+		return deleteStep{}, err
+	}
+	out := deleteStep{deletionResult: res, Fetched: len(ids)}
+	if res.Done > 0 {
+		out.Last = ids[res.Done-1]
+	}
+	return out, nil
+}
+
+// continuation is the event that starts the run after st's: ContinueEvent, carrying st, with
+// an id of the pass and the run, so that Inngest takes a retried send for the same event.
+func continuation(st passState) inngestgo.Event {
+	id := fmt.Sprintf("%s-run-%d", st.Pass, st.Run)
+	return inngestgo.Event{ID: &id, Name: ContinueEvent, Data: map[string]any{passField: st}}
+}
+
+// passOf reads the pass's state from the data of a ContinueEvent. It returns an error when the
+// data holds none.
+func passOf(data map[string]any) (passState, error) {
+	var st passState
+	b, err := json.Marshal(data[passField])
+	if err == nil {
+		err = json.Unmarshal(b, &st)
+	}
+	if err == nil && st.Pass == "" {
+		err = errors.New("no pass id")
+	}
+	if err != nil {
+		return passState{}, fmt.Errorf("reconcile: %s without a pass's state in its data (%v)", ContinueEvent, err)
+	}
+	return st, nil
+}
