@@ -59,17 +59,19 @@ type Store interface {
 
 	// The users' pass's bookkeeping (see runPass), which keeps its memoized steps small.
 
-	// CountLiveUsers counts the users not deleted.
-	CountLiveUsers(ctx context.Context) (int, error)
 	// CountLiveUsersAmong counts the users not deleted among ids.
 	CountLiveUsersAmong(ctx context.Context, ids []string) (int, error)
-	// LiveUserIDsAfter returns the first limit ids of users not deleted after after, ascending.
-	LiveUserIDsAfter(ctx context.Context, after string, limit int) ([]string, error)
+	// ScanLiveUsers reads the next batch of the ids of the users not deleted after token ("":
+	// a new scan of pass's), and returns the next call's token ("": the scan is over); an
+	// error wrapping store.ErrScanLost when the scan must start again.
+	ScanLiveUsers(ctx context.Context, scope, pass, token string, batch int) ([]string, string, error)
 	// MarkReconciled marks ids in the set of pass, as step saw them, and returns those no
 	// other step marked before.
 	MarkReconciled(ctx context.Context, scope, pass, set string, step int, ids []string) ([]string, error)
-	// ReconcileMarked returns those of ids (ascending) marked in the set of scope's pass.
+	// ReconcileMarked returns those of ids marked in the set of scope's pass, in their order.
 	ReconcileMarked(ctx context.Context, scope, pass, set string, ids []string) ([]string, error)
+	// ForgetReconcileSet drops the set of scope's pass.
+	ForgetReconcileSet(ctx context.Context, scope, pass, set string) error
 	// ReconcileMarksAfter returns the first limit ids of the set of scope's pass after after.
 	ReconcileMarksAfter(ctx context.Context, scope, pass, set, after string, limit int) ([]string, error)
 	// ForgetReconcileMarks drops the marks of scope's passes but keep's ("": all); it returns
@@ -228,9 +230,12 @@ type Reconciler struct {
 	// maxRunSteps bounds the steps of one run of the users' pass, the hand-over included:
 	// defaultMaxRunSteps, fewer in tests.
 	maxRunSteps int
-	// findChunk is how many live users a find-deletions step compares: findChunk, fewer in
+	// scanBatch is how many live users a scan step reads at a time: scanBatch, fewer in
 	// tests.
-	findChunk int
+	scanBatch int
+	// scanBatches, when above 0, bounds the batches of a scan step (tests); otherwise half the
+	// step's budget does.
+	scanBatches int
 	// sender sends ContinueEvent: the client Register creates the function on, unless set.
 	sender EventSender
 }
@@ -251,7 +256,7 @@ func New(users Store, api Clerk, logger *slog.Logger, cfg Config) *Reconciler {
 		cfg.Metrics = nopMetrics{}
 	}
 	return &Reconciler{users: users, api: api, logger: logger, cfg: cfg, instances: NewInstanceCheck(api, users, StepBudget),
-		budget: StepBudget, maxOrgSteps: maxOrgRunSteps, maxRunSteps: defaultMaxRunSteps, findChunk: findChunk}
+		budget: StepBudget, maxOrgSteps: maxOrgRunSteps, maxRunSteps: defaultMaxRunSteps, scanBatch: scanBatch}
 }
 
 // surveyPage is the memoized output of one survey step: the ids of one page of Clerk's list.

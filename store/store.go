@@ -78,6 +78,9 @@ type Store struct {
 	// docs is the write strategy of the store's WriteMode that every collection shares:
 	// byIDDocs or conditionalDocs.
 	docs docWrites
+	// mode is the store's WriteMode (never WritesAuto): ScanLiveUsers pages by _id range in
+	// WritesConditional and follows one server cursor in WritesByID.
+	mode WriteMode
 	// locks serialise this process's writes per id (of a user, an organization or a
 	// membership). MongoDB applies a filtered update to a document atomically; FerretDB v1
 	// reads the document, checks the filter and writes it back in separate steps, so two
@@ -154,6 +157,7 @@ func OpenWith(ctx context.Context, uri, database string, mode WriteMode) (*Store
 			}
 		}
 	}
+	s.mode = mode
 	s.writes = newUserWrites(mode, s.users)
 	s.docs = newDocWrites(mode)
 	for _, create := range []func(context.Context) error{
