@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -442,6 +443,15 @@ func TestPassScanLost(t *testing.T) {
 		}
 		if got, want := steps["cap-deletions"], fmt.Sprintf(`{"live":%d,"candidates":%d,"refused":0}`, n-1, gone-1); got != want {
 			t.Errorf("cap-deletions = %s; want %s: the live users and candidates of the scan started again alone", got, want)
+		}
+		var asked []string
+		for _, req := range fake.Requests() {
+			if strings.HasPrefix(req, "GET /v1/users/user_") {
+				asked = append(asked, req)
+			}
+		}
+		if len(asked) != gone-1 || slices.Contains(asked, "GET /v1/users/user_gone000") {
+			t.Errorf("the pass asked Clerk %q; want the %d candidates of the scan started again, not user_gone000 (a candidate of the lost scan only)", asked, gone-1)
 		}
 	})
 
