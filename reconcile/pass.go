@@ -93,8 +93,9 @@ type passState struct {
 	// Listed and Shared count the users on Clerk's list and the live ones among them.
 	Listed int `json:"listed"`
 	Shared int `json:"listed_and_stored"`
-	// Live counts the live users the scan has read.
-	Live int `json:"live"`
+	// Live counts the live users the scan has read; Scanned is true once it is over.
+	Live    int  `json:"live"`
+	Scanned bool `json:"scanned,omitempty"`
 	// Restarts counts the scans of the live users lost and started again.
 	Restarts int `json:"restarts,omitempty"`
 	// Check is check-overlap's outcome.
@@ -361,9 +362,15 @@ func (p *passRun) next(ctx context.Context) error {
 		st.Offset += res.Live
 		st.Cursor = res.Next
 		if res.Done {
-			st.Phase, st.Offset, st.Cursor = phaseOverlap, 0, ""
+			st.Phase, st.Offset, st.Cursor, st.Scanned = phaseOverlap, 0, "", true
 		}
 	case phaseOverlap:
+		if !st.Scanned {
+			// A pass that an earlier version handed over before its check: its state holds
+			// no live count, so the check must not pass on a count of 0.
+			st.Phase, st.Offset, st.Cursor, st.Live, st.Found = phaseScan, 0, "", 0, 0
+			return nil
+		}
 		chk, err := passStep(ctx, p, "check-overlap", func(ctx context.Context) (Check, error) {
 			return r.checkOverlap(ctx, p.inst, st.Live, st.Listed, st.Shared)
 		})

@@ -471,3 +471,37 @@ func TestPassScanLost(t *testing.T) {
 		}
 	})
 }
+
+// TestPassOverlapAfterUpgrade: a pass that an earlier version handed over just before its
+// overlap check (its state has no live count: that version counted in check-overlap) scans the
+// live users before checking, so another instance's list is still refused.
+func TestPassOverlapAfterUpgrade(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	seed(t, st, fakeUsers(50, 1000)...)
+	var others []clerkfake.User
+	for i := range 50 {
+		others = append(others, clerkfake.NewUser(fmt.Sprintf("user_other%02d", i), "Other", 2000))
+	}
+	fake := clerkfake.New(t, testKey, others...)
+	r := newReconciler(t, st, fake, reconcile.Config{PageSize: 10, MaxDeleteShare: 0.5})
+	const pass = "01JOLDOLDOLDOLDOLDOLDOLDOL"
+	if err := st.ClaimReconcilePass(t.Context(), "users", pass, true, time.UnixMilli(deletedAt), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	evt := map[string]any{"name": reconcile.ContinueEvent, "id": pass + "-run-1", "ts": 1700000000000,
+		"data": map[string]any{"pass": map[string]any{"pass": pass, "run": 1, "phase": "overlap", "listed": 50, "listed_and_stored": 0}}}
+	calls, sum := driveRunOn(t, r, evt, 100)
+	var ids []string
+	for _, c := range calls {
+		if c.Op == "StepRun" {
+			ids = append(ids, c.Step)
+		}
+	}
+	if !sum.RefusedForeign || sum.Pages != 0 || !slices.Contains(ids, "scan-0") {
+		t.Errorf("run from an earlier version's state before check-overlap = %+v, steps %q; want scan-0, then refused_foreign, nothing written", sum, ids)
+	}
+	if u := get(t, st, "user_01"); u.UpdatedAt != 1000 {
+		t.Errorf("user_01 updated_at = %d; want 1000, unwritten", u.UpdatedAt)
+	}
+}
