@@ -145,3 +145,13 @@ func CursorOpen(ctx context.Context, s *Store, id int64) (bool, error) {
 	}
 	return err == nil, err
 }
+
+// InsertRawUsers inserts docs into the users collection as they are, in one request.
+func InsertRawUsers(ctx context.Context, s *Store, docs []bson.D) error {
+	all := make([]any, len(docs))
+	for i, d := range docs {
+		all[i] = d
+	}
+	_, err := s.users.InsertMany(ctx, all)
+	return err
+}

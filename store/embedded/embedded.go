@@ -115,6 +115,9 @@ func (e *Server) Open(ctx context.Context, database string, mode store.WriteMode
 		_ = s.Close(context.Background())
 		return nil, err
 	}
+	// The marks of a reconciliation pass are collections the store creates as it goes: each
+	// gets the index too, or every read of a mark by _id would scan the set.
+	s.SetOnNewCollection(func(ctx context.Context) error { return e.IndexIDs(ctx, database) })
 	return s, nil
 }
 
