@@ -100,7 +100,8 @@ func (e *Server) Stop() {
 
 // Open opens the store on the database named database of this server, in the given write
 // mode (store.WritesAuto picks store.WritesByID here), and gives its collections the _id lookup index
-// (IndexIDs): everything the embedded database needs, in one call. It returns an error
+// (IndexIDs), as it does to each collection of marks the store creates later
+// (store.Store.SetOnNewCollection): everything the embedded database needs, in one call. It returns an error
 // wrapping store.ErrDatabase when the server does not answer within ctx or refuses the
 // collections' indexes, and an error naming the SQLite file (not wrapping it) when the
 // _id lookup index cannot be made; the store is closed then.
