@@ -226,6 +226,7 @@ func (s *Store) ForgetReconcileMarks(ctx context.Context, scope, keep string) (i
 		if !strings.HasPrefix(name, prefix) || (keep != "" && strings.HasPrefix(name, prefix+keep+"_")) {
 			continue
 		}
+		s.indexed.Delete(name)
 		if err := db.Collection(name).Drop(ctx); err != nil {
 			return n, dbErr("drop", name, err)
 		}
@@ -242,6 +243,7 @@ func (s *Store) ForgetReconcileSet(ctx context.Context, scope, pass, set string)
 	if err != nil {
 		return err
 	}
+	s.indexed.Delete(c.Name())
 	if err := c.Drop(ctx); err != nil {
 		return dbErr("drop", c.Name(), err)
 	}
