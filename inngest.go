@@ -262,7 +262,7 @@ func newInngest(c inngestConfig, clerkc clerkConfig, db *store.Store, m *metrics
 		logger.Info("CLERK_SECRET_KEY is not set: no scheduled reconciliation with Clerk")
 	} else {
 		logger.Info("reconciliation with Clerk scheduled", "functions", []string{reconcile.FunctionID, reconcile.OrganizationsFunctionID},
-			"schedule", clerkc.schedule, "max_delete_share", clerkc.maxDeleteShare, "on_demand_event", reconcile.RequestEvent)
+			"full_schedule", clerkc.schedule, "incremental_schedule", clerkc.incremental, "organizations_schedule", clerkc.organizations, "max_delete_share", clerkc.maxDeleteShare, "on_demand_event", reconcile.RequestEvent)
 	}
 	return app, nil
 }
@@ -288,10 +288,15 @@ func registerFunctions(client inngestgo.Client, c inngestConfig, clerkc clerkCon
 	}
 	api := newClerkAPI(clerkc, logger)
 	cfg := reconcile.Config{MaxDeleteShare: clerkc.maxDeleteShare, Metrics: m}
-	if err := reconcile.New(db, api, logger.With("function", reconcile.FunctionID), cfg).Register(client, clerkc.schedule); err != nil {
+	users, schedule := cfg, clerkc.schedule
+	if clerkc.incremental != "" {
+		// Incremental runs on their schedule, full passes on RECONCILE_SCHEDULE.
+		users.FullSchedule, schedule = clerkc.schedule, clerkc.incremental
+	}
+	if err := reconcile.New(db, api, logger.With("function", reconcile.FunctionID), users).Register(client, schedule); err != nil {
 		return err
 	}
-	return reconcile.New(db, api, logger.With("function", reconcile.OrganizationsFunctionID), cfg).RegisterOrganizations(client, clerkc.schedule)
+	return reconcile.New(db, api, logger.With("function", reconcile.OrganizationsFunctionID), cfg).RegisterOrganizations(client, clerkc.organizations)
 }
 
 // inngestOptions turns the configuration into the SDK's options, leaving nothing for the SDK
