@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -91,6 +92,43 @@ func (r devRun) ended() bool {
 	return r.Status == "Completed" || r.Status == "Failed" || r.Status == "Cancelled"
 }
 
+// runOfEventID returns the run of the function fnID (its UUID) that the event with the id id
+// (the sender's, not the dev server's internal id) started, received after since; "" while
+// there is none.
+func (d *devServer) runOfEventID(id string, since time.Time, fnID string) (string, error) {
+	for cursor := ""; ; {
+		q := url.Values{"limit": {"50"}, "received_after": {since.UTC().Format(time.RFC3339Nano)}}
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		var events []struct {
+			InternalID string `json:"internal_id"`
+			ID         string `json:"id"`
+		}
+		if err := d.get("/v1/events?"+q.Encode(), &events); err != nil {
+			return "", err
+		}
+		for _, e := range events {
+			if e.ID != id {
+				continue
+			}
+			runs, err := d.eventRuns(e.InternalID)
+			if err != nil {
+				return "", err
+			}
+			for _, r := range runs {
+				if r.FunctionID == fnID {
+					return r.RunID, nil
+				}
+			}
+		}
+		if len(events) < 50 {
+			return "", nil
+		}
+		cursor = events[len(events)-1].InternalID
+	}
+}
+
 // eventRuns returns the runs the event eventID started.
 func (d *devServer) eventRuns(eventID string) ([]devRun, error) {
 	var runs []devRun
@@ -156,6 +194,7 @@ func (d *devServer) actions(runID string) (stateSize, error) {
 type stateWatch struct {
 	mu   sync.Mutex
 	max  stateSize
+	last int // step outputs at the last poll
 	stop chan struct{}
 	done chan struct{}
 }
@@ -168,6 +207,7 @@ func (d *devServer) watchState(runID string, interval time.Duration) *stateWatch
 		for {
 			if s, err := d.actions(runID); err == nil {
 				w.mu.Lock()
+				w.last = s.Steps
 				if s.Total > w.max.Total {
 					w.max.Total, w.max.Steps = s.Total, s.Steps
 				}
@@ -184,6 +224,14 @@ func (d *devServer) watchState(runID string, interval time.Duration) *stateWatch
 		}
 	}()
 	return w
+}
+
+// steps returns how many step outputs the state held when last polled: it grows while the
+// run makes progress.
+func (w *stateWatch) steps() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last
 }
 
 // end stops polling and returns the largest state seen.
