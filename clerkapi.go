@@ -24,6 +24,8 @@ type clerkConfig struct {
 	apiURL         string
 	schedule       string
 	maxDeleteShare float64
+	// maxRunSteps is RECONCILE_MAX_RUN_STEPS.
+	maxRunSteps int
 	// syncToken is the bearer token of POST /api/sync/users/:id; empty turns the route off.
 	syncToken string
 }
@@ -34,6 +36,7 @@ var clerkSettings = []setting{
 	{name: "CLERK_API_URL", value: defaultClerkAPIURL, help: "Clerk Backend API base URL."},
 	{name: "RECONCILE_SCHEDULE", value: reconcile.DefaultSchedule, help: "Cron schedule (UTC; or TZ=Area/City ...) of the reconciliation with Clerk."},
 	{name: "RECONCILE_MAX_DELETE_SHARE", value: "0.1", help: "Largest share (0 to 1) of live users (organizations, memberships) one reconciliation may delete; above it none of them is deleted and the run reports the refusal. To let one run past it: `clerk-user-sync reconcile --allow-mass-delete`."},
+	{name: "RECONCILE_MAX_RUN_STEPS", value: "800", help: "Most steps one run of reconcile-users-with-clerk takes (10 to 950; Inngest allows 1,000 per run); a pass that needs more goes on in a next run, which the run sends itself (clerk-sync/reconcile.users.continue). Lower it only if your Inngest plan allows fewer steps per run."},
 	{name: "SYNC_API_TOKEN", help: "Bearer token of POST /api/sync/users/{id}, which syncs one user from Clerk now (for an application that finds a signed-in user missing); at least 32 characters; needs CLERK_SECRET_KEY. Unset: the route is off."},
 }
 
@@ -65,6 +68,11 @@ func (s *settings) clerk() clerkConfig {
 		s.fail(errors.New("RECONCILE_MAX_DELETE_SHARE must be a number from 0 to 1, such as 0.1 (10% of the live users)"))
 	}
 	c.maxDeleteShare = share
+	steps, err := strconv.Atoi(s.get("RECONCILE_MAX_RUN_STEPS"))
+	if err != nil || steps < 10 || steps > 950 {
+		s.fail(errors.New("RECONCILE_MAX_RUN_STEPS must be a whole number from 10 to 950, such as 800 (Inngest allows 1,000 steps per run)"))
+	}
+	c.maxRunSteps = steps
 	if c.syncToken = s.get("SYNC_API_TOKEN"); c.syncToken != "" {
 		if len(c.syncToken) < 32 {
 			s.fail(errors.New("SYNC_API_TOKEN must be at least 32 characters (for example: openssl rand -hex 32)"))

@@ -55,11 +55,13 @@ func TestClerkSettings(t *testing.T) {
 		want    clerkConfig
 		wantErr string
 	}{
-		{"defaults", nil, clerkConfig{apiURL: "https://api.clerk.com/v1", schedule: "0 3 * * *", maxDeleteShare: 0.1}, ""},
+		{"defaults", nil, clerkConfig{apiURL: "https://api.clerk.com/v1", schedule: "0 3 * * *", maxDeleteShare: 0.1, maxRunSteps: 800}, ""},
 		{"all set", map[string]string{
 			"CLERK_SECRET_KEY": "sk_live_x", "CLERK_API_URL": "http://localhost:9000/v1/", "RECONCILE_SCHEDULE": "*/15 * * * *",
-			"RECONCILE_MAX_DELETE_SHARE": "0.25",
-		}, clerkConfig{secretKey: "sk_live_x", apiURL: "http://localhost:9000/v1", schedule: "*/15 * * * *", maxDeleteShare: 0.25}, ""},
+			"RECONCILE_MAX_DELETE_SHARE": "0.25", "RECONCILE_MAX_RUN_STEPS": "100",
+		}, clerkConfig{secretKey: "sk_live_x", apiURL: "http://localhost:9000/v1", schedule: "*/15 * * * *", maxDeleteShare: 0.25, maxRunSteps: 100}, ""},
+		{"run steps past Inngest's limit", map[string]string{"RECONCILE_MAX_RUN_STEPS": "1000"}, clerkConfig{}, "RECONCILE_MAX_RUN_STEPS"},
+		{"run steps not a number", map[string]string{"RECONCILE_MAX_RUN_STEPS": "many"}, clerkConfig{}, "RECONCILE_MAX_RUN_STEPS"},
 		{"webhook secret as key", map[string]string{"CLERK_SECRET_KEY": "whsec_abc"}, clerkConfig{}, "CLERK_SECRET_KEY"},
 		{"share above 1", map[string]string{"RECONCILE_MAX_DELETE_SHARE": "10"}, clerkConfig{}, "RECONCILE_MAX_DELETE_SHARE"},
 		{"share not a number", map[string]string{"RECONCILE_MAX_DELETE_SHARE": "10%"}, clerkConfig{}, "RECONCILE_MAX_DELETE_SHARE"},

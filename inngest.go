@@ -287,7 +287,7 @@ func registerFunctions(client inngestgo.Client, c inngestConfig, clerkc clerkCon
 		return nil
 	}
 	api := newClerkAPI(clerkc, logger)
-	cfg := reconcile.Config{MaxDeleteShare: clerkc.maxDeleteShare, Metrics: m}
+	cfg := reconcile.Config{MaxDeleteShare: clerkc.maxDeleteShare, MaxRunSteps: clerkc.maxRunSteps, Metrics: m}
 	if err := reconcile.New(db, api, logger.With("function", reconcile.FunctionID), cfg).Register(client, clerkc.schedule); err != nil {
 		return err
 	}
