@@ -263,7 +263,7 @@ func measureReconcile(ctx context.Context, o options, fake *clerkfake.Server, db
 		"PORT="+strconv.Itoa(svcPort), "HOST=127.0.0.1",
 		"INNGEST_DEV="+devURL,
 		"MONGODB_URI="+dbs.uri+"/"+name,
-		"CLERK_SECRET_KEY="+secretKey, "CLERK_API_URL="+fake.URL,
+		"CLERK_SECRET_KEY="+secretKey, "CLERK_API_URL="+fake.URL, clerkRateLimit(o.rate),
 		"CLERK_WEBHOOK_SIGNING_SECRET=whsec_cmVjb25jaWxlLXNjYWxlLW9ubHktc2VjcmV0",
 		"LOG_LEVEL=info",
 	)
@@ -407,6 +407,18 @@ func requestReconciliation(ctx context.Context, bin, devURL, dir string) (string
 	return m[1], nil
 }
 
+// clerkRateLimit is the service's CLERK_RATE_LIMIT setting for a stand-in limited to rate
+// requests per window: rate itself, so that the functions and backfill keep within their
+// shares of it (of the default 10 s window; another -rate-window is not told the service), or,
+// for rate 0 (no limit), a limit so high that the shares limit nothing either. Without it the
+// service would take the development instance's 100 for the stand-in's sk_test_ key.
+func clerkRateLimit(rate int) string {
+	if rate <= 0 {
+		rate = 1_000_000_000
+	}
+	return "CLERK_RATE_LIMIT=" + strconv.Itoa(rate)
+}
+
 // preload writes the generated users 0 to k-1 as the webhooks would, 8 at a time.
 func preload(ctx context.Context, st *store.Store, k int) error {
 	const workers = 8
@@ -463,7 +475,7 @@ func measureBackfill(ctx context.Context, o options, fake *clerkfake.Server, dbs
 		res.outcome = "ERROR: " + err.Error()
 		return res
 	}
-	env := cleanEnv("MONGODB_URI="+dbs.uri+"/"+name, "CLERK_SECRET_KEY="+secretKey, "CLERK_API_URL="+fake.URL, "LOG_LEVEL=info")
+	env := cleanEnv("MONGODB_URI="+dbs.uri+"/"+name, "CLERK_SECRET_KEY="+secretKey, "CLERK_API_URL="+fake.URL, clerkRateLimit(o.rate), "LOG_LEVEL=info")
 	before := fake.Stats()
 	reqsBefore := len(fake.Requests())
 	start := time.Now()
