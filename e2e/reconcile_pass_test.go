@@ -112,6 +112,7 @@ func TestReconcilePassAcrossRuns(t *testing.T) {
 	s := startStack(t, stackOptions{env: map[string]string{
 		"CLERK_SECRET_KEY": reconcileKey, "CLERK_API_URL": fake.URL,
 		"RECONCILE_MAX_RUN_STEPS": "10",
+		"CLERK_RATE_LIMIT":        "100000",    // the stand-in has no limit
 		"RECONCILE_SCHEDULE":      "0 0 1 1 *", // no cron run during the test
 		"LOG_LEVEL":               "info",
 	}})

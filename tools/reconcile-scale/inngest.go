@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,12 +12,16 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+
+	"clerksync/internal/inngestdev"
+	"clerksync/tools/internal/proc"
 )
 
 // devServer is a running Inngest dev server (serve mode: it calls the service's /api/inngest).
 type devServer struct {
-	p   *proc
+	p   *proc.Proc
 	url string
 }
 
@@ -26,7 +29,7 @@ type devServer struct {
 // only (no discovery), and waits until it answers. Its Connect gateway listens on a free port
 // of its own; nothing connects to it.
 func startDevServerAt(ctx context.Context, bin, dir, serveURL string, port int) (*devServer, error) {
-	gw, err := freePort()
+	gw, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -42,22 +45,22 @@ func startDevServerAt(ctx context.Context, bin, dir, serveURL string, port int) 
 	// Its Connect gateway and executor get gRPC ports of their own too (a server built by
 	// tools/inngest/build.sh reads them), so that a Connect-mode server elsewhere on the machine
 	// never reaches this one's.
-	grpc1, err := freePort()
+	grpc1, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	grpc2, err := freePort()
+	grpc2, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
 	env := cleanEnv("INNGEST_CONNECT_GATEWAY_GRPC_PORT="+strconv.Itoa(grpc1), "INNGEST_CONNECT_EXECUTOR_GRPC_PORT="+strconv.Itoa(grpc2))
-	p, err := startProc("inngest dev", args, env, dir, filepath.Join(dir, "inngest-dev.log"))
+	p, err := proc.Start(proc.Spec{Name: "inngest dev", Args: args, Env: env, Dir: dir, Log: filepath.Join(dir, "inngest-dev.log")})
 	if err != nil {
 		return nil, err
 	}
 	d := &devServer{p: p, url: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	if err := waitFor(ctx, "the Inngest dev server", p, 90*time.Second, func() bool { return httpOK(d.url + "/") }); err != nil {
-		p.stop(5 * time.Second)
+	if err := proc.WaitFor(ctx, "the Inngest dev server", p, 90*time.Second, 200*time.Millisecond, func() bool { return proc.HTTPOK(d.url + "/") }); err != nil {
+		p.Stop(syscall.SIGTERM, 5*time.Second)
 		return nil, err
 	}
 	return d, nil
@@ -243,17 +246,6 @@ func (w *stateWatch) end() stateSize {
 	return w.max
 }
 
-// traceSpan is a span of a run's trace (GraphQL runTrace), as far as counting steps goes.
-type traceSpan struct {
-	Name          string      `json:"name"`
-	Status        string      `json:"status"`
-	StepOp        *string     `json:"stepOp"`
-	StepID        *string     `json:"stepID"`
-	OutputID      *string     `json:"outputID"`
-	Attempts      *int        `json:"attempts"`
-	ChildrenSpans []traceSpan `json:"childrenSpans"`
-}
-
 // traceSteps is what a run's trace says about its steps once it ended.
 type traceSteps struct {
 	Steps       int    // the step spans (the finalization not counted)
@@ -266,33 +258,17 @@ type traceSteps struct {
 
 // trace reads the run's trace (what the dev server's UI shows) and every step's output.
 func (d *devServer) trace(runID string) (traceSteps, error) {
-	var tr struct {
-		RunTrace traceSpan `json:"runTrace"`
-	}
-	const fields = `name status stepOp stepID outputID attempts`
-	q := `query($id: String!) { runTrace(runID: $id) { ` + fields + ` childrenSpans { ` + fields + ` childrenSpans { ` + fields + ` } } } }`
-	if err := d.gql(q, map[string]any{"id": runID}, &tr); err != nil {
-		return traceSteps{}, fmt.Errorf("trace of run %s: %w", runID, err)
+	tr, err := inngestdev.Trace(d.url, runID)
+	if err != nil {
+		return traceSteps{}, err
 	}
 	var ts traceSteps
-	for _, s := range tr.RunTrace.ChildrenSpans {
+	for _, s := range tr.ChildrenSpans {
 		if s.StepOp == nil || *s.StepOp != "RUN" {
 			continue // the finalization, or a span not (yet) a step's
 		}
 		ts.Steps++
-		n := 0
-		for _, c := range s.ChildrenSpans {
-			if c.StepOp != nil {
-				n++
-			}
-		}
-		if n == 0 {
-			n = 1
-			if s.Attempts != nil {
-				n += *s.Attempts
-			}
-		}
-		ts.Attempts += n
+		ts.Attempts += s.Executions()
 		if s.Status == "FAILED" {
 			ts.Failed = append(ts.Failed, s.Name)
 		}
@@ -318,25 +294,9 @@ func (d *devServer) trace(runID string) (traceSteps, error) {
 	return ts, nil
 }
 
-// gql runs a GraphQL query against the dev server's API (what its UI reads).
+// gql runs a GraphQL query against the dev server's API (inngestdev.Query).
 func (d *devServer) gql(query string, vars map[string]any, out any) error {
-	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	resp, err := http.Post(d.url+"/v0/gql", "application/json", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	var r struct {
-		Data   json.RawMessage
-		Errors []struct{ Message string }
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		return fmt.Errorf("GraphQL answer (HTTP %d): %w", resp.StatusCode, err)
-	}
-	if len(r.Errors) > 0 {
-		return fmt.Errorf("GraphQL: %s", r.Errors[0].Message)
-	}
-	return json.Unmarshal(r.Data, out)
+	return inngestdev.Query(d.url, query, vars, out)
 }
 
 // get GETs path from the dev server's REST API and decodes its "data" (or whole body).

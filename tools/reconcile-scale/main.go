@@ -34,6 +34,7 @@ import (
 	"clerksync/reconcile"
 	"clerksync/store"
 	"clerksync/store/embedded"
+	"clerksync/tools/internal/proc"
 )
 
 // options are the command's flags.
@@ -263,11 +264,11 @@ func measureReconcile(ctx context.Context, o options, fake *clerkfake.Server, db
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fail(err)
 	}
-	svcPort, err := freePort()
+	svcPort, err := proc.FreePort()
 	if err != nil {
 		return fail(err)
 	}
-	devPort, err := freePort()
+	devPort, err := proc.FreePort()
 	if err != nil {
 		return fail(err)
 	}
@@ -276,17 +277,17 @@ func measureReconcile(ctx context.Context, o options, fake *clerkfake.Server, db
 		"PORT="+strconv.Itoa(svcPort), "HOST=127.0.0.1",
 		"INNGEST_DEV="+devURL,
 		"MONGODB_URI="+dbs.uri+"/"+name,
-		"CLERK_SECRET_KEY="+secretKey, "CLERK_API_URL="+fake.URL,
+		"CLERK_SECRET_KEY="+secretKey, "CLERK_API_URL="+fake.URL, clerkRateLimit(o.rate),
 		"CLERK_WEBHOOK_SIGNING_SECRET=whsec_cmVjb25jaWxlLXNjYWxlLW9ubHktc2VjcmV0",
 		"LOG_LEVEL=info",
 	)
-	svc, err := startProc("clerk-user-sync", []string{o.serviceBin}, env, dir, filepath.Join(dir, "service.log"))
+	svc, err := proc.Start(proc.Spec{Name: "clerk-user-sync", Args: []string{o.serviceBin}, Env: env, Dir: dir, Log: filepath.Join(dir, "service.log")})
 	if err != nil {
 		return fail(err)
 	}
-	defer svc.stop(10 * time.Second)
+	defer svc.Stop(syscall.SIGTERM, 10*time.Second)
 	svcURL := fmt.Sprintf("http://127.0.0.1:%d", svcPort)
-	if err := waitFor(ctx, "the service", svc, 60*time.Second, func() bool { return httpOK(svcURL + "/readyz") }); err != nil {
+	if err := proc.WaitFor(ctx, "the service", svc, 60*time.Second, 200*time.Millisecond, func() bool { return proc.HTTPOK(svcURL + "/readyz") }); err != nil {
 		return fail(err)
 	}
 	// The dev server's own port is fixed before it starts: the service sends to it.
@@ -294,9 +295,9 @@ func measureReconcile(ctx context.Context, o options, fake *clerkfake.Server, db
 	if err != nil {
 		return fail(err)
 	}
-	defer dev.p.stop(10 * time.Second)
+	defer dev.p.Stop(syscall.SIGTERM, 10*time.Second)
 	var usersFn string
-	err = waitFor(ctx, "the dev server's sync of the service", dev.p, 90*time.Second, func() bool {
+	err = proc.WaitFor(ctx, "the dev server's sync of the service", dev.p, 90*time.Second, 200*time.Millisecond, func() bool {
 		fns, err := dev.functions(appID)
 		for _, f := range fns {
 			if strings.HasSuffix(f.Slug, reconcile.FunctionID) {
@@ -317,7 +318,7 @@ func measureReconcile(ctx context.Context, o options, fake *clerkfake.Server, db
 		return fail(err)
 	}
 	var runID string
-	err = waitFor(ctx, "the run of "+reconcile.FunctionID, dev.p, 60*time.Second, func() bool {
+	err = proc.WaitFor(ctx, "the run of "+reconcile.FunctionID, dev.p, 60*time.Second, 200*time.Millisecond, func() bool {
 		runs, _ := dev.eventRuns(eventID)
 		for _, r := range runs {
 			if r.FunctionID == usersFn {
@@ -340,7 +341,7 @@ func measureReconcile(ctx context.Context, o options, fake *clerkfake.Server, db
 		if k > 0 {
 			next := fmt.Sprintf("%s-run-%d", pass, k)
 			runID = ""
-			err = waitFor(ctx, "the run of "+next, dev.p, 2*time.Minute, func() bool {
+			err = proc.WaitFor(ctx, "the run of "+next, dev.p, 2*time.Minute, 200*time.Millisecond, func() bool {
 				runID, _ = dev.runOfEventID(next, start, usersFn)
 				return runID != ""
 			})
@@ -359,8 +360,8 @@ func measureReconcile(ctx context.Context, o options, fake *clerkfake.Server, db
 				stopped = false
 				break
 			}
-			if svc.exited() {
-				res.outcome = "the service exited: " + lastLine(svc.logTail(2000))
+			if svc.Exited() {
+				res.outcome = "the service exited: " + lastLine(svc.LogTail(2000))
 				break
 			}
 			if time.Now().After(deadline) || ctx.Err() != nil {
@@ -389,7 +390,7 @@ func measureReconcile(ctx context.Context, o options, fake *clerkfake.Server, db
 		if st8.Total > res.state {
 			res.state, res.stateSteps = st8.Total, st8.Steps
 		}
-		if dup := strings.Count(dev.p.logTail(1<<30), "duplicate response"); dup > 0 && !strings.Contains(res.outcome, "duplicate response") {
+		if dup := strings.Count(dev.p.LogTail(1<<30), "duplicate response"); dup > 0 && !strings.Contains(res.outcome, "duplicate response") {
 			res.outcome += fmt.Sprintf(" [dev server: %d× \"error handling generator response: duplicate response\"]", dup)
 		}
 		if tr, err := dev.trace(runID); err == nil {
@@ -418,7 +419,7 @@ func measureReconcile(ctx context.Context, o options, fake *clerkfake.Server, db
 		}
 	}
 	res.wall = time.Since(start)
-	if rss, err := vmHWM(svc.cmd.Process.Pid); err == nil {
+	if rss, err := proc.VmHWM(svc.Cmd.Process.Pid); err == nil {
 		res.rss = rss
 	}
 	after := fake.Stats()
@@ -437,22 +438,34 @@ var eventIDRE = regexp.MustCompile(`event id (\S+)`)
 func requestReconciliation(ctx context.Context, bin, devURL, dir string) (string, error) {
 	env := cleanEnv("INNGEST_DEV="+devURL, "CLERK_SECRET_KEY="+secretKey, "LOG_LEVEL=warn")
 	out := filepath.Join(dir, "reconcile-command.log")
-	p, err := startProc("clerk-user-sync reconcile", []string{bin, "reconcile"}, env, dir, out)
+	p, err := proc.Start(proc.Spec{Name: "clerk-user-sync reconcile", Args: []string{bin, "reconcile"}, Env: env, Dir: dir, Log: out})
 	if err != nil {
 		return "", err
 	}
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-ctx.Done():
-		p.stop(time.Second)
+		p.Stop(syscall.SIGTERM, time.Second)
 		return "", ctx.Err()
 	}
 	b, _ := os.ReadFile(out)
 	m := eventIDRE.FindStringSubmatch(string(b))
-	if !p.cmd.ProcessState.Success() || m == nil {
+	if !p.Cmd.ProcessState.Success() || m == nil {
 		return "", fmt.Errorf("clerk-user-sync reconcile: %s", clip(string(b), 600))
 	}
 	return m[1], nil
+}
+
+// clerkRateLimit is the service's CLERK_RATE_LIMIT setting for a stand-in limited to rate
+// requests per window: rate itself, so that the functions and backfill keep within their
+// shares of it (of the default 10 s window; another -rate-window is not told the service), or,
+// for rate 0 (no limit), a limit so high that the shares limit nothing either. Without it the
+// service would take the development instance's 100 for the stand-in's sk_test_ key.
+func clerkRateLimit(rate int) string {
+	if rate <= 0 {
+		rate = 1_000_000_000
+	}
+	return "CLERK_RATE_LIMIT=" + strconv.Itoa(rate)
 }
 
 // preload writes the generated users 0 to k-1 to the database, as the webhooks would have
@@ -509,11 +522,11 @@ func measureBackfill(ctx context.Context, o options, fake *clerkfake.Server, dbs
 		res.outcome = "ERROR: " + err.Error()
 		return res
 	}
-	env := cleanEnv("MONGODB_URI="+dbs.uri+"/"+name, "CLERK_SECRET_KEY="+secretKey, "CLERK_API_URL="+fake.URL, "LOG_LEVEL=info")
+	env := cleanEnv("MONGODB_URI="+dbs.uri+"/"+name, "CLERK_SECRET_KEY="+secretKey, "CLERK_API_URL="+fake.URL, clerkRateLimit(o.rate), "LOG_LEVEL=info")
 	before := fake.Stats()
 	reqsBefore := len(fake.Requests())
 	start := time.Now()
-	p, err := startProc("clerk-user-sync backfill", []string{o.serviceBin, "backfill"}, env, dir, filepath.Join(dir, "backfill.log"))
+	p, err := proc.Start(proc.Spec{Name: "clerk-user-sync backfill", Args: []string{o.serviceBin, "backfill"}, Env: env, Dir: dir, Log: filepath.Join(dir, "backfill.log")})
 	if err != nil {
 		res.outcome = "ERROR: " + err.Error()
 		return res
@@ -521,25 +534,25 @@ func measureBackfill(ctx context.Context, o options, fake *clerkfake.Server, dbs
 	timer := time.NewTimer(o.timeout)
 	defer timer.Stop()
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-timer.C:
 		res.outcome = fmt.Sprintf("TIMEOUT: stopped after %v", o.timeout)
-		p.stop(10 * time.Second)
+		p.Stop(syscall.SIGTERM, 10*time.Second)
 	case <-ctx.Done():
 		res.outcome = "interrupted"
-		p.stop(10 * time.Second)
+		p.Stop(syscall.SIGTERM, 10*time.Second)
 	}
 	res.wall = time.Since(start)
-	res.rss = p.maxRSS()
+	res.rss = p.MaxRSS()
 	after := fake.Stats()
 	res.allRequests = after.Requests - before.Requests
 	res.requests, res.tooMany = countRequests(fake.Requests()[reqsBefore:], filepath.Join(dir, "clerk-requests.log"))
 	if res.outcome == "" {
 		status := "exit 0"
-		if !p.cmd.ProcessState.Success() {
-			status = "FAILED (" + p.cmd.ProcessState.String() + ")"
+		if !p.Cmd.ProcessState.Success() {
+			status = "FAILED (" + p.Cmd.ProcessState.String() + ")"
 		}
-		res.outcome = status + ": " + clip(summaryLine(p.logTail(4000)), 300)
+		res.outcome = status + ": " + clip(summaryLine(p.LogTail(4000)), 300)
 	}
 	if live, err := st.LiveUserIDs(ctx); err == nil {
 		res.stored = len(live)
