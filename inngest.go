@@ -286,17 +286,19 @@ func registerFunctions(client inngestgo.Client, c inngestConfig, clerkc clerkCon
 	if clerkc.secretKey == "" {
 		return nil
 	}
-	api := newClerkAPI(clerkc, logger)
-	cfg := reconcile.Config{MaxDeleteShare: clerkc.maxDeleteShare, Metrics: m}
-	users, schedule := cfg, clerkc.schedule
+	// Each function its own client, within its own share of Clerk's rate limit.
+	cfg := reconcile.Config{MaxDeleteShare: clerkc.maxDeleteShare, MaxRunSteps: clerkc.maxRunSteps, Metrics: m}
+	usersCfg, schedule := cfg, clerkc.schedule
 	if clerkc.incremental != "" {
 		// Incremental runs on their schedule, full passes on RECONCILE_SCHEDULE.
-		users.FullSchedule, schedule = clerkc.schedule, clerkc.incremental
+		usersCfg.FullSchedule, schedule = clerkc.schedule, clerkc.incremental
 	}
-	if err := reconcile.New(db, api, logger.With("function", reconcile.FunctionID), users).Register(client, schedule); err != nil {
+	users := newClerkAPI(clerkc, clerkc.usersShare, logger)
+	if err := reconcile.New(db, users, logger.With("function", reconcile.FunctionID), usersCfg).Register(client, schedule); err != nil {
 		return err
 	}
-	return reconcile.New(db, api, logger.With("function", reconcile.OrganizationsFunctionID), cfg).RegisterOrganizations(client, clerkc.organizations)
+	orgs := newClerkAPI(clerkc, clerkc.orgsShare, logger)
+	return reconcile.New(db, orgs, logger.With("function", reconcile.OrganizationsFunctionID), cfg).RegisterOrganizations(client, clerkc.organizations)
 }
 
 // inngestOptions turns the configuration into the SDK's options, leaving nothing for the SDK

@@ -12,6 +12,7 @@ import (
 	"clerksync/clerk"
 	"clerksync/clerk/clerkfake"
 	"clerksync/reconcile"
+	"clerksync/tools/internal/proc"
 )
 
 // measureIncremental measures one incremental reconciliation run (-changed k) over n users:
@@ -74,7 +75,7 @@ func measureIncremental(ctx context.Context, o options, fake *clerkfake.Server, 
 	start := time.Now()
 	sum, err := r.RunIncremental(ctx)
 	res.wall = time.Since(start)
-	if rss, herr := vmHWM(os.Getpid()); herr == nil {
+	if rss, herr := proc.VmHWM(os.Getpid()); herr == nil {
 		res.rss = rss
 	}
 	res.allRequests = fake.Stats().Requests - before.Requests
