@@ -98,6 +98,9 @@ type passState struct {
 	Found int `json:"found"`
 	// Summary is the pass's summary so far.
 	Summary Summary `json:"summary"`
+	// Since is when the pass started (Unix ms, the service's clock): it records it as the
+	// watermark of the incremental runs when it ends (incremental.go).
+	Since int64 `json:"since,omitempty"`
 }
 
 // passRun is one run of a users' pass: its state and the steps it has taken.
@@ -115,6 +118,8 @@ type (
 	// got it).
 	claimResult struct {
 		Busy string `json:"busy,omitempty"`
+		// At is when the pass started (Unix ms): the watermark it records when it ends.
+		At int64 `json:"at,omitempty"`
 	}
 	// forgetResult is clear-marks's or drop-marks's: the collections of marks it dropped.
 	forgetResult struct {
@@ -248,7 +253,7 @@ func (p *passRun) run(ctx context.Context) error {
 			if errors.Is(err, store.ErrPassBusy) {
 				return claimResult{Busy: err.Error()}, nil
 			}
-			return claimResult{}, err
+			return claimResult{At: r.cfg.Now().UnixMilli()}, err
 		})
 		if err != nil {
 			return err
@@ -259,7 +264,7 @@ func (p *passRun) run(ctx context.Context) error {
 			st.Phase = phaseDone
 			return nil
 		}
-		st.Phase = phaseClear
+		st.Phase, st.Since = phaseClear, res.At
 	} else {
 		if _, err := passStep(ctx, p, "resume-pass", func(context.Context) (struct{}, error) { return struct{}{}, nil }); err != nil {
 			return err
@@ -401,6 +406,9 @@ func (p *passRun) next(ctx context.Context) error {
 		}
 	case phaseEnd:
 		if _, err := passStep(ctx, p, "end-pass", func(ctx context.Context) (struct{}, error) {
+			if err := r.recordPassWatermark(ctx, *st); err != nil {
+				return struct{}{}, err
+			}
 			return struct{}{}, r.users.EndReconcilePass(ctx, passScope, st.Pass, r.cfg.Now())
 		}); err != nil {
 			return err

@@ -80,6 +80,11 @@ type Store interface {
 	ClaimReconcilePass(ctx context.Context, scope, pass string, takeOver bool, now time.Time, staleAfter time.Duration) error
 	// EndReconcilePass ends pass's lease.
 	EndReconcilePass(ctx context.Context, scope, pass string, now time.Time) error
+	// ReconcileWatermark returns the time up to which scope's changes in Clerk were read,
+	// and false when none is recorded (incremental.go).
+	ReconcileWatermark(ctx context.Context, scope string) (time.Time, bool, error)
+	// RecordReconcileWatermark moves scope's watermark forward to at, never back.
+	RecordReconcileWatermark(ctx context.Context, scope string, at, now time.Time) error
 }
 
 // EventSender sends an event to Inngest: the users' pass sends ContinueEvent through it. An
@@ -96,6 +101,9 @@ type Clerk interface {
 	InstanceID(ctx context.Context) (string, error)
 	// ListUsers returns at most limit users from offset on, in a stable order.
 	ListUsers(ctx context.Context, limit, offset int) (clerk.UserPage, error)
+	// ListUsersUpdated returns at most limit users from offset on, most recently updated
+	// first (an incremental run's list).
+	ListUsersUpdated(ctx context.Context, limit, offset int) (clerk.UserPage, error)
 	// GetUser returns one user, or an error wrapping clerk.ErrUserNotFound when Clerk has none.
 	GetUser(ctx context.Context, id string) (clerk.User, error)
 	// ListOrganizations returns at most limit organizations from offset on, in a stable
@@ -151,6 +159,11 @@ type Config struct {
 	// Metrics is told the result of every finished run of the cron function; nil counts
 	// nothing.
 	Metrics Metrics
+	// FullSchedule is the cron schedule of reconcile-users-with-clerk's full passes (for
+	// example DefaultSchedule); the schedule Register is given is then its incremental runs'
+	// (DefaultIncrementalSchedule, say). Empty, or Register's schedule: every run is a full
+	// pass.
+	FullSchedule string
 }
 
 // Metrics counts reconciliation results. The service's Prometheus metrics implement it.
@@ -212,6 +225,14 @@ type Summary struct {
 	// SkippedBusy is true when the run did nothing because another pass was going (one that
 	// spans several runs, which the function's singleton does not cover).
 	SkippedBusy bool `json:"skipped_busy,omitempty"`
+	// Incremental is true for an incremental run (RunIncremental): it read only the users
+	// updated since Since (Unix ms: the watermark less IncrementalSlack), and deleted none.
+	Incremental bool  `json:"incremental,omitempty"`
+	Since       int64 `json:"since,omitempty"`
+	// FullPass says why a run that was to be incremental ran (or started) a full pass
+	// instead: "no watermark" (none recorded yet), "no instance recorded", or "too many
+	// changes" (more pages than one run's steps; the full pass goes on in the next run).
+	FullPass string `json:"full_pass,omitempty"`
 }
 
 // Reconciler reconciles the users collection (Run), and the organizations and memberships

@@ -57,7 +57,7 @@ func TestMemoizedSteps(t *testing.T) {
 	}
 	const inst = `"instance":"` + clerkfake.DefaultInstance + `"`
 	usersPages := []memoized{
-		{"start-pass", `{}`},
+		{"start-pass", `{"at":1700000000000}`}, // when the pass started: its watermark (incremental.go)
 		{"check-instance", `{` + inst + `,"recorded":""}`},
 		{"clear-marks", `{"dropped":0}`},
 		{"list-0", `{"count":4,"listed":4,"listed_and_stored":4}`},

@@ -5,7 +5,8 @@
 // -mongodb-uri), starts the service's binary and the real Inngest dev server (serve mode),
 // requests one reconciliation (`clerk-user-sync reconcile`) and waits for the run of
 // reconcile-users-with-clerk to end; then it runs `clerk-user-sync backfill` into a fresh
-// database. It prints, per size: wall time, Clerk requests and 429s, the run's steps, its
+// database. With -changed K, it also measures an incremental run with K users changed among
+// all of them pre-loaded (incremental.go; -reconcile=false -backfill=false for that alone). It prints, per size: wall time, Clerk requests and 429s, the run's steps, its
 // largest step output and largest memoized state, the service's peak RSS, and the outcome.
 //
 // Build the binaries first (make reconcile-scale does):
@@ -51,6 +52,7 @@ type options struct {
 	stall      time.Duration
 	reconcile  bool
 	backfill   bool
+	changed    int
 	dir        string
 }
 
@@ -81,6 +83,7 @@ func run() error {
 	flag.DurationVar(&o.stall, "stall", 3*time.Minute, "stop a run that has made no Clerk request for this long (a stuck run)")
 	flag.BoolVar(&o.reconcile, "reconcile", true, "measure a reconciliation run")
 	flag.BoolVar(&o.backfill, "backfill", true, "measure a backfill")
+	flag.IntVar(&o.changed, "changed", 0, "measure an incremental reconciliation run with this many users changed in Clerk since the watermark, all users pre-loaded (in this process, its steps inline; 0: none)")
 	flag.StringVar(&o.dir, "dir", "", "working directory for logs and the embedded database (default: a new temporary one, removed after)")
 	flag.Parse()
 	for _, s := range strings.Split(*sizes, ",") {
@@ -89,6 +92,9 @@ func run() error {
 			return fmt.Errorf("-users %q: want positive integers", *sizes)
 		}
 		o.sizes = append(o.sizes, n)
+	}
+	if o.changed < 0 {
+		return fmt.Errorf("-changed %d: want 0 or more", o.changed)
 	}
 	if o.preload < 0 || o.preload > 1 {
 		return fmt.Errorf("-preload %v: want 0 to 1", o.preload)
@@ -147,6 +153,11 @@ func run() error {
 		}
 		if o.backfill {
 			r := measureBackfill(ctx, o, fake, db, n)
+			rows = append(rows, r)
+			logf("%s", r.line())
+		}
+		if o.changed > 0 && ctx.Err() == nil {
+			r := measureIncremental(ctx, o, fake, db, n, min(o.changed, n))
 			rows = append(rows, r)
 			logf("%s", r.line())
 		}
