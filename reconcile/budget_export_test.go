@@ -17,3 +17,8 @@ func SetFindChunk(r *Reconciler, n int) { r.findChunk = n }
 // SetSender makes r send ContinueEvent through s instead of the client Register gets, so that
 // tests can drive the next run without an Inngest server.
 func SetSender(r *Reconciler, s EventSender) { r.sender = s }
+
+// SetMemberPages makes each org-members step of r read at most n pages of members (besides
+// stopping at half its budget), so that tests of an organization whose members span steps
+// need neither slow pages nor a tight budget.
+func SetMemberPages(r *Reconciler, n int) { r.memberPages = n }

@@ -557,12 +557,16 @@ func (r *Reconciler) syncMembers(ctx context.Context, pass string, step int, cur
 		if i == 0 {
 			from = members
 		}
-		if om.pages > 0 && time.Now().After(stopAt) {
+		if om.full() {
 			r.logger.Info("memberships step stopping within its budget; the next step goes on", "organizations_done", res.Done, "left", len(ids)-res.Done)
 			break
 		}
 		next, done, err := om.sync(ctx, orgID, from)
-		if err != nil && om.pages == 0 {
+		if !done && next == from && res.Done == 0 {
+			// Nothing to keep: the step fails, and is tried again.
+			if err == nil {
+				err = fmt.Errorf("reconcile: the memberships of organization %s made no progress", orgID)
+			}
 			return membersStep{}, err
 		}
 		if err != nil {
@@ -587,6 +591,12 @@ type orgMembers struct {
 	res    *membersStep
 	// pages counts the pages of Clerk's lists the step has read.
 	pages int
+}
+
+// full reports whether the step is to start no more pages: it has read one, and it is past
+// stopAt (or has read memberPages, when set).
+func (om *orgMembers) full() bool {
+	return om.pages > 0 && (time.Now().After(om.stopAt) || (om.r.memberPages > 0 && om.pages >= om.r.memberPages))
 }
 
 // sync reconciles the memberships of the organization orgID from offset on: when offset is 0,
@@ -629,7 +639,7 @@ func (om *orgMembers) sync(ctx context.Context, orgID string, offset int) (next 
 		return offset, false, cause
 	}
 	for {
-		if om.pages > 0 && time.Now().After(om.stopAt) {
+		if om.full() {
 			return stop(nil)
 		}
 		page, err := r.api.ListMemberships(ctx, orgID, nil, r.cfg.PageSize, offset)

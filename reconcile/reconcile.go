@@ -247,6 +247,9 @@ type Reconciler struct {
 	// findChunk is how many live users a find-deletions step compares: findChunk, fewer in
 	// tests.
 	findChunk int
+	// memberPages bounds the pages of members one org-members step reads: 0 (none but the
+	// step's budget), fewer in tests.
+	memberPages int
 	// sender sends ContinueEvent and OrganizationsContinueEvent: the client Register (or
 	// RegisterOrganizations) creates the function on, unless set.
 	sender EventSender
