@@ -9,18 +9,14 @@ import (
 	"clerksync/store"
 )
 
-// kind is what the passes over Clerk's users (Run) and over its organizations
-// (RunOrganizations) differ in, so that the survey, the write pass, the deletion plan and the
-// delete steps are written once for both. T is Clerk's object.
+// kind is what Clerk's users and organizations differ in, for what the users' pass (Run), the
+// organizations' pass (RunOrganizations) and CheckImport share: reading Clerk's list, writing,
+// confirming a deletion. T is Clerk's object.
 type kind[T any] struct {
 	// plural and singular name the kind in log lines and errors: users, user.
 	plural, singular string
 	// idKey is the log attribute of an id: user_id, org_id.
 	idKey string
-	// steps starts the ids of the kind's steps: "" for the users (survey-0, check-overlap,
-	// page-0, plan-deletions, delete-0), "org-" for the organizations (org-survey-0, ...).
-	// Inngest memoizes each step's output under its id: they never change.
-	steps string
 	// id returns an object's id.
 	id func(c T) string
 	// list reads at most limit objects of Clerk's list from offset on.
@@ -44,7 +40,7 @@ type kind[T any] struct {
 // usersKind is the users' kind, read and written through r.
 func usersKind(r *Reconciler) kind[clerk.User] {
 	return kind[clerk.User]{
-		plural: "users", singular: "user", idKey: "user_id", steps: "",
+		plural: "users", singular: "user", idKey: "user_id",
 		id: func(u clerk.User) string { return u.ID },
 		list: func(ctx context.Context, limit, offset int) ([]clerk.User, error) {
 			p, err := r.api.ListUsers(ctx, limit, offset)
@@ -62,7 +58,7 @@ func usersKind(r *Reconciler) kind[clerk.User] {
 // organization's deletion takes its memberships with it.
 func organizationsKind(r *Reconciler) kind[clerk.Organization] {
 	return kind[clerk.Organization]{
-		plural: "organizations", singular: "organization", idKey: "org_id", steps: "org-",
+		plural: "organizations", singular: "organization", idKey: "org_id",
 		id: func(o clerk.Organization) string { return o.ID },
 		list: func(ctx context.Context, limit, offset int) ([]clerk.Organization, error) {
 			p, err := r.api.ListOrganizations(ctx, limit, offset)
