@@ -2,6 +2,7 @@ package reconcile_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -230,5 +231,58 @@ func TestOrgPassMembersSkippedByPaging(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOrgPassOneAtATime: while an organizations' pass waits for its next run, a new pass does
+// nothing; the waiting pass then goes on and ends, and the next pass runs. Every run checks the
+// key's Clerk instance again: a key changed between two runs stops the pass before it writes.
+func TestOrgPassOneAtATime(t *testing.T) {
+	t.Parallel()
+	st, fake := bigOrgScenario(t, 30, 1)
+	r := newReconciler(t, st, fake, reconcile.Config{PageSize: 10, MaxDeleteShare: 0.5})
+	reconcile.SetMaxRunSteps(r, 6)
+	sent := &sentEvents{}
+	reconcile.SetSender(r, sent)
+
+	_, first := driveOrgRun(t, r, 100)
+	if !first.Continued {
+		t.Fatalf("first run = %+v; want handed over", first)
+	}
+	next, _ := sent.last(t)
+	calls, busy := driveOrgRunOn(t, r, requestEvent(map[string]any{reconcile.AllowMassDeleteField: true}), 100)
+	if !busy.SkippedBusy || busy.Pages != 0 || len(calls) != 2 || calls[0].Step != "org-start-pass" {
+		t.Errorf("a request while a pass waits for its next run = %+v after %d calls; want skipped_busy after org-start-pass alone", busy, len(calls))
+	}
+
+	reconcile.SetMaxRunSteps(r, 800)
+	_, rest := driveOrgRunOn(t, r, next, 200)
+	if rest.Continued || rest.SkippedBusy || rest.Runs != 2 || rest.Memberships.Seen != 33 || rest.Memberships.Deleted != 2 {
+		t.Errorf("the waiting pass's next run = %+v; want the whole pass over 2 runs: 33 memberships seen, 2 deleted", rest)
+	}
+	if _, again := driveOrgRunOn(t, r, requestEvent(nil), 200); again.SkippedBusy || again.Memberships.Seen != 33 {
+		t.Errorf("a pass after it = %+v; want a whole pass", again)
+	}
+
+}
+
+// TestOrgPassInstanceCheckedEachRun: every run of an organizations' pass checks the key's Clerk
+// instance again, so a key changed between two runs (to another instance's) stops the pass
+// before it writes.
+func TestOrgPassInstanceCheckedEachRun(t *testing.T) {
+	t.Parallel()
+	st, fake := bigOrgScenario(t, 30, 1)
+	fake.BeforeListOf("/v1/organizations", func(int) { fake.SetInstance("ins_another") })
+	r := newReconciler(t, st, fake, reconcile.Config{PageSize: 10, MaxDeleteShare: 0.5})
+	reconcile.SetMaxRunSteps(r, 6) // start, check, clear, org-list-0, check-overlap, hand-over
+	got, err := r.RunOrganizations(t.Context())
+	if !errors.Is(err, reconcile.ErrWrongInstance) {
+		t.Fatalf("RunOrganizations = %+v, %v; want an error wrapping ErrWrongInstance from the second run's check", got, err)
+	}
+	if got.Pages != 0 || got.Memberships.Seen != 0 {
+		t.Errorf("RunOrganizations = %+v; want nothing written", got)
+	}
+	if o := getOrg(t, st, "org_01"); o.UpdatedAt != 1000 {
+		t.Errorf("org_01 updated_at = %d; want 1000, unwritten", o.UpdatedAt)
 	}
 }
