@@ -104,14 +104,14 @@ func goneMemberships(gone int) []string {
 	return ids
 }
 
-// TestOrgPassManyMembers: an organization of 800 members, 40 a page, is listed across
+// TestOrgPassManyMembers: an organization of 500 members, 25 a page, is listed across
 // several steps (each starts no page past half its budget), and the pass, whose runs may take 8
 // steps, goes on run after run through OrganizationsContinueEvent: every step's output and
 // every continuation stays small, the memberships stored before the list that it lacks are
 // confirmed and deleted (and only those), and the last run's summary covers the whole pass.
 func TestOrgPassManyMembers(t *testing.T) {
 	t.Parallel()
-	const n, gone, pageSize, maxSteps = 800, 5, 40, 8
+	const n, gone, pageSize, maxSteps = 500, 5, 25, 8
 	st, fake := bigOrgScenario(t, n, gone)
 	r := newReconciler(t, st, fake, reconcile.Config{PageSize: pageSize, MaxDeleteShare: 0.5})
 	reconcile.SetMemberPages(r, 4) // at most 4 of org_big's 21 pages (the last empty) a step
