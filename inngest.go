@@ -286,12 +286,14 @@ func registerFunctions(client inngestgo.Client, c inngestConfig, clerkc clerkCon
 	if clerkc.secretKey == "" {
 		return nil
 	}
-	api := newClerkAPI(clerkc, logger)
-	cfg := reconcile.Config{MaxDeleteShare: clerkc.maxDeleteShare, Metrics: m}
-	if err := reconcile.New(db, api, logger.With("function", reconcile.FunctionID), cfg).Register(client, clerkc.schedule); err != nil {
+	// Each function its own client, within its own share of Clerk's rate limit.
+	cfg := reconcile.Config{MaxDeleteShare: clerkc.maxDeleteShare, MaxRunSteps: clerkc.maxRunSteps, Metrics: m}
+	users := newClerkAPI(clerkc, clerkc.usersShare, logger)
+	if err := reconcile.New(db, users, logger.With("function", reconcile.FunctionID), cfg).Register(client, clerkc.schedule); err != nil {
 		return err
 	}
-	return reconcile.New(db, api, logger.With("function", reconcile.OrganizationsFunctionID), cfg).RegisterOrganizations(client, clerkc.schedule)
+	orgs := newClerkAPI(clerkc, clerkc.orgsShare, logger)
+	return reconcile.New(db, orgs, logger.With("function", reconcile.OrganizationsFunctionID), cfg).RegisterOrganizations(client, clerkc.schedule)
 }
 
 // inngestOptions turns the configuration into the SDK's options, leaving nothing for the SDK

@@ -162,6 +162,10 @@ type Config struct {
 	// database that Clerk's list must have for a run to write or delete anything; 0 (or less)
 	// means DefaultMinSharedShare. An empty database (a first import) is never refused.
 	MinSharedShare float64
+	// MaxRunSteps is the most steps one run of the users' pass, or of the organizations'
+	// pass, takes, its hand-over to the next run included; 0 (or less) means 800. Inngest
+	// allows 1,000 steps per run.
+	MaxRunSteps int
 	// Now is the clock for deletion times; nil means time.Now.
 	Now func() time.Time
 	// Metrics is told the result of every finished run of the cron function; nil counts
@@ -270,8 +274,12 @@ func New(users Store, api Clerk, logger *slog.Logger, cfg Config) *Reconciler {
 	if cfg.Metrics == nil {
 		cfg.Metrics = nopMetrics{}
 	}
+	maxRunSteps := defaultMaxRunSteps
+	if cfg.MaxRunSteps > 0 {
+		maxRunSteps = cfg.MaxRunSteps
+	}
 	return &Reconciler{users: users, api: api, logger: logger, cfg: cfg, instances: NewInstanceCheck(api, users, StepBudget),
-		budget: StepBudget, maxRunSteps: defaultMaxRunSteps, findChunk: findChunk}
+		budget: StepBudget, maxRunSteps: maxRunSteps, findChunk: findChunk}
 }
 
 // surveyPage is the memoized output of one survey step: the ids of one page of Clerk's list.

@@ -128,13 +128,17 @@ type Stats struct {
 	// RateLimited counts those answered 429 (by LimitRate's limit, or asked for with
 	// RateLimit).
 	RateLimited int64
+	// PeakWindow is the most requests answered in one of LimitRate's windows since the last
+	// LimitRate (0 without a limit): a client that keeps within a share of the limit keeps it
+	// at most its share.
+	PeakWindow int
 }
 
 // Stats returns the counts so far.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Requests: s.total, RateLimited: s.tooMany}
+	return Stats{Requests: s.total, RateLimited: s.tooMany, PeakWindow: s.rate.peak}
 }
 
 // Put adds u at the end of the list, or replaces the user with u's id where it is.
