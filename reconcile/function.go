@@ -137,33 +137,31 @@ func (r *Reconciler) usersRun(evt inngestgo.GenericEvent[map[string]any], runID 
 }
 
 // RegisterOrganizations creates reconcile-organizations-with-clerk on client, run on the cron
-// schedule (the users' one, for example) and on RequestEvent, as Register does for the users:
-// one run at a time, a run scheduled or requested while another is still going skipped, and
-// AllowMassDelete only for a run a RequestEvent asking for it starts. Its own run, with its own steps
-// (RunOrganizations), keeps each within Inngest's 1,000 steps. It returns an error if the SDK
-// rejects the function's configuration.
+// schedule (the users' one, for example), on RequestEvent, and on OrganizationsContinueEvent (a
+// pass that needs more than one run), as Register does for the users: one pass at a time (the
+// singleton, which leaves OrganizationsContinueEvent out, and the pass's lease), and
+// AllowMassDelete only for a pass a RequestEvent asking for it starts. It sends
+// OrganizationsContinueEvent through client unless r has a sender already. It returns an error
+// if the SDK rejects the function's configuration.
 func (r *Reconciler) RegisterOrganizations(client inngestgo.Client, schedule string) error {
+	if r.sender == nil {
+		r.sender = client
+	}
 	_, err := inngestgo.CreateFunction(client,
 		inngestgo.FunctionOpts{
-			ID:        OrganizationsFunctionID,
-			Name:      "Reconcile organizations and memberships with Clerk",
-			Retries:   inngestgo.IntPtr(maxRetries),
-			Singleton: &inngestgo.ConfigSingleton{Mode: enums.SingletonModeSkip},
+			ID:      OrganizationsFunctionID,
+			Name:    "Reconcile organizations and memberships with Clerk",
+			Retries: inngestgo.IntPtr(maxRetries),
+			Singleton: &inngestgo.ConfigSingleton{
+				Mode: enums.SingletonModeSkip,
+				// false for OrganizationsContinueEvent: no singleton.
+				Key: inngestgo.StrPtr(`event.name != "` + OrganizationsContinueEvent + `"`),
+			},
 		},
-		triggers(schedule),
+		append(triggers(schedule), inngestgo.EventTrigger(OrganizationsContinueEvent, nil)),
 		r.reconcileOrganizationsRun,
 	)
 	return err
-}
-
-// reconcileOrganizationsRun is the organizations function's body: one RunOrganizations, its
-// summary as the run's output (see reconcileRun).
-func (r *Reconciler) reconcileOrganizationsRun(ctx context.Context, in inngestgo.Input[map[string]any]) (any, error) {
-	r = r.forRun(in.Event)
-	r.logger.Debug("reconciliation of organizations with Clerk invoked", "run_id", in.InputCtx.RunID, "attempt", in.InputCtx.Attempt)
-	sum, err := r.RunOrganizations(ctx)
-	r.cfg.Metrics.ReconciledOrganizations(sum, err)
-	return sum, err
 }
 
 // triggers are what starts a run of either function: the cron schedule, and RequestEvent.
