@@ -95,7 +95,7 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 	if *fromExport != "" {
 		tally, err = backfill.FromExport(ctx, db, rows, prog, logger)
 	} else {
-		api := newClerkAPI(cfg.clerk, logger)
+		api := newClerkAPI(cfg.clerk, cfg.clerk.usersShare, logger) // the users' function's share
 		// Before writing: refuse a key for another Clerk instance than the database follows.
 		guard := reconcile.New(db, api, logger, reconcile.Config{PageSize: *pageSize, AllowMassDelete: *allowMassDelete})
 		if _, err = guard.CheckImport(ctx); err == nil {

@@ -55,11 +55,34 @@ func TestClerkSettings(t *testing.T) {
 		want    clerkConfig
 		wantErr string
 	}{
-		{"defaults", nil, clerkConfig{apiURL: "https://api.clerk.com/v1", schedule: "0 3 * * *", maxDeleteShare: 0.1}, ""},
+		{"defaults", nil, clerkConfig{apiURL: "https://api.clerk.com/v1", schedule: "0 3 * * *", incremental: "15 * * * *", organizations: "30 3 * * *", maxDeleteShare: 0.1, rateLimit: 1000, usersShare: 0.3, orgsShare: 0.2, maxRunSteps: 800}, ""},
 		{"all set", map[string]string{
 			"CLERK_SECRET_KEY": "sk_live_x", "CLERK_API_URL": "http://localhost:9000/v1/", "RECONCILE_SCHEDULE": "*/15 * * * *",
-			"RECONCILE_MAX_DELETE_SHARE": "0.25",
-		}, clerkConfig{secretKey: "sk_live_x", apiURL: "http://localhost:9000/v1", schedule: "*/15 * * * *", maxDeleteShare: 0.25}, ""},
+			"RECONCILE_INCREMENTAL_SCHEDULE": "5 * * * *", "RECONCILE_ORGANIZATIONS_SCHEDULE": "7 4 * * *",
+			"RECONCILE_MAX_DELETE_SHARE": "0.25", "CLERK_RATE_LIMIT": "500", "RECONCILE_USERS_RATE_SHARE": "1", "RECONCILE_ORGANIZATIONS_RATE_SHARE": "0.05", "RECONCILE_MAX_RUN_STEPS": "100",
+		}, clerkConfig{secretKey: "sk_live_x", apiURL: "http://localhost:9000/v1", schedule: "*/15 * * * *", incremental: "5 * * * *", organizations: "7 4 * * *", maxDeleteShare: 0.25, rateLimit: 500, usersShare: 1, orgsShare: 0.05, maxRunSteps: 100}, ""},
+		// A development instance's key: its limit is 100 per 10 s, unless set.
+		{"development key", map[string]string{"CLERK_SECRET_KEY": "sk_test_x"},
+			clerkConfig{secretKey: "sk_test_x", apiURL: "https://api.clerk.com/v1", schedule: "0 3 * * *", incremental: "15 * * * *", organizations: "30 3 * * *", maxDeleteShare: 0.1, rateLimit: 100, usersShare: 0.3, orgsShare: 0.2, maxRunSteps: 800}, ""},
+		{"development key, limit set", map[string]string{"CLERK_SECRET_KEY": "sk_test_x", "CLERK_RATE_LIMIT": "1000"},
+			clerkConfig{secretKey: "sk_test_x", apiURL: "https://api.clerk.com/v1", schedule: "0 3 * * *", incremental: "15 * * * *", organizations: "30 3 * * *", maxDeleteShare: 0.1, rateLimit: 1000, usersShare: 0.3, orgsShare: 0.2, maxRunSteps: 800}, ""},
+		{"rate limit 0", map[string]string{"CLERK_RATE_LIMIT": "0"}, clerkConfig{}, "CLERK_RATE_LIMIT=\"0\" must be a whole number of requests per 10 s, at least 1"},
+		{"rate limit per second", map[string]string{"CLERK_RATE_LIMIT": "100/s"}, clerkConfig{}, "CLERK_RATE_LIMIT"},
+		{"users' share 0", map[string]string{"RECONCILE_USERS_RATE_SHARE": "0"}, clerkConfig{}, "RECONCILE_USERS_RATE_SHARE=\"0\" must be a number above 0 and up to 1, such as 0.3"},
+		{"organizations' share above 1", map[string]string{"RECONCILE_ORGANIZATIONS_RATE_SHARE": "1.5"}, clerkConfig{}, "RECONCILE_ORGANIZATIONS_RATE_SHARE=\"1.5\" must be a number above 0 and up to 1, such as 0.2"},
+		{"share in percent", map[string]string{"RECONCILE_USERS_RATE_SHARE": "30%"}, clerkConfig{}, "RECONCILE_USERS_RATE_SHARE"},
+		{"run steps past Inngest's limit", map[string]string{"RECONCILE_MAX_RUN_STEPS": "1000"}, clerkConfig{}, "RECONCILE_MAX_RUN_STEPS"},
+		{"run steps not a number", map[string]string{"RECONCILE_MAX_RUN_STEPS": "many"}, clerkConfig{}, "RECONCILE_MAX_RUN_STEPS"},
+		{"incremental off", map[string]string{"RECONCILE_INCREMENTAL_SCHEDULE": "off"},
+			clerkConfig{apiURL: "https://api.clerk.com/v1", schedule: "0 3 * * *", organizations: "30 3 * * *", maxDeleteShare: 0.1, rateLimit: 1000, usersShare: 0.3, orgsShare: 0.2, maxRunSteps: 800}, ""},
+		{"incremental the full schedule", map[string]string{"RECONCILE_SCHEDULE": "0 2 * * *", "RECONCILE_INCREMENTAL_SCHEDULE": "0 2 * * *"},
+			clerkConfig{apiURL: "https://api.clerk.com/v1", schedule: "0 2 * * *", organizations: "30 3 * * *", maxDeleteShare: 0.1, rateLimit: 1000, usersShare: 0.3, orgsShare: 0.2, maxRunSteps: 800}, ""},
+		{"incremental not cron", map[string]string{"RECONCILE_INCREMENTAL_SCHEDULE": "hourly"}, clerkConfig{}, "RECONCILE_INCREMENTAL_SCHEDULE"},
+		{"organizations not cron", map[string]string{"RECONCILE_ORGANIZATIONS_SCHEDULE": "0 0 3 * * *"}, clerkConfig{}, "RECONCILE_ORGANIZATIONS_SCHEDULE"},
+		// They share Clerk's rate limit: never in the same minute.
+		{"organizations with the full pass", map[string]string{"RECONCILE_ORGANIZATIONS_SCHEDULE": "0 3 * * *"}, clerkConfig{}, "both fire at"},
+		{"organizations with the incremental runs", map[string]string{"RECONCILE_INCREMENTAL_SCHEDULE": "*/15 * * * *"}, clerkConfig{}, "RECONCILE_INCREMENTAL_SCHEDULE=\"*/15 * * * *\" and RECONCILE_ORGANIZATIONS_SCHEDULE"},
+		{"organizations on a weekly overlap", map[string]string{"RECONCILE_SCHEDULE": "30 3 * * 0", "RECONCILE_INCREMENTAL_SCHEDULE": "off"}, clerkConfig{}, "both fire at"},
 		{"webhook secret as key", map[string]string{"CLERK_SECRET_KEY": "whsec_abc"}, clerkConfig{}, "CLERK_SECRET_KEY"},
 		{"share above 1", map[string]string{"RECONCILE_MAX_DELETE_SHARE": "10"}, clerkConfig{}, "RECONCILE_MAX_DELETE_SHARE"},
 		{"share not a number", map[string]string{"RECONCILE_MAX_DELETE_SHARE": "10%"}, clerkConfig{}, "RECONCILE_MAX_DELETE_SHARE"},

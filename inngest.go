@@ -262,7 +262,7 @@ func newInngest(c inngestConfig, clerkc clerkConfig, db *store.Store, m *metrics
 		logger.Info("CLERK_SECRET_KEY is not set: no scheduled reconciliation with Clerk")
 	} else {
 		logger.Info("reconciliation with Clerk scheduled", "functions", []string{reconcile.FunctionID, reconcile.OrganizationsFunctionID},
-			"schedule", clerkc.schedule, "max_delete_share", clerkc.maxDeleteShare, "on_demand_event", reconcile.RequestEvent)
+			"full_schedule", clerkc.schedule, "incremental_schedule", clerkc.incremental, "organizations_schedule", clerkc.organizations, "max_delete_share", clerkc.maxDeleteShare, "on_demand_event", reconcile.RequestEvent)
 	}
 	return app, nil
 }
@@ -286,12 +286,19 @@ func registerFunctions(client inngestgo.Client, c inngestConfig, clerkc clerkCon
 	if clerkc.secretKey == "" {
 		return nil
 	}
-	api := newClerkAPI(clerkc, logger)
-	cfg := reconcile.Config{MaxDeleteShare: clerkc.maxDeleteShare, Metrics: m}
-	if err := reconcile.New(db, api, logger.With("function", reconcile.FunctionID), cfg).Register(client, clerkc.schedule); err != nil {
+	// Each function its own client, within its own share of Clerk's rate limit.
+	cfg := reconcile.Config{MaxDeleteShare: clerkc.maxDeleteShare, MaxRunSteps: clerkc.maxRunSteps, Metrics: m}
+	usersCfg, schedule := cfg, clerkc.schedule
+	if clerkc.incremental != "" {
+		// Incremental runs on their schedule, full passes on RECONCILE_SCHEDULE.
+		usersCfg.FullSchedule, schedule = clerkc.schedule, clerkc.incremental
+	}
+	users := newClerkAPI(clerkc, clerkc.usersShare, logger)
+	if err := reconcile.New(db, users, logger.With("function", reconcile.FunctionID), usersCfg).Register(client, schedule); err != nil {
 		return err
 	}
-	return reconcile.New(db, api, logger.With("function", reconcile.OrganizationsFunctionID), cfg).RegisterOrganizations(client, clerkc.schedule)
+	orgs := newClerkAPI(clerkc, clerkc.orgsShare, logger)
+	return reconcile.New(db, orgs, logger.With("function", reconcile.OrganizationsFunctionID), cfg).RegisterOrganizations(client, clerkc.organizations)
 }
 
 // inngestOptions turns the configuration into the SDK's options, leaving nothing for the SDK

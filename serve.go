@@ -166,7 +166,7 @@ func edgeDeps(cfg config, v *webhook.Verifier, db *store.Store, app inngestApp, 
 		d.Metrics = m.Handler(logger)
 	}
 	if cfg.clerk.syncToken != "" {
-		d.SyncUser = &httpapi.SyncUser{Token: cfg.clerk.syncToken, Clerk: newClerkAPI(cfg.clerk, logger), Store: db, Metrics: m}
+		d.SyncUser = &httpapi.SyncUser{Token: cfg.clerk.syncToken, Clerk: newClerkAPI(cfg.clerk, 0, logger), Store: db, Metrics: m}
 	}
 	return d
 }

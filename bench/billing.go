@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
-	"net/http"
 	"time"
+
+	"clerksync/internal/inngestdev"
 )
 
 // billing is what Inngest Cloud bills for a burst: function runs and step executions (an
@@ -27,7 +25,7 @@ const maxTraced = 200
 
 // countBilling counts, through the dev server's GraphQL API (what its UI reads), the runs
 // queued since from (runs' totalCount), and the step executions in their traces (runTrace,
-// span.stepExecutions), over every run or an evenly spread sample of maxTraced.
+// stepExecutions), over every run or an evenly spread sample of maxTraced.
 func countBilling(devURL string, from time.Time) (billing, error) {
 	var ids []string
 	var total int
@@ -47,7 +45,7 @@ func countBilling(devURL string, from time.Time) (billing, error) {
 		if after != "" {
 			vars["after"] = after
 		}
-		err := gql(devURL, `query($from: Time!, $after: String) {
+		err := inngestdev.Query(devURL, `query($from: Time!, $after: String) {
 			runs(first: 400, after: $after, orderBy: [{field: QUEUED_AT, direction: ASC}], filter: {from: $from}) {
 				totalCount edges { node { id } } pageInfo { hasNextPage endCursor } } }`, vars, &page)
 		if err != nil {
@@ -72,16 +70,11 @@ func countBilling(devURL string, from time.Time) (billing, error) {
 	}
 	steps := 0
 	for _, id := range sample {
-		var tr struct {
-			RunTrace span
-		}
-		err := gql(devURL, `query($id: String!) { runTrace(runID: $id) {
-			stepOp attempts childrenSpans { stepOp attempts childrenSpans { stepOp attempts childrenSpans { stepOp attempts } } } } }`,
-			map[string]any{"id": id}, &tr)
+		tr, err := inngestdev.Trace(devURL, id)
 		if err != nil {
-			return billing{}, fmt.Errorf("trace of run %s: %w", id, err)
+			return billing{}, err
 		}
-		steps += tr.RunTrace.stepExecutions()
+		steps += stepExecutions(tr)
 	}
 	b := billing{runs: total, steps: steps, traced: len(sample)}
 	if len(sample) > 0 && len(sample) < total {
@@ -90,57 +83,16 @@ func countBilling(devURL string, from time.Time) (billing, error) {
 	return b, nil
 }
 
-// span is a span of a run's trace, as far as counting goes.
-type span struct {
-	StepOp        *string
-	Attempts      *int
-	ChildrenSpans []span
-}
-
 // stepExecutions counts the step executions under s: a step's span (stepOp set; the dev
-// server's traces have Run -> [step spans, Finalization]) counts once per attempt, from the
-// attempt spans beneath it when the trace lists them, or else from its attempt number (0 for
-// the first).
-func (s span) stepExecutions() int {
+// server's traces have Run -> [step spans, Finalization]) counts Executions, and any other
+// span the executions beneath it.
+func stepExecutions(s inngestdev.Span) int {
 	if s.StepOp != nil {
-		n := 0
-		for _, c := range s.ChildrenSpans {
-			if c.StepOp != nil {
-				n++
-			}
-		}
-		if n == 0 {
-			n = 1
-			if s.Attempts != nil && *s.Attempts > 0 {
-				n += *s.Attempts
-			}
-		}
-		return n
+		return s.Executions()
 	}
 	n := 0
 	for _, c := range s.ChildrenSpans {
-		n += c.stepExecutions()
+		n += stepExecutions(c)
 	}
 	return n
-}
-
-// gql runs a GraphQL query against the dev server.
-func gql(devURL, query string, vars map[string]any, out any) error {
-	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	resp, err := http.Post(devURL+"/v0/gql", "application/json", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	var r struct {
-		Data   json.RawMessage
-		Errors []struct{ Message string }
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		return fmt.Errorf("GraphQL answer (HTTP %d): %w", resp.StatusCode, err)
-	}
-	if len(r.Errors) > 0 {
-		return fmt.Errorf("GraphQL: %s", r.Errors[0].Message)
-	}
-	return json.Unmarshal(r.Data, out)
 }

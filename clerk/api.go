@@ -42,13 +42,20 @@ var (
 )
 
 // RateLimitedError is a 429 answer from Clerk; RetryAfter is the wait its Retry-After header
-// asked for (zero when the header was missing or unreadable). It matches ErrRateLimited.
+// asked for (zero when the header was missing or unreadable). With Share set, it is the
+// client's own limit (APIConfig.RateLimit) instead: the request was not sent, because its
+// share frees up only after RetryAfter, past the call's deadline. It matches ErrRateLimited.
 type RateLimitedError struct {
 	RetryAfter time.Duration
+	Share      bool
 }
 
-// Error says that Clerk answered 429, and how long it asked to wait.
+// Error says that Clerk answered 429, or that the client's share is used up, and how long to
+// wait.
 func (e *RateLimitedError) Error() string {
+	if e.Share {
+		return fmt.Sprintf("clerk: this client's share of the rate limit is used up for %s, past the deadline", e.RetryAfter.Round(time.Millisecond))
+	}
 	return fmt.Sprintf("clerk: 429 Too Many Requests (Retry-After %s)", e.RetryAfter)
 }
 
@@ -71,6 +78,13 @@ type APIConfig struct {
 	// than the limit its context carries (WithMaxRetryWait; a reconciliation step sets a few
 	// seconds).
 	MaxRetryAfter time.Duration
+	// RateLimit is how many requests this client sends Clerk per RateWindow at most (its share
+	// of the instance's limit); 0 means no limit of its own. Every request counts but GET
+	// /v1/jwks, as for Clerk: ListUsers makes two (the page and GET /v1/users/count). A request
+	// over it waits until it fits, as long as its context lets it (see rateGate.acquire).
+	RateLimit int
+	// RateWindow is the window RateLimit counts in; 0 means RateWindow (10 s, Clerk's).
+	RateWindow time.Duration
 }
 
 // UserPage is one page of Clerk's user list.
@@ -118,7 +132,14 @@ func NewAPI(cfg APIConfig, logger *slog.Logger) *API {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	hc.Transport = rateLimitTransport{base: base}
+	t := rateLimitTransport{base: base}
+	if cfg.RateLimit > 0 {
+		if cfg.RateWindow <= 0 {
+			cfg.RateWindow = RateWindow
+		}
+		t.gate = newRateGate(cfg.RateLimit, cfg.RateWindow)
+	}
+	hc.Transport = t
 	url, key := strings.TrimRight(cfg.APIURL, "/"), cfg.SecretKey
 	backend := &sdk.ClientConfig{BackendConfig: sdk.BackendConfig{
 		HTTPClient: hc,
@@ -293,16 +314,29 @@ func WithMaxRetryWait(ctx context.Context, d time.Duration) context.Context {
 	return context.WithValue(ctx, maxWaitKey{}, d)
 }
 
-// rateLimitTransport turns a 429 answer into a *RateLimitedError carrying its Retry-After,
-// whatever the body says (the SDK keeps the status only for bodies in Clerk's error shape).
+// rateLimitTransport keeps the client's requests within its own rate limit (gate; nil: none),
+// and turns a 429 answer into a *RateLimitedError carrying its Retry-After, whatever the body
+// says (the SDK keeps the status only for bodies in Clerk's error shape).
 type rateLimitTransport struct {
 	base http.RoundTripper
+	gate *rateGate
 }
 
-// RoundTrip sends req through the base transport. It returns a *RateLimitedError instead of
-// a 429 answer (whose body it drains and closes), and the base transport's answer and error
-// otherwise.
+// RoundTrip waits until req fits the client's rate limit, then sends it through the base
+// transport. It returns a *RateLimitedError instead of a 429 answer (whose body it drains and
+// closes), the gate's error when req's context ends (or would end) before req fits, and the
+// base transport's answer and error otherwise.
 func (t rateLimitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.gate != nil && limited(req) {
+		if err := t.gate.acquire(req.Context()); err != nil {
+			if req.Body != nil {
+				req.Body.Close()
+			}
+			return nil, err
+		}
+		// Given back once the answer's headers are in: Clerk counted req before that.
+		defer t.gate.release()
+	}
 	resp, err := t.base.RoundTrip(req)
 	if err != nil || resp.StatusCode != http.StatusTooManyRequests {
 		return resp, err

@@ -6,11 +6,7 @@ import "time"
 // budget need not wait a minute.
 func SetStepBudget(r *Reconciler, d time.Duration) { r.budget = d }
 
-// SetMaxOrgSteps bounds the steps of r's organizations runs before their deletions to n
-// instead of maxOrgRunSteps, so that tests of the bound need not list hundreds of pages.
-func SetMaxOrgSteps(r *Reconciler, n int) { r.maxOrgSteps = n }
-
-// SetMaxRunSteps bounds the steps of one run of r's users' pass to n instead of 800, so that
+// SetMaxRunSteps bounds the steps of one run of r's users' or organizations' pass to n instead of 800, so that
 // tests of the hand-over to the next run need not read hundreds of pages.
 func SetMaxRunSteps(r *Reconciler, n int) { r.maxRunSteps = n }
 
@@ -22,3 +18,8 @@ func SetScan(r *Reconciler, batch, batches int) { r.scanBatch, r.scanBatches = b
 // SetSender makes r send ContinueEvent through s instead of the client Register gets, so that
 // tests can drive the next run without an Inngest server.
 func SetSender(r *Reconciler, s EventSender) { r.sender = s }
+
+// SetMemberPages makes each org-members step of r read at most n pages of members (besides
+// stopping at half its budget), so that tests of an organization whose members span steps
+// need neither slow pages nor a tight budget.
+func SetMemberPages(r *Reconciler, n int) { r.memberPages = n }

@@ -16,7 +16,8 @@ const FunctionID = "reconcile-users-with-clerk"
 // their memberships.
 const OrganizationsFunctionID = "reconcile-organizations-with-clerk"
 
-// DefaultSchedule runs the reconciliation daily at 03:00 UTC.
+// DefaultSchedule runs the reconciliation daily at 03:00 UTC: the users' full pass
+// (RECONCILE_SCHEDULE's default; Config.FullSchedule when the incremental runs are on).
 const DefaultSchedule = "0 3 * * *"
 
 // RequestEvent is the event that starts a run of both functions now, besides their cron
@@ -36,8 +37,11 @@ const AllowMassDeleteField = "allow_mass_delete"
 const maxRetries = 5
 
 // Register creates reconcile-users-with-clerk on client, run on the cron schedule (for example
-// DefaultSchedule), on RequestEvent, and on ContinueEvent (a pass that needs more than one
-// run), so that client's serve handler offers it to Inngest; it sends ContinueEvent through
+// DefaultSchedule), on the cron Config.FullSchedule when set, on RequestEvent, and on
+// ContinueEvent (a pass that needs more than one run), so that client's serve handler offers
+// it to Inngest. With FullSchedule set, a run of schedule is incremental (it reads only the
+// users changed since the watermark: incremental.go) and every other run is a full pass;
+// without it, every run is a full pass. It sends ContinueEvent through
 // client unless r has a sender already. One pass at a time: a run scheduled or requested while
 // another is still going is skipped (the function's singleton, which leaves ContinueEvent out,
 // so that a pass's next run is never skipped), and one that starts while a pass spanning
@@ -48,6 +52,10 @@ const maxRetries = 5
 func (r *Reconciler) Register(client inngestgo.Client, schedule string) error {
 	if r.sender == nil {
 		r.sender = client
+	}
+	trig := triggers(schedule)
+	if r.cfg.FullSchedule != "" && r.cfg.FullSchedule != schedule {
+		trig = append(trig, inngestgo.CronTrigger(r.cfg.FullSchedule))
 	}
 	_, err := inngestgo.CreateFunction(client,
 		inngestgo.FunctionOpts{
@@ -60,7 +68,7 @@ func (r *Reconciler) Register(client inngestgo.Client, schedule string) error {
 				Key: inngestgo.StrPtr(`event.name != "` + ContinueEvent + `"`),
 			},
 		},
-		append(triggers(schedule), inngestgo.EventTrigger(ContinueEvent, nil)),
+		append(trig, inngestgo.EventTrigger(ContinueEvent, nil)),
 		r.reconcileRun,
 	)
 	return err
@@ -81,6 +89,15 @@ func (r *Reconciler) reconcileRun(ctx context.Context, in inngestgo.Input[map[st
 		return nil, inngestgo.NoRetryError(err)
 	}
 	r.logger.Debug("reconciliation with Clerk invoked", "run_id", in.InputCtx.RunID, "attempt", in.InputCtx.Attempt, "pass", st.Pass, "pass_run", st.Run)
+	if r.incrementalEvent(in.Event) {
+		// An incremental run (incremental.go), unless it has to be a full pass now.
+		sum, next, err := r.incremental(ctx, st.Pass)
+		if next == nil {
+			r.cfg.Metrics.Reconciled(sum, err)
+			return sum, err
+		}
+		st = *next
+	}
 	st, err = r.runPass(ctx, st)
 	if errors.Is(err, errHandOver) {
 		next := st
@@ -120,33 +137,31 @@ func (r *Reconciler) usersRun(evt inngestgo.GenericEvent[map[string]any], runID 
 }
 
 // RegisterOrganizations creates reconcile-organizations-with-clerk on client, run on the cron
-// schedule (the users' one, for example) and on RequestEvent, as Register does for the users:
-// one run at a time, a run scheduled or requested while another is still going skipped, and
-// AllowMassDelete only for a run a RequestEvent asking for it starts. Its own run, with its own steps
-// (RunOrganizations), keeps each within Inngest's 1,000 steps. It returns an error if the SDK
-// rejects the function's configuration.
+// schedule (the users' one, for example), on RequestEvent, and on OrganizationsContinueEvent (a
+// pass that needs more than one run), as Register does for the users: one pass at a time (the
+// singleton, which leaves OrganizationsContinueEvent out, and the pass's lease), and
+// AllowMassDelete only for a pass a RequestEvent asking for it starts. It sends
+// OrganizationsContinueEvent through client unless r has a sender already. It returns an error
+// if the SDK rejects the function's configuration.
 func (r *Reconciler) RegisterOrganizations(client inngestgo.Client, schedule string) error {
+	if r.sender == nil {
+		r.sender = client
+	}
 	_, err := inngestgo.CreateFunction(client,
 		inngestgo.FunctionOpts{
-			ID:        OrganizationsFunctionID,
-			Name:      "Reconcile organizations and memberships with Clerk",
-			Retries:   inngestgo.IntPtr(maxRetries),
-			Singleton: &inngestgo.ConfigSingleton{Mode: enums.SingletonModeSkip},
+			ID:      OrganizationsFunctionID,
+			Name:    "Reconcile organizations and memberships with Clerk",
+			Retries: inngestgo.IntPtr(maxRetries),
+			Singleton: &inngestgo.ConfigSingleton{
+				Mode: enums.SingletonModeSkip,
+				// false for OrganizationsContinueEvent: no singleton.
+				Key: inngestgo.StrPtr(`event.name != "` + OrganizationsContinueEvent + `"`),
+			},
 		},
-		triggers(schedule),
+		append(triggers(schedule), inngestgo.EventTrigger(OrganizationsContinueEvent, nil)),
 		r.reconcileOrganizationsRun,
 	)
 	return err
-}
-
-// reconcileOrganizationsRun is the organizations function's body: one RunOrganizations, its
-// summary as the run's output (see reconcileRun).
-func (r *Reconciler) reconcileOrganizationsRun(ctx context.Context, in inngestgo.Input[map[string]any]) (any, error) {
-	r = r.forRun(in.Event)
-	r.logger.Debug("reconciliation of organizations with Clerk invoked", "run_id", in.InputCtx.RunID, "attempt", in.InputCtx.Attempt)
-	sum, err := r.RunOrganizations(ctx)
-	r.cfg.Metrics.ReconciledOrganizations(sum, err)
-	return sum, err
 }
 
 // triggers are what starts a run of either function: the cron schedule, and RequestEvent.

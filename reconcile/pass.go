@@ -41,6 +41,9 @@ const (
 	// defaultMaxRunSteps is how many steps one run of the users' pass takes, the hand-over to
 	// the next run included: Inngest allows 1,000 per run, so 200 stay spare.
 	defaultMaxRunSteps = 800
+	// findChunk is how many live organizations one org-find-deletions step compares with the
+	// ids the write steps marked (orgpass.go).
+	findChunk = 20_000
 	// scanBatch is how many live users' ids a scan step reads at a time (one request each).
 	scanBatch = 1_000
 	// maxScanRestarts is how many times the pass starts its scan of the live users again
@@ -65,6 +68,7 @@ const (
 	phaseScan    phase = "scan"
 	phaseOverlap phase = "overlap"
 	phaseWrite   phase = "write"
+	phaseFind    phase = "find" // the organizations' pass's (orgpass.go); the users' scan instead
 	phaseCap     phase = "cap"
 	phaseDelete  phase = "delete"
 	phaseCleanup phase = "cleanup"
@@ -104,6 +108,9 @@ type passState struct {
 	Found int `json:"found"`
 	// Summary is the pass's summary so far.
 	Summary Summary `json:"summary"`
+	// Since is when the pass started (Unix ms, the service's clock): it records it as the
+	// watermark of the incremental runs when it ends (incremental.go).
+	Since int64 `json:"since,omitempty"`
 }
 
 // passRun is one run of a users' pass: its state and the steps it has taken.
@@ -121,6 +128,8 @@ type (
 	// got it).
 	claimResult struct {
 		Busy string `json:"busy,omitempty"`
+		// At is when the pass started (Unix ms): the watermark it records when it ends.
+		At int64 `json:"at,omitempty"`
 	}
 	// forgetResult is clear-marks's or drop-marks's: the collections of marks it dropped.
 	forgetResult struct {
@@ -263,7 +272,7 @@ func (p *passRun) run(ctx context.Context) error {
 			if errors.Is(err, store.ErrPassBusy) {
 				return claimResult{Busy: err.Error()}, nil
 			}
-			return claimResult{}, err
+			return claimResult{At: r.cfg.Now().UnixMilli()}, err
 		})
 		if err != nil {
 			return err
@@ -274,7 +283,7 @@ func (p *passRun) run(ctx context.Context) error {
 			st.Phase = phaseDone
 			return nil
 		}
-		st.Phase = phaseClear
+		st.Phase, st.Since = phaseClear, res.At
 	} else {
 		if _, err := passStep(ctx, p, "resume-pass", func(context.Context) (struct{}, error) { return struct{}{}, nil }); err != nil {
 			return err
@@ -432,6 +441,9 @@ func (p *passRun) next(ctx context.Context) error {
 		}
 	case phaseEnd:
 		if _, err := passStep(ctx, p, "end-pass", func(ctx context.Context) (struct{}, error) {
+			if err := r.recordPassWatermark(ctx, *st); err != nil {
+				return struct{}{}, err
+			}
 			return struct{}{}, r.users.EndReconcilePass(ctx, passScope, st.Pass, r.cfg.Now())
 		}); err != nil {
 			return err

@@ -4,24 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"clerksync/clerk"
 	"clerksync/store"
 )
 
-// kind is what the passes over Clerk's users (Run) and over its organizations
-// (RunOrganizations) differ in, so that the survey, the write pass, the deletion plan and the
-// delete steps are written once for both. T is Clerk's object.
+// kind is what Clerk's users and organizations differ in, for what the users' pass (Run), the
+// organizations' pass (RunOrganizations) and CheckImport share: reading Clerk's list, writing,
+// confirming a deletion. T is Clerk's object.
 type kind[T any] struct {
 	// plural and singular name the kind in log lines and errors: users, user.
 	plural, singular string
 	// idKey is the log attribute of an id: user_id, org_id.
 	idKey string
-	// steps starts the ids of the kind's steps: "" for the users (survey-0, check-overlap,
-	// page-0, plan-deletions, delete-0), "org-" for the organizations (org-survey-0, ...).
-	// Inngest memoizes each step's output under its id: they never change.
-	steps string
 	// id returns an object's id.
 	id func(c T) string
 	// list reads at most limit objects of Clerk's list from offset on.
@@ -45,7 +40,7 @@ type kind[T any] struct {
 // usersKind is the users' kind, read and written through r.
 func usersKind(r *Reconciler) kind[clerk.User] {
 	return kind[clerk.User]{
-		plural: "users", singular: "user", idKey: "user_id", steps: "",
+		plural: "users", singular: "user", idKey: "user_id",
 		id: func(u clerk.User) string { return u.ID },
 		list: func(ctx context.Context, limit, offset int) ([]clerk.User, error) {
 			p, err := r.api.ListUsers(ctx, limit, offset)
@@ -63,7 +58,7 @@ func usersKind(r *Reconciler) kind[clerk.User] {
 // organization's deletion takes its memberships with it.
 func organizationsKind(r *Reconciler) kind[clerk.Organization] {
 	return kind[clerk.Organization]{
-		plural: "organizations", singular: "organization", idKey: "org_id", steps: "org-",
+		plural: "organizations", singular: "organization", idKey: "org_id",
 		id: func(o clerk.Organization) string { return o.ID },
 		list: func(ctx context.Context, limit, offset int) ([]clerk.Organization, error) {
 			p, err := r.api.ListOrganizations(ctx, limit, offset)
@@ -77,22 +72,6 @@ func organizationsKind(r *Reconciler) kind[clerk.Organization] {
 		remove:     r.users.DeleteOrganization,
 		removedToo: ", with its memberships",
 	}
-}
-
-// surveySteps reads Clerk's whole list of k, one <steps>survey-N step per page, and returns
-// the ids on it and how many steps it ran; notEnabled when the instance has k turned off (the
-// list then ends at its first page). It returns the error of the first step that fails for
-// good, or one when the list has more than maxPages pages.
-func surveySteps[T any](ctx context.Context, r *Reconciler, k kind[T]) (ids []string, steps int, notEnabled bool, err error) {
-	ids, err = r.survey(ctx, k.plural, func(ctx context.Context, offset int) (surveyPage, error) {
-		steps++
-		p, err := runStep(ctx, r, fmt.Sprintf("%ssurvey-%d", k.steps, offset), func(ctx context.Context) (surveyPage, error) {
-			return surveyOne(ctx, r, k, offset)
-		})
-		notEnabled = notEnabled || p.NotEnabled
-		return p, err
-	})
-	return ids, steps, notEnabled, err
 }
 
 // survey reads Clerk's whole list of kind (users, organizations), one page at a time through
@@ -140,62 +119,6 @@ func pageIDs[T any](k kind[T], page []T) []string {
 	return ids
 }
 
-// liveIDs returns the ids of the live objects of k in the database. It returns an error
-// wrapping store.ErrDatabase, logged, when they cannot be listed.
-func liveIDs[T any](ctx context.Context, r *Reconciler, k kind[T]) ([]string, error) {
-	live, err := k.live(ctx)
-	if err != nil {
-		r.logger.Error("listing live "+k.plural+" failed", "error", err)
-	}
-	return live, err
-}
-
-// syncPages runs one <steps>page-N step per page of Clerk's list of k, each writing its page
-// (syncPage), gives add what each did, and returns the ids on the pages, each once, in the
-// order listed. It returns the error of the first page that fails for good, or one when the
-// list has more than maxPages pages.
-func syncPages[T any](ctx context.Context, r *Reconciler, k kind[T], add func(pageResult)) ([]string, error) {
-	var ids []string
-	seen := map[string]struct{}{}
-	for offset, pages := 0, 0; ; offset, pages = offset+r.cfg.PageSize, pages+1 {
-		if pages >= maxPages {
-			return nil, fmt.Errorf("reconcile: more than %d pages of %d %s; raise the page size", maxPages, r.cfg.PageSize, k.plural)
-		}
-		page, err := runStep(ctx, r, fmt.Sprintf("%spage-%d", k.steps, offset), func(ctx context.Context) (pageResult, error) {
-			return syncPage(ctx, r, k, offset)
-		})
-		if err != nil {
-			return nil, err
-		}
-		add(page)
-		for _, id := range page.IDs {
-			if _, ok := seen[id]; !ok {
-				seen[id] = struct{}{}
-				ids = append(ids, id)
-			}
-		}
-		if page.Count < r.cfg.PageSize {
-			return ids, nil
-		}
-	}
-}
-
-// syncPage reads the page of Clerk's list of k at offset and writes what it holds. It returns
-// an error when Clerk cannot be read or the database fails; objects that cannot be written are
-// counted as Failed.
-func syncPage[T any](ctx context.Context, r *Reconciler, k kind[T], offset int) (pageResult, error) {
-	page, err := k.list(ctx, r.cfg.PageSize, offset)
-	if err != nil {
-		r.logger.Error("reading a page of Clerk "+k.plural+" failed", "offset", offset, "error", err)
-		return pageResult{}, err
-	}
-	res := pageResult{Offset: offset, Count: len(page), IDs: pageIDs(k, page)}
-	if res.writeCounts, err = writeAll(ctx, page, k.write); err != nil {
-		return pageResult{}, err
-	}
-	return res, nil
-}
-
 // writeClerk writes s, Clerk's object what (user, organization, membership) as converted for
 // the store with the conversion's error convErr, through upsert, the store's guarded upsert.
 // An object that cannot be written (convErr, or the store refusing it) is logged with ids;
@@ -239,27 +162,6 @@ func (r *Reconciler) writeMembership(ctx context.Context, c clerk.OrganizationMe
 	return writeClerk(ctx, r, "membership", m, err, r.users.UpsertMembership, "membership_id", c.ID, "org_id", c.Organization.ID)
 }
 
-// missing returns the live objects of k in the database that seen (the ids on Clerk's pages)
-// lacks: the deletion candidates. It returns an error wrapping store.ErrDatabase, logged,
-// when the live objects cannot be listed.
-func missing[T any](ctx context.Context, r *Reconciler, k kind[T], seen []string) ([]string, error) {
-	live, err := liveIDs(ctx, r, k)
-	if err != nil {
-		return nil, err
-	}
-	listed := make(map[string]struct{}, len(seen))
-	for _, id := range seen {
-		listed[id] = struct{}{}
-	}
-	var candidates []string
-	for _, id := range live {
-		if _, ok := listed[id]; !ok {
-			candidates = append(candidates, id)
-		}
-	}
-	return candidates, nil
-}
-
 // allowDeletions is the safety cap on deletions: it applies to n deletion candidates of kind
 // ("users", "organizations", "memberships") when the database had liveBefore live ones before
 // the run, and reports whether they may go (at most MaxDeleteShare of liveBefore, or any
@@ -279,19 +181,6 @@ func (r *Reconciler) allowDeletions(kind string, n, liveBefore int) bool {
 	}
 	r.logger.Info("live "+kind+" missing from Clerk's list; confirming each with Clerk before deleting", attrs...)
 	return true
-}
-
-// deleteSteps runs <steps>delete-N steps until every candidate of k is dealt with, each step
-// confirming up to deleteChunk of them with Clerk (confirmGone), from the first one the steps
-// before left, and gives add what each did. It returns the error of the first step that fails
-// for good.
-func deleteSteps[T any](ctx context.Context, r *Reconciler, k kind[T], candidates []string, add func(deletionResult)) error {
-	return inSteps(ctx, r, k.steps+"delete", candidates, deleteChunk, 0,
-		func(ctx context.Context, chunk []string, stopAt time.Time) (deletionResult, error) {
-			return confirmEach(ctx, r, chunk, stopAt, k.singular, func(ctx context.Context, id string, res *deletionResult) error {
-				return confirmGone(ctx, r, k, id, res)
-			})
-		}, add)
 }
 
 // confirmGone asks Clerk for the object id of k: a 404 turns it into a tombstone (with what

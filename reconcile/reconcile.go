@@ -59,6 +59,8 @@ type Store interface {
 
 	// The users' pass's bookkeeping (see runPass), which keeps its memoized steps small.
 
+	// CountLiveUsers counts the users not deleted (a scan of the users on FerretDB v1).
+	CountLiveUsers(ctx context.Context) (int, error)
 	// CountLiveUsersAmong counts the users not deleted among ids.
 	CountLiveUsersAmong(ctx context.Context, ids []string) (int, error)
 	// ScanLiveUsers reads the next batch of the ids of the users not deleted after token ("":
@@ -82,6 +84,30 @@ type Store interface {
 	ClaimReconcilePass(ctx context.Context, scope, pass string, takeOver bool, now time.Time, staleAfter time.Duration) error
 	// EndReconcilePass ends pass's lease.
 	EndReconcilePass(ctx context.Context, scope, pass string, now time.Time) error
+	// ReconcileWatermark returns the time up to which scope's changes in Clerk were read,
+	// and false when none is recorded (incremental.go).
+	ReconcileWatermark(ctx context.Context, scope string) (time.Time, bool, error)
+	// RecordReconcileWatermark moves scope's watermark forward to at, never back.
+	RecordReconcileWatermark(ctx context.Context, scope string, at, now time.Time) error
+
+	// The organizations' pass's reads (see runOrgPass).
+	orgPassStore
+}
+
+// orgPassStore is what the organizations' pass reads beside the rest of Store.
+type orgPassStore interface {
+	// CountLiveOrganizations counts the organizations not deleted.
+	CountLiveOrganizations(ctx context.Context) (int, error)
+	// CountLiveOrganizationsAmong counts the organizations not deleted among ids.
+	CountLiveOrganizationsAmong(ctx context.Context, ids []string) (int, error)
+	// LiveOrganizationIDsAfter returns the first limit ids of organizations not deleted
+	// after after, ascending.
+	LiveOrganizationIDsAfter(ctx context.Context, after string, limit int) ([]string, error)
+	// CountLiveMemberships counts the memberships not deleted.
+	CountLiveMemberships(ctx context.Context) (int, error)
+	// GetMembership returns the stored membership id, live or deleted: store.ErrNotFound
+	// when there is none.
+	GetMembership(ctx context.Context, id string) (store.Membership, error)
 }
 
 // EventSender sends an event to Inngest: the users' pass sends ContinueEvent through it. An
@@ -98,6 +124,9 @@ type Clerk interface {
 	InstanceID(ctx context.Context) (string, error)
 	// ListUsers returns at most limit users from offset on, in a stable order.
 	ListUsers(ctx context.Context, limit, offset int) (clerk.UserPage, error)
+	// ListUsersUpdated returns at most limit users from offset on, most recently updated
+	// first (an incremental run's list).
+	ListUsersUpdated(ctx context.Context, limit, offset int) (clerk.UserPage, error)
 	// GetUser returns one user, or an error wrapping clerk.ErrUserNotFound when Clerk has none.
 	GetUser(ctx context.Context, id string) (clerk.User, error)
 	// ListOrganizations returns at most limit organizations from offset on, in a stable
@@ -145,11 +174,20 @@ type Config struct {
 	// database that Clerk's list must have for a run to write or delete anything; 0 (or less)
 	// means DefaultMinSharedShare. An empty database (a first import) is never refused.
 	MinSharedShare float64
+	// MaxRunSteps is the most steps one run of the users' pass, or of the organizations'
+	// pass, takes, its hand-over to the next run included; 0 (or less) means 800. Inngest
+	// allows 1,000 steps per run.
+	MaxRunSteps int
 	// Now is the clock for deletion times; nil means time.Now.
 	Now func() time.Time
 	// Metrics is told the result of every finished run of the cron function; nil counts
 	// nothing.
 	Metrics Metrics
+	// FullSchedule is the cron schedule of reconcile-users-with-clerk's full passes (for
+	// example DefaultSchedule); the schedule Register is given is then its incremental runs'
+	// (DefaultIncrementalSchedule, say). Empty, or Register's schedule: every run is a full
+	// pass.
+	FullSchedule string
 }
 
 // Metrics counts reconciliation results. The service's Prometheus metrics implement it.
@@ -168,9 +206,8 @@ type nopMetrics struct{}
 func (nopMetrics) Reconciled(Summary, error)                           {}
 func (nopMetrics) ReconciledOrganizations(OrganizationsSummary, error) {}
 
-// maxPages bounds the pages of one pass over Clerk's organizations (a run makes two: the
-// survey, then the writes), so that a run stays below Inngest's limit of 1,000 steps. (The
-// users' pass goes on in a next run instead: see runPass.)
+// maxPages bounds the pages of CheckImport's survey of Clerk's users or organizations. (The
+// reconciliation passes go on in a next run instead: see runPass and runOrgPass.)
 const maxPages = 450
 
 // deleteChunk is the most deletion candidates one step confirms and deletes.
@@ -211,6 +248,14 @@ type Summary struct {
 	// SkippedBusy is true when the run did nothing because another pass was going (one that
 	// spans several runs, which the function's singleton does not cover).
 	SkippedBusy bool `json:"skipped_busy,omitempty"`
+	// Incremental is true for an incremental run (RunIncremental): it read only the users
+	// updated since Since (Unix ms: the watermark less IncrementalSlack), and deleted none.
+	Incremental bool  `json:"incremental,omitempty"`
+	Since       int64 `json:"since,omitempty"`
+	// FullPass says why a run that was to be incremental ran (or started) a full pass
+	// instead: "no watermark" (none recorded yet), "no instance recorded", or "too many
+	// changes" (more pages than one run's steps; the full pass goes on in the next run).
+	FullPass string `json:"full_pass,omitempty"`
 }
 
 // Reconciler reconciles the users collection (Run), and the organizations and memberships
@@ -224,19 +269,24 @@ type Reconciler struct {
 	instances *InstanceCheck
 	// budget is the deadline of each step: StepBudget, shorter in tests.
 	budget time.Duration
-	// maxOrgSteps bounds the steps of an organizations run before its deletions:
-	// maxOrgRunSteps, fewer in tests.
-	maxOrgSteps int
-	// maxRunSteps bounds the steps of one run of the users' pass, the hand-over included:
+	// maxRunSteps bounds the steps of one run of the users' or the organizations' pass, the
+	// hand-over included:
 	// defaultMaxRunSteps, fewer in tests.
 	maxRunSteps int
 	// scanBatch is how many live users a scan step reads at a time: scanBatch, fewer in
 	// tests.
 	scanBatch int
+	// findChunk is how many live organizations an org-find-deletions step compares:
+	// findChunk, fewer in tests.
+	findChunk int
 	// scanBatches, when above 0, bounds the batches of a scan step (tests); otherwise half the
 	// step's budget does.
 	scanBatches int
-	// sender sends ContinueEvent: the client Register creates the function on, unless set.
+	// memberPages bounds the pages of members one org-members step reads: 0 (none but the
+	// step's budget), fewer in tests.
+	memberPages int
+	// sender sends ContinueEvent and OrganizationsContinueEvent: the client Register (or
+	// RegisterOrganizations) creates the function on, unless set.
 	sender EventSender
 }
 
@@ -255,8 +305,12 @@ func New(users Store, api Clerk, logger *slog.Logger, cfg Config) *Reconciler {
 	if cfg.Metrics == nil {
 		cfg.Metrics = nopMetrics{}
 	}
+	maxRunSteps := defaultMaxRunSteps
+	if cfg.MaxRunSteps > 0 {
+		maxRunSteps = cfg.MaxRunSteps
+	}
 	return &Reconciler{users: users, api: api, logger: logger, cfg: cfg, instances: NewInstanceCheck(api, users, StepBudget),
-		budget: StepBudget, maxOrgSteps: maxOrgRunSteps, maxRunSteps: defaultMaxRunSteps, scanBatch: scanBatch}
+		budget: StepBudget, maxRunSteps: maxRunSteps, scanBatch: scanBatch, findChunk: findChunk}
 }
 
 // surveyPage is the memoized output of one survey step: the ids of one page of Clerk's list.
@@ -299,16 +353,6 @@ func (w *writeCounts) add(c writeCounts) {
 	w.Updated += c.Updated
 	w.Skipped += c.Skipped
 	w.Failed += c.Failed
-}
-
-// pageResult is the memoized output of one page step.
-type pageResult struct {
-	Offset int `json:"offset"`
-	// Count is how many users Clerk returned; fewer than the page size ends the list.
-	Count int `json:"count"`
-	// IDs are every user id on the page, written or not: they all exist in Clerk.
-	IDs []string `json:"ids"`
-	writeCounts
 }
 
 // deletionResult is the memoized output of one delete step.
@@ -367,46 +411,6 @@ func retryWhenAsked(err error, now time.Time) error {
 	}
 	return inngestgo.RetryAtError(err, now.Add(rl.RetryAfter))
 }
-
-// chunkResult is the memoized output of a step that deals with a chunk of items in order and
-// may stop early (see inSteps).
-type chunkResult interface {
-	// dealtWith is how many of the chunk's items the step dealt with, from the first on.
-	dealtWith() int
-}
-
-// inSteps runs steps prefix-N until every item is dealt with, N being the index of the step's
-// first item: each step gives do up to chunk items, from the first one the steps before left,
-// and the time past which do starts no new item (half the step's budget on), and add gets
-// what it did. It returns the error of the first step that fails for good, or one when all
-// the items need more than maxSteps steps (0: no limit).
-func inSteps[T any, R chunkResult](ctx context.Context, r *Reconciler, prefix string, items []T, chunk, maxSteps int,
-	do func(ctx context.Context, chunk []T, stopAt time.Time) (R, error), add func(R)) error {
-	for i, steps := 0, 0; i < len(items); steps++ {
-		if maxSteps > 0 && steps >= maxSteps {
-			return fmt.Errorf("reconcile: %d %s steps dealt with %d of %d items, and a run has no room for more steps: "+
-				"Inngest allows 1,000 per run", steps, prefix, i, len(items))
-		}
-		part := items[i:min(i+chunk, len(items))]
-		res, err := runStep(ctx, r, fmt.Sprintf("%s-%d", prefix, i), func(ctx context.Context) (R, error) {
-			return do(ctx, part, time.Now().Add(r.budget/2))
-		})
-		if err != nil {
-			return err
-		}
-		add(res)
-		done := res.dealtWith()
-		if done <= 0 || done > len(part) {
-			// Memoized by a version whose steps always did their whole chunk.
-			done = len(part)
-		}
-		i += done
-	}
-	return nil
-}
-
-// dealtWith is how many candidates the delete step dealt with.
-func (d deletionResult) dealtWith() int { return d.Done }
 
 // CheckImport makes the checks of Run for an import that writes Clerk's users, organizations
 // and memberships without deleting any (backfill from the API), before it writes anything: it

@@ -172,15 +172,15 @@ func TestRequestTrigger(t *testing.T) {
 	for _, f := range body.Functions {
 		id := strings.TrimPrefix(f.ID, testAppID+"-")
 		seen[id] = true
-		// The users' pass goes on in a next run, which its own event starts: the singleton
-		// leaves that one event out (its key is false for it, which Inngest takes for "not a
+		// Each pass goes on in a next run, which its own event starts: the singleton leaves
+		// that one event out (its key is false for it, which Inngest takes for "not a
 		// singleton"), so that the run that sent it, still ending, cannot make it skipped.
-		want := []trigger{{Cron: schedule}, {Event: reconcile.RequestEvent}}
-		wantKey := ""
-		if id == reconcile.FunctionID {
-			want = append(want, trigger{Event: reconcile.ContinueEvent})
-			wantKey = `event.name != "` + reconcile.ContinueEvent + `"`
+		continueEvent := reconcile.ContinueEvent
+		if id == reconcile.OrganizationsFunctionID {
+			continueEvent = reconcile.OrganizationsContinueEvent
 		}
+		want := []trigger{{Cron: schedule}, {Event: reconcile.RequestEvent}, {Event: continueEvent}}
+		wantKey := `event.name != "` + continueEvent + `"`
 		if !slices.Equal(f.Triggers, want) {
 			t.Errorf("%s triggers = %+v; want %+v", id, f.Triggers, want)
 		}

@@ -57,7 +57,7 @@ func TestMemoizedSteps(t *testing.T) {
 	}
 	const inst = `"instance":"` + clerkfake.DefaultInstance + `"`
 	usersPages := []memoized{
-		{"start-pass", `{}`},
+		{"start-pass", `{"at":1700000000000}`}, // when the pass started: its watermark (incremental.go)
 		{"check-instance", `{` + inst + `,"recorded":""}`},
 		{"clear-marks", `{"dropped":0}`},
 		{"list-0", `{"count":4,"listed":4,"listed_and_stored":4}`},
@@ -68,13 +68,16 @@ func TestMemoizedSteps(t *testing.T) {
 		{"write-4", `{"offset":4,"count":2,"inserted":1,"updated":1,"skipped":0,"failed":0}`},
 	}
 	orgsPages := []memoized{
+		{"org-start-pass", `{}`},
 		{"check-instance", `{` + inst + `,"recorded":""}`},
-		{"org-survey-0", `{"count":3,"ids":["org_01","org_02","org_03"]}`},
-		{"org-survey-3", `{"count":1,"ids":["org_04"]}`},
+		{"org-clear-marks", `{"dropped":0}`},
+		{"org-list-0", `{"count":3,"listed":3,"listed_and_stored":3}`},
+		{"org-list-3", `{"count":1,"listed":1,"listed_and_stored":0}`},
 		{"org-check-overlap", `{` + inst + `,"live":4,"listed":4,"listed_and_stored":3,"refused":false,"live_memberships":5}`},
-		{"org-page-0", `{"offset":0,"count":3,"ids":["org_01","org_02","org_03"],"inserted":0,"updated":3,"skipped":0,"failed":0}`},
-		{"org-page-3", `{"offset":3,"count":1,"ids":["org_04"],"inserted":1,"updated":0,"skipped":0,"failed":0}`},
-		{"memberships-0", `{"done":4,"seen":4,"inserted":1,"updated":3,"skipped":0,"failed":0,"candidates":[{"id":"orgmem_01_x","org_id":"org_01","user_id":"user_x"}]}`},
+		{"org-write-0", `{"count":3,"inserted":0,"updated":3,"skipped":0,"failed":0}`},
+		{"org-write-3", `{"count":1,"inserted":1,"updated":0,"skipped":0,"failed":0}`},
+		{"org-members-0", `{"fetched":4,"done":4,"last":"org_04","seen":4,"found":1,"inserted":1,"updated":3,"skipped":0,"failed":0}`},
+		{"org-find-deletions-0", `{"scanned":5,"found":1,"last":"org_gone1"}`},
 	}
 	tests := []stepsScenario{{
 		name:  "users",
@@ -104,9 +107,12 @@ func TestMemoizedSteps(t *testing.T) {
 		cfg:   reconcile.Config{PageSize: 3, MaxDeleteShare: 0.5},
 		setup: orgsSetup,
 		steps: append(orgsPages[:len(orgsPages):len(orgsPages)],
-			memoized{"org-plan-deletions", `{"organizations":["org_gone1"]}`},
-			memoized{"org-delete-0", `{"done":1,"deleted":1,"still_in_clerk":0,"inserted":0,"updated":0,"skipped":0,"failed":0}`},
-			memoized{"membership-delete-0", `{"done":1,"deleted":1,"still_in_clerk":0,"inserted":0,"updated":0,"skipped":0,"failed":0}`},
+			memoized{"org-cap-deletions", `{"organizations":1,"refused_organizations":0,"memberships":1,"refused_memberships":0}`},
+			memoized{"org-delete-0", `{"done":1,"deleted":1,"still_in_clerk":0,"inserted":0,"updated":0,"skipped":0,"failed":0,"fetched":1,"last":"org_gone1"}`},
+			memoized{"member-delete-0", `{"done":1,"deleted":1,"still_in_clerk":0,"inserted":0,"updated":0,"skipped":0,"failed":0,"fetched":1,"last":"orgmem_01_x"}`},
+			// the marks: listed, seen, candidates, members-candidates
+			memoized{"org-drop-marks", `{"dropped":4}`},
+			memoized{"org-end-pass", `{}`},
 		),
 		output: `{"pages":2,` +
 			`"organizations":{"seen":4,"inserted":1,"updated":3,"skipped":0,"failed":0,"deleted":1,"still_in_clerk":0,"refused":0},` +
@@ -117,7 +123,9 @@ func TestMemoizedSteps(t *testing.T) {
 		cfg:   reconcile.Config{PageSize: 3, MaxDeleteShare: 0.1},
 		setup: orgsSetup,
 		steps: append(orgsPages[:len(orgsPages):len(orgsPages)],
-			memoized{"org-plan-deletions", `{"refused_organizations":1,"refused_memberships":1}`},
+			memoized{"org-cap-deletions", `{"organizations":1,"refused_organizations":1,"memberships":1,"refused_memberships":1}`},
+			memoized{"org-drop-marks", `{"dropped":4}`},
+			memoized{"org-end-pass", `{}`},
 		),
 		output: `{"pages":2,` +
 			`"organizations":{"seen":4,"inserted":1,"updated":3,"skipped":0,"failed":0,"deleted":0,"still_in_clerk":0,"refused":1},` +
@@ -130,8 +138,12 @@ func TestMemoizedSteps(t *testing.T) {
 			fake.DisableOrganizations()
 		},
 		steps: []memoized{
+			{"org-start-pass", `{}`},
 			{"check-instance", `{` + inst + `,"recorded":""}`},
-			{"org-survey-0", `{"count":0,"ids":null,"not_enabled":true}`},
+			{"org-clear-marks", `{"dropped":0}`},
+			{"org-list-0", `{"count":0,"listed":0,"listed_and_stored":0,"not_enabled":true}`},
+			{"org-drop-marks", `{"dropped":0}`},
+			{"org-end-pass", `{}`},
 		},
 		output: `{"pages":0,` +
 			`"organizations":{"seen":0,"inserted":0,"updated":0,"skipped":0,"failed":0,"deleted":0,"still_in_clerk":0,"refused":0},` +

@@ -1,5 +1,6 @@
 // Package clerkfake is a stand-in for the parts of Clerk's Backend API the service reads, for
-// tests and for measurements against large instances: GET /v1/users (limit, offset), GET
+// tests and for measurements against large instances: GET /v1/users (limit, offset, order_by
+// +created_at or ±updated_at), GET
 // /v1/users/count and GET /v1/users/{id}, answering in the shapes Clerk documents (a JSON array
 // of User objects; {"object":"total_count",...}; a User or a 404
 // {"errors":[{"code":"resource_not_found",...}]}); GET /v1/organizations, GET
@@ -53,6 +54,9 @@ const DefaultInstance = "ins_fake2kXcLeRkInStAnCe0001"
 // Server is the stand-in. Its users, organizations and memberships are listed in the order
 // they were added (Clerk's order_by=+created_at for those added oldest first): the users
 // Prepend added, then the generated ones (Generate), then those New, Start and Put added.
+// GET /v1/users with order_by=-updated_at (+updated_at) lists the users most (least)
+// recently updated first instead, ties in the order added (GenerateChanged makes some of the
+// generated users recently updated).
 type Server struct {
 	// URL is the API's base URL, ending in /v1: what CLERK_API_URL would be.
 	URL string
@@ -128,13 +132,17 @@ type Stats struct {
 	// RateLimited counts those answered 429 (by LimitRate's limit, or asked for with
 	// RateLimit).
 	RateLimited int64
+	// PeakWindow is the most requests answered in one of LimitRate's windows since the last
+	// LimitRate (0 without a limit): a client that keeps within a share of the limit keeps it
+	// at most its share.
+	PeakWindow int
 }
 
 // Stats returns the counts so far.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Requests: s.total, RateLimited: s.tooMany}
+	return Stats{Requests: s.total, RateLimited: s.tooMany, PeakWindow: s.rate.peak}
 }
 
 // Put adds u at the end of the list, or replaces the user with u's id where it is.
@@ -309,10 +317,11 @@ func (s *Server) serveUsers(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			return
 		}
+		order := orderOf(r.URL.Query().Get("order_by"))
 		s.mu.Lock()
 		page := []any{}
 		for i := offset; i < s.users.len() && i < offset+limit; i++ {
-			page = append(page, clerkUser(s.users.at(i)))
+			page = append(page, clerkUser(s.users.atInOrder(order, i)))
 		}
 		s.mu.Unlock()
 		writeJSON(w, http.StatusOK, page)

@@ -195,7 +195,7 @@ func TestGeneratedGetUser(t *testing.T) {
 
 // TestLimitRate: past n requests in a window the stand-in answers 429 with the seconds left
 // in the window as Retry-After, except GET /v1/jwks; the next window answers again; Stats
-// counts every request and the 429s.
+// counts every request, the 429s, and the most answered in one window.
 func TestLimitRate(t *testing.T) {
 	s := clerkfake.New(t, key)
 	s.Generate(5)
@@ -229,11 +229,11 @@ func TestLimitRate(t *testing.T) {
 			t.Errorf("at %v: GET %s = 429 %s; want Clerk's too_many_requests error", tt.at, tt.path, body)
 		}
 	}
-	if got, want := s.Stats(), (clerkfake.Stats{Requests: 9, RateLimited: 4}); got != want {
+	if got, want := s.Stats(), (clerkfake.Stats{Requests: 9, RateLimited: 4, PeakWindow: 2}); got != want {
 		t.Errorf("Stats() = %+v; want %+v", got, want)
 	}
 
-	// Lifted: every request is answered.
+	// Lifted: every request is answered, and no window is counted.
 	s.LimitRate(0, 0)
 	for range 5 {
 		if status, _, _ := get(t, s, "/users/count"); status != http.StatusOK {

@@ -55,8 +55,13 @@ func GeneratedUser(i int) User {
 		Email:     fmt.Sprintf("%s.%s.%d@example.com", strings.ToLower(first), strings.ToLower(strings.ReplaceAll(last, "-", "")), i),
 		ImageURL:  "https://img.clerk.com/" + id,
 		CreatedAt: created,
-		UpdatedAt: created + int64(i%1440)*60_000,
+		UpdatedAt: generatedUpdatedAt(i),
 	}
+}
+
+// generatedUpdatedAt is the updated_at of GeneratedUser(i): up to a day after its created_at.
+func generatedUpdatedAt(i int) int64 {
+	return generatedEpoch + int64(i)*1000 + int64(i%1440)*60_000
 }
 
 // userList is the stand-in's list of users, in the order GET /v1/users serves them: the
@@ -68,6 +73,9 @@ type userList struct {
 	gen        int
 	removed    []int        // sorted indices of removed generated users
 	replaced   map[int]User // generated users Put replaced, by index
+	// byUpdated caches the positions in updated_at order (see sortedByUpdated); every change
+	// to the list drops it.
+	byUpdated []int32
 }
 
 // len returns how many users the list holds.
@@ -137,6 +145,7 @@ func (l *userList) generatedAt(id string) (int, bool) {
 
 // put replaces the user with u's id where it is, or adds u at the end.
 func (l *userList) put(u User) {
+	l.byUpdated = nil
 	for _, part := range [][]User{l.head, l.tail} {
 		for i := range part {
 			if part[i].ID == u.ID {
@@ -156,10 +165,14 @@ func (l *userList) put(u User) {
 }
 
 // prepend adds u at the start.
-func (l *userList) prepend(u User) { l.head = append([]User{u}, l.head...) }
+func (l *userList) prepend(u User) {
+	l.byUpdated = nil
+	l.head = append([]User{u}, l.head...)
+}
 
 // remove deletes the user with the given id, if the list has it.
 func (l *userList) remove(id string) {
+	l.byUpdated = nil
 	for _, part := range []*[]User{&l.head, &l.tail} {
 		for i, u := range *part {
 			if u.ID == id {
@@ -177,5 +190,5 @@ func (l *userList) remove(id string) {
 
 // generate makes the generated range hold n users, forgetting what was removed or replaced.
 func (l *userList) generate(n int) {
-	l.gen, l.removed, l.replaced = max(n, 0), nil, nil
+	l.gen, l.removed, l.replaced, l.byUpdated = max(n, 0), nil, nil, nil
 }

@@ -23,6 +23,7 @@ type rateLimiter struct {
 	per   time.Duration
 	start time.Time // of the current window
 	count int       // requests answered in it
+	peak  int       // the most requests answered in one window so far (Stats.PeakWindow)
 }
 
 // take counts one request at now. It returns the Retry-After to answer with and true when the
@@ -36,6 +37,7 @@ func (l *rateLimiter) take(now time.Time) (retryAfter string, limited bool) {
 	}
 	if l.count < l.n {
 		l.count++
+		l.peak = max(l.peak, l.count)
 		return "", false
 	}
 	left := l.start.Add(l.per).Sub(now)

@@ -1,23 +1,27 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+
+	"clerksync/internal/inngestdev"
+	"clerksync/tools/internal/proc"
 )
 
 // devServer is a running Inngest dev server (serve mode: it calls the service's /api/inngest).
 type devServer struct {
-	p   *proc
+	p   *proc.Proc
 	url string
 }
 
@@ -25,7 +29,7 @@ type devServer struct {
 // only (no discovery), and waits until it answers. Its Connect gateway listens on a free port
 // of its own; nothing connects to it.
 func startDevServerAt(ctx context.Context, bin, dir, serveURL string, port int) (*devServer, error) {
-	gw, err := freePort()
+	gw, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -41,22 +45,22 @@ func startDevServerAt(ctx context.Context, bin, dir, serveURL string, port int) 
 	// Its Connect gateway and executor get gRPC ports of their own too (a server built by
 	// tools/inngest/build.sh reads them), so that a Connect-mode server elsewhere on the machine
 	// never reaches this one's.
-	grpc1, err := freePort()
+	grpc1, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	grpc2, err := freePort()
+	grpc2, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
 	env := cleanEnv("INNGEST_CONNECT_GATEWAY_GRPC_PORT="+strconv.Itoa(grpc1), "INNGEST_CONNECT_EXECUTOR_GRPC_PORT="+strconv.Itoa(grpc2))
-	p, err := startProc("inngest dev", args, env, dir, filepath.Join(dir, "inngest-dev.log"))
+	p, err := proc.Start(proc.Spec{Name: "inngest dev", Args: args, Env: env, Dir: dir, Log: filepath.Join(dir, "inngest-dev.log")})
 	if err != nil {
 		return nil, err
 	}
 	d := &devServer{p: p, url: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	if err := waitFor(ctx, "the Inngest dev server", p, 90*time.Second, func() bool { return httpOK(d.url + "/") }); err != nil {
-		p.stop(5 * time.Second)
+	if err := proc.WaitFor(ctx, "the Inngest dev server", p, 90*time.Second, 200*time.Millisecond, func() bool { return proc.HTTPOK(d.url + "/") }); err != nil {
+		p.Stop(syscall.SIGTERM, 5*time.Second)
 		return nil, err
 	}
 	return d, nil
@@ -89,6 +93,43 @@ type devRun struct {
 // ended reports whether the run has ended, whatever its outcome.
 func (r devRun) ended() bool {
 	return r.Status == "Completed" || r.Status == "Failed" || r.Status == "Cancelled"
+}
+
+// runOfEventID returns the run of the function fnID (its UUID) that the event with the id id
+// (the sender's, not the dev server's internal id) started, received after since; "" while
+// there is none.
+func (d *devServer) runOfEventID(id string, since time.Time, fnID string) (string, error) {
+	for cursor := ""; ; {
+		q := url.Values{"limit": {"50"}, "received_after": {since.UTC().Format(time.RFC3339Nano)}}
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		var events []struct {
+			InternalID string `json:"internal_id"`
+			ID         string `json:"id"`
+		}
+		if err := d.get("/v1/events?"+q.Encode(), &events); err != nil {
+			return "", err
+		}
+		for _, e := range events {
+			if e.ID != id {
+				continue
+			}
+			runs, err := d.eventRuns(e.InternalID)
+			if err != nil {
+				return "", err
+			}
+			for _, r := range runs {
+				if r.FunctionID == fnID {
+					return r.RunID, nil
+				}
+			}
+		}
+		if len(events) < 50 {
+			return "", nil
+		}
+		cursor = events[len(events)-1].InternalID
+	}
 }
 
 // eventRuns returns the runs the event eventID started.
@@ -156,6 +197,7 @@ func (d *devServer) actions(runID string) (stateSize, error) {
 type stateWatch struct {
 	mu   sync.Mutex
 	max  stateSize
+	last int // step outputs at the last poll
 	stop chan struct{}
 	done chan struct{}
 }
@@ -168,6 +210,7 @@ func (d *devServer) watchState(runID string, interval time.Duration) *stateWatch
 		for {
 			if s, err := d.actions(runID); err == nil {
 				w.mu.Lock()
+				w.last = s.Steps
 				if s.Total > w.max.Total {
 					w.max.Total, w.max.Steps = s.Total, s.Steps
 				}
@@ -186,6 +229,14 @@ func (d *devServer) watchState(runID string, interval time.Duration) *stateWatch
 	return w
 }
 
+// steps returns how many step outputs the state held when last polled: it grows while the
+// run makes progress.
+func (w *stateWatch) steps() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last
+}
+
 // end stops polling and returns the largest state seen.
 func (w *stateWatch) end() stateSize {
 	close(w.stop)
@@ -193,17 +244,6 @@ func (w *stateWatch) end() stateSize {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.max
-}
-
-// traceSpan is a span of a run's trace (GraphQL runTrace), as far as counting steps goes.
-type traceSpan struct {
-	Name          string      `json:"name"`
-	Status        string      `json:"status"`
-	StepOp        *string     `json:"stepOp"`
-	StepID        *string     `json:"stepID"`
-	OutputID      *string     `json:"outputID"`
-	Attempts      *int        `json:"attempts"`
-	ChildrenSpans []traceSpan `json:"childrenSpans"`
 }
 
 // traceSteps is what a run's trace says about its steps once it ended.
@@ -218,33 +258,17 @@ type traceSteps struct {
 
 // trace reads the run's trace (what the dev server's UI shows) and every step's output.
 func (d *devServer) trace(runID string) (traceSteps, error) {
-	var tr struct {
-		RunTrace traceSpan `json:"runTrace"`
-	}
-	const fields = `name status stepOp stepID outputID attempts`
-	q := `query($id: String!) { runTrace(runID: $id) { ` + fields + ` childrenSpans { ` + fields + ` childrenSpans { ` + fields + ` } } } }`
-	if err := d.gql(q, map[string]any{"id": runID}, &tr); err != nil {
-		return traceSteps{}, fmt.Errorf("trace of run %s: %w", runID, err)
+	tr, err := inngestdev.Trace(d.url, runID)
+	if err != nil {
+		return traceSteps{}, err
 	}
 	var ts traceSteps
-	for _, s := range tr.RunTrace.ChildrenSpans {
+	for _, s := range tr.ChildrenSpans {
 		if s.StepOp == nil || *s.StepOp != "RUN" {
 			continue // the finalization, or a span not (yet) a step's
 		}
 		ts.Steps++
-		n := 0
-		for _, c := range s.ChildrenSpans {
-			if c.StepOp != nil {
-				n++
-			}
-		}
-		if n == 0 {
-			n = 1
-			if s.Attempts != nil {
-				n += *s.Attempts
-			}
-		}
-		ts.Attempts += n
+		ts.Attempts += s.Executions()
 		if s.Status == "FAILED" {
 			ts.Failed = append(ts.Failed, s.Name)
 		}
@@ -270,25 +294,9 @@ func (d *devServer) trace(runID string) (traceSteps, error) {
 	return ts, nil
 }
 
-// gql runs a GraphQL query against the dev server's API (what its UI reads).
+// gql runs a GraphQL query against the dev server's API (inngestdev.Query).
 func (d *devServer) gql(query string, vars map[string]any, out any) error {
-	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	resp, err := http.Post(d.url+"/v0/gql", "application/json", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	var r struct {
-		Data   json.RawMessage
-		Errors []struct{ Message string }
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		return fmt.Errorf("GraphQL answer (HTTP %d): %w", resp.StatusCode, err)
-	}
-	if len(r.Errors) > 0 {
-		return fmt.Errorf("GraphQL: %s", r.Errors[0].Message)
-	}
-	return json.Unmarshal(r.Data, out)
+	return inngestdev.Query(d.url, query, vars, out)
 }
 
 // get GETs path from the dev server's REST API and decodes its "data" (or whole body).

@@ -5,7 +5,8 @@
 // -mongodb-uri), starts the service's binary and the real Inngest dev server (serve mode),
 // requests one reconciliation (`clerk-user-sync reconcile`) and waits for the run of
 // reconcile-users-with-clerk to end; then it runs `clerk-user-sync backfill` into a fresh
-// database. It prints, per size: wall time, Clerk requests and 429s, the run's steps, its
+// database. With -changed K, it also measures an incremental run with K users changed among
+// all of them pre-loaded (incremental.go; -reconcile=false -backfill=false for that alone). It prints, per size: wall time, Clerk requests and 429s, the run's steps, its
 // largest step output and largest memoized state, the service's peak RSS, and the outcome.
 //
 // Build the binaries first (make reconcile-scale does):
@@ -27,7 +28,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -35,12 +35,14 @@ import (
 	"clerksync/reconcile"
 	"clerksync/store"
 	"clerksync/store/embedded"
+	"clerksync/tools/internal/proc"
 )
 
 // options are the command's flags.
 type options struct {
 	sizes      []int
 	preload    float64
+	stale      int
 	rate       int
 	window     time.Duration
 	inngestBin string
@@ -50,6 +52,7 @@ type options struct {
 	stall      time.Duration
 	reconcile  bool
 	backfill   bool
+	changed    int
 	dir        string
 }
 
@@ -70,6 +73,7 @@ func run() error {
 	var o options
 	sizes := flag.String("users", "10000,100000", "comma-separated sizes: generated Clerk users per measurement")
 	flag.Float64Var(&o.preload, "preload", 0, "share (0 to 1) of the users written to the database before the reconciliation (0: a first import)")
+	flag.IntVar(&o.stale, "stale", 0, "users stored in the database besides the pre-loaded ones that Clerk no longer has (deletion candidates: past RECONCILE_MAX_DELETE_SHARE of the live users, the run deletes none)")
 	flag.IntVar(&o.rate, "rate", clerkfake.ProductionRate, "Clerk rate limit: requests per -rate-window (1000: a production instance, 100: a development one; 0: none)")
 	flag.DurationVar(&o.window, "rate-window", clerkfake.RateWindow, "the rate limit's window")
 	flag.StringVar(&o.inngestBin, "inngest", ".bin/inngest", "the Inngest dev server binary (tools/inngest/build.sh prints its path)")
@@ -79,6 +83,7 @@ func run() error {
 	flag.DurationVar(&o.stall, "stall", 3*time.Minute, "stop a run that has made no Clerk request for this long (a stuck run)")
 	flag.BoolVar(&o.reconcile, "reconcile", true, "measure a reconciliation run")
 	flag.BoolVar(&o.backfill, "backfill", true, "measure a backfill")
+	flag.IntVar(&o.changed, "changed", 0, "measure an incremental reconciliation run with this many users changed in Clerk since the watermark, all users pre-loaded (in this process, its steps inline; 0: none)")
 	flag.StringVar(&o.dir, "dir", "", "working directory for logs and the embedded database (default: a new temporary one, removed after)")
 	flag.Parse()
 	for _, s := range strings.Split(*sizes, ",") {
@@ -88,8 +93,14 @@ func run() error {
 		}
 		o.sizes = append(o.sizes, n)
 	}
+	if o.changed < 0 {
+		return fmt.Errorf("-changed %d: want 0 or more", o.changed)
+	}
 	if o.preload < 0 || o.preload > 1 {
 		return fmt.Errorf("-preload %v: want 0 to 1", o.preload)
+	}
+	if o.stale < 0 {
+		return fmt.Errorf("-stale %d: want 0 or more", o.stale)
 	}
 	bins := []*string{&o.serviceBin}
 	if o.reconcile {
@@ -142,6 +153,11 @@ func run() error {
 		}
 		if o.backfill {
 			r := measureBackfill(ctx, o, fake, db, n)
+			rows = append(rows, r)
+			logf("%s", r.line())
+		}
+		if o.changed > 0 && ctx.Err() == nil {
+			r := measureIncremental(ctx, o, fake, db, n, min(o.changed, n))
 			rows = append(rows, r)
 			logf("%s", r.line())
 		}
@@ -202,7 +218,9 @@ type result struct {
 	requests    int64 // Clerk requests for the users (organizations' not counted)
 	tooMany     int64 // of which 429s
 	allRequests int64 // every Clerk request, the organizations run's too
-	steps       int   // the run's steps (trace), or the most memoized at once
+	runs        int   // the runs of the pass
+	steps       int   // the pass's steps (trace), all runs
+	maxRunSteps int   // the most steps one run took
 	attempts    int
 	largest     int // bytes of the largest step output
 	largestStep string
@@ -216,8 +234,8 @@ type result struct {
 
 // line is r in one log line.
 func (r result) line() string {
-	return fmt.Sprintf("%s %d users: %s, %d Clerk requests (%d 429), %d steps (%d executions), largest step output %s (%s), state %s in %d outputs (trace total %s), peak RSS %s, %d live users stored; %s",
-		r.what, r.users, r.wall.Round(100*time.Millisecond), r.requests, r.tooMany, r.steps, r.attempts, size(r.largest), r.largestStep,
+	return fmt.Sprintf("%s %d users: %s, %d Clerk requests (%d 429), %d runs, %d steps (%d executions; at most %d in a run), largest step output %s (%s), state %s in %d outputs (trace total %s), peak RSS %s, %d live users stored; %s",
+		r.what, r.users, r.wall.Round(100*time.Millisecond), r.requests, r.tooMany, r.runs, r.steps, r.attempts, r.maxRunSteps, size(r.largest), r.largestStep,
 		size(r.state), r.stateSteps, size(r.traceTotal), size(int(r.rss)), r.stored, r.outcome)
 }
 
@@ -244,16 +262,24 @@ func measureReconcile(ctx context.Context, o options, fake *clerkfake.Server, db
 		res.preloadTime = time.Since(t0)
 		logf("reconcile %d: %d users pre-loaded in %v", n, res.preloaded, res.preloadTime.Round(time.Second))
 	}
+	if o.stale > 0 {
+		// The generated users after the n Clerk serves: stored, and gone from Clerk.
+		t0 := time.Now()
+		if err := preloadRange(ctx, st, n, n+o.stale); err != nil {
+			return fail(fmt.Errorf("stale users: %w", err))
+		}
+		logf("reconcile %d: %d users Clerk does not have stored in %v", n, o.stale, time.Since(t0).Round(time.Second))
+	}
 
 	dir := filepath.Join(o.dir, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fail(err)
 	}
-	svcPort, err := freePort()
+	svcPort, err := proc.FreePort()
 	if err != nil {
 		return fail(err)
 	}
-	devPort, err := freePort()
+	devPort, err := proc.FreePort()
 	if err != nil {
 		return fail(err)
 	}
@@ -262,17 +288,17 @@ func measureReconcile(ctx context.Context, o options, fake *clerkfake.Server, db
 		"PORT="+strconv.Itoa(svcPort), "HOST=127.0.0.1",
 		"INNGEST_DEV="+devURL,
 		"MONGODB_URI="+dbs.uri+"/"+name,
-		"CLERK_SECRET_KEY="+secretKey, "CLERK_API_URL="+fake.URL,
+		"CLERK_SECRET_KEY="+secretKey, "CLERK_API_URL="+fake.URL, clerkRateLimit(o.rate),
 		"CLERK_WEBHOOK_SIGNING_SECRET=whsec_cmVjb25jaWxlLXNjYWxlLW9ubHktc2VjcmV0",
 		"LOG_LEVEL=info",
 	)
-	svc, err := startProc("clerk-user-sync", []string{o.serviceBin}, env, dir, filepath.Join(dir, "service.log"))
+	svc, err := proc.Start(proc.Spec{Name: "clerk-user-sync", Args: []string{o.serviceBin}, Env: env, Dir: dir, Log: filepath.Join(dir, "service.log")})
 	if err != nil {
 		return fail(err)
 	}
-	defer svc.stop(10 * time.Second)
+	defer svc.Stop(syscall.SIGTERM, 10*time.Second)
 	svcURL := fmt.Sprintf("http://127.0.0.1:%d", svcPort)
-	if err := waitFor(ctx, "the service", svc, 60*time.Second, func() bool { return httpOK(svcURL + "/readyz") }); err != nil {
+	if err := proc.WaitFor(ctx, "the service", svc, 60*time.Second, 200*time.Millisecond, func() bool { return proc.HTTPOK(svcURL + "/readyz") }); err != nil {
 		return fail(err)
 	}
 	// The dev server's own port is fixed before it starts: the service sends to it.
@@ -280,9 +306,9 @@ func measureReconcile(ctx context.Context, o options, fake *clerkfake.Server, db
 	if err != nil {
 		return fail(err)
 	}
-	defer dev.p.stop(10 * time.Second)
+	defer dev.p.Stop(syscall.SIGTERM, 10*time.Second)
 	var usersFn string
-	err = waitFor(ctx, "the dev server's sync of the service", dev.p, 90*time.Second, func() bool {
+	err = proc.WaitFor(ctx, "the dev server's sync of the service", dev.p, 90*time.Second, 200*time.Millisecond, func() bool {
 		fns, err := dev.functions(appID)
 		for _, f := range fns {
 			if strings.HasSuffix(f.Slug, reconcile.FunctionID) {
@@ -303,7 +329,7 @@ func measureReconcile(ctx context.Context, o options, fake *clerkfake.Server, db
 		return fail(err)
 	}
 	var runID string
-	err = waitFor(ctx, "the run of "+reconcile.FunctionID, dev.p, 60*time.Second, func() bool {
+	err = proc.WaitFor(ctx, "the run of "+reconcile.FunctionID, dev.p, 60*time.Second, 200*time.Millisecond, func() bool {
 		runs, _ := dev.eventRuns(eventID)
 		for _, r := range runs {
 			if r.FunctionID == usersFn {
@@ -316,65 +342,100 @@ func measureReconcile(ctx context.Context, o options, fake *clerkfake.Server, db
 		return fail(err)
 	}
 	logf("reconcile %d: run %s started (event %s); logs in %s", n, runID, eventID, dir)
-	watch := dev.watchState(runID, 500*time.Millisecond)
-	var run devRun
+	// A pass too long for one run goes on in the next (reconcile.ContinueEvent, with the id
+	// <first run's id>-run-<k>): follow each run to its end, and the next one it sent.
+	pass := runID
 	deadline := start.Add(o.timeout)
 	lastLog := time.Now()
-	lastReqs, lastProgress := before.Requests, time.Now()
-	for {
-		run, err = dev.run(runID)
-		if err == nil && run.ended() {
+	lastReqs, lastProgress, lastSteps := before.Requests, time.Now(), 0
+	for k := 0; ; k++ {
+		if k > 0 {
+			next := fmt.Sprintf("%s-run-%d", pass, k)
+			runID = ""
+			err = proc.WaitFor(ctx, "the run of "+next, dev.p, 2*time.Minute, 200*time.Millisecond, func() bool {
+				runID, _ = dev.runOfEventID(next, start, usersFn)
+				return runID != ""
+			})
+			if err != nil {
+				res.outcome = fmt.Sprintf("the pass's run %d never started: %v", k+1, err)
+				break
+			}
+		}
+		res.runs++
+		watch := dev.watchState(runID, 500*time.Millisecond)
+		var run devRun
+		stopped := true // unless the run ends
+		for {
+			run, err = dev.run(runID)
+			if err == nil && run.ended() {
+				stopped = false
+				break
+			}
+			if svc.Exited() {
+				res.outcome = "the service exited: " + lastLine(svc.LogTail(2000))
+				break
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				res.outcome = fmt.Sprintf("TIMEOUT: run %d of the pass still %s after %v; cancelled", k+1, run.Status, o.timeout)
+				_ = dev.cancel(runID)
+				break
+			}
+			// Progress: a Clerk request, or a step memoized (scan and delete steps may make no
+			// Clerk request for minutes).
+			now, steps := fake.Stats().Requests, watch.steps()
+			if now != lastReqs || steps != lastSteps {
+				lastReqs, lastSteps, lastProgress = now, steps, time.Now()
+			} else if time.Since(lastProgress) > o.stall {
+				res.outcome = fmt.Sprintf("STALLED: run %d of the pass still %s, no Clerk request or step for %v; cancelled", k+1, run.Status, o.stall)
+				_ = dev.cancel(runID)
+				break
+			}
+			if time.Since(lastLog) > time.Minute {
+				logf("reconcile %d: run %d %s after %v, %d Clerk requests so far, %d steps in this run", n, k+1, run.Status, time.Since(start).Round(time.Second), now-before.Requests, steps)
+				lastLog = time.Now()
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		st8 := watch.end()
+		lastSteps = 0
+		if st8.Total > res.state {
+			res.state, res.stateSteps = st8.Total, st8.Steps
+		}
+		if dup := strings.Count(dev.p.LogTail(1<<30), "duplicate response"); dup > 0 && !strings.Contains(res.outcome, "duplicate response") {
+			res.outcome += fmt.Sprintf(" [dev server: %d× \"error handling generator response: duplicate response\"]", dup)
+		}
+		if tr, err := dev.trace(runID); err == nil {
+			res.steps += tr.Steps
+			res.attempts += tr.Attempts
+			res.traceTotal += tr.Total
+			res.maxRunSteps = max(res.maxRunSteps, tr.Steps)
+			if tr.Largest > res.largest {
+				res.largest, res.largestStep = tr.Largest, tr.LargestStep
+			}
+			if len(tr.Failed) > 0 {
+				res.outcome += fmt.Sprintf(" [run %d failed steps: %s]", k+1, clip(strings.Join(tr.Failed, ", "), 200))
+			}
+		} else {
+			res.outcome += " [trace: " + err.Error() + "]"
+		}
+		if res.largest == 0 || st8.Largest > res.largest+100 { // the state wraps each output in {"data":...}
+			res.largest, res.largestStep = st8.Largest, "hashed id "+st8.Step
+		}
+		if stopped {
 			break
 		}
-		if svc.exited() {
-			res.outcome = "the service exited: " + lastLine(svc.logTail(2000))
+		if run.Status != "Completed" || !strings.Contains(string(run.Output), `"continued":true`) {
+			res.outcome = run.Status + ": " + clip(string(run.Output), 400) + res.outcome
 			break
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			res.outcome = fmt.Sprintf("TIMEOUT: still %s after %v; cancelled", run.Status, o.timeout)
-			_ = dev.cancel(runID)
-			break
-		}
-		if now := fake.Stats().Requests; now != lastReqs {
-			lastReqs, lastProgress = now, time.Now()
-		} else if time.Since(lastProgress) > o.stall {
-			res.outcome = fmt.Sprintf("STALLED: still %s, no Clerk request for %v; cancelled", run.Status, o.stall)
-			_ = dev.cancel(runID)
-			break
-		}
-		if time.Since(lastLog) > time.Minute {
-			s := fake.Stats()
-			logf("reconcile %d: %s after %v, %d Clerk requests so far", n, run.Status, time.Since(start).Round(time.Second), s.Requests-before.Requests)
-			lastLog = time.Now()
-		}
-		time.Sleep(250 * time.Millisecond)
 	}
 	res.wall = time.Since(start)
-	if rss, err := vmHWM(svc.cmd.Process.Pid); err == nil {
+	if rss, err := proc.VmHWM(svc.Cmd.Process.Pid); err == nil {
 		res.rss = rss
 	}
-	st8 := watch.end()
-	res.state, res.stateSteps = st8.Total, st8.Steps
 	after := fake.Stats()
 	res.allRequests = after.Requests - before.Requests
 	res.requests, res.tooMany = countRequests(fake.Requests()[reqsBefore:], filepath.Join(dir, "clerk-requests.log"))
-	if res.outcome == "" {
-		res.outcome = run.Status + ": " + clip(string(run.Output), 400)
-	}
-	if dup := strings.Count(dev.p.logTail(1<<30), "duplicate response"); dup > 0 {
-		res.outcome += fmt.Sprintf(" [dev server: %d× \"error handling generator response: duplicate response\"]", dup)
-	}
-	if tr, err := dev.trace(runID); err == nil {
-		res.steps, res.attempts, res.largest, res.largestStep, res.traceTotal = tr.Steps, tr.Attempts, tr.Largest, tr.LargestStep, tr.Total
-		if len(tr.Failed) > 0 {
-			res.outcome += fmt.Sprintf(" [failed steps: %s]", clip(strings.Join(tr.Failed, ", "), 200))
-		}
-	} else {
-		res.outcome += " [trace: " + err.Error() + "]"
-	}
-	if res.largest == 0 || st8.Largest > res.largest+100 { // the state wraps each output in {"data":...}
-		res.largest, res.largestStep = st8.Largest, "hashed id "+st8.Step
-	}
 	if live, err := st.LiveUserIDs(ctx); err == nil {
 		res.stored = len(live)
 	}
@@ -388,63 +449,73 @@ var eventIDRE = regexp.MustCompile(`event id (\S+)`)
 func requestReconciliation(ctx context.Context, bin, devURL, dir string) (string, error) {
 	env := cleanEnv("INNGEST_DEV="+devURL, "CLERK_SECRET_KEY="+secretKey, "LOG_LEVEL=warn")
 	out := filepath.Join(dir, "reconcile-command.log")
-	p, err := startProc("clerk-user-sync reconcile", []string{bin, "reconcile"}, env, dir, out)
+	p, err := proc.Start(proc.Spec{Name: "clerk-user-sync reconcile", Args: []string{bin, "reconcile"}, Env: env, Dir: dir, Log: out})
 	if err != nil {
 		return "", err
 	}
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-ctx.Done():
-		p.stop(time.Second)
+		p.Stop(syscall.SIGTERM, time.Second)
 		return "", ctx.Err()
 	}
 	b, _ := os.ReadFile(out)
 	m := eventIDRE.FindStringSubmatch(string(b))
-	if !p.cmd.ProcessState.Success() || m == nil {
+	if !p.Cmd.ProcessState.Success() || m == nil {
 		return "", fmt.Errorf("clerk-user-sync reconcile: %s", clip(string(b), 600))
 	}
 	return m[1], nil
 }
 
-// preload writes the generated users 0 to k-1 as the webhooks would, 8 at a time.
-func preload(ctx context.Context, st *store.Store, k int) error {
-	const workers = 8
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-	)
-	next := make(chan int)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				if err := clerkfake.Seed(ctx, st, clerkfake.GeneratedUser(i)); err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-				}
+// clerkRateLimit is the service's CLERK_RATE_LIMIT setting for a stand-in limited to rate
+// requests per window: rate itself, so that the functions and backfill keep within their
+// shares of it (of the default 10 s window; another -rate-window is not told the service), or,
+// for rate 0 (no limit), a limit so high that the shares limit nothing either. Without it the
+// service would take the development instance's 100 for the stand-in's sk_test_ key.
+func clerkRateLimit(rate int) string {
+	if rate <= 0 {
+		rate = 1_000_000_000
+	}
+	return "CLERK_RATE_LIMIT=" + strconv.Itoa(rate)
+}
+
+// preload writes the generated users 0 to k-1 to the database, as the webhooks would have
+// stored them: 1,000 at a time through store.InsertNewUsers (a million in minutes, where one
+// guarded write per user would take most of an hour on the embedded FerretDB), and any it did
+// not insert through the guarded write.
+func preload(ctx context.Context, st *store.Store, k int) error { return preloadRange(ctx, st, 0, k) }
+
+// preloadRange is preload of the generated users first to end-1.
+func preloadRange(ctx context.Context, st *store.Store, first, end int) error {
+	const batch = 1000
+	users := make([]store.User, 0, batch)
+	byID := map[string]clerkfake.User{}
+	for from := first; from < end; from += batch {
+		users = users[:0]
+		clear(byID)
+		for i := from; i < min(from+batch, end); i++ {
+			g := clerkfake.GeneratedUser(i)
+			u, err := g.Clerk().StoreUser(0)
+			if err != nil {
+				return fmt.Errorf("user %d: %w", i, err)
 			}
-		}()
-	}
-	for i := 0; i < k && ctx.Err() == nil; i++ {
-		mu.Lock()
-		failed := firstErr != nil
-		mu.Unlock()
-		if failed {
-			break
+			users = append(users, u)
+			byID[u.ID] = g
 		}
-		next <- i
+		rest, err := st.InsertNewUsers(ctx, users)
+		if err != nil {
+			return err
+		}
+		for _, id := range rest {
+			if err := clerkfake.Seed(ctx, st, byID[id]); err != nil {
+				return err
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 	}
-	close(next)
-	wg.Wait()
-	if firstErr == nil {
-		firstErr = ctx.Err()
-	}
-	return firstErr
+	return nil
 }
 
 // measureBackfill measures `clerk-user-sync backfill` of n users into a fresh database.
@@ -462,11 +533,11 @@ func measureBackfill(ctx context.Context, o options, fake *clerkfake.Server, dbs
 		res.outcome = "ERROR: " + err.Error()
 		return res
 	}
-	env := cleanEnv("MONGODB_URI="+dbs.uri+"/"+name, "CLERK_SECRET_KEY="+secretKey, "CLERK_API_URL="+fake.URL, "LOG_LEVEL=info")
+	env := cleanEnv("MONGODB_URI="+dbs.uri+"/"+name, "CLERK_SECRET_KEY="+secretKey, "CLERK_API_URL="+fake.URL, clerkRateLimit(o.rate), "LOG_LEVEL=info")
 	before := fake.Stats()
 	reqsBefore := len(fake.Requests())
 	start := time.Now()
-	p, err := startProc("clerk-user-sync backfill", []string{o.serviceBin, "backfill"}, env, dir, filepath.Join(dir, "backfill.log"))
+	p, err := proc.Start(proc.Spec{Name: "clerk-user-sync backfill", Args: []string{o.serviceBin, "backfill"}, Env: env, Dir: dir, Log: filepath.Join(dir, "backfill.log")})
 	if err != nil {
 		res.outcome = "ERROR: " + err.Error()
 		return res
@@ -474,25 +545,25 @@ func measureBackfill(ctx context.Context, o options, fake *clerkfake.Server, dbs
 	timer := time.NewTimer(o.timeout)
 	defer timer.Stop()
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-timer.C:
 		res.outcome = fmt.Sprintf("TIMEOUT: stopped after %v", o.timeout)
-		p.stop(10 * time.Second)
+		p.Stop(syscall.SIGTERM, 10*time.Second)
 	case <-ctx.Done():
 		res.outcome = "interrupted"
-		p.stop(10 * time.Second)
+		p.Stop(syscall.SIGTERM, 10*time.Second)
 	}
 	res.wall = time.Since(start)
-	res.rss = p.maxRSS()
+	res.rss = p.MaxRSS()
 	after := fake.Stats()
 	res.allRequests = after.Requests - before.Requests
 	res.requests, res.tooMany = countRequests(fake.Requests()[reqsBefore:], filepath.Join(dir, "clerk-requests.log"))
 	if res.outcome == "" {
 		status := "exit 0"
-		if !p.cmd.ProcessState.Success() {
-			status = "FAILED (" + p.cmd.ProcessState.String() + ")"
+		if !p.Cmd.ProcessState.Success() {
+			status = "FAILED (" + p.Cmd.ProcessState.String() + ")"
 		}
-		res.outcome = status + ": " + clip(summaryLine(p.logTail(4000)), 300)
+		res.outcome = status + ": " + clip(summaryLine(p.LogTail(4000)), 300)
 	}
 	if live, err := st.LiveUserIDs(ctx); err == nil {
 		res.stored = len(live)
@@ -529,13 +600,13 @@ func summaryLine(out string) string {
 
 // printTable writes the results as the Markdown table of docs/reconciliation.md.
 func printTable(w io.Writer, o options, rows []result) {
-	fmt.Fprintf(w, "\nClerk rate limit %d per %v; pre-loaded share %.2f; run timeout %v.\n\n", o.rate, o.window, o.preload, o.timeout)
+	fmt.Fprintf(w, "\nClerk rate limit %d per %v; pre-loaded share %.2f; %d stored users gone from Clerk; run timeout %v.\n\n", o.rate, o.window, o.preload, o.stale, o.timeout)
 	fmt.Fprintln(w, "| what | users | wall time | Clerk requests (429s) | steps (executions) | largest step output | largest state | peak RSS | live users after | outcome |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	for _, r := range rows {
 		steps, largest, state := "-", "-", "-"
 		if r.what == "reconcile" {
-			steps = fmt.Sprintf("%d (%d)", r.steps, r.attempts)
+			steps = fmt.Sprintf("%d (%d) in %d runs, at most %d per run", r.steps, r.attempts, r.runs, r.maxRunSteps)
 			largest = size(r.largest)
 			state = fmt.Sprintf("%s (%d outputs)", size(r.state), r.stateSteps)
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/inngest/inngestgo"
 
 	"clerksync/store/embedded"
+	"clerksync/tools/internal/proc"
 )
 
 // pgBinDirs are where Debian's postgresql package puts its programs.
@@ -80,7 +81,7 @@ func tail(b []byte, n int) string {
 // postgres is a PostgreSQL server in a temporary data directory, run as an unprivileged
 // user, on 127.0.0.1.
 type postgres struct {
-	p       *proc
+	p       *proc.Proc
 	port    int
 	binDir  string
 	user    string
@@ -134,30 +135,30 @@ func startPostgres(ctx context.Context, dir string, cl *cleanups) (*postgres, er
 	}
 	env := cleanEnv("LC_ALL=C", "LANG=C")
 	logPath := filepath.Join(dir, "postgres.log")
-	ini, err := startProc(procSpec{name: "initdb", args: []string{initdb, "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"},
-		env: env, dir: data, log: logPath, uid: uid, gid: gid})
+	ini, err := proc.Start(proc.Spec{Name: "initdb", Args: []string{initdb, "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"},
+		Env: env, Dir: data, Log: logPath, UID: uid, GID: gid})
 	if err != nil {
 		return nil, err
 	}
-	<-ini.done
-	if code := ini.cmd.ProcessState.ExitCode(); code != 0 {
-		return nil, fmt.Errorf("initdb (as %s) exited %d:\n%s", name, code, ini.logTail())
+	<-ini.Done()
+	if code := ini.Cmd.ProcessState.ExitCode(); code != 0 {
+		return nil, fmt.Errorf("initdb (as %s) exited %d:\n%s", name, code, ini.LogTail(3000))
 	}
-	port, err := freePort()
+	port, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	p, err := startProc(procSpec{name: "postgres", args: []string{filepath.Join(binDir, "postgres"), "-D", data, "-p", strconv.Itoa(port),
+	p, err := proc.Start(proc.Spec{Name: "postgres", Args: []string{filepath.Join(binDir, "postgres"), "-D", data, "-p", strconv.Itoa(port),
 		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=300",
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "shared_buffers=128MB"},
-		env: env, dir: data, log: logPath, uid: uid, gid: gid})
+		Env: env, Dir: data, Log: logPath, UID: uid, GID: gid})
 	if err != nil {
 		return nil, err
 	}
 	// SIGQUIT: immediate shutdown; the data is thrown away.
-	cl.add(func() { p.stop(syscall.SIGQUIT, 10*time.Second) })
+	cl.add(func() { p.Stop(syscall.SIGQUIT, 10*time.Second) })
 	pg := &postgres{p: p, port: port, binDir: binDir, user: name, dataDir: data}
-	err = waitFor(ctx, "PostgreSQL", p, 60*time.Second, 200*time.Millisecond, func() bool {
+	err = proc.WaitFor(ctx, "PostgreSQL", p, 60*time.Second, 200*time.Millisecond, func() bool {
 		return exec.Command(filepath.Join(binDir, "pg_isready"), "-q", "-h", "127.0.0.1", "-p", strconv.Itoa(port)).Run() == nil
 	})
 	if err != nil {
@@ -177,23 +178,23 @@ func (pg *postgres) createDB(name string) (string, error) {
 
 // startRedis starts a Redis server without persistence on a free port, and returns it and
 // its URI.
-func startRedis(ctx context.Context, dir string, cl *cleanups) (*proc, string, error) {
+func startRedis(ctx context.Context, dir string, cl *cleanups) (*proc.Proc, string, error) {
 	bin := lookPath("redis-server")
 	if bin == "" {
 		return nil, "", fmt.Errorf("redis-server not found")
 	}
-	port, err := freePort()
+	port, err := proc.FreePort()
 	if err != nil {
 		return nil, "", err
 	}
-	p, err := startProc(procSpec{name: "redis-server", args: []string{bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+	p, err := proc.Start(proc.Spec{Name: "redis-server", Args: []string{bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", dir, "--maxclients", "4096"},
-		env: cleanEnv(), dir: dir, log: filepath.Join(dir, "redis.log")})
+		Env: cleanEnv(), Dir: dir, Log: filepath.Join(dir, "redis.log")})
 	if err != nil {
 		return nil, "", err
 	}
-	cl.add(func() { p.stop(syscall.SIGTERM, 10*time.Second) })
-	err = waitFor(ctx, "Redis", p, 30*time.Second, 100*time.Millisecond, func() bool {
+	cl.add(func() { p.Stop(syscall.SIGTERM, 10*time.Second) })
+	err = proc.WaitFor(ctx, "Redis", p, 30*time.Second, 100*time.Millisecond, func() bool {
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
 		if err != nil {
 			return false
@@ -215,7 +216,7 @@ func startRedis(ctx context.Context, dir string, cl *cleanups) (*proc, string, e
 // ferretHelper is this program run again with -ferretdb-helper: a FerretDB server
 // (embedded.Start) in a process of its own, shared by the replicas.
 type ferretHelper struct {
-	p     *proc
+	p     *proc.Proc
 	uri   string // mongodb://127.0.0.1:<port>/ (no database)
 	cmdW  *os.File
 	lines *bufio.Reader
@@ -235,8 +236,8 @@ func startFerret(ctx context.Context, dir string, cl *cleanups) (*ferretHelper, 
 	if err != nil {
 		return nil, err
 	}
-	p, err := startProc(procSpec{name: "ferretdb", args: []string{self, "-ferretdb-helper", filepath.Join(dir, "ferretdb")},
-		env: cleanEnv(), dir: dir, log: filepath.Join(dir, "ferretdb.log"), stdin: inR, stdout: outW})
+	p, err := proc.Start(proc.Spec{Name: "ferretdb", Args: []string{self, "-ferretdb-helper", filepath.Join(dir, "ferretdb")},
+		Env: cleanEnv(), Dir: dir, Log: filepath.Join(dir, "ferretdb.log"), Stdin: inR, Stdout: outW})
 	inR.Close()
 	outW.Close()
 	if err != nil {
@@ -248,10 +249,10 @@ func startFerret(ctx context.Context, dir string, cl *cleanups) (*ferretHelper, 
 	cl.add(func() {
 		inW.Close() // the helper stops FerretDB and exits at the end of its input
 		select {
-		case <-p.done:
+		case <-p.Done():
 		case <-time.After(10 * time.Second):
 		}
-		p.stop(syscall.SIGKILL, time.Second)
+		p.Stop(syscall.SIGKILL, time.Second)
 		outR.Close()
 	})
 	type result struct {
@@ -267,11 +268,11 @@ func startFerret(ctx context.Context, dir string, cl *cleanups) (*ferretHelper, 
 	case r := <-got:
 		uri, ok := strings.CutPrefix(strings.TrimSpace(r.line), "uri ")
 		if r.err != nil || !ok {
-			return nil, fmt.Errorf("FerretDB helper: %q, %v; its log:\n%s", r.line, r.err, p.logTail())
+			return nil, fmt.Errorf("FerretDB helper: %q, %v; its log:\n%s", r.line, r.err, p.LogTail(3000))
 		}
 		f.uri = strings.TrimSuffix(uri, "/") + "/"
 	case <-time.After(60 * time.Second):
-		return nil, fmt.Errorf("FerretDB helper did not start within 60s; its log:\n%s", p.logTail())
+		return nil, fmt.Errorf("FerretDB helper did not start within 60s; its log:\n%s", p.LogTail(3000))
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -323,7 +324,7 @@ func runFerretHelper(dir string) int {
 
 // inngestServer is `inngest start`: the self-hosted Inngest server, on PostgreSQL and Redis.
 type inngestServer struct {
-	p           *proc
+	p           *proc.Proc
 	url         string
 	signingKey  string // hex, as `inngest start` takes it
 	gatewayPort int    // the Connect gateway's WebSocket port (--connect-gateway-port)
@@ -339,7 +340,7 @@ type inngestServer struct {
 func startInngest(ctx context.Context, bin, dir, pgURI, redisURI, eventKey, signingKey, appURL string, retryInterval int, cl *cleanups) (*inngestServer, error) {
 	var ports [4]int // HTTP API, Connect gateway, gateway gRPC, executor gRPC
 	for i := 0; i < len(ports); {
-		p, err := freePort()
+		p, err := proc.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -361,13 +362,13 @@ func startInngest(ctx context.Context, bin, dir, pgURI, redisURI, eventKey, sign
 	env := cleanEnv("INNGEST_CONNECT_GATEWAY_GRPC_PORT="+strconv.Itoa(ports[2]), "INNGEST_CONNECT_EXECUTOR_GRPC_PORT="+strconv.Itoa(ports[3]))
 	// The working directory is the run's own: `inngest start` reads an inngest.json from its
 	// directory and every parent, and the repository has one (the dev server's).
-	p, err := startProc(procSpec{name: "inngest", args: args, env: env, dir: dir, log: filepath.Join(dir, "inngest.log")})
+	p, err := proc.Start(proc.Spec{Name: "inngest", Args: args, Env: env, Dir: dir, Log: filepath.Join(dir, "inngest.log")})
 	if err != nil {
 		return nil, err
 	}
-	cl.add(func() { p.stop(syscall.SIGTERM, 5*time.Second) }) // its data is thrown away
+	cl.add(func() { p.Stop(syscall.SIGTERM, 5*time.Second) }) // its data is thrown away
 	s := &inngestServer{p: p, url: fmt.Sprintf("http://127.0.0.1:%d", port), signingKey: signingKey, gatewayPort: gw, grpcPorts: [2]int{ports[2], ports[3]}}
-	err = waitFor(ctx, "Inngest server", p, 90*time.Second, 200*time.Millisecond, func() bool {
+	err = proc.WaitFor(ctx, "Inngest server", p, 90*time.Second, 200*time.Millisecond, func() bool {
 		c := http.Client{Timeout: 2 * time.Second}
 		resp, err := c.Get(s.url + "/health")
 		if err != nil {

@@ -54,6 +54,8 @@ import (
 	"time"
 
 	svix "github.com/svix/svix-webhooks/go"
+
+	"clerksync/tools/internal/proc"
 )
 
 const appID = "clerk-user-sync"
@@ -301,7 +303,7 @@ type replica struct {
 	// runsBefore counts the function attempts it made before it was killed (its counter
 	// starts again at 0 with the process).
 	runsBefore int
-	p          *proc
+	p          *proc.Proc
 }
 
 func (r *replica) url() string { return fmt.Sprintf("http://127.0.0.1:%d", r.port) }
@@ -309,8 +311,8 @@ func (r *replica) url() string { return fmt.Sprintf("http://127.0.0.1:%d", r.por
 // start starts the replica and waits until it answers /healthz (in Connect mode /readyz: it
 // is connected to the gateway).
 func (r *replica) start(ctx context.Context, bin string) error {
-	p, err := startProc(procSpec{name: fmt.Sprintf("replica %d", r.index), args: []string{bin}, env: r.env, dir: r.dir,
-		log: filepath.Join(r.dir, fmt.Sprintf("replica-%d.log", r.index))})
+	p, err := proc.Start(proc.Spec{Name: fmt.Sprintf("replica %d", r.index), Args: []string{bin}, Env: r.env, Dir: r.dir,
+		Log: filepath.Join(r.dir, fmt.Sprintf("replica-%d.log", r.index))})
 	if err != nil {
 		return err
 	}
@@ -319,12 +321,12 @@ func (r *replica) start(ctx context.Context, bin string) error {
 	if r.connect {
 		path = "/readyz"
 	}
-	return waitFor(ctx, fmt.Sprintf("replica %d (GET %s = 200)", r.index, path), p, 90*time.Second, 50*time.Millisecond, func() bool { return httpOK(r.url() + path) })
+	return proc.WaitFor(ctx, fmt.Sprintf("replica %d (GET %s = 200)", r.index, path), p, 90*time.Second, 50*time.Millisecond, func() bool { return proc.HTTPOK(r.url() + path) })
 }
 
 func (r *replica) stop() {
 	if r.p != nil {
-		r.p.stop(syscall.SIGTERM, 20*time.Second)
+		r.p.Stop(syscall.SIGTERM, 20*time.Second)
 	}
 }
 
@@ -398,7 +400,7 @@ func runOnce(ctx context.Context, cfg config, pg *postgres, tmp string, idx int,
 	reps := make([]*replica, n)
 	hosts := make([]string, n)
 	for i := range reps {
-		port, err := freePort()
+		port, err := proc.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -479,19 +481,19 @@ func runOnce(ctx context.Context, cfg config, pg *postgres, tmp string, idx int,
 	meter := newCPUMeter(parts, func(part string) float64 {
 		switch part {
 		case "inngest":
-			return inn.p.cpu()
+			return inn.p.CPU()
 		case "PostgreSQL":
-			return pg.p.cpu()
+			return pg.p.CPU()
 		case "Redis":
-			return redis.cpu()
+			return redis.CPU()
 		case "FerretDB":
-			return ferret.p.cpu()
+			return ferret.p.CPU()
 		case "scale-test":
 			return selfCPU()
 		}
 		for _, r := range reps {
 			if part == fmt.Sprintf("replica %d", r.index) {
-				return r.p.cpu()
+				return r.p.CPU()
 			}
 		}
 		return 0
@@ -514,7 +516,7 @@ func runOnce(ctx context.Context, cfg config, pg *postgres, tmp string, idx int,
 				victim.runsBefore = runs
 			}
 			meter.ending(fmt.Sprintf("replica %d", victim.index))
-			victim.p.kill()
+			victim.p.Kill()
 			killedAt := time.Since(start)
 			logf("run %d: SIGKILL replica %d at delivery %d of %d (%.1f s into the burst)", idx, victim.index, i, len(h.deliveries), killedAt.Seconds())
 			select {
@@ -653,7 +655,7 @@ func syncApp(ctx context.Context, inn *inngestServer, lbURL string) error {
 	lastPut := time.Time{}
 	var last []string
 	var lastErr error
-	err = waitFor(ctx, "the app's sync", inn.p, 90*time.Second, 250*time.Millisecond, func() bool {
+	err = proc.WaitFor(ctx, "the app's sync", inn.p, 90*time.Second, 250*time.Millisecond, func() bool {
 		last, lastErr = inn.functions(appID)
 		if lastErr == nil && len(last) >= want {
 			return true
@@ -684,7 +686,7 @@ func syncApp(ctx context.Context, inn *inngestServer, lbURL string) error {
 func waitRegistered(ctx context.Context, inn *inngestServer) error {
 	var last []string
 	var lastErr error
-	err := waitFor(ctx, "the app's registration over Connect", inn.p, 90*time.Second, 250*time.Millisecond, func() bool {
+	err := proc.WaitFor(ctx, "the app's registration over Connect", inn.p, 90*time.Second, 250*time.Millisecond, func() bool {
 		last, lastErr = inn.functions(appID)
 		return lastErr == nil && len(last) > 0
 	})
