@@ -10,9 +10,10 @@ func SetStepBudget(r *Reconciler, d time.Duration) { r.budget = d }
 // tests of the hand-over to the next run need not read hundreds of pages.
 func SetMaxRunSteps(r *Reconciler, n int) { r.maxRunSteps = n }
 
-// SetFindChunk sets how many live users a find-deletions step compares, so that tests of those
+// SetScan makes r's scan steps read batch live users at a time, and at most batches batches
+// each (0: as many as half the step's budget allows), so that tests of a scan over several
 // steps need not write tens of thousands of users.
-func SetFindChunk(r *Reconciler, n int) { r.findChunk = n }
+func SetScan(r *Reconciler, batch, batches int) { r.scanBatch, r.scanBatches = batch, batches }
 
 // SetSender makes r send ContinueEvent through s instead of the client Register gets, so that
 // tests can drive the next run without an Inngest server.

@@ -33,9 +33,7 @@ const passScope = "users"
 const (
 	// setListed: the ids the survey steps read on Clerk's list (counted once each).
 	setListed = "listed"
-	// setSeen: the ids the write steps read on Clerk's list: no deletion candidates.
-	setSeen = "seen"
-	// setCandidates: the live users no write step saw, found by the find-deletions steps.
+	// setCandidates: the live users the survey did not list, found by the scan steps.
 	setCandidates = "candidates"
 )
 
@@ -43,9 +41,14 @@ const (
 	// defaultMaxRunSteps is how many steps one run of the users' pass takes, the hand-over to
 	// the next run included: Inngest allows 1,000 per run, so 200 stay spare.
 	defaultMaxRunSteps = 800
-	// findChunk is how many live users one find-deletions step compares with the ids the
-	// write steps marked.
+	// findChunk is how many live organizations one org-find-deletions step compares with the
+	// ids the write steps marked (orgpass.go).
 	findChunk = 20_000
+	// scanBatch is how many live users' ids a scan step reads at a time (one request each).
+	scanBatch = 1_000
+	// maxScanRestarts is how many times the pass starts its scan of the live users again
+	// after losing it (store.ErrScanLost) before it fails.
+	maxScanRestarts = 3
 	// passStaleAfter is how long a pass's lease lasts without a step: past it, a new pass may
 	// take over (the old one's run has failed for good, or was cancelled).
 	passStaleAfter = 30 * time.Minute
@@ -62,9 +65,10 @@ const (
 	phaseStart   phase = ""
 	phaseClear   phase = "clear"
 	phaseSurvey  phase = "survey"
+	phaseScan    phase = "scan"
 	phaseOverlap phase = "overlap"
 	phaseWrite   phase = "write"
-	phaseFind    phase = "find"
+	phaseFind    phase = "find" // the organizations' pass's (orgpass.go); the users' scan instead
 	phaseCap     phase = "cap"
 	phaseDelete  phase = "delete"
 	phaseCleanup phase = "cleanup"
@@ -87,11 +91,17 @@ type passState struct {
 	// Offset is the offset of the next page of Clerk's list (survey, write), or the count
 	// of what the phase dealt with so far (the N of the next step's id).
 	Offset int `json:"offset"`
-	// Cursor is the last id the phase dealt with (find, delete).
+	// Cursor is where the phase goes on from: the scan's token (scan), the last candidate
+	// dealt with (delete).
 	Cursor string `json:"cursor,omitempty"`
 	// Listed and Shared count the users on Clerk's list and the live ones among them.
 	Listed int `json:"listed"`
 	Shared int `json:"listed_and_stored"`
+	// Live counts the live users the scan has read; Scanned is true once it is over.
+	Live    int  `json:"live"`
+	Scanned bool `json:"scanned,omitempty"`
+	// Restarts counts the scans of the live users lost and started again.
+	Restarts int `json:"restarts,omitempty"`
 	// Check is check-overlap's outcome.
 	Check Check `json:"check"`
 	// Found counts the deletion candidates.
@@ -139,12 +149,14 @@ type (
 		Count int `json:"count"`
 		writeCounts
 	}
-	// findResult is a find-deletions step's: it compared Scanned live users, up to Last, and
-	// found Found candidates among them.
-	findResult struct {
-		Scanned int    `json:"scanned"`
-		Found   int    `json:"found"`
-		Last    string `json:"last,omitempty"`
+	// scanResult is a scan step's: it read Live live users, of which Found were not listed,
+	// and the scan goes on from Next, or is over (Done), or was lost (Lost: it starts again).
+	scanResult struct {
+		Live  int    `json:"live"`
+		Found int    `json:"found"`
+		Next  string `json:"next,omitempty"`
+		Done  bool   `json:"done,omitempty"`
+		Lost  bool   `json:"lost,omitempty"`
 	}
 	// capResult is cap-deletions's.
 	capResult struct {
@@ -219,13 +231,19 @@ func (r *Reconciler) Run(ctx context.Context) (Summary, error) {
 //     refuses another one than the collection follows (or than the pass's first run found).
 //   - clear-marks drops the marks an earlier pass left (one that never ended).
 //   - list-N read one page of Clerk's list each, mark its ids (listed) and count those live in
-//     the database; check-overlap counts the live users and refuses a list that shares fewer
-//     than MinSharedShare of them, and records the instance when none is recorded yet.
-//   - write-N read each page again, write every user on it through the guarded upsert, and
-//     mark its ids (seen).
-//   - find-deletions-N compare findChunk live users at a time, in _id order, with the seen
-//     marks, and mark those missing (candidates); cap-deletions applies the safety cap to
-//     their count (a share of the live users before the pass).
+//     the database.
+//   - scan-N (rescan-K-N after K lost scans) read the live users once, in batches, each
+//     until half its budget is spent, N being the live users read before: they count them
+//     and mark those not listed (candidates). The scan goes on across steps and runs from a
+//     token (store.ScanLiveUsers); a scan lost (store.ErrScanLost) starts again, at most
+//     maxScanRestarts times.
+//   - check-overlap refuses a list that shares fewer than MinSharedShare of the live users
+//     the scan counted, and records the instance when none is recorded yet.
+//   - write-N read each page again and write every user on it through the guarded upsert.
+//   - cap-deletions applies the safety cap to the candidates' count (a share of the live
+//     users before the pass wrote anything). A candidate Clerk still has (one that a webhook
+//     created after the survey, or that offset paging hid from it) is confirmed with Clerk
+//     before any deletion, and written instead.
 //   - delete-N confirm up to deleteChunk candidates each with Clerk (404: gone), in _id
 //     order, and tombstone those gone; N counts the candidates dealt with before.
 //   - drop-marks drops the pass's marks; end-pass ends its lease.
@@ -234,6 +252,7 @@ func (r *Reconciler) Run(ctx context.Context) (Summary, error) {
 // taken maxRunSteps-1 steps before the pass is done, runPass returns errHandOver and the
 // state to go on from. Otherwise it returns the first error that a step gave up on: an error
 // wrapping ErrWrongInstance, store.ErrDatabase, store.ErrPassBusy (another pass took over),
+// store.ErrScanLost (the scan of the live users lost more than maxScanRestarts times),
 // clerk.ErrRateLimited (also an inngestgo.RetryAtError when Clerk said when to come back),
 // context.DeadlineExceeded (a step ran out of its budget), or Clerk's or the network's error.
 // Refusing a mass deletion, or a list that shares too few users, is not an error: the summary
@@ -322,16 +341,47 @@ func (p *passRun) next(ctx context.Context) error {
 		st.Shared += res.Shared
 		st.Offset += r.cfg.PageSize
 		if res.Count < r.cfg.PageSize {
-			st.Phase, st.Offset = phaseOverlap, 0
+			st.Phase, st.Offset = phaseScan, 0
+		}
+	case phaseScan:
+		id := fmt.Sprintf("scan-%d", st.Offset)
+		if st.Restarts > 0 {
+			id = fmt.Sprintf("rescan-%d-%d", st.Restarts, st.Offset)
+		}
+		res, err := passStep(ctx, p, id, func(ctx context.Context) (scanResult, error) {
+			return r.scanUsers(ctx, st.Pass, st.Offset, st.Cursor, time.Now().Add(r.budget/2))
+		})
+		if err != nil {
+			return err
+		}
+		if res.Lost {
+			st.Restarts++
+			st.Offset, st.Cursor, st.Live, st.Found = 0, "", 0, 0
+			if st.Restarts > maxScanRestarts {
+				err := fmt.Errorf("reconcile: pass %s lost its scan of the live users %d times (the database restarted, or another pass closed it): %w",
+					st.Pass, st.Restarts, store.ErrScanLost)
+				r.logger.Error("reconciliation with Clerk failed: nothing written or deleted", "pass", st.Pass, "error", err)
+				return inngestgo.NoRetryError(err)
+			}
+			r.logger.Warn("the scan of the live users was lost: starting it again", "pass", st.Pass, "restarts", st.Restarts)
+			return nil
+		}
+		st.Live += res.Live
+		st.Found += res.Found
+		st.Offset += res.Live
+		st.Cursor = res.Next
+		if res.Done {
+			st.Phase, st.Offset, st.Cursor, st.Scanned = phaseOverlap, 0, "", true
 		}
 	case phaseOverlap:
+		if !st.Scanned {
+			// A pass that an earlier version handed over before its check: its state holds
+			// no live count, so the check must not pass on a count of 0.
+			st.Phase, st.Offset, st.Cursor, st.Live, st.Found = phaseScan, 0, "", 0, 0
+			return nil
+		}
 		chk, err := passStep(ctx, p, "check-overlap", func(ctx context.Context) (Check, error) {
-			live, err := r.users.CountLiveUsers(ctx)
-			if err != nil {
-				r.logger.Error("counting live users failed", "error", err)
-				return Check{}, err
-			}
-			return r.checkOverlap(ctx, p.inst, live, st.Listed, st.Shared)
+			return r.checkOverlap(ctx, p.inst, st.Live, st.Listed, st.Shared)
 		})
 		if err != nil {
 			return err
@@ -346,7 +396,7 @@ func (p *passRun) next(ctx context.Context) error {
 		}
 	case phaseWrite:
 		res, err := passStep(ctx, p, fmt.Sprintf("write-%d", st.Offset), func(ctx context.Context) (writeResult, error) {
-			return r.writeUsers(ctx, users, st.Pass, st.Offset)
+			return r.writeUsers(ctx, users, st.Offset)
 		})
 		if err != nil {
 			return err
@@ -356,22 +406,7 @@ func (p *passRun) next(ctx context.Context) error {
 		st.Summary.addWrites(res.writeCounts)
 		st.Offset += r.cfg.PageSize
 		if res.Count < r.cfg.PageSize {
-			st.Phase, st.Offset = phaseFind, 0
-		}
-	case phaseFind:
-		res, err := passStep(ctx, p, fmt.Sprintf("find-deletions-%d", st.Offset), func(ctx context.Context) (findResult, error) {
-			return r.findCandidates(ctx, st.Pass, st.Offset, st.Cursor)
-		})
-		if err != nil {
-			return err
-		}
-		st.Found += res.Found
-		st.Offset += res.Scanned
-		if res.Last != "" {
-			st.Cursor = res.Last
-		}
-		if res.Scanned < r.findChunk {
-			st.Phase, st.Offset, st.Cursor = phaseCap, 0, ""
+			st.Phase, st.Offset = phaseCap, 0
 		}
 	case phaseCap:
 		res, err := passStep(ctx, p, "cap-deletions", func(context.Context) (capResult, error) {
@@ -442,10 +477,10 @@ func (r *Reconciler) surveyUsers(ctx context.Context, users kind[clerk.User], pa
 	return surveyCount{Count: len(page), Listed: len(fresh), Shared: shared}, nil
 }
 
-// writeUsers reads the page of Clerk's users at offset, writes what it holds and marks its ids
-// as seen (none of them is a deletion candidate). It returns an error when Clerk cannot be
-// read or the database fails; users that cannot be written are counted as Failed.
-func (r *Reconciler) writeUsers(ctx context.Context, users kind[clerk.User], pass string, offset int) (writeResult, error) {
+// writeUsers reads the page of Clerk's users at offset and writes what it holds. It returns an
+// error when Clerk cannot be read or the database fails; users that cannot be written are
+// counted as Failed.
+func (r *Reconciler) writeUsers(ctx context.Context, users kind[clerk.User], offset int) (writeResult, error) {
 	page, err := users.list(ctx, r.cfg.PageSize, offset)
 	if err != nil {
 		r.logger.Error("reading a page of Clerk users failed", "offset", offset, "error", err)
@@ -455,46 +490,68 @@ func (r *Reconciler) writeUsers(ctx context.Context, users kind[clerk.User], pas
 	if res.writeCounts, err = writeAll(ctx, page, users.write); err != nil {
 		return writeResult{}, err
 	}
-	if _, err := r.users.MarkReconciled(ctx, passScope, pass, setSeen, offset, pageIDs(users, page)); err != nil {
-		r.logger.Error("marking the users seen failed", "offset", offset, "error", err)
-		return writeResult{}, err
-	}
 	return res, nil
 }
 
-// findCandidates compares the next findChunk live users after cursor with the ids the write
-// steps saw, and marks those missing as deletion candidates (step is the count of live users
-// compared before). It returns an error wrapping store.ErrDatabase when the database fails.
-func (r *Reconciler) findCandidates(ctx context.Context, pass string, step int, cursor string) (findResult, error) {
-	live, err := r.users.LiveUserIDsAfter(ctx, cursor, r.findChunk)
-	if err != nil {
-		r.logger.Error("listing live users failed", "error", err)
-		return findResult{}, err
-	}
-	if len(live) == 0 {
-		return findResult{}, nil
-	}
-	seen, err := r.users.ReconcileMarked(ctx, passScope, pass, setSeen, live)
-	if err != nil {
-		r.logger.Error("reading the users seen failed", "error", err)
-		return findResult{}, err
-	}
-	var missing []string
-	for i, j := 0, 0; i < len(live); i++ {
-		for j < len(seen) && seen[j] < live[i] {
-			j++
+// scanUsers reads the live users from the scan's token (a new scan when ""), one batch at a
+// time, until the scan is over or stopAt has passed (it reads at least one live user, unless
+// the scan ends first), and marks those the survey did not list as deletion candidates (step
+// is the count of live users read before). A new scan first drops the candidates a lost one
+// marked. A lost scan is not an error: its result says Lost. It returns an error wrapping
+// store.ErrDatabase when the database fails.
+func (r *Reconciler) scanUsers(ctx context.Context, pass string, step int, token string, stopAt time.Time) (scanResult, error) {
+	if token == "" {
+		if err := r.users.ForgetReconcileSet(ctx, passScope, pass, setCandidates); err != nil {
+			r.logger.Error("dropping the deletion candidates of a lost scan failed", "error", err)
+			return scanResult{}, err
 		}
-		if j < len(seen) && seen[j] == live[i] {
-			continue
+	}
+	var res scanResult
+	for batches := 1; ; batches++ {
+		ids, next, err := r.users.ScanLiveUsers(ctx, passScope, pass, token, r.scanBatch)
+		if errors.Is(err, store.ErrScanLost) {
+			r.logger.Warn("the scan of the live users is lost", "pass", pass, "step", step, "error", err)
+			return scanResult{Lost: true}, nil
 		}
-		missing = append(missing, live[i])
+		if err != nil {
+			r.logger.Error("scanning the live users failed", "error", err)
+			return scanResult{}, err
+		}
+		listed, err := r.users.ReconcileMarked(ctx, passScope, pass, setListed, ids)
+		if err != nil {
+			r.logger.Error("reading the users listed failed", "error", err)
+			return scanResult{}, err
+		}
+		missing := ids
+		if len(listed) > 0 {
+			in := make(map[string]struct{}, len(listed))
+			for _, id := range listed {
+				in[id] = struct{}{}
+			}
+			missing = make([]string, 0, len(ids)-len(listed))
+			for _, id := range ids {
+				if _, ok := in[id]; !ok {
+					missing = append(missing, id)
+				}
+			}
+		}
+		marked, err := r.users.MarkReconciled(ctx, passScope, pass, setCandidates, step, missing)
+		if err != nil {
+			r.logger.Error("marking deletion candidates failed", "error", err)
+			return scanResult{}, err
+		}
+		res.Live += len(ids)
+		res.Found += len(marked)
+		token = next
+		if token == "" {
+			res.Done = true
+			return res, nil
+		}
+		if res.Live > 0 && (time.Now().After(stopAt) || (r.scanBatches > 0 && batches >= r.scanBatches)) {
+			res.Next = token
+			return res, nil
+		}
 	}
-	marked, err := r.users.MarkReconciled(ctx, passScope, pass, setCandidates, step, missing)
-	if err != nil {
-		r.logger.Error("marking deletion candidates failed", "error", err)
-		return findResult{}, err
-	}
-	return findResult{Scanned: len(live), Found: len(marked), Last: live[len(live)-1]}, nil
 }
 
 // deleteCandidates reads the next deleteChunk candidates after cursor and confirms each with

@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/inngest/inngestgo"
 
+	"clerksync/clerk"
 	"clerksync/clerk/clerkfake"
 	"clerksync/reconcile"
 	"clerksync/store"
@@ -177,7 +180,7 @@ func TestPassAcrossRuns(t *testing.T) {
 	// One run, as many steps as it needs.
 	oneSt, oneFake := bigScenario(t, n, gone)
 	one := newReconciler(t, oneSt, oneFake, cfg)
-	reconcile.SetFindChunk(one, 500)
+	reconcile.SetScan(one, 250, 2)
 	oneRun := drivePass(t, one, cronEvent(), 1)
 	if oneRun.sum != want {
 		t.Errorf("one run's summary = %+v; want %+v", oneRun.sum, want)
@@ -186,7 +189,7 @@ func TestPassAcrossRuns(t *testing.T) {
 	// Runs of 20 steps.
 	st, fake := bigScenario(t, n, gone)
 	r := newReconciler(t, st, fake, cfg)
-	reconcile.SetFindChunk(r, 500)
+	reconcile.SetScan(r, 250, 2)
 	reconcile.SetMaxRunSteps(r, maxSteps)
 	runs := drivePass(t, r, cronEvent(), 30)
 	if len(runs.steps) < 5 {
@@ -223,7 +226,7 @@ func TestPassAcrossRuns(t *testing.T) {
 			t.Errorf("%s updated_at = %d; want Clerk's 2000", u, got.UpdatedAt)
 		}
 	}
-	for _, set := range []string{"listed", "seen", "candidates"} {
+	for _, set := range []string{"listed", "candidates"} {
 		if left, err := st.ReconcileMarksAfter(t.Context(), "users", "01JRUNRUNRUNRUNRUNRUNRUNRU", set, "", 10); err != nil || len(left) != 0 {
 			t.Errorf("marks %s left after the pass: %q, %v; want none", set, left, err)
 		}
@@ -271,7 +274,7 @@ func TestPassSafetyAcrossRuns(t *testing.T) {
 			seed(t, st, users("user", 1, n, 1000)...)
 			fake := clerkfake.New(t, testKey, tt.inClerk...)
 			r := newReconciler(t, st, fake, reconcile.Config{PageSize: pageSize, MaxDeleteShare: 0.1})
-			reconcile.SetFindChunk(r, 400)
+			reconcile.SetScan(r, 200, 2)
 			reconcile.SetMaxRunSteps(r, 6)
 			got, err := r.Run(t.Context())
 			if err != nil {
@@ -353,6 +356,150 @@ func TestPassInstanceCheckedEachRun(t *testing.T) {
 	}
 	if got.Pages != 0 {
 		t.Errorf("Run wrote %d pages; want none", got.Pages)
+	}
+	if u := get(t, st, "user_01"); u.UpdatedAt != 1000 {
+		t.Errorf("user_01 updated_at = %d; want 1000, unwritten", u.UpdatedAt)
+	}
+}
+
+// losingStore is a store whose scan of the live users is lost (store.ErrScanLost) on the calls
+// lose picks (counted from 1), as when the database restarts mid-scan or a later pass closes
+// the scan's cursor; lose also runs what happens meanwhile.
+type losingStore struct {
+	*store.Store
+	mu    sync.Mutex
+	calls int
+	lose  func(call int) bool
+}
+
+// ScanLiveUsers is the store's, but for the calls lose picks.
+func (s *losingStore) ScanLiveUsers(ctx context.Context, scope, pass, token string, batch int) ([]string, string, error) {
+	s.mu.Lock()
+	s.calls++
+	n := s.calls
+	s.mu.Unlock()
+	if s.lose(n) {
+		return nil, "", fmt.Errorf("losingStore: call %d: %w", n, store.ErrScanLost)
+	}
+	return s.Store.ScanLiveUsers(ctx, scope, pass, token, batch)
+}
+
+// TestPassScanLost: a scan of the live users lost midway starts again, with the candidates
+// and counts of the lost one dropped, and the pass ends as one whose scan was never lost; one
+// lost every time fails the pass, nothing written or deleted.
+func TestPassScanLost(t *testing.T) {
+	t.Parallel()
+	const n, gone, pageSize = 1000, 20, 100
+	scenario := func(t *testing.T) (*store.Store, *clerkfake.Server) {
+		inClerk := make([]clerkfake.User, n)
+		for i := range inClerk {
+			inClerk[i] = clerkfake.NewUser(fmt.Sprintf("user_%05d", i+1), "First", 2000)
+		}
+		st := openStore(t)
+		var stored []clerkfake.User
+		for i := range gone { // first, so that the scan's first step reads them
+			stored = append(stored, clerkfake.NewUser(fmt.Sprintf("user_gone%03d", i), "Gone", 1000))
+		}
+		seed(t, st, append(stored, inClerk[:n-gone]...)...)
+		return st, clerkfake.New(t, testKey, inClerk...)
+	}
+	newLosing := func(t *testing.T, st *store.Store, fake *clerkfake.Server, lose func(int) bool) *reconcile.Reconciler {
+		cfg := reconcile.Config{PageSize: pageSize, MaxDeleteShare: 0.05, Now: func() time.Time { return time.UnixMilli(deletedAt) }}
+		r := reconcile.New(&losingStore{Store: st, lose: lose}, newAPI(t, fake, clerk.APIConfig{}), testLogger(t), cfg)
+		reconcile.SetScan(r, 100, 2)
+		return r
+	}
+
+	t.Run("lost once", func(t *testing.T) {
+		t.Parallel()
+		st, fake := scenario(t)
+		// The third call (the second step's first) is lost; meanwhile a webhook deletes one of
+		// the candidates the first step marked, which the scan started again no longer finds.
+		r := newLosing(t, st, fake, func(call int) bool {
+			if call != 3 {
+				return false
+			}
+			if _, err := st.DeleteUser(context.Background(), "user_gone000", deletedAt); err != nil {
+				t.Error(err)
+			}
+			return true
+		})
+		runs := drivePass(t, r, cronEvent(), 1)
+		want := reconcile.Summary{Pages: n/pageSize + 1, Counts: reconcile.Counts{Seen: n, Inserted: gone, Skipped: n - gone, Deleted: gone - 1}}
+		if runs.sum != want {
+			t.Errorf("summary = %+v; want %+v", runs.sum, want)
+		}
+		steps := map[string]string{}
+		var ids []string
+		for _, s := range runs.steps[0] {
+			steps[s.Step] = compact(t, s.Data)
+			ids = append(ids, s.Step)
+		}
+		if got, want := steps["scan-200"], `{"live":0,"found":0,"lost":true}`; got != want {
+			t.Errorf("step scan-200 = %s; want %s (steps %q)", got, want, ids)
+		}
+		if _, ok := steps["rescan-1-0"]; !ok {
+			t.Errorf("steps %q; want rescan-1-0 after the lost scan", ids)
+		}
+		if got, want := steps["cap-deletions"], fmt.Sprintf(`{"live":%d,"candidates":%d,"refused":0}`, n-1, gone-1); got != want {
+			t.Errorf("cap-deletions = %s; want %s: the live users and candidates of the scan started again alone", got, want)
+		}
+		var asked []string
+		for _, req := range fake.Requests() {
+			if strings.HasPrefix(req, "GET /v1/users/user_") {
+				asked = append(asked, req)
+			}
+		}
+		if len(asked) != gone-1 || slices.Contains(asked, "GET /v1/users/user_gone000") {
+			t.Errorf("the pass asked Clerk %q; want the %d candidates of the scan started again, not user_gone000 (a candidate of the lost scan only)", asked, gone-1)
+		}
+	})
+
+	t.Run("lost every time", func(t *testing.T) {
+		t.Parallel()
+		st, fake := scenario(t)
+		r := newLosing(t, st, fake, func(int) bool { return true })
+		got, err := r.Run(t.Context())
+		if !errors.Is(err, store.ErrScanLost) {
+			t.Fatalf("Run = %+v, %v; want an error wrapping store.ErrScanLost", got, err)
+		}
+		if got.Pages != 0 || got.Deleted != 0 {
+			t.Errorf("Run = %+v; want nothing written or deleted", got)
+		}
+		if u := get(t, st, "user_gone000"); u.Deleted {
+			t.Errorf("user_gone000 deleted after a failed pass; want it live")
+		}
+	})
+}
+
+// TestPassOverlapAfterUpgrade: a pass that an earlier version handed over just before its
+// overlap check (its state has no live count: that version counted in check-overlap) scans the
+// live users before checking, so another instance's list is still refused.
+func TestPassOverlapAfterUpgrade(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	seed(t, st, fakeUsers(50, 1000)...)
+	var others []clerkfake.User
+	for i := range 50 {
+		others = append(others, clerkfake.NewUser(fmt.Sprintf("user_other%02d", i), "Other", 2000))
+	}
+	fake := clerkfake.New(t, testKey, others...)
+	r := newReconciler(t, st, fake, reconcile.Config{PageSize: 10, MaxDeleteShare: 0.5})
+	const pass = "01JOLDOLDOLDOLDOLDOLDOLDOL"
+	if err := st.ClaimReconcilePass(t.Context(), "users", pass, true, time.UnixMilli(deletedAt), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	evt := map[string]any{"name": reconcile.ContinueEvent, "id": pass + "-run-1", "ts": 1700000000000,
+		"data": map[string]any{"pass": map[string]any{"pass": pass, "run": 1, "phase": "overlap", "listed": 50, "listed_and_stored": 0}}}
+	calls, sum := driveRunOn(t, r, evt, 100)
+	var ids []string
+	for _, c := range calls {
+		if c.Op == "StepRun" {
+			ids = append(ids, c.Step)
+		}
+	}
+	if !sum.RefusedForeign || sum.Pages != 0 || !slices.Contains(ids, "scan-0") {
+		t.Errorf("run from an earlier version's state before check-overlap = %+v, steps %q; want scan-0, then refused_foreign, nothing written", sum, ids)
 	}
 	if u := get(t, st, "user_01"); u.UpdatedAt != 1000 {
 		t.Errorf("user_01 updated_at = %d; want 1000, unwritten", u.UpdatedAt)

@@ -59,17 +59,21 @@ type Store interface {
 
 	// The users' pass's bookkeeping (see runPass), which keeps its memoized steps small.
 
-	// CountLiveUsers counts the users not deleted.
+	// CountLiveUsers counts the users not deleted (a scan of the users on FerretDB v1).
 	CountLiveUsers(ctx context.Context) (int, error)
 	// CountLiveUsersAmong counts the users not deleted among ids.
 	CountLiveUsersAmong(ctx context.Context, ids []string) (int, error)
-	// LiveUserIDsAfter returns the first limit ids of users not deleted after after, ascending.
-	LiveUserIDsAfter(ctx context.Context, after string, limit int) ([]string, error)
+	// ScanLiveUsers reads the next batch of the ids of the users not deleted after token ("":
+	// a new scan of pass's), and returns the next call's token ("": the scan is over); an
+	// error wrapping store.ErrScanLost when the scan must start again.
+	ScanLiveUsers(ctx context.Context, scope, pass, token string, batch int) ([]string, string, error)
 	// MarkReconciled marks ids in the set of pass, as step saw them, and returns those no
 	// other step marked before.
 	MarkReconciled(ctx context.Context, scope, pass, set string, step int, ids []string) ([]string, error)
-	// ReconcileMarked returns those of ids (ascending) marked in the set of scope's pass.
+	// ReconcileMarked returns those of ids marked in the set of scope's pass, in their order.
 	ReconcileMarked(ctx context.Context, scope, pass, set string, ids []string) ([]string, error)
+	// ForgetReconcileSet drops the set of scope's pass.
+	ForgetReconcileSet(ctx context.Context, scope, pass, set string) error
 	// ReconcileMarksAfter returns the first limit ids of the set of scope's pass after after.
 	ReconcileMarksAfter(ctx context.Context, scope, pass, set, after string, limit int) ([]string, error)
 	// ForgetReconcileMarks drops the marks of scope's passes but keep's ("": all); it returns
@@ -269,9 +273,15 @@ type Reconciler struct {
 	// hand-over included:
 	// defaultMaxRunSteps, fewer in tests.
 	maxRunSteps int
-	// findChunk is how many live users a find-deletions step compares: findChunk, fewer in
+	// scanBatch is how many live users a scan step reads at a time: scanBatch, fewer in
 	// tests.
+	scanBatch int
+	// findChunk is how many live organizations an org-find-deletions step compares:
+	// findChunk, fewer in tests.
 	findChunk int
+	// scanBatches, when above 0, bounds the batches of a scan step (tests); otherwise half the
+	// step's budget does.
+	scanBatches int
 	// memberPages bounds the pages of members one org-members step reads: 0 (none but the
 	// step's budget), fewer in tests.
 	memberPages int
@@ -300,7 +310,7 @@ func New(users Store, api Clerk, logger *slog.Logger, cfg Config) *Reconciler {
 		maxRunSteps = cfg.MaxRunSteps
 	}
 	return &Reconciler{users: users, api: api, logger: logger, cfg: cfg, instances: NewInstanceCheck(api, users, StepBudget),
-		budget: StepBudget, maxRunSteps: maxRunSteps, findChunk: findChunk}
+		budget: StepBudget, maxRunSteps: maxRunSteps, scanBatch: scanBatch, findChunk: findChunk}
 }
 
 // surveyPage is the memoized output of one survey step: the ids of one page of Clerk's list.

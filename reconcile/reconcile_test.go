@@ -146,7 +146,13 @@ func ptr[T any](v T) *T { return &v }
 
 // beforeWritePage runs f once, just before the write pass of a run reads the page at offset:
 // the second time Clerk's list is read there (the survey reads it first).
-func beforeWritePage(fake *clerkfake.Server, offset int, f func()) {
+func beforeWritePage(fake *clerkfake.Server, offset int, f func()) { beforeRead(fake, offset, 2, f) }
+
+// beforeSurveyPage runs f once, just before the survey of a run reads the page at offset.
+func beforeSurveyPage(fake *clerkfake.Server, offset int, f func()) { beforeRead(fake, offset, 1, f) }
+
+// beforeRead runs f once, just before the nth read of the page at offset.
+func beforeRead(fake *clerkfake.Server, offset, nth int, f func()) {
 	var mu sync.Mutex
 	reads := 0
 	fake.BeforeList(func(o int) {
@@ -155,7 +161,7 @@ func beforeWritePage(fake *clerkfake.Server, offset int, f func()) {
 		}
 		mu.Lock()
 		reads++
-		now := reads == 2
+		now := reads == nth
 		mu.Unlock()
 		if now {
 			f()
@@ -198,11 +204,13 @@ func TestReconcileDeletions(t *testing.T) {
 		pageSize int
 		share    float64
 		allow    bool
-		// between pages: the user removed from Clerk just before the write pass reads offset 2
+		// between pages: the user removed from Clerk just before the survey reads offset 2
 		removeAt2 string
-		want      reconcile.Summary
-		wantGone  []string // tombstones afterwards, deleted by the run
-		wantGets  []string // ids confirmed with GET /v1/users/{id}
+		// the same, just before the write pass reads offset 2
+		removeAtWrite2 string
+		want           reconcile.Summary
+		wantGone       []string // tombstones afterwards, deleted by the run
+		wantGets       []string // ids confirmed with GET /v1/users/{id}
 	}{
 		{
 			name: "user missing from Clerk tombstoned", stored: 10, extra: []string{"user_gone"}, inClerk: 10, share: 0.1,
@@ -234,11 +242,18 @@ func TestReconcileDeletions(t *testing.T) {
 			want: reconcile.Summary{Pages: 1, Counts: reconcile.Counts{Seen: 10, Skipped: 10, Refused: 1}},
 		},
 		{
-			// Removing user_01 after page 0 shifts user_03 onto page 0: no page has it, but
-			// Clerk does, so it is kept (and written).
+			// Removing user_01 after the survey's page 0 shifts user_03 onto page 0: the
+			// survey never lists it, but Clerk has it, so it is kept (and written). (user_01,
+			// listed, stays until the next pass.)
 			name: "user skipped by paging is confirmed alive", stored: 6, inClerk: 6, pageSize: 2, share: 0.5, removeAt2: "user_01",
 			want:     reconcile.Summary{Pages: 3, Counts: reconcile.Counts{Seen: 5, Skipped: 6, StillInClerk: 1}},
 			wantGets: []string{"user_03"},
+		},
+		{
+			// The same removal during the writes: user_03 is on no write page, but the survey
+			// listed it, so it is no candidate and Clerk is not asked.
+			name: "user skipped by the write pages only is kept", stored: 6, inClerk: 6, pageSize: 2, share: 0.5, removeAtWrite2: "user_01",
+			want: reconcile.Summary{Pages: 3, Counts: reconcile.Counts{Seen: 5, Skipped: 5}},
 		},
 	}
 	for _, tt := range tests {
@@ -256,7 +271,10 @@ func TestReconcileDeletions(t *testing.T) {
 			}
 			fake := clerkfake.New(t, testKey, fakeUsers(tt.inClerk, 1000)...)
 			if tt.removeAt2 != "" {
-				beforeWritePage(fake, 2, func() { fake.Remove(tt.removeAt2) })
+				beforeSurveyPage(fake, 2, func() { fake.Remove(tt.removeAt2) })
+			}
+			if tt.removeAtWrite2 != "" {
+				beforeWritePage(fake, 2, func() { fake.Remove(tt.removeAtWrite2) })
 			}
 			r := newReconciler(t, st, fake, reconcile.Config{PageSize: tt.pageSize, MaxDeleteShare: tt.share, AllowMassDelete: tt.allow})
 			got, err := r.Run(t.Context())

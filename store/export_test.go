@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"errors"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
 // Test hooks, compiled only into this package's tests.
@@ -115,4 +117,41 @@ func CompareUpdatedAt(v any, updatedAt int64) int {
 func WriteUserUnread(ctx context.Context, s *Store, u User, name string) (Outcome, error) {
 	set, unset := userFields(u, name)
 	return s.writes.upsert(ctx, u, set, unset, true)
+}
+
+// ScanCursor returns the id of the server cursor that scope's scan record holds (0 for none).
+func ScanCursor(ctx context.Context, s *Store, scope string) (int64, error) {
+	raw, err := s.meta().FindOne(ctx, idIs(scanDocPrefix+scope)).Raw()
+	if err != nil {
+		return 0, err
+	}
+	id, _ := raw.Lookup(fieldCursor).AsInt64OK()
+	return id, nil
+}
+
+// KillCursor closes the server cursor id of the users collection, leaving any record of it:
+// what a server restart does to an open scan.
+func KillCursor(ctx context.Context, s *Store, id int64) error { return s.killCursor(ctx, id) }
+
+// CursorOpen reports whether the server still has the cursor id of the users collection. It
+// asks for the cursor's next document (getMore), so use it only where the cursor should be
+// gone.
+func CursorOpen(ctx context.Context, s *Store, id int64) (bool, error) {
+	cmd := bson.D{{Key: "getMore", Value: id}, {Key: "collection", Value: s.users.Name()}, {Key: "batchSize", Value: int32(1)}}
+	err := s.users.Database().RunCommand(ctx, cmd).Err()
+	var ce mongo.CommandError
+	if errors.As(err, &ce) && ce.Code == cursorNotFound {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// InsertRawUsers inserts docs into the users collection as they are, in one request.
+func InsertRawUsers(ctx context.Context, s *Store, docs []bson.D) error {
+	all := make([]any, len(docs))
+	for i, d := range docs {
+		all[i] = d
+	}
+	_, err := s.users.InsertMany(ctx, all)
+	return err
 }

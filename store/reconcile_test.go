@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"clerksync/store"
 )
 
@@ -45,11 +47,6 @@ func TestMarkReconciled(t *testing.T) {
 	}
 	if got, err := s.MarkReconciled(ctx, "users", "p2", "listed", 9, []string{"user_a"}); err != nil || !slices.Equal(got, []string{"user_a"}) {
 		t.Errorf("MarkReconciled(pass p2) = %q, %v; want [user_a]", got, err)
-	}
-
-	got, err := s.ReconcileMarked(ctx, "users", "p1", "listed", []string{"user_0", "user_b", "user_bb", "user_e", "user_z"})
-	if want := []string{"user_b", "user_e"}; err != nil || !slices.Equal(got, want) {
-		t.Errorf("ReconcileMarked = %q, %v; want %q", got, err, want)
 	}
 
 	var paged []string
@@ -98,11 +95,11 @@ func TestMarkReconciled(t *testing.T) {
 	}
 }
 
-func TestLiveUserIDsAfter(t *testing.T) {
-	t.Parallel()
+// liveScenario writes 25 users out of order, two of them then deleted, and an application's
+// document with an ObjectId _id, and returns the live users' ids, ascending.
+func liveScenario(t *testing.T, s *store.Store) []string {
+	t.Helper()
 	ctx := context.Background()
-	s := openStore(t)
-	var want []string
 	for i := range 25 {
 		id := fmt.Sprintf("user_%03d", (i*7)%25) // written out of order
 		if _, err := s.UpsertUser(ctx, store.User{ID: id, Username: id, CreatedAt: 1, UpdatedAt: 10}); err != nil {
@@ -114,35 +111,203 @@ func TestLiveUserIDsAfter(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := store.InsertRaw(ctx, s, bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "username", Value: "app"}}); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
 	for i := range 25 {
 		if id := fmt.Sprintf("user_%03d", i); id != "user_004" && id != "user_017" {
 			want = append(want, id)
 		}
 	}
-	for _, limit := range []int{1, 5, 23, 100} {
-		var got []string
-		for after := ""; ; {
-			page, err := s.LiveUserIDsAfter(ctx, after, limit)
-			if err != nil {
-				t.Fatalf("LiveUserIDsAfter(%q, %d) = %v", after, limit, err)
-			}
-			if len(page) > limit {
-				t.Fatalf("LiveUserIDsAfter(%q, %d) = %d ids; want at most %d", after, limit, len(page), limit)
-			}
-			got = append(got, page...)
-			if len(page) < limit {
-				break
-			}
-			after = page[len(page)-1]
+	return want
+}
+
+// scanAll scans the live users of s to the end in batches of batch, each call made by the next
+// of stores in turn (other replicas on the same database), and returns the ids read and the
+// calls made. It fails the test when a call fails or returns more than batch ids.
+func scanAll(t *testing.T, stores []*store.Store, pass string, batch int) (ids []string, calls int) {
+	t.Helper()
+	// A deadline, as a step has: the driver must not turn it into getMore's maxTimeMS.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	for token := ""; ; {
+		s := stores[calls%len(stores)]
+		got, next, err := s.ScanLiveUsers(ctx, "users", pass, token, batch)
+		calls++
+		if err != nil {
+			t.Fatalf("ScanLiveUsers(%q, %d), call %d = %v", token, batch, calls, err)
 		}
-		if !slices.Equal(got, want) {
-			t.Errorf("LiveUserIDsAfter in pages of %d = %q; want %q", limit, got, want)
+		if len(got) > batch {
+			t.Fatalf("ScanLiveUsers(%q, %d) = %d ids; want at most %d", token, batch, len(got), batch)
+		}
+		ids = append(ids, got...)
+		if next == "" {
+			return ids, calls
+		}
+		if len(next) > 50 {
+			t.Errorf("ScanLiveUsers token %q: %d bytes; want at most 50", next, len(next))
+		}
+		token = next
+	}
+}
+
+// TestScanLiveUsers: a scan reads every live user exactly once, across calls made by two
+// stores on the database (two replicas), in both write modes (by _id range; by one server
+// cursor, resumed by its id); a retried call is refused in by-id mode, as a cursor cannot read a
+// batch again, and gives the same batch in conditional mode.
+func TestScanLiveUsers(t *testing.T) {
+	t.Parallel()
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			s := openStoreMode(t, m.mode)
+			want := liveScenario(t, s)
+			other := srv.Reopen(t, s, m.mode)
+			for _, batch := range []int{1, 5, 23, 100} {
+				got, calls := scanAll(t, []*store.Store{s, other}, "p1", batch)
+				slices.Sort(got)
+				if !slices.Equal(got, want) {
+					t.Errorf("ScanLiveUsers in batches of %d = %q; want %q", batch, got, want)
+				}
+				if wantCalls := len(want)/batch + 1; calls > wantCalls+1 || calls < len(want)/batch {
+					t.Errorf("ScanLiveUsers in batches of %d took %d calls; want about %d", batch, calls, wantCalls)
+				}
+			}
+
+			// The same token twice: a step that read a batch, failed and is retried.
+			first, token, err := s.ScanLiveUsers(ctx, "users", "p1", "", 5)
+			if err != nil || token == "" {
+				t.Fatalf("ScanLiveUsers from the start = %q, %q, %v; want 5 ids and a token", first, token, err)
+			}
+			second, _, err := s.ScanLiveUsers(ctx, "users", "p1", token, 5)
+			if err != nil {
+				t.Fatalf("ScanLiveUsers(%q) = %v", token, err)
+			}
+			again, _, err := other.ScanLiveUsers(ctx, "users", "p1", token, 5)
+			switch m.mode {
+			case store.WritesByID:
+				if !errors.Is(err, store.ErrScanLost) {
+					t.Errorf("ScanLiveUsers(%q) a second time = %q, %v; want an error wrapping ErrScanLost", token, again, err)
+				}
+			default:
+				if err != nil || !slices.Equal(again, second) {
+					t.Errorf("ScanLiveUsers(%q) a second time = %q, %v; want the same batch %q", token, again, err, second)
+				}
+			}
+			for _, bad := range []string{"x", "c.", "r.", "c.12", "c.0.1"} {
+				if _, _, err := s.ScanLiveUsers(ctx, "users", "p1", bad, 5); !errors.Is(err, store.ErrScanLost) {
+					t.Errorf("ScanLiveUsers(%q) = %v; want an error wrapping ErrScanLost", bad, err)
+				}
+			}
+			if _, _, err := s.ScanLiveUsers(ctx, "users", "p_1", "", 5); !errors.Is(err, store.ErrInvalidPass) {
+				t.Errorf("ScanLiveUsers(pass p_1) = %v; want an error wrapping ErrInvalidPass", err)
+			}
+		})
+	}
+}
+
+// TestScanLiveUsersClosed: in by-id mode (FerretDB), a scan's server cursor does not outlive its
+// pass: a new scan closes the one before, so does ForgetReconcileMarks of another pass (the next
+// pass's clear-marks) but not of the scan's own; a cursor the server lost ends the scan with
+// ErrScanLost.
+func TestScanLiveUsersClosed(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := openStoreMode(t, store.WritesByID)
+	liveScenario(t, s)
+	start := func(pass string) (int64, string) {
+		t.Helper()
+		_, token, err := s.ScanLiveUsers(ctx, "users", pass, "", 2)
+		if err != nil || token == "" {
+			t.Fatalf("ScanLiveUsers(%s) from the start = %q, %v; want a token", pass, token, err)
+		}
+		id, err := store.ScanCursor(ctx, s, "users")
+		if err != nil || id == 0 {
+			t.Fatalf("the scan's record = %d, %v; want a cursor", id, err)
+		}
+		return id, token
+	}
+	lost := func(what, pass, token string) {
+		t.Helper()
+		if _, _, err := s.ScanLiveUsers(ctx, "users", pass, token, 2); !errors.Is(err, store.ErrScanLost) {
+			t.Errorf("%s: ScanLiveUsers(%q) = %v; want an error wrapping ErrScanLost", what, token, err)
 		}
 	}
-	if n, err := s.CountLiveUsers(ctx); err != nil || n != len(want) {
+	closed := func(what string, id int64) {
+		t.Helper()
+		if open, err := store.CursorOpen(ctx, s, id); open || err != nil {
+			t.Errorf("%s: cursor %d open = %t, %v; want closed", what, id, open, err)
+		}
+	}
+
+	id1, token1 := start("p1")
+	id2, token2 := start("p1") // the scan started again
+	lost("a scan started again", "p1", token1)
+	closed("a scan started again", id1)
+
+	if _, err := s.ForgetReconcileMarks(ctx, "users", "p1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, next, err := s.ScanLiveUsers(ctx, "users", "p1", token2, 2); err != nil || next == "" {
+		t.Errorf("ScanLiveUsers(%q) after forgetting the other passes = %q, %v; want the scan going on", token2, next, err)
+	}
+	if _, err := s.ForgetReconcileMarks(ctx, "users", "p2"); err != nil {
+		t.Fatal(err)
+	}
+	closed("the next pass's clear-marks", id2)
+	if id, err := store.ScanCursor(ctx, s, "users"); err == nil {
+		t.Errorf("the scan's record after ForgetReconcileMarks: cursor %d; want none", id)
+	}
+
+	id3, token3 := start("p2")
+	if err := store.KillCursor(ctx, s, id3); err != nil {
+		t.Fatal(err)
+	}
+	lost("the server lost the cursor", "p2", token3)
+	if _, err := s.ForgetReconcileMarks(ctx, "users", ""); err != nil {
+		t.Errorf("ForgetReconcileMarks of a lost cursor = %v; want nil (killCursors of an unknown id is harmless)", err)
+	}
+}
+
+// TestReconcileMarkedAmong: ReconcileMarked returns those of any ids a set holds, in the order
+// given, in both modes (point lookups by _id; one $in).
+func TestReconcileMarkedAmong(t *testing.T) {
+	t.Parallel()
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			s := openStoreMode(t, m.mode)
+			if _, err := s.MarkReconciled(ctx, "users", "p1", "listed", 0, []string{"user_a", "user_c", "user_e"}); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.ReconcileMarked(ctx, "users", "p1", "listed", []string{"user_e", "user_b", "user_a", "user_z"})
+			if want := []string{"user_e", "user_a"}; err != nil || !slices.Equal(got, want) {
+				t.Errorf("ReconcileMarked = %q, %v; want %q", got, err, want)
+			}
+			if got, err := s.ReconcileMarked(ctx, "users", "p1", "seen", []string{"user_a"}); err != nil || len(got) != 0 {
+				t.Errorf("ReconcileMarked(an empty set) = %q, %v; want none", got, err)
+			}
+			if err := s.ForgetReconcileSet(ctx, "users", "p1", "listed"); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := s.ReconcileMarked(ctx, "users", "p1", "listed", []string{"user_a"}); err != nil || len(got) != 0 {
+				t.Errorf("ReconcileMarked after ForgetReconcileSet = %q, %v; want none", got, err)
+			}
+		})
+	}
+}
+
+func TestCountLiveUsers(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	want := liveScenario(t, s)
+	if n, err := s.CountLiveUsers(t.Context()); err != nil || n != len(want) {
 		t.Errorf("CountLiveUsers = %d, %v; want %d", n, err, len(want))
 	}
-	if n, err := s.CountLiveUsersAmong(ctx, []string{"user_000", "user_004", "user_nobody", "user_024"}); err != nil || n != 2 {
+	if n, err := s.CountLiveUsersAmong(t.Context(), []string{"user_000", "user_004", "user_nobody", "user_024"}); err != nil || n != 2 {
 		t.Errorf("CountLiveUsersAmong = %d, %v; want 2 (user_004 is a tombstone, user_nobody unknown)", n, err)
 	}
 }

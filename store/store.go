@@ -78,6 +78,13 @@ type Store struct {
 	// docs is the write strategy of the store's WriteMode that every collection shares:
 	// byIDDocs or conditionalDocs.
 	docs docWrites
+	// onNewMarks, when set (SetOnNewCollection), runs after the store creates a collection of
+	// marks; indexed holds the names of those it ran for, in this process.
+	onNewMarks func(context.Context) error
+	indexed    sync.Map // string -> struct{}
+	// mode is the store's WriteMode (never WritesAuto): ScanLiveUsers pages by _id range in
+	// WritesConditional and follows one server cursor in WritesByID.
+	mode WriteMode
 	// locks serialise this process's writes per id (of a user, an organization or a
 	// membership). MongoDB applies a filtered update to a document atomically; FerretDB v1
 	// reads the document, checks the filter and writes it back in separate steps, so two
@@ -154,6 +161,7 @@ func OpenWith(ctx context.Context, uri, database string, mode WriteMode) (*Store
 			}
 		}
 	}
+	s.mode = mode
 	s.writes = newUserWrites(mode, s.users)
 	s.docs = newDocWrites(mode)
 	for _, create := range []func(context.Context) error{
@@ -168,6 +176,13 @@ func OpenWith(ctx context.Context, uri, database string, mode WriteMode) (*Store
 	}
 	return s, nil
 }
+
+// SetOnNewCollection makes the store call f after it creates a collection of its own at run
+// time (the marks of a reconciliation pass), before writing to it, and when it first writes to
+// one in this process: package store/embedded uses it to give the collection the _id lookup
+// index that FerretDB v1 on SQLite lacks. An error from f fails the write that created the
+// collection. Call it before using the store.
+func (s *Store) SetOnNewCollection(f func(context.Context) error) { s.onNewMarks = f }
 
 // Close disconnects from the server. It returns an error wrapping ErrDatabase if the
 // connections could not be closed cleanly within ctx.

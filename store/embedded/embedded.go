@@ -100,7 +100,8 @@ func (e *Server) Stop() {
 
 // Open opens the store on the database named database of this server, in the given write
 // mode (store.WritesAuto picks store.WritesByID here), and gives its collections the _id lookup index
-// (IndexIDs): everything the embedded database needs, in one call. It returns an error
+// (IndexIDs), as it does to each collection of marks the store creates later
+// (store.Store.SetOnNewCollection): everything the embedded database needs, in one call. It returns an error
 // wrapping store.ErrDatabase when the server does not answer within ctx or refuses the
 // collections' indexes, and an error naming the SQLite file (not wrapping it) when the
 // _id lookup index cannot be made; the store is closed then.
@@ -115,6 +116,9 @@ func (e *Server) Open(ctx context.Context, database string, mode store.WriteMode
 		_ = s.Close(context.Background())
 		return nil, err
 	}
+	// The marks of a reconciliation pass are collections the store creates as it goes: each
+	// gets the index too, or every read of a mark by _id would scan the set.
+	s.SetOnNewCollection(func(ctx context.Context) error { return e.IndexIDs(ctx, database) })
 	return s, nil
 }
 

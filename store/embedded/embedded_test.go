@@ -97,6 +97,24 @@ func TestOpen(t *testing.T) {
 	if got, err := st.Get(ctx, "user_1"); err != nil || got.Username != "a" {
 		t.Errorf("Get = %+v, %v; want user_1 with username a", got, err)
 	}
+	// A collection of marks that a reconciliation pass creates later gets the index too.
+	if _, err := st.MarkReconciled(ctx, "users", "p1", "listed", 0, []string{"user_1"}); err != nil {
+		t.Fatal(err)
+	}
+	marks := store.ReconcilePrefix + "users_p1_listed"
+	if plan := lookupPlanOf(t, ctx, dir, "opened", marks); !strings.Contains(plan, "USING INDEX "+marks+"_") || strings.Contains(plan, "SCAN") {
+		t.Errorf("find by _id in %s: plan %q; want SEARCH ... USING INDEX", marks, plan)
+	}
+	// And again once dropped and made anew (a scan started again drops its candidates).
+	if err := st.ForgetReconcileSet(ctx, "users", "p1", "listed"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.MarkReconciled(ctx, "users", "p1", "listed", 0, []string{"user_1"}); err != nil {
+		t.Fatal(err)
+	}
+	if plan := lookupPlanOf(t, ctx, dir, "opened", marks); !strings.Contains(plan, "USING INDEX "+marks+"_") || strings.Contains(plan, "SCAN") {
+		t.Errorf("find by _id in %s made anew: plan %q; want SEARCH ... USING INDEX", marks, plan)
+	}
 }
 
 // lookupPlan asks SQLite how it runs the query FerretDB v1.24 makes for a find, update or

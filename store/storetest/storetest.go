@@ -71,6 +71,26 @@ func (s *Server) Open(t testing.TB, mode store.WriteMode) *store.Store {
 	return st
 }
 
+// Reopen opens another store, with connections of its own, on the database of st (a store
+// Open returned), in the given write mode: another replica of the service sharing the
+// database. It closes it when the test ends, and fails the test when it cannot be opened.
+func (s *Server) Reopen(t testing.TB, st *store.Store, mode store.WriteMode) *store.Store {
+	t.Helper()
+	name, ok := s.names.Load(st)
+	if !ok {
+		t.Fatal("Reopen: the store was not opened by this Server's Open")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	other, err := s.emb.Open(ctx, name.(string), mode)
+	if err != nil {
+		t.Fatalf("embedded.Server.Open(%s) again = %v", name, err)
+	}
+	s.names.Store(other, name)
+	t.Cleanup(func() { _ = other.Close(context.Background()) })
+	return other
+}
+
 // InsertForeignUser inserts into the users collection of st (a store Open returned) a document
 // whose _id is an ObjectId, holding username and nothing else: an application's own document
 // in a collection it shares with the service. It lets a test outside package store make one
