@@ -202,6 +202,29 @@ func (d *databases) open(ctx context.Context, name string) (*store.Store, error)
 	return store.Open(ctx, d.uri+"/"+name, name)
 }
 
+// openAt opens the store on the database name: on an embedded FerretDB of its own under
+// dataDir (MONGODB_URI=embedded with DATA_DIR=dataDir opens the same), or, with a MongoDB
+// server, there. The function it returns closes the store (and stops that FerretDB).
+func (d *databases) openAt(ctx context.Context, dataDir, name string) (*store.Store, func(), error) {
+	if d.emb == nil {
+		st, err := d.open(ctx, name)
+		if err != nil {
+			return nil, nil, err
+		}
+		return st, func() { _ = st.Close(context.Background()) }, nil
+	}
+	emb, err := embedded.Start(ctx, dataDir, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := emb.Open(ctx, name, store.WritesAuto)
+	if err != nil {
+		emb.Stop()
+		return nil, nil, err
+	}
+	return st, func() { _ = st.Close(context.Background()); emb.Stop() }, nil
+}
+
 func (d *databases) close() {
 	if d.emb != nil {
 		d.emb.Stop()
@@ -248,11 +271,22 @@ func measureReconcile(ctx context.Context, o options, fake *clerkfake.Server, db
 		return res
 	}
 	name := fmt.Sprintf("rscale_r%d_%d", n, time.Now().Unix())
-	st, err := dbs.open(ctx, name)
+	dir := filepath.Join(o.dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fail(err)
+	}
+	// On the embedded FerretDB, the service runs its own (MONGODB_URI=embedded), as it does by
+	// default: its peak RSS is then the database's too, and the marks get the _id lookup index
+	// that only an embedded FerretDB gives them. The tool fills that database before, in a
+	// FerretDB of its own on the same DATA_DIR, and counts what it holds after.
+	dbEnv := []string{"MONGODB_URI=" + dbs.uri + "/" + name}
+	st, closeDB, err := dbs.openAt(ctx, filepath.Join(dir, "data"), name)
 	if err != nil {
 		return fail(err)
 	}
-	defer st.Close(context.Background())
+	if dbs.emb != nil {
+		dbEnv = []string{"MONGODB_URI=embedded", "DATA_DIR=" + filepath.Join(dir, "data"), "MONGODB_DATABASE=" + name}
+	}
 	res.preloaded = int(o.preload * float64(n))
 	if res.preloaded > 0 {
 		t0 := time.Now()
@@ -271,9 +305,10 @@ func measureReconcile(ctx context.Context, o options, fake *clerkfake.Server, db
 		logf("reconcile %d: %d users Clerk does not have stored in %v", n, o.stale, time.Since(t0).Round(time.Second))
 	}
 
-	dir := filepath.Join(o.dir, name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fail(err)
+	if dbs.emb != nil {
+		closeDB() // the service opens DATA_DIR next: one process at a time
+	} else {
+		defer closeDB()
 	}
 	svcPort, err := proc.FreePort()
 	if err != nil {
@@ -287,11 +322,12 @@ func measureReconcile(ctx context.Context, o options, fake *clerkfake.Server, db
 	env := cleanEnv(
 		"PORT="+strconv.Itoa(svcPort), "HOST=127.0.0.1",
 		"INNGEST_DEV="+devURL,
-		"MONGODB_URI="+dbs.uri+"/"+name,
+		dbEnv[0],
 		"CLERK_SECRET_KEY="+secretKey, "CLERK_API_URL="+fake.URL, clerkRateLimit(o.rate),
 		"CLERK_WEBHOOK_SIGNING_SECRET=whsec_cmVjb25jaWxlLXNjYWxlLW9ubHktc2VjcmV0",
 		"LOG_LEVEL=info",
 	)
+	env = append(env, dbEnv[1:]...)
 	svc, err := proc.Start(proc.Spec{Name: "clerk-user-sync", Args: []string{o.serviceBin}, Env: env, Dir: dir, Log: filepath.Join(dir, "service.log")})
 	if err != nil {
 		return fail(err)
@@ -436,6 +472,14 @@ func measureReconcile(ctx context.Context, o options, fake *clerkfake.Server, db
 	after := fake.Stats()
 	res.allRequests = after.Requests - before.Requests
 	res.requests, res.tooMany = countRequests(fake.Requests()[reqsBefore:], filepath.Join(dir, "clerk-requests.log"))
+	if dbs.emb != nil {
+		svc.Stop(syscall.SIGTERM, 30*time.Second)
+		if st, closeDB, err = dbs.openAt(ctx, filepath.Join(dir, "data"), name); err != nil {
+			res.outcome += " [counting the live users: " + err.Error() + "]"
+			return res
+		}
+		defer closeDB()
+	}
 	if live, err := st.LiveUserIDs(ctx); err == nil {
 		res.stored = len(live)
 	}
