@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/robfig/cron/v3"
 
@@ -46,7 +45,7 @@ var clerkSettings = []setting{
 	{name: "CLERK_API_URL", value: defaultClerkAPIURL, help: "Clerk Backend API base URL."},
 	{name: "RECONCILE_SCHEDULE", value: reconcile.DefaultSchedule, help: "Cron schedule (UTC; or TZ=Area/City ...) of the users' full reconciliation pass with Clerk: it reads every user, and is what finds the users deleted in Clerk."},
 	{name: "RECONCILE_INCREMENTAL_SCHEDULE", value: reconcile.DefaultIncrementalSchedule, help: "Cron schedule of the users' incremental reconciliation runs, between the full passes: each reads only the users updated in Clerk since the last run or pass (order_by=-updated_at), and deletes none. `off`: none, every run is a full pass. The same schedule as RECONCILE_SCHEDULE: the same."},
-	{name: "RECONCILE_ORGANIZATIONS_SCHEDULE", value: reconcile.DefaultOrganizationsSchedule, help: "Cron schedule of the reconciliation of organizations and memberships; it must never fire in the same minute as the users' schedules (they share Clerk's rate limit)."},
+	{name: "RECONCILE_ORGANIZATIONS_SCHEDULE", value: reconcile.DefaultOrganizationsSchedule, help: "Cron schedule of the reconciliation of organizations and memberships; by default half an hour after the users' full pass, so that the two do not start together (each keeps within its own share of Clerk's rate limit even when they do)."},
 	{name: "RECONCILE_MAX_DELETE_SHARE", value: "0.1", help: "Largest share (0 to 1) of live users (organizations, memberships) one reconciliation may delete; above it none of them is deleted and the run reports the refusal. To let one run past it: `clerk-user-sync reconcile --allow-mass-delete`."},
 	{name: "RECONCILE_MAX_RUN_STEPS", value: "800", help: "Most steps one run of reconcile-users-with-clerk, or of reconcile-organizations-with-clerk, takes (10 to 950; Inngest allows 1,000 per run); a pass that needs more goes on in a next run, which the run sends itself (clerk-sync/reconcile.users.continue, clerk-sync/reconcile.organizations.continue). Lower it only if your Inngest plan allows fewer steps per run."},
 	{name: "CLERK_RATE_LIMIT", def: "1000 with an sk_live_ key, 100 with sk_test_", help: "The Clerk instance's Backend API rate limit, in requests per 10 s: 1000 on a production instance, 100 on a development one, shared by everything that uses the instance's secret key (your application too). The reconciliation functions and backfill each keep within a share of it (RECONCILE_*_RATE_SHARE); a 429 from Clerk is still waited out."},
@@ -84,24 +83,13 @@ func (s *settings) clerk() clerkConfig {
 		{"RECONCILE_INCREMENTAL_SCHEDULE", c.incremental, reconcile.DefaultIncrementalSchedule},
 		{"RECONCILE_ORGANIZATIONS_SCHEDULE", c.organizations, reconcile.DefaultOrganizationsSchedule},
 	}
-	valid := true
 	for _, sc := range schedules {
 		if sc.value == "" && sc.name == "RECONCILE_INCREMENTAL_SCHEDULE" {
 			continue
 		}
 		if err := validCron(sc.value); err != nil {
-			valid = false
 			s.fail(fmt.Errorf("%s=%q is not a schedule Inngest accepts (%v): five fields, minute hour day month weekday, optionally after TZ=Area/City, such as %q; "+
 				"Inngest would refuse the whole app's sync for it", sc.name, sc.value, err, sc.example))
-		}
-	}
-	if valid {
-		for _, users := range schedules[:2] {
-			if at, ok := firstShared(users.value, c.organizations, time.Now(), sharedHorizon); ok {
-				s.fail(fmt.Errorf("%s=%q and RECONCILE_ORGANIZATIONS_SCHEDULE=%q both fire at %s: the two reconciliations would start together on Clerk's shared rate limit; "+
-					"give the organizations another minute (the default %q is half an hour after the users' default full pass)",
-					users.name, users.value, c.organizations, at.Format(time.RFC3339), reconcile.DefaultOrganizationsSchedule))
-			}
 		}
 	}
 	share, err := strconv.ParseFloat(s.get("RECONCILE_MAX_DELETE_SHARE"), 64)
@@ -158,36 +146,6 @@ var inngestCron = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month
 func validCron(schedule string) error {
 	_, err := inngestCron.Parse(schedule)
 	return err
-}
-
-// sharedHorizon is how far ahead firstShared looks for two schedules firing together: a
-// fortnight covers every daily and weekly pattern.
-const sharedHorizon = 15 * 24 * time.Hour
-
-// firstShared returns the first minute after from, within horizon, at which the schedules a and
-// b (both parsed by validCron; "" never fires) both fire, and whether there is one.
-func firstShared(a, b string, from time.Time, horizon time.Duration) (time.Time, bool) {
-	if a == "" || b == "" {
-		return time.Time{}, false
-	}
-	sa, errA := inngestCron.Parse(a)
-	sb, errB := inngestCron.Parse(b)
-	if errA != nil || errB != nil {
-		return time.Time{}, false
-	}
-	end := from.Add(horizon)
-	ta, tb := sa.Next(from), sb.Next(from)
-	for !ta.IsZero() && !tb.IsZero() && ta.Before(end) && tb.Before(end) {
-		switch {
-		case ta.Equal(tb):
-			return ta, true
-		case ta.Before(tb):
-			ta = sa.Next(tb.Add(-time.Second))
-		default:
-			tb = sb.Next(ta.Add(-time.Second))
-		}
-	}
-	return time.Time{}, false
 }
 
 // newClerkAPI returns a Clerk Backend API client of c that keeps within share of c's rate
