@@ -136,11 +136,11 @@ type (
 		Dropped int `json:"dropped"`
 	}
 	// surveyCount is a survey step's (list-N): Count users on the page, of which Listed not on
-	// an earlier page, of which Shared live in the database.
+	// an earlier page. (How many of them are live in the database, the scan tells: the live
+	// users less the candidates.)
 	surveyCount struct {
 		Count  int `json:"count"`
 		Listed int `json:"listed"`
-		Shared int `json:"listed_and_stored"`
 	}
 	// writeResult is a write step's (write-N).
 	writeResult struct {
@@ -338,7 +338,6 @@ func (p *passRun) next(ctx context.Context) error {
 			return err
 		}
 		st.Listed += res.Listed
-		st.Shared += res.Shared
 		st.Offset += r.cfg.PageSize
 		if res.Count < r.cfg.PageSize {
 			st.Phase, st.Offset = phaseScan, 0
@@ -371,6 +370,8 @@ func (p *passRun) next(ctx context.Context) error {
 		st.Offset += res.Live
 		st.Cursor = res.Next
 		if res.Done {
+			// The live users the survey listed: those the scan did not find unlisted.
+			st.Shared = st.Live - st.Found
 			st.Phase, st.Offset, st.Cursor, st.Scanned = phaseOverlap, 0, "", true
 		}
 	case phaseOverlap:
@@ -456,8 +457,7 @@ func (p *passRun) next(ctx context.Context) error {
 }
 
 // surveyUsers reads the page of Clerk's users at offset, marks its ids as listed, and counts
-// those no earlier page had and, of those, the live users in the database. It returns Clerk's,
-// the network's or the database's error.
+// those no earlier page had. It returns Clerk's, the network's or the database's error.
 func (r *Reconciler) surveyUsers(ctx context.Context, users kind[clerk.User], pass string, offset int) (surveyCount, error) {
 	page, err := users.list(ctx, r.cfg.PageSize, offset)
 	if err != nil {
@@ -469,12 +469,7 @@ func (r *Reconciler) surveyUsers(ctx context.Context, users kind[clerk.User], pa
 		r.logger.Error("marking the users listed failed", "offset", offset, "error", err)
 		return surveyCount{}, err
 	}
-	shared, err := r.users.CountLiveUsersAmong(ctx, fresh)
-	if err != nil {
-		r.logger.Error("reading the users listed failed", "offset", offset, "error", err)
-		return surveyCount{}, err
-	}
-	return surveyCount{Count: len(page), Listed: len(fresh), Shared: shared}, nil
+	return surveyCount{Count: len(page), Listed: len(fresh)}, nil
 }
 
 // writeUsers reads the page of Clerk's users at offset and writes what it holds. It returns an

@@ -61,8 +61,6 @@ type Store interface {
 
 	// CountLiveUsers counts the users not deleted (a scan of the users on FerretDB v1).
 	CountLiveUsers(ctx context.Context) (int, error)
-	// CountLiveUsersAmong counts the users not deleted among ids.
-	CountLiveUsersAmong(ctx context.Context, ids []string) (int, error)
 	// ScanLiveUsers reads the next batch of the ids of the users not deleted after token ("":
 	// a new scan of pass's), and returns the next call's token ("": the scan is over); an
 	// error wrapping store.ErrScanLost when the scan must start again.

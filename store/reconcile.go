@@ -498,26 +498,6 @@ func (s *Store) CountLiveUsers(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// CountLiveUsersAmong returns how many of ids are live users, reading each by _id. It
-// returns an error wrapping ErrDatabase when a read fails.
-func (s *Store) CountLiveUsersAmong(ctx context.Context, ids []string) (int, error) {
-	n := 0
-	opts := options.FindOne().SetProjection(bson.D{{Key: fieldDeleted, Value: 1}})
-	for _, id := range ids {
-		raw, err := s.users.FindOne(ctx, idIs(id), opts).Raw()
-		switch {
-		case errors.Is(err, mongo.ErrNoDocuments):
-			continue
-		case err != nil:
-			return 0, dbErr("read", id, err)
-		}
-		if d, _ := raw.Lookup(fieldDeleted).BooleanOK(); !d {
-			n++
-		}
-	}
-	return n, nil
-}
-
 // ClaimReconcilePass leases the reconciliation of scope to pass at now, so that one pass runs
 // at a time even when it spans several Inngest runs. A new pass (takeOver) gets the lease when
 // no other pass holds it: none has, the holder has ended (EndReconcilePass), or its last claim

@@ -10,8 +10,8 @@ import (
 )
 
 // The organizations' reconciliation pass's reads (reconcile.RunOrganizations): counts and
-// pages bounded in memory, so that its steps keep counts and cursors (as the users' pass does
-// with LiveUserIDsAfter and CountLiveUsersAmong).
+// pages bounded in memory, so that its steps keep counts and cursors (as the users' pass
+// does).
 
 // CountLiveOrganizations returns how many live organizations (with a string _id) the
 // collection holds. On FerretDB v1 it scans the collection. It returns an error wrapping
