@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"log/slog"
 	"encoding/json"
 	"net/url"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"clerksync/clerk/clerkfake"
+	"clerksync/store/embedded"
 	"clerksync/reconcile"
 	"clerksync/store"
 )
@@ -109,14 +111,25 @@ func TestReconcilePassAcrossRuns(t *testing.T) {
 	const n, preloaded, stale = 3000, 2000, 60
 	fake := clerkfake.New(t, reconcileKey)
 	fake.Generate(n)
-	s := startStack(t, stackOptions{env: map[string]string{
-		"CLERK_SECRET_KEY": reconcileKey, "CLERK_API_URL": fake.URL,
-		"RECONCILE_MAX_RUN_STEPS": "10",
-		"CLERK_RATE_LIMIT":        "100000",    // the stand-in has no limit
-		"RECONCILE_SCHEDULE":      "0 0 1 1 *", // no cron run during the test
-		"LOG_LEVEL":               "info",
-	}})
+	// The service runs its own embedded database, as by default: the pass's marks then get
+	// the _id lookup index (only an embedded FerretDB gives one), and the test's reads do not
+	// compete with the other tests' on the shared one. The test fills it before and reads it
+	// after, each time in a FerretDB of its own on the same DATA_DIR.
+	dataDir := t.TempDir()
+	openData := func() (*store.Store, func()) {
+		emb, err := embedded.Start(t.Context(), dataDir, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := emb.Open(t.Context(), "app", store.WritesAuto)
+		if err != nil {
+			emb.Stop()
+			t.Fatal(err)
+		}
+		return st, func() { _ = st.Close(context.Background()); emb.Stop() }
+	}
 	// The database has the first 2,000 of Clerk's users, and 60 that Clerk no longer has.
+	before, closeBefore := openData()
 	seed := func(from, to int) {
 		var users []store.User
 		for i := from; i < to; i++ {
@@ -126,12 +139,21 @@ func TestReconcilePassAcrossRuns(t *testing.T) {
 			}
 			users = append(users, u)
 		}
-		if rest, err := s.store.InsertNewUsers(t.Context(), users); err != nil || len(rest) > 0 {
+		if rest, err := before.InsertNewUsers(t.Context(), users); err != nil || len(rest) > 0 {
 			t.Fatalf("InsertNewUsers = %q, %v; want every user inserted", rest, err)
 		}
 	}
 	seed(0, preloaded)
 	seed(n, n+stale)
+	closeBefore() // the service opens DATA_DIR next: one process at a time
+	s := startStack(t, stackOptions{env: map[string]string{
+		"MONGODB_URI": "embedded", "DATA_DIR": dataDir, "MONGODB_DATABASE": "app",
+		"CLERK_SECRET_KEY": reconcileKey, "CLERK_API_URL": fake.URL,
+		"RECONCILE_MAX_RUN_STEPS": "10",
+		"CLERK_RATE_LIMIT":        "100000",    // the stand-in has no limit
+		"RECONCILE_SCHEDULE":      "0 0 1 1 *", // no cron run during the test
+		"LOG_LEVEL":               "info",
+	}})
 
 	since := time.Now().Add(-time.Second)
 	vars := map[string]string{"INNGEST_DEV": s.devURL, "CLERK_SECRET_KEY": reconcileKey}
@@ -184,13 +206,21 @@ func TestReconcilePassAcrossRuns(t *testing.T) {
 			t.Errorf("the last run's summary %s = %v; want %v (summary %v)", k, got[k], v, got)
 		}
 	}
-	live, err := s.store.LiveUserIDs(t.Context())
+	s.mu.Lock()
+	svc := s.svc
+	s.mu.Unlock()
+	if exited, err := svc.stop(20 * time.Second); !exited || err != nil {
+		t.Fatalf("the service after SIGTERM: exited %v, %v", exited, err)
+	}
+	after, closeAfter := openData()
+	defer closeAfter()
+	live, err := after.LiveUserIDs(t.Context())
 	if err != nil || len(live) != n {
 		t.Errorf("live users after the pass = %d, %v; want %d", len(live), err, n)
 	}
 	for _, i := range []int{0, n - 1, n, n + stale - 1} {
 		id := clerkfake.GeneratedID(i)
-		u, err := s.store.Get(t.Context(), id)
+		u, err := after.Get(t.Context(), id)
 		if wantGone := i >= n; err != nil || u.Deleted != wantGone {
 			t.Errorf("%s after the pass = %+v, %v; want deleted %v", id, u, err, wantGone)
 		}
