@@ -2,8 +2,8 @@ package e2e
 
 import (
 	"context"
-	"log/slog"
 	"encoding/json"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strings"
@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"clerksync/clerk/clerkfake"
-	"clerksync/store/embedded"
 	"clerksync/reconcile"
 	"clerksync/store"
+	"clerksync/store/embedded"
 )
 
 // reconcileKey is the Clerk secret key of the reconciliation tests' stand-in.
