@@ -55,7 +55,7 @@ func TestFaultDatabaseOutageDuringBurst(t *testing.T) {
 			}
 		}
 		start := time.Now()
-		s.waitAllUsers(t, ids, 4*time.Minute)
+		s.waitAllUsers(t, ids, burstWait)
 		t.Logf("counted: %d webhooks answered 200; all %d users stored once with distinct usernames, %v after the database came back", n, n, time.Since(start).Round(time.Second))
 	})
 }
@@ -97,7 +97,7 @@ func TestFaultServiceKilledDuringBurst(t *testing.T) {
 		}
 		// Svix re-sends what failed, with the same id (resend).
 		s.resend(t, bodies, ids, failed)
-		s.waitAllUsers(t, ids, 3*time.Minute)
+		s.waitAllUsers(t, ids, burstWait)
 		t.Logf("counted: all %d users stored once (%d accepted first time, %d re-sent)", n, len(accepted), len(failed))
 	})
 }
