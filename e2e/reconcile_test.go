@@ -105,19 +105,21 @@ func TestReconcileCommand(t *testing.T) {
 		vars      map[string]string
 		to        *eventRecorder
 		wantAllow bool
+		wantInc   bool
 		wantErr   string // "" for success
 		wantOut   []string
 	}{
-		{"allow mass delete", []string{"--allow-mass-delete"}, cloudVars, cloud, true, "", []string{"event id 01JEVENT", "self-hosted Inngest's UI at " + cloud.url, reconcile.FunctionID, reconcile.OrganizationsFunctionID, "these two runs only"}},
-		{"plain request", nil, cloudVars, cloud, false, "", []string{"with their safety checks"}},
-		{"dev mode", []string{"-allow-mass-delete"}, devVars, dev, true, "", []string{"dev server's UI at " + dev.url}},
-		{"again: another event", []string{"--allow-mass-delete"}, devVars, dev, true, "", []string{"event id 01JEVENT"}},
-		{"event key refused", nil, with(cloudVars, map[string]string{"INNGEST_EVENT_KEY": "evtkey-wrong-0123456789"}), nil, false, "unauthorized", nil},
-		{"no Clerk key", []string{"--allow-mass-delete"}, with(cloudVars, map[string]string{"CLERK_SECRET_KEY": ""}), nil, false, "CLERK_SECRET_KEY is not set", nil},
-		{"old variable still set", []string{"--allow-mass-delete"}, with(cloudVars, map[string]string{"RECONCILE_ALLOW_MASS_DELETE": "1"}), nil, false, "Unset it", nil},
-		{"no Inngest settings", nil, with(cloudVars, map[string]string{"INNGEST_EVENT_KEY": ""}), nil, false, "INNGEST_EVENT_KEY missing", nil},
-		{"stray argument", []string{"now"}, cloudVars, nil, false, "no arguments", nil},
-		{"unknown flag", []string{"--force"}, cloudVars, nil, false, "-force", nil},
+		{"allow mass delete", []string{"--allow-mass-delete"}, cloudVars, cloud, true, false, "", []string{"event id 01JEVENT", "self-hosted Inngest's UI at " + cloud.url, reconcile.FunctionID, reconcile.OrganizationsFunctionID, "these two runs only"}},
+		{"plain request", nil, cloudVars, cloud, false, false, "", []string{"with their safety checks"}},
+		{"incremental", []string{"--incremental"}, cloudVars, cloud, false, true, "", []string{"an incremental run of " + reconcile.FunctionID, "with their safety checks"}},
+		{"dev mode", []string{"-allow-mass-delete"}, devVars, dev, true, false, "", []string{"dev server's UI at " + dev.url}},
+		{"again: another event", []string{"--allow-mass-delete"}, devVars, dev, true, false, "", []string{"event id 01JEVENT"}},
+		{"event key refused", nil, with(cloudVars, map[string]string{"INNGEST_EVENT_KEY": "evtkey-wrong-0123456789"}), nil, false, false, "unauthorized", nil},
+		{"no Clerk key", []string{"--allow-mass-delete"}, with(cloudVars, map[string]string{"CLERK_SECRET_KEY": ""}), nil, false, false, "CLERK_SECRET_KEY is not set", nil},
+		{"old variable still set", []string{"--allow-mass-delete"}, with(cloudVars, map[string]string{"RECONCILE_ALLOW_MASS_DELETE": "1"}), nil, false, false, "Unset it", nil},
+		{"no Inngest settings", nil, with(cloudVars, map[string]string{"INNGEST_EVENT_KEY": ""}), nil, false, false, "INNGEST_EVENT_KEY missing", nil},
+		{"stray argument", []string{"now"}, cloudVars, nil, false, false, "no arguments", nil},
+		{"unknown flag", []string{"--force"}, cloudVars, nil, false, false, "-force", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -143,8 +145,9 @@ func TestReconcileCommand(t *testing.T) {
 				t.Fatal("no event accepted")
 			}
 			got := posted[len(posted)-1]
-			if got.Name != reconcile.RequestEvent || got.ID != nil || got.Data[reconcile.AllowMassDeleteField] != tt.wantAllow {
-				t.Errorf("event sent = %+v (id %v); want %s with %s: %t and no id", got, got.ID, reconcile.RequestEvent, reconcile.AllowMassDeleteField, tt.wantAllow)
+			if got.Name != reconcile.RequestEvent || got.ID != nil || got.Data[reconcile.AllowMassDeleteField] != tt.wantAllow || got.Data[reconcile.IncrementalField] != tt.wantInc {
+				t.Errorf("event sent = %+v (id %v); want %s with %s: %t, %s: %t and no id", got, got.ID, reconcile.RequestEvent,
+					reconcile.AllowMassDeleteField, tt.wantAllow, reconcile.IncrementalField, tt.wantInc)
 			}
 			if tt.to == cloud && got.Key != eventKey {
 				t.Errorf("event posted with key %q; want INNGEST_EVENT_KEY", got.Key)

@@ -32,6 +32,14 @@ const RequestEvent = "clerk-sync/reconcile.requested"
 // run, keeps them.
 const AllowMassDeleteField = "allow_mass_delete"
 
+// IncrementalField is the field of RequestEvent's data that, true (a JSON boolean), asks
+// reconcile-users-with-clerk for an incremental run (the users changed since the watermark,
+// as a run of the incremental schedule: incremental.go) instead of a full pass, and
+// reconcile-organizations-with-clerk, which has no incremental run, for nothing: its run ends
+// at once (OrganizationsSummary.SkippedIncremental). The `clerk-user-sync reconcile
+// --incremental` command sends it.
+const IncrementalField = "incremental"
+
 // maxRetries is how often Inngest retries a failed step (a page, the plan, a deletion chunk)
 // before the run fails; the next scheduled run starts over anyway. Both functions have it.
 const maxRetries = 5

@@ -243,9 +243,13 @@ var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month 
 // incrementalEvent reports whether the run evt starts is an incremental one: a cron run, when
 // Config.FullSchedule is set, of another schedule than FullSchedule, at a minute when
 // FullSchedule does not fire as well (when both fire together, the run is the full pass, and
-// the function's singleton skips the other). Every other run (RequestEvent, ContinueEvent, a
-// dashboard invocation) is a full pass.
+// the function's singleton skips the other), or a RequestEvent asking for one
+// (IncrementalField). Every other run (RequestEvent without it, ContinueEvent, a dashboard
+// invocation) is a full pass.
 func (r *Reconciler) incrementalEvent(evt inngestgo.GenericEvent[map[string]any]) bool {
+	if incrementalRequest(evt) {
+		return true
+	}
 	if evt.Name != cronEvent || r.cfg.FullSchedule == "" {
 		return false
 	}
@@ -253,6 +257,13 @@ func (r *Reconciler) incrementalEvent(evt inngestgo.GenericEvent[map[string]any]
 		return false
 	}
 	return !fullDue(r.cfg.FullSchedule, time.UnixMilli(evt.Timestamp))
+}
+
+// incrementalRequest reports whether evt is a RequestEvent that asks for an incremental run
+// (IncrementalField true, a JSON boolean).
+func incrementalRequest(evt inngestgo.GenericEvent[map[string]any]) bool {
+	inc, _ := evt.Data[IncrementalField].(bool)
+	return evt.Name == RequestEvent && inc
 }
 
 // fullDue reports whether schedule fires within the two minutes up to at (when a cron event

@@ -238,3 +238,45 @@ func TestIncrementalCronRun(t *testing.T) {
 		})
 	}
 }
+
+// TestIncrementalRequest: a reconcile.RequestEvent with incremental: true (a JSON boolean)
+// starts an incremental run of the users, even with no incremental schedule configured, and
+// the organizations' function does nothing on it (no Clerk request); any other value of the
+// field asks for a full pass, as a request without it does.
+func TestIncrementalRequest(t *testing.T) {
+	t.Parallel()
+	wm := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		name        string
+		data        map[string]any
+		incremental bool
+	}{
+		{"incremental true", map[string]any{"incremental": true}, true},
+		{"incremental true with allow_mass_delete", map[string]any{"incremental": true, "allow_mass_delete": true}, true},
+		{"incremental false", map[string]any{"incremental": false}, false},
+		{`incremental "true" (not a boolean)`, map[string]any{"incremental": "true"}, false},
+		{"no incremental field", map[string]any{}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st, fake, changed := incrementalScenario(t, 20, 3, wm)
+			r := newReconciler(t, st, fake, reconcile.Config{PageSize: 10, MaxDeleteShare: 1})
+			calls, sum := driveRunOn(t, r, requestEvent(tt.data), 100)
+			if sum.Incremental != tt.incremental {
+				t.Errorf("users' run = %+v after %d calls; want incremental %v", sum, len(calls), tt.incremental)
+			}
+			if wantFirst := map[bool]string{true: "incremental-start", false: "start-pass"}[tt.incremental]; calls[0].Step != wantFirst {
+				t.Errorf("first step = %s; want %s", calls[0].Step, wantFirst)
+			}
+			if tt.incremental && sum.Seen >= 20 {
+				t.Errorf("users' run saw %d users; want only the %d changed and those within the slack, not all 20", sum.Seen, len(changed))
+			}
+
+			before := fake.Stats().Requests
+			_, org := driveOrgRunOn(t, r, requestEvent(tt.data), 40)
+			if got := fake.Stats().Requests - before; org.SkippedIncremental != tt.incremental || (tt.incremental && got != 0) {
+				t.Errorf("organizations' run = %+v with %d Clerk requests; want skipped_incremental %v (and no request when skipped)", org, got, tt.incremental)
+			}
+		})
+	}
+}

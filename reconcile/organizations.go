@@ -32,6 +32,9 @@ type OrganizationsSummary struct {
 	// SkippedBusy is true when the run did nothing because another pass of the organizations
 	// was going (one that spans several runs).
 	SkippedBusy bool `json:"skipped_busy,omitempty"`
+	// SkippedIncremental is true when the run did nothing because the RequestEvent that
+	// started it asked for an incremental run (IncrementalField), which only the users have.
+	SkippedIncremental bool `json:"skipped_incremental,omitempty"`
 }
 
 // Counts is what a reconciliation did to the users, the organizations or the memberships.

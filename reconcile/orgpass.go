@@ -865,7 +865,8 @@ func (r *Reconciler) organizationsRun(evt inngestgo.GenericEvent[map[string]any]
 // is the users'. When the pass is done, its summary is the run's output (and is told to
 // Metrics); when the run's steps are spent first, org-continue-pass sends
 // OrganizationsContinueEvent with the pass's state, and the output is the summary so far
-// (Continued).
+// (Continued). A RequestEvent asking for an incremental run (IncrementalField) ends the run at
+// once, with SkippedIncremental: the organizations have no incremental run.
 func (r *Reconciler) reconcileOrganizationsRun(ctx context.Context, in inngestgo.Input[map[string]any]) (any, error) {
 	r, st, err := r.organizationsRun(in.Event, in.InputCtx.RunID)
 	if err != nil {
@@ -873,6 +874,10 @@ func (r *Reconciler) reconcileOrganizationsRun(ctx context.Context, in inngestgo
 		return nil, inngestgo.NoRetryError(err)
 	}
 	r.logger.Debug("reconciliation of organizations with Clerk invoked", "run_id", in.InputCtx.RunID, "attempt", in.InputCtx.Attempt, "pass", st.Pass, "pass_run", st.Run)
+	if incrementalRequest(in.Event) {
+		r.logger.Info("an incremental reconciliation was requested: the organizations have none, this run does nothing", "run_id", in.InputCtx.RunID)
+		return OrganizationsSummary{SkippedIncremental: true}, nil
+	}
 	st, err = r.runOrgPass(ctx, st)
 	if errors.Is(err, errHandOver) {
 		next := st
