@@ -23,9 +23,10 @@ import (
 // Lister reads one page of Clerk's users, organizations or an organization's memberships.
 // *clerk.API implements it.
 type Lister interface {
-	// ListUsers returns up to limit users from offset on, in a stable order, with how many
-	// users Clerk has in all.
+	// ListUsers returns up to limit users from offset on, in a stable order.
 	ListUsers(ctx context.Context, limit, offset int) (clerk.UserPage, error)
+	// CountUsers returns how many users Clerk has in all.
+	CountUsers(ctx context.Context) (int64, error)
 	// ListOrganizations returns up to limit organizations from offset on, in a stable order,
 	// with how many Clerk has in all, or an error wrapping clerk.ErrOrganizationsNotEnabled
 	// when the instance has organizations turned off.
@@ -39,18 +40,22 @@ type Lister interface {
 // FromAPI pages through Clerk's users, pageSize (at least 1) at a time, and imports each into
 // st (Import); then through Clerk's organizations, importing each (ImportOrganization) and
 // then its memberships (ImportMembership), page by page. It shows the progress on p (which it
-// gives the totals Clerk reports). An instance with organizations turned off has none to
+// gives the totals Clerk reports: the users' counted once, at the start; a count that fails
+// leaves the total unknown, and the first page says why if Clerk cannot be read). An instance with organizations turned off has none to
 // import (OrganizationsNotEnabled). It returns what it counted; on failure, what it counted so
 // far and the first error of Clerk, the network or the database (wrapping
 // store.ErrDatabase), which stops it. It does not finish p.
 func FromAPI(ctx context.Context, st Store, api Lister, pageSize int, p *Progress) (Tally, error) {
 	var tally Tally
+	if n, err := api.CountUsers(ctx); err == nil {
+		p.total = int(n)
+	}
 	for offset := 0; ; offset += pageSize {
 		page, err := api.ListUsers(ctx, pageSize, offset)
 		if err != nil {
 			return tally, err
 		}
-		p.total = max(int(page.Total), tally.Total()+len(page.Users))
+		p.total = max(p.total, tally.Total()+len(page.Users))
 		for _, u := range page.Users {
 			if err := Import(ctx, st, u, &tally); err != nil {
 				return tally, err

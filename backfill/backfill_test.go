@@ -33,8 +33,11 @@ func (l *lister) ListUsers(_ context.Context, limit, offset int) (clerk.UserPage
 		return clerk.UserPage{}, l.err
 	}
 	end := min(offset+limit, len(l.users))
-	return clerk.UserPage{Users: l.users[min(offset, end):end], Total: l.total}, nil
+	return clerk.UserPage{Users: l.users[min(offset, end):end]}, nil
 }
+
+// CountUsers reports the total the lister was given.
+func (l *lister) CountUsers(context.Context) (int64, error) { return l.total, nil }
 
 // ListOrganizations serves no organization.
 func (l *lister) ListOrganizations(context.Context, int, int) (clerk.OrganizationPage, error) {

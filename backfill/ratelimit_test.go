@@ -18,7 +18,7 @@ import (
 func TestFromAPIRateShare(t *testing.T) {
 	const (
 		users         = 40
-		pageSize      = 4  // 11 pages (the last empty): 22 requests (page and count), then the organizations' list
+		pageSize      = 2  // the count, 21 pages (the last empty), then the organizations' list: 23 requests
 		instanceLimit = 16 // the stand-in's limit per window: below the backfill's 23 requests
 		share         = 6  // the client's limit per window
 	)

@@ -80,19 +80,18 @@ type APIConfig struct {
 	MaxRetryAfter time.Duration
 	// RateLimit is how many requests this client sends Clerk per RateWindow at most (its share
 	// of the instance's limit); 0 means no limit of its own. Every request counts but GET
-	// /v1/jwks, as for Clerk: ListUsers makes two (the page and GET /v1/users/count). A request
-	// over it waits until it fits, as long as its context lets it (see rateGate.acquire).
+	// /v1/jwks, as for Clerk. A request over it waits until it fits, as long as its context lets it (see rateGate.acquire).
 	RateLimit int
 	// RateWindow is the window RateLimit counts in; 0 means RateWindow (10 s, Clerk's).
 	RateWindow time.Duration
 }
 
-// UserPage is one page of Clerk's user list.
+// UserPage is one page of Clerk's user list. Unlike the organizations' and memberships' pages
+// it carries no total: Clerk answers the list with the users alone and counts them in another
+// request (CountUsers), which a page does not make.
 type UserPage struct {
 	// Users are the page's users, mapped to the fields the service keeps.
 	Users []User
-	// Total is how many users Clerk has in all (GET /v1/users/count).
-	Total int64
 }
 
 // API reads users, organizations and memberships, and the instance they belong to, from
@@ -187,28 +186,62 @@ func (c *API) InstanceID(ctx context.Context) (string, error) {
 
 // ListUsers returns the users from offset on, at most limit (1 to MaxPageSize) of them,
 // oldest first (order_by=+created_at, so that users signing up meanwhile land on later pages
-// instead of shifting the earlier ones). It returns an error wrapping ErrRateLimited when
+// instead of shifting the earlier ones), in one request (GET /v1/users; the SDK's user.List
+// would count them too, in a second one). It returns an error wrapping ErrRateLimited when
 // Clerk keeps answering 429, and Clerk's or the network's error otherwise.
 func (c *API) ListUsers(ctx context.Context, limit, offset int) (UserPage, error) {
-	params := &user.ListParams{OrderBy: sdk.String("+created_at")}
-	params.Limit = sdk.Int64(int64(limit))
-	params.Offset = sdk.Int64(int64(offset))
-	var list *sdk.UserList
-	err := c.retry(ctx, fmt.Sprintf("GET /users?offset=%d", offset), func() error {
-		var err error
-		list, err = c.users.List(ctx, params)
-		return err
-	})
+	page, err := c.listUsers(ctx, "+created_at", limit, offset)
 	if err != nil {
 		return UserPage{}, fmt.Errorf("list Clerk users (limit %d, offset %d): %w", limit, offset, err)
 	}
-	page := UserPage{Total: list.TotalCount, Users: make([]User, 0, len(list.Users))}
-	for _, u := range list.Users {
+	return page, nil
+}
+
+// listUsers reads one page of GET /v1/users ordered by orderBy (retried on 429 as every call
+// is), without the SDK's second request for the count.
+func (c *API) listUsers(ctx context.Context, orderBy string, limit, offset int) (UserPage, error) {
+	params := &user.ListParams{OrderBy: sdk.String(orderBy)}
+	params.Limit = sdk.Int64(int64(limit))
+	params.Offset = sdk.Int64(int64(offset))
+	var list userList
+	err := c.retry(ctx, fmt.Sprintf("GET /users?order_by=%s&offset=%d", orderBy, offset), func() error {
+		list = nil
+		req := sdk.NewAPIRequest(http.MethodGet, "/users")
+		req.SetParams(params)
+		return c.users.Backend.Call(ctx, req, &list)
+	})
+	if err != nil {
+		return UserPage{}, err
+	}
+	page := UserPage{Users: make([]User, 0, len(list))}
+	for _, u := range list {
 		if u != nil {
 			page.Users = append(page.Users, fromSDK(u))
 		}
 	}
 	return page, nil
+}
+
+// userList is GET /v1/users' answer: a JSON array of users.
+type userList []*sdk.User
+
+// Read implements sdk.ResponseReader: the raw answer is not kept.
+func (*userList) Read(*sdk.APIResponse) {}
+
+// CountUsers returns how many users Clerk has (GET /v1/users/count), for a progress line. It
+// returns an error wrapping ErrRateLimited when Clerk keeps answering 429, and Clerk's or the
+// network's error otherwise.
+func (c *API) CountUsers(ctx context.Context) (int64, error) {
+	var n *user.TotalCount
+	err := c.retry(ctx, "GET /users/count", func() error {
+		var err error
+		n, err = c.users.Count(ctx, &user.ListParams{})
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count Clerk users: %w", err)
+	}
+	return n.TotalCount, nil
 }
 
 // GetUser returns the user with the given id (GET /v1/users/{id}, the id escaped as one path

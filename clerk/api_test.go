@@ -68,9 +68,17 @@ func TestUsers(t *testing.T) {
 		EmailAddresses: []clerk.EmailAddress{{ID: "idn_1", EmailAddress: "ada@example.com"}}, CreatedAt: 500, UpdatedAt: 700}
 	bob := clerk.User{ID: "user_2", Username: ptr("bob"), ImageURL: ptr(""), CreatedAt: 600, UpdatedAt: 800}
 
+	before := len(fake.Requests())
 	page, err := api.ListUsers(t.Context(), 1, 1)
-	if want := (clerk.UserPage{Users: []clerk.User{bob}, Total: 2}); err != nil || !reflect.DeepEqual(page, want) {
+	if want := (clerk.UserPage{Users: []clerk.User{bob}}); err != nil || !reflect.DeepEqual(page, want) {
 		t.Errorf("ListUsers(1, 1) = %+v, %v; want %+v", page, err, want)
+	}
+	// One request a page: the SDK's user.List would count the users too.
+	if reqs := fake.Requests()[before:]; len(reqs) != 1 || !strings.HasPrefix(reqs[0], "GET /v1/users?") {
+		t.Errorf("ListUsers(1, 1) sent %q; want one GET /v1/users", reqs)
+	}
+	if n, err := api.CountUsers(t.Context()); n != 2 || err != nil {
+		t.Errorf("CountUsers = %d, %v; want 2", n, err)
 	}
 	if got, err := api.GetUser(t.Context(), "user_1"); err != nil || !reflect.DeepEqual(got, ada) {
 		t.Errorf("GetUser(user_1) = %+v, %v; want %+v", got, err, ada)

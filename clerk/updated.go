@@ -3,9 +3,6 @@ package clerk
 import (
 	"context"
 	"fmt"
-
-	sdk "github.com/clerk/clerk-sdk-go/v2"
-	"github.com/clerk/clerk-sdk-go/v2/user"
 )
 
 // ListUsersUpdated returns the users from offset on, at most limit (1 to MaxPageSize) of them,
@@ -16,23 +13,9 @@ import (
 // one, unless users are deleted meanwhile). It returns an error wrapping ErrRateLimited when
 // Clerk keeps answering 429, and Clerk's or the network's error otherwise.
 func (c *API) ListUsersUpdated(ctx context.Context, limit, offset int) (UserPage, error) {
-	params := &user.ListParams{OrderBy: sdk.String("-updated_at")}
-	params.Limit = sdk.Int64(int64(limit))
-	params.Offset = sdk.Int64(int64(offset))
-	var list *sdk.UserList
-	err := c.retry(ctx, fmt.Sprintf("GET /users?order_by=-updated_at&offset=%d", offset), func() error {
-		var err error
-		list, err = c.users.List(ctx, params)
-		return err
-	})
+	page, err := c.listUsers(ctx, "-updated_at", limit, offset)
 	if err != nil {
 		return UserPage{}, fmt.Errorf("list Clerk users by updated_at (limit %d, offset %d): %w", limit, offset, err)
-	}
-	page := UserPage{Total: list.TotalCount, Users: make([]User, 0, len(list.Users))}
-	for _, u := range list.Users {
-		if u != nil {
-			page.Users = append(page.Users, fromSDK(u))
-		}
 	}
 	return page, nil
 }
