@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -45,15 +46,64 @@ func newSecret(t testing.TB) string {
 	return "whsec_" + base64.StdEncoding.EncodeToString(key)
 }
 
-// freePort returns a TCP port that was free a moment ago.
+// freePort returns a TCP port that was free a moment ago, for a child process to listen on.
+// It takes it from below the kernel's ephemeral range (ephemeralLow), never handing out one
+// twice in this process: a port picked from that range (by listening on port 0) could be
+// taken, between the pick and the child's bind, by any outgoing connection of the tests,
+// which get their local ports from it ("address already in use" in CI, once).
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	ports.mu.Lock()
+	defer ports.mu.Unlock()
+	if ports.given == nil {
+		ports.given = map[int]bool{}
+		ports.next = mrand.N(portsTop - portsBase)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	top := min(portsTop, ephemeralLow())
+	for range top - portsBase {
+		p := portsBase + ports.next%(top-portsBase)
+		ports.next++
+		if ports.given[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf(":%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		ports.given[p] = true
+		return p
+	}
+	t.Fatalf("no free TCP port in %d-%d", portsBase, top-1)
+	return 0
+}
+
+// The ports freePort hands out: from portsBase up to portsTop or the ephemeral range's start.
+const (
+	portsBase = 20000
+	portsTop  = 32768
+)
+
+// ports is what freePort handed out in this process, and where it looks next (a random
+// start, so that two test processes at once seldom try the same ports first).
+var ports struct {
+	mu    sync.Mutex
+	next  int
+	given map[int]bool
+}
+
+// ephemeralLow returns the first port of the kernel's ephemeral range
+// (/proc/sys/net/ipv4/ip_local_port_range), or portsTop when it cannot be read.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return portsTop
+	}
+	var lo, hi int
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil || lo <= portsBase+1000 {
+		return portsTop
+	}
+	return lo
 }
 
 // processEnv returns the environment of a child process: vars, and only the variables a Go
