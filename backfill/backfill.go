@@ -4,8 +4,10 @@
 // (FromExport). Each goes through the store's guarded upsert (Import, ImportRow,
 // ImportOrganization, ImportMembership), so a backfill is safe to run twice, or to interrupt
 // and run again: nothing is ever written over newer data or a tombstone, and nothing is ever
-// deleted. It counts what it did to each (Tally), shows its progress as it goes (Progress: a
-// bar on a terminal, plain lines otherwise), and ends with a summary (Tally.WriteSummary).
+// deleted. FromAPI first inserts the users of each page that the database does not hold, in
+// one request (a first import's fast path), and writes the others through the guarded upsert.
+// It counts what it did to each (Tally), shows its progress as it goes (Progress: a bar on a
+// terminal, plain lines otherwise), and ends with a summary (Tally.WriteSummary).
 //
 // It makes no safety check of its own: the caller checks that the secret key reads the Clerk
 // instance the collection follows (reconcile.Reconciler.CheckImport) before FromAPI.
@@ -38,10 +40,12 @@ type Lister interface {
 }
 
 // FromAPI pages through Clerk's users, pageSize (at least 1) at a time, and imports each into
-// st (Import); then through Clerk's organizations, importing each (ImportOrganization) and
-// then its memberships (ImportMembership), page by page. It shows the progress on p (which it
-// gives the totals Clerk reports: the users' counted once, at the start; a count that fails
-// leaves the total unknown, and the first page says why if Clerk cannot be read). An instance with organizations turned off has none to
+// st as Import does, a page at a time: the page's users st does not hold in one bulk insert,
+// the others through the guarded upsert (see importPage); then through Clerk's organizations,
+// importing each (ImportOrganization) and then its memberships (ImportMembership), page by
+// page. It shows the progress on p (which it gives the totals Clerk reports: the users'
+// counted once, at the start; a count that fails leaves the total unknown, and the first page
+// says why if Clerk cannot be read). An instance with organizations turned off has none to
 // import (OrganizationsNotEnabled). It returns what it counted; on failure, what it counted so
 // far and the first error of Clerk, the network or the database (wrapping
 // store.ErrDatabase), which stops it. It does not finish p.
@@ -56,11 +60,8 @@ func FromAPI(ctx context.Context, st Store, api Lister, pageSize int, p *Progres
 			return tally, err
 		}
 		p.total = max(p.total, tally.Total()+len(page.Users))
-		for _, u := range page.Users {
-			if err := Import(ctx, st, u, &tally); err != nil {
-				return tally, err
-			}
-			p.update(&tally)
+		if err := importPage(ctx, st, page.Users, &tally, p); err != nil {
+			return tally, err
 		}
 		if len(page.Users) < pageSize {
 			break

@@ -14,6 +14,10 @@ type Store interface {
 	// UpsertUser writes u unless the stored user is as new or newer, or deleted; with
 	// u.Repair, it also writes over a user as new whose Clerk fields differ.
 	UpsertUser(ctx context.Context, u store.User) (store.Outcome, error)
+	// InsertNewUsers inserts, in one request, the users the database does not hold yet, never
+	// over a stored document (live or a tombstone), and returns the ids it did not insert:
+	// those stored, those whose username another user holds, and repeated ids.
+	InsertNewUsers(ctx context.Context, users []store.User) (notInserted []string, err error)
 	// Get returns the stored user, or store.ErrNotFound.
 	Get(ctx context.Context, id string) (store.User, error)
 	// UpsertOrganization writes o unless the stored organization is as new or newer, or
@@ -57,6 +61,74 @@ func importUser(ctx context.Context, st Store, c clerk.User, unknown store.Field
 	}
 	u.Unknown |= unknown
 	u.Repair = true
+	return upsertUser(ctx, st, u, t)
+}
+
+// importPage writes a page of Clerk users as Import writes each, and counts each in t and on p,
+// in the page's order, but in fewer requests: first every user of the page (the first time
+// its id appears in the page) in one bulk insert of the users the database does not hold
+// (InsertNewUsers), counted as created; then each of the others through the guarded upsert
+// (upsertUser), which settles them as Import does: a stored user (older, as new or newer, or a
+// tombstone), a user whose username another user holds (the username rule of
+// store.Store.UpsertUser), an id given twice. So a first import takes one request per page
+// for its new users, and a rerun, an update or a tombstone is written exactly as before. It
+// returns an error wrapping store.ErrDatabase when the database fails: the import should stop,
+// and the page's users counted so far are in t (none when the bulk insert failed, though it
+// may have inserted some: a rerun counts them as unchanged).
+func importPage(ctx context.Context, st Store, page []clerk.User, t *Tally, p *Progress) error {
+	users := make([]store.User, len(page))
+	valid := make([]bool, len(page))
+	first := make([]bool, len(page)) // the first of the page's valid users with its id
+	fresh := make([]store.User, 0, len(page))
+	seen := make(map[string]bool, len(page))
+	for i, c := range page {
+		u, err := c.StoreUser(0)
+		if err != nil {
+			continue
+		}
+		u.Repair = true
+		users[i], valid[i] = u, true
+		if !seen[u.ID] {
+			seen[u.ID], first[i] = true, true
+			fresh = append(fresh, u)
+		}
+	}
+	refused := make(map[string]bool)
+	notInserted, err := st.InsertNewUsers(ctx, fresh)
+	switch {
+	case errors.Is(err, store.ErrInvalidUser):
+		// A user the insert does not take (StoreUser gives each an id, so none should be):
+		// every user of the page goes through the guarded upsert, which tells which.
+		for _, u := range fresh {
+			refused[u.ID] = true
+		}
+	case err != nil:
+		return err
+	}
+	for _, id := range notInserted {
+		refused[id] = true
+	}
+	for i, u := range users {
+		switch {
+		case !valid[i]:
+			t.Skip(SkipInvalid)
+		case first[i] && !refused[u.ID]:
+			t.Created++
+		default:
+			if err := upsertUser(ctx, st, u, t); err != nil {
+				return err
+			}
+		}
+		p.update(t)
+	}
+	return nil
+}
+
+// upsertUser writes u, a user ready for the store (a repair, with what its source lacks in
+// u.Unknown), through the guarded upsert and counts the outcome in t. It returns an error
+// wrapping store.ErrDatabase when the database fails; a user that cannot be written is counted
+// as skipped.
+func upsertUser(ctx context.Context, st Store, u store.User, t *Tally) error {
 	out, err := st.UpsertUser(ctx, u)
 	return countImport(ctx, t, "user "+u.ID, out, err, store.ErrInvalidUser, func(ctx context.Context) (bool, error) {
 		cur, err := st.Get(ctx, u.ID)
