@@ -4,8 +4,9 @@
 // (FromExport). Each goes through the store's guarded upsert (Import, ImportRow,
 // ImportOrganization, ImportMembership), so a backfill is safe to run twice, or to interrupt
 // and run again: nothing is ever written over newer data or a tombstone, and nothing is ever
-// deleted. FromAPI first inserts the users of each page that the database does not hold, in
-// one request (a first import's fast path), and writes the others through the guarded upsert.
+// deleted. FromAPI and FromExport first insert the users of each page (batch of rows) that the
+// database does not hold, in one request (a first import's fast path), and write the others
+// through the guarded upsert.
 // It counts what it did to each (Tally), shows its progress as it goes (Progress: a bar on a
 // terminal, plain lines otherwise), and ends with a summary (Tally.WriteSummary).
 //
@@ -20,6 +21,7 @@ import (
 	"strings"
 
 	"clerksync/clerk"
+	"clerksync/store"
 )
 
 // Lister reads one page of Clerk's users, organizations or an organization's memberships.
@@ -120,23 +122,38 @@ func importMemberships(ctx context.Context, st Store, api Lister, orgID string, 
 	}
 }
 
-// FromExport imports the rows of a Clerk user export into st (ImportRow), keeping the stored
-// values of what the export lacks (the picture; created_at when a row has none), and shows
-// the progress on p. A row that cannot be imported (Err set) is logged with its line and
-// counted as skipped (SkipInvalid). It returns what it counted; on failure, what it counted so
-// far and the first database error (wrapping store.ErrDatabase), which stops it. It does not
-// finish p.
+// exportBatch is how many rows of an export FromExport imports at a time: as many as a page of
+// FromAPI at most.
+const exportBatch = clerk.MaxPageSize
+
+// FromExport imports the rows of a Clerk user export into st as ImportRow does, keeping the
+// stored values of what the export lacks (the picture; created_at when a row has none), a batch
+// of rows at a time, as FromAPI does a page (the rows' users st does not hold in one bulk
+// insert, the others through the guarded upsert), and shows the progress on p. A row that
+// cannot be imported (Err set) is logged with its line and counted as skipped (SkipInvalid).
+// It returns what it counted; on failure, what it counted so far and the first database error
+// (wrapping store.ErrDatabase), which stops it. It does not finish p.
 func FromExport(ctx context.Context, st Store, rows []clerk.ExportRow, p *Progress, logger *slog.Logger) (Tally, error) {
 	var tally Tally
 	p.total = len(rows)
-	for _, row := range rows {
-		if row.Err != nil {
-			logger.Warn("export row skipped", "line", row.Line, "user_id", row.User.ID, "reason", row.Err)
-			tally.Skip(SkipInvalid)
-		} else if err := ImportRow(ctx, st, row, &tally); err != nil {
+	for len(rows) > 0 {
+		batch := rows[:min(exportBatch, len(rows))]
+		rows = rows[len(batch):]
+		users := make([]*store.User, len(batch))
+		for i, row := range batch {
+			if row.Err != nil {
+				logger.Warn("export row skipped", "line", row.Line, "user_id", row.User.ID, "reason", row.Err)
+				continue
+			}
+			if u, err := row.User.StoreUser(0); err == nil {
+				u.Unknown |= row.Missing()
+				u.Repair = true
+				users[i] = &u
+			}
+		}
+		if err := importUsers(ctx, st, users, &tally, p); err != nil {
 			return tally, err
 		}
-		p.update(&tally)
 	}
 	return tally, nil
 }

@@ -65,32 +65,39 @@ func importUser(ctx context.Context, st Store, c clerk.User, unknown store.Field
 }
 
 // importPage writes a page of Clerk users as Import writes each, and counts each in t and on p,
-// in the page's order, but in fewer requests: first every user of the page (the first time
-// its id appears in the page) in one bulk insert of the users the database does not hold
-// (InsertNewUsers), counted as created; then each of the others through the guarded upsert
-// (upsertUser), which settles them as Import does: a stored user (older, as new or newer, or a
-// tombstone), a user whose username another user holds (the username rule of
-// store.Store.UpsertUser), an id given twice. So a first import takes one request per page
-// for its new users, and a rerun, an update or a tombstone is written exactly as before. It
-// returns an error wrapping store.ErrDatabase when the database fails: the import should stop,
-// and the page's users counted so far are in t (none when the bulk insert failed, though it
-// may have inserted some: a rerun counts them as unchanged).
+// in the page's order, in fewer requests (importUsers). It returns an error wrapping
+// store.ErrDatabase when the database fails: the import should stop.
 func importPage(ctx context.Context, st Store, page []clerk.User, t *Tally, p *Progress) error {
-	users := make([]store.User, len(page))
-	valid := make([]bool, len(page))
-	first := make([]bool, len(page)) // the first of the page's valid users with its id
-	fresh := make([]store.User, 0, len(page))
-	seen := make(map[string]bool, len(page))
+	users := make([]*store.User, len(page))
 	for i, c := range page {
-		u, err := c.StoreUser(0)
-		if err != nil {
-			continue
+		if u, err := c.StoreUser(0); err == nil {
+			u.Repair = true
+			users[i] = &u
 		}
-		u.Repair = true
-		users[i], valid[i] = u, true
-		if !seen[u.ID] {
+	}
+	return importUsers(ctx, st, users, t, p)
+}
+
+// importUsers writes users (nil: one that cannot be imported, counted as skipped invalid), each
+// a repair with what its source lacks in Unknown, as upsertUser writes each, and counts each in
+// t and on p in the order given, but in fewer requests: first every user (the first time its id
+// appears among them) in one bulk insert of the users the database does not hold
+// (InsertNewUsers), counted as created; then each of the others through the guarded upsert
+// (upsertUser), which settles them as before: a stored user (older, as new or newer, or a
+// tombstone), a user whose username another user holds (the username rule of
+// store.Store.UpsertUser), an id given twice. So a first import takes one request for its new
+// users, and a rerun, an update or a tombstone is written exactly as before. It returns an
+// error wrapping store.ErrDatabase when the database fails: the import should stop, and the
+// users counted so far are in t (none when the bulk insert failed, though it may have
+// inserted some: a rerun counts them as unchanged).
+func importUsers(ctx context.Context, st Store, users []*store.User, t *Tally, p *Progress) error {
+	first := make([]bool, len(users)) // the first of the users with its id
+	fresh := make([]store.User, 0, len(users))
+	seen := make(map[string]bool, len(users))
+	for i, u := range users {
+		if u != nil && !seen[u.ID] {
 			seen[u.ID], first[i] = true, true
-			fresh = append(fresh, u)
+			fresh = append(fresh, *u)
 		}
 	}
 	refused := make(map[string]bool)
@@ -98,7 +105,7 @@ func importPage(ctx context.Context, st Store, page []clerk.User, t *Tally, p *P
 	switch {
 	case errors.Is(err, store.ErrInvalidUser):
 		// A user the insert does not take (StoreUser gives each an id, so none should be):
-		// every user of the page goes through the guarded upsert, which tells which.
+		// every user goes through the guarded upsert, which tells which.
 		for _, u := range fresh {
 			refused[u.ID] = true
 		}
@@ -110,12 +117,12 @@ func importPage(ctx context.Context, st Store, page []clerk.User, t *Tally, p *P
 	}
 	for i, u := range users {
 		switch {
-		case !valid[i]:
+		case u == nil:
 			t.Skip(SkipInvalid)
 		case first[i] && !refused[u.ID]:
 			t.Created++
 		default:
-			if err := upsertUser(ctx, st, u, t); err != nil {
+			if err := upsertUser(ctx, st, *u, t); err != nil {
 				return err
 			}
 		}

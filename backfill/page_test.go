@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"clerksync/backfill"
+	"clerksync/clerk"
 	"clerksync/clerk/clerkfake"
 	"clerksync/store"
 )
@@ -244,4 +246,72 @@ func deref(s *string) string {
 		return "<nil>"
 	}
 	return *s
+}
+
+// TestFromExportBatches: FromExport imports an export 500 rows at a time as FromAPI does a page:
+// the rows' users the database does not hold in one bulk insert per batch, the others through
+// the guarded upsert; the database ends as ImportRow, row after row, leaves it, with the same
+// counts, what the export lacks (the picture) kept for a stored user.
+func TestFromExportBatches(t *testing.T) {
+	ctx := t.Context()
+	st, ref := &countingStore{Store: openStore(t)}, openStore(t)
+	for _, s := range []*store.Store{st.Store, ref} {
+		seed(t, s, clerkfake.NewUser("user_0007", "Old", 1000), clerkfake.NewUser("user_0501", "Webhook", 4_000_000_000_000),
+			clerkfake.NewUser("user_0450", "Old", 1000))
+		if _, err := s.DeleteUser(ctx, "user_0450", 1500); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var csv strings.Builder
+	csv.WriteString("id,first_name,username,updated_at\n")
+	for i := 1; i <= 502; i++ {
+		switch i {
+		case 300:
+			csv.WriteString(",NoID,,2000\n")
+		case 301:
+			csv.WriteString("user_0302,Taken,ada,2000\n") // a username that the next row claims too
+		case 302:
+			csv.WriteString("user_0301,Ada,ada,2500\n")
+		default:
+			fmt.Fprintf(&csv, "user_%04d,Clerk,,2000\n", i)
+		}
+	}
+	rows, err := clerk.ReadExport(strings.NewReader(csv.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := backfill.FromExport(ctx, st, rows, backfill.NewProgress(&bytes.Buffer{}, 500), testLogger(t))
+	want := backfill.Tally{Created: 498, Updated: 1, Unchanged: 1, Skipped: map[string]int{backfill.SkipDeleted: 1, backfill.SkipInvalid: 1}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("FromExport = %+v, %v; want %+v", got, err, want)
+	}
+	if st.inserts != 2 || st.upserts != 4 {
+		t.Errorf("FromExport made %d bulk inserts and %d guarded upserts; want 2 and 4", st.inserts, st.upserts)
+	}
+	var refTally backfill.Tally
+	for _, row := range rows {
+		if row.Err != nil {
+			refTally.Skip(backfill.SkipInvalid)
+		} else if err := backfill.ImportRow(ctx, ref, row, &refTally); err != nil {
+			t.Fatalf("ImportRow(line %d) = %v", row.Line, err)
+		}
+	}
+	if !reflect.DeepEqual(got, refTally) {
+		t.Errorf("FromExport tally = %+v; want %+v (as ImportRow row after row)", got, refTally)
+	}
+	for i := 1; i <= 502; i++ {
+		id := fmt.Sprintf("user_%04d", i)
+		got, err := st.Get(ctx, id)
+		want, wantErr := ref.Get(ctx, id)
+		if (err == nil) != (wantErr == nil) || !sameUser(got, want) {
+			t.Errorf("Get(%s) after FromExport = %+v (email %s), %v; want %+v (email %s), %v (as ImportRow row after row leaves it)",
+				id, got, deref(got.Email), err, want, deref(want.Email), wantErr)
+		}
+	}
+	if u := get(t, st.Store, "user_0007"); u.FullName != "Clerk" || u.ProfilePicture != "https://img.clerk.com/user_0007" {
+		t.Errorf("user_0007 = full_name %q, profile_picture %q; want Clerk, the stored picture kept", u.FullName, u.ProfilePicture)
+	}
+	if a, b := get(t, st.Store, "user_0301"), get(t, st.Store, "user_0302"); a.Username != "ada" || b.Username == "ada" || b.Username == "" {
+		t.Errorf("usernames of user_0301, user_0302 = %q, %q; want ada (the newer claim), and ada with a suffix", a.Username, b.Username)
+	}
 }
