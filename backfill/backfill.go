@@ -6,9 +6,9 @@
 // and run again: nothing is ever written over newer data or a tombstone, and nothing is ever
 // deleted. FromAPI and FromExport first insert the users of each page (batch of rows) that the
 // database does not hold, in one request (a first import's fast path), and write the others
-// through the guarded upsert.
-// It counts what it did to each (Tally), shows its progress as it goes (Progress: a bar on a
-// terminal, plain lines otherwise), and ends with a summary (Tally.WriteSummary).
+// through the guarded upsert. It counts what it did to each (Tally), shows its progress as it
+// goes (Progress: a bar on a terminal, plain lines otherwise), and ends with a summary
+// (Tally.WriteSummary).
 //
 // It makes no safety check of its own: the caller checks that the secret key reads the Clerk
 // instance the collection follows (reconcile.Reconciler.CheckImport) before FromAPI.
