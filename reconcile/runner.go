@@ -130,8 +130,8 @@ type (
 		// At is when the pass started (Unix ms), for a pass that keeps it (passer.started).
 		At int64 `json:"at,omitempty"`
 	}
-	// forgetResult is a clear-marks's or drop-marks's step: the collections of marks it
-	// dropped.
+	// forgetResult is a clear-marks or drop-marks step's (forgetMarks): the collections of
+	// marks it dropped.
 	forgetResult struct {
 		Dropped int `json:"dropped"`
 	}
