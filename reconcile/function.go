@@ -83,20 +83,18 @@ func (r *Reconciler) Register(client inngestgo.Client, schedule string) error {
 }
 
 // reconcileRun is the function's body: one run of a users' pass (runPass), a new one or the
-// one ContinueEvent carries. When the pass is done, its summary is the run's output; when the
-// run's steps are spent first, the step continue-pass sends ContinueEvent with the pass's
-// state, and the output is the summary so far (Continued). When Clerk answers 429, the step
-// that got it returns an inngestgo.RetryAtError itself (see runStep): Inngest reports a failed
-// step's own error and ignores what the function returns after it, so wrapping the error here
-// would not reach Inngest.
+// one ContinueEvent carries (runOf). When the pass is done, its summary is the run's output;
+// when the run's steps are spent first, the step continue-pass sends ContinueEvent with the
+// pass's state, and the output is the summary so far (Continued: handOver). When Clerk
+// answers 429, the step that got it returns an inngestgo.RetryAtError itself (see runStep):
+// Inngest reports a failed step's own error and ignores what the function returns after it, so
+// wrapping the error here would not reach Inngest.
 func (r *Reconciler) reconcileRun(ctx context.Context, in inngestgo.Input[map[string]any]) (any, error) {
-	// Inngest calls the function once per step, replaying the steps done: hence Debug.
-	r, st, err := r.usersRun(in.Event, in.InputCtx.RunID)
+	st := &passState{}
+	r, err := r.runOf(in, st)
 	if err != nil {
-		r.logger.Error("reconciliation with Clerk cannot go on", "error", err)
-		return nil, inngestgo.NoRetryError(err)
+		return nil, err
 	}
-	r.logger.Debug("reconciliation with Clerk invoked", "run_id", in.InputCtx.RunID, "attempt", in.InputCtx.Attempt, "pass", st.Pass, "pass_run", st.Run)
 	if r.incrementalEvent(in.Event) {
 		// An incremental run (incremental.go), unless it has to be a full pass now.
 		sum, next, err := r.incremental(ctx, st.Pass)
@@ -104,44 +102,16 @@ func (r *Reconciler) reconcileRun(ctx context.Context, in inngestgo.Input[map[st
 			r.cfg.Metrics.Reconciled(sum, err)
 			return sum, err
 		}
-		st = *next
+		st = next
 	}
-	st, err = r.runPass(ctx, st)
+	err = r.runPass(ctx, st)
 	if errors.Is(err, errHandOver) {
-		next := st
-		next.Run++
-		if _, err := runStep(ctx, r, "continue-pass", func(ctx context.Context) (string, error) {
-			return r.sender.Send(ctx, continuation(next))
-		}); err != nil {
-			return nil, err
-		}
-		r.logger.Info("reconciliation with Clerk goes on in the next run", "pass", st.Pass, "next_run", next.Run, "phase", st.Phase)
-		sum := st.Summary
-		sum.Continued = true
-		return sum, nil
+		return r.handOver(ctx, st)
 	}
 	// Past runPass, the pass is over (an unfinished run leaves it through the SDK's step
 	// control, or hands over above).
 	r.cfg.Metrics.Reconciled(st.Summary, err)
 	return st.Summary, err
-}
-
-// usersRun returns the reconciler and the pass state of the run of reconcile-users-with-clerk
-// that evt started (the run runID): a new pass (forRun), or the one a ContinueEvent carries,
-// with its AllowMassDelete. It returns an error when a ContinueEvent carries no pass.
-func (r *Reconciler) usersRun(evt inngestgo.GenericEvent[map[string]any], runID string) (*Reconciler, passState, error) {
-	if evt.Name != ContinueEvent {
-		run := r.forRun(evt)
-		return run, passState{Pass: runID, AllowMassDelete: run.cfg.AllowMassDelete}, nil
-	}
-	run := *r
-	st, err := passOf(evt.Data)
-	if err != nil {
-		return &run, passState{}, err
-	}
-	run.cfg.AllowMassDelete = st.AllowMassDelete
-	run.logger = r.logger.With("event", ContinueEvent, "pass", st.Pass, AllowMassDeleteField, st.AllowMassDelete)
-	return &run, st, nil
 }
 
 // RegisterOrganizations creates reconcile-organizations-with-clerk on client, run on the cron

@@ -64,15 +64,8 @@ func (r *Reconciler) RunIncremental(ctx context.Context) (Summary, error) {
 	if err != nil || next == nil {
 		return sum, err
 	}
-	st := *next
-	for {
-		st, err = r.runPass(ctx, st)
-		if errors.Is(err, errHandOver) {
-			st.Run++
-			continue
-		}
-		return st.Summary, err
-	}
+	err = r.runInline(ctx, next)
+	return next.Summary, err
 }
 
 // incremental runs one incremental reconciliation of the users, its steps counting against
@@ -99,7 +92,7 @@ func (r *Reconciler) RunIncremental(ctx context.Context) (Summary, error) {
 // It returns the run's summary and, when a full pass is to run now, its state; or the first
 // error a step gave up on (see runPass).
 func (r *Reconciler) incremental(ctx context.Context, id string) (Summary, *passState, error) {
-	p := &passRun{r: r, st: passState{Pass: id}}
+	p := &passRun{r: r, st: &passState{passHead: passHead{Pass: id}}}
 	sum := Summary{Incremental: true}
 	p.steps++
 	start, err := runStep(ctx, r, "incremental-start", func(ctx context.Context) (incrementalStart, error) {
@@ -122,7 +115,7 @@ func (r *Reconciler) incremental(ctx context.Context, id string) (Summary, *pass
 		return sum, nil, nil
 	case start.Watermark == 0:
 		r.logger.Info("no reconciliation watermark recorded yet: this run is a full pass", "pass", id)
-		return sum, &passState{Pass: id, Summary: Summary{FullPass: "no watermark"}}, nil
+		return sum, &passState{passHead: passHead{Pass: id}, Summary: Summary{FullPass: "no watermark"}}, nil
 	}
 	inst, err := passStep(ctx, p, "incremental-check-instance", r.checkInstance)
 	if err != nil {
@@ -131,7 +124,7 @@ func (r *Reconciler) incremental(ctx context.Context, id string) (Summary, *pass
 	if inst.Recorded == "" {
 		// The lease is id's: the full pass, under the same id, goes on holding it.
 		r.logger.Info("no Clerk instance recorded: this run is a full pass, whose overlap check records one", "pass", id)
-		return sum, &passState{Pass: id, Summary: Summary{FullPass: "no instance recorded"}}, nil
+		return sum, &passState{passHead: passHead{Pass: id}, Summary: Summary{FullPass: "no instance recorded"}}, nil
 	}
 	cutoff := start.Watermark - IncrementalSlack.Milliseconds()
 	sum.Since = cutoff
@@ -176,14 +169,15 @@ func (r *Reconciler) incremental(ctx context.Context, id string) (Summary, *pass
 // sender, returns that pass's state to run now. It returns the run's summary and the error of
 // the step when it fails for good.
 func (r *Reconciler) incrementalToFull(ctx context.Context, p *passRun, sum Summary) (Summary, *passState, error) {
-	next := passState{Pass: p.st.Pass + "-full", Summary: Summary{FullPass: "too many changes"}}
+	id := p.st.head().Pass
+	next := passState{passHead: passHead{Pass: id + "-full"}, Summary: Summary{FullPass: "too many changes"}}
 	sum.FullPass = next.Summary.FullPass
 	r.logger.Warn("more users changed than one incremental run reads: handing over to a full pass", "pass", next.Pass, "pages_read", sum.Pages)
 	if _, err := runStep(ctx, r, "incremental-to-full", func(ctx context.Context) (string, error) {
-		if err := r.users.EndReconcilePass(ctx, passScope, p.st.Pass, r.cfg.Now()); err != nil || r.sender == nil {
+		if err := r.users.EndReconcilePass(ctx, passScope, id, r.cfg.Now()); err != nil || r.sender == nil {
 			return "", err
 		}
-		return r.sender.Send(ctx, continuation(next))
+		return r.sender.Send(ctx, continuation(&next))
 	}); err != nil {
 		return sum, nil, err
 	}

@@ -2,9 +2,9 @@ package reconcile
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -48,12 +48,13 @@ const (
 // those its budget allows).
 const membershipChunk = 100
 
-// The phases of an organizations' pass, in order, beside the users' (phaseStart, phaseClear,
-// phaseSurvey, phaseOverlap, phaseWrite, phaseFind, phaseCap, phaseDelete, phaseCleanup,
-// phaseEnd, phaseDone).
+// The phases of an organizations' pass beside those the passes share (runner.go); next takes
+// them all in order.
 const (
 	// phaseMembers: the members steps, organization after organization.
 	phaseMembers phase = "members"
+	// phaseFind: the org-find-deletions steps.
+	phaseFind phase = "find"
 	// phaseMemberDelete: the membership candidates' confirmation.
 	phaseMemberDelete phase = "member-delete"
 )
@@ -62,20 +63,9 @@ const (
 // OrganizationsContinueEvent carries to the next run. It holds counts and cursors, never a list
 // of ids.
 type orgPassState struct {
-	// Pass is the pass's id: the id of its first run.
-	Pass string `json:"pass"`
-	// Run counts the runs of the pass before the current one.
-	Run int `json:"run"`
-	// AllowMassDelete is the first run's (RequestEvent with allow_mass_delete).
-	AllowMassDelete bool `json:"allow_mass_delete,omitempty"`
-	// Instance is the Clerk instance the first run's check found.
-	Instance string `json:"instance,omitempty"`
-	Phase    phase  `json:"phase"`
-	// Offset is the offset of the next page of Clerk's list (survey, write), or the count of
-	// what the phase dealt with so far (the N of the next step's id).
-	Offset int `json:"offset"`
-	// Cursor is the last id the phase dealt with (members: the last organization done).
-	Cursor string `json:"cursor,omitempty"`
+	// passHead's Cursor is the last id the phase dealt with (members: the last organization
+	// done).
+	passHead
 	// Members is the offset of the next page of the members of the organization after Cursor
 	// (0: its list is not started).
 	Members int `json:"members,omitempty"`
@@ -141,66 +131,56 @@ type (
 		Memberships          int `json:"memberships"`
 		RefusedMemberships   int `json:"refused_memberships"`
 	}
-	// orgDeleteStep is an org-delete-N or member-delete-N step's: it read Fetched candidates
-	// and dealt with Done of them, up to Last.
-	orgDeleteStep struct {
-		deletionResult
-		Fetched int    `json:"fetched"`
-		Last    string `json:"last,omitempty"`
-	}
 )
 
-// orgPassRun is one run of an organizations' pass: its state and the steps it has taken.
-type orgPassRun struct {
-	r     *Reconciler
-	st    orgPassState
-	steps int
-	inst  Instances
-}
-
-// orgStep runs f as p's step id (runStep), as passStep does for the users: unless the run
-// has no step left but the hand-over (then it returns errHandOver). Unless it is
-// org-start-pass, the step first renews the pass's lease, and fails for good when another
-// pass has taken it over.
-func orgStep[T any](ctx context.Context, p *orgPassRun, id string, f func(context.Context) (T, error)) (T, error) {
-	var zero T
-	if p.r.maxRunSteps > 0 && p.steps >= p.r.maxRunSteps-1 {
-		return zero, errHandOver
-	}
-	p.steps++
-	var renew func(context.Context) error
-	if id != "org-start-pass" {
-		renew = func(ctx context.Context) error {
-			err := p.r.users.ClaimReconcilePass(ctx, orgScope, p.st.Pass, false, p.r.cfg.Now(), passStaleAfter)
-			if errors.Is(err, store.ErrPassBusy) {
-				p.r.logger.Error("another reconciliation pass of the organizations has taken over: stopping this one", "pass", p.st.Pass, "error", err)
-				return inngestgo.NoRetryError(err)
-			}
-			return err
-		}
-	}
-	return runStepAfter(ctx, p.r, id, renew, f)
-}
-
 // RunOrganizations reconciles the organizations and their memberships once, in steps (see
-// runOrgPass), outside Inngest: the steps run inline, and when a run's steps are spent the
-// next run goes on at once, in this call. It returns the pass's summary and the first error a
-// step gave up on (see runOrgPass).
+// orgPassState.next), outside Inngest (runInline). It returns the pass's summary and the first
+// error a step gave up on (see orgPassState.next).
 func (r *Reconciler) RunOrganizations(ctx context.Context) (OrganizationsSummary, error) {
-	st := orgPassState{Pass: newPassID(r.cfg.Now()), AllowMassDelete: r.cfg.AllowMassDelete}
-	for {
-		var err error
-		st, err = r.runOrgPass(ctx, st)
-		if errors.Is(err, errHandOver) {
-			st.Run++
-			continue
-		}
-		return st.Summary, err
-	}
+	st := &orgPassState{passHead: passHead{Pass: newPassID(r.cfg.Now()), AllowMassDelete: r.cfg.AllowMassDelete}}
+	err := r.runInline(ctx, st)
+	return st.Summary, err
 }
 
-// runOrgPass runs the organizations' pass from st for one run, and returns where it stands.
-// It writes nothing before its checks have passed:
+// kind names the organizations' pass.
+func (*orgPassState) kind() passKind {
+	return passKind{scope: orgScope, start: "org-start-pass", resume: "org-resume-pass", handOver: "org-continue-pass",
+		event: OrganizationsContinueEvent, eventID: "%s-orgs-run-%d", name: "reconciliation of organizations with Clerk"}
+}
+
+// started returns nil: the organizations' pass keeps no time.
+func (*orgPassState) started() *int64 { return nil }
+
+// skippedBusy records that the run did nothing: another pass of the organizations is going.
+func (st *orgPassState) skippedBusy() { st.Summary.SkippedBusy = true }
+
+// handedOver returns the summary so far, Continued.
+func (st *orgPassState) handedOver() any {
+	sum := st.Summary
+	sum.Continued = true
+	return sum
+}
+
+// done records the runs the organizations' pass took, and logs its summary unless it wrote
+// nothing (NotEnabled, RefusedForeign: their log lines are out already).
+func (st *orgPassState) done(logger *slog.Logger) {
+	if st.Run > 0 {
+		st.Summary.Runs = st.Run + 1
+	}
+	if st.Summary.NotEnabled || st.Summary.RefusedForeign {
+		return
+	}
+	o, m := st.Summary.Organizations, st.Summary.Memberships
+	logger.Info("reconciliation of organizations with Clerk done", "pass", st.Pass, "runs", st.Run+1, "pages", st.Summary.Pages,
+		"organizations_seen", o.Seen, "organizations_inserted", o.Inserted, "organizations_updated", o.Updated, "organizations_skipped", o.Skipped,
+		"organizations_failed", o.Failed, "organizations_deleted", o.Deleted, "organizations_still_in_clerk", o.StillInClerk, "organizations_refused", o.Refused,
+		"memberships_seen", m.Seen, "memberships_inserted", m.Inserted, "memberships_updated", m.Updated, "memberships_skipped", m.Skipped,
+		"memberships_failed", m.Failed, "memberships_deleted", m.Deleted, "memberships_still_in_clerk", m.StillInClerk, "memberships_refused", m.Refused)
+}
+
+// next takes the organizations' pass's next step, through p (the runner's runPass, which
+// starts or resumes the pass and checks the instance first). The pass writes nothing before
+// its checks have passed:
 //
 //   - org-start-pass (a new pass) takes the pass's lease (scope "organizations"), or ends the
 //     pass at once when another pass holds it (SkippedBusy); org-resume-pass (each next run)
@@ -233,87 +213,21 @@ func (r *Reconciler) RunOrganizations(ctx context.Context) (OrganizationsSummary
 //     organization is gone) and tombstone them. A candidate Clerk still has is written.
 //   - org-drop-marks drops the pass's marks; org-end-pass ends its lease.
 //
-// When the run has taken maxRunSteps-1 steps before the pass is done, it returns errHandOver
-// and the state to go on from. Otherwise it returns the first error a step gave up on (as
-// runPass); refusing a list or a mass deletion is not an error: the summary reports it and the
-// log says what to check.
-func (r *Reconciler) runOrgPass(ctx context.Context, st orgPassState) (orgPassState, error) {
-	p := &orgPassRun{r: r, st: st}
-	err := p.run(ctx)
-	return p.st, err
-}
-
-// run is runOrgPass's body; p.st moves on with each step.
-func (p *orgPassRun) run(ctx context.Context) error {
-	r, st := p.r, &p.st
-	if st.Phase == phaseStart {
-		res, err := orgStep(ctx, p, "org-start-pass", func(ctx context.Context) (claimResult, error) {
-			err := r.users.ClaimReconcilePass(ctx, orgScope, st.Pass, true, r.cfg.Now(), passStaleAfter)
-			if errors.Is(err, store.ErrPassBusy) {
-				return claimResult{Busy: err.Error()}, nil
-			}
-			return claimResult{}, err
-		})
-		if err != nil {
-			return err
-		}
-		if res.Busy != "" {
-			r.logger.Warn("another reconciliation pass of the organizations is going: this run does nothing", "pass", st.Pass, "busy", res.Busy)
-			st.Summary.SkippedBusy = true
-			st.Phase = phaseDone
-			return nil
-		}
-		st.Phase = phaseClear
-	} else if _, err := orgStep(ctx, p, "org-resume-pass", func(context.Context) (struct{}, error) { return struct{}{}, nil }); err != nil {
-		return err
-	}
-	inst, err := orgStep(ctx, p, "check-instance", r.checkInstance)
-	if err != nil {
-		return err
-	}
-	if st.Instance != "" && inst.Instance != st.Instance {
-		return r.wrongInstance(inst.Instance, st.Instance)
-	}
-	st.Instance, p.inst = inst.Instance, inst
-	for st.Phase != phaseDone {
-		if err := p.next(ctx); err != nil {
-			return err
-		}
-	}
-	if st.Run > 0 {
-		st.Summary.Runs = st.Run + 1
-	}
-	if st.Summary.NotEnabled || st.Summary.RefusedForeign {
-		return nil
-	}
-	o, m := st.Summary.Organizations, st.Summary.Memberships
-	r.logger.Info("reconciliation of organizations with Clerk done", "pass", st.Pass, "runs", st.Run+1, "pages", st.Summary.Pages,
-		"organizations_seen", o.Seen, "organizations_inserted", o.Inserted, "organizations_updated", o.Updated, "organizations_skipped", o.Skipped,
-		"organizations_failed", o.Failed, "organizations_deleted", o.Deleted, "organizations_still_in_clerk", o.StillInClerk, "organizations_refused", o.Refused,
-		"memberships_seen", m.Seen, "memberships_inserted", m.Inserted, "memberships_updated", m.Updated, "memberships_skipped", m.Skipped,
-		"memberships_failed", m.Failed, "memberships_deleted", m.Deleted, "memberships_still_in_clerk", m.StillInClerk, "memberships_refused", m.Refused)
-	return nil
-}
-
-// next takes the pass's next step.
-func (p *orgPassRun) next(ctx context.Context) error {
-	r, st := p.r, &p.st
+// When the run has taken maxRunSteps-1 steps before the pass is done, runPass returns
+// errHandOver, st being where to go on from. Otherwise it returns the first error a step gave
+// up on (as for the users: passState.next); refusing a list or a mass deletion is not an
+// error: the summary reports it and the log says what to check.
+func (st *orgPassState) next(ctx context.Context, p *passRun) error {
+	r := p.r
 	orgs := organizationsKind(r)
 	switch st.Phase {
-	case phaseClear, phaseCleanup:
-		id, keep, then := "org-clear-marks", st.Pass, phaseSurvey
-		if st.Phase == phaseCleanup {
-			id, keep, then = "org-drop-marks", "", phaseEnd
-		}
-		if _, err := orgStep(ctx, p, id, func(ctx context.Context) (forgetResult, error) {
-			n, err := r.users.ForgetReconcileMarks(ctx, orgScope, keep)
-			return forgetResult{Dropped: n}, err
-		}); err != nil {
+	case phaseClear:
+		if err := p.forgetMarks(ctx, "org-clear-marks", st.Pass); err != nil {
 			return err
 		}
-		st.Phase, st.Offset = then, 0
+		st.Phase, st.Offset = phaseSurvey, 0
 	case phaseSurvey:
-		res, err := orgStep(ctx, p, fmt.Sprintf("org-list-%d", st.Offset), func(ctx context.Context) (orgListCount, error) {
+		res, err := passStep(ctx, p, fmt.Sprintf("org-list-%d", st.Offset), func(ctx context.Context) (orgListCount, error) {
 			return r.surveyOrganizations(ctx, orgs, st.Pass, st.Offset)
 		})
 		if err != nil {
@@ -334,7 +248,7 @@ func (p *orgPassRun) next(ctx context.Context) error {
 			st.Phase, st.Offset = phaseOverlap, 0
 		}
 	case phaseOverlap:
-		chk, err := orgStep(ctx, p, "org-check-overlap", func(ctx context.Context) (orgCheck, error) {
+		chk, err := passStep(ctx, p, "org-check-overlap", func(ctx context.Context) (orgCheck, error) {
 			return r.checkOrgOverlap(ctx, p.inst, st.Listed, st.Shared)
 		})
 		if err != nil {
@@ -349,7 +263,7 @@ func (p *orgPassRun) next(ctx context.Context) error {
 			st.Phase = phaseCleanup
 		}
 	case phaseWrite:
-		res, err := orgStep(ctx, p, fmt.Sprintf("org-write-%d", st.Offset), func(ctx context.Context) (orgWriteResult, error) {
+		res, err := passStep(ctx, p, fmt.Sprintf("org-write-%d", st.Offset), func(ctx context.Context) (orgWriteResult, error) {
 			return r.writeOrganizations(ctx, orgs, st.Pass, st.Offset)
 		})
 		if err != nil {
@@ -363,7 +277,7 @@ func (p *orgPassRun) next(ctx context.Context) error {
 			st.Phase, st.Offset, st.Cursor, st.Members = phaseMembers, 0, "", 0
 		}
 	case phaseMembers:
-		res, err := orgStep(ctx, p, fmt.Sprintf("org-members-%d", st.Offset), func(ctx context.Context) (membersStep, error) {
+		res, err := passStep(ctx, p, fmt.Sprintf("org-members-%d", st.Offset), func(ctx context.Context) (membersStep, error) {
 			return r.syncMembers(ctx, st.Pass, st.Offset, st.Cursor, st.Members, time.Now().Add(r.budget/2))
 		})
 		if err != nil {
@@ -385,7 +299,7 @@ func (p *orgPassRun) next(ctx context.Context) error {
 			st.Phase, st.Offset, st.Cursor, st.Members = phaseFind, 0, "", 0
 		}
 	case phaseFind:
-		res, err := orgStep(ctx, p, fmt.Sprintf("org-find-deletions-%d", st.Offset), func(ctx context.Context) (orgFindResult, error) {
+		res, err := passStep(ctx, p, fmt.Sprintf("org-find-deletions-%d", st.Offset), func(ctx context.Context) (orgFindResult, error) {
 			return r.findOrgCandidates(ctx, st.Pass, st.Offset, st.Cursor)
 		})
 		if err != nil {
@@ -400,7 +314,7 @@ func (p *orgPassRun) next(ctx context.Context) error {
 			st.Phase, st.Offset, st.Cursor = phaseCap, 0, ""
 		}
 	case phaseCap:
-		res, err := orgStep(ctx, p, "org-cap-deletions", func(context.Context) (orgCapResult, error) {
+		res, err := passStep(ctx, p, "org-cap-deletions", func(context.Context) (orgCapResult, error) {
 			res := orgCapResult{Organizations: st.FoundOrgs, Memberships: st.FoundMembers}
 			if !r.allowDeletions("organizations", st.FoundOrgs, st.Check.Live) {
 				res.RefusedOrganizations = st.FoundOrgs
@@ -425,22 +339,23 @@ func (p *orgPassRun) next(ctx context.Context) error {
 			st.Phase, st.Offset, st.Cursor = then, 0, ""
 			return nil
 		}
-		res, err := orgStep(ctx, p, fmt.Sprintf(id, st.Offset), func(ctx context.Context) (orgDeleteStep, error) {
-			return r.deleteOrgCandidates(ctx, orgs, st.Pass, set, st.Cursor, time.Now().Add(r.budget/2))
+		res, err := passStep(ctx, p, fmt.Sprintf(id, st.Offset), func(ctx context.Context) (deleteStep, error) {
+			return r.deleteOrgCandidates(ctx, p, orgs, set)
 		})
 		if err != nil {
 			return err
 		}
 		kindOf.addDeletions(res.deletionResult)
-		st.Offset += res.Done
-		if res.Last != "" {
-			st.Cursor = res.Last
-		}
-		if res.Fetched < deleteChunk && res.Done >= res.Fetched {
+		if st.deleted(res) {
 			st.Phase, st.Offset, st.Cursor = then, 0, ""
 		}
+	case phaseCleanup:
+		if err := p.forgetMarks(ctx, "org-drop-marks", ""); err != nil {
+			return err
+		}
+		st.Phase, st.Offset = phaseEnd, 0
 	case phaseEnd:
-		if _, err := orgStep(ctx, p, "org-end-pass", func(ctx context.Context) (struct{}, error) {
+		if _, err := passStep(ctx, p, "org-end-pass", func(ctx context.Context) (struct{}, error) {
 			return struct{}{}, r.users.EndReconcilePass(ctx, orgScope, st.Pass, r.cfg.Now())
 		}); err != nil {
 			return err
@@ -773,18 +688,12 @@ func (r *Reconciler) findOrgCandidates(ctx context.Context, pass string, step in
 	return orgFindResult{Scanned: len(live), Found: len(marked), Last: live[len(live)-1]}, nil
 }
 
-// deleteOrgCandidates reads the next deleteChunk candidates of set (organizations or
-// memberships) after cursor and confirms each with Clerk, starting none after stopAt but the
-// first (confirmEach): an organization with confirmGone, a membership, read back from the
-// database for its organization and user, with confirmMembershipDeletion (one no longer live
-// needs nothing). It returns an error when the candidates cannot be read, or when the first
-// cannot be confirmed.
-func (r *Reconciler) deleteOrgCandidates(ctx context.Context, orgs kind[clerk.Organization], pass, set, cursor string, stopAt time.Time) (orgDeleteStep, error) {
-	ids, err := r.users.ReconcileMarksAfter(ctx, orgScope, pass, set, cursor, deleteChunk)
-	if err != nil {
-		r.logger.Error("reading deletion candidates failed", "error", err)
-		return orgDeleteStep{}, err
-	}
+// deleteOrgCandidates is an org-delete or member-delete step of p's pass: it confirms the next
+// candidates of set (organizations or memberships) with Clerk (confirmMarked): an
+// organization with confirmGone, a membership, read back from the database for its
+// organization and user, with confirmMembershipDeletion (one no longer live needs nothing). It
+// returns an error when the candidates cannot be read, or when the first cannot be confirmed.
+func (r *Reconciler) deleteOrgCandidates(ctx context.Context, p *passRun, orgs kind[clerk.Organization], set string) (deleteStep, error) {
 	confirm := func(ctx context.Context, id string, res *deletionResult) error {
 		return confirmGone(ctx, r, orgs, id, res)
 	}
@@ -805,92 +714,29 @@ func (r *Reconciler) deleteOrgCandidates(ctx context.Context, orgs kind[clerk.Or
 			return r.confirmMembershipDeletion(ctx, membershipRef{ID: m.ID, OrgID: m.OrgID, UserID: m.UserID}, res)
 		}
 	}
-	res, err := confirmEach(ctx, r, ids, stopAt, what, confirm)
-	if err != nil {
-		return orgDeleteStep{}, err
-	}
-	out := orgDeleteStep{deletionResult: res, Fetched: len(ids)}
-	if res.Done > 0 {
-		out.Last = ids[res.Done-1]
-	}
-	return out, nil
-}
-
-// orgContinuation is the event that starts the run after st's: OrganizationsContinueEvent,
-// carrying st, with an id of the pass and the run, so that Inngest takes a retried send for
-// the same event.
-func orgContinuation(st orgPassState) inngestgo.Event {
-	id := fmt.Sprintf("%s-orgs-run-%d", st.Pass, st.Run)
-	return inngestgo.Event{ID: &id, Name: OrganizationsContinueEvent, Data: map[string]any{passField: st}}
-}
-
-// orgPassOf reads the pass's state from the data of an OrganizationsContinueEvent. It returns
-// an error when the data holds none.
-func orgPassOf(data map[string]any) (orgPassState, error) {
-	var st orgPassState
-	b, err := json.Marshal(data[passField])
-	if err == nil {
-		err = json.Unmarshal(b, &st)
-	}
-	if err == nil && st.Pass == "" {
-		err = errors.New("no pass id")
-	}
-	if err != nil {
-		return orgPassState{}, fmt.Errorf("reconcile: %s without a pass's state in its data (%v)", OrganizationsContinueEvent, err)
-	}
-	return st, nil
-}
-
-// organizationsRun returns the reconciler and the pass state of the run of
-// reconcile-organizations-with-clerk that evt started (the run runID): a new pass (forRun), or
-// the one an OrganizationsContinueEvent carries, with its AllowMassDelete. It returns an error
-// when such an event carries no pass.
-func (r *Reconciler) organizationsRun(evt inngestgo.GenericEvent[map[string]any], runID string) (*Reconciler, orgPassState, error) {
-	if evt.Name != OrganizationsContinueEvent {
-		run := r.forRun(evt)
-		return run, orgPassState{Pass: runID, AllowMassDelete: run.cfg.AllowMassDelete}, nil
-	}
-	run := *r
-	st, err := orgPassOf(evt.Data)
-	if err != nil {
-		return &run, orgPassState{}, err
-	}
-	run.cfg.AllowMassDelete = st.AllowMassDelete
-	run.logger = r.logger.With("event", OrganizationsContinueEvent, "pass", st.Pass, AllowMassDeleteField, st.AllowMassDelete)
-	return &run, st, nil
+	return p.confirmMarked(ctx, set, what, confirm)
 }
 
 // reconcileOrganizationsRun is the organizations function's body: one run of an organizations'
-// pass (runOrgPass), a new one or the one OrganizationsContinueEvent carries, as reconcileRun
+// pass (runPass), a new one or the one OrganizationsContinueEvent carries, as reconcileRun
 // is the users'. When the pass is done, its summary is the run's output (and is told to
 // Metrics); when the run's steps are spent first, org-continue-pass sends
 // OrganizationsContinueEvent with the pass's state, and the output is the summary so far
 // (Continued). A RequestEvent asking for an incremental run (IncrementalField) ends the run at
 // once, with SkippedIncremental: the organizations have no incremental run.
 func (r *Reconciler) reconcileOrganizationsRun(ctx context.Context, in inngestgo.Input[map[string]any]) (any, error) {
-	r, st, err := r.organizationsRun(in.Event, in.InputCtx.RunID)
+	st := &orgPassState{}
+	r, err := r.runOf(in, st)
 	if err != nil {
-		r.logger.Error("reconciliation of organizations with Clerk cannot go on", "error", err)
-		return nil, inngestgo.NoRetryError(err)
+		return nil, err
 	}
-	r.logger.Debug("reconciliation of organizations with Clerk invoked", "run_id", in.InputCtx.RunID, "attempt", in.InputCtx.Attempt, "pass", st.Pass, "pass_run", st.Run)
 	if incrementalRequest(in.Event) {
 		r.logger.Info("an incremental reconciliation was requested: the organizations have none, this run does nothing", "run_id", in.InputCtx.RunID)
 		return OrganizationsSummary{SkippedIncremental: true}, nil
 	}
-	st, err = r.runOrgPass(ctx, st)
+	err = r.runPass(ctx, st)
 	if errors.Is(err, errHandOver) {
-		next := st
-		next.Run++
-		if _, err := runStep(ctx, r, "org-continue-pass", func(ctx context.Context) (string, error) {
-			return r.sender.Send(ctx, orgContinuation(next))
-		}); err != nil {
-			return nil, err
-		}
-		r.logger.Info("reconciliation of organizations with Clerk goes on in the next run", "pass", st.Pass, "next_run", next.Run, "phase", st.Phase)
-		sum := st.Summary
-		sum.Continued = true
-		return sum, nil
+		return r.handOver(ctx, st)
 	}
 	r.cfg.Metrics.ReconciledOrganizations(st.Summary, err)
 	return st.Summary, err

@@ -1,7 +1,6 @@
 package reconcile_test
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,61 +11,13 @@ import (
 	"clerksync/store"
 )
 
-// orgPassRuns is what driveOrgPass saw of an organizations' pass driven through its runs.
-type orgPassRuns struct {
-	// steps are the steps each run made (StepRun calls), in order.
-	steps [][]inngestCall
-	// events are the data of the continuations sent, as JSON.
-	events []string
-	// sum is the last run's output.
-	sum reconcile.OrganizationsSummary
-}
-
 // driveOrgPass runs reconcile-organizations-with-clerk of r as Inngest would on its cron
-// schedule, then each run that the OrganizationsContinueEvent of the one before starts, until a
-// run's output is not Continued (at most maxRuns runs). It checks each continuation's name, id
-// and run number.
-func driveOrgPass(t *testing.T, r *reconcile.Reconciler, maxRuns int) orgPassRuns {
+// schedule, then each run that the OrganizationsContinueEvent of the one before starts
+// (drivePassRuns).
+func driveOrgPass(t *testing.T, r *reconcile.Reconciler, maxRuns int) passRuns[reconcile.OrganizationsSummary] {
 	t.Helper()
-	sent := &sentEvents{}
-	reconcile.SetSender(r, sent)
-	evt := cronEvent()
-	var got orgPassRuns
-	for run := range maxRuns {
-		calls, sum := driveOrgRunOn(t, r, evt, 200)
-		var steps []inngestCall
-		for _, c := range calls {
-			if c.Op == "StepRun" {
-				steps = append(steps, c)
-			}
-		}
-		got.steps = append(got.steps, steps)
-		got.sum = sum
-		if !sum.Continued {
-			return got
-		}
-		next, n := sent.last(t)
-		if n != run+1 {
-			t.Fatalf("run %d sent %d events in all; want %d (one per run handed over)", run+1, n, run+1)
-		}
-		data, _ := json.Marshal(next["data"])
-		got.events = append(got.events, string(data))
-		var st struct {
-			Pass string `json:"pass"`
-			Run  int    `json:"run"`
-		}
-		if err := json.Unmarshal(data, &struct {
-			Pass any `json:"pass"`
-		}{&st}); err != nil {
-			t.Fatalf("continuation data %s: %v", data, err)
-		}
-		if wantID := fmt.Sprintf("%s-orgs-run-%d", st.Pass, run+1); next["id"] != wantID || next["name"] != reconcile.OrganizationsContinueEvent || st.Run != run+1 {
-			t.Fatalf("run %d sent %s id %v, pass run %d; want %s id %s, run %d", run+1, next["name"], next["id"], st.Run, reconcile.OrganizationsContinueEvent, wantID, run+1)
-		}
-		evt = next
-	}
-	t.Fatalf("the pass has not ended after %d runs", maxRuns)
-	return got
+	return drivePassRuns(t, r, cronEvent(), maxRuns, driveOrgRunOn, func(s reconcile.OrganizationsSummary) bool { return s.Continued },
+		reconcile.OrganizationsContinueEvent, "%s-orgs-run-%d")
 }
 
 // bigOrgScenario is an organizations' pass over org_big, whose n members Clerk lists

@@ -2,11 +2,9 @@ package reconcile
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/inngest/inngestgo"
@@ -23,9 +21,6 @@ import (
 // run that sent it is still ending); the pass's lease in the database keeps one pass at a time.
 const ContinueEvent = "clerk-sync/reconcile.users.continue"
 
-// passField is the field of ContinueEvent's data that holds the pass's state.
-const passField = "pass"
-
 // passScope is the users' pass's scope in the store's marks and lease.
 const passScope = "users"
 
@@ -38,9 +33,6 @@ const (
 )
 
 const (
-	// defaultMaxRunSteps is how many steps one run of the users' pass takes, the hand-over to
-	// the next run included: Inngest allows 1,000 per run, so 200 stay spare.
-	defaultMaxRunSteps = 800
 	// findChunk is how many live organizations one org-find-deletions step compares with the
 	// ids the write steps marked (orgpass.go).
 	findChunk = 20_000
@@ -49,51 +41,15 @@ const (
 	// maxScanRestarts is how many times the pass starts its scan of the live users again
 	// after losing it (store.ErrScanLost) before it fails.
 	maxScanRestarts = 3
-	// passStaleAfter is how long a pass's lease lasts without a step: past it, a new pass may
-	// take over (the old one's run has failed for good, or was cancelled).
-	passStaleAfter = 30 * time.Minute
 )
 
-// errHandOver ends a run whose steps are spent before its pass is: the next run goes on.
-var errHandOver = errors.New("reconcile: this run's steps are spent; the pass goes on in the next run")
-
-// phase is where a users' pass stands.
-type phase string
-
-// The phases of a users' pass, in order.
-const (
-	phaseStart   phase = ""
-	phaseClear   phase = "clear"
-	phaseSurvey  phase = "survey"
-	phaseScan    phase = "scan"
-	phaseOverlap phase = "overlap"
-	phaseWrite   phase = "write"
-	phaseFind    phase = "find" // the organizations' pass's (orgpass.go); the users' scan instead
-	phaseCap     phase = "cap"
-	phaseDelete  phase = "delete"
-	phaseCleanup phase = "cleanup"
-	phaseEnd     phase = "end"
-	phaseDone    phase = "done"
-)
+// phaseScan is the users' pass's phase between the survey and the overlap check.
+const phaseScan phase = "scan"
 
 // passState is where a users' pass stands between two steps: what ContinueEvent carries to
 // the next run. It holds counts and cursors, never a list of ids.
 type passState struct {
-	// Pass is the pass's id: the id of its first run.
-	Pass string `json:"pass"`
-	// Run counts the runs of the pass before the current one.
-	Run int `json:"run"`
-	// AllowMassDelete is the first run's (RequestEvent with allow_mass_delete).
-	AllowMassDelete bool `json:"allow_mass_delete,omitempty"`
-	// Instance is the Clerk instance the first run's check found.
-	Instance string `json:"instance,omitempty"`
-	Phase    phase  `json:"phase"`
-	// Offset is the offset of the next page of Clerk's list (survey, write), or the count
-	// of what the phase dealt with so far (the N of the next step's id).
-	Offset int `json:"offset"`
-	// Cursor is where the phase goes on from: the scan's token (scan), the last candidate
-	// dealt with (delete).
-	Cursor string `json:"cursor,omitempty"`
+	passHead
 	// Listed and Shared count the users on Clerk's list and the live ones among them.
 	Listed int `json:"listed"`
 	Shared int `json:"listed_and_stored"`
@@ -113,28 +69,9 @@ type passState struct {
 	Since int64 `json:"since,omitempty"`
 }
 
-// passRun is one run of a users' pass: its state and the steps it has taken.
-type passRun struct {
-	r     *Reconciler
-	st    passState
-	steps int
-	inst  Instances
-}
-
 // Outputs of the users' pass's steps, as Inngest memoizes them: counts and cursors, each of a
 // size that does not grow with the users' count.
 type (
-	// claimResult is start-pass's: Busy names the pass that holds the lease ("" when this one
-	// got it).
-	claimResult struct {
-		Busy string `json:"busy,omitempty"`
-		// At is when the pass started (Unix ms): the watermark it records when it ends.
-		At int64 `json:"at,omitempty"`
-	}
-	// forgetResult is clear-marks's or drop-marks's: the collections of marks it dropped.
-	forgetResult struct {
-		Dropped int `json:"dropped"`
-	}
 	// surveyCount is a survey step's (list-N): Count users on the page, of which Listed not on
 	// an earlier page. (How many of them are live in the database, the scan tells: the live
 	// users less the candidates.)
@@ -165,64 +102,51 @@ type (
 		Candidates int `json:"candidates"`
 		Refused    int `json:"refused"`
 	}
-	// deleteStep is a delete step's: it read Fetched candidates and dealt with Done of them,
-	// up to Last.
-	deleteStep struct {
-		deletionResult
-		Fetched int    `json:"fetched"`
-		Last    string `json:"last,omitempty"`
-	}
 )
 
-// passStep runs f as the pass's step id (runStep), unless the run has no step left but the
-// hand-over: then it returns errHandOver. Unless it is start-pass, the step first renews the
-// pass's lease (ahead of f's budget: runStepAfter), and fails for good when another pass has
-// taken it over.
-func passStep[T any](ctx context.Context, p *passRun, id string, f func(context.Context) (T, error)) (T, error) {
-	var zero T
-	if p.r.maxRunSteps > 0 && p.steps >= p.r.maxRunSteps-1 {
-		return zero, errHandOver
-	}
-	p.steps++
-	var renew func(context.Context) error
-	if id != "start-pass" {
-		renew = func(ctx context.Context) error {
-			err := p.r.users.ClaimReconcilePass(ctx, passScope, p.st.Pass, false, p.r.cfg.Now(), passStaleAfter)
-			if errors.Is(err, store.ErrPassBusy) {
-				p.r.logger.Error("another reconciliation pass has taken over: stopping this one", "pass", p.st.Pass, "error", err)
-				return inngestgo.NoRetryError(err)
-			}
-			return err
-		}
-	}
-	return runStepAfter(ctx, p.r, id, renew, f)
-}
-
-// newPassID returns a fresh pass id, for a pass run outside Inngest.
-func newPassID(now time.Time) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("run-%d-%s", now.UnixMilli(), hex.EncodeToString(b[:]))
-}
-
-// Run reconciles the users once, in steps (see runPass), outside Inngest: the steps run
-// inline, and when a run's steps are spent the next run goes on at once, in this call. It
-// returns the pass's summary and the first error a step gave up on (see runPass).
+// Run reconciles the users once, in steps (see passState.next), outside Inngest (runInline).
+// It returns the pass's summary and the first error a step gave up on (see passState.next).
 func (r *Reconciler) Run(ctx context.Context) (Summary, error) {
-	st := passState{Pass: newPassID(r.cfg.Now()), AllowMassDelete: r.cfg.AllowMassDelete}
-	for {
-		var err error
-		st, err = r.runPass(ctx, st)
-		if errors.Is(err, errHandOver) {
-			st.Run++
-			continue
-		}
-		return st.Summary, err
-	}
+	st := &passState{passHead: passHead{Pass: newPassID(r.cfg.Now()), AllowMassDelete: r.cfg.AllowMassDelete}}
+	err := r.runInline(ctx, st)
+	return st.Summary, err
 }
 
-// runPass runs the users' pass from st for one run, and returns where it stands. It writes
-// nothing to the users before its checks have passed:
+// kind names the users' pass.
+func (*passState) kind() passKind {
+	return passKind{scope: passScope, start: "start-pass", resume: "resume-pass", handOver: "continue-pass",
+		event: ContinueEvent, eventID: "%s-run-%d", name: "reconciliation with Clerk"}
+}
+
+// started returns where the users' pass keeps when it started: the watermark it records when
+// it ends (incremental.go).
+func (st *passState) started() *int64 { return &st.Since }
+
+// skippedBusy records that the run did nothing: another pass of the users is going.
+func (st *passState) skippedBusy() { st.Summary.SkippedBusy = true }
+
+// handedOver returns the summary so far, Continued.
+func (st *passState) handedOver() any {
+	sum := st.Summary
+	sum.Continued = true
+	return sum
+}
+
+// done records the runs the users' pass took, and logs its summary.
+func (st *passState) done(logger *slog.Logger) {
+	sum := st.Summary
+	if st.Run > 0 {
+		st.Summary.Runs = st.Run + 1
+	}
+	logger.Info("reconciliation with Clerk done", "pass", st.Pass, "runs", st.Run+1,
+		"pages", sum.Pages, "seen", sum.Seen, "inserted", sum.Inserted, "updated", sum.Updated, "skipped", sum.Skipped,
+		"failed", sum.Failed, "deleted", sum.Deleted, "still_in_clerk", sum.StillInClerk, "refused", sum.Refused,
+		"refused_foreign", sum.RefusedForeign)
+}
+
+// next takes the users' pass's next step, through p (the runner's runPass, which starts or
+// resumes the pass and checks the instance first). The pass writes nothing to the users before
+// its checks have passed:
 //
 //   - start-pass (a new pass) takes the pass's lease, or ends the pass at once when another
 //     pass holds it (Summary.SkippedBusy); resume-pass (each next run) renews it. Every step
@@ -249,87 +173,23 @@ func (r *Reconciler) Run(ctx context.Context) (Summary, error) {
 //   - drop-marks drops the pass's marks; end-pass ends its lease.
 //
 // Each step runs within StepBudget and outputs counts and cursors only. When the run has
-// taken maxRunSteps-1 steps before the pass is done, runPass returns errHandOver and the
-// state to go on from. Otherwise it returns the first error that a step gave up on: an error
+// taken maxRunSteps-1 steps before the pass is done, runPass returns errHandOver, st being
+// where to go on from. Otherwise it returns the first error that a step gave up on: an error
 // wrapping ErrWrongInstance, store.ErrDatabase, store.ErrPassBusy (another pass took over),
 // store.ErrScanLost (the scan of the live users lost more than maxScanRestarts times),
 // clerk.ErrRateLimited (also an inngestgo.RetryAtError when Clerk said when to come back),
 // context.DeadlineExceeded (a step ran out of its budget), or Clerk's or the network's error.
 // Refusing a mass deletion, or a list that shares too few users, is not an error: the summary
 // reports it (Refused, RefusedForeign) and the log says what to check and how to allow it.
-func (r *Reconciler) runPass(ctx context.Context, st passState) (passState, error) {
-	p := &passRun{r: r, st: st}
-	err := p.run(ctx)
-	return p.st, err
-}
-
-// run is runPass's body; p.st moves on with each step.
-func (p *passRun) run(ctx context.Context) error {
-	r, st := p.r, &p.st
-	if st.Phase == phaseStart {
-		res, err := passStep(ctx, p, "start-pass", func(ctx context.Context) (claimResult, error) {
-			err := r.users.ClaimReconcilePass(ctx, passScope, st.Pass, true, r.cfg.Now(), passStaleAfter)
-			if errors.Is(err, store.ErrPassBusy) {
-				return claimResult{Busy: err.Error()}, nil
-			}
-			return claimResult{At: r.cfg.Now().UnixMilli()}, err
-		})
-		if err != nil {
-			return err
-		}
-		if res.Busy != "" {
-			r.logger.Warn("another reconciliation pass of the users is going: this run does nothing", "pass", st.Pass, "busy", res.Busy)
-			st.Summary.SkippedBusy = true
-			st.Phase = phaseDone
-			return nil
-		}
-		st.Phase, st.Since = phaseClear, res.At
-	} else {
-		if _, err := passStep(ctx, p, "resume-pass", func(context.Context) (struct{}, error) { return struct{}{}, nil }); err != nil {
-			return err
-		}
-	}
-	inst, err := passStep(ctx, p, "check-instance", r.checkInstance)
-	if err != nil {
-		return err
-	}
-	if st.Instance != "" && inst.Instance != st.Instance {
-		return r.wrongInstance(inst.Instance, st.Instance)
-	}
-	st.Instance, p.inst = inst.Instance, inst
-	for st.Phase != phaseDone {
-		if err := p.next(ctx); err != nil {
-			return err
-		}
-	}
-	sum := st.Summary
-	if st.Run > 0 {
-		st.Summary.Runs = st.Run + 1
-	}
-	r.logger.Info("reconciliation with Clerk done", "pass", st.Pass, "runs", st.Run+1,
-		"pages", sum.Pages, "seen", sum.Seen, "inserted", sum.Inserted, "updated", sum.Updated, "skipped", sum.Skipped,
-		"failed", sum.Failed, "deleted", sum.Deleted, "still_in_clerk", sum.StillInClerk, "refused", sum.Refused,
-		"refused_foreign", sum.RefusedForeign)
-	return nil
-}
-
-// next takes the pass's next step.
-func (p *passRun) next(ctx context.Context) error {
-	r, st := p.r, &p.st
+func (st *passState) next(ctx context.Context, p *passRun) error {
+	r := p.r
 	users := usersKind(r)
 	switch st.Phase {
-	case phaseClear, phaseCleanup:
-		id, keep, then := "clear-marks", st.Pass, phaseSurvey
-		if st.Phase == phaseCleanup {
-			id, keep, then = "drop-marks", "", phaseEnd
-		}
-		if _, err := passStep(ctx, p, id, func(ctx context.Context) (forgetResult, error) {
-			n, err := r.users.ForgetReconcileMarks(ctx, passScope, keep)
-			return forgetResult{Dropped: n}, err
-		}); err != nil {
+	case phaseClear:
+		if err := p.forgetMarks(ctx, "clear-marks", st.Pass); err != nil {
 			return err
 		}
-		st.Phase, st.Offset = then, 0
+		st.Phase, st.Offset = phaseSurvey, 0
 	case phaseSurvey:
 		res, err := passStep(ctx, p, fmt.Sprintf("list-%d", st.Offset), func(ctx context.Context) (surveyCount, error) {
 			return r.surveyUsers(ctx, users, st.Pass, st.Offset)
@@ -427,19 +287,22 @@ func (p *passRun) next(ctx context.Context) error {
 		}
 	case phaseDelete:
 		res, err := passStep(ctx, p, fmt.Sprintf("delete-%d", st.Offset), func(ctx context.Context) (deleteStep, error) {
-			return r.deleteCandidates(ctx, users, st.Pass, st.Cursor, time.Now().Add(r.budget/2))
+			return p.confirmMarked(ctx, setCandidates, users.singular, func(ctx context.Context, id string, res *deletionResult) error {
+				return confirmGone(ctx, r, users, id, res)
+			})
 		})
 		if err != nil {
 			return err
 		}
 		st.Summary.addDeletions(res.deletionResult)
-		st.Offset += res.Done
-		if res.Last != "" {
-			st.Cursor = res.Last
-		}
-		if res.Fetched < deleteChunk && res.Done >= res.Fetched {
+		if st.deleted(res) {
 			st.Phase, st.Offset, st.Cursor = phaseCleanup, 0, ""
 		}
+	case phaseCleanup:
+		if err := p.forgetMarks(ctx, "drop-marks", ""); err != nil {
+			return err
+		}
+		st.Phase, st.Offset = phaseEnd, 0
 	case phaseEnd:
 		if _, err := passStep(ctx, p, "end-pass", func(ctx context.Context) (struct{}, error) {
 			if err := r.recordPassWatermark(ctx, *st); err != nil {
@@ -547,50 +410,4 @@ func (r *Reconciler) scanUsers(ctx context.Context, pass string, step int, token
 			return res, nil
 		}
 	}
-}
-
-// deleteCandidates reads the next deleteChunk candidates after cursor and confirms each with
-// Clerk (confirmGone), starting none after stopAt but the first (confirmEach). It returns an
-// error when the candidates cannot be read, or when the first cannot be confirmed.
-func (r *Reconciler) deleteCandidates(ctx context.Context, users kind[clerk.User], pass, cursor string, stopAt time.Time) (deleteStep, error) {
-	ids, err := r.users.ReconcileMarksAfter(ctx, passScope, pass, setCandidates, cursor, deleteChunk)
-	if err != nil {
-		r.logger.Error("reading deletion candidates failed", "error", err)
-		return deleteStep{}, err
-	}
-	res, err := confirmEach(ctx, r, ids, stopAt, users.singular, func(ctx context.Context, id string, res *deletionResult) error {
-		return confirmGone(ctx, r, users, id, res)
-	})
-	if err != nil {
-		return deleteStep{}, err
-	}
-	out := deleteStep{deletionResult: res, Fetched: len(ids)}
-	if res.Done > 0 {
-		out.Last = ids[res.Done-1]
-	}
-	return out, nil
-}
-
-// continuation is the event that starts the run after st's: ContinueEvent, carrying st, with
-// an id of the pass and the run, so that Inngest takes a retried send for the same event.
-func continuation(st passState) inngestgo.Event {
-	id := fmt.Sprintf("%s-run-%d", st.Pass, st.Run)
-	return inngestgo.Event{ID: &id, Name: ContinueEvent, Data: map[string]any{passField: st}}
-}
-
-// passOf reads the pass's state from the data of a ContinueEvent. It returns an error when the
-// data holds none.
-func passOf(data map[string]any) (passState, error) {
-	var st passState
-	b, err := json.Marshal(data[passField])
-	if err == nil {
-		err = json.Unmarshal(b, &st)
-	}
-	if err == nil && st.Pass == "" {
-		err = errors.New("no pass id")
-	}
-	if err != nil {
-		return passState{}, fmt.Errorf("reconcile: %s without a pass's state in its data (%v)", ContinueEvent, err)
-	}
-	return st, nil
 }

@@ -64,26 +64,38 @@ func (s *sentEvents) last(t *testing.T) (map[string]any, int) {
 	return evt, len(s.events)
 }
 
-// passRuns is what drivePass saw of a pass driven through its runs.
-type passRuns struct {
+// passRuns is what drivePassRuns saw of a pass driven through its runs; S is its function's
+// output (reconcile.Summary, reconcile.OrganizationsSummary).
+type passRuns[S any] struct {
 	// steps are the steps each run made (StepRun calls), in order.
 	steps [][]inngestCall
-	// events are the data of the ContinueEvents sent, as JSON.
+	// events are the data of the continuations sent, as JSON.
 	events []string
 	// sum is the last run's output.
-	sum reconcile.Summary
+	sum S
 }
 
 // drivePass runs reconcile-users-with-clerk of r as Inngest would from evt, then each run that
-// the ContinueEvent of the one before starts, until a run's output is not Continued (at most
-// maxRuns runs). It checks each continuation's event id: the pass's id and the run's number.
-func drivePass(t *testing.T, r *reconcile.Reconciler, evt map[string]any, maxRuns int) passRuns {
+// the ContinueEvent of the one before starts (drivePassRuns).
+func drivePass(t *testing.T, r *reconcile.Reconciler, evt map[string]any, maxRuns int) passRuns[reconcile.Summary] {
+	t.Helper()
+	return drivePassRuns(t, r, evt, maxRuns, driveRunOn, func(s reconcile.Summary) bool { return s.Continued }, reconcile.ContinueEvent, "%s-run-%d")
+}
+
+// drivePassRuns runs a pass's function of r as Inngest would from evt (driveRun: driveRunOn,
+// driveOrgRunOn), then each run that the continuation event of the one before starts, until a
+// run's output is not continued (at most maxRuns runs). It checks each continuation's name
+// (event), its id (eventID formats it from the pass's id and the run's number) and its run
+// number.
+func drivePassRuns[S any](t *testing.T, r *reconcile.Reconciler, evt map[string]any, maxRuns int,
+	driveRun func(*testing.T, *reconcile.Reconciler, map[string]any, int) ([]inngestCall, S),
+	continued func(S) bool, event, eventID string) passRuns[S] {
 	t.Helper()
 	sent := &sentEvents{}
 	reconcile.SetSender(r, sent)
-	var got passRuns
+	var got passRuns[S]
 	for run := range maxRuns {
-		calls, sum := driveRunOn(t, r, evt, 200)
+		calls, sum := driveRun(t, r, evt, 200)
 		var steps []inngestCall
 		for _, c := range calls {
 			if c.Op == "StepRun" {
@@ -92,7 +104,7 @@ func drivePass(t *testing.T, r *reconcile.Reconciler, evt map[string]any, maxRun
 		}
 		got.steps = append(got.steps, steps)
 		got.sum = sum
-		if !sum.Continued {
+		if !continued(sum) {
 			return got
 		}
 		next, n := sent.last(t)
@@ -110,8 +122,8 @@ func drivePass(t *testing.T, r *reconcile.Reconciler, evt map[string]any, maxRun
 		}{&st}); err != nil {
 			t.Fatalf("continuation data %s: %v", data, err)
 		}
-		if wantID := fmt.Sprintf("%s-run-%d", st.Pass, run+1); next["id"] != wantID || next["name"] != reconcile.ContinueEvent || st.Run != run+1 {
-			t.Fatalf("run %d sent %s id %v, pass run %d; want %s id %s, run %d", run+1, next["name"], next["id"], st.Run, reconcile.ContinueEvent, wantID, run+1)
+		if wantID := fmt.Sprintf(eventID, st.Pass, run+1); next["id"] != wantID || next["name"] != event || st.Run != run+1 {
+			t.Fatalf("run %d sent %s id %v, pass run %d; want %s id %s, run %d", run+1, next["name"], next["id"], st.Run, event, wantID, run+1)
 		}
 		evt = next
 	}

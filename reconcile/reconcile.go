@@ -57,7 +57,7 @@ type Store interface {
 	// returns the instance recorded afterwards.
 	RecordClerkInstance(ctx context.Context, id string, at time.Time) (string, error)
 
-	// The users' pass's bookkeeping (see runPass), which keeps its memoized steps small.
+	// The users' pass's bookkeeping (see passState.next), which keeps its memoized steps small.
 
 	// CountLiveUsers counts the users not deleted (a scan of the users on FerretDB v1).
 	CountLiveUsers(ctx context.Context) (int, error)
@@ -88,7 +88,7 @@ type Store interface {
 	// RecordReconcileWatermark moves scope's watermark forward to at, never back.
 	RecordReconcileWatermark(ctx context.Context, scope string, at, now time.Time) error
 
-	// The organizations' pass's reads (see runOrgPass).
+	// The organizations' pass's reads (see orgPassState.next).
 	orgPassStore
 }
 
@@ -205,7 +205,7 @@ func (nopMetrics) Reconciled(Summary, error)                           {}
 func (nopMetrics) ReconciledOrganizations(OrganizationsSummary, error) {}
 
 // maxPages bounds the pages of CheckImport's survey of Clerk's users or organizations. (The
-// reconciliation passes go on in a next run instead: see runPass and runOrgPass.)
+// reconciliation passes go on in a next run instead: see runPass.)
 const maxPages = 450
 
 // deleteChunk is the most deletion candidates one step confirms and deletes.
