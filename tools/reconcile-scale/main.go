@@ -2,17 +2,26 @@
 // (issue 23; docs/reconciliation.md, "At scale: measured"). For each size it serves that many
 // generated users from clerk/clerkfake (computed, not stored), with Clerk's rate limit and page
 // size enforced, optionally pre-loads a share of them into the database (embedded FerretDB, or
-// -mongodb-uri), starts the service's binary and the real Inngest dev server (serve mode),
-// requests one reconciliation (`clerk-user-sync reconcile`) and waits for the run of
-// reconcile-users-with-clerk to end; then it runs `clerk-user-sync backfill` into a fresh
-// database. With -changed K, it also measures an incremental run with K users changed among
-// all of them pre-loaded (incremental.go; -reconcile=false -backfill=false for that alone). It prints, per size: wall time, Clerk requests and 429s, the run's steps, its
-// largest step output and largest memoized state, the service's peak RSS, and the outcome.
+// -mongodb-uri), starts the service's binary and the real Inngest dev server (serve mode, with
+// ports of its own, its Connect gRPC ports too: stack.go, inngest.go), requests one
+// reconciliation (`clerk-user-sync reconcile`) and follows the pass of
+// reconcile-users-with-clerk across its runs to its end; then it runs `clerk-user-sync
+// backfill` into a fresh database. With -changed K, it also measures an incremental run with
+// K users changed among all of them pre-loaded, through the service and the dev server too
+// (`clerk-user-sync reconcile --incremental`; incremental.go; -reconcile=false -backfill=false
+// for that alone). With -org-members M, it measures once the organizations' pass over one
+// organization of M members, computed by the stand-in (organization.go; -preload is then the
+// share of its memberships stored before). It prints, per measurement: wall time (from the
+// request to the pass's last run's end), Clerk requests and 429s, the pass's runs and steps,
+// its largest step output and largest memoized state, the service's peak RSS, what the
+// database holds after, and the outcome.
 //
 // Build the binaries first (make reconcile-scale does):
 //
 //	go build -o .bin/clerk-user-sync . && go build -o .bin/reconcile-scale ./tools/reconcile-scale
 //	.bin/reconcile-scale -inngest "$(tools/inngest/build.sh)" -users 10000,100000
+//	.bin/reconcile-scale -inngest .bin/inngest -users 1000000 -changed 1000 -reconcile=false -backfill=false
+//	.bin/reconcile-scale -inngest .bin/inngest -users 1 -reconcile=false -backfill=false -org-members 50000
 package main
 
 import (
@@ -52,6 +61,7 @@ type options struct {
 	reconcile  bool
 	backfill   bool
 	changed    int
+	orgMembers int
 	dir        string
 }
 
@@ -71,7 +81,7 @@ func main() {
 func run() error {
 	var o options
 	sizes := flag.String("users", "10000,100000", "comma-separated sizes: generated Clerk users per measurement")
-	flag.Float64Var(&o.preload, "preload", 0, "share (0 to 1) of the users written to the database before the reconciliation (0: a first import)")
+	flag.Float64Var(&o.preload, "preload", 0, "share (0 to 1) of the users written to the database before the reconciliation (0: a first import); for -org-members, of the organization's memberships")
 	flag.IntVar(&o.stale, "stale", 0, "users stored in the database besides the pre-loaded ones that Clerk no longer has (deletion candidates: past RECONCILE_MAX_DELETE_SHARE of the live users, the run deletes none)")
 	flag.IntVar(&o.rate, "rate", clerkfake.ProductionRate, "Clerk rate limit: requests per -rate-window (1000: a production instance, 100: a development one; 0: none)")
 	flag.DurationVar(&o.window, "rate-window", clerkfake.RateWindow, "the rate limit's window")
@@ -83,6 +93,7 @@ func run() error {
 	flag.BoolVar(&o.reconcile, "reconcile", true, "measure a reconciliation run")
 	flag.BoolVar(&o.backfill, "backfill", true, "measure a backfill")
 	flag.IntVar(&o.changed, "changed", 0, "measure an incremental reconciliation run (clerk-user-sync reconcile --incremental) with this many users changed in Clerk since the watermark, all users pre-loaded (0: none)")
+	flag.IntVar(&o.orgMembers, "org-members", 0, "measure the organizations' pass over one organization with this many members (once, after the sizes of -users; -preload: the share of its memberships stored before; 0: none)")
 	flag.StringVar(&o.dir, "dir", "", "working directory for logs and the embedded database (default: a new temporary one, removed after)")
 	flag.Parse()
 	for _, s := range strings.Split(*sizes, ",") {
@@ -95,6 +106,9 @@ func run() error {
 	if o.changed < 0 {
 		return fmt.Errorf("-changed %d: want 0 or more", o.changed)
 	}
+	if o.orgMembers < 0 {
+		return fmt.Errorf("-org-members %d: want 0 or more", o.orgMembers)
+	}
 	if o.preload < 0 || o.preload > 1 {
 		return fmt.Errorf("-preload %v: want 0 to 1", o.preload)
 	}
@@ -102,7 +116,7 @@ func run() error {
 		return fmt.Errorf("-stale %d: want 0 or more", o.stale)
 	}
 	bins := []*string{&o.serviceBin}
-	if o.reconcile || o.changed > 0 {
+	if o.reconcile || o.changed > 0 || o.orgMembers > 0 {
 		bins = append(bins, &o.inngestBin)
 	}
 	for _, bin := range bins {
@@ -163,6 +177,11 @@ func run() error {
 		if ctx.Err() != nil {
 			break
 		}
+	}
+	if o.orgMembers > 0 && ctx.Err() == nil {
+		r := measureOrganization(ctx, o, fake, db, o.orgMembers)
+		rows = append(rows, r)
+		logf("%s", r.line())
 	}
 	printTable(os.Stdout, o, rows)
 	return ctx.Err()
@@ -257,7 +276,7 @@ type result struct {
 
 // line is r in one log line.
 func (r result) line() string {
-	return fmt.Sprintf("%s %d users: %s, %d Clerk requests (%d 429), %d runs, %d steps (%d executions; at most %d in a run), largest step output %s (%s), state %s in %d outputs (trace total %s), peak RSS %s, %d live users stored; %s",
+	return fmt.Sprintf("%s %d users: %s, %d Clerk requests (%d 429), %d runs, %d steps (%d executions; at most %d in a run), largest step output %s (%s), state %s in %d outputs (trace total %s), peak RSS %s, %d live after; %s",
 		r.what, r.users, r.wall.Round(100*time.Millisecond), r.requests, r.tooMany, r.runs, r.steps, r.attempts, r.maxRunSteps, size(r.largest), r.largestStep,
 		size(r.state), r.stateSteps, size(r.traceTotal), size(int(r.rss)), r.stored, r.outcome)
 }
