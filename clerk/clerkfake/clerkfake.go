@@ -67,6 +67,7 @@ type Server struct {
 	users          userList
 	orgs           []Organization
 	members        []Membership
+	genMembers     map[string]int // GenerateOrganization's organizations: their generated members' count
 	orgsDisabled   bool           // the organization endpoints answer organization_not_enabled_in_instance
 	keyIDs         []string       // the kid of each key GET /v1/jwks serves
 	signingKey     *rsa.PublicKey // generated on the first GET /v1/jwks

@@ -272,3 +272,80 @@ func TestStart(t *testing.T) {
 		t.Errorf("GET /v1/users/count after Close = %d; want a refused connection", resp.StatusCode)
 	}
 }
+
+// TestGenerateOrganization: an organization's generated members are listed after the stored
+// ones, in order, computed page by page; user_id picks among both; removing the organization
+// removes them.
+func TestGenerateOrganization(t *testing.T) {
+	g := func(j int) string { return clerkfake.GeneratedMembership("org_big", j).ID }
+	tests := []struct {
+		name      string
+		m         int
+		change    func(s *clerkfake.Server)
+		query     string
+		want      []string
+		wantTotal int
+	}{
+		{"first page", 50_000, nil, "limit=3&offset=0", []string{g(0), g(1), g(2)}, 50_000},
+		{"last page, short", 50_000, nil, "limit=500&offset=49998", []string{g(49_998), g(49_999)}, 50_000},
+		{"past the end", 10, nil, "limit=5&offset=10", []string{}, 10},
+		{"stored ones first", 3, func(s *clerkfake.Server) {
+			s.PutMembership(clerkfake.NewMembership("org_big", "user_stored", "org:admin", 1))
+		}, "limit=10&offset=0", []string{clerkfake.MembershipID("org_big", "user_stored"), g(0), g(1), g(2)}, 4},
+		{"by user", 100, func(s *clerkfake.Server) {
+			s.PutMembership(clerkfake.NewMembership("org_big", "user_stored", "org:admin", 1))
+		}, "limit=10&offset=0&user_id=" + clerkfake.GeneratedID(42) + "&user_id=user_stored&user_id=" + clerkfake.GeneratedID(7) + "&user_id=" + clerkfake.GeneratedID(100),
+			[]string{clerkfake.MembershipID("org_big", "user_stored"), g(7), g(42)}, 3},
+		{"removed with its organization", 10, func(s *clerkfake.Server) {
+			s.RemoveOrganization("org_big")
+			s.PutOrganization(clerkfake.NewOrganization("org_big", "Big again", 2))
+		}, "limit=5&offset=0", []string{}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := clerkfake.New(t, key)
+			s.GenerateOrganization(clerkfake.NewOrganization("org_big", "Big", 1), tt.m)
+			if tt.change != nil {
+				tt.change(s)
+			}
+			path := "/organizations/org_big/memberships?" + tt.query
+			status, _, body := get(t, s, path)
+			if status != http.StatusOK {
+				t.Fatalf("GET %s = %d; want 200: %s", path, status, body)
+			}
+			var list struct {
+				Data []struct {
+					ID     string `json:"id"`
+					Public struct {
+						UserID string `json:"user_id"`
+					} `json:"public_user_data"`
+				} `json:"data"`
+				Total int `json:"total_count"`
+			}
+			if err := json.Unmarshal(body, &list); err != nil {
+				t.Fatalf("GET %s: %v", path, err)
+			}
+			got := []string{}
+			for _, m := range list.Data {
+				got = append(got, m.ID)
+			}
+			if !slices.Equal(got, tt.want) || list.Total != tt.wantTotal {
+				t.Errorf("GET %s = %v, total %d; want %v, total %d", path, got, list.Total, tt.want, tt.wantTotal)
+			}
+		})
+	}
+}
+
+func TestGeneratedMembership(t *testing.T) {
+	tests := []struct {
+		j        int
+		wantRole string
+	}{{0, "org:admin"}, {1, "org:member"}, {49_999, "org:member"}}
+	for _, tt := range tests {
+		got := clerkfake.GeneratedMembership("org_big", tt.j)
+		u := clerkfake.GeneratedUser(tt.j)
+		if got.ID != clerkfake.MembershipID("org_big", u.ID) || got.OrgID != "org_big" || got.UserID != u.ID || got.Role != tt.wantRole || got.UpdatedAt != u.UpdatedAt {
+			t.Errorf("GeneratedMembership(org_big, %d) = %+v; want the membership of %s, role %s, updated_at %d", tt.j, got, u.ID, tt.wantRole, u.UpdatedAt)
+		}
+	}
+}

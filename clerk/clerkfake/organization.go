@@ -124,6 +124,37 @@ func (s *Server) RemoveOrganization(id string) {
 		s.orgs = slices.Delete(s.orgs, i, i+1)
 	}
 	s.members = slices.DeleteFunc(s.members, func(m Membership) bool { return m.OrgID == id })
+	delete(s.genMembers, id)
+}
+
+// GenerateOrganization puts o (as PutOrganization does) with m generated members: the
+// memberships GeneratedMembership(o.ID, 0) to GeneratedMembership(o.ID, m-1), listed in that
+// order after the memberships PutMembership added to o. They are computed when served, not
+// stored, as Generate's users are: an organization of 50,000 members costs nothing until it is
+// listed, and each page of its list only that page. Calling it again replaces the count;
+// RemoveOrganization removes them with o. PutMembership and RemoveMembership do not see them.
+func (s *Server) GenerateOrganization(o Organization, m int) {
+	s.PutOrganization(o)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.genMembers == nil {
+		s.genMembers = map[string]int{}
+	}
+	s.genMembers[o.ID] = max(m, 0)
+}
+
+// GeneratedMembership returns the generated membership j of the organization orgID (see
+// GenerateOrganization): the membership of GeneratedUser(j), with the id MembershipID(orgID,
+// GeneratedID(j)), the role org:admin for j 0 and org:member for the others, and the user's
+// created_at and updated_at. It is the same on every call.
+func GeneratedMembership(orgID string, j int) Membership {
+	role := "org:member"
+	if j == 0 {
+		role = "org:admin"
+	}
+	m := NewMembership(orgID, GeneratedID(j), role, generatedUpdatedAt(j))
+	m.CreatedAt = generatedEpoch + int64(j)*1000
+	return m
 }
 
 // PutMembership adds m at the end of its organization's membership list, or replaces the
@@ -234,16 +265,37 @@ func (s *Server) serveMemberships(w http.ResponseWriter, r *http.Request, orgID 
 			matching = append(matching, m)
 		}
 	}
+	// The generated members after the stored ones: all of them, or those users names.
+	gen := s.genMembers[orgID]
+	var genUsers []int
+	if len(users) > 0 {
+		for _, id := range users {
+			if j, ok := generatedIndex(id); ok && j < gen && !slices.Contains(genUsers, j) {
+				genUsers = append(genUsers, j)
+			}
+		}
+		slices.Sort(genUsers)
+		gen = len(genUsers)
+	}
+	total := len(matching) + gen
 	page := []any{}
-	for j := offset; j < len(matching) && j < offset+limit; j++ {
-		m := matching[j]
+	for j := offset; j < total && j < offset+limit; j++ {
+		var m Membership
+		switch {
+		case j < len(matching):
+			m = matching[j]
+		case genUsers != nil:
+			m = GeneratedMembership(orgID, genUsers[j-len(matching)])
+		default:
+			m = GeneratedMembership(orgID, j-len(matching))
+		}
 		var u *User
 		if found, ok := s.users.lookup(m.UserID); ok {
 			u = &found
 		}
 		page = append(page, clerkMembership(m, org, u))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": page, "total_count": len(matching)})
+	writeJSON(w, http.StatusOK, map[string]any{"data": page, "total_count": total})
 }
 
 // clerkOrganization renders o as Clerk's Organization object.

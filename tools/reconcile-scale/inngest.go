@@ -254,6 +254,7 @@ type traceSteps struct {
 	LargestStep string // its name
 	Total       int    // every step output's bytes
 	Failed      []string
+	Kinds       map[string]int // the steps by name less its number (org-members-3: org-members)
 }
 
 // trace reads the run's trace (what the dev server's UI shows) and every step's output.
@@ -268,6 +269,10 @@ func (d *devServer) trace(runID string) (traceSteps, error) {
 			continue // the finalization, or a span not (yet) a step's
 		}
 		ts.Steps++
+		if ts.Kinds == nil {
+			ts.Kinds = map[string]int{}
+		}
+		ts.Kinds[strings.TrimRight(strings.TrimRight(s.Name, "0123456789"), "-")]++
 		ts.Attempts += s.Executions()
 		if s.Status == "FAILED" {
 			ts.Failed = append(ts.Failed, s.Name)
