@@ -23,3 +23,7 @@ func SetSender(r *Reconciler, s EventSender) { r.sender = s }
 // stopping at half its budget), so that tests of an organization whose members span steps
 // need neither slow pages nor a tight budget.
 func SetMemberPages(r *Reconciler, n int) { r.memberPages = n }
+
+// SetFindChunk makes r's org-find-deletions and org-member-find steps compare n ids each
+// instead of 20,000, so that tests of those phases over several steps need few ids.
+func SetFindChunk(r *Reconciler, n int) { r.findChunk = n }

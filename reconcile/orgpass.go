@@ -36,8 +36,7 @@ const (
 	// setMembersStored: the live memberships of an organization whose members span steps,
 	// read before its first page of members.
 	setMembersStored = "members-stored"
-	// setMembersSeen: the memberships Clerk listed for such an organization, in steps before
-	// the one that ends its list.
+	// setMembersSeen: the memberships Clerk listed for such an organization.
 	setMembersSeen = "members-seen"
 	// setMembersCandidates: the memberships stored before their organization's list was read
 	// that the list lacked.
@@ -53,6 +52,9 @@ const membershipChunk = 100
 const (
 	// phaseMembers: the members steps, organization after organization.
 	phaseMembers phase = "members"
+	// phaseMemberFind: the org-member-find-N steps, over the memberships of the organizations
+	// whose members spanned steps.
+	phaseMemberFind phase = "member-find"
 	// phaseFind: the org-find-deletions steps.
 	phaseFind phase = "find"
 	// phaseMemberDelete: the membership candidates' confirmation.
@@ -201,9 +203,14 @@ func (st *orgPassState) done(logger *slog.Logger) {
 //     memberships in the database first, then list its memberships in Clerk from the offset
 //     the step before left, and write them; a step starts no page past half its budget, so an
 //     organization of many members spans steps (its stored memberships and those listed so
-//     far are then marked, members-stored and members-seen). When an organization's list
-//     ends, the memberships stored before it was read that it lacks are marked candidates (a
-//     membership a webhook writes meanwhile is not among them).
+//     far are then marked, members-stored and members-seen). When the list of an organization
+//     read within one step ends, the memberships stored before it was read that it lacks are
+//     marked candidates (a membership a webhook writes meanwhile is not among them); when
+//     the organization has left Clerk meanwhile, all its live memberships are.
+//   - org-member-find-N compare findChunk members-stored marks at a time (those of every
+//     organization whose members spanned steps) with the members-seen marks, and mark those
+//     missing candidates: so an organization's end costs no step more than findChunk reads,
+//     whatever its members' count.
 //   - org-find-deletions-N compare findChunk live organizations at a time with the seen
 //     marks and mark those missing; org-cap-deletions applies the safety cap to both counts of
 //     candidates (shares of the live organizations and memberships before the pass).
@@ -296,7 +303,22 @@ func (st *orgPassState) next(ctx context.Context, p *passRun) error {
 		}
 		st.Members = res.Next
 		if res.Fetched < membershipChunk && res.Done >= res.Fetched {
-			st.Phase, st.Offset, st.Cursor, st.Members = phaseFind, 0, "", 0
+			st.Phase, st.Offset, st.Cursor, st.Members = phaseMemberFind, 0, "", 0
+		}
+	case phaseMemberFind:
+		res, err := passStep(ctx, p, fmt.Sprintf("org-member-find-%d", st.Offset), func(ctx context.Context) (orgFindResult, error) {
+			return r.findMemberCandidates(ctx, st.Pass, st.Offset, st.Cursor)
+		})
+		if err != nil {
+			return err
+		}
+		st.FoundMembers += res.Found
+		st.Offset += res.Scanned
+		if res.Last != "" {
+			st.Cursor = res.Last
+		}
+		if res.Scanned < r.findChunk {
+			st.Phase, st.Offset, st.Cursor = phaseFind, 0, ""
 		}
 	case phaseFind:
 		res, err := passStep(ctx, p, fmt.Sprintf("org-find-deletions-%d", st.Offset), func(ctx context.Context) (orgFindResult, error) {
@@ -584,6 +606,15 @@ func (om *orgMembers) sync(ctx context.Context, orgID string, offset int) (next 
 			break
 		}
 	}
+	if start > 0 && !gone {
+		// A list that spanned steps: the org-member-find steps compare its members-stored
+		// marks with the members-seen ones, this step's among them.
+		if _, err := r.users.MarkReconciled(ctx, orgScope, om.pass, setMembersSeen, om.step, listed); err != nil {
+			r.logger.Error("marking the memberships seen failed", "org_id", orgID, "error", err)
+			return stop(err)
+		}
+		return 0, true, nil
+	}
 	candidates, err := om.candidates(ctx, orgID, start, stored, listed, gone)
 	if err != nil {
 		return stop(err)
@@ -598,10 +629,11 @@ func (om *orgMembers) sync(ctx context.Context, orgID string, offset int) (next 
 }
 
 // candidates returns the memberships of orgID stored before its list was read that the list
-// lacks (all of them when gone): stored (read by this step, when start is 0) less listed, or,
-// for a list begun in an earlier step, the live memberships now that the members-stored marks
-// hold, less the members-seen marks and listed. It returns an error wrapping
-// store.ErrDatabase when the database fails.
+// lacks: stored (read by this step, when start is 0) less listed; all of them when gone, and
+// then, for a list begun in an earlier step, all the organization's live memberships (it has
+// left Clerk: each is confirmed before it is deleted). A list begun earlier that did not end
+// in a gone organization has its candidates found by the org-member-find steps instead. It
+// returns an error wrapping store.ErrDatabase when the database fails.
 func (om *orgMembers) candidates(ctx context.Context, orgID string, start int, stored []store.Membership, listed []string, gone bool) ([]string, error) {
 	r := om.r
 	ids := membershipIDs(stored)
@@ -611,35 +643,12 @@ func (om *orgMembers) candidates(ctx context.Context, orgID string, start int, s
 			r.logger.Error("listing the live memberships of an organization failed", "org_id", orgID, "error", err)
 			return nil, err
 		}
-		if ids, err = r.users.ReconcileMarked(ctx, orgScope, om.pass, setMembersStored, membershipIDs(live)); err != nil {
-			r.logger.Error("reading the stored memberships marked failed", "org_id", orgID, "error", err)
-			return nil, err
-		}
+		return membershipIDs(live), nil
 	}
 	if gone || len(ids) == 0 {
 		return ids, nil
 	}
-	seen := map[string]bool{}
-	for _, id := range listed {
-		seen[id] = true
-	}
-	if start > 0 {
-		marked, err := r.users.ReconcileMarked(ctx, orgScope, om.pass, setMembersSeen, ids)
-		if err != nil {
-			r.logger.Error("reading the memberships seen failed", "org_id", orgID, "error", err)
-			return nil, err
-		}
-		for _, id := range marked {
-			seen[id] = true
-		}
-	}
-	var out []string
-	for _, id := range ids {
-		if !seen[id] {
-			out = append(out, id)
-		}
-	}
-	return out, nil
+	return without(ids, listed), nil
 }
 
 // membershipIDs returns the ids of ms, ascending.
@@ -650,6 +659,49 @@ func membershipIDs(ms []store.Membership) []string {
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// findMemberCandidates compares the next findChunk members-stored marks after cursor (the
+// memberships stored when the list of their organization, one that spanned steps, began) with
+// the members-seen marks (those its list had), and marks those missing as deletion candidates
+// (step is the count of marks compared before). It returns an error wrapping
+// store.ErrDatabase when the database fails.
+func (r *Reconciler) findMemberCandidates(ctx context.Context, pass string, step int, cursor string) (orgFindResult, error) {
+	stored, err := r.users.ReconcileMarksAfter(ctx, orgScope, pass, setMembersStored, cursor, r.findChunk)
+	if err != nil {
+		r.logger.Error("reading the stored memberships marked failed", "error", err)
+		return orgFindResult{}, err
+	}
+	if len(stored) == 0 {
+		return orgFindResult{}, nil
+	}
+	seen, err := r.users.ReconcileMarked(ctx, orgScope, pass, setMembersSeen, stored)
+	if err != nil {
+		r.logger.Error("reading the memberships seen failed", "error", err)
+		return orgFindResult{}, err
+	}
+	missing := without(stored, seen)
+	marked, err := r.users.MarkReconciled(ctx, orgScope, pass, setMembersCandidates, step, missing)
+	if err != nil {
+		r.logger.Error("marking membership candidates failed", "error", err)
+		return orgFindResult{}, err
+	}
+	return orgFindResult{Scanned: len(stored), Found: len(marked), Last: stored[len(stored)-1]}, nil
+}
+
+// without returns the ids of all that are not in some, in all's order.
+func without(all, some []string) []string {
+	in := make(map[string]bool, len(some))
+	for _, id := range some {
+		in[id] = true
+	}
+	var out []string
+	for _, id := range all {
+		if !in[id] {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // findOrgCandidates compares the next findChunk live organizations after cursor with the ids
@@ -670,16 +722,7 @@ func (r *Reconciler) findOrgCandidates(ctx context.Context, pass string, step in
 		r.logger.Error("reading the organizations seen failed", "error", err)
 		return orgFindResult{}, err
 	}
-	isSeen := make(map[string]bool, len(seen))
-	for _, id := range seen {
-		isSeen[id] = true
-	}
-	var missing []string
-	for _, id := range live {
-		if !isSeen[id] {
-			missing = append(missing, id)
-		}
-	}
+	missing := without(live, seen)
 	marked, err := r.users.MarkReconciled(ctx, orgScope, pass, setOrgCandidates, step, missing)
 	if err != nil {
 		r.logger.Error("marking deletion candidates failed", "error", err)

@@ -59,6 +59,7 @@ func goneMemberships(gone int) []string {
 // several steps (each starts no page past half its budget), and the pass, whose runs may take 8
 // steps, goes on run after run through OrganizationsContinueEvent: every step's output and
 // every continuation stays small, the memberships stored before the list that it lacks are
+// found by org-member-find steps of 10 marks each (not in the step that ends the list),
 // confirmed and deleted (and only those), and the last run's summary covers the whole pass.
 func TestOrgPassManyMembers(t *testing.T) {
 	t.Parallel()
@@ -67,6 +68,7 @@ func TestOrgPassManyMembers(t *testing.T) {
 	r := newReconciler(t, st, fake, reconcile.Config{PageSize: pageSize, MaxDeleteShare: 0.5})
 	reconcile.SetMemberPages(r, 4) // at most 4 of org_big's 21 pages (the last empty) a step
 	reconcile.SetMaxRunSteps(r, maxSteps)
+	reconcile.SetFindChunk(r, 10) // org_big's 25 stored memberships over 3 org-member-find steps
 	runs := driveOrgPass(t, r, 20)
 
 	want := reconcile.OrganizationsSummary{Pages: 1, Runs: len(runs.steps),
@@ -78,7 +80,7 @@ func TestOrgPassManyMembers(t *testing.T) {
 	if len(runs.steps) < 3 {
 		t.Errorf("the pass took %d runs; want several", len(runs.steps))
 	}
-	memberSteps := 0
+	memberSteps, findSteps := 0, 0
 	for i, steps := range runs.steps {
 		if len(steps) > maxSteps {
 			t.Errorf("run %d took %d steps; want at most %d", i+1, len(steps), maxSteps)
@@ -87,6 +89,9 @@ func TestOrgPassManyMembers(t *testing.T) {
 			if strings.HasPrefix(s.Step, "org-members-") {
 				memberSteps++
 			}
+			if strings.HasPrefix(s.Step, "org-member-find-") {
+				findSteps++
+			}
 			if len(s.Data) > maxStepOutput || strings.Count(string(s.Data), `"user_`)+strings.Count(string(s.Data), `"orgmem_`) > 1 {
 				t.Errorf("run %d: step %s output %d bytes: %s; want at most %d, and no list of ids", i+1, s.Step, len(s.Data), s.Data, maxStepOutput)
 			}
@@ -94,6 +99,9 @@ func TestOrgPassManyMembers(t *testing.T) {
 	}
 	if memberSteps < 6 {
 		t.Errorf("org-members steps = %d; want at least 6 (21 pages of org_big, at most 4 a step)", memberSteps)
+	}
+	if findSteps != 3 {
+		t.Errorf("org-member-find steps = %d; want 3 (25 stored memberships of org_big, 10 a step)", findSteps)
 	}
 	for i, e := range runs.events {
 		if len(e) > 1024 {
