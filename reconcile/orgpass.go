@@ -71,6 +71,9 @@ type orgPassState struct {
 	// Members is the offset of the next page of the members of the organization after Cursor
 	// (0: its list is not started).
 	Members int `json:"members,omitempty"`
+	// Spanned is true once the members of an organization have spanned steps: the
+	// org-member-find steps then find their candidates (a pass without has none).
+	Spanned bool `json:"members_spanned,omitempty"`
 	// Listed and Shared count the organizations on Clerk's list and the live ones among them.
 	Listed int `json:"listed"`
 	Shared int `json:"listed_and_stored"`
@@ -207,10 +210,10 @@ func (st *orgPassState) done(logger *slog.Logger) {
 //     read within one step ends, the memberships stored before it was read that it lacks are
 //     marked candidates (a membership a webhook writes meanwhile is not among them); when
 //     the organization has left Clerk meanwhile, all its live memberships are.
-//   - org-member-find-N compare findChunk members-stored marks at a time (those of every
-//     organization whose members spanned steps) with the members-seen marks, and mark those
-//     missing candidates: so an organization's end costs no step more than findChunk reads,
-//     whatever its members' count.
+//   - org-member-find-N (when an organization's members spanned steps) compare findChunk
+//     members-stored marks at a time (those of every such organization) with the
+//     members-seen marks, and mark those missing candidates: so an organization's end costs
+//     no step more than findChunk reads, whatever its members' count.
 //   - org-find-deletions-N compare findChunk live organizations at a time with the seen
 //     marks and mark those missing; org-cap-deletions applies the safety cap to both counts of
 //     candidates (shares of the live organizations and memberships before the pass).
@@ -301,9 +304,13 @@ func (st *orgPassState) next(ctx context.Context, p *passRun) error {
 		if res.Last != "" {
 			st.Cursor = res.Last
 		}
+		st.Spanned = st.Spanned || st.Members > 0 || res.Next > 0
 		st.Members = res.Next
 		if res.Fetched < membershipChunk && res.Done >= res.Fetched {
-			st.Phase, st.Offset, st.Cursor, st.Members = phaseMemberFind, 0, "", 0
+			st.Phase, st.Offset, st.Cursor, st.Members = phaseFind, 0, "", 0
+			if st.Spanned {
+				st.Phase = phaseMemberFind
+			}
 		}
 	case phaseMemberFind:
 		res, err := passStep(ctx, p, fmt.Sprintf("org-member-find-%d", st.Offset), func(ctx context.Context) (orgFindResult, error) {
