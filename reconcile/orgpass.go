@@ -679,21 +679,40 @@ func (r *Reconciler) findMemberCandidates(ctx context.Context, pass string, step
 		r.logger.Error("reading the stored memberships marked failed", "error", err)
 		return orgFindResult{}, err
 	}
-	if len(stored) == 0 {
+	return r.markUnseen(ctx, pass, step, stored, setMembersSeen, setMembersCandidates, "memberships")
+}
+
+// findOrgCandidates compares the next findChunk live organizations after cursor with the ids
+// the write steps saw, and marks those missing as deletion candidates (step is the count of
+// live organizations compared before). It returns an error wrapping store.ErrDatabase when
+// the database fails.
+func (r *Reconciler) findOrgCandidates(ctx context.Context, pass string, step int, cursor string) (orgFindResult, error) {
+	live, err := r.users.LiveOrganizationIDsAfter(ctx, cursor, r.findChunk)
+	if err != nil {
+		r.logger.Error("listing live organizations failed", "error", err)
+		return orgFindResult{}, err
+	}
+	return r.markUnseen(ctx, pass, step, live, setOrgSeen, setOrgCandidates, "organizations")
+}
+
+// markUnseen marks in the set candidates those of ids (ascending; what names them in log
+// lines) that the set seen lacks, and returns how many it compared and newly marked, and the
+// last id. It returns an error wrapping store.ErrDatabase when the database fails.
+func (r *Reconciler) markUnseen(ctx context.Context, pass string, step int, ids []string, seen, candidates, what string) (orgFindResult, error) {
+	if len(ids) == 0 {
 		return orgFindResult{}, nil
 	}
-	seen, err := r.users.ReconcileMarked(ctx, orgScope, pass, setMembersSeen, stored)
+	held, err := r.users.ReconcileMarked(ctx, orgScope, pass, seen, ids)
 	if err != nil {
-		r.logger.Error("reading the memberships seen failed", "error", err)
+		r.logger.Error("reading the "+what+" seen failed", "error", err)
 		return orgFindResult{}, err
 	}
-	missing := without(stored, seen)
-	marked, err := r.users.MarkReconciled(ctx, orgScope, pass, setMembersCandidates, step, missing)
+	marked, err := r.users.MarkReconciled(ctx, orgScope, pass, candidates, step, without(ids, held))
 	if err != nil {
-		r.logger.Error("marking membership candidates failed", "error", err)
+		r.logger.Error("marking "+what+" deletion candidates failed", "error", err)
 		return orgFindResult{}, err
 	}
-	return orgFindResult{Scanned: len(stored), Found: len(marked), Last: stored[len(stored)-1]}, nil
+	return orgFindResult{Scanned: len(ids), Found: len(marked), Last: ids[len(ids)-1]}, nil
 }
 
 // without returns the ids of all that are not in some, in all's order.
@@ -709,33 +728,6 @@ func without(all, some []string) []string {
 		}
 	}
 	return out
-}
-
-// findOrgCandidates compares the next findChunk live organizations after cursor with the ids
-// the write steps saw, and marks those missing as deletion candidates (step is the count of
-// live organizations compared before). It returns an error wrapping store.ErrDatabase when
-// the database fails.
-func (r *Reconciler) findOrgCandidates(ctx context.Context, pass string, step int, cursor string) (orgFindResult, error) {
-	live, err := r.users.LiveOrganizationIDsAfter(ctx, cursor, r.findChunk)
-	if err != nil {
-		r.logger.Error("listing live organizations failed", "error", err)
-		return orgFindResult{}, err
-	}
-	if len(live) == 0 {
-		return orgFindResult{}, nil
-	}
-	seen, err := r.users.ReconcileMarked(ctx, orgScope, pass, setOrgSeen, live)
-	if err != nil {
-		r.logger.Error("reading the organizations seen failed", "error", err)
-		return orgFindResult{}, err
-	}
-	missing := without(live, seen)
-	marked, err := r.users.MarkReconciled(ctx, orgScope, pass, setOrgCandidates, step, missing)
-	if err != nil {
-		r.logger.Error("marking deletion candidates failed", "error", err)
-		return orgFindResult{}, err
-	}
-	return orgFindResult{Scanned: len(live), Found: len(marked), Last: live[len(live)-1]}, nil
 }
 
 // deleteOrgCandidates is an org-delete or member-delete step of p's pass: it confirms the next
